@@ -1,0 +1,276 @@
+"""The `hashdesk` command: gui, demo, ingest, users, db, bench."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from app import __version__
+from app.core.config import ConfigError, Settings, load_settings
+from app.core.contentstore import ContentStore
+from app.core.ingest import IngestJob, ManifestError, jobs_from_paths, read_manifest
+from app.core.taxonomy import TaxonomyError, load_taxonomy
+from app.paths import resource
+from app.storage.db import Database, DatabaseError, open_database
+from app.storage.users import UserError
+
+
+class CliError(Exception):
+    pass
+
+
+def _open(settings: Settings) -> Database:
+    return open_database(settings.database_url)
+
+
+def _progress(done: int, total: int) -> None:
+    if not sys.stderr.isatty():
+        return
+    width = 30
+    filled = int(width * done / max(total, 1))
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
+    if done == total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def run_ingest(settings: Settings, db: Database, jobs: list[IngestJob], problems: list[str]):
+    from app.storage.ingest import IngestRecorder, ingest_jobs
+
+    recorder = IngestRecorder(db, ContentStore(settings.media_root))
+    summary = ingest_jobs(recorder, jobs, progress=_progress)
+    summary.manifest_problems.extend(problems)
+    return summary
+
+
+def print_summary(summary) -> None:
+    print(
+        f"ingested {summary.total} file(s): {summary.new} new, {summary.copies} exact "
+        f"copies of known items, {len(summary.unreadable)} unreadable"
+    )
+    for path, why in summary.unreadable:
+        print(f"  unreadable: {path}: {why}")
+    for path in summary.missing:
+        print(f"  missing: {path}")
+    for problem in summary.manifest_problems:
+        print(f"  manifest: {problem}")
+
+
+def cmd_ingest(args, settings: Settings) -> int:
+    jobs: list[IngestJob] = []
+    problems: list[str] = []
+    if args.manifest:
+        m_jobs, m_problems = read_manifest(args.manifest, args.source or "manifest", args.reason)
+        jobs += m_jobs
+        problems += m_problems
+    if args.paths:
+        missing = [p for p in args.paths if not Path(p).exists()]
+        if missing:
+            raise CliError(f"no such file or folder: {', '.join(missing)}")
+        jobs += jobs_from_paths(args.paths, source=args.source or "manual", reason=args.reason)
+    if not jobs:
+        raise CliError("nothing to ingest: give files or folders, or --manifest FILE")
+    db = _open(settings)
+    try:
+        print_summary(run_ingest(settings, db, jobs, problems))
+    finally:
+        db.dispose()
+    return 0
+
+
+def _read_password(args) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise CliError("no terminal to ask for a password: use --password-stdin")
+    first = getpass.getpass("New password: ")
+    if first != getpass.getpass("Repeat it: "):
+        raise CliError("the passwords differ")
+    return first
+
+
+def cmd_users(args, settings: Settings) -> int:
+    from app.storage.users import UserService
+
+    db = _open(settings)
+    try:
+        users = UserService(db)
+        if args.users_cmd == "add":
+            info = users.add(args.name, _read_password(args), args.role, args.display_name)
+            print(f"added {info.username} ({info.role.value})")
+        else:
+            for u in users.list():
+                state = "active" if u.active else "disabled"
+                print(f"{u.username:20} {u.role.value:10} {state:9} {u.display_name}")
+    finally:
+        db.dispose()
+    return 0
+
+
+def cmd_db(args, settings: Settings) -> int:
+    if args.db_cmd == "upgrade":
+        db = _open(settings)
+        print(f"database at {db.label} is at schema revision {db.current_revision()}")
+        db.dispose()
+        return 0
+    from sqlalchemy import func, select
+
+    from app.storage.models import Decision, HashListEntry, Item, User
+
+    db = open_database(settings.database_url, upgrade=False)
+    try:
+        current, head = db.current_revision(), db.head_revision()
+        print(f"database:  {db.dialect} {db.label}")
+        print(f"schema:    {current or 'empty'} (this Hashdesk: {head})")
+        print(f"media:     {settings.media_root}")
+        if current == head:
+            with db.session() as s:
+                for name, model in (
+                    ("users", User),
+                    ("items", Item),
+                    ("decisions", Decision),
+                    ("hash list", HashListEntry),
+                ):
+                    n = s.scalar(select(func.count()).select_from(model))
+                    print(f"{name + ':':11}{n}")
+        else:
+            print("run `hashdesk db upgrade` to bring the schema up to date")
+    finally:
+        db.dispose()
+    return 0
+
+
+def _context(settings: Settings, db: Database):
+    from app.ui.context import AppContext
+
+    return AppContext(
+        settings=settings,
+        db=db,
+        store=ContentStore(settings.media_root),
+        taxonomy=load_taxonomy(resource("taxonomy.toml")),
+    )
+
+
+def cmd_gui(args, settings: Settings) -> int:
+    from app.storage.users import UserService
+    from app.ui.app import run_gui
+
+    db = _open(settings)
+    if not UserService(db).list():
+        raise CliError(
+            "there are no users yet: add one with "
+            "`hashdesk users add NAME --role moderator`, or try `hashdesk demo`"
+        )
+    return run_gui(_context(settings, db))
+
+
+DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
+
+
+def prepare_demo(folder: Path, count: int = 40) -> tuple[Settings, Database]:
+    """A throwaway database and media root in ``folder``, filled with sample items and a demo
+    moderator."""
+    from app.core.demo import write_demo_media
+    from app.core.model import Role
+    from app.storage.users import UserService
+
+    settings = load_settings(
+        {
+            "HASHDESK_DATABASE_URL": f"sqlite:///{(folder / 'demo.sqlite3').as_posix()}",
+            "HASHDESK_MEDIA_ROOT": str(folder / "media"),
+        }
+    )
+    db = _open(settings)
+    manifest = write_demo_media(folder / "incoming", count=count)
+    jobs, problems = read_manifest(manifest)
+    print_summary(run_ingest(settings, db, jobs, problems))
+    users = UserService(db)
+    if users.get(DEMO_USER) is None:
+        users.add(DEMO_USER, DEMO_PASSWORD, Role.MODERATOR, "Demo Moderator")
+    return settings, db
+
+
+def cmd_demo(args, settings: Settings) -> int:
+    from app.storage.users import UserService
+
+    folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="hashdesk-demo-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    demo_settings, db = prepare_demo(folder, args.count)
+    print(f"demo data in {folder} (user {DEMO_USER!r}, password {DEMO_PASSWORD!r})")
+    if args.no_gui:
+        return 0
+    from app.ui.app import run_gui
+
+    return run_gui(_context(demo_settings, db), UserService(db).get(DEMO_USER))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hashdesk", description=__doc__)
+    p.add_argument("--version", action="version", version=f"hashdesk {__version__}")
+    sub = p.add_subparsers(dest="cmd")
+    sub.add_parser("gui", help="open the review window (the default)")
+    demo = sub.add_parser("demo", help="open the app on a throwaway database of sample items")
+    demo.add_argument("--dir", help="folder for the demo data (default: a new temporary folder)")
+    demo.add_argument("--count", type=int, default=40, help="about how many files")
+    demo.add_argument("--no-gui", action="store_true", help="prepare the data only")
+    ing = sub.add_parser("ingest", help="add flagged files to the queue")
+    ing.add_argument("paths", nargs="*", help="files or folders (recursive)")
+    ing.add_argument("--source", help="where the flags came from (default: manual)")
+    ing.add_argument("--reason", help="why the files were flagged")
+    ing.add_argument("--manifest", help="CSV or JSON-lines file with per-file facts")
+    users = sub.add_parser("users", help="manage user accounts")
+    usub = users.add_subparsers(dest="users_cmd", required=True)
+    add = usub.add_parser("add", help="add a user")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["moderator", "lead", "admin"])
+    add.add_argument("--display-name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    usub.add_parser("list", help="list users")
+    db = sub.add_parser("db", help="database schema")
+    dsub = db.add_subparsers(dest="db_cmd", required=True)
+    dsub.add_parser("upgrade", help="apply migrations")
+    dsub.add_parser("info", help="where the database is, its schema version and counts")
+    sub.add_parser("bench", help="print performance figures")
+    return p
+
+
+COMMANDS = {
+    "gui": cmd_gui,
+    "demo": cmd_demo,
+    "ingest": cmd_ingest,
+    "users": cmd_users,
+    "db": cmd_db,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    cmd = args.cmd or "gui"
+    try:
+        settings = load_settings()
+        if cmd == "bench":
+            from app.bench import run_bench
+
+            return run_bench()
+        return COMMANDS[cmd](args, settings)
+    except (
+        CliError,
+        ConfigError,
+        DatabaseError,
+        ManifestError,
+        UserError,
+        TaxonomyError,
+    ) as exc:
+        print(f"hashdesk: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())

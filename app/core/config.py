@@ -1,0 +1,85 @@
+"""Workstation settings: where the database and the media root are, review defaults.
+
+Read from the environment (``HASHDESK_*``) over built-in defaults in the user's data directory.
+A bad value raises ConfigError with a message that names the variable and the value.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+from app import APP_NAME
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    media_root: Path
+    lease_seconds: int = 300
+    blur_radius: int = 24
+
+    @property
+    def database_label(self) -> str:
+        """Where the database is, without any password, for the status bar and logs."""
+        return redact_url(self.database_url)
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_database_url(base: Path | None = None) -> str:
+    base = base or data_dir()
+    return f"sqlite:///{(base / 'hashdesk.sqlite3').as_posix()}"
+
+
+def redact_url(url: str) -> str:
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
+
+
+def _int_env(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={raw!r} is out of range: use {lo} to {hi}")
+    return value
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if env is None else env)
+    url = env.get("HASHDESK_DATABASE_URL", "").strip() or default_database_url()
+    if not url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+        raise ConfigError(
+            f"HASHDESK_DATABASE_URL={redact_url(url)!r} is not supported: use "
+            "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        )
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    media = env.get("HASHDESK_MEDIA_ROOT", "").strip()
+    media_root = Path(media).expanduser() if media else data_dir() / "media"
+    if media_root.exists() and not media_root.is_dir():
+        raise ConfigError(f"HASHDESK_MEDIA_ROOT={media!r} exists and is not a folder")
+    return Settings(
+        database_url=url,
+        media_root=media_root,
+        lease_seconds=_int_env(env, "HASHDESK_LEASE_SECONDS", 300, 10, 86400),
+        blur_radius=_int_env(env, "HASHDESK_BLUR", 24, 0, 100),
+    )

@@ -1,0 +1,160 @@
+"""SQLAlchemy 2 typed models of the shared database (see DESIGN.md, "Data model").
+
+Times are stored as naive UTC so that SQLite and PostgreSQL behave the same.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; BigInteger elsewhere.
+PK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Item(Base):
+    __tablename__ = "items"
+    __table_args__ = (Index("ix_items_queue", "status", "priority", "created_at"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    md5: Mapped[str] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    mime: Mapped[str | None] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration: Mapped[float | None] = mapped_column(Float)
+    content_key: Mapped[str | None] = mapped_column(String(64))
+    preview_key: Mapped[str | None] = mapped_column(String(64))
+    preview_frames: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(16))
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    deadline: Mapped[datetime | None] = mapped_column(DateTime)
+    cluster_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    match_note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+    sightings: Mapped[list[Sighting]] = relationship(back_populates="item", order_by="Sighting.id")
+    signals: Mapped[list[SignalRow]] = relationship(back_populates="item", order_by="SignalRow.id")
+
+
+class Sighting(Base):
+    __tablename__ = "sightings"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    source: Mapped[str] = mapped_column(String(128))
+    external_id: Mapped[str | None] = mapped_column(String(256))
+    source_url: Mapped[str | None] = mapped_column(Text)
+    original_name: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    score: Mapped[float | None] = mapped_column(Float)
+    flagged_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    deadline: Mapped[datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    item: Mapped[Item] = relationship(back_populates="sightings")
+
+
+class SignalRow(Base):
+    __tablename__ = "signals"
+    __table_args__ = (Index("ix_signals_algorithm_value", "algorithm", "value"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(64))
+    quality: Mapped[int | None] = mapped_column(Integer)
+    frame_ts: Mapped[float | None] = mapped_column(Float)
+    variant: Mapped[str] = mapped_column(String(16), default="")
+
+    item: Mapped[Item] = relationship(back_populates="signals")
+
+
+class Decision(Base):
+    """Append-only. ``entry_hash`` chains each row to the previous one (tamper evidence)."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_user_time", "user_id", "decided_at"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    verdict: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str | None] = mapped_column(String(64))
+    category_label: Mapped[str | None] = mapped_column(String(255))
+    note: Mapped[str | None] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(String(16))
+    supersedes: Mapped[str | None] = mapped_column(String(36))
+    decided_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class HashListEntry(Base):
+    """One confirmed signal in the shared hash list. Retracted, never deleted."""
+
+    __tablename__ = "hash_list"
+    __table_args__ = (
+        Index("ix_hash_list_algorithm_value", "algorithm", "value"),
+        UniqueConstraint("decision_uuid", "signal_id", name="uq_hash_list_decision_signal"),
+    )
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    algorithm: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(64))
+    quality: Mapped[int | None] = mapped_column(Integer)
+    frame_ts: Mapped[float | None] = mapped_column(Float)
+    variant: Mapped[str] = mapped_column(String(16), default="")
+    category: Mapped[str | None] = mapped_column(String(64))
+    list_name: Mapped[str] = mapped_column(String(64), default="local")
+    decision_uuid: Mapped[str | None] = mapped_column(String(36), index=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"), index=True)
+    signal_id: Mapped[int | None] = mapped_column(ForeignKey("signals.id"))
+    added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    retracted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    retracted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    retraction_reason: Mapped[str | None] = mapped_column(Text)
+    retraction_decision_uuid: Mapped[str | None] = mapped_column(String(36))

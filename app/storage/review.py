@@ -1,0 +1,393 @@
+"""The review queue and decisions: claims with leases, append-only decisions, hash-list writes.
+
+Everything a decision changes (the decision row, the item's status, the hash-list rows it adds or
+retracts) happens in one transaction. Decisions are idempotent by their client-made UUID.
+"""
+
+from __future__ import annotations
+
+import uuid as uuidlib
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, case, func, or_, select, text
+from sqlalchemy.orm import Session
+
+from app.core.model import (
+    DecisionMethod,
+    ItemStatus,
+    MediaKind,
+    QueueItem,
+    SightingInfo,
+    Verdict,
+)
+from app.core.security import GENESIS_HASH, chain_hash
+from app.storage.db import Database
+from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRow, utcnow
+
+OPEN_STATUSES = (ItemStatus.QUEUED.value, ItemStatus.UNREADABLE.value)
+# Verdicts that end a moderator's work on an item and that undo can take back.
+UNDOABLE = (Verdict.CONFIRM, Verdict.REJECT, Verdict.SKIP, Verdict.ESCALATE)
+_CHAIN_LOCK_ID = 0x48415348  # "HASH": PostgreSQL advisory lock serialising the decision chain
+
+
+class ReviewError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class DecisionRequest:
+    item_id: int
+    user_id: int
+    verdict: Verdict
+    category: str | None = None
+    category_label: str | None = None
+    note: str | None = None
+    method: DecisionMethod = DecisionMethod.MANUAL
+    uuid: str = field(default_factory=lambda: str(uuidlib.uuid4()))
+    decided_at: datetime = field(default_factory=utcnow)
+    supersedes: str | None = None
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    uuid: str
+    item_id: int
+    verdict: Verdict
+    hashes_added: int = 0
+    hashes_retracted: int = 0
+    duplicate: bool = False  # the UUID had already been recorded: nothing was written
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    open_items: int
+    decided_today: int
+
+
+def open_status_for(kind: str) -> str:
+    return ItemStatus.UNREADABLE.value if kind == MediaKind.UNREADABLE.value else "queued"
+
+
+def to_queue_item(s: Session, item: Item) -> QueueItem:
+    sightings = s.scalars(
+        select(Sighting).where(Sighting.item_id == item.id).order_by(Sighting.flagged_at)
+    ).all()
+    return QueueItem(
+        id=item.id,
+        sha256=item.sha256,
+        kind=MediaKind(item.kind),
+        status=ItemStatus(item.status),
+        size=item.size,
+        width=item.width,
+        height=item.height,
+        duration=item.duration,
+        preview_key=item.preview_key,
+        preview_frames=item.preview_frames,
+        error=item.error,
+        priority=item.priority,
+        deadline=item.deadline,
+        cluster_id=item.cluster_id,
+        cluster_size=1,
+        sightings=tuple(
+            SightingInfo(
+                source=x.source,
+                external_id=x.external_id,
+                source_url=x.source_url,
+                reason=x.reason,
+                score=x.score,
+                flagged_at=x.flagged_at,
+                deadline=x.deadline,
+            )
+            for x in sightings
+        ),
+        match_note=item.match_note,
+    )
+
+
+def append_decision(s: Session, req: DecisionRequest) -> Decision:
+    """Append one decision row to the chain. The caller holds the transaction."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_ID})
+    prev = s.scalar(select(Decision.entry_hash).order_by(Decision.id.desc()).limit(1))
+    prev = prev or GENESIS_HASH
+    fields = {
+        "uuid": req.uuid,
+        "item_id": req.item_id,
+        "user_id": req.user_id,
+        "verdict": req.verdict.value,
+        "category": req.category,
+        "note": req.note,
+        "method": req.method.value,
+        "supersedes": req.supersedes,
+        "decided_at": req.decided_at.isoformat(timespec="microseconds"),
+    }
+    row = Decision(
+        uuid=req.uuid,
+        item_id=req.item_id,
+        user_id=req.user_id,
+        verdict=req.verdict.value,
+        category=req.category,
+        category_label=req.category_label,
+        note=req.note,
+        method=req.method.value,
+        supersedes=req.supersedes,
+        decided_at=req.decided_at,
+        prev_hash=prev,
+        entry_hash=chain_hash(prev, fields),
+    )
+    s.add(row)
+    s.flush()
+    return row
+
+
+class ReviewService:
+    def __init__(self, db: Database, lease_seconds: int = 300) -> None:
+        self.db = db
+        self.lease = timedelta(seconds=lease_seconds)
+
+    # -- the queue -------------------------------------------------------------------------
+
+    def claim_next(self, user_id: int, exclude: Collection[int] = ()) -> QueueItem | None:
+        """Claim the next open item for ``user_id`` (deadline first, then priority, then age).
+
+        An item claimed by someone else whose lease has run out is open again. On PostgreSQL the
+        row lock skips rows another workstation is claiming at this moment.
+        """
+        now = utcnow()
+        claimable = or_(
+            Item.status.in_(OPEN_STATUSES),
+            and_(Item.status == ItemStatus.CLAIMED.value, Item.lease_expires_at < now),
+        )
+        query = (
+            select(Item)
+            .where(claimable)
+            .order_by(
+                case((Item.deadline.is_(None), 1), else_=0),
+                Item.deadline,
+                Item.priority.desc(),
+                Item.created_at,
+                Item.id,
+            )
+            .limit(1)
+            .with_for_update(skip_locked=True)
+        )
+        if exclude:
+            query = query.where(Item.id.not_in(list(exclude)))
+        with self.db.session() as s:
+            item = s.scalar(query)
+            if item is None:
+                return None
+            item.status = ItemStatus.CLAIMED.value
+            item.claimed_by = user_id
+            item.lease_expires_at = now + self.lease
+            s.flush()
+            return to_queue_item(s, item)
+
+    def my_claims(self, user_id: int) -> list[int]:
+        """Items this user still holds (for example after a restart), oldest first."""
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(Item.id)
+                    .where(Item.status == ItemStatus.CLAIMED.value, Item.claimed_by == user_id)
+                    .order_by(Item.id)
+                )
+            )
+
+    def load_item(self, item_id: int) -> QueueItem:
+        with self.db.session() as s:
+            item = s.get(Item, item_id)
+            if item is None:
+                raise ReviewError(f"item {item_id} does not exist")
+            return to_queue_item(s, item)
+
+    def renew(self, user_id: int, item_ids: Collection[int]) -> int:
+        if not item_ids:
+            return 0
+        with self.db.session() as s:
+            rows = s.scalars(
+                select(Item).where(
+                    Item.id.in_(list(item_ids)),
+                    Item.claimed_by == user_id,
+                    Item.status == ItemStatus.CLAIMED.value,
+                )
+            ).all()
+            for item in rows:
+                item.lease_expires_at = utcnow() + self.lease
+            return len(rows)
+
+    def release(self, user_id: int, item_ids: Collection[int]) -> int:
+        """Give claimed items back to the queue (on close, or when the screen moves away)."""
+        if not item_ids:
+            return 0
+        with self.db.session() as s:
+            rows = s.scalars(
+                select(Item).where(
+                    Item.id.in_(list(item_ids)),
+                    Item.claimed_by == user_id,
+                    Item.status == ItemStatus.CLAIMED.value,
+                )
+            ).all()
+            for item in rows:
+                item.status = open_status_for(item.kind)
+                item.claimed_by = None
+                item.lease_expires_at = None
+            return len(rows)
+
+    def counts(self, user_id: int) -> QueueCounts:
+        start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        with self.db.session() as s:
+            open_items = s.scalar(
+                select(func.count())
+                .select_from(Item)
+                .where(or_(Item.status.in_(OPEN_STATUSES), Item.status == ItemStatus.CLAIMED.value))
+            )
+            decided = s.scalar(
+                select(func.count())
+                .select_from(Decision)
+                .where(
+                    Decision.user_id == user_id,
+                    Decision.decided_at >= start,
+                    Decision.verdict.in_(
+                        [Verdict.CONFIRM.value, Verdict.REJECT.value, Verdict.ESCALATE.value]
+                    ),
+                )
+            )
+            undone = s.scalar(
+                select(func.count())
+                .select_from(Decision)
+                .where(
+                    Decision.user_id == user_id,
+                    Decision.decided_at >= start,
+                    Decision.verdict == Verdict.UNDO.value,
+                )
+            )
+            return QueueCounts(int(open_items or 0), max(0, int(decided or 0) - int(undone or 0)))
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def decide(self, req: DecisionRequest) -> DecisionOutcome:
+        if req.verdict not in UNDOABLE:
+            raise ReviewError(f"{req.verdict.value} is not a review verdict")
+        if req.verdict is Verdict.CONFIRM and not req.category:
+            raise ReviewError("a confirmation needs a category")
+        with self.db.session() as s:
+            if s.scalar(select(Decision.id).where(Decision.uuid == req.uuid)) is not None:
+                return DecisionOutcome(req.uuid, req.item_id, req.verdict, duplicate=True)
+            item = s.scalar(select(Item).where(Item.id == req.item_id).with_for_update())
+            if item is None:
+                raise ReviewError(f"item {req.item_id} does not exist")
+            append_decision(s, req)
+            added = 0
+            if req.verdict is Verdict.CONFIRM:
+                item.status = ItemStatus.DECIDED.value
+                added = self._add_hashes(s, item, req)
+            elif req.verdict is Verdict.REJECT:
+                item.status = ItemStatus.DECIDED.value
+            elif req.verdict is Verdict.ESCALATE:
+                item.status = ItemStatus.ESCALATED.value
+            else:  # skip: back to the queue for someone else
+                item.status = open_status_for(item.kind)
+            item.claimed_by = None
+            item.lease_expires_at = None
+            return DecisionOutcome(req.uuid, item.id, req.verdict, hashes_added=added)
+
+    def _add_hashes(self, s: Session, item: Item, req: DecisionRequest) -> int:
+        signals = s.scalars(select(SignalRow).where(SignalRow.item_id == item.id)).all()
+        for sig in signals:
+            s.add(
+                HashListEntry(
+                    algorithm=sig.algorithm,
+                    value=sig.value,
+                    quality=sig.quality,
+                    frame_ts=sig.frame_ts,
+                    variant=sig.variant,
+                    category=req.category,
+                    list_name="local",
+                    decision_uuid=req.uuid,
+                    item_id=item.id,
+                    signal_id=sig.id,
+                    added_by=req.user_id,
+                    added_at=req.decided_at,
+                )
+            )
+        return len(signals)
+
+    def undo_last(self, user_id: int, undo_uuid: str | None = None) -> DecisionOutcome | None:
+        """Take back this user's latest decision that is not already undone.
+
+        Appends an ``undo`` decision that supersedes it, retracts the hashes it added and puts
+        the item back in the user's hands. Returns None when there is nothing to undo.
+        Idempotent by ``undo_uuid``.
+        """
+        undo_uuid = undo_uuid or str(uuidlib.uuid4())
+        with self.db.session() as s:
+            done = s.scalar(select(Decision).where(Decision.uuid == undo_uuid))
+            if done is not None:
+                return DecisionOutcome(undo_uuid, done.item_id, Verdict.UNDO, duplicate=True)
+            undone = select(Decision.supersedes).where(
+                Decision.verdict == Verdict.UNDO.value, Decision.supersedes.is_not(None)
+            )
+            target = s.scalar(
+                select(Decision)
+                .where(
+                    Decision.user_id == user_id,
+                    Decision.verdict.in_([v.value for v in UNDOABLE]),
+                    Decision.method == DecisionMethod.MANUAL.value,
+                    Decision.uuid.not_in(undone),
+                )
+                .order_by(Decision.id.desc())
+                .limit(1)
+            )
+            if target is None:
+                return None
+            now = utcnow()
+            append_decision(
+                s,
+                DecisionRequest(
+                    item_id=target.item_id,
+                    user_id=user_id,
+                    verdict=Verdict.UNDO,
+                    method=DecisionMethod.MANUAL,
+                    uuid=undo_uuid,
+                    decided_at=now,
+                    supersedes=target.uuid,
+                ),
+            )
+            entries = s.scalars(
+                select(HashListEntry).where(
+                    HashListEntry.decision_uuid == target.uuid,
+                    HashListEntry.retracted_at.is_(None),
+                )
+            ).all()
+            for e in entries:
+                e.retracted_at = now
+                e.retracted_by = user_id
+                e.retraction_reason = "decision undone by the moderator who made it"
+                e.retraction_decision_uuid = undo_uuid
+            item = s.scalar(select(Item).where(Item.id == target.item_id).with_for_update())
+            assert item is not None
+            item.status = ItemStatus.CLAIMED.value
+            item.claimed_by = user_id
+            item.lease_expires_at = now + self.lease
+            return DecisionOutcome(undo_uuid, item.id, Verdict.UNDO, hashes_retracted=len(entries))
+
+    # -- reading the record ----------------------------------------------------------------
+
+    def decisions_for_item(self, item_id: int) -> list[Decision]:
+        with self.db.session() as s:
+            return list(
+                s.scalars(select(Decision).where(Decision.item_id == item_id).order_by(Decision.id))
+            )
+
+    def active_hashes_for_item(self, item_id: int) -> list[HashListEntry]:
+        with self.db.session() as s:
+            return list(
+                s.scalars(
+                    select(HashListEntry)
+                    .where(HashListEntry.item_id == item_id, HashListEntry.retracted_at.is_(None))
+                    .order_by(HashListEntry.id)
+                )
+            )

@@ -1,0 +1,82 @@
+"""The one registry of review actions: id, label, default keys. Menus, the decision bar buttons
+and the cheat sheet all read it; a settings override replaces an action's keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QWidget
+
+from app.core.taxonomy import Taxonomy
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    id: str
+    label: str
+    keys: tuple[str, ...]
+    group: str  # "decide", "view", "help"
+    decision: bool = False  # records a decision: guarded against repeats
+
+
+REVIEW_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("confirm", "Confirm (violating)", ("Y",), "decide", decision=True),
+    ActionSpec("reject", "Reject (not violating)", ("N",), "decide", decision=True),
+    ActionSpec("skip", "Skip", ("S",), "decide", decision=True),
+    ActionSpec("escalate", "Escalate to a lead", ("E",), "decide", decision=True),
+    ActionSpec("undo", "Undo last decision", ("U", "Ctrl+Z"), "decide", decision=True),
+    ActionSpec("greyscale", "Greyscale", ("G",), "view"),
+    ActionSpec("blur", "Blur strength", ("B",), "view"),
+    ActionSpec("prev_frame", "Previous frame", ("Left",), "view"),
+    ActionSpec("next_frame", "Next frame", ("Right",), "view"),
+    ActionSpec("note", "Write a note", ("Ctrl+N",), "view"),
+    ActionSpec("cheatsheet", "Keyboard cheat sheet", ("?",), "help"),
+)
+
+# Shown in the cheat sheet; handled as press/release on the window, not as an action.
+HOLD_KEYS: tuple[tuple[str, str], ...] = (("Space (hold)", "Reveal unblurred while held"),)
+
+
+def category_specs(taxonomy: Taxonomy) -> tuple[ActionSpec, ...]:
+    return tuple(
+        ActionSpec(f"category:{c.key}", c.label, (c.shortcut,), "category")
+        for c in taxonomy.categories
+    )
+
+
+def effective_keys(spec: ActionSpec, overrides: Mapping[str, str] | None) -> tuple[str, ...]:
+    """Keys for ``spec`` after the user's overrides ("Y" or "Y, Ctrl+Y"; "" unbinds)."""
+    if overrides and spec.id in overrides:
+        raw = overrides[spec.id]
+        return tuple(k.strip() for k in raw.split(",") if k.strip())
+    return spec.keys
+
+
+def build_actions(
+    parent: QWidget,
+    specs: tuple[ActionSpec, ...],
+    handlers: Mapping[str, Callable[[], None]],
+    overrides: Mapping[str, str] | None = None,
+) -> dict[str, QAction]:
+    actions: dict[str, QAction] = {}
+    for spec in specs:
+        action = QAction(spec.label, parent)
+        action.setObjectName(f"action_{spec.id}")
+        action.setShortcuts([QKeySequence(k) for k in effective_keys(spec, overrides)])
+        action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.setAutoRepeat(False)  # a held key must not fire again
+        handler = handlers.get(spec.id)
+        if handler is not None:
+            action.triggered.connect(lambda _checked=False, h=handler: h())
+        parent.addAction(action)
+        actions[spec.id] = action
+    return actions
+
+
+def key_text(action: QAction) -> str:
+    return " / ".join(
+        s.toString(QKeySequence.SequenceFormat.NativeText) for s in action.shortcuts()
+    )

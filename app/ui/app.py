@@ -1,0 +1,47 @@
+"""Starting the GUI: the QApplication, the login, the review window."""
+
+from __future__ import annotations
+
+import sys
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import QApplication
+
+from app import APP_ID, APP_NAME, __version__
+from app.paths import resource
+from app.storage.users import UserInfo
+from app.ui.context import AppContext
+from app.ui.login import LoginDialog
+from app.ui.review_window import ReviewWindow
+from app.ui.tasks import TaskRunner
+
+
+def make_qapp() -> QApplication:
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName(APP_NAME)
+    app.setApplicationVersion(__version__)
+    app.setOrganizationDomain(APP_ID)
+    app.setDesktopFileName(APP_ID)
+    icon = resource("icons/hashdesk.png")
+    if icon.exists():
+        app.setWindowIcon(QIcon(str(icon)))
+    style = resource("hashdesk.qss")
+    if style.exists():
+        app.setStyleSheet(style.read_text(encoding="utf-8"))
+    QApplication.setAttribute(Qt.ApplicationAttribute.AA_DontShowIconsInMenus, False)
+    return app
+
+
+def run_gui(ctx: AppContext, user: UserInfo | None = None) -> int:
+    app = make_qapp()
+    tasks = TaskRunner()
+    if user is None:
+        login = LoginDialog(ctx.users, tasks, f"{ctx.db.dialect}: {ctx.db.label}")
+        if login.exec() != LoginDialog.DialogCode.Accepted or login.user is None:
+            return 0
+        user = login.user
+    window = ReviewWindow(ctx, user, tasks)
+    window.show()
+    window.start()
+    return app.exec()

@@ -1,0 +1,134 @@
+"""The preview area: shows an item blurred by default, optionally greyscale, revealed only
+while Space is held. Paints prepared images only; nothing here decodes or blurs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from PIL import Image
+from PySide6.QtCore import QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPixmap
+from PySide6.QtWidgets import QSizePolicy, QWidget
+
+from app.core.preview import DEFAULT_BLUR_LEVEL, PreparedPreview
+
+
+def pil_to_qimage(img: Image.Image) -> QImage:
+    rgb = img.convert("RGB")
+    data = rgb.tobytes()
+    q = QImage(data, rgb.width, rgb.height, rgb.width * 3, QImage.Format.Format_RGB888)
+    return q.copy()  # own the pixels: ``data`` goes away
+
+
+@dataclass
+class ScreenPreview:
+    """Preview images ready for the GUI thread (QImage may be made on any thread)."""
+
+    frames: list[QImage]
+    blurred: list[list[QImage]]
+
+    @classmethod
+    def from_prepared(cls, p: PreparedPreview) -> ScreenPreview:
+        return cls(
+            frames=[pil_to_qimage(f) for f in p.frames],
+            blurred=[[pil_to_qimage(b) for b in levels] for levels in p.blurred],
+        )
+
+
+class PreviewWidget(QWidget):
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("preview")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+        self.setAutoFillBackground(True)
+        pal = self.palette()
+        pal.setColor(QPalette.ColorRole.Window, QColor("#1e1f22"))
+        self.setPalette(pal)
+        self._preview: ScreenPreview | None = None
+        self._message = ""
+        self._frame = 0
+        self.blur_level = DEFAULT_BLUR_LEVEL
+        self.blur_enabled = True
+        self.greyscale = False
+        self.revealed = False
+        self._cache: dict[tuple, QPixmap] = {}
+
+    def sizeHint(self) -> QSize:
+        return QSize(720, 480)
+
+    # -- what to show ----------------------------------------------------------------------
+
+    def show_preview(self, preview: ScreenPreview | None, message: str = "") -> None:
+        self._preview = preview
+        self._message = message
+        self._frame = 0
+        self.revealed = False
+        self._cache.clear()
+        self.update()
+
+    @property
+    def frame(self) -> int:
+        return self._frame
+
+    @property
+    def frame_count(self) -> int:
+        return len(self._preview.frames) if self._preview else 0
+
+    def step_frame(self, delta: int) -> None:
+        if self.frame_count > 1:
+            self._frame = (self._frame + delta) % self.frame_count
+            self.update()
+
+    def set_revealed(self, on: bool) -> None:
+        if on != self.revealed:
+            self.revealed = on
+            self.update()
+
+    def set_greyscale(self, on: bool) -> None:
+        self.greyscale = on
+        self.update()
+
+    def set_blur_level(self, level: int) -> None:
+        self.blur_level = level
+        self.update()
+
+    # -- painting --------------------------------------------------------------------------
+
+    def _pixmap(self) -> QPixmap | None:
+        if self._preview is None:
+            return None
+        blurred = self.blur_enabled and not self.revealed
+        key = (self._frame, blurred, self.blur_level if blurred else -1, self.greyscale)
+        pm = self._cache.get(key)
+        if pm is None:
+            if blurred:
+                image = self._preview.blurred[self._frame][self.blur_level]
+            else:
+                image = self._preview.frames[self._frame]
+            if self.greyscale:
+                image = image.convertToFormat(QImage.Format.Format_Grayscale8)
+            pm = QPixmap.fromImage(image)
+            self._cache[key] = pm
+        return pm
+
+    def paintEvent(self, _event) -> None:
+        painter = QPainter(self)
+        pm = self._pixmap()
+        if pm is None or pm.isNull():
+            painter.setPen(QColor("#d0d0d0"))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._message)
+            return
+        frame = self._preview.frames[self._frame] if self._preview else None
+        w, h = (frame.width(), frame.height()) if frame is not None else (pm.width(), pm.height())
+        area = self.rect().adjusted(8, 8, -8, -8)
+        scale = min(area.width() / w, area.height() / h)
+        tw, th = w * scale, h * scale
+        target = QRectF(
+            area.x() + (area.width() - tw) / 2, area.y() + (area.height() - th) / 2, tw, th
+        )
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
+        painter.drawPixmap(target, pm, QRectF(pm.rect()))
+        if self.revealed:
+            painter.setPen(QColor("#ff5555"))
+            painter.drawRect(target.adjusted(1, 1, -1, -1))

@@ -1,0 +1,293 @@
+"""The review screen's state machine, separate from its widgets.
+
+It claims items and prepares their previews in the background, keeps the next item ready so it
+appears at once, hands decisions to the serial writer, and refuses input that would record a
+decision twice: while a decision is being handed off, before the key that made it is released,
+and for a short dwell after a new item appears (so a double press cannot decide an item the
+moderator has not seen).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from app.core.model import Category, MediaKind, QueueItem, Verdict
+from app.core.preview import prepare_preview
+from app.storage.review import DecisionOutcome, DecisionRequest, QueueCounts
+from app.storage.users import UserInfo
+from app.ui.context import AppContext
+from app.ui.preview import ScreenPreview
+from app.ui.tasks import TaskRunner
+
+PREFETCH = 2
+
+
+@dataclass
+class PreparedItem:
+    item: QueueItem
+    preview: ScreenPreview | None
+    message: str  # shown instead of a picture (unreadable media, missing preview)
+
+
+class ReviewController(QObject):
+    item_changed = Signal(object)  # PreparedItem | None
+    counts_changed = Signal(object)  # QueueCounts
+    sync_changed = Signal(int)  # decisions waiting to be written
+    decision_recorded = Signal(object)  # DecisionOutcome
+    undo_done = Signal(object)  # DecisionOutcome | None
+    message = Signal(str)
+    category_changed = Signal(object)  # Category | None
+
+    def __init__(self, ctx: AppContext, user: UserInfo, tasks: TaskRunner) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.user = user
+        self.tasks = tasks
+        self.current: PreparedItem | None = None
+        self.upcoming: deque[PreparedItem] = deque()
+        self.category: Category | None = None
+        self.skipped: set[int] = set()
+        self.inflight_ids: set[int] = set()
+        self.fetching = 0
+        self.exhausted = False
+        self.busy = False  # a decision or undo is being handed off
+        self.armed = True  # False from a keyboard decision until its key is released
+        self.dwell_seconds = 0.2
+        self._shown_at = 0.0
+        self.pending = 0
+        self._retry: list[DecisionRequest] = []
+        self._lease_timer = QTimer(self)
+        self._lease_timer.timeout.connect(self._renew_leases)
+        self._lease_timer.start(max(5, ctx.settings.lease_seconds // 3) * 1000)
+        self._poll_timer = QTimer(self)
+        self._poll_timer.timeout.connect(self._poll_when_empty)
+        self._poll_timer.start(10_000)
+        self._retry_timer = QTimer(self)
+        self._retry_timer.setSingleShot(True)
+        self._retry_timer.timeout.connect(self._retry_writes)
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        # Items this user still holds from an earlier run (a crash, a kill) go back first.
+        review, uid = self.ctx.review, self.user.id
+        self.tasks.write(
+            lambda: review.release(uid, review.my_claims(uid)), on_error=lambda e: None
+        )
+        self.refresh_counts()
+        self._top_up()
+
+    def held_ids(self) -> set[int]:
+        ids = {p.item.id for p in self.upcoming} | self.inflight_ids
+        if self.current is not None:
+            ids.add(self.current.item.id)
+        return ids
+
+    def _top_up(self) -> None:
+        while not self.exhausted and len(self.upcoming) + self.fetching < PREFETCH:
+            self.fetching += 1
+            exclude = self.held_ids() | self.skipped
+            self.tasks.write(
+                lambda ex=exclude: self.ctx.review.claim_next(self.user.id, exclude=ex),
+                on_done=self._claimed,
+                on_error=self._fetch_failed,
+            )
+        if self.current is None and not self.upcoming and self.fetching == 0:
+            self.item_changed.emit(None)
+
+    def _claimed(self, item: QueueItem | None) -> None:
+        if item is None:
+            self.fetching -= 1
+            self.exhausted = True
+            self._top_up()
+            return
+        self.inflight_ids.add(item.id)
+        self.tasks.read(
+            lambda: self._prepare(item), on_done=self._prepared, on_error=self._fetch_failed
+        )
+
+    def _prepare(self, item: QueueItem) -> PreparedItem:
+        """Runs on a worker: read and blur the stored preview (small, never the original)."""
+        if item.kind is MediaKind.UNREADABLE or not item.preview_key:
+            why = item.error or "no preview could be made"
+            return PreparedItem(item, None, f"unreadable: {why}")
+        try:
+            data = self.ctx.store.get_bytes(item.preview_key)
+            prepared = prepare_preview(data, item.preview_frames)
+        except (OSError, ValueError) as exc:
+            return PreparedItem(item, None, f"preview missing or damaged: {exc}")
+        return PreparedItem(item, ScreenPreview.from_prepared(prepared), "")
+
+    def _prepared(self, prepared: PreparedItem) -> None:
+        self.fetching -= 1
+        self.inflight_ids.discard(prepared.item.id)
+        self.upcoming.append(prepared)
+        if self.current is None and not self.busy:
+            self._advance()
+        self._top_up()
+
+    def _fetch_failed(self, exc: Exception) -> None:
+        self.fetching = max(0, self.fetching - 1)
+        self.message.emit(f"Could not load the next item: {exc}")
+        self.exhausted = True  # the poll timer tries again
+
+    def _poll_when_empty(self) -> None:
+        if self.exhausted and self.fetching == 0:
+            self.exhausted = False
+            self._top_up()
+
+    def _advance(self) -> None:
+        self.current = self.upcoming.popleft() if self.upcoming else None
+        self.category = None
+        self.category_changed.emit(None)
+        self._shown_at = time.monotonic()
+        self.item_changed.emit(self.current)
+        self._top_up()
+
+    # -- input guards ----------------------------------------------------------------------
+
+    def key_released(self) -> None:
+        self.armed = True
+
+    def _accepts(self, by_key: bool) -> bool:
+        if self.busy or (by_key and not self.armed):
+            return False
+        return time.monotonic() - self._shown_at >= self.dwell_seconds
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def choose_category(self, category: Category) -> None:
+        if self.current is None:
+            return
+        self.category = category
+        self.category_changed.emit(category)
+
+    def decide(self, verdict: Verdict, note: str = "", by_key: bool = True) -> bool:
+        """Record ``verdict`` for the item on screen. Returns False if the input was refused."""
+        if self.current is None or not self._accepts(by_key):
+            return False
+        if verdict is Verdict.CONFIRM and self.category is None:
+            self.message.emit("Choose a category (1-9) before confirming.")
+            return False
+        if by_key:
+            self.armed = False
+        cat = self.category if verdict is Verdict.CONFIRM else None
+        req = DecisionRequest(
+            item_id=self.current.item.id,
+            user_id=self.user.id,
+            verdict=verdict,
+            category=cat.key if cat else None,
+            category_label=cat.label if cat else None,
+            note=note.strip() or None,
+        )
+        if verdict is Verdict.SKIP:
+            self.skipped.add(req.item_id)
+        self._write(req)
+        self._advance()
+        return True
+
+    def _write(self, req: DecisionRequest) -> None:
+        self.pending += 1
+        self.sync_changed.emit(self.pending)
+        self.tasks.write(
+            lambda: self.ctx.review.decide(req),
+            on_done=self._written,
+            on_error=lambda exc, r=req: self._write_failed(r, exc),
+        )
+
+    def _written(self, outcome: DecisionOutcome) -> None:
+        self.pending -= 1
+        self.sync_changed.emit(self.pending)
+        self.decision_recorded.emit(outcome)
+        self.refresh_counts()
+
+    def _write_failed(self, req: DecisionRequest, exc: Exception) -> None:
+        # Kept in memory and retried (idempotent by UUID); the status bar shows it waiting.
+        self._retry.append(req)
+        self.message.emit(f"Decision not saved yet, will retry: {exc}")
+        if not self._retry_timer.isActive():
+            self._retry_timer.start(5000)
+
+    def _retry_writes(self) -> None:
+        retry, self._retry = self._retry, []
+        for req in retry:
+            self.pending -= 1
+            self._write(req)
+
+    def undo(self, by_key: bool = True) -> bool:
+        if not self._accepts(by_key):
+            return False
+        if by_key:
+            self.armed = False
+        self.busy = True
+        self.pending += 1
+        self.sync_changed.emit(self.pending)
+        self.tasks.write(
+            lambda: self.ctx.review.undo_last(self.user.id),
+            on_done=self._undone,
+            on_error=self._undo_failed,
+        )
+        return True
+
+    def _undone(self, outcome: DecisionOutcome | None) -> None:
+        self.pending -= 1
+        self.sync_changed.emit(self.pending)
+        if outcome is None:
+            self.busy = False
+            self.message.emit("Nothing to undo.")
+            self.undo_done.emit(None)
+            return
+        self.skipped.discard(outcome.item_id)
+
+        def load() -> PreparedItem:
+            return self._prepare(self.ctx.review.load_item(outcome.item_id))
+
+        def show(prepared: PreparedItem) -> None:
+            if self.current is not None:
+                self.upcoming.appendleft(self.current)
+            self.upcoming.appendleft(prepared)
+            self.busy = False
+            self._advance()
+            self.refresh_counts()
+            self.undo_done.emit(outcome)
+
+        self.tasks.read(load, on_done=show, on_error=self._undo_failed)
+
+    def _undo_failed(self, exc: Exception) -> None:
+        self.busy = False
+        self.pending = max(0, self.pending - 1)
+        self.sync_changed.emit(self.pending)
+        self.message.emit(f"Undo failed: {exc}")
+
+    # -- upkeep ----------------------------------------------------------------------------
+
+    def refresh_counts(self) -> None:
+        self.tasks.read(
+            lambda: self.ctx.review.counts(self.user.id),
+            on_done=lambda c: self.counts_changed.emit(c),
+            on_error=lambda exc: None,
+        )
+
+    def _renew_leases(self) -> None:
+        ids = self.held_ids()
+        if ids:
+            self.tasks.write(
+                lambda: self.ctx.review.renew(self.user.id, ids), on_error=lambda exc: None
+            )
+
+    def shutdown(self) -> None:
+        """Give back claimed items and wait for pending writes (on window close)."""
+        for t in (self._lease_timer, self._poll_timer, self._retry_timer):
+            t.stop()
+        ids = self.held_ids()
+        self.tasks.write(
+            lambda: self.ctx.review.release(self.user.id, ids), on_error=lambda e: None
+        )
+        self.tasks.wait(15000)
+
+
+__all__ = ["PreparedItem", "QueueCounts", "ReviewController"]

@@ -1,0 +1,422 @@
+"""HashIndex, video matching and the benchmark helper (no timing assertions)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+
+import numpy as np
+import pytest
+
+from app.core import matching
+from app.core.matching import (
+    HashIndex,
+    Match,
+    _hamming_hex,
+    bench_match,
+    best_video_matches,
+    hex_to_words,
+    video_match_fraction,
+)
+from app.core.model import Algorithm
+
+
+def rand_hex(rng: random.Random, bits: int = 256) -> str:
+    return format(rng.getrandbits(bits), f"0{bits // 4}x")
+
+
+def flip(value_hex: str, n_bits: int, rng: random.Random, bits: int = 256) -> str:
+    """``value_hex`` with exactly ``n_bits`` distinct bits flipped."""
+    v = int(value_hex, 16)
+    for b in rng.sample(range(bits), n_bits):
+        v ^= 1 << b
+    return format(v, f"0{bits // 4}x")
+
+
+def filled_index(rng: random.Random, n: int = 3000, start_id: int = 1) -> HashIndex:
+    index = HashIndex()
+    index.add_many((start_id + i, "pdq", rand_hex(rng), 10_000 + start_id + i) for i in range(n))
+    return index
+
+
+def ids(matches: list[Match]) -> list[int]:
+    return [m.entry_id for m in matches]
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    return random.Random(1234)
+
+
+# --- PDQ thresholds ----------------------------------------------------------------------
+
+
+def test_planted_neighbours_at_threshold(rng: random.Random) -> None:
+    index = filled_index(rng)
+    q = rand_hex(rng)
+    planted = {0: 900_000, 5: 900_005, 31: 900_031, 32: 900_032, 64: 900_064}
+    for dist, entry_id in planted.items():
+        value = flip(q, dist, rng)
+        assert _hamming_hex(q, value) == dist
+        index.add(entry_id, "pdq", value, ref=entry_id + 1)
+
+    matches = index.search("pdq", q, 31)
+    assert [(m.entry_id, m.distance) for m in matches] == [
+        (900_000, 0),
+        (900_005, 5),
+        (900_031, 31),
+    ]
+    assert matches[0] == Match(900_000, 900_001, Algorithm.PDQ, 0)
+    assert ids(index.search("pdq", q, 32)) == [900_000, 900_005, 900_031, 900_032]
+    assert ids(index.search("pdq", q, 0)) == [900_000]
+    assert index.search("pdq", q, -1) == []
+
+
+def test_search_agrees_with_brute_force(rng: random.Random) -> None:
+    index = HashIndex()
+    base = rand_hex(rng)
+    # A clustered table so that loose thresholds return many rows (exercises both paths of
+    # the prefilter: gathering candidates and finishing whole chunks).
+    values = [flip(base, rng.randrange(0, 120), rng) for _ in range(2000)]
+    index.add_many((i, "pdq", v, None) for i, v in enumerate(values))
+    for threshold in (0, 10, 31, 60, 90, 255, 256, 1000):
+        q = flip(base, rng.randrange(0, 40), rng)
+        expected = sorted(
+            (d, i) for i, v in enumerate(values) if (d := _hamming_hex(q, v)) <= threshold
+        )
+        got = [(m.distance, m.entry_id) for m in index.search("pdq", q, threshold)]
+        assert got == expected, threshold
+
+
+def test_uppercase_query_and_entry(rng: random.Random) -> None:
+    index = HashIndex()
+    value = rand_hex(rng)
+    index.add(1, "pdq", value.upper())
+    assert ids(index.search("pdq", value, 0)) == [1]
+    assert ids(index.search("pdq", value.upper(), 0)) == [1]
+
+
+def test_hex_to_words_is_big_endian() -> None:
+    value = "0123456789abcdef" + "f" * 16 + "0" * 31 + "1"
+    words = hex_to_words(value, 256)
+    assert words.tolist() == [0x0123456789ABCDEF, 2**64 - 1, 0, 1]
+
+
+# --- tables ------------------------------------------------------------------------------
+
+
+def test_phash_table_separate_from_pdq(rng: random.Random) -> None:
+    index = HashIndex()
+    pdq = rand_hex(rng)
+    phash = pdq[:16]
+    index.add(1, "pdq", pdq, ref=1)
+    index.add(2, "phash", phash, ref=2)
+    assert ids(index.search("phash", phash, 10)) == [2]
+    assert ids(index.search("pdq", pdq, 31)) == [1]
+    assert index.search("phash", phash, 10)[0].algorithm is Algorithm.PHASH
+    # A 64-bit value is not a PDQ query and vice versa.
+    with pytest.raises(ValueError):
+        index.search("pdq", phash, 31)
+    with pytest.raises(ValueError):
+        index.search("phash", pdq, 10)
+
+
+def test_phash_distances(rng: random.Random) -> None:
+    index = HashIndex()
+    q = rand_hex(rng, 64)
+    for d in (0, 3, 10, 11):
+        index.add(100 + d, "phash", flip(q, d, rng, 64), ref=d)
+    noise = {1000 + i: rand_hex(rng, 64) for i in range(500)}
+    index.add_many((i, "phash", v, None) for i, v in noise.items())
+    got = [(m.entry_id, m.distance) for m in index.search("phash", q, 10)]
+    assert [g for g in got if g[0] < 1000] == [(100, 0), (103, 3), (110, 10)]
+    # Random 64-bit neighbours within 10 bits are rare but possible: they must be real.
+    assert all(_hamming_hex(q, noise[i]) == d for i, d in got if i >= 1000)
+
+
+def test_pdq_and_pdq_frame_cross_match(rng: random.Random) -> None:
+    index = filled_index(rng, 200)
+    still = rand_hex(rng)
+    frame = rand_hex(rng)
+    index.add(500, "pdq", still, ref=50)
+    index.add(600, "pdq_frame", frame, ref=60)
+
+    by_frame = index.search("pdq_frame", flip(still, 4, rng), 31)
+    assert [(m.entry_id, m.algorithm, m.distance) for m in by_frame] == [(500, Algorithm.PDQ, 4)]
+    by_still = index.search(Algorithm.PDQ, flip(frame, 7, rng), 31)
+    assert [(m.entry_id, m.ref, m.algorithm) for m in by_still] == [(600, 60, Algorithm.PDQ_FRAME)]
+
+
+def test_exact_md5_sha256() -> None:
+    index = HashIndex()
+    md5 = hashlib.md5(b"a").hexdigest()
+    sha = hashlib.sha256(b"a").hexdigest()
+    index.add(1, "md5", md5, ref=7)
+    index.add(2, "sha256", sha, ref=7)
+    index.add(3, "sha256", sha.upper(), ref=8)  # same value, another list row
+    assert index.search("md5", md5, 0) == [Match(1, 7, Algorithm.MD5, 0)]
+    assert index.search("sha256", sha.upper(), 31) == [
+        Match(2, 7, Algorithm.SHA256, 0),
+        Match(3, 8, Algorithm.SHA256, 0),
+    ]
+    # One bit away is no match for an exact algorithm; md5 and sha256 are separate tables.
+    near = format(int(md5, 16) ^ 1, "032x")
+    assert index.search("md5", near, 31) == []
+    assert index.search("sha256", sha[:32] + "0" * 32, 0) == []
+    with pytest.raises(ValueError):
+        index.search("sha256", md5, 0)
+    with pytest.raises(ValueError):
+        index.add(4, "md5", "z" * 32)
+    assert len(index) == 3
+
+
+def test_invalid_input_adds_nothing(rng: random.Random) -> None:
+    index = HashIndex()
+    good = (1, "pdq", rand_hex(rng), None)
+    for bad in (
+        (2, "pdq", "xyz", None),
+        (2, "pdq", "g" * 64, None),
+        (2, "pdq", " " * 2 + "0" * 62, None),
+        (2, "nope", "0" * 64, None),
+        (2, "phash", "0" * 64, None),
+    ):
+        with pytest.raises(ValueError):
+            index.add_many([good, bad])
+        assert len(index) == 0
+
+
+# --- retraction --------------------------------------------------------------------------
+
+
+def test_remove_retracts_every_table(rng: random.Random) -> None:
+    index = filled_index(rng, 100)
+    pdq, frame, ph = rand_hex(rng), rand_hex(rng), rand_hex(rng, 64)
+    md5 = hashlib.md5(b"x").hexdigest()
+    index.add(1001, "pdq", pdq, ref=1)
+    index.add(1002, "pdq_frame", frame, ref=2)
+    index.add(1003, "phash", ph, ref=3)
+    index.add(1004, "md5", md5, ref=4)
+    n = len(index)
+    for entry_id in (1001, 1002, 1003, 1004):
+        index.remove(entry_id)
+    index.remove(1001)  # twice, and an unknown id: no error
+    index.remove(999_999)
+    assert len(index) == n - 4
+    assert index.search("pdq", pdq, 31) == []
+    assert index.search("pdq", frame, 31) == []
+    assert index.search("phash", ph, 10) == []
+    assert index.search("md5", md5, 0) == []
+    assert index.frame_count(2) == 0
+
+
+def test_remove_survives_compaction(rng: random.Random) -> None:
+    index = HashIndex(compact_min_dead=8)
+    values = {i: rand_hex(rng) for i in range(1, 201)}
+    index.add_many((i, "pdq", v, i * 10) for i, v in values.items())
+    removed = set(range(1, 201, 3))
+    for i in sorted(removed):
+        index.remove(i)  # 67 of 200 removed: compaction runs at least once on the way
+    assert index._bits["b256"].dead < len(removed)
+    assert len(index) == 200 - len(removed)
+    for i, v in values.items():
+        got = index.search("pdq", v, 0)
+        if i in removed:
+            assert got == []
+        else:
+            assert got == [Match(i, i * 10, Algorithm.PDQ, 0)]
+    # Removing an id whose row moved during compaction still works.
+    index.remove(200)
+    assert index.search("pdq", values[200], 0) == []
+    index.compact()
+    assert index._bits["b256"].dead == 0
+    assert index.search("pdq", values[198], 0) == [Match(198, 1980, Algorithm.PDQ, 0)]
+
+
+def test_tombstones_survive_growth(rng: random.Random) -> None:
+    index = HashIndex()  # default compaction threshold: growth copies the tombstones
+    values = [rand_hex(rng) for _ in range(3000)]
+    index.add(0, "pdq", values[0])
+    index.remove(0)
+    for i, v in enumerate(values[1:], start=1):
+        index.add(i, "pdq", v)  # grows 1024 -> 2048 -> 4096
+    assert index.search("pdq", values[0], 31) == []
+    assert ids(index.search("pdq", values[2999], 0)) == [2999]
+    assert len(index) == 2999
+
+
+def test_add_after_remove_and_replace(rng: random.Random) -> None:
+    index = HashIndex(compact_min_dead=1)
+    a, b = rand_hex(rng), rand_hex(rng)
+    index.add(1, "pdq", a, ref=1)
+    index.remove(1)
+    assert index.search("pdq", a, 0) == []
+    index.add(1, "pdq", a, ref=2)  # re-confirmed
+    assert index.search("pdq", a, 0) == [Match(1, 2, Algorithm.PDQ, 0)]
+    index.add(1, "phash", b[:16], ref=3)  # same entry id again: replaces, even across tables
+    assert index.search("pdq", a, 0) == []
+    assert ids(index.search("phash", b[:16], 0)) == [1]
+    assert len(index) == 1
+
+
+# --- bulk and vectorised paths -----------------------------------------------------------
+
+
+def test_add_many_equals_repeated_add(rng: random.Random) -> None:
+    rows = []
+    for i in range(1, 400):
+        alg = rng.choice(["pdq", "pdq_frame", "phash", "md5", "sha256"])
+        bits = {"pdq": 256, "pdq_frame": 256, "phash": 64, "md5": 128, "sha256": 256}[alg]
+        rows.append((i, alg, rand_hex(rng, bits), rng.choice([None, i % 17])))
+    rows.append((5, "pdq", rand_hex(rng), 99))  # a repeated id: the last row wins
+    bulk, single = HashIndex(), HashIndex()
+    bulk.add_many(iter(rows))
+    for row in rows:
+        single.add(*row)
+    assert len(bulk) == len(single) == 399
+    for _, alg, value, _ in rows:
+        for threshold in (0, 40):
+            assert bulk.search(alg, value, threshold) == single.search(alg, value, threshold)
+    assert ids(bulk.search("pdq", rows[-1][2], 0)) == [5]
+
+
+def test_add_grows_past_initial_capacity(rng: random.Random) -> None:
+    index = HashIndex()
+    values = [rand_hex(rng) for _ in range(5000)]
+    for i, v in enumerate(values):
+        index.add(i, "pdq_frame", v, ref=i // 10)
+    assert index._bits["b256"].cols.shape[1] >= 5000
+    for i in (0, 1023, 1024, 4999):
+        assert ids(index.search("pdq", values[i], 0)) == [i]
+    assert index.frame_count(3) == 10
+
+
+def test_search_many_equals_looping_search(rng: random.Random) -> None:
+    index = filled_index(rng, 3000)
+    base = index._bits["b256"]
+    stored = [
+        format(int("".join(f"{w:016x}" for w in base.cols[:, r].tolist()), 16), "064x")
+        for r in range(0, 3000, 97)
+    ]
+    queries = [flip(v, rng.randrange(0, 40), rng) for v in stored] + [rand_hex(rng)]
+    queries += queries[:3]  # duplicates are searched once but answered per position
+    for threshold in (31, 50):
+        many = index.search_many("pdq_frame", queries, threshold)
+        assert many == [index.search("pdq_frame", q, threshold) for q in queries]
+    assert index.search_many("pdq", [], 31) == []
+    md5s = [hashlib.md5(bytes([i])).hexdigest() for i in range(3)]
+    index.add(77_777, "md5", md5s[1])
+    assert [ids(m) for m in index.search_many("md5", md5s, 0)] == [[], [77_777], []]
+
+
+def test_lookup_table_fallback(monkeypatch: pytest.MonkeyPatch, rng: random.Random) -> None:
+    index = filled_index(rng, 500)
+    q = rand_hex(rng)
+    index.add(9000, "pdq", flip(q, 20, rng))
+    expected = index.search("pdq", q, 31)
+    monkeypatch.setattr(matching, "_HAS_BITWISE_COUNT", False)
+    assert index.search("pdq", q, 31) == expected
+    x = np.array([0, 1, 2**64 - 1, 0xF0F0], dtype=np.uint64)
+    assert matching._popcount(x).tolist() == [0, 1, 64, 8]
+
+
+# --- video -------------------------------------------------------------------------------
+
+
+def test_video_match_fraction(rng: random.Random) -> None:
+    target = [rand_hex(rng) for _ in range(10)]
+    query = [flip(target[i], 10, rng) for i in range(6)]  # 6 near frames
+    query += [flip(target[0], 40, rng)]  # too far
+    query += [rand_hex(rng) for _ in range(3)]  # unrelated
+    assert video_match_fraction(query, target, 31) == pytest.approx(6 / 10)
+    assert video_match_fraction(query, target, 40) == pytest.approx(7 / 10)
+    assert video_match_fraction(target, query, 31) == pytest.approx(6 / 10)
+    assert video_match_fraction(target, target, 0) == 1.0
+    assert video_match_fraction([], target, 31) == 0.0
+    assert video_match_fraction(query, [], 31) == 0.0
+    # Larger than one comparison block.
+    many = [rand_hex(rng) for _ in range(1500)]
+    assert video_match_fraction(many, many[:800], 0) == pytest.approx(800 / 1500)
+
+
+def test_best_video_matches(rng: random.Random) -> None:
+    index = filled_index(rng, 300, start_id=10_000)
+    confirmed = [rand_hex(rng) for _ in range(20)]  # a confirmed 20-frame video, ref 1
+    index.add_many((100 + i, "pdq_frame", v, 1) for i, v in enumerate(confirmed))
+    still = rand_hex(rng)  # a confirmed still image, ref 2
+    index.add(200, "pdq", still, ref=2)
+    assert index.frame_count(1) == 20 and index.frame_count(2) == 0
+
+    # A 10-frame clip of the confirmed video, re-encoded: 9 of its frames are near.
+    clip = [flip(v, 8, rng) for v in confirmed[5:14]] + [rand_hex(rng)]
+    got = best_video_matches(index, clip, 31, 0.8)
+    assert [(m.ref, m.fraction_query, m.fraction_target, m.matched_frames) for m in got] == [
+        (1, 0.9, 9 / 20, 9)
+    ]
+    assert got[0].min_distance == 8
+    # The stricter two-sided rule rejects the clip.
+    assert best_video_matches(index, clip, 31, 0.8, min_target_fraction=0.8) == []
+    # A compilation containing the clip plus 30 other frames is not a whole-video match.
+    assert best_video_matches(index, clip + [rand_hex(rng) for _ in range(30)], 31, 0.8) == []
+    # A video that is mostly the confirmed still image matches it; target coverage unknown.
+    slideshow = [flip(still, 3, rng) for _ in range(4)] + [rand_hex(rng)]
+    got = best_video_matches(index, slideshow, 31, 0.8)
+    assert [(m.ref, m.fraction_query, m.fraction_target) for m in got] == [(2, 0.8, None)]
+    # Retraction removes the video from the results.
+    index.remove_many(range(100, 120))
+    assert best_video_matches(index, clip, 31, 0.8) == []
+    assert best_video_matches(index, [], 31, 0.8) == []
+
+
+# --- threads -----------------------------------------------------------------------------
+
+
+def test_search_while_adding_and_removing(rng: random.Random) -> None:
+    index = HashIndex(compact_min_dead=64)
+    fixed = [rand_hex(rng) for _ in range(50)]
+    index.add_many((i, "pdq", v, i) for i, v in enumerate(fixed))
+    extra = [rand_hex(rng) for _ in range(6000)]
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def writer() -> None:
+        try:
+            for j, v in enumerate(extra):
+                index.add(1000 + j, "pdq", v, ref=None)
+                if j % 3 == 0:
+                    index.remove(1000 + j)  # drives growth and compaction concurrently
+            index.add_many((100_000 + j, "pdq_frame", v, None) for j, v in enumerate(extra[:500]))
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+        finally:
+            stop.set()
+
+    t = threading.Thread(target=writer)
+    t.start()
+    checks = 0
+    while not stop.is_set() or checks < 20:
+        i = checks % len(fixed)
+        got = index.search("pdq", fixed[i], 0)
+        assert [(m.entry_id, m.ref, m.distance) for m in got] == [(i, i, 0)]
+        many = index.search_many("pdq", fixed[:5], 0)
+        assert [ids(m) for m in many] == [[k] for k in range(5)]
+        checks += 1
+    t.join()
+    assert errors == []
+    assert len(index) == 50 + 4000 + 500
+    for j in (1, 2, 4, 5999):
+        want = [1000 + j] if j % 3 else []
+        if j < 500:
+            want.append(100_000 + j)
+        assert ids(index.search("pdq", extra[j], 0)) == want
+
+
+# --- benchmark helper --------------------------------------------------------------------
+
+
+def test_bench_match_small() -> None:
+    result = bench_match(2000, queries=5, seed=3)
+    assert result["planted_found"] is True
+    assert result["n_hashes"] == 2000 + 5 * 4
+    for key in ("load_s", "median_ms", "p95_ms", "baseline_python_ms", "search_many_ms"):
+        assert result[key] >= 0
