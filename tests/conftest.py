@@ -1,0 +1,101 @@
+"""Shared fixtures: a fresh database per test on SQLite and (when configured) PostgreSQL,
+a content store, the taxonomy, and the corpus location.
+
+PostgreSQL: set HASHDESK_TEST_POSTGRES_URL (e.g. postgresql+psycopg://postgres@127.0.0.1/test).
+Each test gets its own schema there, dropped afterwards. Under CI (CI=true) a missing server is a
+failure, not a skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from app.core.contentstore import ContentStore
+from app.core.taxonomy import load_taxonomy
+from app.paths import resource
+from app.storage.db import Database, open_database
+
+CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+PG_URL = os.environ.get("HASHDESK_TEST_POSTGRES_URL", "").strip()
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def pytest_configure(config) -> None:
+    if IN_CI and not PG_URL:
+        raise pytest.UsageError(
+            "CI=true but HASHDESK_TEST_POSTGRES_URL is not set: the PostgreSQL tests must run"
+        )
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.is_dir():
+        pytest.skip(f"reference corpus not found at {CORPUS}")
+    return CORPUS
+
+
+def _pg_schema_url(schema: str) -> str:
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+def _make_pg_database() -> tuple[Database, callable]:
+    from sqlalchemy import create_engine, text
+
+    admin = create_engine(PG_URL)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        admin.dispose()
+        if IN_CI:
+            raise
+        pytest.skip(f"PostgreSQL at HASHDESK_TEST_POSTGRES_URL is not reachable: {exc}")
+    db = open_database(_pg_schema_url(schema))
+
+    def cleanup() -> None:
+        db.dispose()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+    return db, cleanup
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request, tmp_path) -> Database:
+    """A migrated, empty database: once on SQLite, once on PostgreSQL."""
+    if request.param == "sqlite":
+        database = open_database(f"sqlite:///{tmp_path / 'test.sqlite3'}")
+        yield database
+        database.dispose()
+        return
+    if not PG_URL:
+        pytest.skip("PostgreSQL not configured: set HASHDESK_TEST_POSTGRES_URL to run these")
+    database, cleanup = _make_pg_database()
+    yield database
+    cleanup()
+
+
+@pytest.fixture
+def sqlite_db(tmp_path) -> Database:
+    database = open_database(f"sqlite:///{tmp_path / 'test.sqlite3'}")
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def store(tmp_path) -> ContentStore:
+    return ContentStore(tmp_path / "media")
+
+
+@pytest.fixture(scope="session")
+def taxonomy():
+    return load_taxonomy(resource("taxonomy.toml"))

@@ -1,0 +1,32 @@
+"""Factories used by several test modules."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.core.contentstore import ContentStore
+from app.core.demo import sample_picture
+from app.core.ingest import jobs_from_paths
+from app.core.model import Role
+from app.storage.db import Database
+from app.storage.ingest import IngestRecorder, ingest_jobs
+from app.storage.users import UserInfo, UserService
+
+
+def write_samples(folder: Path, seeds: range | list[int]) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in seeds:
+        p = folder / f"sample-{seed:04d}.jpg"
+        sample_picture(seed, (480, 320)).save(p, "JPEG", quality=90)
+        paths.append(p)
+    return paths
+
+
+def ingest(db: Database, store: ContentStore, paths, source="test", reason="test flag"):
+    jobs = jobs_from_paths(paths, source=source, reason=reason)
+    return ingest_jobs(IngestRecorder(db, store), jobs, workers=1)
+
+
+def make_user(db: Database, name="mod1", role=Role.MODERATOR) -> UserInfo:
+    return UserService(db).add(name, "correct horse battery", role)

@@ -1,0 +1,52 @@
+"""Migrations: an empty database upgrades to head and matches the models exactly."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from app.storage.db import DatabaseError, open_database
+from app.storage.models import Base
+
+
+def test_migrated_schema_matches_models(db):
+    assert db.current_revision() == db.head_revision()
+    with db.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    tables = set(inspect(db.engine).get_table_names())
+    assert {"users", "items", "sightings", "signals", "decisions", "hash_list"} <= tables
+
+
+def test_sqlite_pragmas(sqlite_db):
+    with sqlite_db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 10000
+
+
+def test_newer_schema_is_refused_with_a_clear_message(tmp_path):
+    url = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    db = open_database(url)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '9999_future'")
+    db.dispose()
+    try:
+        open_database(url)
+    except DatabaseError as exc:
+        assert "newer than this Hashdesk knows" in str(exc)
+    else:
+        raise AssertionError("a newer schema was accepted")
+
+
+def test_unreachable_server_gives_one_clear_message():
+    try:
+        open_database("postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2")
+    except DatabaseError as exc:
+        assert "cannot connect to the database at postgresql+psycopg://nobody@127.0.0.1:1" in str(
+            exc
+        )
+        assert "HASHDESK_DATABASE_URL" in str(exc)
+    else:
+        raise AssertionError("connected to a closed port")

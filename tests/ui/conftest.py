@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from app.core.config import Settings
+from app.ui.context import AppContext
+from app.ui.review_window import ReviewWindow
+from tests.helpers import ingest, make_user, write_samples
+
+
+@pytest.fixture
+def make_window(qtbot, store, taxonomy, tmp_path):
+    """Factory: a shown, active review window over ``db`` with ``n`` sample items ingested."""
+    made: list[ReviewWindow] = []
+
+    def make(db, n: int = 3, paths=None, dwell: float = 0.0) -> ReviewWindow:
+        if paths is None:
+            paths = write_samples(tmp_path / "incoming", range(n))
+        ingest(db, store, paths)
+        user = make_user(db)
+        settings = Settings(database_url=str(db.engine.url), media_root=store.root)
+        ctx = AppContext(settings=settings, db=db, store=store, taxonomy=taxonomy)
+        w = ReviewWindow(ctx, user)
+        w.controller.dwell_seconds = dwell
+        qtbot.addWidget(w)
+        with qtbot.waitActive(w):
+            w.show()
+            w.activateWindow()
+        with qtbot.waitSignal(w.controller.item_changed, timeout=10000):
+            w.start()
+        made.append(w)
+        return w
+
+    yield make
+    for w in made:
+        w.close()
+
+
+def wait_saved(qtbot, w, count: int = 1) -> None:
+    """Wait until ``count`` more decisions have been written by the background writer."""
+    qtbot.waitUntil(lambda: w.controller.pending == 0, timeout=10000)
+
+
+def press(qtbot, w, key) -> None:
+    qtbot.keyClick(w.preview, key)
+
+
+KEY = Qt.Key

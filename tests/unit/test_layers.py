@@ -1,0 +1,45 @@
+"""The arrows go one way: ui -> core, storage; storage -> core. core knows no Qt and no SQL;
+storage knows no Qt. Checked on the import statements of every module."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+APP = Path(__file__).resolve().parents[2] / "app"
+
+
+def _imports(folder: Path) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in folder.rglob("*.py"):
+        names: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names.update(a.name for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        found[path.relative_to(folder).as_posix()] = names
+    return found
+
+
+def _offenders(folder: str, banned: tuple[str, ...]) -> list[str]:
+    return [
+        f"{mod} imports {name}"
+        for mod, names in _imports(APP / folder).items()
+        for name in names
+        if name.split(".")[0] in banned or name.startswith(banned)
+    ]
+
+
+def test_core_imports_neither_qt_nor_sql_nor_upper_layers():
+    assert _offenders("core", ("PySide6", "sqlalchemy", "alembic", "app.storage", "app.ui")) == []
+
+
+def test_storage_imports_no_qt_and_no_ui():
+    assert _offenders("storage", ("PySide6", "app.ui")) == []
+
+
+def test_the_check_sees_imports():
+    # Guard against the check passing vacuously.
+    assert "sqlalchemy" in _imports(APP / "storage")["models.py"]
+    assert any(n.startswith("PySide6") for n in _imports(APP / "ui")["preview.py"])
