@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -52,6 +53,8 @@ def print_summary(summary) -> None:
         f"ingested {summary.total} file(s): {summary.new} new, {summary.copies} exact "
         f"copies of known items, {len(summary.unreadable)} unreadable"
     )
+    if summary.auto_matched:
+        print(f"  {summary.auto_matched} new item(s) matched the hash list and were auto-resolved")
     for path, why in summary.unreadable:
         print(f"  unreadable: {path}: {why}")
     for path in summary.missing:
@@ -235,7 +238,14 @@ def build_parser() -> argparse.ArgumentParser:
     dsub.add_parser("upgrade", help="apply migrations")
     dsub.add_parser("info", help="where the database is, its schema version and counts")
     sub.add_parser("bench", help="print performance figures")
+    sub.add_parser("self-test", help="check this installation end to end, without a display")
     return p
+
+
+def cmd_self_test(args, settings: Settings) -> int:
+    from app.selftest import run_self_test
+
+    return run_self_test()
 
 
 COMMANDS = {
@@ -244,10 +254,12 @@ COMMANDS = {
     "ingest": cmd_ingest,
     "users": cmd_users,
     "db": cmd_db,
+    "self-test": cmd_self_test,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
+    multiprocessing.freeze_support()  # the ingest pool's workers, in a frozen build
     args = build_parser().parse_args(argv)
     cmd = args.cmd or "gui"
     try:

@@ -11,15 +11,53 @@ from sqlalchemy.exc import IntegrityError
 
 from app.core.contentstore import ContentStore
 from app.core.ingest import IngestJob, IngestSummary, analyze_jobs
-from app.core.model import ItemStatus, MediaAnalysis, MediaKind, SightingInfo
+from app.core.matcher import Evidence, MatchPolicy, find_match, index_signal
+from app.core.matching import HashIndex
+from app.core.model import (
+    DecisionMethod,
+    ItemStatus,
+    MediaAnalysis,
+    MediaKind,
+    SightingInfo,
+    Signal,
+    Verdict,
+)
 from app.storage.db import Database
+from app.storage.known import (
+    OPEN_OR_CLAIMED,
+    EntryFacts,
+    entry_for,
+    load_hash_index,
+    load_queue_index,
+)
 from app.storage.models import Item, Sighting, SignalRow
+from app.storage.review import DecisionRequest, append_decision
 
 
 class IngestRecorder:
-    def __init__(self, db: Database, store: ContentStore) -> None:
+    """Records analysed files. With matching on (the default), a new item is first matched
+    against the hash list (known content: auto-matched, or badged per the policy), then against
+    the open queue (near-duplicates join the cluster of the item they match)."""
+
+    def __init__(
+        self,
+        db: Database,
+        store: ContentStore,
+        policy: MatchPolicy | None = None,
+        match: bool = True,
+    ) -> None:
         self.db = db
         self.store = store
+        self.policy = policy or MatchPolicy()
+        self.match = match
+        self._hash_index: HashIndex | None = None
+        self._queue_index: HashIndex | None = None
+
+    def _indexes(self) -> tuple[HashIndex, HashIndex]:
+        if self._hash_index is None or self._queue_index is None:
+            self._hash_index = load_hash_index(self.db, self.policy)
+            self._queue_index = load_queue_index(self.db, self.policy)
+        return self._hash_index, self._queue_index
 
     def record(self, path: Path, analysis: MediaAnalysis, sighting: SightingInfo) -> str:
         """Store one analysed file. Returns "new" or "copy"."""
@@ -31,9 +69,19 @@ class IngestRecorder:
             # what we know, without content.
             content_key = None
         preview_key = self.store.put_bytes(analysis.preview) if analysis.preview else None
+        known = cluster = facts = None
+        if self.match:
+            hash_index, queue_index = self._indexes()
+            known = find_match(hash_index, analysis.signals, analysis.kind, self.policy)
+            if known is not None:
+                facts = entry_for(self.db, known.entry_id, known.ref)
+            else:
+                cluster = find_match(queue_index, analysis.signals, analysis.kind, self.policy)
         for _attempt in range(2):
             try:
-                return self._record_row(path, analysis, sighting, content_key, preview_key)
+                return self._record_row(
+                    path, analysis, sighting, content_key, preview_key, known, facts, cluster
+                )
             except IntegrityError:
                 # Another workstation inserted the same SHA-256 first: record a copy instead.
                 continue
@@ -46,7 +94,11 @@ class IngestRecorder:
         sighting: SightingInfo,
         content_key: str | None,
         preview_key: str | None,
+        known: Evidence | None = None,
+        facts: EntryFacts | None = None,
+        cluster: Evidence | None = None,
     ) -> str:
+        new_signals: list[tuple[int, Signal]] = []
         with self.db.session() as s:
             item = s.scalar(select(Item).where(Item.sha256 == a.sha256))
             outcome = "copy"
@@ -72,17 +124,27 @@ class IngestRecorder:
                 )
                 s.add(item)
                 s.flush()
-                for sig in a.signals:
-                    s.add(
-                        SignalRow(
-                            item_id=item.id,
-                            algorithm=sig.algorithm.value,
-                            value=sig.value,
-                            quality=sig.quality,
-                            frame_ts=sig.frame_ts,
-                            variant=sig.variant,
-                        )
+                rows = [
+                    SignalRow(
+                        item_id=item.id,
+                        algorithm=sig.algorithm.value,
+                        value=sig.value,
+                        quality=sig.quality,
+                        frame_ts=sig.frame_ts,
+                        variant=sig.variant,
                     )
+                    for sig in a.signals
+                ]
+                s.add_all(rows)
+                s.flush()
+                new_signals = [(r.id, sig) for r, sig in zip(rows, a.signals, strict=True)]
+                if known is not None:
+                    outcome = self._known(s, item, known, facts)
+                elif cluster is not None and cluster.ref is not None:
+                    rep = s.get(Item, cluster.ref)
+                    if rep is not None and rep.status in OPEN_OR_CLAIMED:
+                        rep.cluster_id = rep.id
+                        item.cluster_id = rep.id
             elif sighting.deadline and (item.deadline is None or sighting.deadline < item.deadline):
                 item.deadline = sighting.deadline
             s.add(
@@ -98,7 +160,39 @@ class IngestRecorder:
                     deadline=sighting.deadline,
                 )
             )
-            return outcome
+            ref = item.cluster_id or item.id
+            open_now = item.status in OPEN_OR_CLAIMED and item.cluster_id in (None, item.id)
+        if self.match and outcome == "new" and open_now and self._queue_index is not None:
+            for sig_id, sig in new_signals:
+                index_signal(self._queue_index, sig_id, sig, ref, self.policy)
+        return outcome
+
+    def _known(self, s, item: Item, ev: Evidence, facts: EntryFacts | None) -> str:
+        """A new item matched the hash list: resolve it, or badge it, per the policy."""
+        who = f"confirmed by {facts.added_by}" if facts and facts.added_by else "confirmed"
+        where = f"hash-list entry #{facts.id} ({facts.list_name})" if facts else "the hash list"
+        note = f"matches {where}, {ev.describe()}; {who} on item #{ev.ref}" + (
+            f", category {facts.category}" if facts and facts.category else ""
+        )
+        if not self.policy.auto_resolve:
+            item.match_note = f"known match: {note}"
+            return "new"
+        item.status = ItemStatus.AUTO_MATCHED.value
+        item.match_note = note
+        append_decision(
+            s,
+            DecisionRequest(
+                item_id=item.id,
+                user_id=None,
+                verdict=Verdict.CONFIRM,
+                category=facts.category if facts else None,
+                note=note,
+                method=DecisionMethod.AUTO_MATCH,
+                matched_entry_id=facts.id if facts else None,
+                match_distance=ev.distance,
+            ),
+        )
+        return "auto_matched"
 
 
 def ingest_jobs(
@@ -119,6 +213,9 @@ def ingest_jobs(
             outcome = recorder.record(job.path, analysis, job.sighting)
             if outcome == "new":
                 summary.new += 1
+            elif outcome == "auto_matched":
+                summary.new += 1
+                summary.auto_matched += 1
             else:
                 summary.copies += 1
             if analysis.error:

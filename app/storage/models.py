@@ -126,6 +126,11 @@ class Decision(Base):
     note: Mapped[str | None] = mapped_column(Text)
     method: Mapped[str] = mapped_column(String(16))
     supersedes: Mapped[str | None] = mapped_column(String(36))
+    # For a ``cluster`` decision: the manual decision on the cluster's representative.
+    parent_uuid: Mapped[str | None] = mapped_column(String(36), index=True)
+    # For an ``auto_match`` decision: the hash-list entry and distance that matched.
+    matched_entry_id: Mapped[int | None] = mapped_column(ForeignKey("hash_list.id"))
+    match_distance: Mapped[int | None] = mapped_column(Integer)
     decided_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))

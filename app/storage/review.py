@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, case, func, or_, select, text
@@ -39,7 +39,7 @@ class ReviewError(RuntimeError):
 @dataclass(frozen=True)
 class DecisionRequest:
     item_id: int
-    user_id: int
+    user_id: int | None  # None: made by the system (auto-match)
     verdict: Verdict
     category: str | None = None
     category_label: str | None = None
@@ -48,6 +48,9 @@ class DecisionRequest:
     uuid: str = field(default_factory=lambda: str(uuidlib.uuid4()))
     decided_at: datetime = field(default_factory=utcnow)
     supersedes: str | None = None
+    parent_uuid: str | None = None
+    matched_entry_id: int | None = None
+    match_distance: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,7 @@ class DecisionOutcome:
     verdict: Verdict
     hashes_added: int = 0
     hashes_retracted: int = 0
+    cluster_members: int = 0  # other items of the cluster decided with it
     duplicate: bool = False  # the UUID had already been recorded: nothing was written
 
 
@@ -68,6 +72,39 @@ class QueueCounts:
 
 def open_status_for(kind: str) -> str:
     return ItemStatus.UNREADABLE.value if kind == MediaKind.UNREADABLE.value else "queued"
+
+
+def open_members(s: Session, rep: Item) -> list[Item]:
+    """The other open items of the cluster ``rep`` represents (they wait behind it)."""
+    if rep.cluster_id != rep.id:
+        return []
+    return list(
+        s.scalars(
+            select(Item)
+            .where(
+                Item.cluster_id == rep.id,
+                Item.id != rep.id,
+                Item.status.in_(OPEN_STATUSES),
+            )
+            .order_by(Item.id)
+            .with_for_update()
+        )
+    )
+
+
+def cluster_size(s: Session, item: Item) -> int:
+    if item.cluster_id is None or item.cluster_id != item.id:
+        return 1
+    n = s.scalar(
+        select(func.count())
+        .select_from(Item)
+        .where(
+            Item.cluster_id == item.id,
+            Item.id != item.id,
+            Item.status.in_(OPEN_STATUSES),
+        )
+    )
+    return 1 + int(n or 0)
 
 
 def to_queue_item(s: Session, item: Item) -> QueueItem:
@@ -89,7 +126,7 @@ def to_queue_item(s: Session, item: Item) -> QueueItem:
         priority=item.priority,
         deadline=item.deadline,
         cluster_id=item.cluster_id,
-        cluster_size=1,
+        cluster_size=cluster_size(s, item),
         sightings=tuple(
             SightingInfo(
                 source=x.source,
@@ -123,6 +160,10 @@ def append_decision(s: Session, req: DecisionRequest) -> Decision:
         "supersedes": req.supersedes,
         "decided_at": req.decided_at.isoformat(timespec="microseconds"),
     }
+    if req.parent_uuid or req.matched_entry_id is not None:
+        fields["parent_uuid"] = req.parent_uuid
+        fields["matched_entry_id"] = req.matched_entry_id
+        fields["match_distance"] = req.match_distance
     row = Decision(
         uuid=req.uuid,
         item_id=req.item_id,
@@ -133,6 +174,9 @@ def append_decision(s: Session, req: DecisionRequest) -> Decision:
         note=req.note,
         method=req.method.value,
         supersedes=req.supersedes,
+        parent_uuid=req.parent_uuid,
+        matched_entry_id=req.matched_entry_id,
+        match_distance=req.match_distance,
         decided_at=req.decided_at,
         prev_hash=prev,
         entry_hash=chain_hash(prev, fields),
@@ -163,6 +207,7 @@ class ReviewService:
         query = (
             select(Item)
             .where(claimable)
+            .where(or_(Item.cluster_id.is_(None), Item.cluster_id == Item.id))
             .order_by(
                 case((Item.deadline.is_(None), 1), else_=0),
                 Item.deadline,
@@ -279,23 +324,47 @@ class ReviewService:
             item = s.scalar(select(Item).where(Item.id == req.item_id).with_for_update())
             if item is None:
                 raise ReviewError(f"item {req.item_id} does not exist")
-            append_decision(s, req)
-            added = 0
-            if req.verdict is Verdict.CONFIRM:
-                item.status = ItemStatus.DECIDED.value
-                added = self._add_hashes(s, item, req)
-            elif req.verdict is Verdict.REJECT:
-                item.status = ItemStatus.DECIDED.value
-            elif req.verdict is Verdict.ESCALATE:
-                item.status = ItemStatus.ESCALATED.value
-            else:  # skip: back to the queue for someone else
-                item.status = open_status_for(item.kind)
-            item.claimed_by = None
-            item.lease_expires_at = None
-            return DecisionOutcome(req.uuid, item.id, req.verdict, hashes_added=added)
+            added = self._apply(s, item, req)
+            members = open_members(s, item) if req.verdict is not Verdict.SKIP else []
+            for member in members:
+                added += self._apply(
+                    s,
+                    member,
+                    replace(
+                        req,
+                        item_id=member.id,
+                        uuid=str(uuidlib.uuid4()),
+                        method=DecisionMethod.CLUSTER,
+                        parent_uuid=req.uuid,
+                    ),
+                )
+            return DecisionOutcome(
+                req.uuid, item.id, req.verdict, hashes_added=added, cluster_members=len(members)
+            )
+
+    def _apply(self, s: Session, item: Item, req: DecisionRequest) -> int:
+        """Append ``req`` and apply it to ``item``; returns the number of hashes added."""
+        append_decision(s, req)
+        added = 0
+        if req.verdict is Verdict.CONFIRM:
+            item.status = ItemStatus.DECIDED.value
+            added = self._add_hashes(s, item, req)
+        elif req.verdict is Verdict.REJECT:
+            item.status = ItemStatus.DECIDED.value
+        elif req.verdict is Verdict.ESCALATE:
+            item.status = ItemStatus.ESCALATED.value
+        else:  # skip: back to the queue for someone else
+            item.status = open_status_for(item.kind)
+        item.claimed_by = None
+        item.lease_expires_at = None
+        return added
 
     def _add_hashes(self, s: Session, item: Item, req: DecisionRequest) -> int:
-        signals = s.scalars(select(SignalRow).where(SignalRow.item_id == item.id)).all()
+        signals = [
+            sig
+            for sig in s.scalars(select(SignalRow).where(SignalRow.item_id == item.id))
+            if not sig.variant.startswith("dih:")  # rotated/mirrored: for querying only
+        ]
         for sig in signals:
             s.add(
                 HashListEntry(
@@ -344,35 +413,67 @@ class ReviewService:
             if target is None:
                 return None
             now = utcnow()
-            append_decision(
-                s,
-                DecisionRequest(
-                    item_id=target.item_id,
-                    user_id=user_id,
-                    verdict=Verdict.UNDO,
-                    method=DecisionMethod.MANUAL,
-                    uuid=undo_uuid,
-                    decided_at=now,
-                    supersedes=target.uuid,
-                ),
-            )
-            entries = s.scalars(
-                select(HashListEntry).where(
-                    HashListEntry.decision_uuid == target.uuid,
-                    HashListEntry.retracted_at.is_(None),
+            retracted = self._undo_one(s, target, user_id, undo_uuid, now)
+            # A cluster decision is undone whole: every member goes back behind its
+            # representative.
+            members = s.scalars(
+                select(Decision).where(
+                    Decision.parent_uuid == target.uuid,
+                    Decision.method == DecisionMethod.CLUSTER.value,
                 )
             ).all()
-            for e in entries:
-                e.retracted_at = now
-                e.retracted_by = user_id
-                e.retraction_reason = "decision undone by the moderator who made it"
-                e.retraction_decision_uuid = undo_uuid
+            for d in members:
+                retracted += self._undo_one(s, d, user_id, str(uuidlib.uuid4()), now, undo_uuid)
+                member = s.get(Item, d.item_id)
+                if member is not None:
+                    member.status = open_status_for(member.kind)
             item = s.scalar(select(Item).where(Item.id == target.item_id).with_for_update())
             assert item is not None
             item.status = ItemStatus.CLAIMED.value
             item.claimed_by = user_id
             item.lease_expires_at = now + self.lease
-            return DecisionOutcome(undo_uuid, item.id, Verdict.UNDO, hashes_retracted=len(entries))
+            return DecisionOutcome(
+                undo_uuid,
+                item.id,
+                Verdict.UNDO,
+                hashes_retracted=retracted,
+                cluster_members=len(members),
+            )
+
+    def _undo_one(
+        self,
+        s: Session,
+        target: Decision,
+        user_id: int,
+        undo_uuid: str,
+        now: datetime,
+        parent_uuid: str | None = None,
+    ) -> int:
+        append_decision(
+            s,
+            DecisionRequest(
+                item_id=target.item_id,
+                user_id=user_id,
+                verdict=Verdict.UNDO,
+                method=DecisionMethod.CLUSTER if parent_uuid else DecisionMethod.MANUAL,
+                uuid=undo_uuid,
+                decided_at=now,
+                supersedes=target.uuid,
+                parent_uuid=parent_uuid,
+            ),
+        )
+        entries = s.scalars(
+            select(HashListEntry).where(
+                HashListEntry.decision_uuid == target.uuid,
+                HashListEntry.retracted_at.is_(None),
+            )
+        ).all()
+        for e in entries:
+            e.retracted_at = now
+            e.retracted_by = user_id
+            e.retraction_reason = "decision undone by the moderator who made it"
+            e.retraction_decision_uuid = undo_uuid
+        return len(entries)
 
     # -- reading the record ----------------------------------------------------------------
 
