@@ -107,6 +107,10 @@ def write_demo_media(folder: Path, count: int = 40, seed: int = 7) -> Path:
         add(f"repost-{n:03d}.jpg", (folder / f"sample-{n:03d}.jpg").read_bytes(), originals + 4 + i)
     # Mislabelled: a PNG named .jpg (must be read by content).
     add("mislabelled.jpg", _png(pictures[min(4, originals - 1)].rotate(180)), originals + 7)
+    # A short generated video: its keyframe strip is stepped with Left/Right.
+    clip = folder / "sample-clip.mp4"
+    write_sample_video(clip, seed * 1000 + 500)
+    add(clip.name, clip.read_bytes(), originals + 9)
     # One corrupt file: a JPEG cut short.
     broken = _jpeg(sample_picture(seed * 1000 + 999))
     add("corrupt-upload.jpg", broken[: len(broken) // 3], originals + 8)
@@ -119,3 +123,19 @@ def _png(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, "PNG")
     return buf.getvalue()
+
+
+def write_sample_video(path: Path, seed: int, seconds: int = 8, fps: int = 10) -> None:
+    """A harmless moving picture (a pan across a sample picture), MPEG-4 in an MP4 file."""
+    import cv2
+
+    wide = np.asarray(sample_picture(seed, (1280, 480)))[:, :, ::-1]
+    w, h = 640, 480
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    try:
+        total = seconds * fps
+        for i in range(total):
+            x = int((wide.shape[1] - w) * i / max(1, total - 1))
+            out.write(np.ascontiguousarray(wide[:, x : x + w]))
+    finally:
+        out.release()

@@ -41,9 +41,9 @@ def item_by_name(db, name):
         from app.storage.models import Sighting
 
         return s.scalar(
-            select(Item).join(Sighting, Sighting.item_id == Item.id).where(
-                Sighting.original_name == name
-            )
+            select(Item)
+            .join(Sighting, Sighting.item_id == Item.id)
+            .where(Sighting.original_name == name)
         )
 
 
@@ -104,7 +104,7 @@ def test_retracted_hashes_do_not_match(db, store, corpus):
 @pytest.mark.corpus
 def test_bridge_mods_form_one_cluster_decided_once(db, store, corpus):
     imgs = corpus / "pdq-images"
-    paths = sorted(imgs.glob("bridge-mods__*")) + [imgs / "labelme-subset__q0003.jpg"]
+    paths = [*sorted(imgs.glob("bridge-mods__*")), imgs / "labelme-subset__q0003.jpg"]
     record(db, store, paths)
     review = ReviewService(db)
     user = make_user(db)
