@@ -359,8 +359,8 @@ class ReviewWindow(QMainWindow):
             b.setChecked(category is not None and key == category.key)
 
     def _show_counts(self, counts: QueueCounts) -> None:
-        self.status_left.setText(f"{counts.open_items} left")
-        self.status_today.setText(f"{counts.decided_today} decided today")
+        self.status_left.setText(f"{counts.open_items} left  ·")
+        self.status_today.setText(f"{counts.decided_today} decided today  ·")
 
     def _show_sync(self, pending: int) -> None:
         self.status_sync.setText("all saved" if pending == 0 else f"{pending} waiting to sync")
