@@ -66,6 +66,7 @@ def _jpeg(img: Image.Image, quality: int = 90) -> bytes:
 
 
 def write_demo_media(folder: Path, count: int = 40, seed: int = 7) -> Path:
+    count = max(count, 12)
     """Write about ``count`` sample files into ``folder`` and a JSON-lines manifest beside them.
 
     Returns the manifest's path.
@@ -103,7 +104,7 @@ def write_demo_media(folder: Path, count: int = 40, seed: int = 7) -> Path:
     add("sample-000-bright.jpg", _jpeg(ImageEnhance.Brightness(base).enhance(1.25)), originals + 2)
     add("sample-000-crop.png", _png(base.crop((10, 8, 950, 632))), originals + 3)
     # Exact copies under other names (same bytes): sightings of one item, not new queue entries.
-    for i, n in enumerate((1, 2, 3)):
+    for i, n in enumerate(n for n in (1, 2, 3) if n < originals):
         add(f"repost-{n:03d}.jpg", (folder / f"sample-{n:03d}.jpg").read_bytes(), originals + 4 + i)
     # Mislabelled: a PNG named .jpg (must be read by content).
     add("mislabelled.jpg", _png(pictures[min(4, originals - 1)].rotate(180)), originals + 7)

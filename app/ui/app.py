@@ -37,7 +37,7 @@ def run_gui(ctx: AppContext, user: UserInfo | None = None) -> int:
     app = make_qapp()
     tasks = TaskRunner()
     if user is None:
-        login = LoginDialog(ctx.users, tasks, f"{ctx.db.dialect}: {ctx.db.label}")
+        login = LoginDialog(ctx.users, tasks, ctx.db.label)
         if login.exec() != LoginDialog.DialogCode.Accepted or login.user is None:
             return 0
         user = login.user

@@ -223,7 +223,7 @@ class ReviewWindow(QMainWindow):
         self.status_left = QLabel("")
         self.status_today = QLabel("")
         self.status_sync = QLabel("")
-        self.status_db = QLabel(f"{self.ctx.db.dialect}: {self.ctx.db.label}")
+        self.status_db = QLabel(self.ctx.db.label)
         for w in (self.status_left, self.status_today, self.status_sync):
             sb.addWidget(w)
         sb.addPermanentWidget(self.status_db)
