@@ -16,6 +16,11 @@ Decoding rules (DESIGN "Hashing and matching", "Bad input"):
 * declared sizes above :data:`MAX_IMAGE_PIXELS` are refused before any pixel is decoded;
 * animated GIF/WebP: the first frame is hashed (kind IMAGE);
 * anything Pillow cannot decode gives an UNREADABLE analysis with a short reason.
+
+Evasion-resistant signals (issue 3): besides the plain PDQ and pHash, an image gets the 7
+rotated/mirrored PDQ hashes as ``dih:<name>`` query-only signals (one ``compute_dihedral``, no
+extra cost), and when it has letterbox/pillarbox bars (:func:`app.core.signals_variants.trim_bars`)
+the PDQ and pHash of its content as ``trimmed`` signals.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import pdqhash
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from app.core.model import Algorithm, MediaAnalysis, MediaKind, Signal, UnreadableMedia
+from app.core.signals_variants import trim_bars
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +70,11 @@ DIHEDRAL_ORDER = (
     "flip_plus1",
     "flip_minus1",
 )
+
+#: Variant of the signals hashed with letterbox/pillarbox bars trimmed (stored in the list).
+TRIMMED = "trimmed"
+#: Prefix of the variants of rotated/mirrored PDQ hashes (query-only, never in the hash list).
+DIHEDRAL_PREFIX = "dih:"
 
 _FORMAT_NAMES = {
     "image/jpeg": "JPEG",
@@ -193,6 +204,28 @@ def pdq_dihedral_from_rgb(arr: np.ndarray) -> list[str]:
     rotate90, rotate180, rotate270, flipx, flipy, flip_plus1, flip_minus1."""
     hashes, _quality = pdqhash.compute_dihedral(_rgb_array(arr))
     return [pdq_hex(h) for h in hashes]
+
+
+def dihedral_variant(name: str) -> str:
+    """Signal variant of a rotated/mirrored query hash: ``dih:<name>`` (query-only)."""
+    return DIHEDRAL_PREFIX + name
+
+
+def pdq_signals_with_dihedral(
+    arr: np.ndarray, *, algorithm: Algorithm = Algorithm.PDQ, frame_ts: float | None = None
+) -> list[Signal]:
+    """The PDQ of a picture and its 7 rotated/mirrored hashes, from ONE
+    ``pdqhash.compute_dihedral`` (which costs the same as a plain ``compute``): the plain signal
+    first, then ``dih:<name>`` signals in :data:`DIHEDRAL_ORDER`. A dihedral hash is the PDQ
+    the picture would have after that transform, so a rotated or mirrored copy of confirmed
+    content has one within the usual distance of the confirmed hash. They are for querying
+    only: the hash list never stores ``dih:`` signals."""
+    hashes, quality = pdqhash.compute_dihedral(_rgb_array(arr))
+    quality = int(quality)
+    out = [Signal(algorithm, pdq_hex(hashes[0]), quality, frame_ts)]
+    for name, bits in zip(DIHEDRAL_ORDER[1:], hashes[1:], strict=True):
+        out.append(Signal(algorithm, pdq_hex(bits), quality, frame_ts, dihedral_variant(name)))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -415,7 +448,21 @@ def analyze_image_bytes(
         rgb, (width, height), _animated = decode_image(
             data, mime, draft_min_long_side=draft_min_long_side
         )
-        pdq, quality = pdq_from_rgb(np.asarray(rgb))
+        arr = np.asarray(rgb)
+        pdq_signals = pdq_signals_with_dihedral(arr)
+        trimmed = trim_bars(arr)
+        if trimmed is not None:  # letterbox/pillarbox bars: the content's hashes as well
+            content, (top, bottom, left, right) = trimmed
+            t_hex, t_quality = pdq_from_rgb(content)
+            t_phash = str(
+                imagehash.phash(rgb.crop((left, top, rgb.width - right, rgb.height - bottom)))
+            )
+            trimmed_signals = [
+                Signal(Algorithm.PDQ, t_hex, quality=t_quality, variant=TRIMMED),
+                Signal(Algorithm.PHASH, t_phash.lower(), variant=TRIMMED),
+            ]
+        else:
+            trimmed_signals = []
         phash = str(imagehash.phash(rgb)).lower()
         preview = make_preview_jpeg(rgb)
     except Exception as e:  # bad media must never escape (DESIGN "Bad input")
@@ -429,8 +476,10 @@ def analyze_image_bytes(
         width=width,
         height=height,
         signals=[
-            Signal(Algorithm.PDQ, pdq, quality=quality),
+            pdq_signals[0],
             Signal(Algorithm.PHASH, phash),
+            *trimmed_signals,
+            *pdq_signals[1:],
             *byte_signals(sha256, md5),
         ],
         preview=preview,

@@ -27,8 +27,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageSequence
 
-from app.core.imaging import hamming_hex, pdq_from_rgb
+from app.core.imaging import TRIMMED, hamming_hex, pdq_from_rgb, pdq_signals_with_dihedral
 from app.core.model import Algorithm, MediaAnalysis, MediaKind, Signal
+from app.core.signals_variants import BarDetector, Bars, bars_agree, crop
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,9 @@ STRIP_HEIGHT = 360  # keyframe strip: every frame this tall ...
 STRIP_MAX_FRAMES = 8  # ... and at most this many frames side by side
 STRIP_JPEG_QUALITY = 80
 MAX_ANIMATED_FRAMES = 20000  # frames walked in a GIF/WebP before giving up on the rest
+BAR_DECIDE_FRAMES = 5  # informative sampled frames looked at before the bars are decided ...
+BAR_MAX_PENDING = 10  # ... or this many sampled frames held back waiting for the decision
+DIHEDRAL_FRAMES = 16  # sampled frames (evenly spread) whose dih: query hashes are kept
 
 _GIF_MAGIC = (b"GIF87a", b"GIF89a")
 _TEXT_MAGIC = (b"#EXTM3U", b"ffconcat", b"file ", b"[playlist]", b"<?xml", b"<")
@@ -73,6 +77,88 @@ def _work_rgb(bgr: np.ndarray) -> np.ndarray:
 def pdq_of_frame(bgr: np.ndarray) -> tuple[str, int]:
     """PDQ (hex, quality) of one decoded OpenCV (BGR) frame, as analyze_video computes it."""
     return _pdq_from_rgb(_work_rgb(bgr))
+
+
+# --------------------------------------------------------------------------------------------
+# Evasion-resistant frame signals (issue 3): bars trimmed, rotated/mirrored
+
+
+class _FrameHasher:
+    """Every signal of the sampled frames of one video, in the order they arrive.
+
+    * plain ``pdq_frame`` (vPDQ-compatible) for every sampled frame;
+    * ``dih:<name>`` rotated/mirrored hashes: they come free with the plain hash (one
+      ``compute_dihedral`` costs what one ``compute`` does), but each frame carries 7, so only
+      :data:`DIHEDRAL_FRAMES` evenly spread frames keep theirs (query-only: bounded storage and
+      match work; the matcher judges each transform on its own frame set);
+    * ``trimmed``: when the video has letterbox/pillarbox bars, the PDQ of every sampled frame
+      with the same crop. The bars are decided once from the first :data:`BAR_DECIDE_FRAMES`
+      informative frames (frames held back meanwhile, at most :data:`BAR_MAX_PENDING`), and the
+      :class:`BarDetector` keeps watching every later frame: if the bars seen over the whole
+      video no longer agree with the crop used (content appeared in a "bar": it was a dark
+      scene), the trimmed set is dropped rather than kept wrong.
+    """
+
+    def __init__(self) -> None:
+        self.plain: list[Signal] = []
+        self.dihedral: list[list[Signal]] = []
+        self.trimmed: list[Signal] = []
+        self.detector = BarDetector()
+        self.pending: list[tuple[float, np.ndarray]] = []
+        self.decided = False
+        self.bars: Bars | None = None
+
+    def __len__(self) -> int:
+        return len(self.plain)
+
+    def add(self, bgr: np.ndarray, ts: float) -> None:
+        sigs = pdq_signals_with_dihedral(_work_rgb(bgr), algorithm=Algorithm.PDQ_FRAME, frame_ts=ts)
+        self.plain.append(sigs[0])
+        self.dihedral.append(sigs[1:])
+        self.detector.add(bgr)
+        if self.decided:
+            if self.bars is not None:
+                self._trim(bgr, ts)
+            return
+        self.pending.append((ts, bgr))
+        if self.detector.frames >= BAR_DECIDE_FRAMES or (
+            self.detector.frames and len(self.pending) >= BAR_MAX_PENDING
+        ):
+            self._decide()
+        elif len(self.pending) > BAR_MAX_PENDING:  # a long flat opening: nothing to learn yet
+            self.pending.pop(0)
+
+    def _trim(self, bgr: np.ndarray, ts: float) -> None:
+        if self.bars is None or bgr.shape[:2] != (self.detector.height, self.detector.width):
+            return  # the bars were measured on frames of another size
+        hex_, quality = pdq_of_frame(np.ascontiguousarray(crop(bgr, self.bars)))
+        self.trimmed.append(Signal(Algorithm.PDQ_FRAME, hex_, quality, ts, TRIMMED))
+
+    def _decide(self) -> None:
+        self.decided = True
+        self.bars = self.detector.bars()
+        if self.bars is not None:
+            for ts, bgr in self.pending:
+                self._trim(bgr, ts)
+        self.pending.clear()
+
+    def signals(self, name: str = "") -> list[Signal]:
+        """All frame signals: plain, then trimmed, then the kept dihedral ones."""
+        if not self.decided:
+            self._decide()
+        trimmed = self.trimmed
+        if self.bars is not None:
+            final = self.detector.bars()
+            h, w = self.detector.height or 0, self.detector.width or 0
+            if not bars_agree(self.bars, final, h, w):
+                log.info(
+                    "%s: bars %s not borne out by the whole video (%s)", name, self.bars, final
+                )
+                trimmed = []
+        n = len(self.dihedral)
+        keep = np.unique(np.linspace(0, n - 1, min(n, DIHEDRAL_FRAMES)).round().astype(int))
+        dihedral = [s for i in keep.tolist() for s in self.dihedral[i]] if n else []
+        return [*self.plain, *trimmed, *dihedral]
 
 
 # --------------------------------------------------------------------------------------------
@@ -191,7 +277,7 @@ def bench_video(seconds: int = 60, size: tuple[int, int] = (1280, 720)) -> dict:
         t0 = time.perf_counter()
         result = analyze_video(clip, "0" * 64, "0" * 32, file_size)
         elapsed = time.perf_counter() - t0
-    frames = sum(1 for s in result.signals if s.algorithm == Algorithm.PDQ_FRAME)
+    frames = sum(1 for s in result.signals if s.algorithm == Algorithm.PDQ_FRAME and not s.variant)
     return {
         "seconds_of_video": result.duration,
         "hash_seconds": round(elapsed, 3),
@@ -280,7 +366,7 @@ def _analyze_cv2(
         [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms],
     )
     decoder: _Decoder | None = None
-    signals: list[Signal] = []
+    frames = _FrameHasher()
     strip: _StripCollector | None = None
     width = height = None
     stop_reason = ""
@@ -326,12 +412,9 @@ def _analyze_cv2(
                         sha256, md5, size, f"video frames too large ({width}x{height})"
                     )
                 strip = _StripCollector(width, height)
-            hex_, quality = _pdq_from_rgb(_work_rgb(frame))
-            signals.append(
-                Signal(Algorithm.PDQ_FRAME, hex_, quality, frame_ts=round(index / fps, 3))
-            )
+            frames.add(frame, round(index / fps, 3))
             strip.offer(lambda f=frame: cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
-            if len(signals) >= max_samples:
+            if len(frames) >= max_samples:
                 stop_reason = "sample cap"
                 break
     finally:
@@ -340,14 +423,14 @@ def _analyze_cv2(
         if decoder is None or not decoder.is_alive():
             cap.release()  # a decoder stuck inside FFmpeg keeps its capture; it is a daemon
 
-    if decoder is not None and decoder.error is not None and not signals:
+    if decoder is not None and decoder.error is not None and not len(frames):
         raise decoder.error
-    if not signals or strip is None:
+    if not len(frames) or strip is None:
         if stop_reason == "time budget":
             return _unreadable(sha256, md5, size, "video decoding timed out before any frame")
         return _unreadable(sha256, md5, size, "video could not be decoded (no frames)")
     if stop_reason:
-        log.info("%s: stopped after %d samples (%s)", p.name, len(signals), stop_reason)
+        log.info("%s: stopped after %d samples (%s)", p.name, len(frames), stop_reason)
     last = decoder.last_index if decoder is not None else 0
     if (decoder is not None and decoder.ended) or count <= 0:
         duration = (last + 1) / fps
@@ -363,7 +446,7 @@ def _analyze_cv2(
         width=width,
         height=height,
         duration=round(duration, 3),
-        signals=[*signals, *byte_signals],
+        signals=[*frames.signals(p.name), *byte_signals],
         preview=preview,
         preview_frames=n_preview,
     )
@@ -380,7 +463,7 @@ def _analyze_animated(
 ) -> MediaAnalysis:
     """Animated GIF / WebP through Pillow: one frame per second of display time (frame 0 always)."""
     deadline = time.monotonic() + time_budget
-    signals: list[Signal] = []
+    frames = _FrameHasher()
     strip: _StripCollector | None = None
     t = 0.0  # display time (s) at which the current frame starts
     next_sample = 0.0
@@ -401,24 +484,23 @@ def _analyze_animated(
                 if t + 1e-9 >= next_sample:
                     rgb = np.asarray(frame.convert("RGB"))
                     bgr = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-                    hex_, quality = pdq_of_frame(bgr)
-                    signals.append(Signal(Algorithm.PDQ_FRAME, hex_, quality, frame_ts=round(t, 3)))
+                    frames.add(bgr, round(t, 3))
                     if strip is None:
                         strip = _StripCollector(*rgb.shape[1::-1])
                     strip.offer(lambda a=rgb: a)
                     next_sample += interval
                     while next_sample <= t:
                         next_sample += interval
-                    if len(signals) >= max_samples:
+                    if len(frames) >= max_samples:
                         break
                 t += dur_s
         except (OSError, EOFError, ValueError) as exc:  # truncated animation: keep what decoded
-            if not signals:
+            if not len(frames):
                 return _unreadable(
                     sha256, md5, size, f"animation could not be decoded ({_short(exc)})"
                 )
-            log.info("%s: animation truncated after %d samples: %r", p.name, len(signals), exc)
-    if not signals or strip is None:
+            log.info("%s: animation truncated after %d samples: %r", p.name, len(frames), exc)
+    if not len(frames) or strip is None:
         return _unreadable(sha256, md5, size, "animation could not be decoded (no frames)")
     preview, n_preview = strip.jpeg()
     return MediaAnalysis(
@@ -430,7 +512,7 @@ def _analyze_animated(
         width=width,
         height=height,
         duration=round(t, 3),
-        signals=[*signals, *byte_signals],
+        signals=[*frames.signals(p.name), *byte_signals],
         preview=preview,
         preview_frames=n_preview,
     )

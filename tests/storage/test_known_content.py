@@ -145,3 +145,15 @@ def test_chair_edits_auto_match_after_confirming_original(db, store, corpus):
     report = {n: out[n] for n in VIDEO_MATCHES}
     assert report == dict.fromkeys(VIDEO_MATCHES, "auto_matched"), report
     assert out["doorknob-hd-no-bar.mp4"] == "new"
+
+
+@pytest.mark.corpus
+def test_letterboxed_pattern_edits_auto_match_after_confirming_hd(db, store, corpus):
+    vids = corpus / "videos"
+    record(db, store, [vids / "pattern-hd-no-bar.mp4"])
+    confirm(db, "pattern-hd-no-bar.mp4")
+    names = ["pattern-sd-grey-bar.mp4", "pattern-sd-with-small-logo-bar.mp4"]
+    out = record(db, store, [vids / n for n in names])
+    assert out == dict.fromkeys(names, "auto_matched")
+    note = item_by_name(db, names[0]).match_note
+    assert "pdq_frame (trimmed)" in note  # the bars had to be trimmed for it to match

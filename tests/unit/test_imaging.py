@@ -58,7 +58,8 @@ def analyze(path: Path, **kw) -> MediaAnalysis:
 
 
 def signal(a: MediaAnalysis, algorithm: Algorithm) -> str:
-    values = [s.value for s in a.signals if s.algorithm == algorithm]
+    """The plain (as decoded) signal of ``algorithm``: trimmed and dih: variants left out."""
+    values = [s.value for s in a.signals if s.algorithm == algorithm and not s.variant]
     assert len(values) == 1, (algorithm, a.signals, a.error)
     return values[0]
 

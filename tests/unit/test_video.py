@@ -34,9 +34,12 @@ def _analyze(name: str) -> MediaAnalysis:
     return analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size)
 
 
-def _frames(a: MediaAnalysis) -> list[tuple[float, str, int]]:
+def _frames(a: MediaAnalysis, variant: str = "") -> list[tuple[float, str, int]]:
+    """(ts, hex, quality) of the frame signals of one variant (default: the plain ones)."""
     return [
-        (s.frame_ts, s.value, s.quality) for s in a.signals if s.algorithm == Algorithm.PDQ_FRAME
+        (s.frame_ts, s.value, s.quality)
+        for s in a.signals
+        if s.algorithm == Algorithm.PDQ_FRAME and s.variant == variant
     ]
 
 
@@ -95,7 +98,11 @@ def test_signals_dimensions_duration() -> None:
     assert a.duration == pytest.approx(673 / 30, abs=0.05)
     algos = [s.algorithm for s in a.signals]
     assert algos.count(Algorithm.MD5) == 1 and algos.count(Algorithm.SHA256) == 1
-    assert algos.count(Algorithm.PDQ_FRAME) == 23
+    assert len(_frames(a)) == 23
+    # Pillarboxed (32 px black each side): the same frames trimmed, plus the dih: query hashes
+    # of 16 evenly spread frames.
+    assert [ts for ts, _, _ in _frames(a, "trimmed")] == [ts for ts, _, _ in _frames(a)]
+    assert algos.count(Algorithm.PDQ_FRAME) == 23 + 23 + 7 * 16
     assert all(len(s.value) == 64 for s in a.signals if s.algorithm == Algorithm.PDQ_FRAME)
     assert a.mime == "video/mp4"
     assert a.error is None
@@ -123,7 +130,7 @@ def test_padded_dimensions_video() -> None:
         ("chair-22-sd-sepia-bar", "chair-orig-22-sd-bar", 0.8),
         ("chair-22-with-small-logo-bar", "chair-orig-22-sd-bar", 0.8),
         ("chair-22-with-large-logo-bar", "chair-orig-22-sd-bar", 0.0),  # reported, see print
-        ("pattern-sd-grey-bar", "pattern-hd-no-bar", 0.0),  # letterboxed: reported only
+        ("pattern-sd-grey-bar", "pattern-hd-no-bar", 0.0),  # pillarboxed: see test_evasion.py
         ("pattern-sd-with-small-logo-bar", "pattern-hd-no-bar", 0.0),
         ("pattern-sd-with-large-logo-bar", "pattern-hd-no-bar", 0.0),
         # Same scene, different timing and fast motion: 1-per-second samples on both sides often
@@ -294,7 +301,7 @@ def test_animated_gif(tmp_path: Path) -> None:
     assert a.kind == MediaKind.ANIMATED, a.error
     assert a.mime == "image/gif"
     assert a.duration == pytest.approx(6.0)
-    assert [s.frame_ts for s in a.signals if s.algorithm == Algorithm.PDQ_FRAME] == [
+    assert [ts for ts, _, _ in _frames(a)] == [
         0.0,
         1.0,
         2.0,
