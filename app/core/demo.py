@@ -88,7 +88,10 @@ def write_demo_media(folder: Path, count: int = 40, seed: int = 7) -> Path:
             "score": round(rng.uniform(0.5, 0.99), 2),
             "flagged_at": (now - timedelta(minutes=rng.randint(1, 600))).isoformat(),
         }
-        if source == "removal_order":
+        if name == "sample-000.jpg":
+            # The near-duplicate cluster comes first, under the tightest deadline.
+            row["deadline"] = (now + timedelta(minutes=5)).isoformat()
+        elif source == "removal_order":
             row["deadline"] = (now + timedelta(minutes=rng.randint(10, 60))).isoformat()
         rows.append(row)
 

@@ -52,6 +52,10 @@ class ReviewController(QObject):
         self.category: Category | None = None
         self.skipped: set[int] = set()
         self.inflight_ids: set[int] = set()
+        # Claimed items in claim order; previews may finish preparing out of order, but the
+        # screen shows items in the order the queue served them (deadline first).
+        self._claim_order: deque[int] = deque()
+        self._ready: dict[int, PreparedItem] = {}
         self.fetching = 0
         self.exhausted = False
         self.busy = False  # a decision or undo is being handed off
@@ -106,6 +110,7 @@ class ReviewController(QObject):
             self._top_up()
             return
         self.inflight_ids.add(item.id)
+        self._claim_order.append(item.id)
         self.tasks.read(
             lambda: self._prepare(item), on_done=self._prepared, on_error=self._fetch_failed
         )
@@ -118,14 +123,17 @@ class ReviewController(QObject):
         try:
             data = self.ctx.store.get_bytes(item.preview_key)
             prepared = prepare_preview(data, item.preview_frames)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # never raises: the item must still be shown and decidable
             return PreparedItem(item, None, f"preview missing or damaged: {exc}")
         return PreparedItem(item, ScreenPreview.from_prepared(prepared), "")
 
     def _prepared(self, prepared: PreparedItem) -> None:
         self.fetching -= 1
-        self.inflight_ids.discard(prepared.item.id)
-        self.upcoming.append(prepared)
+        self._ready[prepared.item.id] = prepared
+        while self._claim_order and self._claim_order[0] in self._ready:
+            ready = self._ready.pop(self._claim_order.popleft())
+            self.inflight_ids.discard(ready.item.id)
+            self.upcoming.append(ready)
         if self.current is None and not self.busy:
             self._advance()
         self._top_up()

@@ -192,3 +192,32 @@ def test_unreadable_item_shows_its_reason(qtbot, make_window, db, tmp_path):
     assert w.controller.current.preview is None
     assert w.controller.current.message.startswith("unreadable:")
     assert "unreadable" in w.facts["kind"].text()
+
+
+def test_items_appear_in_queue_order(qtbot, make_window, db, store, tmp_path):
+    """Deadline first, whatever order the background previews finish preparing in."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from app.storage.models import Item, utcnow
+    from tests.helpers import ingest, write_samples
+
+    ingest(db, store, write_samples(tmp_path / "order", range(20, 26)))
+    with db.session() as s:
+        ids = list(s.scalars(select(Item.id).order_by(Item.id)))
+        # The last ingested gets the tightest deadline, the first ingested the loosest.
+        for rank, item_id in enumerate(reversed(ids)):
+            s.execute(
+                update(Item)
+                .where(Item.id == item_id)
+                .values(deadline=utcnow() + timedelta(minutes=10 + rank))
+            )
+    w = make_window(db, paths=[])
+    shown = []
+    for _ in ids:
+        qtbot.waitUntil(lambda: w.controller.current is not None, timeout=10000)
+        shown.append(w.controller.current.item.id)
+        with qtbot.waitSignal(w.controller.decision_recorded, timeout=10000):
+            press(qtbot, w, KEY.Key_N)
+    assert shown == list(reversed(ids))
