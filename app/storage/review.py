@@ -248,6 +248,20 @@ class ReviewService:
                 raise ReviewError(f"item {item_id} does not exist")
             return to_queue_item(s, item)
 
+    def cluster_members(self, rep_id: int) -> list[QueueItem]:
+        """The open items waiting behind a cluster's representative, oldest first."""
+        with self.db.session() as s:
+            rows = s.scalars(
+                select(Item)
+                .where(
+                    Item.cluster_id == rep_id,
+                    Item.id != rep_id,
+                    Item.status.in_(OPEN_STATUSES),
+                )
+                .order_by(Item.id)
+            ).all()
+            return [to_queue_item(s, item) for item in rows]
+
     def renew(self, user_id: int, item_ids: Collection[int]) -> int:
         if not item_ids:
             return 0

@@ -32,6 +32,8 @@ REVIEW_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("blur", "Blur strength", ("B",), "view"),
     ActionSpec("prev_frame", "Previous frame", ("Left",), "view"),
     ActionSpec("next_frame", "Next frame", ("Right",), "view"),
+    ActionSpec("prev_member", "Previous cluster member", ("PgUp",), "view"),
+    ActionSpec("next_member", "Next cluster member", ("PgDown",), "view"),
     ActionSpec("note", "Write a note", ("Ctrl+N",), "view"),
     ActionSpec("cheatsheet", "Keyboard cheat sheet", ("?",), "help"),
 )

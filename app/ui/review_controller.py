@@ -41,6 +41,7 @@ class ReviewController(QObject):
     undo_done = Signal(object)  # DecisionOutcome | None
     message = Signal(str)
     category_changed = Signal(object)  # Category | None
+    member_changed = Signal(object, int, int)  # PreparedItem shown, index, cluster size
 
     def __init__(self, ctx: AppContext, user: UserInfo, tasks: TaskRunner) -> None:
         super().__init__()
@@ -73,6 +74,10 @@ class ReviewController(QObject):
         self._retry_timer = QTimer(self)
         self._retry_timer.setSingleShot(True)
         self._retry_timer.timeout.connect(self._retry_writes)
+        # Cluster paging: the members behind the representative on screen, prepared lazily.
+        self._members: list[PreparedItem | None] | None = None
+        self._member_items: list[QueueItem] = []
+        self.member_index = 0
 
     # -- loading ---------------------------------------------------------------------------
 
@@ -149,6 +154,8 @@ class ReviewController(QObject):
             self._top_up()
 
     def _advance(self) -> None:
+        self._members = None
+        self.member_index = 0
         self.current = self.upcoming.popleft() if self.upcoming else None
         self.category = None
         self.category_changed.emit(None)
@@ -296,6 +303,47 @@ class ReviewController(QObject):
             lambda: self.ctx.review.release(self.user.id, ids), on_error=lambda e: None
         )
         self.tasks.wait(15000)
+
+    # -- cluster paging --------------------------------------------------------------------
+
+    def page_member(self, delta: int) -> None:
+        """Show the next/previous member of the cluster on screen. The decision still covers
+        the whole cluster; this is for looking, not deciding one member alone."""
+        cur = self.current
+        if cur is None or cur.item.cluster_size <= 1 or self.busy:
+            return
+        if self._members is None:
+            rep = cur
+
+            def load() -> list[QueueItem]:
+                return self.ctx.review.cluster_members(rep.item.id)
+
+            def loaded(members: list[QueueItem]) -> None:
+                if self.current is not rep:
+                    return  # the screen moved on meanwhile
+                self._member_items = members
+                self._members = [rep] + [None] * len(members)
+                self.page_member(delta)
+
+            self.tasks.read(load, on_done=loaded, on_error=lambda e: self.message.emit(str(e)))
+            return
+        n = len(self._members)
+        index = (self.member_index + delta) % n
+        self.member_index = index
+        shown = self._members[index]
+        if shown is not None:
+            self.member_changed.emit(shown, index, n)
+            return
+        item = self._member_items[index - 1]
+        rep = self.current
+
+        def prepared(p: PreparedItem) -> None:
+            if self.current is rep and self._members is not None:
+                self._members[index] = p
+                if self.member_index == index:
+                    self.member_changed.emit(p, index, n)
+
+        self.tasks.read(lambda: self._prepare(item), on_done=prepared)
 
 
 __all__ = ["PreparedItem", "QueueCounts", "ReviewController"]

@@ -180,6 +180,8 @@ class ReviewWindow(QMainWindow):
             "blur": self._cycle_blur,
             "prev_frame": lambda: self._step(-1),
             "next_frame": lambda: self._step(1),
+            "prev_member": lambda: self.controller.page_member(-1),
+            "next_member": lambda: self.controller.page_member(1),
             "note": self.note.setFocus,
             "cheatsheet": self.show_cheatsheet,
         }
@@ -235,6 +237,7 @@ class ReviewWindow(QMainWindow):
         c.sync_changed.connect(self._show_sync)
         c.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         c.category_changed.connect(self._show_category)
+        c.member_changed.connect(self._show_member)
         self._show_sync(0)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -338,10 +341,21 @@ class ReviewWindow(QMainWindow):
         f["flagged_at"].setText(first.flagged_at.strftime("%Y-%m-%d %H:%M UTC") if first else "—")
         f["score"].setText(f"{first.score:.2f}" if first and first.score is not None else "—")
         f["sightings"].setText(str(len(item.sightings)))
-        f["cluster"].setText(f"{item.cluster_size} item(s)")
+        f["cluster"].setText(
+            f"{item.cluster_size} item(s) (PgUp/PgDn to look through them)"
+            if item.cluster_size > 1
+            else "1 item(s)"
+        )
         f["match"].setText(item.match_note or "none")
         f["sha256"].setText(item.sha256[:16] + "…")
         self._update_deadline()
+        self._show_frame_label()
+
+    def _show_member(self, prepared: PreparedItem, index: int, size: int) -> None:
+        self.preview.show_preview(prepared.preview, prepared.message)
+        self.facts["cluster"].setText(
+            f"{size} item(s): showing {index + 1} of {size} (PgUp/PgDn); one decision covers all"
+        )
         self._show_frame_label()
 
     def _update_deadline(self) -> None:

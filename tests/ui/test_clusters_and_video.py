@@ -17,6 +17,16 @@ def test_bridge_mods_cluster_is_one_key_press(qtbot, make_window, db, corpus):
     qtbot.waitUntil(lambda: w.controller.current is not None, timeout=10000)
     assert w.controller.current.item.cluster_size == len(paths)
     assert w.facts["cluster"].text().startswith(f"{len(paths)} item")
+    rep = w.controller.current.item
+    seen = []
+    for _ in range(len(paths)):
+        with qtbot.waitSignal(w.controller.member_changed, timeout=10000) as shown:
+            press(qtbot, w, KEY.Key_PageDown)
+        seen.append(shown.args[0].item.id)
+        assert shown.args[2] == len(paths)
+    assert len(set(seen)) == len(paths) and seen[-1] == rep.id  # every member, then back
+    assert "showing 1 of" in w.facts["cluster"].text()
+    assert not w.preview.revealed  # members are blurred like the representative
     with qtbot.waitSignal(w.controller.decision_recorded, timeout=10000) as blocker:
         press(qtbot, w, KEY.Key_N)
     assert blocker.args[0].cluster_members == len(paths) - 1
