@@ -101,6 +101,14 @@ def run_bench() -> int:
             f"({m['speedup']:.0f}x); index load {m['load_s']:.2f} s; "
             f"planted neighbours found: {m['planted_found']}"
         )
+    from app.ui.bench_review import bench_review
+
+    r = bench_review()
+    print(
+        f"review: key press to next blurred item painted, {r['queue']:,}-item queue, "
+        f"{r['presses']} presses: median {r['median_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, "
+        f"max {r['max_ms']:.1f} ms; window open to first item {r['cold_start_s']:.2f} s"
+    )
     v = bench_video(60, (1280, 720))
     print(
         f"video: {v['seconds_of_video']:.0f} s of {v.get('size', '1280x720')} "

@@ -34,9 +34,17 @@ class _Task(QRunnable):
             result = self.fn()
         except Exception as exc:  # delivered to the GUI thread, not swallowed
             log.debug("background task failed: %s", traceback.format_exc())
-            self.relay.failed.emit(exc)
+            self._deliver(self.relay.failed, exc)
         else:
-            self.relay.done.emit(result)
+            self._deliver(self.relay.done, result)
+
+    @staticmethod
+    def _deliver(signal, value) -> None:
+        try:
+            signal.emit(value)
+        except RuntimeError:
+            # The window that asked went away while this ran (closing): nobody to tell.
+            log.debug("background result dropped: its receiver was deleted")
 
 
 class TaskRunner(QObject):

@@ -1,0 +1,121 @@
+"""Review-screen timings for `hashdesk bench`: key press to the next blurred item painted, with
+a large queue, and cold start to the first item. Runs offscreen."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def _fill_queue(db, store, n_items: int) -> None:
+    """``n_items`` queued items sharing a few real previews (bulk insert, no hashing)."""
+    from sqlalchemy import insert
+
+    from app.core.demo import sample_picture
+    from app.core.imaging import make_preview_jpeg
+    from app.storage.models import Item, utcnow
+
+    previews = [store.put_bytes(make_preview_jpeg(sample_picture(s))) for s in range(8)]
+    now = utcnow()
+    rows = [
+        {
+            "sha256": f"{i:064x}",
+            "md5": f"{i:032x}",
+            "kind": "image",
+            "size": 1000,
+            "width": 960,
+            "height": 640,
+            "preview_key": previews[i % len(previews)],
+            "preview_frames": 1,
+            "status": "queued",
+            "priority": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for i in range(1, n_items + 1)
+    ]
+    with db.session() as s:
+        for start in range(0, len(rows), 10_000):
+            s.execute(insert(Item), rows[start : start + 10_000])
+
+
+def bench_review(n_items: int = 100_000, presses: int = 200) -> dict:
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QCoreApplication, Qt
+    from PySide6.QtTest import QTest
+
+    from app.core.config import Settings
+    from app.core.contentstore import ContentStore
+    from app.core.model import Role
+    from app.core.taxonomy import load_taxonomy
+    from app.paths import resource
+    from app.storage.db import open_database
+    from app.storage.users import UserService
+    from app.ui.app import make_qapp
+    from app.ui.context import AppContext
+    from app.ui.review_window import ReviewWindow
+
+    app = make_qapp()
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
+        url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+        db = open_database(url)
+        store = ContentStore(Path(tmp) / "media")
+        t = time.perf_counter()
+        _fill_queue(db, store, n_items)
+        fill_s = time.perf_counter() - t
+        user = UserService(db).add("bench", "bench-password", Role.MODERATOR)
+        ctx = AppContext(
+            settings=Settings(database_url=url, media_root=store.root),
+            db=db,
+            store=store,
+            taxonomy=load_taxonomy(resource("taxonomy.toml")),
+        )
+        painted = [0]
+        t_start = time.perf_counter()
+        w = ReviewWindow(ctx, user)
+        original_paint = w.preview.paintEvent
+
+        def counting_paint(event) -> None:
+            original_paint(event)
+            painted[0] += 1
+
+        w.preview.paintEvent = counting_paint
+        w.controller.dwell_seconds = 0.0
+        w.show()
+        w.start()
+        deadline = time.perf_counter() + 30
+        while w.controller.current is None and time.perf_counter() < deadline:
+            app.processEvents()
+        w.preview.repaint()
+        cold_start_s = time.perf_counter() - t_start
+
+        samples: list[float] = []
+        for _ in range(presses):
+            # Wait until the next item is prepared, as a moderator's pace allows.
+            deadline = time.perf_counter() + 10
+            while not w.controller.upcoming and time.perf_counter() < deadline:
+                app.processEvents()
+                time.sleep(0.001)
+            before = painted[0]
+            t0 = time.perf_counter()
+            QTest.keyClick(w.preview, Qt.Key.Key_N)
+            while painted[0] == before:
+                app.processEvents()
+            samples.append((time.perf_counter() - t0) * 1000)
+        w.close()
+        w.tasks.wait(15000)
+        QCoreApplication.processEvents()
+        db.dispose()
+    samples.sort()
+    return {
+        "queue": n_items,
+        "fill_s": fill_s,
+        "presses": presses,
+        "median_ms": statistics.median(samples),
+        "p95_ms": samples[int(0.95 * (len(samples) - 1))],
+        "max_ms": samples[-1],
+        "cold_start_s": cold_start_s,
+    }
