@@ -116,3 +116,84 @@ def run_bench() -> int:
         f"{v['frames_hashed']} frames"
     )
     return 0
+
+
+def bench_history(url: str, decisions: int = 1_000_000, repeats: int = 5) -> dict:
+    """First-page time of the lead's history (100 rows, newest first) under typical filters,
+    on a database holding at least ``decisions`` decisions (generated and bulk-inserted first
+    when it holds fewer). Prints and returns the figures (median of ``repeats`` runs, and the
+    first, cold run)."""
+    from datetime import timedelta
+
+    from sqlalchemy import func, select
+
+    from app.core.history import HistoryFilter
+    from app.core.model import DecisionMethod, Role, Verdict
+    from app.storage.benchdata import ensure_users, generate
+    from app.storage.db import open_database
+    from app.storage.history import HistoryService
+    from app.storage.models import Decision, Item
+    from app.storage.users import UserInfo
+
+    db = open_database(url)
+    try:
+        with db.session() as s:
+            have = int(s.scalar(select(func.count()).select_from(Decision)) or 0)
+        if have < decisions:
+            t = time.perf_counter()
+            have = generate(db, decisions - have, progress=lambda m: print(m, flush=True))
+            print(f"generated in {time.perf_counter() - t:.1f} s")
+        users = ensure_users(db)
+        lead = UserInfo(users["benchlead"], "benchlead", "Bench Lead", Role.LEAD, True)
+        with db.session() as s:
+            newest_item = s.scalar(
+                select(Decision.item_id).order_by(Decision.decided_at.desc()).limit(1000)
+            )
+            sha = s.scalar(select(Item.sha256).where(Item.id == newest_item)) or "00"
+            ext_id = f"EXT-{newest_item}"
+            newest = s.scalar(select(func.max(Decision.decided_at)))
+        history = HistoryService(db)
+        week = newest - timedelta(days=7)
+        cases = {
+            "no filter": HistoryFilter(),
+            "moderator": HistoryFilter(usernames=("mod07",)),
+            "verdict + category": HistoryFilter(
+                verdicts=(Verdict.CONFIRM,), categories=("manifesto",)
+            ),
+            "source removal_order": HistoryFilter(sources=("removal_order",)),
+            "method auto-match": HistoryFilter(methods=(DecisionMethod.AUTO_MATCH,)),
+            "last 7 days, reject, moderator": HistoryFilter(
+                since=week, verdicts=(Verdict.REJECT,), usernames=("mod03",)
+            ),
+            "escalations (5%)": HistoryFilter(verdicts=(Verdict.ESCALATE,)),
+            "overturns (none: whole scan)": HistoryFilter(verdicts=(Verdict.OVERTURN,)),
+            "text in note": HistoryFilter(text="satire"),
+            "text = external id": HistoryFilter(text=ext_id),
+            "text = SHA-256 prefix": HistoryFilter(text=sha[:12]),
+        }
+        print(f"history on {db.dialect} ({have:,} decisions), first page of 100, newest first:")
+        out: dict = {"dialect": db.dialect, "decisions": have, "cases": {}}
+        for name, f in cases.items():
+            times = []
+            rows = 0
+            for _ in range(repeats):
+                t = time.perf_counter()
+                page = history.page(lead, f)
+                times.append((time.perf_counter() - t) * 1000)
+                rows = len(page.rows)
+            med = sorted(times)[len(times) // 2]
+            out["cases"][name] = {"median_ms": med, "cold_ms": times[0], "rows": rows}
+            print(f"  {name:34} {med:8.1f} ms median  ({times[0]:7.1f} ms first run, {rows} rows)")
+        # Deep paging: the 50th page costs what the first does (keyset, no OFFSET).
+        f = HistoryFilter(usernames=("mod07",))
+        cursor = None
+        for _ in range(49):
+            cursor = history.page(lead, f, cursor).next_cursor
+        t = time.perf_counter()
+        history.page(lead, f, cursor)
+        deep = (time.perf_counter() - t) * 1000
+        out["page_50_ms"] = deep
+        print(f"  {'moderator, page 50 (keyset)':34} {deep:8.1f} ms")
+        return out
+    finally:
+        db.dispose()

@@ -14,6 +14,7 @@ from app import __version__
 from app.core.config import ConfigError, Settings, load_settings
 from app.core.contentstore import ContentStore
 from app.core.ingest import IngestJob, ManifestError, jobs_from_paths, read_manifest
+from app.core.roles import PermissionDenied
 from app.core.taxonomy import TaxonomyError, load_taxonomy
 from app.paths import resource
 from app.storage.db import Database, DatabaseError, open_database
@@ -96,6 +97,21 @@ def _read_password(args) -> str:
     return first
 
 
+def _sign_in(users, name: str | None, what: str):
+    """The acting account for a change: signs in (rate-limited and recorded like the GUI)."""
+    if not name:
+        raise CliError(f"{what} needs an admin: give --as ADMIN_NAME")
+    password = os.environ.get("HASHDESK_ADMIN_PASSWORD")
+    if password is None:
+        if not sys.stdin.isatty():
+            raise CliError(f"no terminal to ask for {name}'s password: set HASHDESK_ADMIN_PASSWORD")
+        password = getpass.getpass(f"Password for {name}: ")
+    actor = users.authenticate(name, password)
+    if actor is None:
+        raise CliError(f"sign-in as {name} failed: wrong password, or the account is disabled")
+    return actor
+
+
 def cmd_users(args, settings: Settings) -> int:
     from app.storage.users import UserService
 
@@ -103,8 +119,28 @@ def cmd_users(args, settings: Settings) -> int:
     try:
         users = UserService(db)
         if args.users_cmd == "add":
-            info = users.add(args.name, _read_password(args), args.role, args.display_name)
+            if users.count() == 0:
+                # An empty database: the first account is the admin, made without signing in.
+                if args.role != "admin":
+                    raise CliError(
+                        "this database has no users yet: the first one must be an admin "
+                        f"(hashdesk users add {args.name} --role admin)"
+                    )
+                info = users.create_first_admin(args.name, _read_password(args), args.display_name)
+                print(f"added {info.username} ({info.role.value}), the first admin")
+                return 0
+            actor = _sign_in(users, args.as_user, "adding a user")
+            password = _read_password(args)
+            info = users.add(args.name, password, args.role, args.display_name, actor=actor)
             print(f"added {info.username} ({info.role.value})")
+        elif args.users_cmd == "disable":
+            actor = _sign_in(users, args.as_user, "disabling a user")
+            info = users.disable(args.name, actor=actor)
+            print(f"disabled {info.username}")
+        elif args.users_cmd == "passwd":
+            actor = _sign_in(users, args.as_user or args.name, "changing a password")
+            info = users.set_password(args.name, _read_password(args), actor=actor)
+            print(f"changed the password of {info.username}")
         else:
             for u in users.list():
                 state = "active" if u.active else "disabled"
@@ -114,7 +150,31 @@ def cmd_users(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_audit(args, settings: Settings) -> int:
+    from app.storage.audit import recent_events, verify_chains
+
+    db = _open(settings)
+    try:
+        if args.audit_cmd == "list":
+            for e in reversed(recent_events(db, args.kind, args.limit)):
+                who = e.actor_name or "system"
+                print(f"{e.occurred_at:%Y-%m-%d %H:%M:%S}  {e.kind:17} {who:16} {e.subject or ''}")
+            return 0
+        reports = verify_chains(db)
+    finally:
+        db.dispose()
+    bad = [r for r in reports if not r.ok]
+    for r in reports:
+        state = "intact" if r.ok else "BROKEN"
+        print(f"{r.chain}: {r.entries} entries checked, {state}, head {r.head[:16]}")
+    for r in bad:
+        print(f"first problem: {r.problem}")
+    return 1 if bad else 0
+
+
 def cmd_db(args, settings: Settings) -> int:
+    if args.db_cmd == "set-password":
+        return _set_db_password(args, settings)
     if args.db_cmd == "upgrade":
         db = _open(settings)
         print(f"database at {db.label} is at schema revision {db.current_revision()}")
@@ -130,6 +190,15 @@ def cmd_db(args, settings: Settings) -> int:
         print(f"database:  {db.dialect} {db.label}")
         print(f"schema:    {current or 'empty'} (this Hashdesk: {head})")
         print(f"media:     {settings.media_root}")
+        from app.core.settings_file import settings_path
+
+        print(f"settings:  {settings_path()}")
+        if current is not None and current not in db.known_revisions():
+            print(
+                f"the database's schema ({current}) is newer than this Hashdesk knows: "
+                "update Hashdesk on this workstation"
+            )
+            return 2
         if current == head:
             with db.session() as s:
                 for name, model in (
@@ -141,13 +210,39 @@ def cmd_db(args, settings: Settings) -> int:
                     n = s.scalar(select(func.count()).select_from(model))
                     print(f"{name + ':':11}{n}")
         else:
-            print("run `hashdesk db upgrade` to bring the schema up to date")
+            print(
+                f"the database's schema ({current or 'empty'}) is older than this Hashdesk: "
+                "run `hashdesk db upgrade` (every workstation should run the same version)"
+            )
+            return 2
     finally:
         db.dispose()
     return 0
 
 
-def _context(settings: Settings, db: Database):
+def _set_db_password(args, settings: Settings) -> int:
+    from app.core.settings_file import store_password
+
+    url = settings.database_url
+    if not url.startswith("postgresql"):
+        raise CliError("the database is SQLite: it has no password")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {settings.database_label}: ")
+    else:
+        raise CliError("no terminal to ask for the password: use --password-stdin")
+    try:
+        account = store_password(url, password)
+    except Exception as exc:
+        raise CliError(
+            f"the OS keyring cannot store it ({exc}): set HASHDESK_DATABASE_PASSWORD instead"
+        ) from None
+    print(f"stored the password for {account} in the OS keyring")
+    return 0
+
+
+def _context(settings: Settings, db: Database, journal_dir: Path | None = None):
     from app.ui.context import AppContext
 
     return AppContext(
@@ -155,19 +250,15 @@ def _context(settings: Settings, db: Database):
         db=db,
         store=ContentStore(settings.media_root),
         taxonomy=load_taxonomy(resource("taxonomy.toml")),
+        journal_dir=journal_dir,
     )
 
 
 def cmd_gui(args, settings: Settings) -> int:
-    from app.storage.users import UserService
     from app.ui.app import run_gui
 
     db = _open(settings)
-    if not UserService(db).list():
-        raise CliError(
-            "there are no users yet: add one with "
-            "`hashdesk users add NAME --role moderator`, or try `hashdesk demo`"
-        )
+    # An empty database: the window asks for the first admin account (FirstRunDialog).
     return run_gui(_context(settings, db))
 
 
@@ -232,12 +323,36 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=["moderator", "lead", "admin"])
     add.add_argument("--display-name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    as_help = "the admin making the change (password asked, or HASHDESK_ADMIN_PASSWORD)"
+    add.add_argument("--as", dest="as_user", help=as_help)
     usub.add_parser("list", help="list users")
+    dis = usub.add_parser("disable", help="disable a user (kept, cannot sign in)")
+    dis.add_argument("name")
+    dis.add_argument("--as", dest="as_user", help=as_help)
+    pw = usub.add_parser("passwd", help="set a user's password (yours, or anyone's as an admin)")
+    pw.add_argument("name")
+    pw.add_argument("--as", dest="as_user", help="an admin, if not the user themself")
+    pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    audit = sub.add_parser("audit", help="the tamper-evident record")
+    asub = audit.add_subparsers(dest="audit_cmd", required=True)
+    asub.add_parser("verify", help="recompute the decision and audit chains (exit 1 if broken)")
+    alist = asub.add_parser("list", help="recent administrative events")
+    alist.add_argument("--kind", help="only this kind (user_added, login_failed, export, ...)")
+    alist.add_argument("--limit", type=int, default=50)
     db = sub.add_parser("db", help="database schema")
     dsub = db.add_subparsers(dest="db_cmd", required=True)
     dsub.add_parser("upgrade", help="apply migrations")
     dsub.add_parser("info", help="where the database is, its schema version and counts")
-    sub.add_parser("bench", help="print performance figures")
+    spw = dsub.add_parser("set-password", help="keep the database password in the OS keyring")
+    spw.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    bench = sub.add_parser("bench", help="print performance figures")
+    bench.add_argument(
+        "--history",
+        metavar="URL",
+        help="instead: first-page time of the lead's history on the database at URL "
+        "(fills it with generated decisions first, up to --decisions)",
+    )
+    bench.add_argument("--decisions", type=int, default=1_000_000, help="with --history")
     sub.add_parser("self-test", help="check this installation end to end, without a display")
     return p
 
@@ -254,6 +369,7 @@ COMMANDS = {
     "ingest": cmd_ingest,
     "users": cmd_users,
     "db": cmd_db,
+    "audit": cmd_audit,
     "self-test": cmd_self_test,
 }
 
@@ -265,6 +381,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         if cmd == "bench":
+            if args.history:
+                from app.bench import bench_history
+
+                bench_history(args.history, args.decisions)
+                return 0
             from app.bench import run_bench
 
             return run_bench()
@@ -276,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         ManifestError,
         UserError,
         TaxonomyError,
+        PermissionDenied,
     ) as exc:
         print(f"hashdesk: error: {exc}", file=sys.stderr)
         return 2

@@ -150,7 +150,7 @@ class SelfTest:
         from app.cli import _context
         from app.core.model import Role
 
-        self.ctx = _context(self.settings, self.db)
+        self.ctx = _context(self.settings, self.db, journal_dir=self.root / "journal")
         self.user = self.ctx.users.add(USER, PASSWORD, Role.MODERATOR, "Self-test Moderator")
         _check(self.ctx.users.authenticate(USER, PASSWORD) is not None, "cannot sign in")
         return f"{USER} ({self.user.role.value}), signs in"
@@ -279,6 +279,8 @@ class SelfTest:
         if self.window is not None:
             self.window.close()
             self.window = None
+        if getattr(self, "ctx", None) is not None:
+            self.ctx.journal.close()  # an open file cannot be removed on Windows
         if self.db is not None:
             self.db.dispose()
             self.db = None

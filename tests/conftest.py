@@ -33,6 +33,17 @@ def pytest_configure(config) -> None:
         )
 
 
+@pytest.fixture(autouse=True)
+def _private_user_dirs(tmp_path, monkeypatch):
+    """The user data and config directories (journal, settings file) point into the test's
+    temporary folder, never at the real ones of whoever runs the tests."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("HASHDESK_NO_KEYRING", "1")  # never the tester's real keyring
+    for name in ("HASHDESK_CONFIG", "HASHDESK_DATABASE_PASSWORD", "HASHDESK_ADMIN_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def corpus() -> Path:
     if not CORPUS.is_dir():

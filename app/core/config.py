@@ -1,6 +1,8 @@
 """Workstation settings: where the database and the media root are, review defaults.
 
-Read from the environment (``HASHDESK_*``) over built-in defaults in the user's data directory.
+Read from the environment (``HASHDESK_*``), over the settings file in the user config directory
+(app.core.settings_file), over built-in defaults in the user's data directory. A PostgreSQL
+password comes from ``HASHDESK_DATABASE_PASSWORD`` or the OS keyring, never from the file.
 A bad value raises ConfigError with a message that names the variable and the value.
 """
 
@@ -64,7 +66,20 @@ def _int_env(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> 
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
+    from app.core.settings_file import (
+        SettingsFileError,
+        password_for,
+        read_settings_file,
+        settings_path,
+        with_password,
+    )
+
     env = dict(os.environ if env is None else env)
+    try:
+        from_file = read_settings_file(settings_path(env))
+    except SettingsFileError as exc:
+        raise ConfigError(str(exc)) from None
+    env = {**from_file, **{k: v for k, v in env.items() if v.strip() or k not in from_file}}
     url = env.get("HASHDESK_DATABASE_URL", "").strip() or default_database_url()
     if not url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
         raise ConfigError(
@@ -73,6 +88,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         )
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if (
+        url.startswith("postgresql")
+        and "@" in url
+        and ":" not in url.split("://", 1)[1].split("@")[0]
+    ):
+        password = password_for(url, env)
+        if password:
+            url = with_password(url, password)
     media = env.get("HASHDESK_MEDIA_ROOT", "").strip()
     media_root = Path(media).expanduser() if media else data_dir() / "media"
     if media_root.exists() and not media_root.is_dir():

@@ -131,6 +131,7 @@ class QueueItem:
     cluster_size: int
     sightings: tuple[SightingInfo, ...]
     match_note: str | None = None
+    escalation_note: str | None = None  # why a lead sees it (escalation queue only)
 
 
 @dataclass(frozen=True, slots=True)

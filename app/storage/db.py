@@ -86,6 +86,10 @@ class Database:
     def head_revision(self) -> str | None:
         return ScriptDirectory.from_config(alembic_config(self.engine)).get_current_head()
 
+    def known_revisions(self) -> set[str]:
+        script = ScriptDirectory.from_config(alembic_config(self.engine))
+        return {rev.revision for rev in script.walk_revisions()}
+
     def upgrade(self) -> None:
         current = self.current_revision()
         script = ScriptDirectory.from_config(alembic_config(self.engine))
@@ -103,8 +107,11 @@ class Database:
 
 def open_database(url: str, *, upgrade: bool = True) -> Database:
     """Connect, check the connection and bring the schema to the current revision."""
+    from app.storage.notify import install_hash_list_notify
+
     engine = make_engine(url)
     db = Database(engine, sessionmaker(engine, expire_on_commit=False))
+    install_hash_list_notify(db.sessions)  # other workstations hear of new or retracted hashes
     try:
         with engine.connect():
             pass

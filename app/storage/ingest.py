@@ -3,13 +3,16 @@ sighting into the database. Exact copies (same SHA-256) add a sighting to the ex
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.contentstore import ContentStore
+from app.core.deadlines import source_deadlines as source_deadlines_from_env
+from app.core.deadlines import with_source_deadline
 from app.core.ingest import IngestJob, IngestSummary, analyze_jobs
 from app.core.matcher import Evidence, MatchPolicy, find_match, index_signal
 from app.core.matching import HashIndex
@@ -45,8 +48,13 @@ class IngestRecorder:
         store: ContentStore,
         policy: MatchPolicy | None = None,
         match: bool = True,
+        source_deadlines: Mapping[str, timedelta] | None = None,
     ) -> None:
         self.db = db
+        # A sighting without a deadline gets its source's default (removal orders: one hour).
+        self.source_deadlines = (
+            source_deadlines_from_env() if source_deadlines is None else source_deadlines
+        )
         self.store = store
         self.policy = policy or MatchPolicy()
         self.match = match
@@ -61,6 +69,7 @@ class IngestRecorder:
 
     def record(self, path: Path, analysis: MediaAnalysis, sighting: SightingInfo) -> str:
         """Store one analysed file. Returns "new" or "copy"."""
+        sighting = with_source_deadline(sighting, self.source_deadlines)
         content_key = None
         try:
             content_key = self.store.put_file(path, analysis.sha256)

@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -83,7 +84,7 @@ class Sighting(Base):
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
     source: Mapped[str] = mapped_column(String(128))
-    external_id: Mapped[str | None] = mapped_column(String(256))
+    external_id: Mapped[str | None] = mapped_column(String(256), index=True)
     source_url: Mapped[str | None] = mapped_column(Text)
     original_name: Mapped[str | None] = mapped_column(Text)
     reason: Mapped[str | None] = mapped_column(Text)
@@ -114,7 +115,18 @@ class Decision(Base):
     """Append-only. ``entry_hash`` chains each row to the previous one (tamper evidence)."""
 
     __tablename__ = "decisions"
-    __table_args__ = (Index("ix_decisions_user_time", "user_id", "decided_at"),)
+    __table_args__ = (
+        Index("ix_decisions_user_time", "user_id", "decided_at"),
+        # History filters on a verdict (overturns, escalations are rare: no long scans).
+        Index("ix_decisions_verdict_time", "verdict", "decided_at"),
+        # Partial: most decisions supersede nothing; history asks which were taken back.
+        Index(
+            "ix_decisions_supersedes",
+            "supersedes",
+            sqlite_where=text("supersedes IS NOT NULL"),
+            postgresql_where=text("supersedes IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
@@ -159,7 +171,50 @@ class HashListEntry(Base):
     signal_id: Mapped[int | None] = mapped_column(ForeignKey("signals.id"))
     added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
-    retracted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Indexed: the hash-list watermark (max id, max retracted_at) is polled by every workstation.
+    retracted_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     retracted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     retraction_reason: Mapped[str | None] = mapped_column(Text)
     retraction_decision_uuid: Mapped[str | None] = mapped_column(String(36))
+
+
+class AuditEvent(Base):
+    """Administrative events (users added, disabled, passwords changed, failed sign-ins,
+    retractions, exports). Append-only and hash-chained like decisions."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_kind_subject_time", "kind", "subject", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    actor_name: Mapped[str | None] = mapped_column(String(64))  # as it was at the time
+    subject: Mapped[str | None] = mapped_column(String(255))  # whom or what it concerns
+    detail: Mapped[str | None] = mapped_column(Text)  # canonical JSON
+    occurred_at: Mapped[datetime] = mapped_column(DateTime)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class SecondReview(Base):
+    """A sampled manual decision queued, blind, for a second moderator (never its author).
+    ``agreed`` is set when the second verdict comes in; a disagreement escalates the item."""
+
+    __tablename__ = "second_reviews"
+    __table_args__ = (Index("ix_second_reviews_queue", "status", "created_at"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    first_decision_uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    first_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    first_verdict: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending/claimed/done
+    claimed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    second_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    second_decision_uuid: Mapped[str | None] = mapped_column(String(36))
+    second_verdict: Mapped[str | None] = mapped_column(String(16))
+    agreed: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)

@@ -22,9 +22,10 @@ from app.core.model import (
     SightingInfo,
     Verdict,
 )
+from app.core.roles import Permission, PermissionDenied, require
 from app.core.security import GENESIS_HASH, chain_hash
 from app.storage.db import Database
-from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRow, utcnow
+from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRow, User, utcnow
 
 OPEN_STATUSES = (ItemStatus.QUEUED.value, ItemStatus.UNREADABLE.value)
 # Verdicts that end a moderator's work on an item and that undo can take back.
@@ -143,27 +144,72 @@ def to_queue_item(s: Session, item: Item) -> QueueItem:
     )
 
 
+def decision_chain_fields(
+    *,
+    uuid: str,
+    item_id: int,
+    user_id: int | None,
+    verdict: str,
+    category: str | None,
+    note: str | None,
+    method: str,
+    supersedes: str | None,
+    decided_at: datetime,
+    parent_uuid: str | None,
+    matched_entry_id: int | None,
+    match_distance: int | None,
+) -> dict:
+    """The fields of a decision that its chain hash covers. Used to append and to verify
+    (app.storage.audit), so the two can never disagree."""
+    fields = {
+        "uuid": uuid,
+        "item_id": item_id,
+        "user_id": user_id,
+        "verdict": verdict,
+        "category": category,
+        "note": note,
+        "method": method,
+        "supersedes": supersedes,
+        "decided_at": decided_at.isoformat(timespec="microseconds"),
+    }
+    if parent_uuid or matched_entry_id is not None:
+        fields["parent_uuid"] = parent_uuid
+        fields["matched_entry_id"] = matched_entry_id
+        fields["match_distance"] = match_distance
+    return fields
+
+
+def require_user(s: Session, user_id: int | None, permission: Permission) -> None:
+    """Refuse unless the user exists, is active and their role (as the database has it now)
+    allows ``permission``. ``None`` is the system (auto-match at ingest)."""
+    if user_id is None:
+        return
+    row = s.get(User, user_id)
+    if row is None or not row.active:
+        raise PermissionDenied(f"user #{user_id} is disabled or does not exist")
+    require(row.role, permission, row.username)
+
+
 def append_decision(s: Session, req: DecisionRequest) -> Decision:
     """Append one decision row to the chain. The caller holds the transaction."""
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_ID})
     prev = s.scalar(select(Decision.entry_hash).order_by(Decision.id.desc()).limit(1))
     prev = prev or GENESIS_HASH
-    fields = {
-        "uuid": req.uuid,
-        "item_id": req.item_id,
-        "user_id": req.user_id,
-        "verdict": req.verdict.value,
-        "category": req.category,
-        "note": req.note,
-        "method": req.method.value,
-        "supersedes": req.supersedes,
-        "decided_at": req.decided_at.isoformat(timespec="microseconds"),
-    }
-    if req.parent_uuid or req.matched_entry_id is not None:
-        fields["parent_uuid"] = req.parent_uuid
-        fields["matched_entry_id"] = req.matched_entry_id
-        fields["match_distance"] = req.match_distance
+    fields = decision_chain_fields(
+        uuid=req.uuid,
+        item_id=req.item_id,
+        user_id=req.user_id,
+        verdict=req.verdict.value,
+        category=req.category,
+        note=req.note,
+        method=req.method.value,
+        supersedes=req.supersedes,
+        decided_at=req.decided_at,
+        parent_uuid=req.parent_uuid,
+        matched_entry_id=req.matched_entry_id,
+        match_distance=req.match_distance,
+    )
     row = Decision(
         uuid=req.uuid,
         item_id=req.item_id,
@@ -187,18 +233,29 @@ def append_decision(s: Session, req: DecisionRequest) -> Decision:
 
 
 class ReviewService:
-    def __init__(self, db: Database, lease_seconds: int = 300) -> None:
+    def __init__(
+        self, db: Database, lease_seconds: int = 300, second_review_share: float = 0.05
+    ) -> None:
         self.db = db
         self.lease = timedelta(seconds=lease_seconds)
+        # Share of manual confirms/rejects queued, blind, for a second moderator.
+        self.second_review_share = second_review_share
 
     # -- the queue -------------------------------------------------------------------------
 
-    def claim_next(self, user_id: int, exclude: Collection[int] = ()) -> QueueItem | None:
+    def claim_next(
+        self, user_id: int, exclude: Collection[int] = (), queue: str = "review"
+    ) -> QueueItem | None:
         """Claim the next open item for ``user_id`` (deadline first, then priority, then age).
 
         An item claimed by someone else whose lease has run out is open again. On PostgreSQL the
-        row lock skips rows another workstation is claiming at this moment.
+        row lock skips rows another workstation is claiming at this moment. ``queue`` is
+        "review" (the moderators' queue), "escalations" (leads) or "second_review" (blind).
         """
+        if queue != "review":
+            from app.storage.leads import claim_from_queue
+
+            return claim_from_queue(self.db, user_id, exclude, queue, self.lease)
         now = utcnow()
         claimable = or_(
             Item.status.in_(OPEN_STATUSES),
@@ -221,6 +278,7 @@ class ReviewService:
         if exclude:
             query = query.where(Item.id.not_in(list(exclude)))
         with self.db.session() as s:
+            require_user(s, user_id, Permission.REVIEW)
             item = s.scalar(query)
             if item is None:
                 return None
@@ -275,7 +333,9 @@ class ReviewService:
             ).all()
             for item in rows:
                 item.lease_expires_at = utcnow() + self.lease
-            return len(rows)
+            from app.storage.leads import renew_lead_claims
+
+            return len(rows) + renew_lead_claims(s, user_id, list(item_ids), utcnow() + self.lease)
 
     def release(self, user_id: int, item_ids: Collection[int]) -> int:
         """Give claimed items back to the queue (on close, or when the screen moves away)."""
@@ -293,9 +353,11 @@ class ReviewService:
                 item.status = open_status_for(item.kind)
                 item.claimed_by = None
                 item.lease_expires_at = None
-            return len(rows)
+            from app.storage.leads import release_lead_claims
 
-    def counts(self, user_id: int) -> QueueCounts:
+            return len(rows) + release_lead_claims(s, user_id, list(item_ids))
+
+    def counts(self, user_id: int, queue: str = "review") -> QueueCounts:
         start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
         with self.db.session() as s:
             open_items = s.scalar(
@@ -303,6 +365,10 @@ class ReviewService:
                 .select_from(Item)
                 .where(or_(Item.status.in_(OPEN_STATUSES), Item.status == ItemStatus.CLAIMED.value))
             )
+            if queue != "review":
+                from app.storage.leads import queue_count
+
+                open_items = queue_count(s, queue, user_id)
             decided = s.scalar(
                 select(func.count())
                 .select_from(Decision)
@@ -335,10 +401,18 @@ class ReviewService:
         with self.db.session() as s:
             if s.scalar(select(Decision.id).where(Decision.uuid == req.uuid)) is not None:
                 return DecisionOutcome(req.uuid, req.item_id, req.verdict, duplicate=True)
+            require_user(s, req.user_id, Permission.REVIEW)
+            from app.storage import leads
+
+            if req.method is DecisionMethod.SECOND_REVIEW:
+                return leads.record_second_review(s, req)
             item = s.scalar(select(Item).where(Item.id == req.item_id).with_for_update())
             if item is None:
                 raise ReviewError(f"item {req.item_id} does not exist")
+            if item.status == ItemStatus.ESCALATED.value:
+                return leads.resolve_escalation(s, item, req)
             added = self._apply(s, item, req)
+            leads.maybe_queue_second_review(s, req, self.second_review_share)
             members = open_members(s, item) if req.verdict is not Verdict.SKIP else []
             for member in members:
                 added += self._apply(
@@ -398,8 +472,11 @@ class ReviewService:
             )
         return len(signals)
 
-    def undo_last(self, user_id: int, undo_uuid: str | None = None) -> DecisionOutcome | None:
-        """Take back this user's latest decision that is not already undone.
+    def undo_last(
+        self, user_id: int, undo_uuid: str | None = None, target_uuid: str | None = None
+    ) -> DecisionOutcome | None:
+        """Take back this user's latest decision that is not already undone (or exactly
+        ``target_uuid``, when the workstation knows which decision the moderator meant).
 
         Appends an ``undo`` decision that supersedes it, retracts the hashes it added and puts
         the item back in the user's hands. Returns None when there is nothing to undo.
@@ -410,20 +487,19 @@ class ReviewService:
             done = s.scalar(select(Decision).where(Decision.uuid == undo_uuid))
             if done is not None:
                 return DecisionOutcome(undo_uuid, done.item_id, Verdict.UNDO, duplicate=True)
+            require_user(s, user_id, Permission.REVIEW)
             undone = select(Decision.supersedes).where(
                 Decision.verdict == Verdict.UNDO.value, Decision.supersedes.is_not(None)
             )
-            target = s.scalar(
-                select(Decision)
-                .where(
-                    Decision.user_id == user_id,
-                    Decision.verdict.in_([v.value for v in UNDOABLE]),
-                    Decision.method == DecisionMethod.MANUAL.value,
-                    Decision.uuid.not_in(undone),
-                )
-                .order_by(Decision.id.desc())
-                .limit(1)
+            query = select(Decision).where(
+                Decision.user_id == user_id,
+                Decision.verdict.in_([v.value for v in UNDOABLE]),
+                Decision.method == DecisionMethod.MANUAL.value,
+                Decision.uuid.not_in(undone),
             )
+            if target_uuid is not None:
+                query = query.where(Decision.uuid == target_uuid)
+            target = s.scalar(query.order_by(Decision.id.desc()).limit(1))
             if target is None:
                 return None
             now = utcnow()

@@ -41,6 +41,31 @@ REVIEW_ACTIONS: tuple[ActionSpec, ...] = (
 # Shown in the cheat sheet; handled as press/release on the window, not as an action.
 HOLD_KEYS: tuple[tuple[str, str], ...] = (("Space (hold)", "Reveal unblurred while held"),)
 
+# The lead's workspace: the history view, the statistics view and the window around them.
+HISTORY_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("history_find", "Filter by text", ("Ctrl+F",), "history"),
+    ActionSpec("history_table", "Back to the table", ("Ctrl+T",), "history"),
+    ActionSpec("history_clear", "Clear filters", ("Ctrl+L",), "history"),
+    ActionSpec("history_refresh", "Reload from the newest", ("F5",), "history"),
+    ActionSpec("history_item", "Only this item's decisions", ("I",), "history"),
+    ActionSpec("history_overturn", "Overturn the selected decision", ("O",), "history"),
+    ActionSpec("history_export", "Export the filtered history (CSV)", ("Ctrl+E",), "history"),
+    ActionSpec("history_blur", "Blur strength", ("B",), "history"),
+    ActionSpec("history_greyscale", "Greyscale", ("G",), "history"),
+)
+STATS_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("stats_refresh", "Recompute the statistics", ("Ctrl+R",), "stats"),
+    ActionSpec("stats_export", "Export the period summary (HTML + CSV)", ("Ctrl+S",), "stats"),
+)
+LEAD_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("lead_history", "Decision history", ("Ctrl+1",), "lead"),
+    ActionSpec("lead_stats", "Statistics", ("Ctrl+2",), "lead"),
+    ActionSpec("open_review", "Review queue", ("Ctrl+Shift+R",), "lead"),
+    ActionSpec("open_escalations", "Escalations (lead queue)", ("Ctrl+Shift+E",), "lead"),
+    ActionSpec("open_second_review", "Second review (blind)", ("Ctrl+Shift+S",), "lead"),
+    ActionSpec("lead_cheatsheet", "Keyboard cheat sheet", ("F1",), "help"),
+)
+
 
 def category_specs(taxonomy: Taxonomy) -> tuple[ActionSpec, ...]:
     return tuple(

@@ -9,6 +9,7 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from app import APP_ID, APP_NAME, __version__
+from app.core.roles import Permission, allowed
 from app.paths import resource
 from app.storage.users import UserInfo
 from app.ui.context import AppContext
@@ -36,12 +37,28 @@ def make_qapp() -> QApplication:
 def run_gui(ctx: AppContext, user: UserInfo | None = None) -> int:
     app = make_qapp()
     tasks = TaskRunner()
+    if user is None and ctx.users.count() == 0:
+        from app.ui.first_run import FirstRunDialog
+
+        first = FirstRunDialog(ctx.users, tasks, ctx.db.label)
+        if first.exec() != FirstRunDialog.DialogCode.Accepted or first.user is None:
+            return 0
+        user = first.user
     if user is None:
         login = LoginDialog(ctx.users, tasks, ctx.db.label)
         if login.exec() != LoginDialog.DialogCode.Accepted or login.user is None:
             return 0
         user = login.user
-    window = ReviewWindow(ctx, user, tasks)
+    if allowed(user.role, Permission.VIEW_HISTORY):
+        from app.ui.lead_window import LeadWindow
+
+        window = LeadWindow(ctx, user, tasks)  # leads and admins: history, numbers, queues
+    else:
+        window = ReviewWindow(ctx, user, tasks)
     window.show()
     window.start()
-    return app.exec()
+    ctx.watcher.start()  # new and retracted hashes from every workstation, within seconds
+    try:
+        return app.exec()
+    finally:
+        ctx.watcher.stop()

@@ -11,7 +11,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.storage.users import UserInfo, UserService
+from app.storage.users import LoginLocked, UserInfo, UserService
 from app.ui.tasks import TaskRunner
 
 
@@ -73,4 +73,7 @@ class LoginDialog(QDialog):
 
     def _failed(self, exc: Exception) -> None:
         self.buttons.setEnabled(True)
+        if isinstance(exc, LoginLocked):
+            self.error.setText(str(exc).capitalize() + ".")
+            return
         self.error.setText(f"Could not check the password: {exc}")

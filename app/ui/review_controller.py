@@ -1,22 +1,30 @@
 """The review screen's state machine, separate from its widgets.
 
 It claims items and prepares their previews in the background, keeps the next item ready so it
-appears at once, hands decisions to the serial writer, and refuses input that would record a
-decision twice: while a decision is being handed off, before the key that made it is released,
-and for a short dwell after a new item appears (so a double press cannot decide an item the
-moderator has not seen).
+appears at once, and refuses input that would record a decision twice: while a decision is being
+handed off, before the key that made it is released, and for a short dwell after a new item
+appears (so a double press cannot decide an item the moderator has not seen).
+
+A decision is written to the workstation's journal (fsync'd, about a millisecond) before the
+screen moves on; the serial writer then applies the journal to the shared database in order,
+idempotently by UUID. If the database is unreachable the moderator keeps going through what is
+already claimed, the status bar counts what waits, and the writer retries with backoff. An undo
+of a decision made in this session is journalled too and shows the item again at once, from
+memory, whether or not the decision it takes back has reached the database yet.
 """
 
 from __future__ import annotations
 
 import time
+import uuid as uuidlib
 from collections import deque
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.core.model import Category, MediaKind, QueueItem, Verdict
+from app.core.model import Category, DecisionMethod, MediaKind, QueueItem, Verdict
 from app.core.preview import prepare_preview
+from app.storage.journal import EntryKind, JournalSync, SyncReport, backoff_seconds
 from app.storage.review import DecisionOutcome, DecisionRequest, QueueCounts
 from app.storage.users import UserInfo
 from app.ui.context import AppContext
@@ -24,6 +32,7 @@ from app.ui.preview import ScreenPreview
 from app.ui.tasks import TaskRunner
 
 PREFETCH = 2
+UNDO_DEPTH = 50  # decisions of this session that can be undone from memory
 
 
 @dataclass
@@ -37,17 +46,22 @@ class ReviewController(QObject):
     item_changed = Signal(object)  # PreparedItem | None
     counts_changed = Signal(object)  # QueueCounts
     sync_changed = Signal(int)  # decisions waiting to be written
+    sync_problem = Signal(str)  # why the shared database cannot be reached ("" when it can)
     decision_recorded = Signal(object)  # DecisionOutcome
     undo_done = Signal(object)  # DecisionOutcome | None
     message = Signal(str)
     category_changed = Signal(object)  # Category | None
     member_changed = Signal(object, int, int)  # PreparedItem shown, index, cluster size
 
-    def __init__(self, ctx: AppContext, user: UserInfo, tasks: TaskRunner) -> None:
+    def __init__(
+        self, ctx: AppContext, user: UserInfo, tasks: TaskRunner, queue: str = "review"
+    ) -> None:
         super().__init__()
         self.ctx = ctx
         self.user = user
         self.tasks = tasks
+        # "review", "escalations" (leads) or "second_review" (blind); see ReviewService.
+        self.queue = queue
         self.current: PreparedItem | None = None
         self.upcoming: deque[PreparedItem] = deque()
         self.category: Category | None = None
@@ -63,8 +77,16 @@ class ReviewController(QObject):
         self.armed = True  # False from a keyboard decision until its key is released
         self.dwell_seconds = 0.2
         self._shown_at = 0.0
-        self.pending = 0
-        self._retry: list[DecisionRequest] = []
+        self.journal = ctx.journal
+        self.syncer = JournalSync(ctx.journal, ctx.review)
+        self.pending = self.journal.pending_count()
+        self.sync_error: str | None = None
+        self._sync_running = False
+        self._sync_again = False
+        self._sync_failures = 0
+        # (decision, what was on screen) of this session, newest last: undo shows it again.
+        self._history: deque[tuple[DecisionRequest, PreparedItem]] = deque(maxlen=UNDO_DEPTH)
+        self._undos_waiting: set[str] = set()
         self._lease_timer = QTimer(self)
         self._lease_timer.timeout.connect(self._renew_leases)
         self._lease_timer.start(max(5, ctx.settings.lease_seconds // 3) * 1000)
@@ -73,7 +95,7 @@ class ReviewController(QObject):
         self._poll_timer.start(10_000)
         self._retry_timer = QTimer(self)
         self._retry_timer.setSingleShot(True)
-        self._retry_timer.timeout.connect(self._retry_writes)
+        self._retry_timer.timeout.connect(self._sync)
         # Cluster paging: the members behind the representative on screen, prepared lazily.
         self._members: list[PreparedItem | None] | None = None
         self._member_items: list[QueueItem] = []
@@ -82,6 +104,10 @@ class ReviewController(QObject):
     # -- loading ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        # Decisions journalled by an earlier run that never reached the database (it was
+        # killed, or the database was down) land before anything else.
+        self.sync_changed.emit(self.pending)
+        self._sync()
         # Items this user still holds from an earlier run (a crash, a kill) go back first.
         review, uid = self.ctx.review, self.user.id
         self.tasks.write(
@@ -101,7 +127,9 @@ class ReviewController(QObject):
             self.fetching += 1
             exclude = self.held_ids() | self.skipped
             self.tasks.write(
-                lambda ex=exclude: self.ctx.review.claim_next(self.user.id, exclude=ex),
+                lambda ex=exclude: self.ctx.review.claim_next(
+                    self.user.id, exclude=ex, queue=self.queue
+                ),
                 on_done=self._claimed,
                 on_error=self._fetch_failed,
             )
@@ -188,8 +216,6 @@ class ReviewController(QObject):
         if verdict is Verdict.CONFIRM and self.category is None:
             self.message.emit("Choose a category (1-9) before confirming.")
             return False
-        if by_key:
-            self.armed = False
         cat = self.category if verdict is Verdict.CONFIRM else None
         req = DecisionRequest(
             item_id=self.current.item.id,
@@ -198,49 +224,99 @@ class ReviewController(QObject):
             category=cat.key if cat else None,
             category_label=cat.label if cat else None,
             note=note.strip() or None,
+            method=(
+                DecisionMethod.SECOND_REVIEW
+                if self.queue == "second_review"
+                else DecisionMethod.MANUAL
+            ),
         )
+        try:
+            # On disk before the screen moves on: if this fails the item stays on screen.
+            self.journal.record_decision(req)
+        except Exception as exc:
+            self.message.emit(f"Decision NOT recorded (the local journal failed): {exc}")
+            return False
+        if by_key:
+            self.armed = False
         if verdict is Verdict.SKIP:
             self.skipped.add(req.item_id)
-        self._write(req)
+        self._history.append((req, self.current))
+        self._journalled()
         self._advance()
         return True
 
-    def _write(self, req: DecisionRequest) -> None:
-        self.pending += 1
+    # -- the journal and the shared database ------------------------------------------------
+
+    def _journalled(self) -> None:
+        self.pending = self.journal.pending_count()
         self.sync_changed.emit(self.pending)
-        self.tasks.write(
-            lambda: self.ctx.review.decide(req),
-            on_done=self._written,
-            on_error=lambda exc, r=req: self._write_failed(r, exc),
-        )
+        self._sync()
 
-    def _written(self, outcome: DecisionOutcome) -> None:
-        self.pending -= 1
+    def sync_now(self) -> None:
+        """Try to land waiting decisions now instead of at the next backoff step."""
+        self._sync()
+
+    def _sync(self) -> None:
+        """Apply the journal on the serial writer; one run at a time, another if more came."""
+        if self._sync_running:
+            self._sync_again = True
+            return
+        self._sync_running = True
+        self._retry_timer.stop()
+        self.tasks.write(self.syncer.sync, on_done=self._synced, on_error=self._sync_crashed)
+
+    def _synced(self, report: SyncReport) -> None:
+        self._sync_running = False
+        self.pending = self.journal.pending_count()
+        for entry, outcome in report.landed:
+            if entry.kind is EntryKind.DECIDE:
+                self.decision_recorded.emit(outcome)
+            elif entry.uuid in self._undos_waiting:
+                self._undos_waiting.discard(entry.uuid)
+                self.undo_done.emit(outcome)
+        for entry, why in report.refused:
+            self.message.emit(f"The database refused a decision: {why}")
+            if entry.uuid in self._undos_waiting:
+                self._undos_waiting.discard(entry.uuid)
+                self.undo_done.emit(None)
+        if report.error is not None:
+            if self.sync_error is None:
+                self.message.emit(
+                    f"Database unreachable, decisions are kept on this workstation: {report.error}"
+                )
+            self.sync_error = report.error
+            self._sync_failures += 1
+            self._retry_timer.start(int(backoff_seconds(self._sync_failures) * 1000))
+        else:
+            if self.sync_error is not None:
+                self.message.emit("Database reachable again: waiting decisions saved.")
+                self._poll_when_empty()
+            self.sync_error = None
+            self._sync_failures = 0
+        self.sync_problem.emit(self.sync_error or "")
         self.sync_changed.emit(self.pending)
-        self.decision_recorded.emit(outcome)
-        self.refresh_counts()
+        if report.landed:
+            self.refresh_counts()
+        if self._sync_again:
+            self._sync_again = False
+            self._sync()
 
-    def _write_failed(self, req: DecisionRequest, exc: Exception) -> None:
-        # Kept in memory and retried (idempotent by UUID); the status bar shows it waiting.
-        self._retry.append(req)
-        self.message.emit(f"Decision not saved yet, will retry: {exc}")
-        if not self._retry_timer.isActive():
-            self._retry_timer.start(5000)
-
-    def _retry_writes(self) -> None:
-        retry, self._retry = self._retry, []
-        for req in retry:
-            self.pending -= 1
-            self._write(req)
+    def _sync_crashed(self, exc: Exception) -> None:  # the journal itself failed
+        self._sync_running = False
+        self.message.emit(f"Could not read the local journal: {exc}")
+        self._sync_failures += 1
+        self._retry_timer.start(int(backoff_seconds(self._sync_failures) * 1000))
 
     def undo(self, by_key: bool = True) -> bool:
         if not self._accepts(by_key):
             return False
+        if self._history:
+            return self._undo_from_journal(by_key)
         if by_key:
             self.armed = False
+        # Nothing decided in this session: ask the database for this user's latest decision
+        # (from an earlier session). That needs the database, so it waits for the answer.
         self.busy = True
-        self.pending += 1
-        self.sync_changed.emit(self.pending)
         self.tasks.write(
             lambda: self.ctx.review.undo_last(self.user.id),
             on_done=self._undone,
@@ -248,9 +324,29 @@ class ReviewController(QObject):
         )
         return True
 
+    def _undo_from_journal(self, by_key: bool) -> bool:
+        """Undo this session's latest decision: journalled like a decision (it lands after the
+        decision it takes back, in journal order), the item shown again at once from memory."""
+        req, prepared = self._history[-1]
+        undo_uuid = str(uuidlib.uuid4())
+        try:
+            self.journal.record_undo(self.user.id, undo_uuid, req.uuid)
+        except Exception as exc:
+            self.message.emit(f"Undo NOT recorded (the local journal failed): {exc}")
+            return False
+        self._history.pop()
+        if by_key:
+            self.armed = False
+        self._undos_waiting.add(undo_uuid)
+        self.skipped.discard(req.item_id)
+        if self.current is not None:
+            self.upcoming.appendleft(self.current)
+        self.upcoming.appendleft(prepared)
+        self._advance()
+        self._journalled()
+        return True
+
     def _undone(self, outcome: DecisionOutcome | None) -> None:
-        self.pending -= 1
-        self.sync_changed.emit(self.pending)
         if outcome is None:
             self.busy = False
             self.message.emit("Nothing to undo.")
@@ -274,15 +370,13 @@ class ReviewController(QObject):
 
     def _undo_failed(self, exc: Exception) -> None:
         self.busy = False
-        self.pending = max(0, self.pending - 1)
-        self.sync_changed.emit(self.pending)
         self.message.emit(f"Undo failed: {exc}")
 
     # -- upkeep ----------------------------------------------------------------------------
 
     def refresh_counts(self) -> None:
         self.tasks.read(
-            lambda: self.ctx.review.counts(self.user.id),
+            lambda: self.ctx.review.counts(self.user.id, queue=self.queue),
             on_done=lambda c: self.counts_changed.emit(c),
             on_error=lambda exc: None,
         )
@@ -298,6 +392,8 @@ class ReviewController(QObject):
         """Give back claimed items and wait for pending writes (on window close)."""
         for t in (self._lease_timer, self._poll_timer, self._retry_timer):
             t.stop()
+        if self.pending:  # one last try; what cannot land now lands on the next start
+            self.tasks.write(self.syncer.sync, on_error=lambda e: None)
         ids = self.held_ids()
         self.tasks.write(
             lambda: self.ctx.review.release(self.user.id, ids), on_error=lambda e: None

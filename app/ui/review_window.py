@@ -83,14 +83,29 @@ class CheatSheet(QDialog):
         self.rows = rows
 
 
+QUEUE_TITLES = {
+    "review": "review",
+    "escalations": "escalations (lead queue)",
+    "second_review": "second review (blind)",
+}
+
+
 class ReviewWindow(QMainWindow):
-    def __init__(self, ctx: AppContext, user: UserInfo, tasks: TaskRunner | None = None) -> None:
+    def __init__(
+        self,
+        ctx: AppContext,
+        user: UserInfo,
+        tasks: TaskRunner | None = None,
+        queue: str = "review",
+    ) -> None:
         super().__init__()
         self.ctx = ctx
         self.user = user
         self.tasks = tasks or TaskRunner(self)
-        self.controller = ReviewController(ctx, user, self.tasks)
-        self.setWindowTitle(f"Hashdesk — review — {user.display_name} ({user.role.value})")
+        self.queue = queue
+        self.controller = ReviewController(ctx, user, self.tasks, queue=queue)
+        what = QUEUE_TITLES.get(queue, queue)
+        self.setWindowTitle(f"Hashdesk — {what} — {user.display_name} ({user.role.value})")
         self.resize(1280, 800)
         self._build()
         self._wire()
@@ -141,6 +156,7 @@ class ReviewWindow(QMainWindow):
             ("match", "Known match"),
             ("deadline", "Deadline"),
             ("sha256", "SHA-256"),
+            ("escalation", "Escalation"),
         ):
             label = QLabel("")
             label.setTextFormat(Qt.TextFormat.PlainText)  # flagged text is never markup or a link
@@ -235,6 +251,7 @@ class ReviewWindow(QMainWindow):
         c.item_changed.connect(self._show_item)
         c.counts_changed.connect(self._show_counts)
         c.sync_changed.connect(self._show_sync)
+        c.sync_problem.connect(lambda _why: self._show_sync(c.pending))
         c.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         c.category_changed.connect(self._show_category)
         c.member_changed.connect(self._show_member)
@@ -243,6 +260,10 @@ class ReviewWindow(QMainWindow):
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.queue != "review":
+            # Undo takes back moderator-queue decisions; here a lead overturns from history.
+            self.actions_by_id["undo"].setEnabled(False)
+            self.decision_buttons["undo"].setEnabled(False)
         self.controller.start()
         self.preview.setFocus()
 
@@ -348,6 +369,7 @@ class ReviewWindow(QMainWindow):
         )
         f["match"].setText(item.match_note or "none")
         f["sha256"].setText(item.sha256[:16] + "…")
+        f["escalation"].setText(item.escalation_note or "—")
         self._update_deadline()
         self._show_frame_label()
 
@@ -377,4 +399,10 @@ class ReviewWindow(QMainWindow):
         self.status_today.setText(f"{counts.decided_today} decided today  ·")
 
     def _show_sync(self, pending: int) -> None:
-        self.status_sync.setText("all saved" if pending == 0 else f"{pending} waiting to sync")
+        problem = self.controller.sync_error
+        if problem is not None:
+            self.status_sync.setText(f"database unreachable: {pending} waiting to sync")
+            self.status_sync.setToolTip(problem)
+        else:
+            self.status_sync.setText("all saved" if pending == 0 else f"{pending} waiting to sync")
+            self.status_sync.setToolTip("")

@@ -27,8 +27,10 @@ def make_window(qtbot, store, taxonomy, tmp_path):
         with qtbot.waitActive(w):
             w.show()
             w.activateWindow()
-        with qtbot.waitSignal(w.controller.item_changed, timeout=10000):
-            w.start()
+        w.start()
+        # The first item on screen (not merely the first item_changed: the screen may first
+        # say "empty" while journalled work from an earlier run is replayed).
+        qtbot.waitUntil(lambda: w.controller.current is not None, timeout=20000)
         made.append(w)
         return w
 

@@ -1,0 +1,220 @@
+"""Exports a lead can send on: the filtered history as CSV, and a period summary as CSV and as
+one self-contained HTML file (inline CSS and SVG, no scripts, no external URLs).
+
+Flagged text (notes, external ids) is untrusted: CSV cells that a spreadsheet would run as a
+formula are prefixed with an apostrophe, and HTML is escaped.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TextIO
+
+from app.core.history import HistoryRow, PeriodStats
+
+HISTORY_COLUMNS = (
+    "decided_at_utc",
+    "decision_uuid",
+    "item_id",
+    "moderator",
+    "verdict",
+    "category",
+    "category_label",
+    "method",
+    "source",
+    "external_id",
+    "deadline_utc",
+    "deadline",
+    "superseded_by",
+    "supersedes",
+    "note",
+)
+
+
+def safe_cell(value: object) -> str:
+    if value is None:
+        return ""
+    text = (
+        value.isoformat(sep=" ", timespec="seconds") if isinstance(value, datetime) else str(value)
+    )
+    if text and text[0] in "=+-@\t\r":
+        return "'" + text
+    return text
+
+
+def history_csv(rows: Iterable[HistoryRow], out: TextIO) -> int:
+    """Write ``rows`` as CSV with a header; returns how many rows were written."""
+    w = csv.writer(out)
+    w.writerow(HISTORY_COLUMNS)
+    n = 0
+    for r in rows:
+        w.writerow(
+            [
+                safe_cell(v)
+                for v in (
+                    r.decided_at,
+                    r.uuid,
+                    r.item_id,
+                    r.username,
+                    r.verdict.value,
+                    r.category,
+                    r.category_label,
+                    r.method.value,
+                    r.source,
+                    r.external_id,
+                    r.deadline,
+                    r.deadline_state,
+                    r.superseded_by,
+                    r.supersedes,
+                    r.note,
+                )
+            ]
+        )
+        n += 1
+    return n
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "—"
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.1f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f}%"
+
+
+def summary_rows(st: PeriodStats) -> list[tuple[str, str, str]]:
+    """The period summary as (section, key, value) rows: the CSV, and the HTML tables."""
+    rows: list[tuple[str, str, str]] = [
+        ("period", "from_utc", safe_cell(st.since)),
+        ("period", "until_utc", safe_cell(st.until)),
+    ]
+    for section, counts in (
+        ("verdict", st.by_verdict),
+        ("category", st.by_category),
+        ("source", st.by_source),
+        ("method", st.by_method),
+    ):
+        for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            rows.append((section, key, str(n)))
+    ftd = st.flag_to_decision
+    rows += [
+        ("flag_to_decision", "decisions", str(ftd.count)),
+        ("flag_to_decision", "median", _fmt_seconds(ftd.median_s)),
+        ("flag_to_decision", "p90", _fmt_seconds(ftd.p90_s)),
+        ("flag_to_decision", "mean", _fmt_seconds(ftd.mean_s)),
+        ("deadlines", "met", str(st.deadlines_met)),
+        ("deadlines", "missed", str(st.deadlines_missed)),
+        ("deadlines", "met_rate", _pct(st.deadline_rate)),
+        ("deadlines", "overdue_open_now", str(st.overdue_open)),
+        ("overturns", "count", str(st.overturns)),
+        ("overturns", "rate", _pct(st.overturn_rate)),
+        ("queue", "open_now", str(st.queue_open)),
+        ("queue", "escalated_now", str(st.queue_escalated)),
+        ("queue", "second_review_waiting", str(st.queue_second_review)),
+        ("queue", "oldest_open", _fmt_seconds(st.oldest_open_s)),
+    ]
+    if st.agreement is not None:
+        rows.append(("agreement", "overall", st.agreement.describe()))
+    for name, agr in st.agreement_by_moderator:
+        rows.append(("agreement", name, agr.describe()))
+    for name, counts in st.per_moderator:
+        rows.append(("moderator", name, str(sum(counts.values()))))
+    return rows
+
+
+def summary_csv(st: PeriodStats, out: TextIO) -> None:
+    w = csv.writer(out)
+    w.writerow(("section", "key", "value"))
+    for row in summary_rows(st):
+        w.writerow([safe_cell(v) for v in row])
+
+
+def _svg_bars(title: str, items: list[tuple[str, int]], color: str = "#3d7bd9") -> str:
+    """A horizontal bar chart as inline SVG."""
+    if not items:
+        return f"<p class='empty'>{html.escape(title)}: nothing in this period.</p>"
+    top = max(n for _, n in items) or 1
+    bar_h, gap, label_w, width = 18, 6, 260, 640
+    height = len(items) * (bar_h + gap) + 30
+    parts = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"role='img' aria-label='{html.escape(title, quote=True)}'>",
+        f"<text x='0' y='14' class='t'>{html.escape(title)}</text>",
+    ]
+    for i, (label, n) in enumerate(items):
+        y = 26 + i * (bar_h + gap)
+        w = max(1, int((width - label_w - 60) * n / top)) if n else 0
+        parts.append(
+            f"<text x='0' y='{y + 13}' class='l'>{html.escape(label[:40])}</text>"
+            f"<rect x='{label_w}' y='{y}' width='{w}' height='{bar_h}' fill='{color}'/>"
+            f"<text x='{label_w + w + 6}' y='{y + 13}' class='l'>{n}</text>"
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:24px;color:#1d1f23}
+h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:24px 0 8px}
+.sub{color:#555;margin-bottom:16px}
+.cards{display:flex;flex-wrap:wrap;gap:12px}
+.card{border:1px solid #d5d8de;border-radius:6px;padding:10px 14px;min-width:150px}
+.card b{display:block;font-size:20px}
+table{border-collapse:collapse;margin:8px 0} td,th{border:1px solid #d5d8de;padding:4px 8px;
+text-align:left} th{background:#f1f3f6}
+svg .t{font-size:13px;font-weight:600} svg .l{font-size:12px} .empty{color:#777}
+"""
+
+
+def summary_html(st: PeriodStats, title: str = "Hashdesk period summary") -> str:
+    esc = html.escape
+    cards = [
+        ("Human decisions", str(st.human_decided)),
+        ("Auto-matched", str(st.auto_matched)),
+        ("Deadlines met", _pct(st.deadline_rate)),
+        ("Overturn rate", _pct(st.overturn_rate)),
+        (
+            "Agreement",
+            st.agreement.describe() if st.agreement and st.agreement.pairs else "—",
+        ),
+        ("Median flag → decision", _fmt_seconds(st.flag_to_decision.median_s)),
+        ("Open in queue now", str(st.queue_open)),
+        ("Escalated now", str(st.queue_escalated)),
+    ]
+    body = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+        f"<div class='sub'>{esc(safe_cell(st.since))} to {esc(safe_cell(st.until))} UTC</div>",
+        "<div class='cards'>",
+        *(f"<div class='card'>{esc(k)}<b>{esc(v)}</b></div>" for k, v in cards),
+        "</div>",
+        "<h2>Decisions</h2>",
+        _svg_bars("By verdict", sorted(st.by_verdict.items(), key=lambda kv: -kv[1])),
+        _svg_bars("By category (confirmed)", sorted(st.by_category.items(), key=lambda kv: -kv[1])),
+        _svg_bars("By source", sorted(st.by_source.items(), key=lambda kv: -kv[1]), "#7a55c7"),
+        _svg_bars("By moderator", [(n, sum(c.values())) for n, c in st.per_moderator], "#2e9b6a"),
+        "<h2>Summary table</h2><table><tr><th>Section</th><th>Key</th><th>Value</th></tr>",
+        *(
+            f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td></tr>"
+            for a, b, c in summary_rows(st)
+        ),
+        "</table></body></html>",
+    ]
+    return "\n".join(body)
+
+
+def to_text(writer, *args) -> str:
+    buf = io.StringIO()
+    writer(*args, buf)
+    return buf.getvalue()

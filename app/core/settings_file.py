@@ -1,0 +1,113 @@
+"""The workstation's settings file and the database password.
+
+``settings.toml`` in the user config directory (or the file named by ``HASHDESK_CONFIG``):
+
+    database_url = "postgresql+psycopg://alice@db.example.org/hashdesk"
+    media_root = "/mnt/hashdesk-media"
+    lease_seconds = 300
+    blur = 24
+
+Environment variables (``HASHDESK_DATABASE_URL``, ...) override it. The file never holds a
+password: a PostgreSQL password comes from the OS keyring (``hashdesk db set-password`` stores it
+there) or ``HASHDESK_DATABASE_PASSWORD``, and is never written to the file or a log.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import platformdirs
+
+from app import APP_NAME
+
+KEYRING_SERVICE = "hashdesk"
+# settings.toml key -> the environment variable it stands in for
+FILE_KEYS = {
+    "database_url": "HASHDESK_DATABASE_URL",
+    "media_root": "HASHDESK_MEDIA_ROOT",
+    "lease_seconds": "HASHDESK_LEASE_SECONDS",
+    "blur": "HASHDESK_BLUR",
+}
+
+
+class SettingsFileError(ValueError):
+    pass
+
+
+def settings_path(env: dict[str, str] | None = None) -> Path:
+    env = os.environ if env is None else env
+    named = env.get("HASHDESK_CONFIG", "").strip()
+    if named:
+        return Path(named).expanduser()
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "settings.toml"
+
+
+def read_settings_file(path: Path) -> dict[str, str]:
+    """The file's settings as environment-style values; {} when there is no file."""
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise SettingsFileError(f"settings file {path} cannot be read: {exc}") from None
+    unknown = sorted(set(data) - set(FILE_KEYS))
+    if unknown:
+        raise SettingsFileError(
+            f"settings file {path}: unknown setting(s) {', '.join(unknown)}; "
+            f"known: {', '.join(FILE_KEYS)}"
+        )
+    out = {}
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, str | int):
+            raise SettingsFileError(f"settings file {path}: {key} must be text or a number")
+        out[FILE_KEYS[key]] = str(value)
+    url = out.get("HASHDESK_DATABASE_URL", "")
+    if urlsplit(url).password:
+        raise SettingsFileError(
+            f"settings file {path}: database_url holds a password; remove it and store it with "
+            "`hashdesk db set-password` (the OS keyring) or HASHDESK_DATABASE_PASSWORD"
+        )
+    return out
+
+
+def keyring_account(url: str) -> str:
+    """The keyring entry for a database: user@host:port/database (no scheme, no password)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.username or ''}@{host}{port}{parts.path}"
+
+
+def password_for(url: str, env: dict[str, str]) -> str | None:
+    """The database password: HASHDESK_DATABASE_PASSWORD, else the OS keyring, else None."""
+    from_env = env.get("HASHDESK_DATABASE_PASSWORD")
+    if from_env:
+        return from_env
+    if env.get("HASHDESK_NO_KEYRING"):
+        return None
+    try:
+        import keyring
+
+        return keyring.get_password(KEYRING_SERVICE, keyring_account(url))
+    except Exception:  # no keyring on this machine (headless, locked): not an error here
+        return None
+
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with the password filled in (percent-encoded). Only ever handed to the driver."""
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1) if "@" in rest else ("", rest)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:{quote(password, safe='')}@{host}"
+
+
+def store_password(url: str, password: str) -> str:
+    """Put the password in the OS keyring; returns the entry's name."""
+    import keyring
+
+    account = keyring_account(url)
+    keyring.set_password(KEYRING_SERVICE, account, password)
+    return account

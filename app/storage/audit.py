@@ -1,0 +1,247 @@
+"""The tamper-evident record: administrative events in a hash chain, and verification of both
+chains (decisions and audit events).
+
+Each entry carries the hash of the entry before it and a hash of its own fields
+(app.core.security.chain_hash). Appending takes a PostgreSQL advisory lock (one per chain) so that
+many workstations writing at once still build one unbroken chain; on SQLite the write lock taken
+at BEGIN does the same. Verification walks a chain in id order and names the first entry whose
+fields were altered or whose link to the previous entry is broken (an entry deleted or reordered).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid as uuidlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from app.core.security import GENESIS_HASH, chain_hash
+from app.storage.db import Database
+from app.storage.models import AuditEvent, Decision, utcnow
+from app.storage.review import decision_chain_fields
+
+_AUDIT_LOCK_ID = 0x41554454  # "AUDT": serialises the audit chain on PostgreSQL
+
+
+class AuditKind(StrEnum):
+    USER_ADDED = "user_added"
+    USER_DISABLED = "user_disabled"
+    USER_ENABLED = "user_enabled"
+    PASSWORD_CHANGED = "password_changed"
+    LOGIN_FAILED = "login_failed"
+    LOGIN_LOCKED = "login_locked"
+    RETRACTION = "retraction"
+    OVERTURN = "overturn"
+    EXPORT = "export"
+    IMPORT = "import"
+
+
+def _canonical(detail: dict[str, Any] | None) -> str | None:
+    if detail is None:
+        return None
+    return json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def audit_chain_fields(
+    *,
+    uuid: str,
+    kind: str,
+    actor_id: int | None,
+    actor_name: str | None,
+    subject: str | None,
+    detail: str | None,
+    occurred_at: datetime,
+) -> dict[str, Any]:
+    return {
+        "uuid": uuid,
+        "kind": kind,
+        "actor_id": actor_id,
+        "actor_name": actor_name,
+        "subject": subject,
+        "detail": detail,
+        "occurred_at": occurred_at.isoformat(timespec="microseconds"),
+    }
+
+
+def append_event(
+    s: Session,
+    kind: AuditKind | str,
+    *,
+    actor_id: int | None = None,
+    actor_name: str | None = None,
+    subject: str | None = None,
+    detail: dict[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> AuditEvent:
+    """Append one event to the audit chain inside the caller's transaction, so the event and
+    the change it records commit together or not at all."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_ID})
+    prev = s.scalar(select(AuditEvent.entry_hash).order_by(AuditEvent.id.desc()).limit(1))
+    prev = prev or GENESIS_HASH
+    values = {
+        "uuid": str(uuidlib.uuid4()),
+        "kind": str(AuditKind(kind).value),
+        "actor_id": actor_id,
+        "actor_name": actor_name,
+        "subject": subject,
+        "detail": _canonical(detail),
+        "occurred_at": occurred_at or utcnow(),
+    }
+    row = AuditEvent(
+        **values,
+        prev_hash=prev,
+        entry_hash=chain_hash(prev, audit_chain_fields(**values)),
+    )
+    s.add(row)
+    s.flush()
+    return row
+
+
+# -- verification ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChainProblem:
+    chain: str  # "decisions" or "audit events"
+    entry_id: int
+    entry_uuid: str
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.chain}: entry #{self.entry_id} ({self.entry_uuid}) {self.what}"
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    chain: str
+    entries: int
+    head: str  # the last entry's hash (GENESIS_HASH for an empty chain)
+    problem: ChainProblem | None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def _walk(
+    chain: str, rows: Iterator[tuple[int, str, str, str, dict[str, Any]]]
+) -> tuple[int, str, ChainProblem | None]:
+    expected_prev = GENESIS_HASH
+    n = 0
+    for entry_id, uuid, prev_hash, entry_hash, fields in rows:
+        n += 1
+        if prev_hash != expected_prev:
+            return (
+                n,
+                expected_prev,
+                ChainProblem(
+                    chain,
+                    entry_id,
+                    uuid,
+                    "does not follow the entry before it: an entry before it was deleted, "
+                    "reordered or rewritten",
+                ),
+            )
+        if chain_hash(prev_hash, fields) != entry_hash:
+            return (
+                n,
+                expected_prev,
+                ChainProblem(
+                    chain, entry_id, uuid, "was altered: its fields do not match its hash"
+                ),
+            )
+        expected_prev = entry_hash
+    return n, expected_prev, None
+
+
+def _decision_rows(s: Session) -> Iterator[tuple[int, str, str, str, dict[str, Any]]]:
+    for d in s.scalars(select(Decision).order_by(Decision.id).execution_options(yield_per=2000)):
+        yield (
+            d.id,
+            d.uuid,
+            d.prev_hash,
+            d.entry_hash,
+            decision_chain_fields(
+                uuid=d.uuid,
+                item_id=d.item_id,
+                user_id=d.user_id,
+                verdict=d.verdict,
+                category=d.category,
+                note=d.note,
+                method=d.method,
+                supersedes=d.supersedes,
+                decided_at=d.decided_at,
+                parent_uuid=d.parent_uuid,
+                matched_entry_id=d.matched_entry_id,
+                match_distance=d.match_distance,
+            ),
+        )
+
+
+def _audit_rows(s: Session) -> Iterator[tuple[int, str, str, str, dict[str, Any]]]:
+    for e in s.scalars(
+        select(AuditEvent).order_by(AuditEvent.id).execution_options(yield_per=2000)
+    ):
+        yield (
+            e.id,
+            e.uuid,
+            e.prev_hash,
+            e.entry_hash,
+            audit_chain_fields(
+                uuid=e.uuid,
+                kind=e.kind,
+                actor_id=e.actor_id,
+                actor_name=e.actor_name,
+                subject=e.subject,
+                detail=e.detail,
+                occurred_at=e.occurred_at,
+            ),
+        )
+
+
+def verify_chains(db: Database) -> list[ChainReport]:
+    """Recompute both chains from their first entry. Read-only."""
+    reports = []
+    with db.session() as s:
+        for chain, rows in (("decisions", _decision_rows(s)), ("audit events", _audit_rows(s))):
+            n, head, problem = _walk(chain, rows)
+            reports.append(ChainReport(chain, n, head, problem))
+    return reports
+
+
+def recent_events(
+    db: Database, kind: AuditKind | str | None = None, limit: int = 100
+) -> list[AuditEvent]:
+    with db.session() as s:
+        q = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+        if kind is not None:
+            q = q.where(AuditEvent.kind == AuditKind(kind).value)
+        return list(s.scalars(q))
+
+
+def count_events(s: Session, kind: AuditKind, subject: str, since: datetime) -> int:
+    return int(
+        s.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(
+                AuditEvent.kind == kind.value,
+                AuditEvent.subject == subject,
+                AuditEvent.occurred_at >= since,
+            )
+        )
+        or 0
+    )
+
+
+def lock_audit_chain(s: Session) -> None:
+    """Serialise with every other writer of the audit chain for the rest of this transaction."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_ID})

@@ -1,0 +1,277 @@
+"""The team's numbers for a period: throughput, queue, deadlines, overturns, agreement.
+
+Aggregates run in the database (one pass per figure over the period's index range); the only
+dialect-specific piece, the hour bucket, stays in this module.
+"""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, literal_column, or_, select
+from sqlalchemy.orm import Session
+
+from app.core.agreement import agreement
+from app.core.history import FlagToDecision, PeriodStats
+from app.core.model import DecisionMethod, ItemStatus, Verdict
+from app.core.roles import Permission, require
+from app.storage.db import Database
+from app.storage.models import Decision, Item, SecondReview, Sighting, User, utcnow
+from app.storage.users import UserInfo
+
+HUMAN_METHODS = (DecisionMethod.MANUAL.value, DecisionMethod.SECOND_REVIEW.value)
+DECIDING_METHODS = (
+    DecisionMethod.MANUAL.value,
+    DecisionMethod.CLUSTER.value,
+    DecisionMethod.AUTO_MATCH.value,
+)
+OPEN = (ItemStatus.QUEUED.value, ItemStatus.UNREADABLE.value, ItemStatus.CLAIMED.value)
+AGE_BUCKETS = (
+    ("< 1 h", timedelta(hours=1)),
+    ("1–4 h", timedelta(hours=4)),
+    ("4–24 h", timedelta(days=1)),
+    ("1–7 d", timedelta(days=7)),
+    ("> 7 d", None),
+)
+FLAG_SAMPLE = 50_000  # flag-to-decision times: the newest this many decisions of the period
+
+
+def _hour(s: Session, col):
+    if s.get_bind().dialect.name == "postgresql":
+        return func.date_trunc(literal_column("'hour'"), col)
+    return func.strftime("%Y-%m-%d %H:00:00", col)
+
+
+def _as_dt(v) -> datetime:
+    return v if isinstance(v, datetime) else datetime.fromisoformat(str(v))
+
+
+class StatsService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def period(self, viewer: UserInfo, since: datetime, until: datetime) -> PeriodStats:
+        require(viewer.role, Permission.VIEW_STATS, viewer.username)
+        st = PeriodStats(since=since, until=until)
+        d = Decision
+        in_period = (d.decided_at >= since, d.decided_at < until)
+        now = utcnow()
+        with self.db.session() as s:
+            names = dict(s.execute(select(User.id, User.username)).all())
+            hour = _hour(s, d.decided_at)
+            st.per_hour = [
+                (_as_dt(h), int(n))
+                for h, n in s.execute(
+                    select(hour, func.count())
+                    .where(*in_period, d.method.in_(HUMAN_METHODS), d.user_id.is_not(None))
+                    .group_by(hour)
+                    .order_by(hour)
+                )
+            ]
+            per_mod: dict[str, dict[str, int]] = {}
+            for uid, verdict, n in s.execute(
+                select(d.user_id, d.verdict, func.count())
+                .where(*in_period, d.method.in_(HUMAN_METHODS), d.user_id.is_not(None))
+                .group_by(d.user_id, d.verdict)
+            ):
+                per_mod.setdefault(names.get(uid, "?"), {})[verdict] = int(n)
+            st.per_moderator = sorted(per_mod.items(), key=lambda kv: -sum(kv[1].values()))
+            st.by_verdict = {
+                v: int(n)
+                for v, n in s.execute(
+                    select(d.verdict, func.count()).where(*in_period).group_by(d.verdict)
+                )
+            }
+            st.by_method = {
+                m: int(n)
+                for m, n in s.execute(
+                    select(d.method, func.count())
+                    .where(*in_period, d.verdict.in_([Verdict.CONFIRM.value]))
+                    .group_by(d.method)
+                )
+            }
+            # Human-decided includes rejects: count those by method too.
+            for m, n in s.execute(
+                select(d.method, func.count())
+                .where(*in_period, d.verdict == Verdict.REJECT.value)
+                .group_by(d.method)
+            ):
+                st.by_method[m] = st.by_method.get(m, 0) + int(n)
+            label = func.coalesce(d.category_label, d.category)
+            st.by_category = {
+                str(c): int(n)
+                for c, n in s.execute(
+                    select(label, func.count())
+                    .where(
+                        *in_period,
+                        d.verdict.in_([Verdict.CONFIRM.value, Verdict.OVERTURN.value]),
+                        d.category.is_not(None),
+                        d.method != DecisionMethod.SECOND_REVIEW.value,
+                    )
+                    .group_by(label)
+                )
+            }
+            st.by_source = {
+                src: int(n)
+                for src, n in s.execute(
+                    select(Sighting.source, func.count(func.distinct(d.id)))
+                    .join(Sighting, Sighting.item_id == d.item_id)
+                    .where(*in_period, d.verdict.in_([Verdict.CONFIRM.value, Verdict.REJECT.value]))
+                    .group_by(Sighting.source)
+                )
+            }
+            self._queue(s, st, now)
+            self._deadlines(s, st, since, until, now)
+            st.deciding = int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(d)
+                    .where(
+                        *in_period,
+                        d.verdict.in_([Verdict.CONFIRM.value, Verdict.REJECT.value]),
+                        d.method.in_(DECIDING_METHODS),
+                    )
+                )
+                or 0
+            )
+            st.overturns = int(
+                s.scalar(
+                    select(func.count())
+                    .select_from(d)
+                    .where(
+                        *in_period,
+                        d.verdict == Verdict.OVERTURN.value,
+                        d.method == DecisionMethod.MANUAL.value,
+                    )
+                )
+                or 0
+            )
+            self._agreement(s, st, since, until, names)
+            self._flag_to_decision(s, st, since, until)
+        return st
+
+    def _queue(self, s: Session, st: PeriodStats, now: datetime) -> None:
+        age = case(
+            *(
+                (Item.created_at > now - limit, label)
+                for label, limit in AGE_BUCKETS
+                if limit is not None
+            ),
+            else_=AGE_BUCKETS[-1][0],
+        )
+        counts = dict(
+            s.execute(select(age, func.count()).where(Item.status.in_(OPEN)).group_by(age)).all()
+        )
+        st.queue_age = [(label, int(counts.get(label, 0))) for label, _ in AGE_BUCKETS]
+        st.queue_open = sum(n for _, n in st.queue_age)
+        oldest = s.scalar(select(func.min(Item.created_at)).where(Item.status.in_(OPEN)))
+        st.oldest_open_s = (now - _as_dt(oldest)).total_seconds() if oldest else None
+        st.queue_escalated = int(
+            s.scalar(
+                select(func.count())
+                .select_from(Item)
+                .where(Item.status == ItemStatus.ESCALATED.value)
+            )
+            or 0
+        )
+        st.queue_second_review = int(
+            s.scalar(
+                select(func.count()).select_from(SecondReview).where(SecondReview.status != "done")
+            )
+            or 0
+        )
+
+    def _deadlines(
+        self, s: Session, st: PeriodStats, since: datetime, until: datetime, now: datetime
+    ) -> None:
+        """Per item with a deadline, its first deciding decision: met if at or before it."""
+        d = Decision
+        first = (
+            select(d.item_id, func.min(d.decided_at).label("first_at"))
+            .where(
+                d.verdict.in_([Verdict.CONFIRM.value, Verdict.REJECT.value]),
+                d.method.in_(DECIDING_METHODS),
+            )
+            .group_by(d.item_id)
+            .subquery()
+        )
+        met = func.sum(case((first.c.first_at <= Item.deadline, 1), else_=0))
+        total = func.count()
+        row = s.execute(
+            select(met, total)
+            .select_from(first)
+            .join(Item, Item.id == first.c.item_id)
+            .where(
+                Item.deadline.is_not(None),
+                first.c.first_at >= since,
+                first.c.first_at < until,
+            )
+        ).one()
+        st.deadlines_met = int(row[0] or 0)
+        st.deadlines_missed = int(row[1] or 0) - st.deadlines_met
+        st.overdue_open = int(
+            s.scalar(
+                select(func.count())
+                .select_from(Item)
+                .where(
+                    or_(Item.status.in_(OPEN), Item.status == ItemStatus.ESCALATED.value),
+                    Item.deadline < now,
+                )
+            )
+            or 0
+        )
+
+    def _agreement(
+        self, s: Session, st: PeriodStats, since: datetime, until: datetime, names: dict
+    ) -> None:
+        rows = s.execute(
+            select(
+                SecondReview.first_user_id,
+                SecondReview.first_verdict,
+                SecondReview.second_verdict,
+            ).where(
+                SecondReview.status == "done",
+                SecondReview.done_at >= since,
+                SecondReview.done_at < until,
+            )
+        ).all()
+        pairs = [(a, b) for _, a, b in rows]
+        st.agreement = agreement(pairs)
+        by_mod: dict[str, list[tuple[str, str]]] = {}
+        for uid, a, b in rows:
+            by_mod.setdefault(names.get(uid, "?"), []).append((a, b))
+        st.agreement_by_moderator = sorted(
+            ((name, agreement(p)) for name, p in by_mod.items()), key=lambda kv: kv[0]
+        )
+
+    def _flag_to_decision(self, s: Session, st: PeriodStats, since: datetime, until: datetime):
+        d = Decision
+        flagged = (
+            select(func.min(Sighting.flagged_at))
+            .where(Sighting.item_id == d.item_id)
+            .scalar_subquery()
+        )
+        rows = s.execute(
+            select(d.decided_at, flagged)
+            .where(
+                d.decided_at >= since,
+                d.decided_at < until,
+                d.verdict.in_([Verdict.CONFIRM.value, Verdict.REJECT.value]),
+                d.method.in_(DECIDING_METHODS),
+            )
+            .order_by(d.decided_at.desc())
+            .limit(FLAG_SAMPLE)
+        )
+        secs = sorted(
+            max(0.0, (_as_dt(a) - _as_dt(f)).total_seconds()) for a, f in rows if f is not None
+        )
+        if not secs:
+            st.flag_to_decision = FlagToDecision()
+            return
+        st.flag_to_decision = FlagToDecision(
+            count=len(secs),
+            median_s=statistics.median(secs),
+            p90_s=secs[min(len(secs) - 1, int(0.9 * len(secs)))],
+            mean_s=statistics.fmean(secs),
+        )

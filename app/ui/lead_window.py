@@ -1,0 +1,108 @@
+"""The lead's workspace: the decision history and the team's numbers in tabs, and the queues
+(review, escalations, blind second review) one key away, each on the keyboard review screen."""
+
+from __future__ import annotations
+
+from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget
+
+from app.core.roles import Permission, allowed
+from app.storage.users import UserInfo
+from app.ui.actions import HISTORY_ACTIONS, LEAD_ACTIONS, STATS_ACTIONS, build_actions
+from app.ui.context import AppContext
+from app.ui.history_window import HistoryView
+from app.ui.review_window import CheatSheet, ReviewWindow
+from app.ui.stats_window import StatsView
+from app.ui.tasks import TaskRunner
+
+
+class LeadWindow(QMainWindow):
+    def __init__(self, ctx: AppContext, user: UserInfo, tasks: TaskRunner | None = None) -> None:
+        super().__init__()
+        self.ctx = ctx
+        self.user = user
+        self.tasks = tasks or TaskRunner(self)
+        self.setWindowTitle(f"Hashdesk — lead workspace — {user.display_name} ({user.role.value})")
+        self.resize(1366, 840)
+        self.tabs = QTabWidget(self)
+        self.tabs.setDocumentMode(True)
+        self.history = HistoryView(ctx, user, self.tasks, self.tabs)
+        self.stats = StatsView(ctx, user, self.tasks, self.tabs)
+        self.tabs.addTab(self.history, "History  [Ctrl+1]")
+        self.tabs.addTab(self.stats, "Statistics  [Ctrl+2]")
+        self.tabs.currentChanged.connect(self._tab_changed)
+        self.setCentralWidget(self.tabs)
+        self.queue_windows: dict[str, ReviewWindow] = {}
+        handlers = {
+            "lead_history": lambda: self.tabs.setCurrentWidget(self.history),
+            "lead_stats": lambda: self.tabs.setCurrentWidget(self.stats),
+            "open_review": lambda: self.open_queue("review"),
+            "open_escalations": lambda: self.open_queue("escalations"),
+            "open_second_review": lambda: self.open_queue("second_review"),
+            "lead_cheatsheet": self.show_cheatsheet,
+        }
+        self.actions_by_id = build_actions(self, LEAD_ACTIONS, handlers, ctx.key_overrides)
+        view = self.menuBar().addMenu("&View")
+        view.addAction(self.actions_by_id["lead_history"])
+        view.addAction(self.actions_by_id["lead_stats"])
+        queues = self.menuBar().addMenu("&Queues")
+        for key in ("open_review", "open_escalations", "open_second_review"):
+            queues.addAction(self.actions_by_id[key])
+        history = self.menuBar().addMenu("&History")
+        for spec in HISTORY_ACTIONS:
+            history.addAction(self.history.actions_by_id[spec.id])
+        stats = self.menuBar().addMenu("&Statistics")
+        for spec in STATS_ACTIONS:
+            stats.addAction(self.stats.actions_by_id[spec.id])
+        self.menuBar().addMenu("&Help").addAction(self.actions_by_id["lead_cheatsheet"])
+        self.statusBar().addPermanentWidget(QLabel(ctx.db.label))
+        self._stats_loaded = False
+
+    def start(self) -> None:
+        self.history.start()
+
+    def _tab_changed(self, _index: int) -> None:
+        if self.tabs.currentWidget() is self.stats:
+            if not self._stats_loaded:
+                self._stats_loaded = True
+                self.stats.refresh()
+        else:
+            self.history.focus_table()
+
+    def open_queue(self, queue: str) -> ReviewWindow | None:
+        need = {
+            "review": Permission.REVIEW,
+            "escalations": Permission.HANDLE_ESCALATIONS,
+            "second_review": Permission.SECOND_REVIEW,
+        }[queue]
+        if not allowed(self.user.role, need):
+            self.statusBar().showMessage(f"Your role may not open the {queue} queue.", 6000)
+            return None
+        w = self.queue_windows.get(queue)
+        if w is not None and w.isVisible():
+            w.raise_()
+            w.activateWindow()
+            return w
+        w = ReviewWindow(self.ctx, self.user, self.tasks, queue=queue)
+        self.queue_windows[queue] = w
+        w.show()
+        w.activateWindow()
+        w.start()
+        return w
+
+    def show_cheatsheet(self) -> None:
+        specs = LEAD_ACTIONS + HISTORY_ACTIONS + STATS_ACTIONS
+        actions = {
+            **self.actions_by_id,
+            **self.history.actions_by_id,
+            **self.stats.actions_by_id,
+        }
+        sheet = CheatSheet(self, specs, actions)
+        sheet.setObjectName("cheatsheet")
+        sheet.open()
+        self._cheatsheet = sheet
+
+    def closeEvent(self, event) -> None:
+        for w in self.queue_windows.values():
+            if w.isVisible():
+                w.close()
+        super().closeEvent(event)

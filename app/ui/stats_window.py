@@ -1,0 +1,241 @@
+"""The team's numbers for a chosen period: cards on top, charts below, and the period summary
+exported as HTML (self-contained) and CSV. Computed on the reader pool."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.history import PeriodStats
+from app.core.reports import summary_csv, summary_html
+from app.storage.models import utcnow
+from app.storage.stats import StatsService
+from app.storage.users import UserInfo
+from app.ui.actions import STATS_ACTIONS, build_actions
+from app.ui.charts import BarChart
+from app.ui.context import AppContext
+from app.ui.tasks import TaskRunner
+
+PERIODS = (
+    ("Last 24 hours", timedelta(hours=24)),
+    ("Last 7 days", timedelta(days=7)),
+    ("Last 30 days", timedelta(days=30)),
+    ("Last 365 days", timedelta(days=365)),
+)
+VERDICT_SERIES = ("confirm", "reject", "escalate", "skip", "overturn")
+
+
+def _secs(s: float | None) -> str:
+    if s is None:
+        return "—"
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    return f"{s / 3600:.1f} h"
+
+
+def _pct(v: float | None) -> str:
+    return "—" if v is None else f"{v:.1f}%"
+
+
+class StatsView(QWidget):
+    def __init__(self, ctx: AppContext, viewer: UserInfo, tasks: TaskRunner, parent=None) -> None:
+        super().__init__(parent)
+        self.setObjectName("stats_view")
+        self.ctx = ctx
+        self.viewer = viewer
+        self.tasks = tasks
+        self.service = StatsService(ctx.db)
+        self.stats: PeriodStats | None = None
+        self.loading = False
+        self._build()
+
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        top = QHBoxLayout()
+        top.addWidget(QLabel("Period:"))
+        self.period = QComboBox()
+        self.period.setObjectName("stats_period")
+        for label, span in PERIODS:
+            self.period.addItem(label, span)
+        self.period.setCurrentIndex(1)
+        self.period.activated.connect(lambda _i: self.refresh())
+        top.addWidget(self.period)
+        self.refresh_button = QPushButton("Recompute  [Ctrl+R]")
+        self.refresh_button.clicked.connect(self.refresh)
+        top.addWidget(self.refresh_button)
+        self.export_button = QPushButton("Export summary…  [Ctrl+S]")
+        self.export_button.clicked.connect(self.export_dialog)
+        top.addWidget(self.export_button)
+        top.addStretch(1)
+        self.status = QLabel("")
+        self.status.setObjectName("stats_status")
+        top.addWidget(self.status)
+        outer.addLayout(top)
+
+        cards = QHBoxLayout()
+        self.cards: dict[str, QLabel] = {}
+        for key, title in (
+            ("human", "Human decisions"),
+            ("auto", "Auto-matched"),
+            ("deadlines", "Deadlines met"),
+            ("overturns", "Overturn rate"),
+            ("agreement", "Second-review agreement"),
+            ("flag", "Median flag → decision"),
+            ("queue", "Queue now"),
+        ):
+            box = QFrame()
+            box.setFrameShape(QFrame.Shape.StyledPanel)
+            box.setStyleSheet("QFrame { background: #ffffff; border-radius: 4px; }")
+            lay = QVBoxLayout(box)
+            lay.setContentsMargins(10, 6, 10, 6)
+            cap = QLabel(title)
+            cap.setStyleSheet("color: #555; border: none;")
+            value = QLabel("…")
+            value.setObjectName(f"card_{key}")
+            value.setStyleSheet("font-size: 17px; font-weight: bold; border: none;")
+            value.setTextFormat(Qt.TextFormat.PlainText)
+            lay.addWidget(cap)
+            lay.addWidget(value)
+            cards.addWidget(box, 1)
+            self.cards[key] = value
+        outer.addLayout(cards)
+
+        grid = QGridLayout()
+        self.charts = {
+            "per_hour": BarChart("Human decisions per hour"),
+            "per_moderator": BarChart("Decisions per moderator", horizontal=True),
+            "queue_age": BarChart("Open queue by age"),
+            "deadlines": BarChart("Deadlines", horizontal=True),
+            "agreement": BarChart("Agreement with second review, by moderator", horizontal=True),
+            "methods": BarChart("Auto-matched vs human-decided", horizontal=True),
+        }
+        self.charts["queue_age"].empty_text = "the queue is empty"
+        for i, (key, chart) in enumerate(self.charts.items()):
+            chart.setObjectName(f"chart_{key}")
+            grid.addWidget(chart, i // 3, i % 3)
+        outer.addLayout(grid, 1)
+        handlers = {"stats_refresh": self.refresh, "stats_export": self.export_dialog}
+        self.actions_by_id = build_actions(self, STATS_ACTIONS, handlers, self.ctx.key_overrides)
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def period_bounds(self) -> tuple[datetime, datetime]:
+        until = utcnow()
+        return until - self.period.currentData(), until
+
+    def refresh(self) -> None:
+        since, until = self.period_bounds()
+        self.loading = True
+        self.status.setText("computing…")
+        service, viewer = self.service, self.viewer
+        self.tasks.read(
+            lambda: service.period(viewer, since, until),
+            on_done=self.show_stats,
+            on_error=self._failed,
+        )
+
+    def _failed(self, exc: Exception) -> None:
+        self.loading = False
+        self.status.setText(f"Could not compute statistics: {exc}")
+
+    def show_stats(self, st: PeriodStats) -> None:
+        self.loading = False
+        self.stats = st
+        self.status.setText(f"{st.since:%Y-%m-%d %H:%M} to {st.until:%Y-%m-%d %H:%M} UTC")
+        c = self.cards
+        c["human"].setText(str(st.human_decided))
+        c["auto"].setText(str(st.auto_matched))
+        judged = st.deadlines_met + st.deadlines_missed
+        c["deadlines"].setText(f"{_pct(st.deadline_rate)}  ({st.deadlines_met}/{judged})")
+        c["overturns"].setText(f"{_pct(st.overturn_rate)}  ({st.overturns})")
+        agr = st.agreement
+        if agr is not None and agr.pairs:
+            kappa = "—" if agr.kappa is None else f"{agr.kappa:.2f}"
+            c["agreement"].setText(f"{agr.percent:.0f}%  κ {kappa}  (n={agr.pairs})")
+        else:
+            c["agreement"].setText("no second reviews")
+        c["flag"].setText(_secs(st.flag_to_decision.median_s))
+        c["queue"].setText(
+            f"{st.queue_open} open · {st.queue_escalated} esc · {st.queue_second_review} 2nd"
+        )
+        ch = self.charts
+        hours = self._hours(st)
+        ch["per_hour"].set_data([h.strftime("%d %H:00") for h, _ in hours], [n for _, n in hours])
+        ch["per_moderator"].set_data(
+            [name for name, _ in st.per_moderator[:12]],
+            [[counts.get(v, 0) for v in VERDICT_SERIES] for _, counts in st.per_moderator[:12]],
+            series=list(VERDICT_SERIES),
+        )
+        ch["queue_age"].set_data([label for label, _ in st.queue_age], [n for _, n in st.queue_age])
+        ch["deadlines"].set_data(
+            ["met", "missed", "overdue, still open"],
+            [[st.deadlines_met, 0, 0], [0, st.deadlines_missed, 0], [0, 0, st.overdue_open]],
+        )
+        ch["agreement"].set_data(
+            [f"{name} (n={a.pairs})" for name, a in st.agreement_by_moderator],
+            [round(a.percent or 0.0, 1) for _, a in st.agreement_by_moderator],
+            unit="%",
+        )
+        ch["methods"].set_data(
+            ["auto-matched", "human (manual)", "cluster (one key, many items)", "second review"],
+            [
+                [st.by_method.get("auto_match", 0), 0],
+                [0, st.by_method.get("manual", 0)],
+                [0, st.by_method.get("cluster", 0)],
+                [0, st.by_method.get("second_review", 0)],
+            ],
+        )
+
+    @staticmethod
+    def _hours(st: PeriodStats) -> list[tuple[datetime, int]]:
+        """Every hour from the first to the last with decisions (empty hours as zero), at most
+        the last 72."""
+        if not st.per_hour:
+            return []
+        counts = {h: n for h, n in st.per_hour}
+        start, end = st.per_hour[0][0], st.per_hour[-1][0]
+        start = max(start, end - timedelta(hours=71))
+        out = []
+        h = start
+        while h <= end:
+            out.append((h, counts.get(h, 0)))
+            h += timedelta(hours=1)
+        return out
+
+    # -- export ----------------------------------------------------------------------------
+
+    def export_dialog(self) -> None:
+        if self.stats is None:
+            self.status.setText("Nothing to export yet.")
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export period summary", "hashdesk-summary.html", "HTML (*.html)"
+        )
+        if path:
+            self.export(Path(path))
+
+    def export(self, html_path: Path) -> tuple[Path, Path]:
+        """Writes the summary as ``X.html`` and ``X.csv`` (small: on the GUI thread is fine)."""
+        assert self.stats is not None
+        html_path = html_path.with_suffix(".html")
+        csv_path = html_path.with_suffix(".csv")
+        html_path.write_text(summary_html(self.stats), encoding="utf-8")
+        with open(csv_path, "w", newline="", encoding="utf-8") as out:
+            summary_csv(self.stats, out)
+        self.status.setText(f"Saved {html_path.name} and {csv_path.name}")
+        return html_path, csv_path

@@ -1,0 +1,113 @@
+"""The settings file, environment overrides, and where the database password comes from."""
+
+from __future__ import annotations
+
+import keyring
+import pytest
+from keyring.backend import KeyringBackend
+
+from app.cli import main
+from app.core.config import ConfigError, load_settings
+from app.core.settings_file import keyring_account, settings_path
+
+
+def _write(tmp_path, body: str):
+    path = tmp_path / "settings.toml"
+    path.write_text(body, encoding="utf-8")
+    return {"HASHDESK_CONFIG": str(path), "HASHDESK_NO_KEYRING": "1"}
+
+
+def test_file_settings_are_used_and_the_environment_overrides_them(tmp_path):
+    env = _write(
+        tmp_path,
+        'database_url = "postgresql://alice@db.example/hd"\n'
+        f'media_root = "{(tmp_path / "m").as_posix()}"\nlease_seconds = 120\nblur = 50\n',
+    )
+    s = load_settings(env)
+    assert s.database_url == "postgresql+psycopg://alice@db.example/hd"
+    assert (s.media_root, s.lease_seconds, s.blur_radius) == (tmp_path / "m", 120, 50)
+    s = load_settings({**env, "HASHDESK_LEASE_SECONDS": "60", "HASHDESK_DATABASE_URL": ""})
+    assert s.lease_seconds == 60 and s.database_url.endswith("@db.example/hd")
+
+
+def test_default_file_is_in_the_user_config_dir(tmp_path):
+    assert settings_path({}).name == "settings.toml"
+    assert str(settings_path({})).startswith(str(tmp_path / "xdg-config"))
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ('database_url = "postgresql://a:secret@h/d"\n', "holds a password"),
+        ("colour = 3\n", "unknown setting(s) colour"),
+        ("lease_seconds = [1]\n", "lease_seconds must be text or a number"),
+        ("lease_seconds = \n", "cannot be read"),
+        ("lease_seconds = 2\n", "HASHDESK_LEASE_SECONDS='2' is out of range"),
+    ],
+)
+def test_bad_file_is_named(tmp_path, body, named):
+    with pytest.raises(ConfigError) as err:
+        load_settings(_write(tmp_path, body))
+    assert named in str(err.value) and "secret" not in str(err.value)
+
+
+def test_password_from_the_environment_is_used_but_never_shown(tmp_path):
+    env = _write(tmp_path, 'database_url = "postgresql+psycopg://alice@db.example:5433/hd"\n')
+    s = load_settings({**env, "HASHDESK_DATABASE_PASSWORD": "p@ss/word"})
+    assert s.database_url == "postgresql+psycopg://alice:p%40ss%2Fword@db.example:5433/hd"
+    assert "p%40ss" not in s.database_label and "alice@db.example:5433/hd" in s.database_label
+
+
+class _MemoryKeyring(KeyringBackend):
+    priority = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.saved: dict[tuple[str, str], str] = {}
+
+    def get_password(self, service, username):
+        return self.saved.get((service, username))
+
+    def set_password(self, service, username, password):
+        self.saved[(service, username)] = password
+
+    def delete_password(self, service, username):
+        self.saved.pop((service, username), None)
+
+
+def test_password_from_the_os_keyring(tmp_path, monkeypatch, capsys):
+    previous = keyring.get_keyring()
+    ring = _MemoryKeyring()
+    keyring.set_keyring(ring)
+    try:
+        path = tmp_path / "settings.toml"
+        path.write_text('database_url = "postgresql://alice@db.example/hd"\n', encoding="utf-8")
+        monkeypatch.setenv("HASHDESK_CONFIG", str(path))
+        monkeypatch.delenv("HASHDESK_NO_KEYRING")
+        monkeypatch.setattr("sys.stdin", __import__("io").StringIO("from the keyring\n"))
+        assert main(["db", "set-password", "--password-stdin"]) == 0
+        assert "alice@db.example/hd" in capsys.readouterr().out
+        assert ring.saved == {("hashdesk", "alice@db.example/hd"): "from the keyring"}
+        assert keyring_account("postgresql+psycopg://alice@db.example/hd") == "alice@db.example/hd"
+        s = load_settings()
+        assert s.database_url == "postgresql+psycopg://alice:from%20the%20keyring@db.example/hd"
+        assert "from" not in path.read_text(encoding="utf-8").split("=", 1)[1].split("@")[0]
+    finally:
+        keyring.set_keyring(previous)
+
+
+def test_db_info_names_an_older_schema_and_a_refused_connection(tmp_path, monkeypatch, capsys):
+    from app.storage.db import open_database
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    db = open_database(url)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0001'")
+    db.dispose()
+    monkeypatch.setenv("HASHDESK_DATABASE_URL", url)
+    assert main(["db", "info"]) == 2
+    assert "older than this Hashdesk: run `hashdesk db upgrade`" in capsys.readouterr().out
+    monkeypatch.setenv("HASHDESK_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/x")
+    assert main(["db", "info"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "cannot connect to the database at" in err
