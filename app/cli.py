@@ -263,6 +263,7 @@ def cmd_gui(args, settings: Settings) -> int:
 
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
+DEMO_LEAD = "lead"
 
 
 def prepare_demo(folder: Path, count: int = 40) -> tuple[Settings, Database]:
@@ -285,6 +286,8 @@ def prepare_demo(folder: Path, count: int = 40) -> tuple[Settings, Database]:
     users = UserService(db)
     if users.get(DEMO_USER) is None:
         users.add(DEMO_USER, DEMO_PASSWORD, Role.MODERATOR, "Demo Moderator")
+    if users.get(DEMO_LEAD) is None:
+        users.add(DEMO_LEAD, DEMO_PASSWORD, Role.LEAD, "Demo Lead")
     return settings, db
 
 
@@ -294,12 +297,24 @@ def cmd_demo(args, settings: Settings) -> int:
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="hashdesk-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     demo_settings, db = prepare_demo(folder, args.count)
-    print(f"demo data in {folder} (user {DEMO_USER!r}, password {DEMO_PASSWORD!r})")
+    if args.lead:
+        from app.core.taxonomy import load_taxonomy
+        from app.storage.demo_history import simulate_team_history
+
+        lead = UserService(db).get(DEMO_LEAD)
+        taxonomy = load_taxonomy(resource("taxonomy.toml"))
+        n = simulate_team_history(db, taxonomy, lead, DEMO_PASSWORD)
+        print(f"simulated a few hours of team work: {n} decisions")
+    print(
+        f"demo data in {folder} (users {DEMO_USER!r}, a moderator, and {DEMO_LEAD!r}, a lead; "
+        f"password {DEMO_PASSWORD!r})"
+    )
     if args.no_gui:
         return 0
     from app.ui.app import run_gui
 
-    return run_gui(_context(demo_settings, db), UserService(db).get(DEMO_USER))
+    who = DEMO_LEAD if args.lead else DEMO_USER
+    return run_gui(_context(demo_settings, db), UserService(db).get(who))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -311,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--dir", help="folder for the demo data (default: a new temporary folder)")
     demo.add_argument("--count", type=int, default=40, help="about how many files")
     demo.add_argument("--no-gui", action="store_true", help="prepare the data only")
+    demo.add_argument(
+        "--lead", action="store_true", help="sign in as the demo lead (history, statistics)"
+    )
     ing = sub.add_parser("ingest", help="add flagged files to the queue")
     ing.add_argument("paths", nargs="*", help="files or folders (recursive)")
     ing.add_argument("--source", help="where the flags came from (default: manual)")
