@@ -22,7 +22,7 @@ from app.core.model import (
     SightingInfo,
     Verdict,
 )
-from app.core.roles import Permission, PermissionDenied, require
+from app.core.roles import Permission, PermissionDenied, allowed, require
 from app.core.security import GENESIS_HASH, chain_hash
 from app.storage.db import Database
 from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRow, User, utcnow
@@ -63,6 +63,8 @@ class DecisionOutcome:
     hashes_retracted: int = 0
     cluster_members: int = 0  # other items of the cluster decided with it
     duplicate: bool = False  # the UUID had already been recorded: nothing was written
+    late: bool = False  # landed after the item was decided: recorded, nothing else changed
+    conflict: bool = False  # ...and disagreed with the standing decision: sent to the leads
 
 
 @dataclass(frozen=True)
@@ -410,7 +412,13 @@ class ReviewService:
             if item is None:
                 raise ReviewError(f"item {req.item_id} does not exist")
             if item.status == ItemStatus.ESCALATED.value:
-                return leads.resolve_escalation(s, item, req)
+                role, _name = leads._role_of(s, req.user_id)
+                if allowed(role, Permission.HANDLE_ESCALATIONS):
+                    return leads.resolve_escalation(s, item, req)
+                return self._late(s, item, req, leads.current_decision(s, item.id))
+            standing = leads.current_decision(s, item.id)
+            if standing is not None:
+                return self._late(s, item, req, standing)
             added = self._apply(s, item, req)
             leads.maybe_queue_second_review(s, req, self.second_review_share)
             members = open_members(s, item) if req.verdict is not Verdict.SKIP else []
@@ -429,6 +437,49 @@ class ReviewService:
             return DecisionOutcome(
                 req.uuid, item.id, req.verdict, hashes_added=added, cluster_members=len(members)
             )
+
+    def _late(
+        self, s: Session, item: Item, req: DecisionRequest, standing: Decision | None
+    ) -> DecisionOutcome:
+        """A decision that lands after the item was already decided (a journalled decision
+        whose lease ran out while the workstation was offline, say) or escalated.
+
+        It is recorded as made, and changes no hashes. If it says otherwise than the decision
+        standing for the item, the item goes to the leads with both named, instead of one
+        moderator's word silently replacing the other's.
+        """
+        from app.storage import leads
+
+        append_decision(s, req)
+        conflict = (
+            standing is not None
+            and req.verdict in (Verdict.CONFIRM, Verdict.REJECT, Verdict.ESCALATE)
+            and leads.outcome_of(standing) is not req.verdict
+        )
+        if conflict and item.status != ItemStatus.ESCALATED.value:
+            assert standing is not None
+            names = dict(s.execute(select(User.id, User.username)).all())
+            first = names.get(standing.user_id, "the hash-list match")
+            late = names.get(req.user_id, "?")
+            append_decision(
+                s,
+                DecisionRequest(
+                    item_id=item.id,
+                    user_id=None,
+                    verdict=Verdict.ESCALATE,
+                    note=(
+                        f"Conflicting decisions: {leads.outcome_of(standing).value} by {first}, "
+                        f"then {req.verdict.value} by {late} (landed late); the standing "
+                        "decision and its hashes are unchanged until a lead decides"
+                    ),
+                    method=DecisionMethod.MANUAL,
+                    supersedes=None,
+                ),
+            )
+            item.status = ItemStatus.ESCALATED.value
+            item.claimed_by = None
+            item.lease_expires_at = None
+        return DecisionOutcome(req.uuid, item.id, req.verdict, late=True, conflict=conflict)
 
     def _apply(self, s: Session, item: Item, req: DecisionRequest) -> int:
         """Append ``req`` and apply it to ``item``; returns the number of hashes added."""
