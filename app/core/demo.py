@@ -135,7 +135,7 @@ def write_sample_video(path: Path, seed: int, seconds: int = 8, fps: int = 10) -
 
     wide = np.asarray(sample_picture(seed, (1280, 480)))[:, :, ::-1]
     w, h = 640, 480
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    out = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
     try:
         total = seconds * fps
         for i in range(total):

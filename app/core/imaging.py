@@ -359,7 +359,8 @@ def decode_image(
     ``draft_min_long_side=None`` decodes JPEGs at full size.
     Raises UnreadableMedia or Pillow's errors.
     """
-    img = _open(data, mime)
+    # Image, not ImageFile: exif_transpose below returns a plain Image.
+    img: Image.Image = _open(data, mime)
     orig_w, orig_h = img.size
     animated = bool(getattr(img, "is_animated", False))
     if draft_min_long_side and img.format in ("JPEG", "MPO"):

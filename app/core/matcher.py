@@ -115,6 +115,6 @@ def find_match(
             ev = Evidence(
                 None, vm.ref, "pdq_frame", vm.min_distance, variant, fraction=vm.fraction_query
             )
-            if best is None or best.fraction is None or ev.fraction > best.fraction:
+            if best is None or best.fraction is None or vm.fraction_query > best.fraction:
                 best = ev
     return best

@@ -55,7 +55,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import NamedTuple, TypeGuard
 
 import numpy as np
 
@@ -152,6 +152,11 @@ def _hexes_to_words(values: Sequence[str], hex_len: int) -> np.ndarray:
     raw = bytes.fromhex(joined)
     arr = np.frombuffer(raw, dtype=">u8").astype(np.uint64).reshape(len(values), hex_len // 16)
     return np.ascontiguousarray(arr.T)
+
+
+def _no_missing_refs(refs: list[int | None]) -> TypeGuard[list[int]]:
+    """True when every ref is an int, so the list can be stored as it is."""
+    return None not in refs
 
 
 def hex_to_words(value_hex: str, bits: int) -> np.ndarray:
@@ -366,6 +371,7 @@ class HashIndex:
                 g_ids = [ids[i] for i in sel]
                 g_values = [values[i] for i in sel]
                 g_refs = [refs[i] for i in sel]
+            data: np.ndarray | list[str]  # bit words, or the exact hashes' hex strings
             if alg in _ALG_CODE:
                 data = _hexes_to_words(g_values, _HEX_LEN[alg])  # fromhex takes upper case
             else:
@@ -397,7 +403,7 @@ class HashIndex:
         s, e = t.n, t.n + k
         t.cols[:, s:e] = cols
         t.ids[s:e] = ids
-        if None in refs:
+        if not _no_missing_refs(refs):
             t.refs[s:e] = [NO_REF if r is None else r for r in refs]
         else:
             t.refs[s:e] = refs

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -37,9 +38,9 @@ class SettingsFileError(ValueError):
     pass
 
 
-def settings_path(env: dict[str, str] | None = None) -> Path:
-    env = os.environ if env is None else env
-    named = env.get("HASHDESK_CONFIG", "").strip()
+def settings_path(env: Mapping[str, str] | None = None) -> Path:
+    source: Mapping[str, str] = os.environ if env is None else env
+    named = source.get("HASHDESK_CONFIG", "").strip()
     if named:
         return Path(named).expanduser()
     return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / "settings.toml"

@@ -12,6 +12,7 @@ number (the reference hashes every frame). Decoding is sequential (``grab()`` ev
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import math
@@ -250,7 +251,7 @@ def bench_video(seconds: int = 60, size: tuple[int, int] = (1280, 720)) -> dict:
     w, h = size
     with tempfile.TemporaryDirectory(prefix="hashdesk-bench-") as tmp:
         clip = Path(tmp) / "bench.mp4"
-        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+        writer = cv2.VideoWriter(str(clip), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
         if not writer.isOpened():
             raise RuntimeError("cv2.VideoWriter could not open an mp4v writer")
         rng = np.random.default_rng(1)
@@ -413,7 +414,7 @@ def _analyze_cv2(
                     )
                 strip = _StripCollector(width, height)
             frames.add(frame, round(index / fps, 3))
-            strip.offer(lambda f=frame: cv2.cvtColor(f, cv2.COLOR_BGR2RGB))
+            strip.offer(functools.partial(cv2.cvtColor, frame, cv2.COLOR_BGR2RGB))
             if len(frames) >= max_samples:
                 stop_reason = "sample cap"
                 break
@@ -487,7 +488,7 @@ def _analyze_animated(
                     frames.add(bgr, round(t, 3))
                     if strip is None:
                         strip = _StripCollector(*rgb.shape[1::-1])
-                    strip.offer(lambda a=rgb: a)
+                    strip.offer(functools.partial(np.asarray, rgb))  # rgb as it is, no copy
                     next_sample += interval
                     while next_sample <= t:
                         next_sample += interval

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
@@ -46,6 +46,18 @@ def _canonical(detail: dict[str, Any] | None) -> str | None:
     if detail is None:
         return None
     return json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
+
+
+class _AuditValues(TypedDict):
+    """The columns append_event fills in, exactly the keyword arguments of audit_chain_fields."""
+
+    uuid: str
+    kind: str
+    actor_id: int | None
+    actor_name: str | None
+    subject: str | None
+    detail: str | None
+    occurred_at: datetime
 
 
 def audit_chain_fields(
@@ -85,7 +97,7 @@ def append_event(
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_ID})
     prev = s.scalar(select(AuditEvent.entry_hash).order_by(AuditEvent.id.desc()).limit(1))
     prev = prev or GENESIS_HASH
-    values = {
+    values: _AuditValues = {
         "uuid": str(uuidlib.uuid4()),
         "kind": str(AuditKind(kind).value),
         "actor_id": actor_id,

@@ -233,7 +233,8 @@ class HistoryService:
             item = s.get(Item, item_id)
             if item is None:
                 raise LookupError(f"item {item_id} does not exist")
-            names = dict(s.execute(select(User.id, User.username)).all())
+            # int | None keys: a nullable user id column is looked up as it is, and None gets "?".
+            names: dict[int | None, str] = dict(s.execute(select(User.id, User.username)).all())
             events: list[TimelineEvent] = []
             for x in s.scalars(select(Sighting).where(Sighting.item_id == item_id)):
                 detail = ", ".join(

@@ -253,7 +253,8 @@ def overturn_in_session(
 def escalation_note(s: Session, item_id: int) -> str:
     """Why the item is with a lead: the moderator's escalation note, or the second review that
     disagreed with the first decision."""
-    names = dict(s.execute(select(User.id, User.username)).all())
+    # int | None keys: a nullable user id column is looked up as it is, and None gets "?".
+    names: dict[int | None, str] = dict(s.execute(select(User.id, User.username)).all())
     last_esc = s.scalar(
         select(Decision)
         .where(Decision.item_id == item_id, Decision.verdict == Verdict.ESCALATE.value)
@@ -450,7 +451,7 @@ def claim_from_queue(
             return replace(to_queue_item(s, item), escalation_note=escalation_note(s, item.id))
         if queue == "second_review":
             require(role, Permission.SECOND_REVIEW, name)
-            q = (
+            sr_q = (
                 select(SecondReview)
                 .where(
                     or_(
@@ -469,8 +470,8 @@ def claim_from_queue(
                 .with_for_update(skip_locked=True)
             )
             if exclude:
-                q = q.where(SecondReview.item_id.not_in(list(exclude)))
-            sr = s.scalar(q)
+                sr_q = sr_q.where(SecondReview.item_id.not_in(list(exclude)))
+            sr = s.scalar(sr_q)
             if sr is None:
                 return None
             sr.status = SR_CLAIMED

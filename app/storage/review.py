@@ -458,7 +458,8 @@ class ReviewService:
         )
         if conflict and item.status != ItemStatus.ESCALATED.value:
             assert standing is not None
-            names = dict(s.execute(select(User.id, User.username)).all())
+            # User ids can be NULL (system decisions): None is never a key, .get falls back.
+            names: dict[int | None, str] = dict(s.execute(select(User.id, User.username)).all())
             first = names.get(standing.user_id, "the hash-list match")
             late = names.get(req.user_id, "?")
             append_decision(

@@ -58,7 +58,8 @@ class StatsService:
         in_period = (d.decided_at >= since, d.decided_at < until)
         now = utcnow()
         with self.db.session() as s:
-            names = dict(s.execute(select(User.id, User.username)).all())
+            # int | None keys: a nullable user id column is looked up as it is, and None gets "?".
+            names: dict[int | None, str] = dict(s.execute(select(User.id, User.username)).all())
             hour = _hour(s, d.decided_at)
             st.per_hour = [
                 (_as_dt(h), int(n))
@@ -160,7 +161,7 @@ class StatsService:
             ),
             else_=AGE_BUCKETS[-1][0],
         )
-        counts = dict(
+        counts: dict[str, int] = dict(
             s.execute(select(age, func.count()).where(Item.status.in_(OPEN)).group_by(age)).all()
         )
         st.queue_age = [(label, int(counts.get(label, 0))) for label, _ in AGE_BUCKETS]
@@ -223,7 +224,12 @@ class StatsService:
         )
 
     def _agreement(
-        self, s: Session, st: PeriodStats, since: datetime, until: datetime, names: dict
+        self,
+        s: Session,
+        st: PeriodStats,
+        since: datetime,
+        until: datetime,
+        names: dict[int | None, str],
     ) -> None:
         rows = s.execute(
             select(
@@ -238,7 +244,7 @@ class StatsService:
         ).all()
         pairs = [(a, b) for _, a, b in rows]
         st.agreement = agreement(pairs)
-        by_mod: dict[str, list[tuple[str, str]]] = {}
+        by_mod: dict[str, list[tuple[str, str | None]]] = {}
         for uid, a, b in rows:
             by_mod.setdefault(names.get(uid, "?"), []).append((a, b))
         st.agreement_by_moderator = sorted(

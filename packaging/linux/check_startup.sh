@@ -28,7 +28,7 @@ display=":$(cat "$tmp/display")"
 echo "Xvfb on $display"
 
 export HASHDESK_DATABASE_URL="sqlite:///$tmp/hashdesk.sqlite3" HASHDESK_MEDIA_ROOT="$tmp/media"
-echo "startup-check-pw" | "$exe" users add moderator --role moderator --password-stdin >/dev/null
+echo "startup-check-pw" | "$exe" users add admin --role admin --password-stdin >/dev/null
 
 now_ms() { date +%s%3N; }
 i=1
