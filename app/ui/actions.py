@@ -38,6 +38,11 @@ REVIEW_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("cheatsheet", "Keyboard cheat sheet", ("?",), "help"),
 )
 
+# On a moderator's review window: the blind second-review queue, in a window of its own.
+QUEUE_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("queue_second_review", "Second review queue (blind)", ("Ctrl+Shift+S",), "queue"),
+)
+
 # Shown in the cheat sheet; handled as press/release on the window, not as an action.
 HOLD_KEYS: tuple[tuple[str, str], ...] = (("Space (hold)", "Reveal unblurred while held"),)
 

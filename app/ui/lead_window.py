@@ -105,4 +105,8 @@ class LeadWindow(QMainWindow):
         for w in self.queue_windows.values():
             if w.isVisible():
                 w.close()
+        # No new reads start after close, and the ones running finish before the window (and
+        # its thread pools) go away: a pool destroyed with a task inside would block.
+        self.history.timeline._debounce.stop()
+        self.tasks.wait(15000)
         super().closeEvent(event)

@@ -23,11 +23,13 @@ from PySide6.QtWidgets import (
 
 from app.core.model import Category, Verdict
 from app.core.preview import BLUR_LEVELS
+from app.core.roles import Permission, allowed
 from app.storage.models import utcnow
 from app.storage.review import QueueCounts
 from app.storage.users import UserInfo
 from app.ui.actions import (
     HOLD_KEYS,
+    QUEUE_ACTIONS,
     REVIEW_ACTIONS,
     ActionSpec,
     build_actions,
@@ -234,6 +236,18 @@ class ReviewWindow(QMainWindow):
         for spec in REVIEW_ACTIONS:
             if spec.group == "view":
                 view.addAction(self.actions_by_id[spec.id])
+        if self.queue == "review" and allowed(self.user.role, Permission.SECOND_REVIEW):
+            self.actions_by_id.update(
+                build_actions(
+                    self,
+                    QUEUE_ACTIONS,
+                    {"queue_second_review": self.open_second_review},
+                    self.ctx.key_overrides,
+                )
+            )
+            queues = self.menuBar().addMenu("&Queues")
+            queues.addAction(self.actions_by_id["queue_second_review"])
+        self.second_review_window: ReviewWindow | None = None
         helpm = self.menuBar().addMenu("&Help")
         helpm.addAction(self.actions_by_id["cheatsheet"])
 
@@ -323,6 +337,19 @@ class ReviewWindow(QMainWindow):
     def _step(self, delta: int) -> None:
         self.preview.step_frame(delta)
         self._show_frame_label()
+
+    def open_second_review(self) -> ReviewWindow:
+        """The blind second-review queue: other moderators' decisions, to decide again without
+        seeing them. Opens in its own window; closing it returns here."""
+        w = self.second_review_window
+        if w is None or not w.isVisible():
+            w = ReviewWindow(self.ctx, self.user, self.tasks, queue="second_review")
+            self.second_review_window = w
+            w.show()
+            w.start()
+        w.raise_()
+        w.activateWindow()
+        return w
 
     def show_cheatsheet(self) -> None:
         sheet = CheatSheet(self, REVIEW_ACTIONS + self.cat_specs, self.actions_by_id)

@@ -272,3 +272,26 @@ def test_stats_view_charts_and_summary_export(qtbot, lead_env, db, tmp_path):
     assert "<svg" in page and "mod2" in page and "src=" not in page
     assert "verdict,reject,1" in csv_path.read_text(encoding="utf-8")
     QApplication.processEvents()
+
+
+def test_moderator_opens_the_second_review_queue_by_key(qtbot, lead_env, db):
+    ctx, mod1, mod2 = lead_env["ctx"], lead_env["mod1"], lead_env["mod2"]
+    ctx.review.second_review_share = 1.0
+    first = _decide(ctx, mod1, Verdict.REJECT)
+    w = ReviewWindow(ctx, mod2)
+    qtbot.addWidget(w)
+    with qtbot.waitActive(w):
+        w.show()
+        w.activateWindow()
+    w.start()
+    qtbot.keyClick(
+        w.preview,
+        KEY.Key_S,
+        Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
+    )
+    sr = w.second_review_window
+    assert sr is not None and sr.queue == "second_review"
+    qtbot.waitUntil(lambda: sr.controller.current is not None, timeout=10000)
+    assert sr.controller.current.item.id == first.id
+    sr.close()
+    w.close()
