@@ -12,7 +12,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.model import DecisionMethod, ItemStatus, QueueItem, Verdict
@@ -23,7 +23,6 @@ from app.storage.models import (
     HashListEntry,
     Item,
     SecondReview,
-    SignalRow,
     User,
     utcnow,
 )
@@ -31,7 +30,9 @@ from app.storage.review import (
     DecisionOutcome,
     DecisionRequest,
     ReviewError,
+    add_item_hashes,
     append_decision,
+    queue_order,
     to_queue_item,
 )
 from app.storage.users import UserInfo
@@ -92,35 +93,6 @@ def current_decision(s: Session, item_id: int) -> Decision | None:
         if r.verdict in DECIDING or r.verdict == Verdict.OVERTURN.value:
             standing = r
     return standing
-
-
-def add_item_hashes(
-    s: Session, item: Item, decision_uuid: str, category: str | None, user_id: int, at: datetime
-) -> int:
-    """Put the item's signals in the hash list under ``decision_uuid`` (as a confirm does).
-    Rotated/mirrored query hashes (variant "dih:...") are for querying only."""
-    n = 0
-    for sig in s.scalars(select(SignalRow).where(SignalRow.item_id == item.id)):
-        if sig.variant.startswith("dih:"):
-            continue
-        s.add(
-            HashListEntry(
-                algorithm=sig.algorithm,
-                value=sig.value,
-                quality=sig.quality,
-                frame_ts=sig.frame_ts,
-                variant=sig.variant,
-                category=category,
-                list_name="local",
-                decision_uuid=decision_uuid,
-                item_id=item.id,
-                signal_id=sig.id,
-                added_by=user_id,
-                added_at=at,
-            )
-        )
-        n += 1
-    return n
 
 
 def retract_item_hashes(
@@ -430,13 +402,7 @@ def claim_from_queue(
                     Item.status == ItemStatus.ESCALATED.value,
                     or_(Item.claimed_by.is_(None), Item.lease_expires_at < now),
                 )
-                .order_by(
-                    case((Item.deadline.is_(None), 1), else_=0),
-                    Item.deadline,
-                    Item.priority.desc(),
-                    Item.updated_at,
-                    Item.id,
-                )
+                .order_by(*queue_order(Item.updated_at))
                 .limit(1)
                 .with_for_update(skip_locked=True)
             )

@@ -10,6 +10,7 @@ import uuid as uuidlib
 from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select, text
 from sqlalchemy.orm import Session
@@ -234,6 +235,52 @@ def append_decision(s: Session, req: DecisionRequest) -> Decision:
     return row
 
 
+def add_item_hashes(
+    s: Session,
+    item: Item,
+    decision_uuid: str,
+    category: str | None,
+    user_id: int | None,
+    at: datetime,
+) -> int:
+    """Put the item's signals in the hash list under ``decision_uuid`` (as a confirm does).
+    Rotated/mirrored query hashes (variant "dih:...") are for querying only."""
+    n = 0
+    for sig in s.scalars(select(SignalRow).where(SignalRow.item_id == item.id)):
+        if sig.variant.startswith("dih:"):
+            continue
+        s.add(
+            HashListEntry(
+                algorithm=sig.algorithm,
+                value=sig.value,
+                quality=sig.quality,
+                frame_ts=sig.frame_ts,
+                variant=sig.variant,
+                category=category,
+                list_name="local",
+                decision_uuid=decision_uuid,
+                item_id=item.id,
+                signal_id=sig.id,
+                added_by=user_id,
+                added_at=at,
+            )
+        )
+        n += 1
+    return n
+
+
+def queue_order(age: Any) -> tuple[Any, ...]:
+    """How every queue serves items: deadline first (items without one last), then priority,
+    then ``age`` (oldest first), then id."""
+    return (
+        case((Item.deadline.is_(None), 1), else_=0),
+        Item.deadline,
+        Item.priority.desc(),
+        age,
+        Item.id,
+    )
+
+
 class ReviewService:
     def __init__(
         self, db: Database, lease_seconds: int = 300, second_review_share: float = 0.05
@@ -267,13 +314,7 @@ class ReviewService:
             select(Item)
             .where(claimable)
             .where(or_(Item.cluster_id.is_(None), Item.cluster_id == Item.id))
-            .order_by(
-                case((Item.deadline.is_(None), 1), else_=0),
-                Item.deadline,
-                Item.priority.desc(),
-                Item.created_at,
-                Item.id,
-            )
+            .order_by(*queue_order(Item.created_at))
             .limit(1)
             .with_for_update(skip_locked=True)
         )
@@ -488,7 +529,7 @@ class ReviewService:
         added = 0
         if req.verdict is Verdict.CONFIRM:
             item.status = ItemStatus.DECIDED.value
-            added = self._add_hashes(s, item, req)
+            added = add_item_hashes(s, item, req.uuid, req.category, req.user_id, req.decided_at)
         elif req.verdict is Verdict.REJECT:
             item.status = ItemStatus.DECIDED.value
         elif req.verdict is Verdict.ESCALATE:
@@ -498,31 +539,6 @@ class ReviewService:
         item.claimed_by = None
         item.lease_expires_at = None
         return added
-
-    def _add_hashes(self, s: Session, item: Item, req: DecisionRequest) -> int:
-        signals = [
-            sig
-            for sig in s.scalars(select(SignalRow).where(SignalRow.item_id == item.id))
-            if not sig.variant.startswith("dih:")  # rotated/mirrored: for querying only
-        ]
-        for sig in signals:
-            s.add(
-                HashListEntry(
-                    algorithm=sig.algorithm,
-                    value=sig.value,
-                    quality=sig.quality,
-                    frame_ts=sig.frame_ts,
-                    variant=sig.variant,
-                    category=req.category,
-                    list_name="local",
-                    decision_uuid=req.uuid,
-                    item_id=item.id,
-                    signal_id=sig.id,
-                    added_by=req.user_id,
-                    added_at=req.decided_at,
-                )
-            )
-        return len(signals)
 
     def undo_last(
         self, user_id: int, undo_uuid: str | None = None, target_uuid: str | None = None
