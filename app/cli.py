@@ -43,7 +43,7 @@ def _progress(done: int, total: int) -> None:
 def run_ingest(settings: Settings, db: Database, jobs: list[IngestJob], problems: list[str]):
     from app.storage.ingest import IngestRecorder, ingest_jobs
 
-    recorder = IngestRecorder(db, ContentStore(settings.media_root))
+    recorder = IngestRecorder(db, ContentStore(settings.media_root), policy=settings.match)
     summary = ingest_jobs(recorder, jobs, progress=_progress)
     summary.manifest_problems.extend(problems)
     return summary

@@ -9,12 +9,13 @@ A bad value raises ConfigError with a message that names the variable and the va
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
 
 from app import APP_NAME
+from app.core.matcher import MatchPolicy
 
 
 class ConfigError(ValueError):
@@ -27,6 +28,7 @@ class Settings:
     media_root: Path
     lease_seconds: int = 300
     blur_radius: int = 24
+    match: MatchPolicy = field(default_factory=MatchPolicy)
 
     @property
     def database_label(self) -> str:
@@ -63,6 +65,30 @@ def _int_env(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> 
     if not lo <= value <= hi:
         raise ConfigError(f"{name}={raw!r} is out of range: use {lo} to {hi}")
     return value
+
+
+def _choice_env(env: dict[str, str], name: str, choices: dict[str, bool], default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = choices.get(raw.strip().lower())
+    if value is None:
+        raise ConfigError(f"{name}={raw!r} is not one of: {', '.join(choices)}")
+    return value
+
+
+def match_policy(env: dict[str, str]) -> MatchPolicy:
+    """How ingest decides that an item is known content (DESIGN "Hashing and matching")."""
+    return MatchPolicy(
+        pdq_threshold=_int_env(env, "HASHDESK_PDQ_THRESHOLD", 31, 0, 64),
+        phash_threshold=_int_env(env, "HASHDESK_PHASH_THRESHOLD", 10, 0, 24),
+        min_quality=_int_env(env, "HASHDESK_MIN_QUALITY", 50, 0, 100),
+        video_fraction=_int_env(env, "HASHDESK_VIDEO_MATCH_PERCENT", 80, 1, 100) / 100.0,
+        auto_resolve=_choice_env(
+            env, "HASHDESK_KNOWN_CONTENT", {"resolve": True, "queue": False}, True
+        ),
+        use_regions=_choice_env(env, "HASHDESK_MATCH_HALVES", {"on": True, "off": False}, True),
+    )
 
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
@@ -105,4 +131,5 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         media_root=media_root,
         lease_seconds=_int_env(env, "HASHDESK_LEASE_SECONDS", 300, 10, 86400),
         blur_radius=_int_env(env, "HASHDESK_BLUR", 24, 0, 100),
+        match=match_policy(env),
     )

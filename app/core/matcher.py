@@ -15,6 +15,10 @@ Rules (DESIGN.md, "Hashing and matching"):
   threshold of frames of one reference (vPDQ's rule, taken on the query side so that a clip cut
   from a confirmed video still matches). The plain and the bar-trimmed frame sets are tried and
   the better one counts.
+* Halves (``region:*`` signals, :mod:`app.core.regions`), only when no whole-picture signal
+  matched and ``use_regions`` is on: the same half of a picture within the PDQ threshold (an
+  image), or of at least ``video_fraction`` of a video's frames (a video). They catch a copy
+  stamped with a large logo. A half is compared with the same half only (its own index space).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from dataclasses import dataclass
 
 from app.core.matching import HashIndex, best_video_matches
 from app.core.model import Algorithm, MediaKind, Signal
+from app.core.regions import is_region
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,16 @@ class MatchPolicy:
     min_quality: int = 50
     video_fraction: float = 0.8
     auto_resolve: bool = True  # False: queue the item with a "known match" badge instead
+    use_regions: bool = True  # fall back to half-picture hashes (logo-stamped copies)
+
+    def describe(self) -> str:
+        """One line for logs and the ingest summary."""
+        return (
+            f"PDQ <= {self.pdq_threshold}, pHash <= {self.phash_threshold}, "
+            f"quality >= {self.min_quality}, video {self.video_fraction:.0%} of frames, "
+            f"halves {'on' if self.use_regions else 'off'}, "
+            f"known content {'auto-resolved' if self.auto_resolve else 'queued with a badge'}"
+        )
 
 
 @dataclass(frozen=True)
@@ -63,7 +78,8 @@ def index_signal(index: HashIndex, entry_id: int, sig: Signal, ref: int | None, 
         and sig.quality < policy.min_quality
     ):
         return False
-    index.add(entry_id, sig.algorithm.value, sig.value, ref)
+    target = index.space(sig.variant) if is_region(sig.variant) else index
+    target.add(entry_id, sig.algorithm.value, sig.value, ref)
     return True
 
 
@@ -88,9 +104,12 @@ def find_match(
                 return Evidence(m.entry_id, m.ref, sig.algorithm.value, 0)
 
     frame_sets: dict[str, list[str]] = {}
+    regions: list[Signal] = []
     for sig in signals:
         trusted = sig.quality is None or sig.quality >= policy.min_quality
-        if sig.algorithm is Algorithm.PDQ_FRAME:
+        if is_region(sig.variant):
+            regions.append(sig)
+        elif sig.algorithm is Algorithm.PDQ_FRAME:
             if trusted:
                 frame_sets.setdefault(sig.variant, []).append(sig.value)
         elif sig.algorithm is Algorithm.PDQ and trusted:
@@ -117,4 +136,44 @@ def find_match(
             )
             if best is None or best.fraction is None or vm.fraction_query > best.fraction:
                 best = ev
+    if best is None and policy.use_regions and regions:
+        best = _match_regions(index, regions, policy)
+    return best
+
+
+def _match_regions(index: HashIndex, regions: list[Signal], policy: MatchPolicy) -> Evidence | None:
+    """The best half-picture match: per half, a still image's hash, or a video's frames by the
+    video rule. A half of low quality (flat: sky, wall) never matches, on either side."""
+    frames: dict[str, list[str]] = {}
+    best: Evidence | None = None
+    for sig in regions:
+        if sig.quality is not None and sig.quality < policy.min_quality:
+            if sig.algorithm is Algorithm.PDQ_FRAME:
+                frames.setdefault(sig.variant, [])  # counts against the fraction below
+            continue
+        if sig.algorithm is Algorithm.PDQ_FRAME:
+            frames.setdefault(sig.variant, []).append(sig.value)
+        elif sig.algorithm is Algorithm.PDQ:
+            hits = index.space(sig.variant).search("pdq", sig.value, policy.pdq_threshold)
+            if hits and (best is None or hits[0].distance < best.distance):
+                m = hits[0]
+                best = Evidence(m.entry_id, m.ref, "pdq", m.distance, sig.variant)
+    for variant, values in frames.items():
+        if not values:
+            continue
+        matches = best_video_matches(
+            index.space(variant),
+            values,
+            max_distance=policy.pdq_threshold,
+            min_fraction=policy.video_fraction,
+        )
+        if not matches:
+            continue
+        total = sum(1 for s in regions if s.variant == variant)
+        vm = max(matches, key=lambda v: (v.fraction_query, -v.min_distance))
+        fraction = vm.matched_frames / total  # flat halves count as misses
+        if fraction < policy.video_fraction:
+            continue
+        if best is None or best.fraction is None or fraction > best.fraction:
+            best = Evidence(None, vm.ref, "pdq_frame", vm.min_distance, variant, fraction=fraction)
     return best

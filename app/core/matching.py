@@ -326,14 +326,40 @@ class HashIndex:
         self._exact_where: dict[int, tuple[Algorithm, str]] = {}
         self._frame_count: Counter[int] = Counter()  # ref -> live pdq_frame entries
         self._compact_min_dead = max(1, compact_min_dead)
+        self._spaces: dict[str, HashIndex] = {}
+
+    # -- spaces ---------------------------------------------------------------------------
+
+    def space(self, name: str) -> HashIndex:
+        """The sub-index ``name`` (created on first use); ``""`` is this index itself.
+
+        Hashes that must only be compared with their own kind live in a space of their own:
+        the bottom half of a frame against bottom halves (``region:bottom``), never against
+        whole pictures. Entry ids stay unique across spaces, and ``remove``, ``len`` and ``in``
+        on this index reach into every space, so the hash-list watcher needs no routing."""
+        if not name:
+            return self
+        with self._lock:
+            sub = self._spaces.get(name)
+            if sub is None:
+                sub = self._spaces[name] = HashIndex(self._compact_min_dead)
+            return sub
 
     # -- size -----------------------------------------------------------------------------
 
     def __len__(self) -> int:
-        return len(self._where) + len(self._exact_where)
+        return (
+            len(self._where)
+            + len(self._exact_where)
+            + sum(len(sub) for sub in list(self._spaces.values()))
+        )
 
     def __contains__(self, entry_id: object) -> bool:
-        return entry_id in self._where or entry_id in self._exact_where
+        return (
+            entry_id in self._where
+            or entry_id in self._exact_where
+            or any(entry_id in sub for sub in list(self._spaces.values()))
+        )
 
     def frame_count(self, ref: int) -> int:
         """Live ``pdq_frame`` entries of ``ref`` (0 for a still image or an unknown ref)."""
@@ -417,17 +443,21 @@ class HashIndex:
             self._frame_count.update(r for r in refs if r is not None)
 
     def remove(self, entry_id: int) -> None:
-        """Retract one entry (no error if absent)."""
-        with self._lock:
-            if self._remove_locked(entry_id):
-                self._maybe_compact()
+        """Retract one entry (no error if absent), whichever space holds it."""
+        self.remove_many([entry_id])
 
     def remove_many(self, entry_ids: Iterable[int]) -> None:
-        """Retract several entries (absent ones are ignored)."""
+        """Retract several entries (absent ones are ignored), whichever space holds them."""
+        elsewhere = []
         with self._lock:
             for entry_id in entry_ids:
-                self._remove_locked(entry_id)
+                if not self._remove_locked(entry_id):
+                    elsewhere.append(entry_id)
             self._maybe_compact()
+            spaces = list(self._spaces.values())
+        if elsewhere:
+            for sub in spaces:
+                sub.remove_many(elsewhere)
 
     def _remove_locked(self, entry_id: int) -> bool:
         packed = self._where.pop(entry_id, None)
@@ -465,6 +495,9 @@ class HashIndex:
             for key, t in self._bits.items():
                 if t.dead:
                     self._compact_locked(key)
+            spaces = list(self._spaces.values())
+        for sub in spaces:
+            sub.compact()
 
     def _compact_locked(self, key: str) -> None:
         t = self._bits[key]

@@ -6,6 +6,13 @@
     media_root = "/mnt/hashdesk-media"
     lease_seconds = 300
     blur = 24
+    # matching at ingest (defaults shown)
+    pdq_threshold = 31          # PDQ bits
+    phash_threshold = 10        # pHash bits
+    min_quality = 50            # PDQ quality below this never matches
+    video_match_percent = 80    # share of a video's sampled frames that must match
+    known_content = "resolve"   # or "queue": known content waits with a "known match" badge
+    match_halves = "on"         # or "off": half-picture hashes (logo-stamped copies)
 
 Environment variables (``HASHDESK_DATABASE_URL``, ...) override it. The file never holds a
 password: a PostgreSQL password comes from the OS keyring (``hashdesk db set-password`` stores it
@@ -31,6 +38,12 @@ FILE_KEYS = {
     "media_root": "HASHDESK_MEDIA_ROOT",
     "lease_seconds": "HASHDESK_LEASE_SECONDS",
     "blur": "HASHDESK_BLUR",
+    "pdq_threshold": "HASHDESK_PDQ_THRESHOLD",
+    "phash_threshold": "HASHDESK_PHASH_THRESHOLD",
+    "min_quality": "HASHDESK_MIN_QUALITY",
+    "video_match_percent": "HASHDESK_VIDEO_MATCH_PERCENT",
+    "known_content": "HASHDESK_KNOWN_CONTENT",
+    "match_halves": "HASHDESK_MATCH_HALVES",
 }
 
 

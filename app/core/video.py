@@ -30,6 +30,7 @@ from PIL import Image, ImageSequence
 
 from app.core.imaging import TRIMMED, hamming_hex, pdq_from_rgb, pdq_signals_with_dihedral
 from app.core.model import Algorithm, MediaAnalysis, MediaKind, Signal
+from app.core.regions import region_signals
 from app.core.signals_variants import BarDetector, Bars, bars_agree, crop
 
 log = logging.getLogger(__name__)
@@ -97,13 +98,17 @@ class _FrameHasher:
       informative frames (frames held back meanwhile, at most :data:`BAR_MAX_PENDING`), and the
       :class:`BarDetector` keeps watching every later frame: if the bars seen over the whole
       video no longer agree with the crop used (content appeared in a "bar": it was a dark
-      scene), the trimmed set is dropped rather than kept wrong.
+      scene), the trimmed set is dropped rather than kept wrong;
+    * ``region:<half>``: the PDQ of each half of every sampled frame's content (bars trimmed),
+      from a small copy (:mod:`app.core.regions`): a copy stamped with a large logo keeps the
+      half the logo does not touch.
     """
 
     def __init__(self) -> None:
         self.plain: list[Signal] = []
         self.dihedral: list[list[Signal]] = []
         self.trimmed: list[Signal] = []
+        self.regions: list[Signal] = []
         self.detector = BarDetector()
         self.pending: list[tuple[float, np.ndarray]] = []
         self.decided = False
@@ -118,8 +123,7 @@ class _FrameHasher:
         self.dihedral.append(sigs[1:])
         self.detector.add(bgr)
         if self.decided:
-            if self.bars is not None:
-                self._trim(bgr, ts)
+            self._content(bgr, ts)
             return
         self.pending.append((ts, bgr))
         if self.detector.frames >= BAR_DECIDE_FRAMES or (
@@ -129,22 +133,28 @@ class _FrameHasher:
         elif len(self.pending) > BAR_MAX_PENDING:  # a long flat opening: nothing to learn yet
             self.pending.pop(0)
 
-    def _trim(self, bgr: np.ndarray, ts: float) -> None:
-        if self.bars is None or bgr.shape[:2] != (self.detector.height, self.detector.width):
-            return  # the bars were measured on frames of another size
-        hex_, quality = pdq_of_frame(np.ascontiguousarray(crop(bgr, self.bars)))
-        self.trimmed.append(Signal(Algorithm.PDQ_FRAME, hex_, quality, ts, TRIMMED))
+    def _content(self, bgr: np.ndarray, ts: float) -> None:
+        """The signals of the frame's content, once the bars are known: its PDQ with the bars
+        trimmed (when there are bars) and the PDQ of its halves (region:*)."""
+        content = bgr
+        same_size = bgr.shape[:2] == (self.detector.height, self.detector.width)
+        if self.bars is not None and same_size:  # bars measured on frames of this size
+            content = np.ascontiguousarray(crop(bgr, self.bars))
+            hex_, quality = pdq_of_frame(content)
+            self.trimmed.append(Signal(Algorithm.PDQ_FRAME, hex_, quality, ts, TRIMMED))
+        self.regions.extend(
+            region_signals(content, bgr=True, algorithm=Algorithm.PDQ_FRAME, frame_ts=ts)
+        )
 
     def _decide(self) -> None:
         self.decided = True
         self.bars = self.detector.bars()
-        if self.bars is not None:
-            for ts, bgr in self.pending:
-                self._trim(bgr, ts)
+        for ts, bgr in self.pending:
+            self._content(bgr, ts)
         self.pending.clear()
 
     def signals(self, name: str = "") -> list[Signal]:
-        """All frame signals: plain, then trimmed, then the kept dihedral ones."""
+        """All frame signals: plain, trimmed, halves (region:*), then the kept dihedral ones."""
         if not self.decided:
             self._decide()
         trimmed = self.trimmed
@@ -159,7 +169,7 @@ class _FrameHasher:
         n = len(self.dihedral)
         keep = np.unique(np.linspace(0, n - 1, min(n, DIHEDRAL_FRAMES)).round().astype(int))
         dihedral = [s for i in keep.tolist() for s in self.dihedral[i]] if n else []
-        return [*self.plain, *trimmed, *dihedral]
+        return [*self.plain, *trimmed, *self.regions, *dihedral]
 
 
 # --------------------------------------------------------------------------------------------

@@ -39,4 +39,4 @@ class AppContext:
         where = redact_url(self.db.engine.url.render_as_string(hide_password=True))
         self.journal = DecisionJournal(journal_path(where, self.journal_dir or data_dir()))
         self.hash_index = HashIndex()
-        self.watcher = HashListWatcher(self.db, self.hash_index)
+        self.watcher = HashListWatcher(self.db, self.hash_index, policy=self.settings.match)

@@ -132,6 +132,7 @@ VIDEO_MATCHES = [
     "chair-22-sd-grey-bar.mp4",
     "chair-22-sd-sepia-bar.mp4",
     "chair-22-with-small-logo-bar.mp4",
+    "chair-22-with-large-logo-bar.mp4",
     "chair-20-sd-bar.mp4",
 ]
 
@@ -145,6 +146,10 @@ def test_chair_edits_auto_match_after_confirming_original(db, store, corpus):
     report = {n: out[n] for n in VIDEO_MATCHES}
     assert report == dict.fromkeys(VIDEO_MATCHES, "auto_matched"), report
     assert out["doorknob-hd-no-bar.mp4"] == "new"
+    # The large logo hides the top right: only the bottom half of each frame still matches.
+    note = item_by_name(db, "chair-22-with-large-logo-bar.mp4").match_note
+    assert "region:" in note, note
+    assert "region:" not in item_by_name(db, "chair-20-sd-bar.mp4").match_note
 
 
 @pytest.mark.corpus
@@ -152,8 +157,40 @@ def test_letterboxed_pattern_edits_auto_match_after_confirming_hd(db, store, cor
     vids = corpus / "videos"
     record(db, store, [vids / "pattern-hd-no-bar.mp4"])
     confirm(db, "pattern-hd-no-bar.mp4")
-    names = ["pattern-sd-grey-bar.mp4", "pattern-sd-with-small-logo-bar.mp4"]
-    out = record(db, store, [vids / n for n in names])
-    assert out == dict.fromkeys(names, "auto_matched")
+    names = [
+        "pattern-sd-grey-bar.mp4",
+        "pattern-sd-with-small-logo-bar.mp4",
+        "pattern-sd-with-large-logo-bar.mp4",
+    ]
+    out = record(db, store, [vids / n for n in [*names, "doorknob-hd-no-bar.mp4"]])
+    assert out == {**dict.fromkeys(names, "auto_matched"), "doorknob-hd-no-bar.mp4": "new"}
     note = item_by_name(db, names[0]).match_note
     assert "pdq_frame (trimmed)" in note  # the bars had to be trimmed for it to match
+    note = item_by_name(db, names[2]).match_note
+    assert "region:" in note, note  # bars trimmed, then half of each frame
+
+
+@pytest.mark.corpus
+def test_ingest_command_follows_the_configured_policy(db, store, corpus, monkeypatch, capsys):
+    """`hashdesk ingest` takes the match policy from the settings: with the halves off the
+    logo-stamped copy is new content; with known content set to "queue" a known copy waits in
+    the queue with its badge instead of being resolved."""
+    from app.cli import main
+
+    vids = corpus / "videos"
+    monkeypatch.setenv("HASHDESK_DATABASE_URL", db.engine.url.render_as_string(False))
+    monkeypatch.setenv("HASHDESK_MEDIA_ROOT", str(store.root))
+    assert main(["ingest", str(vids / "chair-orig-22-sd-bar.mp4")]) == 0
+    user = confirm(db, "chair-orig-22-sd-bar.mp4")
+
+    monkeypatch.setenv("HASHDESK_MATCH_HALVES", "off")
+    assert main(["ingest", str(vids / "chair-22-with-large-logo-bar.mp4")]) == 0
+    item = item_by_name(db, "chair-22-with-large-logo-bar.mp4")
+    assert (item.status, item.match_note) == (ItemStatus.QUEUED.value, None)
+
+    monkeypatch.setenv("HASHDESK_KNOWN_CONTENT", "queue")
+    assert main(["ingest", str(vids / "chair-22-sd-grey-bar.mp4")]) == 0
+    item = item_by_name(db, "chair-22-sd-grey-bar.mp4")
+    assert item.status == ItemStatus.QUEUED.value
+    assert item.match_note.startswith("known match:") and user.username in item.match_note
+    assert "1 new item(s) matched" not in capsys.readouterr().out

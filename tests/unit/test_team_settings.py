@@ -8,6 +8,7 @@ from keyring.backend import KeyringBackend
 
 from app.cli import main
 from app.core.config import ConfigError, load_settings
+from app.core.matcher import MatchPolicy
 from app.core.settings_file import keyring_account, settings_path
 
 
@@ -111,3 +112,33 @@ def test_db_info_names_an_older_schema_and_a_refused_connection(tmp_path, monkey
     assert main(["db", "info"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot connect to the database at" in err
+
+
+def test_match_policy_comes_from_the_file_and_the_environment(tmp_path):
+    assert load_settings(_write(tmp_path, "")).match == MatchPolicy()
+    env = _write(
+        tmp_path,
+        "pdq_threshold = 24\nphash_threshold = 6\nmin_quality = 70\n"
+        'video_match_percent = 60\nknown_content = "queue"\nmatch_halves = "off"\n',
+    )
+    m = load_settings(env).match
+    assert (m.pdq_threshold, m.phash_threshold, m.min_quality) == (24, 6, 70)
+    assert (m.video_fraction, m.auto_resolve, m.use_regions) == (0.6, False, False)
+    m = load_settings({**env, "HASHDESK_KNOWN_CONTENT": "Resolve"}).match
+    assert m.auto_resolve is True and m.pdq_threshold == 24
+
+
+@pytest.mark.parametrize(
+    ("body", "named"),
+    [
+        ("pdq_threshold = 200\n", "HASHDESK_PDQ_THRESHOLD='200' is out of range: use 0 to 64"),
+        ('min_quality = "high"\n', "HASHDESK_MIN_QUALITY='high' is not a whole number"),
+        ("video_match_percent = 0\n", "HASHDESK_VIDEO_MATCH_PERCENT='0' is out of range"),
+        ('known_content = "ignore"\n', "HASHDESK_KNOWN_CONTENT='ignore' is not one of: resolve"),
+        ('match_halves = "yes"\n', "HASHDESK_MATCH_HALVES='yes' is not one of: on, off"),
+    ],
+)
+def test_bad_match_setting_is_named(tmp_path, body, named):
+    with pytest.raises(ConfigError) as err:
+        load_settings(_write(tmp_path, body))
+    assert named in str(err.value)
