@@ -176,6 +176,14 @@ def read_manifest(
     return jobs, problems
 
 
+def _one_segment_per_video() -> None:
+    """Pool workers decode each video in one pass: the pool already keeps every core busy with
+    whole files, and a second decoding thread per worker would only contend with them."""
+    from app.core import video
+
+    video.SEGMENTS = 1
+
+
 def analyze_jobs(
     jobs: list[IngestJob],
     workers: int | None = None,
@@ -190,7 +198,7 @@ def analyze_jobs(
         for job in jobs:
             yield job, analyze_file(job.path)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
+    with ProcessPoolExecutor(max_workers=workers, initializer=_one_segment_per_video) as pool:
         chunk = max(1, min(16, len(jobs) // (workers * 4)))
         yield from zip(
             jobs, pool.map(analyze_file, [j.path for j in jobs], chunksize=chunk), strict=True

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -52,6 +53,12 @@ MAX_ANIMATED_FRAMES = 20000  # frames walked in a GIF/WebP before giving up on t
 BAR_DECIDE_FRAMES = 5  # informative sampled frames looked at before the bars are decided ...
 BAR_MAX_PENDING = 10  # ... or this many sampled frames held back waiting for the decision
 DIHEDRAL_FRAMES = 16  # sampled frames (evenly spread) whose dih: query hashes are kept
+# Parallel decoding of one video: segments (each its own capture and thread, seeking to its
+# start). None = one per core; the ingest pool sets 1 in its workers (files are parallel there).
+SEGMENTS: int | None = None
+MAX_SEGMENTS = 4
+MIN_SEGMENT_SAMPLES = 15  # a segment is at least this many samples (seconds) long
+SEEK_CHECK_BITS = 8  # a seeked segment's first frame must be this close to the previous one's
 
 _GIF_MAGIC = (b"GIF87a", b"GIF89a")
 _TEXT_MAGIC = (b"#EXTM3U", b"ffconcat", b"file ", b"[playlist]", b"<?xml", b"<")
@@ -166,10 +173,14 @@ class _FrameHasher:
                     "%s: bars %s not borne out by the whole video (%s)", name, self.bars, final
                 )
                 trimmed = []
-        n = len(self.dihedral)
+        # Frames may have arrived out of order (segments decoded in parallel): by time, stably.
+        by_ts = functools.partial(sorted, key=lambda s: s.frame_ts)
+        plain = by_ts(self.plain)
+        all_dih = sorted(self.dihedral, key=lambda group: group[0].frame_ts if group else 0.0)
+        n = len(all_dih)
         keep = np.unique(np.linspace(0, n - 1, min(n, DIHEDRAL_FRAMES)).round().astype(int))
-        dihedral = [s for i in keep.tolist() for s in self.dihedral[i]] if n else []
-        return [*self.plain, *trimmed, *self.regions, *dihedral]
+        dihedral = [s for i in keep.tolist() for s in all_dih[i]] if n else []
+        return [*plain, *by_ts(trimmed), *by_ts(self.regions), *dihedral]
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,35 +189,40 @@ class _FrameHasher:
 
 class _StripCollector:
     """Keeps small copies of an evenly spread subset of the sampled frames without knowing in
-    advance how many there will be: keep every ``stride``-th, halve the set when it overflows."""
+    advance how many there will be: keep every ``stride``-th sample, halve the set when it
+    overflows. Samples may arrive out of order (segments decoded in parallel): they are kept by
+    sample number."""
 
     def __init__(self, frame_w: int, frame_h: int) -> None:
         self.height = STRIP_HEIGHT
         width = round(STRIP_HEIGHT * frame_w / max(1, frame_h))
         self.width = min(max(width, 16), 4 * STRIP_HEIGHT)  # absurd aspect ratios stay sane
         self.stride = 1
-        self.frames: list[np.ndarray] = []  # RGB, self.height x self.width
-        self._seen = 0
+        self.kept: dict[int, np.ndarray] = {}  # sample number -> RGB, self.height x self.width
 
-    def offer(self, make: Callable[[], np.ndarray]) -> None:
-        """Consider the next sampled frame; ``make()`` gives its RGB pixels only if kept."""
-        index = self._seen
-        self._seen += 1
-        if index % self.stride:
+    @property
+    def frames(self) -> list[np.ndarray]:
+        return [self.kept[k] for k in sorted(self.kept)]
+
+    def offer(self, sample: int, make: Callable[[], np.ndarray]) -> None:
+        """Consider sampled frame number ``sample``; ``make()`` gives its RGB pixels only if
+        kept."""
+        if sample % self.stride:
             return
         rgb = make()
         interp = cv2.INTER_AREA if rgb.shape[0] > self.height else cv2.INTER_LINEAR
-        self.frames.append(cv2.resize(rgb, (self.width, self.height), interpolation=interp))
-        if len(self.frames) > 2 * STRIP_MAX_FRAMES:
-            self.frames = self.frames[::2]
+        self.kept[sample] = cv2.resize(rgb, (self.width, self.height), interpolation=interp)
+        while len(self.kept) > 2 * STRIP_MAX_FRAMES:
             self.stride *= 2
+            self.kept = {k: v for k, v in self.kept.items() if k % self.stride == 0}
 
     def jpeg(self) -> tuple[bytes | None, int]:
-        if not self.frames:
+        frames = self.frames
+        if not frames:
             return None, 0
-        n = min(STRIP_MAX_FRAMES, len(self.frames))
-        picks = np.linspace(0, len(self.frames) - 1, n).round().astype(int)
-        strip = np.hstack([self.frames[i] for i in picks])
+        n = min(STRIP_MAX_FRAMES, len(frames))
+        picks = np.linspace(0, len(frames) - 1, n).round().astype(int)
+        strip = np.hstack([frames[i] for i in picks])
         buf = io.BytesIO()
         Image.fromarray(strip, "RGB").save(buf, "JPEG", quality=STRIP_JPEG_QUALITY, optimize=False)
         return buf.getvalue(), n
@@ -224,8 +240,12 @@ def analyze_video(
     *,
     time_budget: float = TIME_BUDGET_SECONDS,
     max_samples: int = MAX_SAMPLED_FRAMES,
+    segments: int | None = None,
 ) -> MediaAnalysis:
-    """Hash a video (or animated GIF/WebP) file. Never raises for bad media."""
+    """Hash a video (or animated GIF/WebP) file. Never raises for bad media.
+
+    ``segments``: how many parts of the video are decoded in parallel (None: :data:`SEGMENTS`,
+    by default one per core). The result is the same either way (tests check it)."""
     byte_signals = [Signal(Algorithm.MD5, md5), Signal(Algorithm.SHA256, sha256)]
     try:
         p = Path(path).resolve()
@@ -234,7 +254,9 @@ def analyze_video(
             return _analyze_animated(p, sha256, md5, size, byte_signals, time_budget, max_samples)
         if _looks_like_text(head):
             return _unreadable(sha256, md5, size, "not a video (text file or playlist)")
-        return _analyze_cv2(p, head, sha256, md5, size, byte_signals, time_budget, max_samples)
+        return _analyze_cv2(
+            p, head, sha256, md5, size, byte_signals, time_budget, max_samples, segments
+        )
     except MemoryError:
         return _unreadable(sha256, md5, size, "video too large to decode")
     except Exception as exc:  # adversarial input: nothing may escape
@@ -285,45 +307,100 @@ def bench_video(seconds: int = 60, size: tuple[int, int] = (1280, 720)) -> dict:
         finally:
             writer.release()
         file_size = clip.stat().st_size
-        t0 = time.perf_counter()
-        result = analyze_video(clip, "0" * 64, "0" * 32, file_size)
-        elapsed = time.perf_counter() - t0
+        analyze_video(clip, "0" * 64, "0" * 32, file_size, segments=1)  # warm the page cache
+        timings: dict[str, float] = {}
+        result: MediaAnalysis | None = None
+        for label, segments in (("one_pass", 1), ("parallel", None), ("one_pass_again", 1)):
+            t0 = time.perf_counter()
+            result = analyze_video(clip, "0" * 64, "0" * 32, file_size, segments=segments)
+            timings[label] = time.perf_counter() - t0
+    assert result is not None
     frames = sum(1 for s in result.signals if s.algorithm == Algorithm.PDQ_FRAME and not s.variant)
     return {
         "seconds_of_video": result.duration,
-        "hash_seconds": round(elapsed, 3),
+        "hash_seconds": round(timings["parallel"], 3),
+        "one_pass_seconds": round(min(timings["one_pass"], timings["one_pass_again"]), 3),
+        "segments": _segment_count(None, frames),
         "frames_hashed": frames,
         "size": f"{w}x{h}",
         "codec": "mp4v",
         "kind": str(result.kind),
         "file_bytes": file_size,
-        "cpu_threads": cv2.getNumThreads(),
     }
+
+
+def bench_decode(path: str | os.PathLike[str]) -> dict:
+    """Milliseconds per frame to decode every frame of ``path`` (grab only, as a one-pass
+    hashing run must): the floor under hashing that file."""
+    cap = _open_capture(Path(path), 60.0)
+    try:
+        n, t0 = 0, time.perf_counter()
+        while cap.grab():
+            n += 1
+        elapsed = time.perf_counter() - t0
+        fps = _finite(cap.get(cv2.CAP_PROP_FPS)) or FALLBACK_FPS
+        size = f"{int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))}x{int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))}"
+    finally:
+        cap.release()
+    return {"frames": n, "ms_per_frame": 1000 * elapsed / max(n, 1), "fps": fps, "size": size}
 
 
 # --------------------------------------------------------------------------------------------
 # Implementation
 
 
-class _Decoder(threading.Thread):
-    """Decodes sequentially on its own thread (OpenCV releases the GIL while decoding) and hands
-    the sampled frames over a small queue, so decoding overlaps PDQ hashing on the caller's
-    thread. Items are ``(frame_index, bgr)``; the final item is ``None``."""
+def sample_index(k: int, interval: float, fps: float) -> int:
+    """Frame index of the ``k``-th sample: ``round(k * interval * fps)``."""
+    return round(k * interval * fps)
 
-    def __init__(self, cap: cv2.VideoCapture, fps: float, interval: float) -> None:
-        super().__init__(name="hashdesk-video-decode", daemon=True)
+
+class _Decoder(threading.Thread):
+    """Decodes one segment of a video sequentially on its own thread (OpenCV releases the GIL
+    while decoding) and hands the sampled frames over ``out``, so decoding overlaps PDQ hashing
+    on the caller's thread and, with several segments, decoding runs on several cores.
+
+    A segment is the frames from the ``first``-th sample's frame up to (not including) the
+    ``stop``-th sample's frame (``stop=None``: to the end). A segment that does not start at 0
+    opens its own capture and seeks (OpenCV seeks to a keyframe and decodes forward to the
+    exact frame). It also decodes one sample past its end, the ``check`` frame, which the next
+    segment starts with: the two must agree, or the seek is not trusted (see _analyze_cv2).
+    Items are ``(segment, sample_number, frame_index, bgr)``; each segment's last item is
+    ``(segment, None, None, None)``.
+    """
+
+    def __init__(
+        self,
+        cap: cv2.VideoCapture,
+        fps: float,
+        interval: float,
+        out: queue.Queue,
+        segment: int = 0,
+        first: int = 0,
+        stop: int | None = None,
+    ) -> None:
+        super().__init__(name=f"hashdesk-video-decode-{segment}", daemon=True)
         self.cap = cap
         self.fps = fps
         self.interval = interval
-        self.out: queue.Queue[tuple[int, np.ndarray] | None] = queue.Queue(maxsize=3)
+        self.out = out
+        self.segment = segment
+        self.first = first
+        self.stop_sample = stop
         self.stop = threading.Event()
         self.last_index = -1  # index of the last frame grabbed
         self.ended = False  # the stream ended (or broke off) by itself
         self.error: BaseException | None = None
 
     def run(self) -> None:
-        cap, index, k, next_sample = self.cap, -1, 0, 0
+        cap, k = self.cap, self.first
+        next_sample = sample_index(k, self.interval, self.fps)
+        index = -1
         try:
+            if next_sample > 0:
+                if not cap.set(cv2.CAP_PROP_POS_FRAMES, next_sample):
+                    self.ended = True
+                    return
+                index = next_sample - 1
             while not self.stop.is_set():
                 if not cap.grab():
                     self.ended = True
@@ -332,23 +409,25 @@ class _Decoder(threading.Thread):
                 self.last_index = index
                 if index < next_sample:
                     continue
-                k += 1
-                next_sample = max(index + 1, round(k * self.interval * self.fps))
                 ok, frame = cap.retrieve()
                 if ok and frame is not None and frame.size:
-                    self._put((index, frame))
+                    self._put((self.segment, k, index, frame))
+                if self.stop_sample is not None and k >= self.stop_sample:
+                    break  # that was the check frame, the next segment's first
+                k += 1
+                next_sample = max(index + 1, sample_index(k, self.interval, self.fps))
         except BaseException as exc:  # reported to the caller, never lost in the thread
             self.error = exc
         finally:
-            self._put(None)
+            self._put((self.segment, None, None, None))
 
-    def _put(self, item: tuple[int, np.ndarray] | None) -> None:
+    def _put(self, item: tuple) -> None:
         while True:
             try:
                 self.out.put(item, timeout=0.1)
                 return
             except queue.Full:
-                if self.stop.is_set() and item is not None:
+                if self.stop.is_set() and item[1] is not None:
                     return
 
     def halt(self) -> None:
@@ -357,6 +436,48 @@ class _Decoder(threading.Thread):
             while True:
                 self.out.get_nowait()
         self.join(timeout=5.0)
+
+
+def _open_capture(p: Path, time_budget: float) -> cv2.VideoCapture:
+    timeout_ms = int(min(time_budget, 30.0) * 1000)
+    return cv2.VideoCapture(
+        str(p),
+        cv2.CAP_FFMPEG,
+        [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms],
+    )
+
+
+def _segment_count(requested: int | None, samples: int) -> int:
+    """How many segments to decode in parallel: one per core (or ``requested``), each of at
+    least :data:`MIN_SEGMENT_SAMPLES` samples (a short clip is not worth a second seek)."""
+    wanted = requested if requested is not None else SEGMENTS or (os.cpu_count() or 1)
+    return max(1, min(wanted, MAX_SEGMENTS, samples // MIN_SEGMENT_SAMPLES))
+
+
+class _SeekMismatch(Exception):
+    """A segment's first frame differs from the one the previous segment decoded there."""
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One video being hashed: what every decoding pass needs to know."""
+
+    path: Path
+    head: bytes
+    sha256: str
+    md5: str
+    size: int
+    byte_signals: list[Signal]
+    fps: float
+    count: int  # frames the header promises (0: unknown)
+    interval: float  # seconds between samples
+    promised: int  # samples the header promises (0: unknown)
+    deadline: float
+    time_budget: float
+    max_samples: int
+
+    def unreadable(self, why: str) -> MediaAnalysis:
+        return _unreadable(self.sha256, self.md5, self.size, why)
 
 
 def _analyze_cv2(
@@ -368,20 +489,12 @@ def _analyze_cv2(
     byte_signals: list[Signal],
     time_budget: float,
     max_samples: int,
+    segments: int | None = None,
 ) -> MediaAnalysis:
     deadline = time.monotonic() + time_budget
-    timeout_ms = int(min(time_budget, 30.0) * 1000)
-    cap = cv2.VideoCapture(
-        str(p),
-        cv2.CAP_FFMPEG,
-        [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, timeout_ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, timeout_ms],
-    )
-    decoder: _Decoder | None = None
-    frames = _FrameHasher()
-    strip: _StripCollector | None = None
-    width = height = None
-    stop_reason = ""
-    try:
+    cap = _open_capture(p, time_budget)
+    with contextlib.ExitStack() as owned:  # the capture, until a decoding pass takes it over
+        owned.callback(cap.release)
         if not cap.isOpened():
             return _unreadable(sha256, md5, size, "video could not be opened (unknown format)")
         fps = _finite(cap.get(cv2.CAP_PROP_FPS))
@@ -393,29 +506,87 @@ def _analyze_cv2(
         hdr_h = int(_finite(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         if hdr_w * hdr_h > MAX_FRAME_PIXELS:
             return _unreadable(sha256, md5, size, f"video frames too large ({hdr_w}x{hdr_h})")
-
         # Seconds between samples: 1, or more for very long videos so at most max_samples.
         interval = 1.0
         if count > 0 and count / fps > max_samples:
             interval = (count / fps) / max_samples
-        decoder = _Decoder(cap, fps, interval)
-        decoder.start()
-        while True:
-            remaining = deadline - time.monotonic()
+        # Samples the header promises (0 when it does not say): they are split into segments.
+        promised = min(max_samples, len(_samples_below(count, interval, fps)))
+        job = _Job(
+            p, head, sha256, md5, size, byte_signals, fps, count, interval, promised,
+            deadline, time_budget, max_samples,
+        )  # fmt: skip
+        # Segments start by seeking to a sample's frame: only when every sample is its own frame.
+        n_seg = _segment_count(segments, promised) if interval * fps >= 1.0 else 1
+        owned.pop_all()
+    if n_seg > 1:
+        try:
+            return _decode(job, cap, n_seg)
+        except _SeekMismatch as exc:
+            log.info("%s: %s; decoding it in one pass", p.name, exc)
+            cap = _open_capture(p, time_budget)
+            if not cap.isOpened():
+                cap.release()
+                return job.unreadable("video could not be reopened")
+    return _decode(job, cap, 1)
+
+
+def _samples_below(count: int, interval: float, fps: float) -> range:
+    """The sample numbers whose frame index is below ``count``."""
+    if count <= 0:
+        return range(0)
+    k = max(0, math.floor((count - 0.5) / (interval * fps)) - 1)
+    while sample_index(k, interval, fps) < count:
+        k += 1
+    return range(k)
+
+
+def _decode(job: _Job, cap: cv2.VideoCapture, n_seg: int) -> MediaAnalysis:
+    """Decode the sampled frames in ``n_seg`` parallel segments and hash them. Takes over
+    ``cap`` (the first segment's capture): every capture is released here, except one whose
+    decoder is stuck inside FFmpeg (it is a daemon thread; releasing under it would crash).
+    Raises _SeekMismatch when a seeked segment did not start where the previous one ended."""
+    p, fps, sha256, md5, size = job.path, job.fps, job.sha256, job.md5, job.size
+    bounds = [round(i * job.promised / n_seg) for i in range(n_seg + 1)]
+    out: queue.Queue = queue.Queue(maxsize=2 + n_seg)
+    decoders: list[_Decoder] = []
+    caps: list[cv2.VideoCapture] = []
+    frames = _FrameHasher()
+    strip: _StripCollector | None = None
+    width = height = None
+    stop_reason = ""
+    firsts: dict[int, str] = {}  # segment -> PDQ of its first frame
+    checks: dict[int, str] = {}  # segment -> PDQ of the check frame it decoded past its end
+    try:
+        for seg in range(n_seg):
+            seg_cap = cap if seg == 0 else _open_capture(p, job.time_budget)
+            caps.append(seg_cap)
+            stop = bounds[seg + 1] if seg + 1 < n_seg else None
+            decoders.append(_Decoder(seg_cap, fps, job.interval, out, seg, bounds[seg], stop))
+        for d in decoders:
+            d.start()
+        running = n_seg
+        while running:
+            remaining = job.deadline - time.monotonic()
             if remaining <= 0:
                 stop_reason = "time budget"
                 break
             try:
-                item = decoder.out.get(timeout=min(remaining, 1.0))
+                seg, sample, index, frame = out.get(timeout=min(remaining, 1.0))
             except queue.Empty:
                 continue
-            if item is None:
-                break
-            index, frame = item
+            if sample is None:
+                running -= 1
+                continue
             if frame.ndim == 2:
                 frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
             elif frame.shape[2] == 4:
                 frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+            if n_seg > 1 and sample == bounds[seg + 1] and seg + 1 < n_seg:
+                checks[seg] = pdq_of_frame(frame)[0]  # the next segment's first frame
+                continue
+            if n_seg > 1 and seg and sample == bounds[seg]:
+                firsts[seg] = pdq_of_frame(frame)[0]
             if strip is None:
                 height, width = frame.shape[:2]
                 if width * height > MAX_FRAME_PIXELS:
@@ -424,40 +595,48 @@ def _analyze_cv2(
                     )
                 strip = _StripCollector(width, height)
             frames.add(frame, round(index / fps, 3))
-            strip.offer(functools.partial(cv2.cvtColor, frame, cv2.COLOR_BGR2RGB))
-            if len(frames) >= max_samples:
+            strip.offer(sample, functools.partial(cv2.cvtColor, frame, cv2.COLOR_BGR2RGB))
+            if len(frames) >= job.max_samples:
                 stop_reason = "sample cap"
                 break
     finally:
-        if decoder is not None:
-            decoder.halt()
-        if decoder is None or not decoder.is_alive():
-            cap.release()  # a decoder stuck inside FFmpeg keeps its capture; it is a daemon
+        for d in decoders:
+            d.halt()
+        for i, c in enumerate(caps):
+            if i >= len(decoders) or not decoders[i].is_alive():
+                c.release()
 
-    if decoder is not None and decoder.error is not None and not len(frames):
-        raise decoder.error
+    if n_seg > 1 and not stop_reason:
+        for seg in range(1, n_seg):
+            want, got = checks.get(seg - 1), firsts.get(seg)
+            if want is not None and (got is None or _hamming_hex(want, got) > SEEK_CHECK_BITS):
+                raise _SeekMismatch(f"segment {seg} did not start on the expected frame")
+    errors = [d.error for d in decoders if d.error is not None]
+    if errors and not len(frames):
+        raise errors[0]
     if not len(frames) or strip is None:
         if stop_reason == "time budget":
             return _unreadable(sha256, md5, size, "video decoding timed out before any frame")
         return _unreadable(sha256, md5, size, "video could not be decoded (no frames)")
     if stop_reason:
         log.info("%s: stopped after %d samples (%s)", p.name, len(frames), stop_reason)
-    last = decoder.last_index if decoder is not None else 0
-    if (decoder is not None and decoder.ended) or count <= 0:
+    last_dec = decoders[-1]
+    last = max((d.last_index for d in decoders), default=0)
+    if last_dec.ended or job.count <= 0:
         duration = (last + 1) / fps
     else:
-        duration = max(count, last + 1) / fps
+        duration = max(job.count, last + 1) / fps
     preview, n_preview = strip.jpeg()
     return MediaAnalysis(
         sha256=sha256,
         md5=md5,
         size=size,
         kind=MediaKind.VIDEO,
-        mime=_mime_for(head),
+        mime=_mime_for(job.head),
         width=width,
         height=height,
         duration=round(duration, 3),
-        signals=[*frames.signals(p.name), *byte_signals],
+        signals=[*frames.signals(p.name), *job.byte_signals],
         preview=preview,
         preview_frames=n_preview,
     )
@@ -498,7 +677,8 @@ def _analyze_animated(
                     frames.add(bgr, round(t, 3))
                     if strip is None:
                         strip = _StripCollector(*rgb.shape[1::-1])
-                    strip.offer(functools.partial(np.asarray, rgb))  # rgb as it is, no copy
+                    # rgb as it is, no copy
+                    strip.offer(len(frames) - 1, functools.partial(np.asarray, rgb))
                     next_sample += interval
                     while next_sample <= t:
                         next_sample += interval

@@ -320,3 +320,88 @@ def test_parse_vpdq_file(tmp_path: Path) -> None:
     path = tmp_path / "x.txt"
     path.write_text("0,100,AB" + "0" * 62 + ",0.000\n\n1,37," + "f" * 64 + ",0.033\n")
     assert parse_vpdq_file(path) == [(0, 100, "ab" + "0" * 62, 0.0), (1, 37, "f" * 64, 0.033)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parallel segments: the same result as one sequential pass
+
+
+def _same(a: MediaAnalysis, b: MediaAnalysis) -> None:
+    key = [(s.algorithm, s.value, s.quality, s.frame_ts, s.variant) for s in a.signals]
+    assert key == [(s.algorithm, s.value, s.quality, s.frame_ts, s.variant) for s in b.signals]
+    assert (a.kind, a.duration, a.width, a.height) == (b.kind, b.duration, b.width, b.height)
+    assert (a.preview, a.preview_frames, a.error) == (b.preview, b.preview_frames, b.error)
+
+
+@pytest.mark.corpus
+@needs_corpus
+@pytest.mark.parametrize("name", ["chair-orig-22-sd-bar", "pattern-hd-no-bar"])
+@pytest.mark.parametrize("segments", [2, 3])
+def test_parallel_segments_give_the_sequential_result(monkeypatch, name, segments):
+    """Each later segment seeks (OpenCV: to a keyframe, then decodes forward) and must land on
+    the very frame a sequential pass reaches: same hashes, timestamps, strip and duration.
+    These H.264 files have B-frames (reordered) and a keyframe every 60 frames."""
+    from app.core import video
+
+    monkeypatch.setattr(video, "MIN_SEGMENT_SAMPLES", 2)  # the corpus clips are short
+    path = VIDEOS / f"{name}.mp4"
+    one = analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size, segments=1)
+    many = analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size, segments=segments)
+    _same(many, one)
+    assert len(_frames(one)) == len(parse_vpdq_file(REFS / f"{name}.txt")[::30])
+
+
+@pytest.mark.corpus
+@needs_corpus
+@pytest.mark.parametrize("keep", [0.3, 0.7])
+def test_parallel_segments_of_a_truncated_file(monkeypatch, tmp_path, keep):
+    """The header promises 23 samples; some of the data is not there. Every frame a sequential
+    pass decodes, the segments decode alike; a later segment may recover more (it seeks past
+    a broken packet that ends a sequential pass), never less."""
+    from app.core import video
+
+    monkeypatch.setattr(video, "MIN_SEGMENT_SAMPLES", 2)
+    data = (VIDEOS / "chair-orig-22-sd-bar.mp4").read_bytes()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * keep)])
+    one = analyze_video(cut, "c" * 64, "d" * 32, cut.stat().st_size, segments=1)
+    many = analyze_video(cut, "c" * 64, "d" * 32, cut.stat().st_size, segments=3)
+    if one.kind == MediaKind.UNREADABLE:
+        _same(many, one)
+        return
+    assert 1 <= len(_frames(one)) <= len(_frames(many)) < 23
+    assert set(_frames(one)) <= set(_frames(many))
+    print(f"kept {keep:.0%}: {len(_frames(one))} frames in one pass, {len(_frames(many))} in 3")
+
+
+@pytest.mark.corpus
+@needs_corpus
+def test_a_segment_that_lands_elsewhere_falls_back_to_one_pass(monkeypatch, caplog):
+    """When a seeked segment's first frame differs from the frame the previous segment decoded
+    there (a file whose seek OpenCV gets wrong), the video is decoded again in one pass.
+    Forced here by allowing no difference at all (-1 bits)."""
+    from app.core import video
+
+    monkeypatch.setattr(video, "MIN_SEGMENT_SAMPLES", 2)
+    monkeypatch.setattr(video, "SEEK_CHECK_BITS", -1)
+    path = VIDEOS / "chair-orig-22-sd-bar.mp4"
+    with caplog.at_level("INFO", logger="app.core.video"):
+        many = analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size, segments=2)
+    assert "decoding it in one pass" in caplog.text
+    _same(many, analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size, segments=1))
+
+
+def test_segment_count_rules(monkeypatch):
+    from app.core import video
+
+    monkeypatch.setattr(video, "SEGMENTS", None)
+    monkeypatch.setattr(video.os, "cpu_count", lambda: 8)
+    assert video._segment_count(None, 60) == 4  # one per core, at most MAX_SEGMENTS
+    assert video._segment_count(None, 20) == 1  # too short to be worth a seek
+    assert video._segment_count(2, 600) == 2
+    monkeypatch.setattr(video, "SEGMENTS", 1)  # what the ingest pool's workers set
+    assert video._segment_count(None, 600) == 1
+    assert list(video._samples_below(61, 1.0, 30.0)) == [0, 1, 2]
+    assert list(video._samples_below(60, 1.0, 30.0)) == [0, 1]
+    assert list(video._samples_below(0, 1.0, 30.0)) == []
+    assert len(video._samples_below(673, 1.0, 29.97)) == 23
