@@ -34,7 +34,7 @@ import struct
 import imagehash
 import numpy as np
 import pdqhash
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from app.core.model import Algorithm, MediaAnalysis, MediaKind, Signal, UnreadableMedia
 from app.core.signals_variants import trim_bars
@@ -51,6 +51,15 @@ HASH_MAX_LONG_SIDE = 2048
 #: Long side of the stored preview.
 PREVIEW_LONG_SIDE = 1024
 PREVIEW_QUALITY = 85
+#: pHash is ``imagehash.phash`` (64 bits from the DCT of the picture in grey, Lanczos-reduced to
+#: 32x32) given the grey picture already reduced to 32x32 by Pillow with this ``reducing_gap``:
+#: an integer box reduction to at least 5 x 32 px first, then Lanczos. imagehash's own
+#: reduction runs Lanczos over the whole picture (1.5 ms at 600x400, 5 ms at 1008x756, growing
+#: with the size). Measured: the same hash on every photo of the reference corpus; on noisy
+#: synthetic photos 0 bits (73%), 2 (23%) or 4 (4%) away, what a JPEG draft decode already moves.
+PHASH_REDUCING_GAP = 5.0
+#: Side of the grey picture imagehash.phash hashes (hash_size 8 x highfreq_factor 4).
+_PHASH_SIDE = 32
 
 #: Order of the hashes returned by :func:`pdq_dihedral_from_rgb` (the reference
 #: ``pdqDihedralHash256esFromFloatLuma`` outputs; each is the PDQ the picture would have after
@@ -283,6 +292,18 @@ def to_rgb(img: Image.Image) -> Image.Image:
         return img.convert("L").convert("RGB")
 
 
+def phash_hex(img: Image.Image) -> str:
+    """pHash of a picture (any mode) as 16 lowercase hex digits (see :data:`PHASH_REDUCING_GAP`)."""
+    grey = img.convert("L")
+    if grey.size != (_PHASH_SIDE, _PHASH_SIDE):
+        grey = grey.resize(
+            (_PHASH_SIDE, _PHASH_SIDE),
+            Image.Resampling.LANCZOS,
+            reducing_gap=PHASH_REDUCING_GAP,
+        )
+    return str(imagehash.phash(grey)).lower()
+
+
 def make_preview_jpeg(img: Image.Image, long_side: int = PREVIEW_LONG_SIDE) -> bytes:
     """JPEG of ``img`` (any mode) with its long side at most ``long_side`` px."""
     rgb = to_rgb(img)
@@ -341,6 +362,18 @@ def _open(data: bytes, mime: str | None) -> ImageFile.ImageFile:
     return img
 
 
+#: EXIF orientation -> the transpose that shows the picture upright (as ImageOps.exif_transpose).
+_ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
 def _orientation(img: Image.Image) -> int:
     try:
         value = img.getexif().get(0x0112)
@@ -359,7 +392,7 @@ def decode_image(
     ``draft_min_long_side=None`` decodes JPEGs at full size.
     Raises UnreadableMedia or Pillow's errors.
     """
-    # Image, not ImageFile: exif_transpose below returns a plain Image.
+    # Image, not ImageFile: transpose below returns a plain Image.
     img: Image.Image = _open(data, mime)
     orig_w, orig_h = img.size
     animated = bool(getattr(img, "is_animated", False))
@@ -370,11 +403,14 @@ def decode_image(
     if animated:
         img.seek(0)
     img.load()
-    if _orientation(img) != 1:
+    method = _ORIENTATION_TRANSPOSE.get(_orientation(img))
+    if method is not None:
         stored = img.size
         try:
-            img = ImageOps.exif_transpose(img) or img
-        except Exception:  # malformed EXIF: hash the picture as stored
+            # The pixels of ImageOps.exif_transpose without its EXIF rewrite (a third of its
+            # time; nothing here keeps the EXIF).
+            img = img.transpose(method)
+        except Exception:  # hash the picture as stored
             log.debug("EXIF orientation ignored", exc_info=True)
         if img.size != stored:  # a quarter turn or a diagonal flip was applied
             orig_w, orig_h = orig_h, orig_w
@@ -449,22 +485,24 @@ def analyze_image_bytes(
         rgb, (width, height), _animated = decode_image(
             data, mime, draft_min_long_side=draft_min_long_side
         )
+        from app.core.regions import region_signals  # it imports this module
+
         arr = np.asarray(rgb)
         pdq_signals = pdq_signals_with_dihedral(arr)
         trimmed = trim_bars(arr)
+        content = arr
         if trimmed is not None:  # letterbox/pillarbox bars: the content's hashes as well
             content, (top, bottom, left, right) = trimmed
             t_hex, t_quality = pdq_from_rgb(content)
-            t_phash = str(
-                imagehash.phash(rgb.crop((left, top, rgb.width - right, rgb.height - bottom)))
-            )
+            t_phash = phash_hex(rgb.crop((left, top, rgb.width - right, rgb.height - bottom)))
             trimmed_signals = [
                 Signal(Algorithm.PDQ, t_hex, quality=t_quality, variant=TRIMMED),
-                Signal(Algorithm.PHASH, t_phash.lower(), variant=TRIMMED),
+                Signal(Algorithm.PHASH, t_phash, variant=TRIMMED),
             ]
         else:
             trimmed_signals = []
-        phash = str(imagehash.phash(rgb)).lower()
+        halves = region_signals(content)  # a logo over one corner leaves a half intact
+        phash = phash_hex(rgb)
         preview = make_preview_jpeg(rgb)
     except Exception as e:  # bad media must never escape (DESIGN "Bad input")
         return unreadable(sha256, md5, len(data), _reason(e, mime), mime)
@@ -480,6 +518,7 @@ def analyze_image_bytes(
             pdq_signals[0],
             Signal(Algorithm.PHASH, phash),
             *trimmed_signals,
+            *halves,
             *pdq_signals[1:],
             *byte_signals(sha256, md5),
         ],

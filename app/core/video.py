@@ -174,9 +174,11 @@ class _FrameHasher:
                 )
                 trimmed = []
         # Frames may have arrived out of order (segments decoded in parallel): by time, stably.
-        by_ts = functools.partial(sorted, key=lambda s: s.frame_ts)
+        by_ts = functools.partial(sorted, key=lambda s: s.frame_ts or 0.0)
         plain = by_ts(self.plain)
-        all_dih = sorted(self.dihedral, key=lambda group: group[0].frame_ts if group else 0.0)
+        all_dih = sorted(
+            self.dihedral, key=lambda group: (group[0].frame_ts or 0.0) if group else 0.0
+        )
         n = len(all_dih)
         keep = np.unique(np.linspace(0, n - 1, min(n, DIHEDRAL_FRAMES)).round().astype(int))
         dihedral = [s for i in keep.tolist() for s in all_dih[i]] if n else []

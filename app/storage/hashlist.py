@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
+from app.core.regions import REGION_PREFIX
 from app.core.roles import Permission
 from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
@@ -28,6 +29,7 @@ class ExportedHash:
     category: str | None
     list_name: str
     added_at: str
+    variant: str = ""  # "" as decoded, "trimmed" bars removed, "region:<half>" a half picture
 
 
 class HashListService:
@@ -64,17 +66,39 @@ class HashListService:
             return len(rows)
 
     def export_active(
-        self, *, actor: UserInfo, list_name: str | None = None, purpose: str = ""
+        self,
+        *,
+        actor: UserInfo,
+        list_name: str | None = None,
+        purpose: str = "",
+        include_halves: bool = False,
     ) -> list[ExportedHash]:
-        """The active entries, for sharing with partners. Recorded: who exported what, when."""
+        """The active entries, for sharing with partners. Recorded: who exported what, when.
+
+        Half-picture hashes (``region:*``) are left out unless ``include_halves``: a partner's
+        PDQ matcher would compare them with whole pictures, where they mean nothing. Every row
+        carries its variant, so a partner can tell a bar-trimmed hash from the plain one."""
         with self.db.session() as s:
             check_actor(s, actor, Permission.EXPORT)
             q = select(HashListEntry).where(HashListEntry.retracted_at.is_(None))
             if list_name is not None:
                 q = q.where(HashListEntry.list_name == list_name)
+            if not include_halves:
+                q = q.where(
+                    or_(
+                        HashListEntry.variant.is_(None),
+                        ~HashListEntry.variant.startswith(REGION_PREFIX),
+                    )
+                )
             rows = [
                 ExportedHash(
-                    e.id, e.algorithm, e.value, e.category, e.list_name, e.added_at.isoformat()
+                    e.id,
+                    e.algorithm,
+                    e.value,
+                    e.category,
+                    e.list_name,
+                    e.added_at.isoformat(),
+                    e.variant or "",
                 )
                 for e in s.scalars(q.order_by(HashListEntry.id))
             ]

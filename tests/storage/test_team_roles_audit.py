@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from app.cli import main
 from app.core.model import Role, Verdict
+from app.core.regions import REGIONS
 from app.core.roles import PermissionDenied
 from app.storage.audit import AuditKind, recent_events, verify_chains
 from app.storage.hashlist import HashListService
@@ -86,6 +87,12 @@ def test_moderator_may_not_overturn_retract_or_export(db, store, tmp_path):
     assert hashes.retract([e.id for e in entries], "wrong category", actor=lead) == len(entries)
     exported = hashes.export_active(actor=admin, purpose="GIFCT share")
     assert exported and all(x.id not in {e.id for e in entries} for x in exported)
+    # Half-picture hashes mean nothing to a partner's PDQ matcher: left out unless asked for.
+    halves = {f"region:{h}" for h in REGIONS}
+    assert "" in {x.variant for x in exported} and not halves & {x.variant for x in exported}
+    with_halves = hashes.export_active(actor=admin, include_halves=True)
+    assert halves <= {x.variant for x in with_halves}
+    assert {x.id for x in exported} < {x.id for x in with_halves}
     kinds = {e.kind for e in recent_events(db)}
     assert {"retraction", "export"} <= kinds
     assert all(r.ok for r in verify_chains(db))

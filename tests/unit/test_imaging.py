@@ -16,6 +16,7 @@ import zlib
 from contextlib import nullcontext
 from pathlib import Path
 
+import imagehash
 import numpy as np
 import pdqhash
 import pytest
@@ -204,6 +205,39 @@ def test_dihedral_order_matches_numpy_transforms():
         assert min(distances) <= PDQ_MATCH, (name, distances)
 
 
+def test_trim_bars_quick_rejection_agrees_with_the_full_scan():
+    """trim_bars first looks at one line per side; it must answer as the full border scan does,
+    bars or not: noisy bars, an odd line at the very edge, any colour, tiny pictures."""
+    from app.core import signals_variants as sv
+
+    def full_scan(a):
+        scan = sv.scan_borders(a)
+        return None if scan.uniform else sv.bars_from_runs(scan.height, scan.width, scan.runs)
+
+    rng = np.random.default_rng(3)
+    content = np.asarray(picture(320, 240))
+    cases = [content, np.full((30, 40, 3), 9, np.uint8), np.zeros((1, 5, 3), np.uint8)]
+    for _ in range(120):
+        top, bottom, left, right = (int(x) for x in rng.integers(0, 50, 4) * rng.integers(0, 2, 4))
+        a = np.empty((240 + top + bottom, 320 + left + right, 3), np.uint8)
+        a[:] = rng.integers(0, 256, 3)
+        a[top : top + 240, left : left + 320] = content
+        if rng.random() < 0.3:
+            a[0] = rng.integers(0, 256, (a.shape[1], 3))  # an odd line at the very edge
+        noise = rng.random(a.shape[:2]) < rng.choice([0.0, 0.01, 0.03, 0.05])
+        a[noise] = rng.integers(0, 256, (int(noise.sum()), 3))
+        cases.append(a)
+    cases += [
+        rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in rng.integers(1, 9, (20, 2))
+    ]
+    found = 0
+    for a in cases:
+        out = sv.trim_bars(a)
+        assert (out[1] if out else None) == full_scan(a)
+        found += out is not None
+    assert 30 < found < len(cases) - 30  # both answers were exercised
+
+
 # --------------------------------------------------------------------------------------------
 # Reference corpus
 
@@ -217,6 +251,17 @@ def test_analysis_pdq_is_pdqhash_of_the_decoded_picture():
         a = analyze(path, draft_min_long_side=draft)
         assert signal(a, Algorithm.PDQ) == reference_hex(bits)
         assert a.signals[0].quality == quality == 100
+
+
+@needs_corpus
+def test_phash_is_imagehash_of_the_decoded_picture_on_the_corpus():
+    """pHash is computed from a box-then-Lanczos reduction (imaging.PHASH_REDUCING_GAP), not
+    imagehash's whole-picture Lanczos: on the reference photos the hash is the same."""
+    files = sorted(IMAGES.iterdir())
+    assert len(files) >= 40
+    for path in files:
+        rgb, _, _ = decode_image(path.read_bytes())
+        assert imaging.phash_hex(rgb) == str(imagehash.phash(rgb)), path.name
 
 
 @needs_corpus

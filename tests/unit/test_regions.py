@@ -155,3 +155,51 @@ def test_region_hashes_do_not_depend_on_the_colour_order_flag():
     as_bgr = region_signals(bgr, bgr=True)
     assert [s.value for s in as_rgb] == [s.value for s in as_bgr]
     assert np.array_equal(bgr, before)  # the caller's frame is not modified
+
+
+def _stamp_logo(rgb: np.ndarray) -> np.ndarray:
+    """A large cartoon face over the top right, as in the corpus's logo-stamped videos."""
+    import cv2
+
+    out = np.ascontiguousarray(rgb.copy())
+    h, w = out.shape[:2]
+    cx, cy, r = int(w * 0.72), int(h * 0.25), int(min(h, w) * 0.21)
+    cv2.circle(out, (cx, cy), r, (255, 255, 255), -1)
+    cv2.circle(out, (cx, cy), r, (0, 0, 0), max(2, r // 12))
+    for dx in (-r // 3, r // 3):
+        cv2.circle(out, (cx + dx, cy - r // 4), r // 6, (0, 0, 0), -1)
+    cv2.ellipse(out, (cx, cy + r // 5), (r // 2, r // 3), 0, 0, 180, (0, 0, 0), max(2, r // 10))
+    return out
+
+
+@pytest.mark.corpus
+@needs_corpus
+def test_logo_stamped_photo_matches_through_a_half(tmp_path):
+    from PIL import Image
+
+    from app.core.imaging import hamming_hex
+
+    orig_path = CORPUS / "pdq-images" / "bridge-mods__aaa-orig.jpg"
+    orig = analyze_file(orig_path)
+    stamped = tmp_path / "stamped.jpg"
+    with Image.open(orig_path) as im:
+        Image.fromarray(_stamp_logo(np.asarray(im.convert("RGB")))).save(stamped, quality=85)
+    copy = analyze_file(stamped)
+
+    def pdq(a, variant=""):
+        return next(s for s in a.signals if s.algorithm is Algorithm.PDQ and s.variant == variant)
+
+    whole = hamming_hex(pdq(orig).value, pdq(copy).value)
+    halves = {
+        h: hamming_hex(pdq(orig, f"region:{h}").value, pdq(copy, f"region:{h}").value)
+        for h in REGIONS
+    }
+    print(f"logo-stamped bridge: whole PDQ {whole} bits, halves {halves}")
+    assert whole > MATCH  # the logo defeats the whole-picture hash ...
+    assert halves["bottom"] <= MATCH and halves["left"] <= MATCH  # ... not the halves it misses
+    # pHash sits right at its threshold on this copy (10 bits): leave it out to see PDQ alone.
+    pdq_only = MatchPolicy(phash_threshold=-1)
+    ev = find_match(index_of(orig), copy.signals, copy.kind, pdq_only)
+    assert ev is not None and ev.variant in ("region:bottom", "region:left"), ev
+    no_halves = MatchPolicy(phash_threshold=-1, use_regions=False)
+    assert find_match(index_of(orig), copy.signals, copy.kind, no_halves) is None
