@@ -83,6 +83,19 @@ def _work_rgb(bgr: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
+def frame_signals(bgr: np.ndarray, ts: float) -> list[Signal]:
+    """The plain ``pdq_frame`` signal of a sampled frame, then its 7 ``dih:*`` ones."""
+    return pdq_signals_with_dihedral(_work_rgb(bgr), algorithm=Algorithm.PDQ_FRAME, frame_ts=ts)
+
+
+def _as_bgr(frame: np.ndarray) -> np.ndarray:
+    if frame.ndim == 2:
+        return cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    if frame.shape[2] == 4:
+        return cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
+    return frame
+
+
 def pdq_of_frame(bgr: np.ndarray) -> tuple[str, int]:
     """PDQ (hex, quality) of one decoded OpenCV (BGR) frame, as analyze_video computes it."""
     return _pdq_from_rgb(_work_rgb(bgr))
@@ -124,8 +137,11 @@ class _FrameHasher:
     def __len__(self) -> int:
         return len(self.plain)
 
-    def add(self, bgr: np.ndarray, ts: float) -> None:
-        sigs = pdq_signals_with_dihedral(_work_rgb(bgr), algorithm=Algorithm.PDQ_FRAME, frame_ts=ts)
+    def add(self, bgr: np.ndarray, ts: float, sigs: list[Signal] | None = None) -> None:
+        """Add one sampled frame; ``sigs``: its :func:`frame_signals`, when already computed
+        (by a decoder thread)."""
+        if sigs is None:
+            sigs = frame_signals(bgr, ts)
         self.plain.append(sigs[0])
         self.dihedral.append(sigs[1:])
         self.detector.add(bgr)
@@ -366,8 +382,8 @@ class _Decoder(threading.Thread):
     opens its own capture and seeks (OpenCV seeks to a keyframe and decodes forward to the
     exact frame). It also decodes one sample past its end, the ``check`` frame, which the next
     segment starts with: the two must agree, or the seek is not trusted (see _analyze_cv2).
-    Items are ``(segment, sample_number, frame_index, bgr)``; each segment's last item is
-    ``(segment, None, None, None)``.
+    Items are ``(segment, sample_number, frame_index, bgr, frame_signals)``; each segment's
+    last item is ``(segment, None, None, None, None)``.
     """
 
     def __init__(
@@ -413,7 +429,10 @@ class _Decoder(threading.Thread):
                     continue
                 ok, frame = cap.retrieve()
                 if ok and frame is not None and frame.size:
-                    self._put((self.segment, k, index, frame))
+                    # Hashed here: pdqhash releases the GIL, so segments hash in parallel too.
+                    frame = _as_bgr(frame)
+                    sigs = frame_signals(frame, round(index / self.fps, 3))
+                    self._put((self.segment, k, index, frame, sigs))
                 if self.stop_sample is not None and k >= self.stop_sample:
                     break  # that was the check frame, the next segment's first
                 k += 1
@@ -421,7 +440,7 @@ class _Decoder(threading.Thread):
         except BaseException as exc:  # reported to the caller, never lost in the thread
             self.error = exc
         finally:
-            self._put((self.segment, None, None, None))
+            self._put((self.segment, None, None, None, None))
 
     def _put(self, item: tuple) -> None:
         while True:
@@ -574,21 +593,17 @@ def _decode(job: _Job, cap: cv2.VideoCapture, n_seg: int) -> MediaAnalysis:
                 stop_reason = "time budget"
                 break
             try:
-                seg, sample, index, frame = out.get(timeout=min(remaining, 1.0))
+                seg, sample, index, frame, sigs = out.get(timeout=min(remaining, 1.0))
             except queue.Empty:
                 continue
             if sample is None:
                 running -= 1
                 continue
-            if frame.ndim == 2:
-                frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-            elif frame.shape[2] == 4:
-                frame = cv2.cvtColor(frame, cv2.COLOR_BGRA2BGR)
             if n_seg > 1 and sample == bounds[seg + 1] and seg + 1 < n_seg:
-                checks[seg] = pdq_of_frame(frame)[0]  # the next segment's first frame
+                checks[seg] = sigs[0].value  # the next segment's first frame
                 continue
             if n_seg > 1 and seg and sample == bounds[seg]:
-                firsts[seg] = pdq_of_frame(frame)[0]
+                firsts[seg] = sigs[0].value
             if strip is None:
                 height, width = frame.shape[:2]
                 if width * height > MAX_FRAME_PIXELS:
@@ -596,7 +611,7 @@ def _decode(job: _Job, cap: cv2.VideoCapture, n_seg: int) -> MediaAnalysis:
                         sha256, md5, size, f"video frames too large ({width}x{height})"
                     )
                 strip = _StripCollector(width, height)
-            frames.add(frame, round(index / fps, 3))
+            frames.add(frame, round(index / fps, 3), sigs)
             strip.offer(sample, functools.partial(cv2.cvtColor, frame, cv2.COLOR_BGR2RGB))
             if len(frames) >= job.max_samples:
                 stop_reason = "sample cap"
