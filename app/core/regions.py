@@ -27,8 +27,11 @@ from a small copy of the picture (:data:`REGION_SIDE` px on the long side): four
 
 What they cannot do: an overlay over the middle of the picture touches every half. Halves are
 also weaker evidence than the whole picture (half the content), which is why the matcher only
-falls back to them when no whole-picture signal matched, and never for still images with
-less than :data:`MIN_REGION_SIDE` px halves.
+falls back to them when no whole-picture signal matched, a flat half (quality < 50) never
+matches, and a picture whose halves would be under :data:`MIN_REGION_SIDE` px gets none. Two
+different videos sharing a static half (the same studio backdrop filling the bottom half) would
+match through it: ``match_halves = "off"`` turns the fallback off. Half hashes are kept out of
+the partner export (:meth:`app.storage.hashlist.HashListService.export_active`).
 """
 
 from __future__ import annotations
