@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from app.core.matcher import MatchPolicy, index_signal
 from app.core.matching import HashIndex
@@ -27,23 +28,34 @@ class EntryFacts:
     added_by: str | None
 
 
+def add_hash_list_rows(s: Session, index: HashIndex, policy: MatchPolicy, *where) -> int:
+    """Index the active hash-list entries (keyed by row id, ref = their item) that satisfy
+    ``where`` and are not in ``index`` yet. Returns how many were indexed (low-quality PDQ and
+    query-only variants are not)."""
+    rows = s.execute(
+        select(
+            HashListEntry.id,
+            HashListEntry.algorithm,
+            HashListEntry.value,
+            HashListEntry.quality,
+            HashListEntry.variant,
+            HashListEntry.item_id,
+        ).where(*where, HashListEntry.retracted_at.is_(None))
+    )
+    n = 0
+    for row_id, algo, value, quality, variant, item_id in rows:
+        if row_id in index:
+            continue
+        sig = Signal(Algorithm(algo), value, quality, variant=variant or "")
+        n += index_signal(index, row_id, sig, item_id, policy)
+    return n
+
+
 def load_hash_index(db: Database, policy: MatchPolicy) -> HashIndex:
     """Every active (not retracted) hash-list entry, keyed by row id, ref = its item."""
     index = HashIndex()
     with db.session() as s:
-        rows = s.execute(
-            select(
-                HashListEntry.id,
-                HashListEntry.algorithm,
-                HashListEntry.value,
-                HashListEntry.quality,
-                HashListEntry.variant,
-                HashListEntry.item_id,
-            ).where(HashListEntry.retracted_at.is_(None))
-        )
-        for row_id, algo, value, quality, variant, item_id in rows:
-            sig = Signal(Algorithm(algo), value, quality, variant=variant or "")
-            index_signal(index, row_id, sig, item_id, policy)
+        add_hash_list_rows(s, index, policy)
     return index
 
 

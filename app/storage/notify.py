@@ -19,10 +19,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.matcher import MatchPolicy, index_signal
+from app.core.matcher import MatchPolicy
 from app.core.matching import HashIndex
-from app.core.model import Algorithm, Signal
 from app.storage.db import Database
+from app.storage.known import add_hash_list_rows
 from app.storage.models import HashListEntry
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,9 @@ class HashListWatcher:
             max_id, max_ret = s.execute(
                 select(func.max(HashListEntry.id), func.max(HashListEntry.retracted_at))
             ).one()
-            added = self._add_rows(s, HashListEntry.id <= (max_id or 0))
+            added = add_hash_list_rows(
+                s, self.index, self.policy, HashListEntry.id <= (max_id or 0)
+            )
             self.mark = Watermark(max_id or 0, max_ret)
         self.loaded.set()
         return WatchReport(added, 0)
@@ -122,7 +124,9 @@ class HashListWatcher:
             if not force and now == self.mark:
                 return WatchReport(0, 0)  # the cheap case: nothing changed
             with self.db.session() as s:
-                added = self._add_rows(s, HashListEntry.id > self.mark.max_id - ID_LOOKBACK)
+                added = add_hash_list_rows(
+                    s, self.index, self.policy, HashListEntry.id > self.mark.max_id - ID_LOOKBACK
+                )
                 retracted = 0
                 if now.max_retracted is not None:
                     since = (self.mark.max_retracted or datetime.min + TIME_LOOKBACK) - (
@@ -139,25 +143,6 @@ class HashListWatcher:
         if (added or retracted) and self.on_change is not None:
             self.on_change(report)
         return report
-
-    def _add_rows(self, s: Session, where) -> int:
-        rows = s.execute(
-            select(
-                HashListEntry.id,
-                HashListEntry.algorithm,
-                HashListEntry.value,
-                HashListEntry.quality,
-                HashListEntry.variant,
-                HashListEntry.item_id,
-            ).where(where, HashListEntry.retracted_at.is_(None))
-        )
-        n = 0
-        for row_id, algo, value, quality, variant, item_id in rows:
-            if row_id in self.index:
-                continue
-            sig = Signal(Algorithm(algo), value, quality, variant=variant or "")
-            n += index_signal(self.index, row_id, sig, item_id, self.policy)
-        return n
 
     # -- the background thread ------------------------------------------------------------
 
