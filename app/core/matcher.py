@@ -126,54 +126,58 @@ def find_match(
     for variant, frames in frame_sets.items():
         if variant.startswith("dih:") and len(frames) < 2:
             continue
-        matches = best_video_matches(
-            index, frames, max_distance=policy.pdq_threshold, min_fraction=policy.video_fraction
-        )
-        if matches:
-            vm = max(matches, key=lambda v: (v.fraction_query, -v.min_distance))
-            ev = Evidence(
-                None, vm.ref, "pdq_frame", vm.min_distance, variant, fraction=vm.fraction_query
-            )
-            if best is None or best.fraction is None or vm.fraction_query > best.fraction:
-                best = ev
+        best = _more_frames(best, _video_evidence(index, frames, variant, policy))
     if best is None and policy.use_regions and regions:
         best = _match_regions(index, regions, policy)
     return best
 
 
+def _video_evidence(
+    index: HashIndex, frames: list[str], variant: str, policy: MatchPolicy, total: int = 0
+) -> Evidence | None:
+    """The best video match of one frame set by the video rule. ``total``: how many frames the
+    set stands for when some were left out of ``frames`` and must count as misses (0: as many
+    as given)."""
+    matches = best_video_matches(
+        index, frames, max_distance=policy.pdq_threshold, min_fraction=policy.video_fraction
+    )
+    if not matches:
+        return None
+    vm = max(matches, key=lambda v: (v.fraction_query, -v.min_distance))
+    fraction = vm.matched_frames / total if total else vm.fraction_query
+    if fraction < policy.video_fraction:
+        return None
+    return Evidence(None, vm.ref, "pdq_frame", vm.min_distance, variant, fraction=fraction)
+
+
+def _more_frames(best: Evidence | None, ev: Evidence | None) -> Evidence | None:
+    """``ev`` if it is a video match covering more of the query than ``best`` does."""
+    if ev is None or ev.fraction is None:
+        return best
+    if best is None or best.fraction is None or ev.fraction > best.fraction:
+        return ev
+    return best
+
+
 def _match_regions(index: HashIndex, regions: list[Signal], policy: MatchPolicy) -> Evidence | None:
     """The best half-picture match: per half, a still image's hash, or a video's frames by the
-    video rule. A half of low quality (flat: sky, wall) never matches, on either side."""
+    video rule. A half of low quality (flat: sky, wall) never matches, on either side, and
+    counts as a miss among a video's frames."""
     frames: dict[str, list[str]] = {}
+    totals: dict[str, int] = {}
     best: Evidence | None = None
     for sig in regions:
-        if sig.quality is not None and sig.quality < policy.min_quality:
-            if sig.algorithm is Algorithm.PDQ_FRAME:
-                frames.setdefault(sig.variant, [])  # counts against the fraction below
-            continue
+        trusted = sig.quality is None or sig.quality >= policy.min_quality
         if sig.algorithm is Algorithm.PDQ_FRAME:
-            frames.setdefault(sig.variant, []).append(sig.value)
-        elif sig.algorithm is Algorithm.PDQ:
+            totals[sig.variant] = totals.get(sig.variant, 0) + 1
+            if trusted:
+                frames.setdefault(sig.variant, []).append(sig.value)
+        elif sig.algorithm is Algorithm.PDQ and trusted:
             hits = index.space(sig.variant).search("pdq", sig.value, policy.pdq_threshold)
             if hits and (best is None or hits[0].distance < best.distance):
                 m = hits[0]
                 best = Evidence(m.entry_id, m.ref, "pdq", m.distance, sig.variant)
     for variant, values in frames.items():
-        if not values:
-            continue
-        matches = best_video_matches(
-            index.space(variant),
-            values,
-            max_distance=policy.pdq_threshold,
-            min_fraction=policy.video_fraction,
-        )
-        if not matches:
-            continue
-        total = sum(1 for s in regions if s.variant == variant)
-        vm = max(matches, key=lambda v: (v.fraction_query, -v.min_distance))
-        fraction = vm.matched_frames / total  # flat halves count as misses
-        if fraction < policy.video_fraction:
-            continue
-        if best is None or best.fraction is None or fraction > best.fraction:
-            best = Evidence(None, vm.ref, "pdq_frame", vm.min_distance, variant, fraction=fraction)
+        ev = _video_evidence(index.space(variant), values, variant, policy, totals[variant])
+        best = _more_frames(best, ev)
     return best

@@ -567,7 +567,7 @@ def _decode(job: _Job, cap: cv2.VideoCapture, n_seg: int) -> MediaAnalysis:
     ``cap`` (the first segment's capture): every capture is released here, except one whose
     decoder is stuck inside FFmpeg (it is a daemon thread; releasing under it would crash).
     Raises _SeekMismatch when a seeked segment did not start where the previous one ended."""
-    p, fps, sha256, md5, size = job.path, job.fps, job.sha256, job.md5, job.size
+    p, fps = job.path, job.fps
     bounds = [round(i * job.promised / n_seg) for i in range(n_seg + 1)]
     out: queue.Queue = queue.Queue(maxsize=2 + n_seg)
     decoders: list[_Decoder] = []
@@ -607,9 +607,7 @@ def _decode(job: _Job, cap: cv2.VideoCapture, n_seg: int) -> MediaAnalysis:
             if strip is None:
                 height, width = frame.shape[:2]
                 if width * height > MAX_FRAME_PIXELS:
-                    return _unreadable(
-                        sha256, md5, size, f"video frames too large ({width}x{height})"
-                    )
+                    return job.unreadable(f"video frames too large ({width}x{height})")
                 strip = _StripCollector(width, height)
             frames.add(frame, round(index / fps, 3), sigs)
             strip.offer(sample, functools.partial(cv2.cvtColor, frame, cv2.COLOR_BGR2RGB))
@@ -633,8 +631,8 @@ def _decode(job: _Job, cap: cv2.VideoCapture, n_seg: int) -> MediaAnalysis:
         raise errors[0]
     if not len(frames) or strip is None:
         if stop_reason == "time budget":
-            return _unreadable(sha256, md5, size, "video decoding timed out before any frame")
-        return _unreadable(sha256, md5, size, "video could not be decoded (no frames)")
+            return job.unreadable("video decoding timed out before any frame")
+        return job.unreadable("video could not be decoded (no frames)")
     if stop_reason:
         log.info("%s: stopped after %d samples (%s)", p.name, len(frames), stop_reason)
     last_dec = decoders[-1]
@@ -645,9 +643,9 @@ def _decode(job: _Job, cap: cv2.VideoCapture, n_seg: int) -> MediaAnalysis:
         duration = max(job.count, last + 1) / fps
     preview, n_preview = strip.jpeg()
     return MediaAnalysis(
-        sha256=sha256,
-        md5=md5,
-        size=size,
+        sha256=job.sha256,
+        md5=job.md5,
+        size=job.size,
         kind=MediaKind.VIDEO,
         mime=_mime_for(job.head),
         width=width,
