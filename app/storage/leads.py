@@ -450,51 +450,44 @@ def claim_from_queue(
         raise ReviewError(f"unknown queue {queue!r}: use one of {', '.join(QUEUES)}")
 
 
-def renew_lead_claims(s: Session, user_id: int, item_ids: list[int], until: datetime) -> int:
-    n = 0
-    for item in s.scalars(
+def _lead_claims(
+    s: Session, user_id: int, item_ids: list[int]
+) -> tuple[list[Item], list[SecondReview]]:
+    """The escalated items and the second reviews among ``item_ids`` that ``user_id`` holds."""
+    items = s.scalars(
         select(Item).where(
             Item.id.in_(item_ids),
             Item.claimed_by == user_id,
             Item.status == ItemStatus.ESCALATED.value,
         )
-    ):
-        item.lease_expires_at = until
-        n += 1
-    for sr in s.scalars(
+    ).all()
+    reviews = s.scalars(
         select(SecondReview).where(
             SecondReview.item_id.in_(item_ids),
             SecondReview.claimed_by == user_id,
             SecondReview.status == SR_CLAIMED,
         )
-    ):
+    ).all()
+    return list(items), list(reviews)
+
+
+def renew_lead_claims(s: Session, user_id: int, item_ids: list[int], until: datetime) -> int:
+    items, reviews = _lead_claims(s, user_id, item_ids)
+    for item in items:
+        item.lease_expires_at = until
+    for sr in reviews:
         sr.lease_expires_at = until
-        n += 1
-    return n
+    return len(items) + len(reviews)
 
 
 def release_lead_claims(s: Session, user_id: int, item_ids: list[int]) -> int:
-    n = 0
-    for item in s.scalars(
-        select(Item).where(
-            Item.id.in_(item_ids),
-            Item.claimed_by == user_id,
-            Item.status == ItemStatus.ESCALATED.value,
-        )
-    ):
+    items, reviews = _lead_claims(s, user_id, item_ids)
+    for item in items:
         item.claimed_by = None
         item.lease_expires_at = None
-        n += 1
-    for sr in s.scalars(
-        select(SecondReview).where(
-            SecondReview.item_id.in_(item_ids),
-            SecondReview.claimed_by == user_id,
-            SecondReview.status == SR_CLAIMED,
-        )
-    ):
+    for sr in reviews:
         sr.status, sr.claimed_by, sr.lease_expires_at = SR_PENDING, None, None
-        n += 1
-    return n
+    return len(items) + len(reviews)
 
 
 def queue_count(s: Session, queue: str, user_id: int) -> int:
