@@ -199,36 +199,25 @@ def append_decision(s: Session, req: DecisionRequest) -> Decision:
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_ID})
     prev = s.scalar(select(Decision.entry_hash).order_by(Decision.id.desc()).limit(1))
     prev = prev or GENESIS_HASH
-    fields = decision_chain_fields(
-        uuid=req.uuid,
-        item_id=req.item_id,
-        user_id=req.user_id,
-        verdict=req.verdict.value,
-        category=req.category,
-        note=req.note,
-        method=req.method.value,
-        supersedes=req.supersedes,
-        decided_at=req.decided_at,
-        parent_uuid=req.parent_uuid,
-        matched_entry_id=req.matched_entry_id,
-        match_distance=req.match_distance,
-    )
+    chained: dict[str, Any] = {  # the fields the chain hash covers, as stored
+        "uuid": req.uuid,
+        "item_id": req.item_id,
+        "user_id": req.user_id,
+        "verdict": req.verdict.value,
+        "category": req.category,
+        "note": req.note,
+        "method": req.method.value,
+        "supersedes": req.supersedes,
+        "decided_at": req.decided_at,
+        "parent_uuid": req.parent_uuid,
+        "matched_entry_id": req.matched_entry_id,
+        "match_distance": req.match_distance,
+    }
     row = Decision(
-        uuid=req.uuid,
-        item_id=req.item_id,
-        user_id=req.user_id,
-        verdict=req.verdict.value,
-        category=req.category,
+        **chained,
         category_label=req.category_label,
-        note=req.note,
-        method=req.method.value,
-        supersedes=req.supersedes,
-        parent_uuid=req.parent_uuid,
-        matched_entry_id=req.matched_entry_id,
-        match_distance=req.match_distance,
-        decided_at=req.decided_at,
         prev_hash=prev,
-        entry_hash=chain_hash(prev, fields),
+        entry_hash=chain_hash(prev, decision_chain_fields(**chained)),
     )
     s.add(row)
     s.flush()
