@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import (
     QDialog,
-    QDialogButtonBox,
     QFormLayout,
     QLabel,
     QLineEdit,
@@ -12,6 +11,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.storage.users import UserInfo, UserService
+from app.ui.login import add_footer, password_field
 from app.ui.tasks import TaskRunner
 
 
@@ -34,32 +34,22 @@ class FirstRunDialog(QDialog):
         self.username = QLineEdit("admin")
         self.username.setObjectName("username")
         self.display_name = QLineEdit()
-        self.password = QLineEdit()
-        self.password.setObjectName("password")
-        self.password.setEchoMode(QLineEdit.EchoMode.Password)
-        self.repeat = QLineEdit()
-        self.repeat.setObjectName("repeat")
-        self.repeat.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password = password_field("password")
+        self.repeat = password_field("repeat")
         form.addRow("User name", self.username)
         form.addRow("Display name", self.display_name)
         form.addRow("Password (8+ characters)", self.password)
         form.addRow("Repeat the password", self.repeat)
         layout.addLayout(form)
-        self.error = QLabel("")
-        self.error.setObjectName("first_run_error")
-        self.error.setStyleSheet("color: #c0392b;")
-        self.error.setWordWrap(True)
-        layout.addWidget(self.error)
-        db = QLabel(f"Database: {database_label}")
-        db.setStyleSheet("color: gray;")
-        layout.addWidget(db)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        self.error, self.buttons = add_footer(
+            self,
+            layout,
+            "first_run_error",
+            database_label,
+            "Create and sign in",
+            self._try,
+            wrap=True,
         )
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Create and sign in")
-        self.buttons.accepted.connect(self._try)
-        self.buttons.rejected.connect(self.reject)
-        layout.addWidget(self.buttons)
 
     def _try(self) -> None:
         name, pw = self.username.text().strip(), self.password.text()

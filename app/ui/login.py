@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -13,6 +15,45 @@ from PySide6.QtWidgets import (
 
 from app.storage.users import LoginLocked, UserInfo, UserService
 from app.ui.tasks import TaskRunner
+
+
+def password_field(name: str) -> QLineEdit:
+    """A password entry (echo off) with ``name`` as its object name."""
+    field = QLineEdit()
+    field.setObjectName(name)
+    field.setEchoMode(QLineEdit.EchoMode.Password)
+    return field
+
+
+def add_footer(
+    dialog: QDialog,
+    layout: QVBoxLayout,
+    error_name: str,
+    database_label: str,
+    ok_text: str,
+    on_ok: Callable[[], None],
+    *,
+    wrap: bool = False,
+) -> tuple[QLabel, QDialogButtonBox]:
+    """The bottom of a sign-in dialog: the error line (object name ``error_name``, wrapping when
+    ``wrap``), which database this is, and OK (labelled ``ok_text``, calls ``on_ok``) / Cancel.
+    Returns the error label and the buttons."""
+    error = QLabel("")
+    error.setObjectName(error_name)
+    error.setStyleSheet("color: #c0392b;")
+    error.setWordWrap(wrap)
+    layout.addWidget(error)
+    db = QLabel(f"Database: {database_label}")
+    db.setStyleSheet("color: gray;")
+    layout.addWidget(db)
+    buttons = QDialogButtonBox(
+        QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+    )
+    buttons.button(QDialogButtonBox.StandardButton.Ok).setText(ok_text)
+    buttons.accepted.connect(on_ok)
+    buttons.rejected.connect(dialog.reject)
+    layout.addWidget(buttons)
+    return error, buttons
 
 
 class LoginDialog(QDialog):
@@ -29,26 +70,13 @@ class LoginDialog(QDialog):
         form = QFormLayout()
         self.username = QLineEdit()
         self.username.setObjectName("username")
-        self.password = QLineEdit()
-        self.password.setObjectName("password")
-        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.password = password_field("password")
         form.addRow("User name", self.username)
         form.addRow("Password", self.password)
         layout.addLayout(form)
-        self.error = QLabel("")
-        self.error.setObjectName("login_error")
-        self.error.setStyleSheet("color: #c0392b;")
-        layout.addWidget(self.error)
-        db = QLabel(f"Database: {database_label}")
-        db.setStyleSheet("color: gray;")
-        layout.addWidget(db)
-        self.buttons = QDialogButtonBox(
-            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+        self.error, self.buttons = add_footer(
+            self, layout, "login_error", database_label, "Sign in", self._try
         )
-        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Sign in")
-        self.buttons.accepted.connect(self._try)
-        self.buttons.rejected.connect(self.reject)
-        layout.addWidget(self.buttons)
 
     def _try(self) -> None:
         name, pw = self.username.text(), self.password.text()
