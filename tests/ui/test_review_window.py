@@ -46,6 +46,7 @@ def test_category_then_confirm_writes_hashes(qtbot, make_window, db):
     assert rows[0].category_label == "Glorification of terrorist acts"
     hashes = _active_hashes(db, item.id)
     assert {h.algorithm for h in hashes} >= {"pdq", "phash", "md5", "sha256"}
+    _wait_item(qtbot, w)  # the next claim is prepared in the background
     assert w.controller.current.item.id != item.id  # the next item is on screen
 
 
@@ -107,7 +108,12 @@ def test_held_key_records_one_decision(qtbot, make_window, db):
     qtbot.keyRelease(w.preview, KEY.Key_N)
     rows = _decisions(db)
     assert [(r.verdict, r.item_id) for r in rows] == [("reject", first.id)]
-    # After the release the next press decides the next item.
+    # After the release the next press decides the next item (once it is on screen: the next
+    # claim is prepared in the background).
+    qtbot.waitUntil(
+        lambda: w.controller.current is not None and w.controller.current.item.id != first.id,
+        timeout=10000,
+    )
     second = w.controller.current.item
     with qtbot.waitSignal(w.controller.decision_recorded, timeout=10000):
         press(qtbot, w, KEY.Key_N)

@@ -98,6 +98,7 @@ def test_decisions_journalled_by_a_killed_run_land_on_the_next_start(
     qtbot.waitUntil(lambda: w.controller.pending == 0, timeout=10000)
     rows = [r for r in _decisions(db) if r.uuid == req.uuid]
     assert len(rows) == 1 and rows[0].item_id == item.id
+    qtbot.waitUntil(lambda: w.controller.current is not None, timeout=10000)
     assert w.controller.current.item.id != item.id
 
 
