@@ -106,9 +106,9 @@ def _paired_rates(decode, analyze, datas: list, paths: list, passes: int = 3) ->
 
 
 def _ingest_figures(paths: list[Path], label: str) -> dict:
-    from app.core.ingest import IngestJob, analyze_jobs
+    from app.core.domain import SightingInfo
+    from app.core.ingest_jobs import IngestJob, analyze_jobs
     from app.core.media import analyze_file
-    from app.core.model import SightingInfo
     from app.storage.models import utcnow
 
     repeat = max(1, -(-MIN_IMAGES // len(paths)))  # a small set runs several times
@@ -186,7 +186,7 @@ def print_bench_ingest() -> dict:
 
 
 def run_bench() -> int:
-    from app.core.matching import bench_match
+    from app.core.hash_index import bench_match
     from app.core.video import bench_video
 
     print("Hashdesk benchmark (figures, not pass/fail; compare ratios within one run)")
@@ -244,11 +244,11 @@ def bench_history(url: str, decisions: int = 1_000_000, repeats: int = 5) -> dic
 
     from sqlalchemy import func, select
 
-    from app.core.history import HistoryFilter
-    from app.core.model import DecisionMethod, Role, Verdict
+    from app.core.domain import DecisionMethod, Role, Verdict
+    from app.core.history_types import HistoryFilter
     from app.storage.benchdata import ensure_users, generate
     from app.storage.db import open_database
-    from app.storage.history import HistoryService
+    from app.storage.history_queries import HistoryService
     from app.storage.models import Decision, Item
     from app.storage.users import UserInfo
 

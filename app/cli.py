@@ -13,7 +13,7 @@ from pathlib import Path
 from app import __version__
 from app.core.config import ConfigError, Settings, load_settings
 from app.core.contentstore import ContentStore
-from app.core.ingest import IngestJob, ManifestError, jobs_from_paths, read_manifest
+from app.core.ingest_jobs import IngestJob, ManifestError, jobs_from_paths, read_manifest
 from app.core.roles import PermissionDenied
 from app.core.taxonomy import TaxonomyError, load_taxonomy
 from app.paths import resource
@@ -41,7 +41,7 @@ def _progress(done: int, total: int) -> None:
 
 
 def run_ingest(settings: Settings, db: Database, jobs: list[IngestJob], problems: list[str]):
-    from app.storage.ingest import IngestRecorder, ingest_jobs
+    from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
 
     recorder = IngestRecorder(db, ContentStore(settings.media_root), policy=settings.match)
     summary = ingest_jobs(recorder, jobs, progress=_progress)
@@ -270,7 +270,7 @@ def prepare_demo(folder: Path, count: int = 40) -> tuple[Settings, Database]:
     """A throwaway database and media root in ``folder``, filled with sample items and a demo
     moderator."""
     from app.core.demo import write_demo_media
-    from app.core.model import Role
+    from app.core.domain import Role
     from app.storage.users import UserService
 
     settings = load_settings(

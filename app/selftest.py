@@ -105,7 +105,7 @@ class SelfTest:
         from sqlalchemy import select
 
         from app.cli import run_ingest
-        from app.core.ingest import jobs_from_paths
+        from app.core.ingest_jobs import jobs_from_paths
         from app.storage.models import Item, SignalRow
 
         incoming = self.root / "incoming"
@@ -133,7 +133,7 @@ class SelfTest:
         return "2 items (image, video)"
 
     def step_process_pool(self) -> str:
-        from app.core.ingest import analyze_jobs, jobs_from_paths
+        from app.core.ingest_jobs import analyze_jobs, jobs_from_paths
         from app.core.media import analyze_file
 
         jobs = jobs_from_paths([self.root / "incoming"]) * 2  # 4 jobs: enough for the pool
@@ -148,7 +148,7 @@ class SelfTest:
 
     def step_user(self) -> str:
         from app.cli import _context
-        from app.core.model import Role
+        from app.core.domain import Role
 
         self.ctx = _context(self.settings, self.db, journal_dir=self.root / "journal")
         self.user = self.ctx.users.add(USER, PASSWORD, Role.MODERATOR, "Self-test Moderator")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from app.core.contentstore import ContentStore
 from app.core.demo import sample_picture
-from app.core.ingest import jobs_from_paths
-from app.core.model import Role
+from app.core.domain import Role
+from app.core.ingest_jobs import jobs_from_paths
 from app.storage.db import Database
-from app.storage.ingest import IngestRecorder, ingest_jobs
+from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
 from app.storage.users import UserInfo, UserService
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import platformdirs
 
 from app import APP_NAME
-from app.core.matcher import MatchPolicy
+from app.core.match_rules import MatchPolicy
 
 
 class ConfigError(ValueError):

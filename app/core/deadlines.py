@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from app.core.model import SightingInfo
+from app.core.domain import SightingInfo
 
 DEFAULT_SOURCE_DEADLINES: dict[str, timedelta] = {"removal_order": timedelta(hours=1)}
 ENV_NAME = "HASHDESK_SOURCE_DEADLINES"

@@ -1,11 +1,7 @@
-"""Image decoding and hashing: content sniffing, PDQ, pHash, previews. No Qt, no SQL.
+"""Image decoding and hashing: content sniffing, pHash, previews, and the PDQ signals of a
+picture (computed by :mod:`app.core.pdq`). No Qt, no SQL.
 
-PDQ hex follows the ThreatExchange reference (``Hash256::format`` / python-threatexchange): the
-256-bit hash is printed most significant bit first. ``pdqhash.compute`` already returns the bits
-in that order (bit 255 first), so :func:`pdq_hex` packs them big-endian, and a frame hashed here
-lands within a few bits of the vPDQ reference output for the same frame.
-
-Decoding rules (DESIGN "Hashing and matching", "Bad input"):
+Decoding rules (docs/ARCHITECTURE.md, "Hashing and matching"; bad input never escapes):
 
 * the format comes from the content (:func:`sniff`), never the file name;
 * EXIF orientation is honoured; width/height are those of the oriented original;
@@ -19,7 +15,7 @@ Decoding rules (DESIGN "Hashing and matching", "Bad input"):
 
 Evasion-resistant signals (issue 3): besides the plain PDQ and pHash, an image gets the 7
 rotated/mirrored PDQ hashes as ``dih:<name>`` query-only signals (one ``compute_dihedral``, no
-extra cost), and when it has letterbox/pillarbox bars (:func:`app.core.signals_variants.trim_bars`)
+extra cost), and when it has letterbox/pillarbox bars (:func:`app.core.bars.trim_bars`)
 the PDQ and pHash of its content as ``trimmed`` signals.
 """
 
@@ -33,11 +29,12 @@ import struct
 
 import imagehash
 import numpy as np
-import pdqhash
 from PIL import Image, ImageFile, UnidentifiedImageError
 
-from app.core.model import Algorithm, MediaAnalysis, MediaKind, Signal, UnreadableMedia
-from app.core.signals_variants import trim_bars
+from app.core.bars import trim_bars
+from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal, UnreadableMedia
+from app.core.pdq import pdq_from_rgb, pdq_signals_with_dihedral
+from app.core.signal_types import TRIMMED
 
 log = logging.getLogger(__name__)
 
@@ -60,30 +57,6 @@ PREVIEW_QUALITY = 85
 PHASH_REDUCING_GAP = 5.0
 #: Side of the grey picture imagehash.phash hashes (hash_size 8 x highfreq_factor 4).
 _PHASH_SIDE = 32
-
-#: Order of the hashes returned by :func:`pdq_dihedral_from_rgb` (the reference
-#: ``pdqDihedralHash256esFromFloatLuma`` outputs; each is the PDQ the picture would have after
-#: that transform). Checked against the ``dih__bridge-*`` corpus files and numpy transforms of
-#: an array ``a``: rotate90 = ``np.rot90(a, 1)`` (counter-clockwise quarter turn), rotate180 =
-#: ``np.rot90(a, 2)``, rotate270 = ``np.rot90(a, -1)`` (clockwise), flipx = ``a[::-1]`` (mirror
-#: about the x axis: top-bottom), flipy = ``a[:, ::-1]`` (mirror about the y axis: left-right),
-#: flip_plus1 = ``a.transpose(1, 0, 2)`` (about the main diagonal), flip_minus1 = the
-#: anti-transpose ``np.rot90(a, 2).transpose(1, 0, 2)``.
-DIHEDRAL_ORDER = (
-    "original",
-    "rotate90",
-    "rotate180",
-    "rotate270",
-    "flipx",
-    "flipy",
-    "flip_plus1",
-    "flip_minus1",
-)
-
-#: Variant of the signals hashed with letterbox/pillarbox bars trimmed (stored in the list).
-TRIMMED = "trimmed"
-#: Prefix of the variants of rotated/mirrored PDQ hashes (query-only, never in the hash list).
-DIHEDRAL_PREFIX = "dih:"
 
 _FORMAT_NAMES = {
     "image/jpeg": "JPEG",
@@ -160,81 +133,6 @@ def format_name(mime: str | None) -> str:
     if mime is None:
         return "image"
     return _FORMAT_NAMES.get(mime, mime.split("/")[-1].upper())
-
-
-# --------------------------------------------------------------------------------------------
-# PDQ helpers (also used by video hashing)
-
-
-def pdq_hex(bits: np.ndarray) -> str:
-    """256 bits as returned by ``pdqhash.compute`` (most significant first) -> 64 hex chars,
-    the ThreatExchange reference format."""
-    arr = np.asarray(bits)
-    if arr.shape != (256,):
-        raise ValueError(f"PDQ hash must have 256 bits, got shape {arr.shape}")
-    return np.packbits(arr.astype(np.uint8, copy=False)).tobytes().hex()
-
-
-def hex_to_bits(value: str) -> np.ndarray:
-    """Inverse of :func:`pdq_hex` (any even-length hex): uint8 array of 0/1, MSB first."""
-    return np.unpackbits(np.frombuffer(bytes.fromhex(value), dtype=np.uint8))
-
-
-def hamming_hex(a: str, b: str) -> int:
-    """Number of differing bits between two hex hashes of the same length."""
-    if len(a) != len(b):
-        raise ValueError(f"hashes differ in length: {len(a)} vs {len(b)} hex digits")
-    return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
-def _rgb_array(arr: np.ndarray) -> np.ndarray:
-    a = np.asarray(arr)
-    if a.ndim == 2:
-        a = np.repeat(a[:, :, None], 3, axis=2)
-    elif a.ndim == 3 and a.shape[2] == 1:
-        a = np.repeat(a, 3, axis=2)
-    elif a.ndim == 3 and a.shape[2] == 4:
-        a = a[:, :, :3]
-    if a.ndim != 3 or a.shape[2] != 3:
-        raise ValueError(f"expected an HxWx3 RGB array, got shape {a.shape}")
-    if a.shape[0] < 1 or a.shape[1] < 1:
-        raise ValueError(f"empty picture: {a.shape[1]}x{a.shape[0]}")
-    return np.ascontiguousarray(a, dtype=np.uint8)
-
-
-def pdq_from_rgb(arr: np.ndarray) -> tuple[str, int]:
-    """PDQ of an HxWx3 uint8 RGB array (HxW grey and HxWx4 are accepted): (hex, quality)."""
-    bits, quality = pdqhash.compute(_rgb_array(arr))
-    return pdq_hex(bits), int(quality)
-
-
-def pdq_dihedral_from_rgb(arr: np.ndarray) -> list[str]:
-    """The 8 dihedral PDQ hashes of an RGB array, in :data:`DIHEDRAL_ORDER`: original,
-    rotate90, rotate180, rotate270, flipx, flipy, flip_plus1, flip_minus1."""
-    hashes, _quality = pdqhash.compute_dihedral(_rgb_array(arr))
-    return [pdq_hex(h) for h in hashes]
-
-
-def dihedral_variant(name: str) -> str:
-    """Signal variant of a rotated/mirrored query hash: ``dih:<name>`` (query-only)."""
-    return DIHEDRAL_PREFIX + name
-
-
-def pdq_signals_with_dihedral(
-    arr: np.ndarray, *, algorithm: Algorithm = Algorithm.PDQ, frame_ts: float | None = None
-) -> list[Signal]:
-    """The PDQ of a picture and its 7 rotated/mirrored hashes, from ONE
-    ``pdqhash.compute_dihedral`` (which costs the same as a plain ``compute``): the plain signal
-    first, then ``dih:<name>`` signals in :data:`DIHEDRAL_ORDER`. A dihedral hash is the PDQ
-    the picture would have after that transform, so a rotated or mirrored copy of confirmed
-    content has one within the usual distance of the confirmed hash. They are for querying
-    only: the hash list never stores ``dih:`` signals."""
-    hashes, quality = pdqhash.compute_dihedral(_rgb_array(arr))
-    quality = int(quality)
-    out = [Signal(algorithm, pdq_hex(hashes[0]), quality, frame_ts)]
-    for name, bits in zip(DIHEDRAL_ORDER[1:], hashes[1:], strict=True):
-        out.append(Signal(algorithm, pdq_hex(bits), quality, frame_ts, dihedral_variant(name)))
-    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import os
 from pathlib import Path
 
 from app.core import imaging
-from app.core.model import MediaAnalysis, MediaKind
+from app.core.domain import MediaAnalysis, MediaKind
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ trimmed). The half of the picture the overlay does not touch is unchanged, so ea
 gets the PDQ of its four halves (``region:top``, ``region:bottom``, ``region:left``,
 ``region:right``), taken from the picture with its bars trimmed. A half is only ever compared
 with the same half of another picture: the index keeps each region in a space of its own
-(:meth:`app.core.matching.HashIndex.space`).
+(:meth:`app.core.hash_index.HashIndex.space`).
 
 Measured on the corpus (``tests/unit/test_regions.py`` checks the same), per sampled frame, with
 the target's frames at quality >= 50, distance to the nearest frame of the original:
@@ -38,23 +38,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from app.core.imaging import pdq_from_rgb
-from app.core.model import Algorithm, Signal
+from app.core.domain import Algorithm, Signal
+from app.core.pdq import pdq_from_rgb
+from app.core.signal_types import region_variant
 
-REGION_PREFIX = "region:"
 REGIONS = ("top", "bottom", "left", "right")
 #: Long side of the reduced picture the halves are cut from.
 REGION_SIDE = 256
 #: A picture whose halves would be smaller than this (px, short side of a half) gets none.
 MIN_REGION_SIDE = 32
-
-
-def region_variant(name: str) -> str:
-    return REGION_PREFIX + name
-
-
-def is_region(variant: str) -> bool:
-    return variant.startswith(REGION_PREFIX)
 
 
 def _reduce(pixels: np.ndarray) -> np.ndarray:

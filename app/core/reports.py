@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TextIO
 
-from app.core.history import HistoryRow, PeriodStats
+from app.core.history_types import HistoryRow, PeriodStats
 
 HISTORY_COLUMNS = (
     "decided_at_utc",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from app.core.model import Role
+from app.core.domain import Role
 
 
 class Permission(StrEnum):

@@ -6,7 +6,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.model import Category
+from app.core.domain import Category
 
 
 class TaxonomyError(ValueError):

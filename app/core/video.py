@@ -29,10 +29,11 @@ import cv2
 import numpy as np
 from PIL import Image, ImageSequence
 
-from app.core.imaging import TRIMMED, hamming_hex, pdq_from_rgb, pdq_signals_with_dihedral
-from app.core.model import Algorithm, MediaAnalysis, MediaKind, Signal
+from app.core.bars import BarDetector, Bars, bars_agree, crop
+from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal
+from app.core.pdq import hamming_hex, pdq_from_rgb, pdq_signals_with_dihedral
 from app.core.regions import region_signals
-from app.core.signals_variants import BarDetector, Bars, bars_agree, crop
+from app.core.signal_types import TRIMMED
 
 log = logging.getLogger(__name__)
 

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from app.core.history import HistoryFilter
-from app.core.model import DecisionMethod, Role, Verdict
+from app.core.domain import DecisionMethod, Role, Verdict
+from app.core.history_types import HistoryFilter
 from app.core.taxonomy import Taxonomy
 from app.storage.db import Database
-from app.storage.history import HistoryService
+from app.storage.history_queries import HistoryService
 from app.storage.leads import LeadService
 from app.storage.models import Item, utcnow
 from app.storage.review import DecisionRequest, ReviewService

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 
-from app.core.regions import REGION_PREFIX
 from app.core.roles import Permission
+from app.core.signal_types import REGION_PREFIX
 from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
 from app.storage.models import HashListEntry, utcnow

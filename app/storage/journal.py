@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from app.core.model import DecisionMethod, Verdict
+from app.core.domain import DecisionMethod, Verdict
 from app.core.roles import PermissionDenied
 from app.storage.models import utcnow
 from app.storage.review import DecisionOutcome, DecisionRequest, ReviewError, ReviewService

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from app.core.matcher import MatchPolicy, index_signal
-from app.core.matching import HashIndex
-from app.core.model import Algorithm, ItemStatus, Signal
+from app.core.domain import Algorithm, ItemStatus, Signal
+from app.core.hash_index import HashIndex
+from app.core.match_rules import MatchPolicy, index_signal
 from app.storage.db import Database
 from app.storage.models import HashListEntry, Item, SignalRow, User
 

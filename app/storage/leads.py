@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.core.model import DecisionMethod, ItemStatus, QueueItem, Verdict
+from app.core.domain import DecisionMethod, ItemStatus, QueueItem, Verdict
 from app.core.roles import Permission, PermissionDenied, require
 from app.storage.db import Database
 from app.storage.models import (

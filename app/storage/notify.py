@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import event, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.matcher import MatchPolicy
-from app.core.matching import HashIndex
+from app.core.hash_index import HashIndex
+from app.core.match_rules import MatchPolicy
 from app.storage.db import Database
 from app.storage.known import add_hash_list_rows
 from app.storage.models import HashListEntry

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import and_, case, func, or_, select, text
 from sqlalchemy.orm import Session
 
-from app.core.model import (
+from app.core.domain import (
     DecisionMethod,
     ItemStatus,
     MediaKind,

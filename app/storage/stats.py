@@ -13,8 +13,8 @@ from sqlalchemy import case, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.agreement import agreement
-from app.core.history import FlagToDecision, PeriodStats
-from app.core.model import DecisionMethod, ItemStatus, Verdict
+from app.core.domain import DecisionMethod, ItemStatus, Verdict
+from app.core.history_types import FlagToDecision, PeriodStats
 from app.core.roles import Permission, require
 from app.storage.db import Database
 from app.storage.models import Decision, Item, SecondReview, Sighting, User, utcnow

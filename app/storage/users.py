@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.model import Role
+from app.core.domain import Role
 from app.core.roles import Permission, PermissionDenied, require
 from app.core.security import hash_password, verify_password
 from app.storage.audit import AuditKind, append_event, count_events, lock_audit_chain

@@ -49,7 +49,7 @@ def bench_review(n_items: int = 100_000, presses: int = 200) -> dict:
 
     from app.core.config import Settings
     from app.core.contentstore import ContentStore
-    from app.core.model import Role
+    from app.core.domain import Role
     from app.core.taxonomy import load_taxonomy
     from app.paths import resource
     from app.storage.db import open_database

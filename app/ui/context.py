@@ -7,7 +7,7 @@ from pathlib import Path
 
 from app.core.config import Settings, data_dir, redact_url
 from app.core.contentstore import ContentStore
-from app.core.matching import HashIndex
+from app.core.hash_index import HashIndex
 from app.core.taxonomy import Taxonomy
 from app.storage.db import Database
 from app.storage.journal import DecisionJournal, journal_path

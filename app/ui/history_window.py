@@ -30,11 +30,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.history import HistoryFilter, HistoryRow
-from app.core.model import DecisionMethod, Verdict
+from app.core.domain import DecisionMethod, Verdict
+from app.core.history_types import HistoryFilter, HistoryRow
 from app.core.preview import BLUR_LEVELS
 from app.core.reports import history_csv
-from app.storage.history import HistoryService
+from app.storage.history_queries import HistoryService
 from app.storage.leads import LeadService, OverturnOutcome
 from app.storage.users import UserInfo
 from app.ui.actions import HISTORY_ACTIONS, build_actions

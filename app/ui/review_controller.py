@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.core.model import Category, DecisionMethod, MediaKind, QueueItem, Verdict
+from app.core.domain import Category, DecisionMethod, MediaKind, QueueItem, Verdict
 from app.core.preview import prepare_preview
 from app.storage.journal import EntryKind, JournalSync, SyncReport, backoff_seconds
 from app.storage.review import DecisionOutcome, DecisionRequest, QueueCounts

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.model import Category, Verdict
+from app.core.domain import Category, Verdict
 from app.core.preview import BLUR_LEVELS
 from app.core.roles import Permission, allowed
 from app.storage.models import utcnow

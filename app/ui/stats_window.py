@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.history import PeriodStats
+from app.core.history_types import PeriodStats
 from app.core.reports import summary_csv, summary_html
 from app.storage.models import utcnow
 from app.storage.stats import StatsService

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QListView, QSizePolicy, QVBoxLayout, QWidget
 
-from app.core.history import Timeline
+from app.core.history_types import Timeline
 from app.core.preview import prepare_preview
-from app.storage.history import HistoryService
+from app.storage.history_queries import HistoryService
 from app.storage.users import UserInfo
 from app.ui.context import AppContext
 from app.ui.preview import PreviewWidget, ScreenPreview

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from app.core.model import Verdict
+from app.core.domain import Verdict
 from app.storage.db import open_database
 from app.storage.review import DecisionRequest, ReviewService
 

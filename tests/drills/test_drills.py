@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select, text
 
-from app.core.model import ItemStatus, Role
+from app.core.domain import ItemStatus, Role
 from app.storage.audit import verify_chains
 from app.storage.db import open_database
 from app.storage.journal import DecisionJournal, JournalSync

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from app.core.model import Verdict
+from app.core.domain import Verdict
 from app.storage.db import open_database
 from app.storage.journal import DecisionJournal, JournalSync
 from app.storage.review import DecisionRequest, ReviewService

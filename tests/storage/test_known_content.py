@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.core.matcher import MatchPolicy
+from app.core.domain import DecisionMethod, ItemStatus, SightingInfo, Verdict
+from app.core.match_rules import MatchPolicy
 from app.core.media import analyze_file
-from app.core.model import DecisionMethod, ItemStatus, SightingInfo, Verdict
-from app.storage.ingest import IngestRecorder
+from app.storage.ingest_recorder import IngestRecorder
 from app.storage.models import Decision, Item, utcnow
 from app.storage.review import DecisionRequest, ReviewService
 from tests.helpers import make_user

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from app.core.model import ItemStatus, Role, Verdict
+from app.core.domain import ItemStatus, Role, Verdict
 from app.storage.models import Decision, Item, utcnow
 from app.storage.review import DecisionRequest, ReviewService
 from tests.helpers import ingest, make_user, write_samples

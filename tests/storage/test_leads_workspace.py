@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app.core.history import HistoryFilter
-from app.core.model import DecisionMethod, ItemStatus, Role, Verdict
+from app.core.domain import DecisionMethod, ItemStatus, Role, Verdict
+from app.core.history_types import HistoryFilter
 from app.core.roles import PermissionDenied
-from app.storage.history import HistoryService
+from app.storage.history_queries import HistoryService
 from app.storage.leads import LeadError, LeadService, sampled
 from app.storage.models import Decision, HashListEntry, Item, SignalRow, utcnow
 from app.storage.review import DecisionRequest, ReviewService

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from app.core.model import Algorithm, ItemStatus, Role, Verdict
+from app.core.domain import Algorithm, ItemStatus, Role, Verdict
 from app.core.security import GENESIS_HASH, chain_hash
 from app.storage.models import Decision, HashListEntry, Item, Sighting, utcnow
 from app.storage.review import DecisionRequest, ReviewService

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.core.model import ItemStatus, Verdict
+from app.core.domain import ItemStatus, Verdict
 from app.storage.db import Database, make_engine
 from app.storage.journal import (
     DecisionJournal,

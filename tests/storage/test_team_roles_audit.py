@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from app.cli import main
-from app.core.model import Role, Verdict
+from app.core.domain import Role, Verdict
 from app.core.regions import REGIONS
 from app.core.roles import PermissionDenied
 from app.storage.audit import AuditKind, recent_events, verify_chains

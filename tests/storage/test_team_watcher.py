@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from app.core.matching import HashIndex
-from app.core.model import Verdict
+from app.core.domain import Verdict
+from app.core.hash_index import HashIndex
 from app.storage.db import open_database
 from app.storage.notify import HashListWatcher
 from app.storage.review import DecisionRequest, ReviewService

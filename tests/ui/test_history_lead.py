@@ -12,8 +12,8 @@ from PySide6.QtWidgets import QApplication
 from sqlalchemy import select
 
 from app.core.config import Settings
-from app.core.history import HistoryFilter
-from app.core.model import DecisionMethod, ItemStatus, Role, Verdict
+from app.core.domain import DecisionMethod, ItemStatus, Role, Verdict
+from app.core.history_types import HistoryFilter
 from app.storage.models import HashListEntry
 from app.storage.review import DecisionRequest
 from app.ui.context import AppContext

@@ -8,7 +8,7 @@ from PySide6.QtGui import QImage, QKeyEvent
 from PySide6.QtWidgets import QApplication
 from sqlalchemy import select
 
-from app.core.model import ItemStatus
+from app.core.domain import ItemStatus
 from app.storage.models import Decision, HashListEntry
 from tests.ui.conftest import KEY, press, wait_saved
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from app.core.model import ItemStatus, Verdict
+from app.core.domain import ItemStatus, Verdict
 from app.storage.journal import DecisionJournal
 from app.storage.models import Decision
 from app.storage.review import DecisionRequest
@@ -105,7 +105,7 @@ def test_decisions_journalled_by_a_killed_run_land_on_the_next_start(
 def test_first_start_on_an_empty_database_creates_the_admin(qtbot, sqlite_db):
     from PySide6.QtWidgets import QDialogButtonBox
 
-    from app.core.model import Role
+    from app.core.domain import Role
     from app.storage.users import UserService
     from app.ui.first_run import FirstRunDialog
     from app.ui.tasks import TaskRunner

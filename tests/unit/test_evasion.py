@@ -17,10 +17,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core.imaging import DIHEDRAL_ORDER, analyze_image_bytes, hamming_hex, pdq_from_rgb
-from app.core.matching import video_match_fraction
-from app.core.model import Algorithm, MediaAnalysis, MediaKind, Signal
-from app.core.signals_variants import BarDetector, bars_agree, scan_borders, trim_bars
+from app.core.bars import BarDetector, bars_agree, scan_borders, trim_bars
+from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal
+from app.core.hash_index import video_match_fraction
+from app.core.imaging import analyze_image_bytes
+from app.core.pdq import DIHEDRAL_ORDER, hamming_hex, pdq_from_rgb
 from app.core.video import DIHEDRAL_FRAMES, analyze_video, parse_vpdq_file
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"

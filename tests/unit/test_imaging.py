@@ -23,19 +23,21 @@ import pytest
 from PIL import Image, ImageFile, features
 
 from app.core import imaging, media
+from app.core.domain import Algorithm, MediaAnalysis, MediaKind
 from app.core.imaging import (
-    DIHEDRAL_ORDER,
     analyze_image_bytes,
     decode_image,
+    make_preview_jpeg,
+    sniff,
+)
+from app.core.pdq import (
+    DIHEDRAL_ORDER,
     hamming_hex,
     hex_to_bits,
-    make_preview_jpeg,
     pdq_dihedral_from_rgb,
     pdq_from_rgb,
     pdq_hex,
-    sniff,
 )
-from app.core.model import Algorithm, MediaAnalysis, MediaKind
 
 CORPUS = Path(__file__).parents[2].parent / "shared" / "corpus"
 IMAGES = CORPUS / "pdq-images"
@@ -208,7 +210,7 @@ def test_dihedral_order_matches_numpy_transforms():
 def test_trim_bars_quick_rejection_agrees_with_the_full_scan():
     """trim_bars first looks at one line per side; it must answer as the full border scan does,
     bars or not: noisy bars, an odd line at the very edge, any colour, tiny pictures."""
-    from app.core import signals_variants as sv
+    from app.core import bars as sv
 
     def full_scan(a):
         scan = sv.scan_borders(a)

@@ -16,8 +16,8 @@ from app.core.deadlines import (
     source_deadlines,
     with_source_deadline,
 )
-from app.core.history import HistoryRow, PeriodStats
-from app.core.model import DecisionMethod, SightingInfo, Verdict
+from app.core.domain import DecisionMethod, SightingInfo, Verdict
+from app.core.history_types import HistoryRow, PeriodStats
 from app.core.reports import history_csv, summary_csv, summary_html
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.core.matcher import MatchPolicy, find_match, index_signal
-from app.core.matching import HashIndex, video_match_fraction
+from app.core.domain import Algorithm, MediaAnalysis, MediaKind
+from app.core.hash_index import HashIndex, video_match_fraction
+from app.core.match_rules import MatchPolicy, find_match, index_signal
 from app.core.media import analyze_file
-from app.core.model import Algorithm, MediaAnalysis, MediaKind
 from app.core.regions import REGIONS, region_signals
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
@@ -177,7 +177,7 @@ def _stamp_logo(rgb: np.ndarray) -> np.ndarray:
 def test_logo_stamped_photo_matches_through_a_half(tmp_path):
     from PIL import Image
 
-    from app.core.imaging import hamming_hex
+    from app.core.pdq import hamming_hex
 
     orig_path = CORPUS / "pdq-images" / "bridge-mods__aaa-orig.jpg"
     orig = analyze_file(orig_path)

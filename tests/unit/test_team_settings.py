@@ -8,7 +8,7 @@ from keyring.backend import KeyringBackend
 
 from app.cli import main
 from app.core.config import ConfigError, load_settings
-from app.core.matcher import MatchPolicy
+from app.core.match_rules import MatchPolicy
 from app.core.settings_file import keyring_account, settings_path
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core.model import Algorithm, MediaAnalysis, MediaKind
+from app.core.domain import Algorithm, MediaAnalysis, MediaKind
 from app.core.video import analyze_video, parse_vpdq_file
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.core.agreement import Agreement
-from app.core.model import DecisionMethod, Verdict
+from app.core.domain import DecisionMethod, Verdict
 
 SYSTEM_USER = "(system)"  # auto-match decisions have no human author
 

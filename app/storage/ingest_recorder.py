@@ -13,10 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from app.core.contentstore import ContentStore
 from app.core.deadlines import source_deadlines as source_deadlines_from_env
 from app.core.deadlines import with_source_deadline
-from app.core.ingest import IngestJob, IngestSummary, analyze_jobs
-from app.core.matcher import Evidence, MatchPolicy, find_match, index_signal
-from app.core.matching import HashIndex
-from app.core.model import (
+from app.core.domain import (
     DecisionMethod,
     ItemStatus,
     MediaAnalysis,
@@ -25,6 +22,9 @@ from app.core.model import (
     Signal,
     Verdict,
 )
+from app.core.hash_index import HashIndex
+from app.core.ingest_jobs import IngestJob, IngestSummary, analyze_jobs
+from app.core.match_rules import Evidence, MatchPolicy, find_match, index_signal
 from app.storage.db import Database
 from app.storage.known import (
     OPEN_OR_CLAIMED,

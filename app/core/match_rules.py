@@ -3,7 +3,7 @@
 Used twice at ingest: against the hash list (auto-match: known content never reaches a human
 twice) and against the open queue (near-duplicate clusters: decided once). No Qt, no SQL.
 
-Rules (DESIGN.md, "Hashing and matching"):
+Rules (docs/ARCHITECTURE.md, "Hashing and matching"):
 
 * SHA-256 or MD5 equal: the same file.
 * PDQ within ``pdq_threshold`` (31), from any PDQ signal of the query (as decoded, with bars
@@ -25,15 +25,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.core.matching import HashIndex, best_video_matches
-from app.core.model import Algorithm, MediaKind, Signal
-from app.core.regions import is_region
+from app.core.domain import Algorithm, MediaKind, Signal
+from app.core.hash_index import HashIndex, best_video_matches
+from app.core.signal_types import SIGNAL_TYPES, is_dihedral, is_query_only, is_region
 
 
 @dataclass(frozen=True)
 class MatchPolicy:
-    pdq_threshold: int = 31
-    phash_threshold: int = 10
+    pdq_threshold: int = SIGNAL_TYPES[Algorithm.PDQ].default_threshold
+    phash_threshold: int = SIGNAL_TYPES[Algorithm.PHASH].default_threshold
     min_quality: int = 50
     video_fraction: float = 0.8
     auto_resolve: bool = True  # False: queue the item with a "known match" badge instead
@@ -70,10 +70,10 @@ class Evidence:
 
 def index_signal(index: HashIndex, entry_id: int, sig: Signal, ref: int | None, policy) -> bool:
     """Add one signal to ``index`` if it may match. Returns whether it was added."""
-    if sig.variant.startswith("dih:"):
+    if is_query_only(sig.variant):
         return False  # rotated/mirrored hashes are for querying, not for the list
     if (
-        sig.algorithm in (Algorithm.PDQ, Algorithm.PDQ_FRAME)
+        SIGNAL_TYPES[sig.algorithm].min_quality_applies
         and sig.quality is not None
         and sig.quality < policy.min_quality
     ):
@@ -124,7 +124,7 @@ def find_match(
                 consider(Evidence(m.entry_id, m.ref, "phash", m.distance, sig.variant))
 
     for variant, frames in frame_sets.items():
-        if variant.startswith("dih:") and len(frames) < 2:
+        if is_dihedral(variant) and len(frames) < 2:
             continue
         best = _more_frames(best, _video_evidence(index, frames, variant, policy))
     if best is None and policy.use_regions and regions:

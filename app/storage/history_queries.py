@@ -15,7 +15,8 @@ from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.deadlines import deadline_state
-from app.core.history import (
+from app.core.domain import Algorithm, DecisionMethod, Verdict
+from app.core.history_types import (
     SYSTEM_USER,
     FilterOptions,
     HistoryCursor,
@@ -25,8 +26,8 @@ from app.core.history import (
     Timeline,
     TimelineEvent,
 )
-from app.core.model import Algorithm, DecisionMethod, Verdict
 from app.core.roles import Permission, require
+from app.core.signal_types import DIHEDRAL_PREFIX
 from app.storage.db import Database
 from app.storage.models import (
     Decision,
@@ -325,7 +326,7 @@ class HistoryService:
             signals: dict[str, tuple[str, int]] = {}
             for algo, value in s.execute(
                 select(SignalRow.algorithm, SignalRow.value)
-                .where(SignalRow.item_id == item_id, ~SignalRow.variant.startswith("dih:"))
+                .where(SignalRow.item_id == item_id, ~SignalRow.variant.startswith(DIHEDRAL_PREFIX))
                 .order_by(SignalRow.id)
             ):
                 first, n = signals.get(algo, (value, 0))

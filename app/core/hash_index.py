@@ -59,7 +59,8 @@ from typing import NamedTuple, TypeGuard
 
 import numpy as np
 
-from app.core.model import Algorithm
+from app.core.domain import Algorithm
+from app.core.signal_types import SIGNAL_TYPES
 
 __all__ = [
     "NO_REF",
@@ -79,22 +80,11 @@ _INITIAL_CAPACITY = 1024
 # Bit tables: key -> number of 64-bit words.
 _B256 = "b256"
 _B64 = "b64"
-_TABLE_OF = {
-    Algorithm.PDQ: _B256,
-    Algorithm.PDQ_FRAME: _B256,
-    Algorithm.PHASH: _B64,
-    Algorithm.MD5: "md5",
-    Algorithm.SHA256: "sha256",
-}
+# Which table holds each hash type, and its length: from the signal-type registry.
+_TABLE_OF = {alg: t.index_table for alg, t in SIGNAL_TYPES.items()}
 _WORDS = {_B256: 4, _B64: 1}
-_HEX_LEN = {
-    Algorithm.PDQ: 64,
-    Algorithm.PDQ_FRAME: 64,
-    Algorithm.PHASH: 16,
-    Algorithm.MD5: 32,
-    Algorithm.SHA256: 64,
-}
-_BIT_ALGS = (Algorithm.PDQ, Algorithm.PDQ_FRAME, Algorithm.PHASH)  # code = position
+_HEX_LEN = {alg: t.hex_len for alg, t in SIGNAL_TYPES.items()}
+_BIT_ALGS = tuple(alg for alg, t in SIGNAL_TYPES.items() if t.near)  # code = position
 _ALG_CODE = {alg: i for i, alg in enumerate(_BIT_ALGS)}
 
 # ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """The ingest pipeline's Qt- and SQL-free half: which files, with what sighting facts, analysed
-on every core. The caller records each result (see app.storage.ingest)."""
+on every core. The caller records each result (see app.storage.ingest_recorder)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.core.domain import MediaAnalysis, SightingInfo
 from app.core.media import analyze_file
-from app.core.model import MediaAnalysis, SightingInfo
 
 
 class ManifestError(ValueError):

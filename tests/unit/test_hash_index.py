@@ -9,8 +9,9 @@ import threading
 import numpy as np
 import pytest
 
-from app.core import matching
-from app.core.matching import (
+from app.core import hash_index as matching
+from app.core.domain import Algorithm
+from app.core.hash_index import (
     HashIndex,
     Match,
     _hamming_hex,
@@ -19,7 +20,6 @@ from app.core.matching import (
     hex_to_words,
     video_match_fraction,
 )
-from app.core.model import Algorithm
 
 
 def rand_hex(rng: random.Random, bits: int = 256) -> str:
