@@ -106,10 +106,9 @@ def _paired_rates(decode, analyze, datas: list, paths: list, passes: int = 3) ->
 
 
 def _ingest_figures(paths: list[Path], label: str) -> dict:
-    from app.core.domain import SightingInfo
+    from app.core.domain import SightingInfo, utcnow
     from app.core.ingest_jobs import IngestJob, analyze_jobs
     from app.core.media import analyze_file
-    from app.storage.models import utcnow
 
     repeat = max(1, -(-MIN_IMAGES // len(paths)))  # a small set runs several times
     runs = paths * repeat
@@ -173,7 +172,7 @@ def _print_ingest(f: dict) -> None:
 def print_bench_ingest() -> dict:
     ing = bench_ingest()
     print(
-        "ingest (DESIGN: near the decode limit, >= 100 images/s per core). Decode limit and "
+        "ingest (target: near the decode limit, >= 100 images/s per core). Decode limit and "
         "ours one core\n  are timed image by image in turn, each image's best of 3 passes; "
         "naive and pool: one pass"
     )
@@ -209,7 +208,7 @@ def run_bench() -> int:
     )
     v = bench_video(60, (1280, 720))
     print(
-        f"video (DESIGN: a minute of 720p in <= 2 s): {v['seconds_of_video']:.0f} s of "
+        f"video (target: a minute of 720p in <= 2 s): {v['seconds_of_video']:.0f} s of "
         f"{v['size']} ({v['codec']}) hashed in {v['hash_seconds']:.2f} s with "
         f"{v['segments']} parallel segments, {v['one_pass_seconds']:.2f} s in one pass; "
         f"{v['frames_hashed']} frames sampled"
@@ -244,15 +243,15 @@ def bench_history(url: str, decisions: int = 1_000_000, repeats: int = 5) -> dic
 
     from sqlalchemy import func, select
 
-    from app.core.domain import DecisionMethod, Role, Verdict
+    from app.compose import open_context
+    from app.core.config import load_settings
+    from app.core.domain import DecisionMethod, Role, UserInfo, Verdict
     from app.core.history_types import HistoryFilter
     from app.storage.benchdata import ensure_users, generate
-    from app.storage.db import open_database
-    from app.storage.history_queries import HistoryService
     from app.storage.models import Decision, Item
-    from app.storage.users import UserInfo
 
-    db = open_database(url)
+    ctx = open_context(load_settings({"HASHDESK_DATABASE_URL": url}))
+    db = ctx.db
     try:
         with db.session() as s:
             have = int(s.scalar(select(func.count()).select_from(Decision)) or 0)
@@ -269,7 +268,7 @@ def bench_history(url: str, decisions: int = 1_000_000, repeats: int = 5) -> dic
             sha = s.scalar(select(Item.sha256).where(Item.id == newest_item)) or "00"
             ext_id = f"EXT-{newest_item}"
             newest = s.scalar(select(func.max(Decision.decided_at)))
-        history = HistoryService(db)
+        history = ctx.history
         week = newest - timedelta(days=7)
         cases = {
             "no filter": HistoryFilter(),

@@ -11,22 +11,17 @@ import tempfile
 from pathlib import Path
 
 from app import __version__
+from app.compose import AppContext, open_context, open_db
 from app.core.config import ConfigError, Settings, load_settings
-from app.core.contentstore import ContentStore
 from app.core.ingest_jobs import IngestJob, ManifestError, jobs_from_paths, read_manifest
 from app.core.roles import PermissionDenied
-from app.core.taxonomy import TaxonomyError, load_taxonomy
-from app.paths import resource
-from app.storage.db import Database, DatabaseError, open_database
+from app.core.taxonomy import TaxonomyError
+from app.storage.db import DatabaseError
 from app.storage.users import UserError
 
 
 class CliError(Exception):
     pass
-
-
-def _open(settings: Settings) -> Database:
-    return open_database(settings.database_url)
 
 
 def _progress(done: int, total: int) -> None:
@@ -38,15 +33,6 @@ def _progress(done: int, total: int) -> None:
     if done == total:
         sys.stderr.write("\n")
     sys.stderr.flush()
-
-
-def run_ingest(settings: Settings, db: Database, jobs: list[IngestJob], problems: list[str]):
-    from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
-
-    recorder = IngestRecorder(db, ContentStore(settings.media_root), policy=settings.match)
-    summary = ingest_jobs(recorder, jobs, progress=_progress)
-    summary.manifest_problems.extend(problems)
-    return summary
 
 
 def print_summary(summary) -> None:
@@ -78,11 +64,11 @@ def cmd_ingest(args, settings: Settings) -> int:
         jobs += jobs_from_paths(args.paths, source=args.source or "manual", reason=args.reason)
     if not jobs:
         raise CliError("nothing to ingest: give files or folders, or --manifest FILE")
-    db = _open(settings)
+    ctx = open_context(settings)
     try:
-        print_summary(run_ingest(settings, db, jobs, problems))
+        print_summary(ctx.ingest(jobs, problems, progress=_progress))
     finally:
-        db.dispose()
+        ctx.close()
     return 0
 
 
@@ -113,11 +99,9 @@ def _sign_in(users, name: str | None, what: str):
 
 
 def cmd_users(args, settings: Settings) -> int:
-    from app.storage.users import UserService
-
-    db = _open(settings)
+    ctx = open_context(settings)
     try:
-        users = UserService(db)
+        users = ctx.users
         if args.users_cmd == "add":
             if users.count() == 0:
                 # An empty database: the first account is the admin, made without signing in.
@@ -146,14 +130,14 @@ def cmd_users(args, settings: Settings) -> int:
                 state = "active" if u.active else "disabled"
                 print(f"{u.username:20} {u.role.value:10} {state:9} {u.display_name}")
     finally:
-        db.dispose()
+        ctx.close()
     return 0
 
 
 def cmd_audit(args, settings: Settings) -> int:
     from app.storage.audit import recent_events, verify_chains
 
-    db = _open(settings)
+    db = open_db(settings)
     try:
         if args.audit_cmd == "list":
             for e in reversed(recent_events(db, args.kind, args.limit)):
@@ -176,7 +160,7 @@ def cmd_db(args, settings: Settings) -> int:
     if args.db_cmd == "set-password":
         return _set_db_password(args, settings)
     if args.db_cmd == "upgrade":
-        db = _open(settings)
+        db = open_db(settings)
         print(f"database at {db.label} is at schema revision {db.current_revision()}")
         db.dispose()
         return 0
@@ -184,7 +168,7 @@ def cmd_db(args, settings: Settings) -> int:
 
     from app.storage.models import Decision, HashListEntry, Item, User
 
-    db = open_database(settings.database_url, upgrade=False)
+    db = open_db(settings, upgrade=False)
     try:
         current, head = db.current_revision(), db.head_revision()
         print(f"database:  {db.dialect} {db.label}")
@@ -242,36 +226,22 @@ def _set_db_password(args, settings: Settings) -> int:
     return 0
 
 
-def _context(settings: Settings, db: Database, journal_dir: Path | None = None):
-    from app.ui.context import AppContext
-
-    return AppContext(
-        settings=settings,
-        db=db,
-        store=ContentStore(settings.media_root),
-        taxonomy=load_taxonomy(resource("taxonomy.toml")),
-        journal_dir=journal_dir,
-    )
-
-
 def cmd_gui(args, settings: Settings) -> int:
     from app.ui.app import run_gui
 
-    db = _open(settings)
     # An empty database: the window asks for the first admin account (FirstRunDialog).
-    return run_gui(_context(settings, db))
+    return run_gui(open_context(settings))
 
 
 DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
 DEMO_LEAD = "lead"
 
 
-def prepare_demo(folder: Path, count: int = 40) -> tuple[Settings, Database]:
+def prepare_demo(folder: Path, count: int = 40) -> AppContext:
     """A throwaway database and media root in ``folder``, filled with sample items and a demo
-    moderator."""
+    moderator and lead."""
     from app.core.demo import write_demo_media
     from app.core.domain import Role
-    from app.storage.users import UserService
 
     settings = load_settings(
         {
@@ -279,31 +249,26 @@ def prepare_demo(folder: Path, count: int = 40) -> tuple[Settings, Database]:
             "HASHDESK_MEDIA_ROOT": str(folder / "media"),
         }
     )
-    db = _open(settings)
+    ctx = open_context(settings)
     manifest = write_demo_media(folder / "incoming", count=count)
     jobs, problems = read_manifest(manifest)
-    print_summary(run_ingest(settings, db, jobs, problems))
-    users = UserService(db)
-    if users.get(DEMO_USER) is None:
-        users.add(DEMO_USER, DEMO_PASSWORD, Role.MODERATOR, "Demo Moderator")
-    if users.get(DEMO_LEAD) is None:
-        users.add(DEMO_LEAD, DEMO_PASSWORD, Role.LEAD, "Demo Lead")
-    return settings, db
+    print_summary(ctx.ingest(jobs, problems, progress=_progress))
+    if ctx.users.get(DEMO_USER) is None:
+        ctx.users.add(DEMO_USER, DEMO_PASSWORD, Role.MODERATOR, "Demo Moderator")
+    if ctx.users.get(DEMO_LEAD) is None:
+        ctx.users.add(DEMO_LEAD, DEMO_PASSWORD, Role.LEAD, "Demo Lead")
+    return ctx
 
 
 def cmd_demo(args, settings: Settings) -> int:
-    from app.storage.users import UserService
-
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="hashdesk-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
-    demo_settings, db = prepare_demo(folder, args.count)
+    ctx = prepare_demo(folder, args.count)
     if args.lead:
-        from app.core.taxonomy import load_taxonomy
         from app.storage.demo_history import simulate_team_history
 
-        lead = UserService(db).get(DEMO_LEAD)
-        taxonomy = load_taxonomy(resource("taxonomy.toml"))
-        n = simulate_team_history(db, taxonomy, lead, DEMO_PASSWORD)
+        lead = ctx.users.get(DEMO_LEAD)
+        n = simulate_team_history(ctx.db, ctx.taxonomy, lead, DEMO_PASSWORD)
         print(f"simulated a few hours of team work: {n} decisions")
     print(
         f"demo data in {folder} (users {DEMO_USER!r}, a moderator, and {DEMO_LEAD!r}, a lead; "
@@ -314,7 +279,7 @@ def cmd_demo(args, settings: Settings) -> int:
     from app.ui.app import run_gui
 
     who = DEMO_LEAD if args.lead else DEMO_USER
-    return run_gui(_context(demo_settings, db), UserService(db).get(who))
+    return run_gui(ctx, ctx.users.get(who))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,7 +78,7 @@ class SelfTest:
         return f"taxonomy ({len(taxonomy.categories)} categories), icon, from {resource('')}"
 
     def step_database(self) -> str:
-        from app.cli import _open
+        from app.compose import open_context
         from app.core.config import load_settings
 
         self.settings = load_settings(
@@ -87,7 +87,8 @@ class SelfTest:
                 "HASHDESK_MEDIA_ROOT": str(self.root / "media"),
             }
         )
-        self.db = _open(self.settings)
+        self.ctx = open_context(self.settings, journal_dir=self.root / "journal")
+        self.db = self.ctx.db
         current, head = self.db.current_revision(), self.db.head_revision()
         _check(current is not None and current == head, f"schema at {current}, head is {head}")
         return f"{self.db.dialect} in a temporary folder, migrated to {current}"
@@ -104,7 +105,6 @@ class SelfTest:
     def step_ingest(self) -> str:
         from sqlalchemy import select
 
-        from app.cli import run_ingest
         from app.core.ingest_jobs import jobs_from_paths
         from app.storage.models import Item, SignalRow
 
@@ -116,7 +116,7 @@ class SelfTest:
             source="self-test",
             reason="self-test",
         )
-        summary = run_ingest(self.settings, self.db, jobs, [])
+        summary = self.ctx.ingest(jobs)
         _check(summary.new == 2, f"expected 2 new items, got {summary.new}")
         _check(not summary.unreadable, f"unreadable: {summary.unreadable}")
         with self.db.session() as s:
@@ -147,10 +147,8 @@ class SelfTest:
         return f"{len(jobs)} files on 2 worker processes, same hashes as in process"
 
     def step_user(self) -> str:
-        from app.cli import _context
         from app.core.domain import Role
 
-        self.ctx = _context(self.settings, self.db, journal_dir=self.root / "journal")
         self.user = self.ctx.users.add(USER, PASSWORD, Role.MODERATOR, "Self-test Moderator")
         _check(self.ctx.users.authenticate(USER, PASSWORD) is not None, "cannot sign in")
         return f"{USER} ({self.user.role.value}), signs in"

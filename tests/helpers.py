@@ -6,11 +6,11 @@ from pathlib import Path
 
 from app.core.contentstore import ContentStore
 from app.core.demo import sample_picture
-from app.core.domain import Role
+from app.core.domain import Role, UserInfo
 from app.core.ingest_jobs import jobs_from_paths
 from app.storage.db import Database
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
-from app.storage.users import UserInfo, UserService
+from app.storage.users import UserService
 
 
 def write_samples(folder: Path, seeds: range | list[int]) -> list[Path]:

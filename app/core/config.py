@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import platformdirs
 
 from app import APP_NAME
+from app.core.deadlines import DEFAULT_SOURCE_DEADLINES, DeadlineConfigError, source_deadlines
 from app.core.match_rules import MatchPolicy
 
 
@@ -29,6 +31,12 @@ class Settings:
     lease_seconds: int = 300
     blur_radius: int = 24
     match: MatchPolicy = field(default_factory=MatchPolicy)
+    #: A sighting's default deadline by source (HASHDESK_SOURCE_DEADLINES).
+    source_deadlines: dict[str, timedelta] = field(
+        default_factory=lambda: dict(DEFAULT_SOURCE_DEADLINES)
+    )
+    #: Share of manual confirms and rejects queued, blind, for a second moderator.
+    second_review_share: float = 0.05
 
     @property
     def database_label(self) -> str:
@@ -78,10 +86,13 @@ def _choice_env(env: dict[str, str], name: str, choices: dict[str, bool], defaul
 
 
 def match_policy(env: dict[str, str]) -> MatchPolicy:
-    """How ingest decides that an item is known content (DESIGN "Hashing and matching")."""
+    """How ingest decides that an item is known content (docs/ARCHITECTURE.md, "Hashing and
+    matching")."""
     return MatchPolicy(
-        pdq_threshold=_int_env(env, "HASHDESK_PDQ_THRESHOLD", 31, 0, 64),
-        phash_threshold=_int_env(env, "HASHDESK_PHASH_THRESHOLD", 10, 0, 24),
+        pdq_threshold=_int_env(env, "HASHDESK_PDQ_THRESHOLD", MatchPolicy.pdq_threshold, 0, 64),
+        phash_threshold=_int_env(
+            env, "HASHDESK_PHASH_THRESHOLD", MatchPolicy.phash_threshold, 0, 24
+        ),
         min_quality=_int_env(env, "HASHDESK_MIN_QUALITY", 50, 0, 100),
         video_fraction=_int_env(env, "HASHDESK_VIDEO_MATCH_PERCENT", 80, 1, 100) / 100.0,
         auto_resolve=_choice_env(
@@ -132,4 +143,14 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         lease_seconds=_int_env(env, "HASHDESK_LEASE_SECONDS", 300, 10, 86400),
         blur_radius=_int_env(env, "HASHDESK_BLUR", 24, 0, 100),
         match=match_policy(env),
+        source_deadlines=_source_deadlines(env),
+        second_review_share=_int_env(env, "HASHDESK_SECOND_REVIEW_PERCENT", 5, 0, 100) / 100.0,
     )
+
+
+def _source_deadlines(env: dict[str, str]) -> dict[str, timedelta]:
+    try:
+        return source_deadlines(env)
+    except DeadlineConfigError as exc:
+        raw = env.get("HASHDESK_SOURCE_DEADLINES", "")
+        raise ConfigError(f"HASHDESK_SOURCE_DEADLINES={raw!r}: {exc}") from None

@@ -3,7 +3,6 @@ EU terrorist-content regulation), and whether a decision met the item's deadline
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import replace
@@ -36,14 +35,14 @@ def parse_source_deadlines(text: str) -> dict[str, timedelta]:
             continue
         source, sep, duration = part.partition("=")
         if not sep or not source.strip():
-            raise DeadlineConfigError(f"{ENV_NAME}: {part.strip()!r} is not SOURCE=DURATION")
+            raise DeadlineConfigError(f"{part.strip()!r} is not SOURCE=DURATION")
         out[source.strip()] = parse_duration(duration)
     return out
 
 
-def source_deadlines(env: Mapping[str, str] | None = None) -> dict[str, timedelta]:
-    """The built-in defaults, overridden and extended by HASHDESK_SOURCE_DEADLINES."""
-    env = os.environ if env is None else env
+def source_deadlines(env: Mapping[str, str]) -> dict[str, timedelta]:
+    """The built-in defaults, overridden and extended by HASHDESK_SOURCE_DEADLINES in ``env``
+    (read by app.core.config.load_settings, which turns a bad value into a ConfigError)."""
     merged = dict(DEFAULT_SOURCE_DEADLINES)
     merged.update(parse_source_deadlines(env.get(ENV_NAME, "")))
     return merged

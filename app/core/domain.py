@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 
@@ -30,6 +30,22 @@ class Verdict(StrEnum):
     ESCALATE = "escalate"
     UNDO = "undo"
     OVERTURN = "overturn"
+
+
+#: Items a moderator can claim from the review queue.
+OPEN_STATUSES: tuple[str, ...] = (ItemStatus.QUEUED.value, ItemStatus.UNREADABLE.value)
+#: Items in the open queue: claimable, or held by someone right now.
+IN_QUEUE_STATUSES: tuple[str, ...] = (*OPEN_STATUSES, ItemStatus.CLAIMED.value)
+
+
+def open_status_for(kind: str) -> str:
+    """The status an item returns to when it goes back to the queue."""
+    return ItemStatus.UNREADABLE.value if kind == MediaKind.UNREADABLE.value else "queued"
+
+
+def utcnow() -> datetime:
+    """Now, in UTC, without tzinfo: the form every timestamp in the database has."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 class DecisionMethod(StrEnum):
@@ -135,14 +151,12 @@ class QueueItem:
 
 
 @dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    uuid: str
-    item_id: int
+class UserInfo:
+    """A signed-in person, as the services and windows pass it around. Plain data: the
+    services judge permissions by the database's current record, never by this copy."""
+
+    id: int
     username: str
-    verdict: Verdict
-    category: str | None
-    category_label: str | None
-    note: str | None
-    method: DecisionMethod
-    decided_at: datetime
-    supersedes: str | None = None
+    display_name: str
+    role: Role
+    active: bool

@@ -402,7 +402,7 @@ def analyze_image_bytes(
         halves = region_signals(content)  # a logo over one corner leaves a half intact
         phash = phash_hex(rgb)
         preview = make_preview_jpeg(rgb)
-    except Exception as e:  # bad media must never escape (DESIGN "Bad input")
+    except Exception as e:  # bad media must never escape (docs/ARCHITECTURE.md, "Bad input")
         return unreadable(sha256, md5, len(data), _reason(e, mime), mime)
     return MediaAnalysis(
         sha256=sha256,

@@ -37,6 +37,7 @@ DIHEDRAL_ORDER = (
     "flip_minus1",
 )
 
+
 def pdq_hex(bits: np.ndarray) -> str:
     """256 bits as returned by ``pdqhash.compute`` (most significant first) -> 64 hex chars,
     the ThreatExchange reference format."""
@@ -101,5 +102,3 @@ def pdq_signals_with_dihedral(
     for name, bits in zip(DIHEDRAL_ORDER[1:], hashes[1:], strict=True):
         out.append(Signal(algorithm, pdq_hex(bits), quality, frame_ts, dihedral_variant(name)))
     return out
-
-

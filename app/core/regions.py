@@ -31,7 +31,7 @@ falls back to them when no whole-picture signal matched, a flat half (quality < 
 matches, and a picture whose halves would be under :data:`MIN_REGION_SIDE` px gets none. Two
 different videos sharing a static half (the same studio backdrop filling the bottom half) would
 match through it: ``match_halves = "off"`` turns the fallback off. Half hashes are kept out of
-the partner export (:meth:`app.storage.hashlist.HashListService.export_active`).
+the partner export (:meth:`app.storage.hash_lists.HashListService.export_active`).
 """
 
 from __future__ import annotations

@@ -78,7 +78,9 @@ def history_csv(rows: Iterable[HistoryRow], out: TextIO) -> int:
     return n
 
 
-def _fmt_seconds(s: float | None) -> str:
+def format_duration(s: float | None) -> str:
+    """A duration as the statistics view and its exports both show it: seconds up to two
+    minutes, then minutes to a tenth, then hours to a tenth."""
     if s is None:
         return "—"
     if s < 120:
@@ -88,7 +90,7 @@ def _fmt_seconds(s: float | None) -> str:
     return f"{s / 3600:.1f} h"
 
 
-def _pct(v: float | None) -> str:
+def format_percent(v: float | None) -> str:
     return "—" if v is None else f"{v:.1f}%"
 
 
@@ -109,19 +111,19 @@ def summary_rows(st: PeriodStats) -> list[tuple[str, str, str]]:
     ftd = st.flag_to_decision
     rows += [
         ("flag_to_decision", "decisions", str(ftd.count)),
-        ("flag_to_decision", "median", _fmt_seconds(ftd.median_s)),
-        ("flag_to_decision", "p90", _fmt_seconds(ftd.p90_s)),
-        ("flag_to_decision", "mean", _fmt_seconds(ftd.mean_s)),
+        ("flag_to_decision", "median", format_duration(ftd.median_s)),
+        ("flag_to_decision", "p90", format_duration(ftd.p90_s)),
+        ("flag_to_decision", "mean", format_duration(ftd.mean_s)),
         ("deadlines", "met", str(st.deadlines_met)),
         ("deadlines", "missed", str(st.deadlines_missed)),
-        ("deadlines", "met_rate", _pct(st.deadline_rate)),
+        ("deadlines", "met_rate", format_percent(st.deadline_rate)),
         ("deadlines", "overdue_open_now", str(st.overdue_open)),
         ("overturns", "count", str(st.overturns)),
-        ("overturns", "rate", _pct(st.overturn_rate)),
+        ("overturns", "rate", format_percent(st.overturn_rate)),
         ("queue", "open_now", str(st.queue_open)),
         ("queue", "escalated_now", str(st.queue_escalated)),
         ("queue", "second_review_waiting", str(st.queue_second_review)),
-        ("queue", "oldest_open", _fmt_seconds(st.oldest_open_s)),
+        ("queue", "oldest_open", format_duration(st.oldest_open_s)),
     ]
     if st.agreement is not None:
         rows.append(("agreement", "overall", st.agreement.describe()))
@@ -181,13 +183,13 @@ def summary_html(st: PeriodStats, title: str = "Hashdesk period summary") -> str
     cards = [
         ("Human decisions", str(st.human_decided)),
         ("Auto-matched", str(st.auto_matched)),
-        ("Deadlines met", _pct(st.deadline_rate)),
-        ("Overturn rate", _pct(st.overturn_rate)),
+        ("Deadlines met", format_percent(st.deadline_rate)),
+        ("Overturn rate", format_percent(st.overturn_rate)),
         (
             "Agreement",
             st.agreement.describe() if st.agreement and st.agreement.pairs else "—",
         ),
-        ("Median flag → decision", _fmt_seconds(st.flag_to_decision.median_s)),
+        ("Median flag → decision", format_duration(st.flag_to_decision.median_s)),
         ("Open in queue now", str(st.queue_open)),
         ("Escalated now", str(st.queue_escalated)),
     ]

@@ -1,17 +1,11 @@
-"""Password hashing (argon2id) and the decision chain's entry hash."""
+"""Password hashing (argon2id). The chains' entry hash is in app.core.chain."""
 
 from __future__ import annotations
-
-import hashlib
-import json
-from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
-
-GENESIS_HASH = "0" * 64
 
 
 def hash_password(password: str) -> str:
@@ -25,11 +19,3 @@ def verify_password(stored_hash: str, password: str) -> bool:
         return _hasher.verify(stored_hash, password)
     except (VerificationError, InvalidHashError):
         return False
-
-
-def chain_hash(prev_hash: str, fields: dict[str, Any]) -> str:
-    """Hash of one record of an append-only chain: the previous entry's hash plus this entry's
-    fields in a canonical form. Changing, deleting or reordering any entry breaks every later
-    hash."""
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(f"{prev_hash}|{canonical}".encode()).hexdigest()

@@ -13,6 +13,9 @@
     video_match_percent = 80    # share of a video's sampled frames that must match
     known_content = "resolve"   # or "queue": known content waits with a "known match" badge
     match_halves = "on"         # or "off": half-picture hashes (logo-stamped copies)
+    # review
+    source_deadlines = "removal_order=1h"   # a source's default deadline, SOURCE=DURATION,...
+    second_review_percent = 5   # share of manual decisions queued for a blind second review
 
 Environment variables (``HASHDESK_DATABASE_URL``, ...) override it. The file never holds a
 password: a PostgreSQL password comes from the OS keyring (``hashdesk db set-password`` stores it
@@ -44,6 +47,8 @@ FILE_KEYS = {
     "video_match_percent": "HASHDESK_VIDEO_MATCH_PERCENT",
     "known_content": "HASHDESK_KNOWN_CONTENT",
     "match_halves": "HASHDESK_MATCH_HALVES",
+    "source_deadlines": "HASHDESK_SOURCE_DEADLINES",
+    "second_review_percent": "HASHDESK_SECOND_REVIEW_PERCENT",
 }
 
 

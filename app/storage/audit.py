@@ -21,10 +21,10 @@ from typing import Any, TypedDict
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from app.core.security import GENESIS_HASH, chain_hash
+from app.core.chain import GENESIS_HASH, audit_chain_fields, chain_hash, decision_chain_fields
+from app.core.domain import utcnow
 from app.storage.db import Database
-from app.storage.models import AuditEvent, Decision, utcnow
-from app.storage.review import decision_chain_fields
+from app.storage.models import AuditEvent, Decision
 
 _AUDIT_LOCK_ID = 0x41554454  # "AUDT": serialises the audit chain on PostgreSQL
 
@@ -58,27 +58,6 @@ class _AuditValues(TypedDict):
     subject: str | None
     detail: str | None
     occurred_at: datetime
-
-
-def audit_chain_fields(
-    *,
-    uuid: str,
-    kind: str,
-    actor_id: int | None,
-    actor_name: str | None,
-    subject: str | None,
-    detail: str | None,
-    occurred_at: datetime,
-) -> dict[str, Any]:
-    return {
-        "uuid": uuid,
-        "kind": kind,
-        "actor_id": actor_id,
-        "actor_name": actor_name,
-        "subject": subject,
-        "detail": detail,
-        "occurred_at": occurred_at.isoformat(timespec="microseconds"),
-    }
 
 
 def append_event(

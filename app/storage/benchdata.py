@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, insert, select
 
-from app.core.security import GENESIS_HASH, chain_hash, hash_password
+from app.core.chain import GENESIS_HASH, chain_hash, decision_chain_fields
+from app.core.domain import utcnow
+from app.core.security import hash_password
 from app.storage.db import Database
-from app.storage.models import Decision, Item, Sighting, User, utcnow
-from app.storage.review import decision_chain_fields
+from app.storage.models import Decision, Item, Sighting, User
 
 SOURCES = ("user_report", "classifier", "removal_order", "partner_feed")
 CATEGORIES = (

@@ -8,15 +8,16 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from app.core.domain import DecisionMethod, Role, Verdict
+from app.core.decisions import DecisionRequest
+from app.core.domain import DecisionMethod, Role, UserInfo, Verdict, utcnow
 from app.core.history_types import HistoryFilter
 from app.core.taxonomy import Taxonomy
 from app.storage.db import Database
 from app.storage.history_queries import HistoryService
 from app.storage.leads import LeadService
-from app.storage.models import Item, utcnow
-from app.storage.review import DecisionRequest, ReviewService
-from app.storage.users import UserInfo, UserService
+from app.storage.models import Item
+from app.storage.review import ReviewService
+from app.storage.users import UserService
 
 MODERATORS = (("amira", "Amira K."), ("jonas", "Jonas B."), ("li", "Li W."), ("sofia", "Sofia R."))
 NOTES = (

@@ -15,7 +15,7 @@ from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.deadlines import deadline_state
-from app.core.domain import Algorithm, DecisionMethod, Verdict
+from app.core.domain import Algorithm, DecisionMethod, UserInfo, Verdict
 from app.core.history_types import (
     SYSTEM_USER,
     FilterOptions,
@@ -26,7 +26,7 @@ from app.core.history_types import (
     Timeline,
     TimelineEvent,
 )
-from app.core.roles import Permission, require
+from app.core.roles import Permission
 from app.core.signal_types import DIHEDRAL_PREFIX
 from app.storage.db import Database
 from app.storage.models import (
@@ -38,7 +38,7 @@ from app.storage.models import (
     SignalRow,
     User,
 )
-from app.storage.users import UserInfo
+from app.storage.permissions import authorize
 
 PAGE_SIZE = 100
 _HEX = set(string.hexdigits.lower())
@@ -62,8 +62,8 @@ class HistoryService:
     # -- filters ---------------------------------------------------------------------------
 
     def options(self, viewer: UserInfo) -> FilterOptions:
-        require(viewer.role, Permission.VIEW_HISTORY, viewer.username)
         with self.db.session() as s:
+            authorize(s, viewer, Permission.VIEW_HISTORY)
             names = tuple(s.scalars(select(User.username).order_by(User.username)))
             sources = tuple(s.scalars(select(Sighting.source).distinct().order_by(Sighting.source)))
         return FilterOptions(usernames=(SYSTEM_USER, *names), sources=sources)
@@ -145,8 +145,8 @@ class HistoryService:
         limit: int = PAGE_SIZE,
     ) -> HistoryPage:
         """One page of decisions, newest first, after ``after`` (None: from the newest)."""
-        require(viewer.role, Permission.VIEW_HISTORY, viewer.username)
         with self.db.session() as s:
+            authorize(s, viewer, Permission.VIEW_HISTORY)
             found = list(s.scalars(self._query(s, f, after).limit(limit + 1)))
             more = len(found) > limit
             found = found[:limit]
@@ -229,8 +229,8 @@ class HistoryService:
     # -- an item's timeline ----------------------------------------------------------------
 
     def timeline(self, viewer: UserInfo, item_id: int) -> Timeline:
-        require(viewer.role, Permission.VIEW_HISTORY, viewer.username)
         with self.db.session() as s:
+            authorize(s, viewer, Permission.VIEW_HISTORY)
             item = s.get(Item, item_id)
             if item is None:
                 raise LookupError(f"item {item_id} does not exist")

@@ -7,13 +7,15 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.contentstore import ContentStore
-from app.core.deadlines import source_deadlines as source_deadlines_from_env
-from app.core.deadlines import with_source_deadline
+from app.core.deadlines import DEFAULT_SOURCE_DEADLINES, with_source_deadline
+from app.core.decisions import DecisionRequest
 from app.core.domain import (
+    IN_QUEUE_STATUSES,
+    Algorithm,
     DecisionMethod,
     ItemStatus,
     MediaAnalysis,
@@ -26,15 +28,33 @@ from app.core.hash_index import HashIndex
 from app.core.ingest_jobs import IngestJob, IngestSummary, analyze_jobs
 from app.core.match_rules import Evidence, MatchPolicy, find_match, index_signal
 from app.storage.db import Database
-from app.storage.known import (
-    OPEN_OR_CLAIMED,
-    EntryFacts,
-    entry_for,
-    load_hash_index,
-    load_queue_index,
-)
+from app.storage.hash_list_index import EntryFacts, HashListWatcher, entry_for
 from app.storage.models import Item, Sighting, SignalRow
-from app.storage.review import DecisionRequest, append_decision
+from app.storage.record import append_decision
+
+
+def load_queue_index(db: Database, policy: MatchPolicy) -> HashIndex:
+    """Signals of open items, keyed by signal id, ref = the item's cluster representative."""
+    index = HashIndex()
+    with db.session() as s:
+        rows = s.execute(
+            select(
+                SignalRow.id,
+                SignalRow.algorithm,
+                SignalRow.value,
+                SignalRow.quality,
+                SignalRow.variant,
+                Item.id,
+                Item.cluster_id,
+            )
+            .join(Item, Item.id == SignalRow.item_id)
+            .where(Item.status.in_(IN_QUEUE_STATUSES))
+            .where(or_(Item.cluster_id.is_(None), Item.cluster_id == Item.id))
+        )
+        for sig_id, algo, value, quality, variant, item_id, cluster_id in rows:
+            sig = Signal(Algorithm(algo), value, quality, variant=variant or "")
+            index_signal(index, sig_id, sig, cluster_id or item_id, policy)
+    return index
 
 
 class IngestRecorder:
@@ -51,21 +71,27 @@ class IngestRecorder:
         source_deadlines: Mapping[str, timedelta] | None = None,
     ) -> None:
         self.db = db
-        # A sighting without a deadline gets its source's default (removal orders: one hour).
-        self.source_deadlines = (
-            source_deadlines_from_env() if source_deadlines is None else source_deadlines
+        # A sighting without a deadline gets its source's default (Settings.source_deadlines;
+        # without settings, the built-in ones: removal orders within one hour).
+        self.source_deadlines = dict(
+            DEFAULT_SOURCE_DEADLINES if source_deadlines is None else source_deadlines
         )
         self.store = store
         self.policy = policy or MatchPolicy()
         self.match = match
-        self._hash_index: HashIndex | None = None
+        # The hash list, kept current by a watcher (a confirm or a retraction made on another
+        # workstation during a long ingest counts from the next file on).
+        self._watcher: HashListWatcher | None = None
         self._queue_index: HashIndex | None = None
 
     def _indexes(self) -> tuple[HashIndex, HashIndex]:
-        if self._hash_index is None or self._queue_index is None:
-            self._hash_index = load_hash_index(self.db, self.policy)
+        if self._watcher is None or self._queue_index is None:
+            self._watcher = HashListWatcher(self.db, HashIndex(), policy=self.policy)
+            self._watcher.load_all()
             self._queue_index = load_queue_index(self.db, self.policy)
-        return self._hash_index, self._queue_index
+        else:
+            self._watcher.refresh()  # a watermark query; reloads only what changed
+        return self._watcher.index, self._queue_index
 
     def record(self, path: Path, analysis: MediaAnalysis, sighting: SightingInfo) -> str:
         """Store one analysed file. Returns "new" or "copy"."""
@@ -151,7 +177,7 @@ class IngestRecorder:
                     outcome = self._known(s, item, known, facts)
                 elif cluster is not None and cluster.ref is not None:
                     rep = s.get(Item, cluster.ref)
-                    if rep is not None and rep.status in OPEN_OR_CLAIMED:
+                    if rep is not None and rep.status in IN_QUEUE_STATUSES:
                         rep.cluster_id = rep.id
                         item.cluster_id = rep.id
             elif sighting.deadline and (item.deadline is None or sighting.deadline < item.deadline):
@@ -170,7 +196,7 @@ class IngestRecorder:
                 )
             )
             ref = item.cluster_id or item.id
-            open_now = item.status in OPEN_OR_CLAIMED and item.cluster_id in (None, item.id)
+            open_now = item.status in IN_QUEUE_STATUSES and item.cluster_id in (None, item.id)
         if self.match and outcome == "new" and open_now and self._queue_index is not None:
             for sig_id, sig in new_signals:
                 index_signal(self._queue_index, sig_id, sig, ref, self.policy)

@@ -27,10 +27,10 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from app.core.domain import DecisionMethod, Verdict
+from app.core.decisions import DecisionOutcome, DecisionRequest, ReviewError
+from app.core.domain import DecisionMethod, Verdict, utcnow
 from app.core.roles import PermissionDenied
-from app.storage.models import utcnow
-from app.storage.review import DecisionOutcome, DecisionRequest, ReviewError, ReviewService
+from app.storage.review import ReviewService
 
 log = logging.getLogger(__name__)
 

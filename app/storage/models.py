@@ -1,11 +1,11 @@
-"""SQLAlchemy 2 typed models of the shared database (see DESIGN.md, "Data model").
+"""SQLAlchemy 2 typed models of the shared database (docs/ARCHITECTURE.md, "Data model").
 
 Times are stored as naive UTC so that SQLite and PostgreSQL behave the same.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -22,9 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+from app.core.domain import utcnow
 
 
 class Base(DeclarativeBase):

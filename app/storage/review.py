@@ -1,273 +1,59 @@
-"""The review queue and decisions: claims with leases, append-only decisions, hash-list writes.
+"""The moderators' service: claims with leases, decisions, undo; and the queue counts.
 
-Everything a decision changes (the decision row, the item's status, the hash-list rows it adds or
-retracts) happens in one transaction. Decisions are idempotent by their client-made UUID.
+Built on the decision record (app.storage.record) and the escalation and second-review paths,
+calling only downward. Everything a decision changes (the decision row, the item's status, the
+hash-list rows it adds or retracts) happens in one transaction. Decisions are idempotent by
+their client-made UUID; the account is checked (active, role) in the same transaction.
 """
 
 from __future__ import annotations
 
 import uuid as uuidlib
 from collections.abc import Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, text
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
+from app.core.decisions import (
+    QUEUES,
+    UNDOABLE,
+    DecisionOutcome,
+    DecisionRequest,
+    QueueCounts,
+    ReviewError,
+)
 from app.core.domain import (
+    IN_QUEUE_STATUSES,
+    OPEN_STATUSES,
     DecisionMethod,
     ItemStatus,
-    MediaKind,
     QueueItem,
-    SightingInfo,
     Verdict,
+    open_status_for,
+    utcnow,
 )
-from app.core.roles import Permission, PermissionDenied, allowed, require
-from app.core.security import GENESIS_HASH, chain_hash
+from app.core.roles import Permission, allowed
+from app.storage import escalations, second_review
 from app.storage.db import Database
-from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRow, User, utcnow
-
-OPEN_STATUSES = (ItemStatus.QUEUED.value, ItemStatus.UNREADABLE.value)
-# Verdicts that end a moderator's work on an item and that undo can take back.
-UNDOABLE = (Verdict.CONFIRM, Verdict.REJECT, Verdict.SKIP, Verdict.ESCALATE)
-_CHAIN_LOCK_ID = 0x48415348  # "HASH": PostgreSQL advisory lock serialising the decision chain
-
-
-class ReviewError(RuntimeError):
-    pass
-
-
-@dataclass(frozen=True)
-class DecisionRequest:
-    item_id: int
-    user_id: int | None  # None: made by the system (auto-match)
-    verdict: Verdict
-    category: str | None = None
-    category_label: str | None = None
-    note: str | None = None
-    method: DecisionMethod = DecisionMethod.MANUAL
-    uuid: str = field(default_factory=lambda: str(uuidlib.uuid4()))
-    decided_at: datetime = field(default_factory=utcnow)
-    supersedes: str | None = None
-    parent_uuid: str | None = None
-    matched_entry_id: int | None = None
-    match_distance: int | None = None
-
-
-@dataclass(frozen=True)
-class DecisionOutcome:
-    uuid: str
-    item_id: int
-    verdict: Verdict
-    hashes_added: int = 0
-    hashes_retracted: int = 0
-    cluster_members: int = 0  # other items of the cluster decided with it
-    duplicate: bool = False  # the UUID had already been recorded: nothing was written
-    late: bool = False  # landed after the item was decided: recorded, nothing else changed
-    conflict: bool = False  # ...and disagreed with the standing decision: sent to the leads
-
-
-@dataclass(frozen=True)
-class QueueCounts:
-    open_items: int
-    decided_today: int
-
-
-def open_status_for(kind: str) -> str:
-    return ItemStatus.UNREADABLE.value if kind == MediaKind.UNREADABLE.value else "queued"
-
-
-def open_members(s: Session, rep: Item) -> list[Item]:
-    """The other open items of the cluster ``rep`` represents (they wait behind it)."""
-    if rep.cluster_id != rep.id:
-        return []
-    return list(
-        s.scalars(
-            select(Item)
-            .where(
-                Item.cluster_id == rep.id,
-                Item.id != rep.id,
-                Item.status.in_(OPEN_STATUSES),
-            )
-            .order_by(Item.id)
-            .with_for_update()
-        )
-    )
-
-
-def cluster_size(s: Session, item: Item) -> int:
-    if item.cluster_id is None or item.cluster_id != item.id:
-        return 1
-    n = s.scalar(
-        select(func.count())
-        .select_from(Item)
-        .where(
-            Item.cluster_id == item.id,
-            Item.id != item.id,
-            Item.status.in_(OPEN_STATUSES),
-        )
-    )
-    return 1 + int(n or 0)
-
-
-def to_queue_item(s: Session, item: Item) -> QueueItem:
-    sightings = s.scalars(
-        select(Sighting).where(Sighting.item_id == item.id).order_by(Sighting.flagged_at)
-    ).all()
-    return QueueItem(
-        id=item.id,
-        sha256=item.sha256,
-        kind=MediaKind(item.kind),
-        status=ItemStatus(item.status),
-        size=item.size,
-        width=item.width,
-        height=item.height,
-        duration=item.duration,
-        preview_key=item.preview_key,
-        preview_frames=item.preview_frames,
-        error=item.error,
-        priority=item.priority,
-        deadline=item.deadline,
-        cluster_id=item.cluster_id,
-        cluster_size=cluster_size(s, item),
-        sightings=tuple(
-            SightingInfo(
-                source=x.source,
-                external_id=x.external_id,
-                source_url=x.source_url,
-                reason=x.reason,
-                score=x.score,
-                flagged_at=x.flagged_at,
-                deadline=x.deadline,
-            )
-            for x in sightings
-        ),
-        match_note=item.match_note,
-    )
-
-
-def decision_chain_fields(
-    *,
-    uuid: str,
-    item_id: int,
-    user_id: int | None,
-    verdict: str,
-    category: str | None,
-    note: str | None,
-    method: str,
-    supersedes: str | None,
-    decided_at: datetime,
-    parent_uuid: str | None,
-    matched_entry_id: int | None,
-    match_distance: int | None,
-) -> dict:
-    """The fields of a decision that its chain hash covers. Used to append and to verify
-    (app.storage.audit), so the two can never disagree."""
-    fields = {
-        "uuid": uuid,
-        "item_id": item_id,
-        "user_id": user_id,
-        "verdict": verdict,
-        "category": category,
-        "note": note,
-        "method": method,
-        "supersedes": supersedes,
-        "decided_at": decided_at.isoformat(timespec="microseconds"),
-    }
-    if parent_uuid or matched_entry_id is not None:
-        fields["parent_uuid"] = parent_uuid
-        fields["matched_entry_id"] = matched_entry_id
-        fields["match_distance"] = match_distance
-    return fields
-
-
-def require_user(s: Session, user_id: int | None, permission: Permission) -> None:
-    """Refuse unless the user exists, is active and their role (as the database has it now)
-    allows ``permission``. ``None`` is the system (auto-match at ingest)."""
-    if user_id is None:
-        return
-    row = s.get(User, user_id)
-    if row is None or not row.active:
-        raise PermissionDenied(f"user #{user_id} is disabled or does not exist")
-    require(row.role, permission, row.username)
-
-
-def append_decision(s: Session, req: DecisionRequest) -> Decision:
-    """Append one decision row to the chain. The caller holds the transaction."""
-    if s.get_bind().dialect.name == "postgresql":
-        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_ID})
-    prev = s.scalar(select(Decision.entry_hash).order_by(Decision.id.desc()).limit(1))
-    prev = prev or GENESIS_HASH
-    chained: dict[str, Any] = {  # the fields the chain hash covers, as stored
-        "uuid": req.uuid,
-        "item_id": req.item_id,
-        "user_id": req.user_id,
-        "verdict": req.verdict.value,
-        "category": req.category,
-        "note": req.note,
-        "method": req.method.value,
-        "supersedes": req.supersedes,
-        "decided_at": req.decided_at,
-        "parent_uuid": req.parent_uuid,
-        "matched_entry_id": req.matched_entry_id,
-        "match_distance": req.match_distance,
-    }
-    row = Decision(
-        **chained,
-        category_label=req.category_label,
-        prev_hash=prev,
-        entry_hash=chain_hash(prev, decision_chain_fields(**chained)),
-    )
-    s.add(row)
-    s.flush()
-    return row
-
-
-def add_item_hashes(
-    s: Session,
-    item: Item,
-    decision_uuid: str,
-    category: str | None,
-    user_id: int | None,
-    at: datetime,
-) -> int:
-    """Put the item's signals in the hash list under ``decision_uuid`` (as a confirm does).
-    Rotated/mirrored query hashes (variant "dih:...") are for querying only."""
-    n = 0
-    for sig in s.scalars(select(SignalRow).where(SignalRow.item_id == item.id)):
-        if sig.variant.startswith("dih:"):
-            continue
-        s.add(
-            HashListEntry(
-                algorithm=sig.algorithm,
-                value=sig.value,
-                quality=sig.quality,
-                frame_ts=sig.frame_ts,
-                variant=sig.variant,
-                category=category,
-                list_name="local",
-                decision_uuid=decision_uuid,
-                item_id=item.id,
-                signal_id=sig.id,
-                added_by=user_id,
-                added_at=at,
-            )
-        )
-        n += 1
-    return n
-
-
-def queue_order(age: Any) -> tuple[Any, ...]:
-    """How every queue serves items: deadline first (items without one last), then priority,
-    then ``age`` (oldest first), then id."""
-    return (
-        case((Item.deadline.is_(None), 1), else_=0),
-        Item.deadline,
-        Item.priority.desc(),
-        age,
-        Item.id,
-    )
+from app.storage.models import Decision, HashListEntry, Item, User
+from app.storage.permissions import authorize
+from app.storage.record import (
+    add_item_hashes,
+    append_decision,
+    clear_claim,
+    cluster_decisions,
+    current_decision,
+    held_items,
+    lock_item,
+    open_members,
+    outcome_of_row,
+    queue_order,
+    recorded,
+    retract_decision_hashes,
+    to_queue_item,
+)
 
 
 class ReviewService:
@@ -290,10 +76,16 @@ class ReviewService:
         row lock skips rows another workstation is claiming at this moment. ``queue`` is
         "review" (the moderators' queue), "escalations" (leads) or "second_review" (blind).
         """
+        if queue not in QUEUES:
+            raise ReviewError(f"unknown queue {queue!r}: use one of {', '.join(QUEUES)}")
         if queue != "review":
-            from app.storage.leads import claim_from_queue
-
-            return claim_from_queue(self.db, user_id, exclude, queue, self.lease)
+            claim = (
+                escalations.claim_escalation
+                if queue == "escalations"
+                else second_review.claim_second_review
+            )
+            with self.db.session() as s:
+                return claim(s, user_id, exclude, self.lease)
         now = utcnow()
         claimable = or_(
             Item.status.in_(OPEN_STATUSES),
@@ -310,7 +102,7 @@ class ReviewService:
         if exclude:
             query = query.where(Item.id.not_in(list(exclude)))
         with self.db.session() as s:
-            require_user(s, user_id, Permission.REVIEW)
+            authorize(s, user_id, Permission.REVIEW)
             item = s.scalar(query)
             if item is None:
                 return None
@@ -356,51 +148,49 @@ class ReviewService:
         if not item_ids:
             return 0
         with self.db.session() as s:
-            rows = s.scalars(
-                select(Item).where(
-                    Item.id.in_(list(item_ids)),
-                    Item.claimed_by == user_id,
-                    Item.status == ItemStatus.CLAIMED.value,
-                )
-            ).all()
+            ids = list(item_ids)
+            rows = held_items(s, user_id, ids, ItemStatus.CLAIMED.value)
+            until = utcnow() + self.lease
             for item in rows:
-                item.lease_expires_at = utcnow() + self.lease
-            from app.storage.leads import renew_lead_claims
-
-            return len(rows) + renew_lead_claims(s, user_id, list(item_ids), utcnow() + self.lease)
+                item.lease_expires_at = until
+            return (
+                len(rows)
+                + escalations.renew_escalation_claims(s, user_id, ids, until)
+                + second_review.renew_second_review_claims(s, user_id, ids, until)
+            )
 
     def release(self, user_id: int, item_ids: Collection[int]) -> int:
         """Give claimed items back to the queue (on close, or when the screen moves away)."""
         if not item_ids:
             return 0
         with self.db.session() as s:
-            rows = s.scalars(
-                select(Item).where(
-                    Item.id.in_(list(item_ids)),
-                    Item.claimed_by == user_id,
-                    Item.status == ItemStatus.CLAIMED.value,
-                )
-            ).all()
+            ids = list(item_ids)
+            rows = held_items(s, user_id, ids, ItemStatus.CLAIMED.value)
             for item in rows:
                 item.status = open_status_for(item.kind)
-                item.claimed_by = None
-                item.lease_expires_at = None
-            from app.storage.leads import release_lead_claims
-
-            return len(rows) + release_lead_claims(s, user_id, list(item_ids))
+                clear_claim(item)
+            return (
+                len(rows)
+                + escalations.release_escalation_claims(s, user_id, ids)
+                + second_review.release_second_review_claims(s, user_id, ids)
+            )
 
     def counts(self, user_id: int, queue: str = "review") -> QueueCounts:
         start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
         with self.db.session() as s:
-            open_items = s.scalar(
-                select(func.count())
-                .select_from(Item)
-                .where(or_(Item.status.in_(OPEN_STATUSES), Item.status == ItemStatus.CLAIMED.value))
-            )
-            if queue != "review":
-                from app.storage.leads import queue_count
-
-                open_items = queue_count(s, queue, user_id)
+            if queue == "escalations":
+                open_items = escalations.escalation_count(s)
+            elif queue == "second_review":
+                open_items = second_review.second_review_count(s, user_id)
+            else:
+                open_items = int(
+                    s.scalar(
+                        select(func.count())
+                        .select_from(Item)
+                        .where(Item.status.in_(IN_QUEUE_STATUSES))
+                    )
+                    or 0
+                )
             decided = s.scalar(
                 select(func.count())
                 .select_from(Decision)
@@ -431,26 +221,23 @@ class ReviewService:
         if req.verdict is Verdict.CONFIRM and not req.category:
             raise ReviewError("a confirmation needs a category")
         with self.db.session() as s:
-            if s.scalar(select(Decision.id).where(Decision.uuid == req.uuid)) is not None:
+            if recorded(s, req.uuid):
                 return DecisionOutcome(req.uuid, req.item_id, req.verdict, duplicate=True)
-            require_user(s, req.user_id, Permission.REVIEW)
-            from app.storage import leads
-
+            user = authorize(s, req.user_id, Permission.REVIEW)
             if req.method is DecisionMethod.SECOND_REVIEW:
-                return leads.record_second_review(s, req)
-            item = s.scalar(select(Item).where(Item.id == req.item_id).with_for_update())
+                return second_review.record_second_review(s, req)
+            item = lock_item(s, req.item_id)
             if item is None:
                 raise ReviewError(f"item {req.item_id} does not exist")
             if item.status == ItemStatus.ESCALATED.value:
-                role, _name = leads._role_of(s, req.user_id)
-                if allowed(role, Permission.HANDLE_ESCALATIONS):
-                    return leads.resolve_escalation(s, item, req)
-                return self._late(s, item, req, leads.current_decision(s, item.id))
-            standing = leads.current_decision(s, item.id)
+                if allowed(user.role, Permission.HANDLE_ESCALATIONS):
+                    return escalations.resolve_escalation(s, item, req)
+                return self._late(s, item, req, current_decision(s, item.id))
+            standing = current_decision(s, item.id)
             if standing is not None:
                 return self._late(s, item, req, standing)
             added = self._apply(s, item, req)
-            leads.maybe_queue_second_review(s, req, self.second_review_share)
+            second_review.maybe_queue_second_review(s, req, self.second_review_share)
             members = open_members(s, item) if req.verdict is not Verdict.SKIP else []
             for member in members:
                 added += self._apply(
@@ -478,13 +265,11 @@ class ReviewService:
         standing for the item, the item goes to the leads with both named, instead of one
         moderator's word silently replacing the other's.
         """
-        from app.storage import leads
-
         append_decision(s, req)
         conflict = (
             standing is not None
             and req.verdict in (Verdict.CONFIRM, Verdict.REJECT, Verdict.ESCALATE)
-            and leads.outcome_of(standing) is not req.verdict
+            and outcome_of_row(standing) is not req.verdict
         )
         if conflict and item.status != ItemStatus.ESCALATED.value:
             assert standing is not None
@@ -499,7 +284,7 @@ class ReviewService:
                     user_id=None,
                     verdict=Verdict.ESCALATE,
                     note=(
-                        f"Conflicting decisions: {leads.outcome_of(standing).value} by {first}, "
+                        f"Conflicting decisions: {outcome_of_row(standing).value} by {first}, "
                         f"then {req.verdict.value} by {late} (landed late); the standing "
                         "decision and its hashes are unchanged until a lead decides"
                     ),
@@ -508,8 +293,7 @@ class ReviewService:
                 ),
             )
             item.status = ItemStatus.ESCALATED.value
-            item.claimed_by = None
-            item.lease_expires_at = None
+            clear_claim(item)
         return DecisionOutcome(req.uuid, item.id, req.verdict, late=True, conflict=conflict)
 
     def _apply(self, s: Session, item: Item, req: DecisionRequest) -> int:
@@ -525,8 +309,7 @@ class ReviewService:
             item.status = ItemStatus.ESCALATED.value
         else:  # skip: back to the queue for someone else
             item.status = open_status_for(item.kind)
-        item.claimed_by = None
-        item.lease_expires_at = None
+        clear_claim(item)
         return added
 
     def undo_last(
@@ -544,7 +327,7 @@ class ReviewService:
             done = s.scalar(select(Decision).where(Decision.uuid == undo_uuid))
             if done is not None:
                 return DecisionOutcome(undo_uuid, done.item_id, Verdict.UNDO, duplicate=True)
-            require_user(s, user_id, Permission.REVIEW)
+            authorize(s, user_id, Permission.REVIEW)
             undone = select(Decision.supersedes).where(
                 Decision.verdict == Verdict.UNDO.value, Decision.supersedes.is_not(None)
             )
@@ -563,18 +346,13 @@ class ReviewService:
             retracted = self._undo_one(s, target, user_id, undo_uuid, now)
             # A cluster decision is undone whole: every member goes back behind its
             # representative.
-            members = s.scalars(
-                select(Decision).where(
-                    Decision.parent_uuid == target.uuid,
-                    Decision.method == DecisionMethod.CLUSTER.value,
-                )
-            ).all()
+            members = cluster_decisions(s, target.uuid)
             for d in members:
                 retracted += self._undo_one(s, d, user_id, str(uuidlib.uuid4()), now, undo_uuid)
                 member = s.get(Item, d.item_id)
                 if member is not None:
                     member.status = open_status_for(member.kind)
-            item = s.scalar(select(Item).where(Item.id == target.item_id).with_for_update())
+            item = lock_item(s, target.item_id)
             assert item is not None
             item.status = ItemStatus.CLAIMED.value
             item.claimed_by = user_id
@@ -609,18 +387,9 @@ class ReviewService:
                 parent_uuid=parent_uuid,
             ),
         )
-        entries = s.scalars(
-            select(HashListEntry).where(
-                HashListEntry.decision_uuid == target.uuid,
-                HashListEntry.retracted_at.is_(None),
-            )
-        ).all()
-        for e in entries:
-            e.retracted_at = now
-            e.retracted_by = user_id
-            e.retraction_reason = "decision undone by the moderator who made it"
-            e.retraction_decision_uuid = undo_uuid
-        return len(entries)
+        return retract_decision_hashes(
+            s, target.uuid, user_id, now, "decision undone by the moderator who made it", undo_uuid
+        )
 
     # -- reading the record ----------------------------------------------------------------
 

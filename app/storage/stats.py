@@ -13,12 +13,12 @@ from sqlalchemy import case, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.agreement import agreement
-from app.core.domain import DecisionMethod, ItemStatus, Verdict
+from app.core.domain import IN_QUEUE_STATUSES, DecisionMethod, ItemStatus, UserInfo, Verdict, utcnow
 from app.core.history_types import FlagToDecision, PeriodStats
-from app.core.roles import Permission, require
+from app.core.roles import Permission
 from app.storage.db import Database
-from app.storage.models import Decision, Item, SecondReview, Sighting, User, utcnow
-from app.storage.users import UserInfo
+from app.storage.models import Decision, Item, SecondReview, Sighting, User
+from app.storage.permissions import authorize
 
 HUMAN_METHODS = (DecisionMethod.MANUAL.value, DecisionMethod.SECOND_REVIEW.value)
 DECIDING_METHODS = (
@@ -26,7 +26,6 @@ DECIDING_METHODS = (
     DecisionMethod.CLUSTER.value,
     DecisionMethod.AUTO_MATCH.value,
 )
-OPEN = (ItemStatus.QUEUED.value, ItemStatus.UNREADABLE.value, ItemStatus.CLAIMED.value)
 AGE_BUCKETS = (
     ("< 1 h", timedelta(hours=1)),
     ("1–4 h", timedelta(hours=4)),
@@ -52,12 +51,12 @@ class StatsService:
         self.db = db
 
     def period(self, viewer: UserInfo, since: datetime, until: datetime) -> PeriodStats:
-        require(viewer.role, Permission.VIEW_STATS, viewer.username)
         st = PeriodStats(since=since, until=until)
         d = Decision
         in_period = (d.decided_at >= since, d.decided_at < until)
         now = utcnow()
         with self.db.session() as s:
+            authorize(s, viewer, Permission.VIEW_STATS)
             # int | None keys: a nullable user id column is looked up as it is, and None gets "?".
             names: dict[int | None, str] = dict(s.execute(select(User.id, User.username)).all())
             hour = _hour(s, d.decided_at)
@@ -162,11 +161,15 @@ class StatsService:
             else_=AGE_BUCKETS[-1][0],
         )
         counts: dict[str, int] = dict(
-            s.execute(select(age, func.count()).where(Item.status.in_(OPEN)).group_by(age)).all()
+            s.execute(
+                select(age, func.count()).where(Item.status.in_(IN_QUEUE_STATUSES)).group_by(age)
+            ).all()
         )
         st.queue_age = [(label, int(counts.get(label, 0))) for label, _ in AGE_BUCKETS]
         st.queue_open = sum(n for _, n in st.queue_age)
-        oldest = s.scalar(select(func.min(Item.created_at)).where(Item.status.in_(OPEN)))
+        oldest = s.scalar(
+            select(func.min(Item.created_at)).where(Item.status.in_(IN_QUEUE_STATUSES))
+        )
         st.oldest_open_s = (now - _as_dt(oldest)).total_seconds() if oldest else None
         st.queue_escalated = int(
             s.scalar(
@@ -216,7 +219,10 @@ class StatsService:
                 select(func.count())
                 .select_from(Item)
                 .where(
-                    or_(Item.status.in_(OPEN), Item.status == ItemStatus.ESCALATED.value),
+                    or_(
+                        Item.status.in_(IN_QUEUE_STATUSES),
+                        Item.status == ItemStatus.ESCALATED.value,
+                    ),
                     Item.deadline < now,
                 )
             )

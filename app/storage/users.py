@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.core.domain import Role
-from app.core.roles import Permission, PermissionDenied, require
+from app.core.domain import Role, UserInfo, utcnow
+from app.core.roles import Permission, PermissionDenied
 from app.core.security import hash_password, verify_password
 from app.storage.audit import AuditKind, append_event, count_events, lock_audit_chain
 from app.storage.db import Database
-from app.storage.models import User, utcnow
+from app.storage.models import User
+from app.storage.permissions import authorize_or_system
 
 # Failed sign-ins: after this many for one user name within the window, refuse further attempts
 # (without checking the password) until the window has passed.
@@ -29,30 +29,8 @@ class LoginLocked(UserError):
     """Too many failed sign-ins for this user name: refused without checking the password."""
 
 
-@dataclass(frozen=True)
-class UserInfo:
-    id: int
-    username: str
-    display_name: str
-    role: Role
-    active: bool
-
-
 def _info(u: User) -> UserInfo:
     return UserInfo(u.id, u.username, u.display_name, Role(u.role), u.active)
-
-
-def check_actor(s: Session, actor: UserInfo | None, permission: Permission) -> User | None:
-    """Refuse unless ``actor`` may do ``permission``, judged by the database's current record of
-    the account (a disabled account, or a role changed since sign-in, counts). ``None`` is the
-    system: set-up code that already holds the database (the first admin, the demo, tests)."""
-    if actor is None:
-        return None
-    row = s.get(User, actor.id)
-    if row is None or not row.active:
-        raise PermissionDenied(f"{actor.username}'s account is disabled or no longer exists")
-    require(row.role, permission, row.username)
-    return row
 
 
 def _validate(username: str, password: str, role: Role | str) -> tuple[str, str, Role]:
@@ -94,7 +72,7 @@ class UserService:
     ) -> UserInfo:
         username, pw_hash, role = _validate(username, password, role)
         with self.db.session() as s:
-            check_actor(s, actor, Permission.MANAGE_USERS)
+            authorize_or_system(s, actor, Permission.MANAGE_USERS)
             return self._insert(s, username, pw_hash, role, display_name, actor)
 
     def create_first_admin(
@@ -143,7 +121,7 @@ class UserService:
 
     def set_active(self, username: str, active: bool, *, actor: UserInfo | None = None) -> UserInfo:
         with self.db.session() as s:
-            check_actor(s, actor, Permission.MANAGE_USERS)
+            authorize_or_system(s, actor, Permission.MANAGE_USERS)
             u = self._existing(s, username)
             if actor is not None and u.id == actor.id and not active:
                 raise UserError("you cannot disable your own account")
@@ -179,7 +157,7 @@ class UserService:
         with self.db.session() as s:
             u = self._existing(s, username)
             if actor is None or actor.id != u.id:
-                check_actor(s, actor, Permission.MANAGE_USERS)
+                authorize_or_system(s, actor, Permission.MANAGE_USERS)
             u.password_hash = pw_hash
             append_event(
                 s,

@@ -9,10 +9,10 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from app import APP_ID, APP_NAME, __version__
+from app.compose import AppContext
+from app.core.domain import UserInfo
 from app.core.roles import Permission, allowed
 from app.paths import resource
-from app.storage.users import UserInfo
-from app.ui.context import AppContext
 from app.ui.login import LoginDialog
 from app.ui.review_window import ReviewWindow
 from app.ui.tasks import TaskRunner
@@ -27,9 +27,6 @@ def make_qapp() -> QApplication:
     icon = resource("icons/hashdesk.png")
     if icon.exists():
         app.setWindowIcon(QIcon(str(icon)))
-    style = resource("hashdesk.qss")
-    if style.exists():
-        app.setStyleSheet(style.read_text(encoding="utf-8"))
     QApplication.setAttribute(Qt.ApplicationAttribute.AA_DontShowIconsInMenus, False)
     return app
 
@@ -57,8 +54,4 @@ def run_gui(ctx: AppContext, user: UserInfo | None = None) -> int:
         window = ReviewWindow(ctx, user, tasks)
     window.show()
     window.start()
-    ctx.watcher.start()  # new and retracted hashes from every workstation, within seconds
-    try:
-        return app.exec()
-    finally:
-        ctx.watcher.stop()
+    return app.exec()

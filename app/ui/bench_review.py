@@ -15,8 +15,9 @@ def _fill_queue(db, store, n_items: int) -> None:
     from sqlalchemy import insert
 
     from app.core.demo import sample_picture
+    from app.core.domain import utcnow
     from app.core.imaging import make_preview_jpeg
-    from app.storage.models import Item, utcnow
+    from app.storage.models import Item
 
     previews = [store.put_bytes(make_preview_jpeg(sample_picture(s))) for s in range(8)]
     now = utcnow()
@@ -47,32 +48,22 @@ def bench_review(n_items: int = 100_000, presses: int = 200) -> dict:
     from PySide6.QtCore import QCoreApplication, Qt
     from PySide6.QtTest import QTest
 
+    from app.compose import open_context
     from app.core.config import Settings
-    from app.core.contentstore import ContentStore
     from app.core.domain import Role
-    from app.core.taxonomy import load_taxonomy
-    from app.paths import resource
-    from app.storage.db import open_database
-    from app.storage.users import UserService
     from app.ui.app import make_qapp
-    from app.ui.context import AppContext
     from app.ui.review_window import ReviewWindow
 
     app = make_qapp()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
-        db = open_database(url)
-        store = ContentStore(Path(tmp) / "media")
+        settings = Settings(database_url=url, media_root=Path(tmp) / "media")
+        ctx = open_context(settings, journal_dir=Path(tmp) / "journal")
+        db, store = ctx.db, ctx.store
         t = time.perf_counter()
         _fill_queue(db, store, n_items)
         fill_s = time.perf_counter() - t
-        user = UserService(db).add("bench", "bench-password", Role.MODERATOR)
-        ctx = AppContext(
-            settings=Settings(database_url=url, media_root=store.root),
-            db=db,
-            store=store,
-            taxonomy=load_taxonomy(resource("taxonomy.toml")),
-        )
+        user = ctx.users.add("bench", "bench-password", Role.MODERATOR)
         painted = [0]
         t_start = time.perf_counter()
         w = ReviewWindow(ctx, user)

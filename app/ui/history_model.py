@@ -11,10 +11,9 @@ from __future__ import annotations
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
-from app.core.domain import Verdict
+from app.core.domain import UserInfo, Verdict
 from app.core.history_types import HistoryCursor, HistoryFilter, HistoryPage, HistoryRow
 from app.storage.history_queries import PAGE_SIZE, HistoryService
-from app.storage.users import UserInfo
 from app.ui.tasks import TaskRunner
 
 COLUMNS = (

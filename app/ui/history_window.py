@@ -30,15 +30,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.domain import DecisionMethod, Verdict
+from app.compose import AppContext
+from app.core.decisions import OverturnOutcome
+from app.core.domain import DecisionMethod, UserInfo, Verdict
 from app.core.history_types import HistoryFilter, HistoryRow
 from app.core.preview import BLUR_LEVELS
 from app.core.reports import history_csv
-from app.storage.history_queries import HistoryService
-from app.storage.leads import LeadService, OverturnOutcome
-from app.storage.users import UserInfo
 from app.ui.actions import HISTORY_ACTIONS, build_actions
-from app.ui.context import AppContext
 from app.ui.history_model import HistoryModel
 from app.ui.tasks import TaskRunner
 from app.ui.timeline import TimelineView
@@ -123,8 +121,8 @@ class HistoryView(QWidget):
         self.ctx = ctx
         self.viewer = viewer
         self.tasks = tasks
-        self.history = HistoryService(ctx.db)
-        self.leads = LeadService(ctx.db)
+        self.history = ctx.history
+        self.leads = ctx.leads
         self.model = HistoryModel(self.history, viewer, tasks, self)
         self.last_overturn: OverturnOutcome | None = None
         self.last_export: tuple[Path, int] | None = None

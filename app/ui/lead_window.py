@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget
 
+from app.compose import AppContext
+from app.core.domain import UserInfo
 from app.core.roles import Permission, allowed
-from app.storage.users import UserInfo
 from app.ui.actions import HISTORY_ACTIONS, LEAD_ACTIONS, STATS_ACTIONS, build_actions
-from app.ui.context import AppContext
 from app.ui.history_window import HistoryView
 from app.ui.review_window import CheatSheet, ReviewWindow
 from app.ui.stats_window import StatsView

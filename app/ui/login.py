@@ -13,7 +13,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.storage.users import LoginLocked, UserInfo, UserService
+from app.core.domain import UserInfo
+from app.storage.users import LoginLocked, UserService
 from app.ui.tasks import TaskRunner
 
 

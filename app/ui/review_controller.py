@@ -22,12 +22,11 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from app.core.domain import Category, DecisionMethod, MediaKind, QueueItem, Verdict
+from app.compose import AppContext
+from app.core.decisions import DecisionOutcome, DecisionRequest, QueueCounts
+from app.core.domain import Category, DecisionMethod, MediaKind, QueueItem, UserInfo, Verdict
 from app.core.preview import prepare_preview
 from app.storage.journal import EntryKind, JournalSync, SyncReport, backoff_seconds
-from app.storage.review import DecisionOutcome, DecisionRequest, QueueCounts
-from app.storage.users import UserInfo
-from app.ui.context import AppContext
 from app.ui.preview import ScreenPreview
 from app.ui.tasks import TaskRunner
 

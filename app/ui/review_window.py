@@ -21,12 +21,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.domain import Category, Verdict
+from app.compose import AppContext
+from app.core.decisions import QueueCounts
+from app.core.domain import Category, UserInfo, Verdict, utcnow
 from app.core.preview import BLUR_LEVELS
 from app.core.roles import Permission, allowed
-from app.storage.models import utcnow
-from app.storage.review import QueueCounts
-from app.storage.users import UserInfo
 from app.ui.actions import (
     HOLD_KEYS,
     QUEUE_ACTIONS,
@@ -36,7 +35,6 @@ from app.ui.actions import (
     category_specs,
     key_text,
 )
-from app.ui.context import AppContext
 from app.ui.preview import PreviewWidget
 from app.ui.review_controller import PreparedItem, ReviewController
 from app.ui.tasks import TaskRunner

@@ -19,14 +19,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.compose import AppContext
+from app.core.domain import UserInfo, utcnow
 from app.core.history_types import PeriodStats
-from app.core.reports import summary_csv, summary_html
-from app.storage.models import utcnow
-from app.storage.stats import StatsService
-from app.storage.users import UserInfo
+from app.core.reports import format_duration, format_percent, summary_csv, summary_html
 from app.ui.actions import STATS_ACTIONS, build_actions
 from app.ui.charts import BarChart
-from app.ui.context import AppContext
 from app.ui.tasks import TaskRunner
 
 PERIODS = (
@@ -38,20 +36,6 @@ PERIODS = (
 VERDICT_SERIES = ("confirm", "reject", "escalate", "skip", "overturn")
 
 
-def _secs(s: float | None) -> str:
-    if s is None:
-        return "—"
-    if s < 120:
-        return f"{s:.0f} s"
-    if s < 7200:
-        return f"{s / 60:.0f} min"
-    return f"{s / 3600:.1f} h"
-
-
-def _pct(v: float | None) -> str:
-    return "—" if v is None else f"{v:.1f}%"
-
-
 class StatsView(QWidget):
     def __init__(self, ctx: AppContext, viewer: UserInfo, tasks: TaskRunner, parent=None) -> None:
         super().__init__(parent)
@@ -59,7 +43,7 @@ class StatsView(QWidget):
         self.ctx = ctx
         self.viewer = viewer
         self.tasks = tasks
-        self.service = StatsService(ctx.db)
+        self.service = ctx.stats
         self.stats: PeriodStats | None = None
         self.loading = False
         self._build()
@@ -161,15 +145,15 @@ class StatsView(QWidget):
         c["human"].setText(str(st.human_decided))
         c["auto"].setText(str(st.auto_matched))
         judged = st.deadlines_met + st.deadlines_missed
-        c["deadlines"].setText(f"{_pct(st.deadline_rate)}  ({st.deadlines_met}/{judged})")
-        c["overturns"].setText(f"{_pct(st.overturn_rate)}  ({st.overturns})")
+        c["deadlines"].setText(f"{format_percent(st.deadline_rate)}  ({st.deadlines_met}/{judged})")
+        c["overturns"].setText(f"{format_percent(st.overturn_rate)}  ({st.overturns})")
         agr = st.agreement
         if agr is not None and agr.pairs:
             kappa = "—" if agr.kappa is None else f"{agr.kappa:.2f}"
             c["agreement"].setText(f"{agr.percent:.0f}%  κ {kappa}  (n={agr.pairs})")
         else:
             c["agreement"].setText("no second reviews")
-        c["flag"].setText(_secs(st.flag_to_decision.median_s))
+        c["flag"].setText(format_duration(st.flag_to_decision.median_s))
         c["queue"].setText(
             f"{st.queue_open} open · {st.queue_escalated} esc · {st.queue_second_review} 2nd"
         )

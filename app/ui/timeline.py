@@ -12,11 +12,10 @@ from dataclasses import dataclass
 from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QListView, QSizePolicy, QVBoxLayout, QWidget
 
+from app.compose import AppContext
+from app.core.domain import UserInfo
 from app.core.history_types import Timeline
 from app.core.preview import prepare_preview
-from app.storage.history_queries import HistoryService
-from app.storage.users import UserInfo
-from app.ui.context import AppContext
 from app.ui.preview import PreviewWidget, ScreenPreview
 from app.ui.tasks import TaskRunner
 
@@ -58,7 +57,7 @@ class TimelineView(QWidget):
         self.ctx = ctx
         self.viewer = viewer
         self.tasks = tasks
-        self.history = HistoryService(ctx.db)
+        self.history = ctx.history
         self.item_id: int | None = None
         self.current: LoadedTimeline | None = None
         self._wanted: int | None = None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
+from app.core.decisions import DecisionRequest
 from app.core.domain import Verdict
 from app.storage.db import open_database
-from app.storage.review import DecisionRequest, ReviewService
+from app.storage.review import ReviewService
 
 
 def claim_and_decide(url: str, user_id: int, start_at: float) -> tuple[int, list[int], float]:

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select, text
 
-from app.core.domain import ItemStatus, Role
+from app.core.domain import ItemStatus, Role, utcnow
 from app.storage.audit import verify_chains
 from app.storage.db import open_database
 from app.storage.journal import DecisionJournal, JournalSync
-from app.storage.models import Decision, Item, utcnow
+from app.storage.models import Decision, Item
 from app.storage.review import ReviewService
 from app.storage.users import UserService
 from tests.conftest import PG_URL, _make_pg_database
@@ -165,9 +165,9 @@ def _decided_items(db) -> set[int]:
 
 
 def test_dropped_network_during_review_nothing_lost_nothing_doubled(pg, qtbot, tmp_path, taxonomy):
+    from app.compose import AppContext
     from app.core.config import Settings
     from app.core.contentstore import ContentStore
-    from app.ui.context import AppContext
     from app.ui.review_window import ReviewWindow
     from tests.drills.proxy import TcpProxy
     from tests.ui.conftest import KEY, press

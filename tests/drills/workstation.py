@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import sys
 
+from app.core.decisions import DecisionRequest
 from app.core.domain import Verdict
 from app.storage.db import open_database
 from app.storage.journal import DecisionJournal, JournalSync
-from app.storage.review import DecisionRequest, ReviewService
+from app.storage.review import ReviewService
 
 
 def main(url: str, journal_file: str, user_id: int, lease: int) -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.core.domain import DecisionMethod, ItemStatus, SightingInfo, Verdict
+from app.core.decisions import DecisionRequest
+from app.core.domain import DecisionMethod, ItemStatus, SightingInfo, Verdict, utcnow
 from app.core.match_rules import MatchPolicy
 from app.core.media import analyze_file
 from app.storage.ingest_recorder import IngestRecorder
-from app.storage.models import Decision, Item, utcnow
-from app.storage.review import DecisionRequest, ReviewService
+from app.storage.models import Decision, Item
+from app.storage.review import ReviewService
 from tests.helpers import make_user
 
 _cache: dict[str, object] = {}

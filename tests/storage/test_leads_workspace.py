@@ -8,13 +8,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app.core.domain import DecisionMethod, ItemStatus, Role, Verdict
+from app.core.decisions import DecisionRequest, LeadError, sampled
+from app.core.domain import DecisionMethod, ItemStatus, Role, Verdict, utcnow
 from app.core.history_types import HistoryFilter
 from app.core.roles import PermissionDenied
 from app.storage.history_queries import HistoryService
-from app.storage.leads import LeadError, LeadService, sampled
-from app.storage.models import Decision, HashListEntry, Item, SignalRow, utcnow
-from app.storage.review import DecisionRequest, ReviewService
+from app.storage.leads import LeadService
+from app.storage.models import Decision, HashListEntry, Item, SignalRow
+from app.storage.review import ReviewService
 from app.storage.stats import StatsService
 from tests.helpers import ingest, make_user, write_samples
 
@@ -283,3 +284,54 @@ def test_removal_orders_get_the_default_deadline(db, store, tmp_path):
         item = s.scalar(select(Item))
         assert item.deadline is not None
         assert timedelta(minutes=59) < item.deadline - item.created_at < timedelta(minutes=61)
+
+
+def test_a_lead_disabled_while_signed_in_can_no_longer_act(db, team):
+    """The window holds the UserInfo from sign-in; disabling the account must stop every lead
+    path at once: overturn (hashes added or retracted), cluster lookup, escalations, history,
+    statistics, the hash list. Nothing changes in the record."""
+    from app.storage.hash_lists import HashListService
+    from app.storage.users import UserService
+
+    review, mod1, mod2, lead = team
+    admin = make_user(db, "admin1", Role.ADMIN)
+    confirmed = _decide(review, mod1, Verdict.CONFIRM, "glorification")
+    rejected = _decide(review, mod2, Verdict.REJECT)
+    escalated = _decide(review, mod1, Verdict.ESCALATE, note="unsure")
+    rows = {
+        r.item_id: r
+        for r in HistoryService(db).page(lead, HistoryFilter()).rows
+        if r.verdict in (Verdict.CONFIRM, Verdict.REJECT)
+    }
+    hashes_before = len(_active(db, confirmed.id)), len(_active(db, rejected.id))
+    with db.session() as s:
+        decisions_before = len(s.scalars(select(Decision)).all())
+
+    UserService(db).disable(lead.username, actor=admin)
+
+    leads = LeadService(db)
+    with pytest.raises(PermissionDenied, match="disabled"):
+        leads.overturn(lead, rows[confirmed.id].uuid, "not glorification after all")
+    with pytest.raises(PermissionDenied, match="disabled"):
+        leads.overturn(lead, rows[rejected.id].uuid, "propaganda", "glorification", "Glorif.")
+    with pytest.raises(PermissionDenied, match="disabled"):
+        leads.cluster_size_of(lead, rows[confirmed.id].uuid)
+    with pytest.raises(PermissionDenied, match="disabled"):
+        review.claim_next(lead.id, queue="escalations")
+    with pytest.raises(PermissionDenied, match="disabled"):
+        review.decide(DecisionRequest(escalated.id, lead.id, Verdict.CONFIRM, "glorification"))
+    with pytest.raises(PermissionDenied, match="disabled"):
+        HistoryService(db).page(lead, HistoryFilter())
+    with pytest.raises(PermissionDenied, match="disabled"):
+        StatsService(db).period(lead, utcnow() - timedelta(days=1), utcnow())
+    with pytest.raises(PermissionDenied, match="disabled"):
+        HashListService(db).retract([1], "because", actor=lead)
+
+    assert (len(_active(db, confirmed.id)), len(_active(db, rejected.id))) == hashes_before
+    with db.session() as s:
+        assert len(s.scalars(select(Decision)).all()) == decisions_before
+        assert s.get(Item, escalated.id).status == ItemStatus.ESCALATED.value
+    # Enabled again, the same signed-in copy works: the check reads the account, not the copy.
+    UserService(db).set_active(lead.username, True, actor=admin)
+    out = leads.overturn(lead, rows[confirmed.id].uuid, "not glorification after all")
+    assert out.hashes_retracted == hashes_before[0] > 0

@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from app.core.domain import Algorithm, ItemStatus, Role, Verdict
-from app.core.security import GENESIS_HASH, chain_hash
-from app.storage.models import Decision, HashListEntry, Item, Sighting, utcnow
-from app.storage.review import DecisionRequest, ReviewService
+from app.core.chain import GENESIS_HASH, chain_hash
+from app.core.decisions import DecisionRequest
+from app.core.domain import Algorithm, ItemStatus, Role, Verdict, utcnow
+from app.storage.models import Decision, HashListEntry, Item, Sighting
+from app.storage.review import ReviewService
 from tests.helpers import ingest, make_user, write_samples
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from app.core.decisions import DecisionRequest
 from app.core.domain import ItemStatus, Verdict
 from app.storage.db import Database, make_engine
 from app.storage.journal import (
@@ -14,7 +15,7 @@ from app.storage.journal import (
     journal_path,
 )
 from app.storage.models import Decision
-from app.storage.review import DecisionRequest, ReviewService
+from app.storage.review import ReviewService
 from app.storage.users import UserService
 from tests.helpers import ingest, make_user, write_samples
 

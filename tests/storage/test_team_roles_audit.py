@@ -9,13 +9,14 @@ import pytest
 from sqlalchemy import text
 
 from app.cli import main
+from app.core.decisions import DecisionRequest
 from app.core.domain import Role, Verdict
 from app.core.regions import REGIONS
 from app.core.roles import PermissionDenied
 from app.storage.audit import AuditKind, recent_events, verify_chains
-from app.storage.hashlist import HashListService
+from app.storage.hash_lists import HashListService
 from app.storage.leads import LeadService
-from app.storage.review import DecisionRequest, ReviewService
+from app.storage.review import ReviewService
 from app.storage.users import MAX_FAILED_LOGINS, LoginLocked, UserError, UserService
 from tests.helpers import ingest, make_user, write_samples
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 
+from app.core.decisions import DecisionRequest
 from app.core.domain import Verdict
 from app.core.hash_index import HashIndex
 from app.storage.db import open_database
-from app.storage.notify import HashListWatcher
-from app.storage.review import DecisionRequest, ReviewService
+from app.storage.hash_list_index import HashListWatcher
+from app.storage.review import ReviewService
 from tests.helpers import ingest, make_user, write_samples
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
+from app.compose import AppContext
 from app.core.config import Settings
-from app.ui.context import AppContext
 from app.ui.review_window import ReviewWindow
 from tests.helpers import ingest, make_user, write_samples
 

@@ -11,12 +11,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication
 from sqlalchemy import select
 
+from app.compose import AppContext
 from app.core.config import Settings
+from app.core.decisions import DecisionRequest
 from app.core.domain import DecisionMethod, ItemStatus, Role, Verdict
 from app.core.history_types import HistoryFilter
 from app.storage.models import HashListEntry
-from app.storage.review import DecisionRequest
-from app.ui.context import AppContext
 from app.ui.lead_window import LeadWindow
 from app.ui.review_window import ReviewWindow
 from tests.helpers import ingest, make_user, write_samples

@@ -206,7 +206,8 @@ def test_items_appear_in_queue_order(qtbot, make_window, db, store, tmp_path):
 
     from sqlalchemy import update
 
-    from app.storage.models import Item, utcnow
+    from app.core.domain import utcnow
+    from app.storage.models import Item
     from tests.helpers import ingest, write_samples
 
     ingest(db, store, write_samples(tmp_path / "order", range(20, 26)))

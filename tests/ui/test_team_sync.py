@@ -6,10 +6,10 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from app.core.decisions import DecisionRequest
 from app.core.domain import ItemStatus, Verdict
 from app.storage.journal import DecisionJournal
 from app.storage.models import Decision
-from app.storage.review import DecisionRequest
 from tests.ui.conftest import KEY, press
 
 

@@ -43,3 +43,29 @@ def test_the_check_sees_imports():
     # Guard against the check passing vacuously.
     assert "sqlalchemy" in _imports(APP / "storage")["models.py"]
     assert any(n.startswith("PySide6") for n in _imports(APP / "ui")["preview.py"])
+
+
+def test_the_composition_root_builds_without_qt():
+    # app.compose wires the database, the services and the store for the CLI, the GUI, the
+    # self-test and the benchmark: it must not need a display, nor reach into the windows.
+    names = _imports(APP)["compose.py"]
+    assert "app.storage.review" in names  # guard: the check sees its imports
+    assert [n for n in names if n.startswith(("PySide6", "app.ui", "app.cli"))] == []
+
+
+def test_windows_receive_their_services():
+    # Only the composition root builds services; windows use the ones in the AppContext.
+    built = [
+        f"{mod} builds {svc}"
+        for mod, path in (("ui/" + p.name, p) for p in (APP / "ui").glob("*.py"))
+        for svc in (
+            "ReviewService(",
+            "LeadService(",
+            "HistoryService(",
+            "StatsService(",
+            "UserService(",
+            "HashListService(",
+        )
+        if svc in path.read_text(encoding="utf-8")
+    ]
+    assert built == []

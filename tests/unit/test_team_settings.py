@@ -142,3 +142,40 @@ def test_bad_match_setting_is_named(tmp_path, body, named):
     with pytest.raises(ConfigError) as err:
         load_settings(_write(tmp_path, body))
     assert named in str(err.value)
+
+
+def test_review_settings_come_from_the_file_and_the_environment(tmp_path):
+    from datetime import timedelta
+
+    plain = load_settings(_write(tmp_path, ""))
+    assert plain.source_deadlines == {"removal_order": timedelta(hours=1)}
+    assert plain.second_review_share == 0.05
+    env = _write(
+        tmp_path, 'source_deadlines = "partner=24h, removal_order=30m"\nsecond_review_percent = 0\n'
+    )
+    s = load_settings(env)
+    assert s.source_deadlines == {
+        "removal_order": timedelta(minutes=30),
+        "partner": timedelta(hours=24),
+    }
+    assert s.second_review_share == 0.0
+    s = load_settings({**env, "HASHDESK_SECOND_REVIEW_PERCENT": "25"})
+    assert s.second_review_share == 0.25
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        ("removal_order=soon", "HASHDESK_SOURCE_DEADLINES='removal_order=soon': 'soon' is not"),
+        ("removal_order", "HASHDESK_SOURCE_DEADLINES='removal_order': 'removal_order' is not"),
+    ],
+)
+def test_bad_source_deadlines_is_one_line_naming_the_value(
+    tmp_path, monkeypatch, capsys, value, named
+):
+    monkeypatch.setenv("HASHDESK_DATABASE_URL", f"sqlite:///{tmp_path / 'd.sqlite3'}")
+    monkeypatch.setenv("HASHDESK_SOURCE_DEADLINES", value)
+    assert main(["ingest", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and named in err and "Traceback" not in err
+    assert not (tmp_path / "d.sqlite3").exists()  # refused before anything was opened

@@ -1,4 +1,4 @@
-"""The hash list as a lead or admin handles it directly: retracting entries, exporting the active
+"""The hash lists as a lead or admin handles them directly: retracting entries, exporting the active
 list. Both are refused to roles that may not do them, and both are recorded in the audit chain
 in the same transaction as the change."""
 
@@ -9,12 +9,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 
+from app.core.domain import UserInfo, utcnow
 from app.core.roles import Permission
 from app.core.signal_types import REGION_PREFIX
 from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
-from app.storage.models import HashListEntry, utcnow
-from app.storage.users import UserInfo, check_actor
+from app.storage.models import HashListEntry
+from app.storage.permissions import authorize
 
 
 class HashListError(ValueError):
@@ -42,7 +43,7 @@ class HashListService:
         if not reason:
             raise HashListError("a retraction needs a reason")
         with self.db.session() as s:
-            check_actor(s, actor, Permission.RETRACT)
+            authorize(s, actor, Permission.RETRACT)
             rows = s.scalars(
                 select(HashListEntry)
                 .where(HashListEntry.id.in_(list(entry_ids)), HashListEntry.retracted_at.is_(None))
@@ -79,7 +80,7 @@ class HashListService:
         PDQ matcher would compare them with whole pictures, where they mean nothing. Every row
         carries its variant, so a partner can tell a bar-trimmed hash from the plain one."""
         with self.db.session() as s:
-            check_actor(s, actor, Permission.EXPORT)
+            authorize(s, actor, Permission.EXPORT)
             q = select(HashListEntry).where(HashListEntry.retracted_at.is_(None))
             if list_name is not None:
                 q = q.where(HashListEntry.list_name == list_name)

@@ -1,0 +1,113 @@
+"""The composition root: the one place that builds the database, the content store, the
+taxonomy, the services and the journal from the settings, for the CLI, the GUI, the self-test
+and the benchmark alike. Windows receive the :class:`AppContext` and use its services; nothing
+below this module builds a service of its own (docs/ARCHITECTURE.md, "Composition").
+
+No Qt here: the self-test and the benchmark build the same context before any window exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from app.core.config import Settings, data_dir, redact_url
+from app.core.contentstore import ContentStore
+from app.core.ingest_jobs import IngestJob, IngestSummary
+from app.core.taxonomy import Taxonomy, load_taxonomy
+from app.paths import resource
+from app.storage.db import Database, open_database
+from app.storage.hash_lists import HashListService
+from app.storage.history_queries import HistoryService
+from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
+from app.storage.journal import DecisionJournal, journal_path
+from app.storage.leads import LeadService
+from app.storage.review import ReviewService
+from app.storage.stats import StatsService
+from app.storage.users import UserService
+
+
+@dataclass
+class AppContext:
+    """Everything a window or a command needs, passed explicitly (no globals)."""
+
+    settings: Settings
+    db: Database
+    store: ContentStore
+    taxonomy: Taxonomy
+    key_overrides: dict[str, str] = field(default_factory=dict)
+    # Where this workstation's decision journal lives (default: the user data directory).
+    journal_dir: Path | None = None
+    review: ReviewService = field(init=False)
+    leads: LeadService = field(init=False)
+    users: UserService = field(init=False)
+    history: HistoryService = field(init=False)
+    stats: StatsService = field(init=False)
+    hash_lists: HashListService = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.review = ReviewService(
+            self.db,
+            lease_seconds=self.settings.lease_seconds,
+            second_review_share=self.settings.second_review_share,
+        )
+        self.leads = LeadService(self.db)
+        self.users = UserService(self.db)
+        self.history = HistoryService(self.db)
+        self.stats = StatsService(self.db)
+        self.hash_lists = HashListService(self.db)
+
+    @cached_property
+    def journal(self) -> DecisionJournal:
+        """This workstation's decision journal, opened when a review window first needs it.
+        Keyed by the URL without its password: a changed password keeps the same journal."""
+        where = redact_url(self.db.engine.url.render_as_string(hide_password=True))
+        return DecisionJournal(journal_path(where, self.journal_dir or data_dir()))
+
+    def recorder(self) -> IngestRecorder:
+        """An ingest recorder with this workstation's matching policy and source deadlines."""
+        return IngestRecorder(
+            self.db,
+            self.store,
+            policy=self.settings.match,
+            source_deadlines=self.settings.source_deadlines,
+        )
+
+    def ingest(
+        self,
+        jobs: list[IngestJob],
+        problems: list[str] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> IngestSummary:
+        """Analyse and record ``jobs``; manifest ``problems`` are carried into the summary."""
+        summary = ingest_jobs(self.recorder(), jobs, progress=progress)
+        summary.manifest_problems.extend(problems or [])
+        return summary
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+def open_db(settings: Settings, *, upgrade: bool = True) -> Database:
+    """The database the settings name, its schema brought up to date unless ``upgrade`` is
+    off (``hashdesk db info`` looks without changing anything)."""
+    return open_database(settings.database_url, upgrade=upgrade)
+
+
+def default_taxonomy() -> Taxonomy:
+    return load_taxonomy(resource("taxonomy.toml"))
+
+
+def open_context(
+    settings: Settings, *, db: Database | None = None, journal_dir: Path | None = None
+) -> AppContext:
+    """The whole application wired from ``settings`` (``db``: one already open)."""
+    return AppContext(
+        settings=settings,
+        db=db if db is not None else open_db(settings),
+        store=ContentStore(settings.media_root),
+        taxonomy=default_taxonomy(),
+        journal_dir=journal_dir,
+    )

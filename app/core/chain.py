@@ -1,0 +1,77 @@
+"""The tamper-evident chains: the entry hash, and exactly which fields of a decision and of an
+audit event it covers. Pure functions, used to append (app.storage.record, app.storage.audit)
+and to verify (app.storage.audit), so the two can never disagree."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+#: The ``prev_hash`` of a chain's first entry.
+GENESIS_HASH = "0" * 64
+
+
+def chain_hash(prev_hash: str, fields: dict[str, Any]) -> str:
+    """Hash of one record of an append-only chain: the previous entry's hash plus this entry's
+    fields in a canonical form. Changing, deleting or reordering any entry breaks every later
+    hash."""
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(f"{prev_hash}|{canonical}".encode()).hexdigest()
+
+
+def decision_chain_fields(
+    *,
+    uuid: str,
+    item_id: int,
+    user_id: int | None,
+    verdict: str,
+    category: str | None,
+    note: str | None,
+    method: str,
+    supersedes: str | None,
+    decided_at: datetime,
+    parent_uuid: str | None,
+    matched_entry_id: int | None,
+    match_distance: int | None,
+) -> dict[str, Any]:
+    """The fields of a decision that its chain hash covers."""
+    fields: dict[str, Any] = {
+        "uuid": uuid,
+        "item_id": item_id,
+        "user_id": user_id,
+        "verdict": verdict,
+        "category": category,
+        "note": note,
+        "method": method,
+        "supersedes": supersedes,
+        "decided_at": decided_at.isoformat(timespec="microseconds"),
+    }
+    if parent_uuid or matched_entry_id is not None:
+        fields["parent_uuid"] = parent_uuid
+        fields["matched_entry_id"] = matched_entry_id
+        fields["match_distance"] = match_distance
+    return fields
+
+
+def audit_chain_fields(
+    *,
+    uuid: str,
+    kind: str,
+    actor_id: int | None,
+    actor_name: str | None,
+    subject: str | None,
+    detail: str | None,
+    occurred_at: datetime,
+) -> dict[str, Any]:
+    """The fields of an audit event that its chain hash covers."""
+    return {
+        "uuid": uuid,
+        "kind": kind,
+        "actor_id": actor_id,
+        "actor_name": actor_name,
+        "subject": subject,
+        "detail": detail,
+        "occurred_at": occurred_at.isoformat(timespec="microseconds"),
+    }

@@ -1,0 +1,159 @@
+"""The leads' escalation queue: items a moderator escalated or a second review disagreed on.
+A lead claims one, reads why it is there, and decides it (overturning the standing decision
+if the lead says otherwise)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from app.core.decisions import DecisionOutcome, DecisionRequest
+from app.core.domain import ItemStatus, QueueItem, Verdict, utcnow
+from app.core.roles import Permission
+from app.storage.models import Decision, Item, SecondReview, User
+from app.storage.overturn import overturn_in_session
+from app.storage.permissions import authorize
+from app.storage.record import (
+    add_item_hashes,
+    append_decision,
+    clear_claim,
+    current_decision,
+    held_items,
+    outcome_of_row,
+    queue_order,
+    to_queue_item,
+)
+
+
+def escalation_note(s: Session, item_id: int) -> str:
+    """Why the item is with a lead: the moderator's escalation note, or the second review that
+    disagreed with the first decision."""
+    # int | None keys: a nullable user id column is looked up as it is, and None gets "?".
+    names: dict[int | None, str] = dict(s.execute(select(User.id, User.username)).all())
+    last_esc = s.scalar(
+        select(Decision)
+        .where(Decision.item_id == item_id, Decision.verdict == Verdict.ESCALATE.value)
+        .order_by(Decision.id.desc())
+        .limit(1)
+    )
+    sr = s.scalar(
+        select(SecondReview)
+        .where(SecondReview.item_id == item_id, SecondReview.agreed.is_(False))
+        .order_by(SecondReview.id.desc())
+        .limit(1)
+    )
+    sr_decision = (
+        s.scalar(select(Decision).where(Decision.uuid == sr.second_decision_uuid))
+        if sr is not None
+        else None
+    )
+    if (
+        sr is not None
+        and sr_decision is not None
+        and (last_esc is None or sr_decision.id > last_esc.id)
+    ):
+        note = f": {sr_decision.note}" if sr_decision.note else ""
+        return (
+            f"Second review disagreed: {names.get(sr.first_user_id, '?')} decided "
+            f"{sr.first_verdict}, {names.get(sr.second_user_id, '?')} said "
+            f"{sr.second_verdict}{note}"
+        )
+    if last_esc is not None:
+        who = names.get(last_esc.user_id, "?")
+        return (
+            f"Escalated by {who}: {last_esc.note}"
+            if last_esc.note
+            else (f"Escalated by {who} (no note)")
+        )
+    return "Escalated"
+
+
+def resolve_escalation(s: Session, item: Item, req: DecisionRequest) -> DecisionOutcome:
+    """A lead's verdict on an escalated item. Skip (or escalate) leaves it with the leads; a
+    confirm or reject decides it, overturning the standing decision if it says otherwise."""
+    authorize(s, req.user_id, Permission.HANDLE_ESCALATIONS)
+    assert req.user_id is not None
+    if req.verdict in (Verdict.SKIP, Verdict.ESCALATE):
+        append_decision(s, replace(req, verdict=Verdict.SKIP))
+        clear_claim(item)
+        return DecisionOutcome(req.uuid, item.id, Verdict.SKIP)
+    standing = current_decision(s, item.id)
+    if standing is not None and outcome_of_row(standing) is not req.verdict:
+        why = req.note or f"resolved on escalation: {req.verdict.value}"
+        out = overturn_in_session(
+            s,
+            req.user_id,
+            standing.uuid,
+            why,
+            category=req.category,
+            category_label=req.category_label,
+            uuid=req.uuid,
+            at=req.decided_at,
+        )
+        return DecisionOutcome(
+            req.uuid,
+            item.id,
+            Verdict.OVERTURN,
+            hashes_added=out.hashes_added,
+            hashes_retracted=out.hashes_retracted,
+        )
+    append_decision(s, req)
+    item.status = ItemStatus.DECIDED.value
+    clear_claim(item)
+    added = 0
+    if req.verdict is Verdict.CONFIRM and standing is None:
+        added = add_item_hashes(s, item, req.uuid, req.category, req.user_id, req.decided_at)
+    return DecisionOutcome(req.uuid, item.id, req.verdict, hashes_added=added)
+
+
+def claim_escalation(
+    s: Session, user_id: int, exclude: Collection[int], lease: timedelta
+) -> QueueItem | None:
+    authorize(s, user_id, Permission.HANDLE_ESCALATIONS)
+    now = utcnow()
+    q = (
+        select(Item)
+        .where(
+            Item.status == ItemStatus.ESCALATED.value,
+            or_(Item.claimed_by.is_(None), Item.lease_expires_at < now),
+        )
+        .order_by(*queue_order(Item.updated_at))
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    if exclude:
+        q = q.where(Item.id.not_in(list(exclude)))
+    item = s.scalar(q)
+    if item is None:
+        return None
+    item.claimed_by = user_id
+    item.lease_expires_at = now + lease
+    s.flush()
+    return replace(to_queue_item(s, item), escalation_note=escalation_note(s, item.id))
+
+
+def _held(s: Session, user_id: int, item_ids: list[int]) -> list[Item]:
+    return held_items(s, user_id, item_ids, ItemStatus.ESCALATED.value)
+
+
+def renew_escalation_claims(s: Session, user_id: int, item_ids: list[int], until: datetime) -> int:
+    items = _held(s, user_id, item_ids)
+    for item in items:
+        item.lease_expires_at = until
+    return len(items)
+
+
+def release_escalation_claims(s: Session, user_id: int, item_ids: list[int]) -> int:
+    items = _held(s, user_id, item_ids)
+    for item in items:
+        clear_claim(item)
+    return len(items)
+
+
+def escalation_count(s: Session) -> int:
+    q = select(func.count()).select_from(Item).where(Item.status == ItemStatus.ESCALATED.value)
+    return int(s.scalar(q) or 0)

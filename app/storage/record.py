@@ -1,0 +1,290 @@
+"""The decision record: the one module that writes decisions and hash-list rows.
+
+Appending a decision to the chain, the decision that stands for an item now, putting an item's
+hashes in the hash list and retracting them, the order every queue serves items in, and what a
+queue card shows. The review, escalation, second-review and overturn paths are built on these
+and call only downward (docs/ARCHITECTURE.md, "A key press"). The caller holds the transaction:
+a decision, the status it sets and the hash-list rows it adds or retracts commit together.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select, text
+from sqlalchemy.orm import Session
+
+from app.core.chain import GENESIS_HASH, chain_hash, decision_chain_fields
+from app.core.decisions import DECIDING, DecisionRequest, outcome_of
+from app.core.domain import (
+    OPEN_STATUSES,
+    DecisionMethod,
+    ItemStatus,
+    MediaKind,
+    QueueItem,
+    SightingInfo,
+    Verdict,
+)
+from app.core.signal_types import is_query_only
+from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRow
+
+_CHAIN_LOCK_ID = 0x48415348  # "HASH": PostgreSQL advisory lock serialising the decision chain
+LOCAL_LIST = "local"
+
+
+# -- the chain -------------------------------------------------------------------------------
+
+
+def append_decision(s: Session, req: DecisionRequest) -> Decision:
+    """Append one decision row to the chain."""
+    if s.get_bind().dialect.name == "postgresql":
+        s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_ID})
+    prev = s.scalar(select(Decision.entry_hash).order_by(Decision.id.desc()).limit(1))
+    prev = prev or GENESIS_HASH
+    chained: dict[str, Any] = {  # the fields the chain hash covers, as stored
+        "uuid": req.uuid,
+        "item_id": req.item_id,
+        "user_id": req.user_id,
+        "verdict": req.verdict.value,
+        "category": req.category,
+        "note": req.note,
+        "method": req.method.value,
+        "supersedes": req.supersedes,
+        "decided_at": req.decided_at,
+        "parent_uuid": req.parent_uuid,
+        "matched_entry_id": req.matched_entry_id,
+        "match_distance": req.match_distance,
+    }
+    row = Decision(
+        **chained,
+        category_label=req.category_label,
+        prev_hash=prev,
+        entry_hash=chain_hash(prev, decision_chain_fields(**chained)),
+    )
+    s.add(row)
+    s.flush()
+    return row
+
+
+def recorded(s: Session, uuid: str) -> bool:
+    """Whether a decision with this UUID is already in the record (writes are idempotent)."""
+    return s.scalar(select(Decision.id).where(Decision.uuid == uuid)) is not None
+
+
+def current_decision(s: Session, item_id: int) -> Decision | None:
+    """The decision that stands for the item now: its latest confirm, reject or overturn that no
+    undo or overturn has taken back (second-review opinions never stand)."""
+    rows = s.scalars(
+        select(Decision).where(Decision.item_id == item_id).order_by(Decision.id)
+    ).all()
+    taken_back = {
+        r.supersedes
+        for r in rows
+        if r.supersedes and r.verdict in (Verdict.UNDO.value, Verdict.OVERTURN.value)
+    }
+    standing = None
+    for r in rows:
+        if r.method == DecisionMethod.SECOND_REVIEW.value or r.uuid in taken_back:
+            continue
+        if r.verdict in DECIDING or r.verdict == Verdict.OVERTURN.value:
+            standing = r
+    return standing
+
+
+def cluster_decisions(s: Session, parent_uuid: str) -> list[Decision]:
+    """The decisions a cluster decision made for the members of its cluster."""
+    return list(
+        s.scalars(
+            select(Decision)
+            .where(
+                Decision.parent_uuid == parent_uuid,
+                Decision.method == DecisionMethod.CLUSTER.value,
+            )
+            .order_by(Decision.id)
+        )
+    )
+
+
+# -- the hash list ---------------------------------------------------------------------------
+
+
+def add_item_hashes(
+    s: Session,
+    item: Item,
+    decision_uuid: str,
+    category: str | None,
+    user_id: int | None,
+    at: datetime,
+) -> int:
+    """Put the item's signals in the local hash list under ``decision_uuid`` (as a confirm
+    does). Query-only variants (rotated/mirrored hashes) are never stored."""
+    n = 0
+    for sig in s.scalars(select(SignalRow).where(SignalRow.item_id == item.id)):
+        if is_query_only(sig.variant):
+            continue
+        s.add(
+            HashListEntry(
+                algorithm=sig.algorithm,
+                value=sig.value,
+                quality=sig.quality,
+                frame_ts=sig.frame_ts,
+                variant=sig.variant,
+                category=category,
+                list_name=LOCAL_LIST,
+                decision_uuid=decision_uuid,
+                item_id=item.id,
+                signal_id=sig.id,
+                added_by=user_id,
+                added_at=at,
+            )
+        )
+        n += 1
+    return n
+
+
+def _retract(rows: list[HashListEntry], user_id: int, at: datetime, reason: str, by: str) -> int:
+    for e in rows:
+        e.retracted_at = at
+        e.retracted_by = user_id
+        e.retraction_reason = reason
+        e.retraction_decision_uuid = by
+    return len(rows)
+
+
+def retract_decision_hashes(
+    s: Session, decision_uuid: str, user_id: int, at: datetime, reason: str, by_uuid: str
+) -> int:
+    """Retract the active hashes one decision added (an undo of it)."""
+    rows = s.scalars(
+        select(HashListEntry).where(
+            HashListEntry.decision_uuid == decision_uuid,
+            HashListEntry.retracted_at.is_(None),
+        )
+    ).all()
+    return _retract(list(rows), user_id, at, reason, by_uuid)
+
+
+def retract_item_hashes(
+    s: Session, item_id: int, user_id: int, at: datetime, reason: str, by_uuid: str
+) -> int:
+    """Retract every active hash our own decisions put in the list for this item (an overturn
+    to reject)."""
+    rows = s.scalars(
+        select(HashListEntry).where(
+            HashListEntry.item_id == item_id,
+            HashListEntry.list_name == LOCAL_LIST,
+            HashListEntry.retracted_at.is_(None),
+        )
+    ).all()
+    return _retract(list(rows), user_id, at, reason, by_uuid)
+
+
+# -- items and the queue ---------------------------------------------------------------------
+
+
+def clear_claim(item: Item) -> None:
+    item.claimed_by = None
+    item.lease_expires_at = None
+
+
+def held_items(s: Session, user_id: int, item_ids: list[int], status: str) -> list[Item]:
+    """Those of ``item_ids`` that ``user_id`` holds a claim on, in ``status``."""
+    return list(
+        s.scalars(
+            select(Item).where(
+                Item.id.in_(item_ids), Item.claimed_by == user_id, Item.status == status
+            )
+        )
+    )
+
+
+def lock_item(s: Session, item_id: int) -> Item | None:
+    return s.scalar(select(Item).where(Item.id == item_id).with_for_update())
+
+
+def queue_order(age: Any) -> tuple[Any, ...]:
+    """How every queue serves items: deadline first (items without one last), then priority,
+    then ``age`` (oldest first), then id."""
+    return (
+        case((Item.deadline.is_(None), 1), else_=0),
+        Item.deadline,
+        Item.priority.desc(),
+        age,
+        Item.id,
+    )
+
+
+def open_members(s: Session, rep: Item) -> list[Item]:
+    """The other open items of the cluster ``rep`` represents (they wait behind it)."""
+    if rep.cluster_id != rep.id:
+        return []
+    return list(
+        s.scalars(
+            select(Item)
+            .where(
+                Item.cluster_id == rep.id,
+                Item.id != rep.id,
+                Item.status.in_(OPEN_STATUSES),
+            )
+            .order_by(Item.id)
+            .with_for_update()
+        )
+    )
+
+
+def cluster_size(s: Session, item: Item) -> int:
+    if item.cluster_id is None or item.cluster_id != item.id:
+        return 1
+    n = s.scalar(
+        select(func.count())
+        .select_from(Item)
+        .where(
+            Item.cluster_id == item.id,
+            Item.id != item.id,
+            Item.status.in_(OPEN_STATUSES),
+        )
+    )
+    return 1 + int(n or 0)
+
+
+def to_queue_item(s: Session, item: Item) -> QueueItem:
+    """What a queue card shows of ``item``: plain data, safe to hand to the GUI thread."""
+    sightings = s.scalars(
+        select(Sighting).where(Sighting.item_id == item.id).order_by(Sighting.flagged_at)
+    ).all()
+    return QueueItem(
+        id=item.id,
+        sha256=item.sha256,
+        kind=MediaKind(item.kind),
+        status=ItemStatus(item.status),
+        size=item.size,
+        width=item.width,
+        height=item.height,
+        duration=item.duration,
+        preview_key=item.preview_key,
+        preview_frames=item.preview_frames,
+        error=item.error,
+        priority=item.priority,
+        deadline=item.deadline,
+        cluster_id=item.cluster_id,
+        cluster_size=cluster_size(s, item),
+        sightings=tuple(
+            SightingInfo(
+                source=x.source,
+                external_id=x.external_id,
+                source_url=x.source_url,
+                reason=x.reason,
+                score=x.score,
+                flagged_at=x.flagged_at,
+                deadline=x.deadline,
+            )
+            for x in sightings
+        ),
+        match_note=item.match_note,
+    )
+
+
+def outcome_of_row(d: Decision) -> Verdict:
+    """:func:`app.core.decisions.outcome_of` for a stored decision."""
+    return outcome_of(d.verdict, d.category)
