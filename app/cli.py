@@ -11,8 +11,9 @@ import tempfile
 from pathlib import Path
 
 from app import __version__
-from app.compose import AppContext, open_context, open_db
+from app.compose import AppContext, SignInError, open_context, open_db, sign_in
 from app.core.config import ConfigError, Settings, load_settings
+from app.core.domain import UserInfo
 from app.core.ingest_jobs import IngestJob, ManifestError, jobs_from_paths, read_manifest
 from app.core.roles import PermissionDenied
 from app.core.taxonomy import TaxonomyError
@@ -64,7 +65,7 @@ def cmd_ingest(args, settings: Settings) -> int:
         jobs += jobs_from_paths(args.paths, source=args.source or "manual", reason=args.reason)
     if not jobs:
         raise CliError("nothing to ingest: give files or folders, or --manifest FILE")
-    ctx = open_context(settings)
+    ctx, _who = _acting(settings, args.as_user, "ingest", required=settings.team_sign_in)
     try:
         print_summary(ctx.ingest(jobs, problems, progress=_progress))
     finally:
@@ -83,27 +84,63 @@ def _read_password(args) -> str:
     return first
 
 
-def _sign_in(users, name: str | None, what: str):
-    """The acting account for a change: signs in (rate-limited and recorded like the GUI)."""
-    if not name:
-        raise CliError(f"{what} needs an admin: give --as ADMIN_NAME")
+def _password_of(name: str) -> str:
     password = os.environ.get("HASHDESK_ADMIN_PASSWORD")
     if password is None:
         if not sys.stdin.isatty():
             raise CliError(f"no terminal to ask for {name}'s password: set HASHDESK_ADMIN_PASSWORD")
         password = getpass.getpass(f"Password for {name}: ")
-    actor = users.authenticate(name, password)
+    return password
+
+
+def _acting(
+    settings: Settings, name: str | None, what: str, *, required: bool = False
+) -> tuple[AppContext, UserInfo | None]:
+    """Where to act and as whom. On a team database (a PostgreSQL URL without a user name)
+    the person signs in to the server as themselves and everything runs on that connection;
+    otherwise the configured connection, and the named account signed in when given."""
+    if settings.team_sign_in:
+        if not name:
+            raise CliError(f"{what} on a team database needs your account: give --as NAME")
+        try:
+            return sign_in(settings, name, _password_of(name))
+        except SignInError as exc:
+            raise CliError(f"sign-in as {name} failed: {exc}") from None
+    ctx = open_context(settings)
+    if not name:
+        if required:
+            ctx.close()
+            raise CliError(f"{what} needs an account: give --as NAME")
+        return ctx, None
+    try:
+        return ctx, _sign_in(ctx.users, name, what)
+    except BaseException:
+        ctx.close()
+        raise
+
+
+def _sign_in(users, name: str | None, what: str):
+    """The acting account for a change: signs in (rate-limited and recorded like the GUI)."""
+    if not name:
+        raise CliError(f"{what} needs an admin: give --as ADMIN_NAME")
+    actor = users.authenticate(name, _password_of(name))
     if actor is None:
         raise CliError(f"sign-in as {name} failed: wrong password, or the account is disabled")
     return actor
 
 
 def cmd_users(args, settings: Settings) -> int:
-    ctx = open_context(settings)
+    acting_as = getattr(args, "as_user", None)
+    if args.users_cmd == "passwd":
+        acting_as = acting_as or args.name
+    if settings.team_sign_in and args.users_cmd != "list":
+        ctx, actor = _acting(settings, acting_as, f"users {args.users_cmd}", required=True)
+    else:
+        ctx, actor = open_context(settings), None
     try:
         users = ctx.users
         if args.users_cmd == "add":
-            if users.count() == 0:
+            if actor is None and users.count() == 0:
                 # An empty database: the first account is the admin, made without signing in.
                 if args.role != "admin":
                     raise CliError(
@@ -113,16 +150,16 @@ def cmd_users(args, settings: Settings) -> int:
                 info = users.create_first_admin(args.name, _read_password(args), args.display_name)
                 print(f"added {info.username} ({info.role.value}), the first admin")
                 return 0
-            actor = _sign_in(users, args.as_user, "adding a user")
+            actor = actor or _sign_in(users, args.as_user, "adding a user")
             password = _read_password(args)
             info = users.add(args.name, password, args.role, args.display_name, actor=actor)
             print(f"added {info.username} ({info.role.value})")
         elif args.users_cmd == "disable":
-            actor = _sign_in(users, args.as_user, "disabling a user")
+            actor = actor or _sign_in(users, args.as_user, "disabling a user")
             info = users.disable(args.name, actor=actor)
             print(f"disabled {info.username}")
         elif args.users_cmd == "passwd":
-            actor = _sign_in(users, args.as_user or args.name, "changing a password")
+            actor = actor or _sign_in(users, acting_as, "changing a password")
             info = users.set_password(args.name, _read_password(args), actor=actor)
             print(f"changed the password of {info.username}")
         else:
@@ -135,9 +172,26 @@ def cmd_users(args, settings: Settings) -> int:
 
 
 def cmd_audit(args, settings: Settings) -> int:
-    from app.storage.audit import recent_events, verify_chains
+    import json
 
-    db = open_db(settings)
+    from app.core.config import data_dir
+    from app.storage.audit import recent_events, verify_chains
+    from app.storage.verification import (
+        SeenHeads,
+        checkpoint,
+        compare_with,
+        read_checkpoint,
+        verify_hash_list,
+    )
+
+    kept = None
+    if args.audit_cmd == "verify" and args.checkpoint:
+        try:
+            kept = read_checkpoint(Path(args.checkpoint))
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+    ctx, _who = _acting(settings, args.as_user, f"audit {args.audit_cmd}")
+    db = ctx.db
     try:
         if args.audit_cmd == "list":
             for e in reversed(recent_events(db, args.kind, args.limit)):
@@ -145,24 +199,61 @@ def cmd_audit(args, settings: Settings) -> int:
                 print(f"{e.occurred_at:%Y-%m-%d %H:%M:%S}  {e.kind:17} {who:16} {e.subject or ''}")
             return 0
         reports = verify_chains(db)
+        if args.audit_cmd == "checkpoint":
+            if not all(r.ok for r in reports):
+                raise CliError("the chains are broken: run `hashdesk audit verify` first")
+            print(json.dumps(checkpoint(db, reports), sort_keys=True))
+            return 0
+        seen = SeenHeads(data_dir() / "chain-heads.json")
+        problems = [str(p) for p in verify_hash_list(db)]
+        earlier = seen.get(db.label)
+        if earlier is not None:
+            problems += [str(p) for p in compare_with(earlier, reports, db, "this workstation")]
+        if kept is not None:
+            problems += [str(p) for p in compare_with(kept, reports, db, "the checkpoint")]
+        if all(r.ok for r in reports):
+            seen.remember(db.label, checkpoint(db, reports)["chains"])
     finally:
-        db.dispose()
+        ctx.close()
     bad = [r for r in reports if not r.ok]
     for r in reports:
         state = "intact" if r.ok else "BROKEN"
         print(f"{r.chain}: {r.entries} entries checked, {state}, head {r.head[:16]}")
     for r in bad:
         print(f"first problem: {r.problem}")
-    return 1 if bad else 0
+    if kept is not None:
+        print(f"checkpoint of {kept.get('taken_at', '?')}: compared")
+    print(f"hash list: {'matches the record' if not problems else 'DIFFERS from the record'}")
+    for p in problems:
+        print(f"  {p}")
+    return 1 if bad or problems else 0
 
 
 def cmd_db(args, settings: Settings) -> int:
     if args.db_cmd == "set-password":
         return _set_db_password(args, settings)
     if args.db_cmd == "upgrade":
+        if settings.team_sign_in:
+            raise CliError(
+                "`db upgrade` runs as the schema owner: put the owner's user name in the URL "
+                "(HASHDESK_DATABASE_URL=postgresql+psycopg://OWNER@HOST/DB)"
+            )
         db = open_db(settings)
-        print(f"database at {db.label} is at schema revision {db.current_revision()}")
-        db.dispose()
+        try:
+            print(f"database at {db.label} is at schema revision {db.current_revision()}")
+            if db.dialect == "postgresql":
+                from app.storage.server_security import ServerSecurityError, install
+
+                try:
+                    prefix = install(db.engine)
+                except ServerSecurityError as exc:
+                    raise CliError(str(exc)) from None
+                print(
+                    f"server-side roles installed: groups {prefix}moderator, {prefix}lead, "
+                    f"{prefix}admin; each person signs in as {prefix}u_<name>"
+                )
+        finally:
+            db.dispose()
         return 0
     from sqlalchemy import func, select
 
@@ -229,6 +320,10 @@ def _set_db_password(args, settings: Settings) -> int:
 def cmd_gui(args, settings: Settings) -> int:
     from app.ui.app import run_gui
 
+    if settings.team_sign_in:
+        from app.ui.app import run_team_gui
+
+        return run_team_gui(settings)  # each person signs in to the server as themselves
     # An empty database: the window asks for the first admin account (FirstRunDialog).
     return run_gui(open_context(settings))
 
@@ -299,6 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--source", help="where the flags came from (default: manual)")
     ing.add_argument("--reason", help="why the files were flagged")
     ing.add_argument("--manifest", help="CSV or JSON-lines file with per-file facts")
+    ing.add_argument("--as", dest="as_user", help="your account (a team database: required)")
     users = sub.add_parser("users", help="manage user accounts")
     usub = users.add_subparsers(dest="users_cmd", required=True)
     add = usub.add_parser("add", help="add a user")
@@ -318,8 +414,19 @@ def build_parser() -> argparse.ArgumentParser:
     pw.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     audit = sub.add_parser("audit", help="the tamper-evident record")
     asub = audit.add_subparsers(dest="audit_cmd", required=True)
-    asub.add_parser("verify", help="recompute the decision and audit chains (exit 1 if broken)")
+    aver = asub.add_parser(
+        "verify",
+        help="recompute the chains and the hash list they imply; compare with the heads this "
+        "workstation saw (exit 1 on any difference)",
+    )
+    aver.add_argument("--checkpoint", metavar="FILE", help="also prove nothing up to it changed")
+    aver.add_argument("--as", dest="as_user", help="a lead or admin (a team database)")
+    acp = asub.add_parser(
+        "checkpoint", help="print each chain's length and head, to keep elsewhere"
+    )
+    acp.add_argument("--as", dest="as_user", help="a lead or admin (a team database)")
     alist = asub.add_parser("list", help="recent administrative events")
+    alist.add_argument("--as", dest="as_user", help="a lead or admin (a team database)")
     alist.add_argument("--kind", help="only this kind (user_added, login_failed, export, ...)")
     alist.add_argument("--limit", type=int, default=50)
     db = sub.add_parser("db", help="database schema")

@@ -15,10 +15,11 @@ from pathlib import Path
 
 from app.core.config import Settings, data_dir, redact_url
 from app.core.contentstore import ContentStore
+from app.core.domain import UserInfo
 from app.core.ingest_jobs import IngestJob, IngestSummary
 from app.core.taxonomy import Taxonomy, load_taxonomy
 from app.paths import resource
-from app.storage.db import Database, open_database
+from app.storage.db import Database, DatabaseError, open_database
 from app.storage.hash_lists import HashListService
 from app.storage.history_queries import HistoryService
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
@@ -93,7 +94,48 @@ class AppContext:
 def open_db(settings: Settings, *, upgrade: bool = True) -> Database:
     """The database the settings name, its schema brought up to date unless ``upgrade`` is
     off (``hashdesk db info`` looks without changing anything)."""
-    return open_database(settings.database_url, upgrade=upgrade)
+    return open_database(settings.database_url, upgrade=upgrade, connect_args=settings.connect_args)
+
+
+class SignInError(RuntimeError):
+    """A person could not sign in (explained in one line)."""
+
+
+def sign_in(settings: Settings, username: str, password: str) -> tuple[AppContext, UserInfo]:
+    """A team workstation: connect to PostgreSQL as the person (their own login role, their
+    password checked by the server), and the context built on that connection. The schema is
+    not upgraded from here: only the owner does that (`hashdesk db upgrade`)."""
+    from sqlalchemy.engine import make_url
+
+    from app.storage.server_security import person_role, prefix_for_url
+
+    username = username.strip()
+    url = (
+        make_url(settings.database_url)
+        .set(username=person_role(prefix_for_url(settings.database_url), username))
+        .set(password=password)
+    )
+    try:
+        db = open_database(
+            url.render_as_string(hide_password=False),
+            upgrade=False,
+            connect_args=settings.connect_args,
+        )
+    except DatabaseError as exc:
+        raise SignInError(str(exc)) from None
+    current, head = db.current_revision(), db.head_revision()
+    if current != head:
+        db.dispose()
+        raise SignInError(
+            f"the database's schema is at {current or 'nothing'}, this Hashdesk needs {head}: "
+            "ask an administrator to run `hashdesk db upgrade`"
+        )
+    ctx = open_context(settings, db=db)
+    user = ctx.users.get(username)
+    if user is None or not user.active:
+        ctx.close()
+        raise SignInError(f"{username} has no active Hashdesk account in this database")
+    return ctx, user
 
 
 def default_taxonomy() -> Taxonomy:

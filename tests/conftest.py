@@ -110,3 +110,74 @@ def store(tmp_path) -> ContentStore:
 @pytest.fixture(scope="session")
 def taxonomy():
     return load_taxonomy(resource("taxonomy.toml"))
+
+
+class TeamServer:
+    """A Hashdesk database on the PostgreSQL server with the server-side roles installed (as
+    ``hashdesk db upgrade`` does), accounts made through the admin path, and a connection per
+    person with that person's own PostgreSQL login."""
+
+    PASSWORD = "correct horse battery"
+
+    def __init__(self, schema: str) -> None:
+        from app.storage import server_security
+
+        self.schema = schema
+        self.owner_url = _pg_schema_url(schema)
+        self.owner = open_database(self.owner_url)
+        self.prefix = server_security.install(self.owner.engine)
+        self._open: list[Database] = []
+
+    def url_for(self, username: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        from app.storage.server_security import person_role
+
+        return (
+            make_url(self.owner_url)
+            .set(username=person_role(self.prefix, username), password=self.PASSWORD)
+            .render_as_string(hide_password=False)
+        )
+
+    def connect(self, username: str) -> Database:
+        db = open_database(self.url_for(username), upgrade=False)
+        self._open.append(db)
+        return db
+
+    def add(self, username: str, role, actor=None, via: Database | None = None):
+        from app.storage.users import UserService
+
+        return UserService(via or self.owner).add(username, self.PASSWORD, role, actor=actor)
+
+    def close(self) -> None:
+        from sqlalchemy import create_engine, text
+
+        from app.storage.server_security import drop_roles
+
+        for db in self._open:
+            db.dispose()
+        self.owner.dispose()
+        admin = create_engine(PG_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{self.schema}" CASCADE'))
+        drop_roles(admin, self.prefix)
+        admin.dispose()
+
+
+@pytest.fixture
+def team_server():
+    """A team database with server-enforced roles (PostgreSQL only)."""
+    from sqlalchemy import create_engine, text
+
+    if not PG_URL:
+        if IN_CI:
+            raise RuntimeError("HASHDESK_TEST_POSTGRES_URL is not set under CI")
+        pytest.skip("PostgreSQL not configured: set HASHDESK_TEST_POSTGRES_URL to run these")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    admin.dispose()
+    server = TeamServer(schema)
+    yield server
+    server.close()

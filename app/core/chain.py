@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -35,8 +36,10 @@ def decision_chain_fields(
     parent_uuid: str | None,
     matched_entry_id: int | None,
     match_distance: int | None,
+    hashes_digest: str | None = None,
 ) -> dict[str, Any]:
-    """The fields of a decision that its chain hash covers."""
+    """The fields of a decision that its chain hash covers. Fields added since the first
+    release are covered only when set, so older entries verify as they were written."""
     fields: dict[str, Any] = {
         "uuid": uuid,
         "item_id": item_id,
@@ -52,7 +55,17 @@ def decision_chain_fields(
         fields["parent_uuid"] = parent_uuid
         fields["matched_entry_id"] = matched_entry_id
         fields["match_distance"] = match_distance
+    if hashes_digest is not None:
+        fields["hashes"] = hashes_digest
     return fields
+
+
+def hash_rows_digest(rows: Iterable[tuple[str, str | None, str]]) -> str:
+    """The digest a decision's chain entry carries of the hash-list rows it added: SHA-256 of
+    the sorted ``algorithm|variant|value`` lines. Order-free, so the writer and the verifier
+    can list the rows in any order."""
+    lines = sorted(f"{alg}|{variant or ''}|{value.lower()}" for alg, variant, value in rows)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def audit_chain_fields(

@@ -37,6 +37,27 @@ class Settings:
     )
     #: Share of manual confirms and rejects queued, blind, for a second moderator.
     second_review_share: float = 0.05
+    #: TLS to a PostgreSQL server: libpq's sslmode, and the CA file to check its certificate.
+    database_sslmode: str | None = None
+    database_sslrootcert: Path | None = None
+
+    @property
+    def team_sign_in(self) -> bool:
+        """PostgreSQL with no user name in the URL: people sign in as themselves."""
+        if not self.database_url.startswith("postgresql"):
+            return False
+        rest = self.database_url.split("://", 1)[1]
+        return "@" not in rest.split("/", 1)[0]
+
+    @property
+    def connect_args(self) -> dict[str, str]:
+        """What the database driver is given besides the URL (TLS)."""
+        args: dict[str, str] = {}
+        if self.database_sslmode:
+            args["sslmode"] = self.database_sslmode
+        if self.database_sslrootcert:
+            args["sslrootcert"] = str(self.database_sslrootcert)
+        return args
 
     @property
     def database_label(self) -> str:
@@ -145,7 +166,31 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         match=match_policy(env),
         source_deadlines=_source_deadlines(env),
         second_review_share=_int_env(env, "HASHDESK_SECOND_REVIEW_PERCENT", 5, 0, 100) / 100.0,
+        database_sslmode=_sslmode(env),
+        database_sslrootcert=_sslrootcert(env),
     )
+
+
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _sslmode(env: dict[str, str]) -> str | None:
+    raw = env.get("HASHDESK_DATABASE_SSLMODE", "").strip()
+    if not raw:
+        return None
+    if raw not in SSLMODES:
+        raise ConfigError(f"HASHDESK_DATABASE_SSLMODE={raw!r} is not one of: {', '.join(SSLMODES)}")
+    return raw
+
+
+def _sslrootcert(env: dict[str, str]) -> Path | None:
+    raw = env.get("HASHDESK_DATABASE_SSLROOTCERT", "").strip()
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"HASHDESK_DATABASE_SSLROOTCERT={raw!r} is not a file")
+    return path
 
 
 def _source_deadlines(env: dict[str, str]) -> dict[str, timedelta]:

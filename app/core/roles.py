@@ -18,6 +18,7 @@ class Permission(StrEnum):
     EXPORT = "export"
     MANAGE_USERS = "manage_users"
     IMPORT_HASHES = "import_hashes"
+    INGEST = "ingest"  # add flagged files to the queue (and record their auto-matches)
 
 
 _LEAD = {

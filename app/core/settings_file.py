@@ -2,7 +2,9 @@
 
 ``settings.toml`` in the user config directory (or the file named by ``HASHDESK_CONFIG``):
 
-    database_url = "postgresql+psycopg://alice@db.example.org/hashdesk"
+    database_url = "postgresql+psycopg://db.example.org/hashdesk"   # people sign in as themselves
+    database_sslmode = "verify-full"          # TLS, the server's certificate checked
+    database_sslrootcert = "/etc/hashdesk/ca.pem"
     media_root = "/mnt/hashdesk-media"
     lease_seconds = 300
     blur = 24
@@ -49,6 +51,8 @@ FILE_KEYS = {
     "match_halves": "HASHDESK_MATCH_HALVES",
     "source_deadlines": "HASHDESK_SOURCE_DEADLINES",
     "second_review_percent": "HASHDESK_SECOND_REVIEW_PERCENT",
+    "database_sslmode": "HASHDESK_DATABASE_SSLMODE",
+    "database_sslrootcert": "HASHDESK_DATABASE_SSLROOTCERT",
 }
 
 

@@ -25,8 +25,9 @@ from app.core.chain import GENESIS_HASH, audit_chain_fields, chain_hash, decisio
 from app.core.domain import utcnow
 from app.storage.db import Database
 from app.storage.models import AuditEvent, Decision
+from app.storage.server_security import AUDIT_CHAIN_LOCK, chain_head
 
-_AUDIT_LOCK_ID = 0x41554454  # "AUDT": serialises the audit chain on PostgreSQL
+_AUDIT_LOCK_ID = AUDIT_CHAIN_LOCK  # "AUDT": serialises the audit chain on PostgreSQL
 
 
 class AuditKind(StrEnum):
@@ -74,8 +75,7 @@ def append_event(
     the change it records commit together or not at all."""
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_ID})
-    prev = s.scalar(select(AuditEvent.entry_hash).order_by(AuditEvent.id.desc()).limit(1))
-    prev = prev or GENESIS_HASH
+    prev = chain_head(s, "audit events") or GENESIS_HASH
     values: _AuditValues = {
         "uuid": str(uuidlib.uuid4()),
         "kind": str(AuditKind(kind).value),
@@ -122,12 +122,17 @@ class ChainReport:
 
 
 def _walk(
-    chain: str, rows: Iterator[tuple[int, str, str, str, dict[str, Any]]]
+    chain: str,
+    rows: Iterator[tuple[int, str, str, str, dict[str, Any]]],
+    at: dict[int, str] | None = None,
 ) -> tuple[int, str, ChainProblem | None]:
+    """Walk a chain in order; ``at``: positions (1-based) whose entry hash to fill in."""
     expected_prev = GENESIS_HASH
     n = 0
     for entry_id, uuid, prev_hash, entry_hash, fields in rows:
         n += 1
+        if at is not None and n in at:
+            at[n] = entry_hash
         if prev_hash != expected_prev:
             return (
                 n,
@@ -172,6 +177,7 @@ def _decision_rows(s: Session) -> Iterator[tuple[int, str, str, str, dict[str, A
                 parent_uuid=d.parent_uuid,
                 matched_entry_id=d.matched_entry_id,
                 match_distance=d.match_distance,
+                hashes_digest=d.hashes_digest,
             ),
         )
 
@@ -197,12 +203,18 @@ def _audit_rows(s: Session) -> Iterator[tuple[int, str, str, str, dict[str, Any]
         )
 
 
-def verify_chains(db: Database) -> list[ChainReport]:
-    """Recompute both chains from their first entry. Read-only."""
+CHAINS = ("decisions", "audit events")
+
+
+def verify_chains(
+    db: Database, positions: dict[str, dict[int, str]] | None = None
+) -> list[ChainReport]:
+    """Recompute both chains from their first entry. Read-only. ``positions``: per chain, the
+    positions whose entry hash to report (filled in place; checkpoints use it)."""
     reports = []
     with db.session() as s:
         for chain, rows in (("decisions", _decision_rows(s)), ("audit events", _audit_rows(s))):
-            n, head, problem = _walk(chain, rows)
+            n, head, problem = _walk(chain, rows, (positions or {}).get(chain))
             reports.append(ChainReport(chain, n, head, problem))
     return reports
 

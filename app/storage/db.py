@@ -4,9 +4,11 @@ and the Alembic upgrade run at start-up."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -14,10 +16,11 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import redact_url
+from app.core.roles import PermissionDenied
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -41,16 +44,47 @@ def _sqlite_begin(conn) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
+def _owner_only(path: Path) -> None:
+    """The embedded database holds every decision: readable by its owner only (the -wal and
+    -shm files SQLite makes beside it take the main file's permissions)."""
+    for p in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        if p.exists():
+            p.chmod(0o600)
+
+
+def make_engine(url: str, connect_args: dict[str, Any] | None = None) -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
+            if not Path(path).exists():
+                fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+                os.close(fd)
+            _owner_only(Path(path))
         engine = create_engine(url, connect_args={"timeout": 10, "isolation_level": None})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    return create_engine(
+        url, pool_pre_ping=True, pool_size=5, max_overflow=5, connect_args=connect_args or {}
+    )
+
+
+def explain_connect_error(reason: str) -> str:
+    """What to do about a refused connection, in one line."""
+    low = reason.lower()
+    if (
+        "password authentication failed" in low
+        or "is not permitted to log in" in low
+        or ("role" in low and "does not exist" in low)
+    ):
+        return "wrong user name or password, or the account is disabled"
+    if "certificate" in low or "ssl" in low:
+        return (
+            f"{reason}: the server's certificate is not the one expected (check "
+            "HASHDESK_DATABASE_SSLROOTCERT and that the host name matches the certificate)"
+        )
+    return f"{reason}. Check HASHDESK_DATABASE_URL and that the server is running"
 
 
 def alembic_config(engine: Engine) -> Config:
@@ -75,9 +109,17 @@ class Database:
 
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
-        """One unit of work: commits on success, rolls back on error."""
-        with self.sessions() as s, s.begin():
-            yield s
+        """One unit of work: commits on success, rolls back on error. A team server's refusal
+        (SQLSTATE 42501, raised by its checks: app.storage.server_security) is PermissionDenied
+        like the services' own, so callers tell a refusal from a broken connection."""
+        try:
+            with self.sessions() as s, s.begin():
+                yield s
+        except DBAPIError as exc:
+            if getattr(exc.orig, "sqlstate", None) == "42501":
+                reason = str(exc.orig).strip().splitlines()[0].removeprefix("hashdesk: ")
+                raise PermissionDenied(f"refused by the server: {reason}") from None
+            raise
 
     def current_revision(self) -> str | None:
         with self.engine.connect() as conn:
@@ -105,11 +147,14 @@ class Database:
         self.engine.dispose()
 
 
-def open_database(url: str, *, upgrade: bool = True) -> Database:
-    """Connect, check the connection and bring the schema to the current revision."""
+def open_database(
+    url: str, *, upgrade: bool = True, connect_args: dict[str, Any] | None = None
+) -> Database:
+    """Connect, check the connection and bring the schema to the current revision.
+    ``connect_args``: for the driver (TLS: sslmode, sslrootcert)."""
     from app.storage.notify import install_hash_list_notify
 
-    engine = make_engine(url)
+    engine = make_engine(url, connect_args)
     db = Database(engine, sessionmaker(engine, expire_on_commit=False))
     install_hash_list_notify(db.sessions)  # other workstations hear of new or retracted hashes
     try:
@@ -121,8 +166,7 @@ def open_database(url: str, *, upgrade: bool = True) -> Database:
         engine.dispose()
         reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
         raise DatabaseError(
-            f"cannot connect to the database at {redact_url(url)}: {reason}. "
-            "Check HASHDESK_DATABASE_URL and that the server is running."
+            f"cannot connect to the database at {redact_url(url)}: {explain_connect_error(reason)}"
         ) from None
     except SQLAlchemyError as exc:
         engine.dispose()

@@ -18,7 +18,7 @@ from app.storage.models import Decision, Item, SecondReview, User
 from app.storage.overturn import overturn_in_session
 from app.storage.permissions import authorize
 from app.storage.record import (
-    add_item_hashes,
+    append_confirm,
     append_decision,
     clear_claim,
     current_decision,
@@ -101,12 +101,13 @@ def resolve_escalation(s: Session, item: Item, req: DecisionRequest) -> Decision
             hashes_added=out.hashes_added,
             hashes_retracted=out.hashes_retracted,
         )
-    append_decision(s, req)
-    item.status = ItemStatus.DECIDED.value
-    clear_claim(item)
     added = 0
     if req.verdict is Verdict.CONFIRM and standing is None:
-        added = add_item_hashes(s, item, req.uuid, req.category, req.user_id, req.decided_at)
+        added = append_confirm(s, req, item)
+    else:
+        append_decision(s, req)
+    item.status = ItemStatus.DECIDED.value
+    clear_claim(item)
     return DecisionOutcome(req.uuid, item.id, req.verdict, hashes_added=added)
 
 

@@ -50,11 +50,7 @@ class HashListService:
                 .with_for_update()
             ).all()
             now = utcnow()
-            for e in rows:
-                e.retracted_at = now
-                e.retracted_by = actor.id
-                e.retraction_reason = reason
-            if rows:
+            if rows:  # the event first: the server accepts a retraction only on the record
                 append_event(
                     s,
                     AuditKind.RETRACTION,
@@ -64,6 +60,10 @@ class HashListService:
                     detail={"entries": [e.id for e in rows], "reason": reason},
                     occurred_at=now,
                 )
+            for e in rows:
+                e.retracted_at = now
+                e.retracted_by = actor.id
+                e.retraction_reason = reason
             return len(rows)
 
     def export_active(

@@ -141,6 +141,8 @@ class Decision(Base):
     # For an ``auto_match`` decision: the hash-list entry and distance that matched.
     matched_entry_id: Mapped[int | None] = mapped_column(ForeignKey("hash_list.id"))
     match_distance: Mapped[int | None] = mapped_column(Integer)
+    # A confirm's hash-list rows, digested (app.core.chain.hash_rows_digest); chained.
+    hashes_digest: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))

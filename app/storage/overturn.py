@@ -16,7 +16,7 @@ from app.core.roles import Permission
 from app.storage.models import Decision
 from app.storage.permissions import authorize
 from app.storage.record import (
-    add_item_hashes,
+    append_confirm,
     append_decision,
     clear_claim,
     cluster_decisions,
@@ -40,33 +40,31 @@ def _overturn_one(
 ) -> tuple[Verdict, Verdict, int, int]:
     was = outcome_of_row(target)
     now = Verdict.REJECT if was is Verdict.CONFIRM else Verdict.CONFIRM
-    append_decision(
-        s,
-        DecisionRequest(
-            item_id=target.item_id,
-            user_id=lead_id,
-            verdict=Verdict.OVERTURN,
-            category=category if now is Verdict.CONFIRM else None,
-            category_label=category_label if now is Verdict.CONFIRM else None,
-            note=reason,
-            method=DecisionMethod.CLUSTER if parent_uuid else DecisionMethod.MANUAL,
-            uuid=uuid,
-            decided_at=at,
-            supersedes=target.uuid,
-            parent_uuid=parent_uuid,
-        ),
+    req = DecisionRequest(
+        item_id=target.item_id,
+        user_id=lead_id,
+        verdict=Verdict.OVERTURN,
+        category=category if now is Verdict.CONFIRM else None,
+        category_label=category_label if now is Verdict.CONFIRM else None,
+        note=reason,
+        method=DecisionMethod.CLUSTER if parent_uuid else DecisionMethod.MANUAL,
+        uuid=uuid,
+        decided_at=at,
+        supersedes=target.uuid,
+        parent_uuid=parent_uuid,
     )
     item = lock_item(s, target.item_id)
     assert item is not None
-    item.status = ItemStatus.DECIDED.value
-    clear_claim(item)
     added = retracted = 0
     if now is Verdict.REJECT:
+        append_decision(s, req)
         retracted = retract_item_hashes(
             s, item.id, lead_id, at, f"decision overturned by a lead: {reason}", uuid
         )
     else:
-        added = add_item_hashes(s, item, uuid, category, lead_id, at)
+        added = append_confirm(s, req, item)
+    item.status = ItemStatus.DECIDED.value
+    clear_claim(item)
     return was, now, added, retracted
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
-from app.core.chain import GENESIS_HASH, chain_hash, decision_chain_fields
+from app.core.chain import GENESIS_HASH, chain_hash, decision_chain_fields, hash_rows_digest
 from app.core.decisions import DECIDING, DecisionRequest, outcome_of
 from app.core.domain import (
     OPEN_STATUSES,
@@ -28,20 +28,22 @@ from app.core.domain import (
 )
 from app.core.signal_types import is_query_only
 from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRow
+from app.storage.server_security import DECISION_CHAIN_LOCK, chain_head
 
-_CHAIN_LOCK_ID = 0x48415348  # "HASH": PostgreSQL advisory lock serialising the decision chain
+_CHAIN_LOCK_ID = DECISION_CHAIN_LOCK  # "HASH": serialises the decision chain on PostgreSQL
 LOCAL_LIST = "local"
 
 
 # -- the chain -------------------------------------------------------------------------------
 
 
-def append_decision(s: Session, req: DecisionRequest) -> Decision:
-    """Append one decision row to the chain."""
+def append_decision(
+    s: Session, req: DecisionRequest, *, hashes_digest: str | None = None
+) -> Decision:
+    """Append one decision row to the chain (``hashes_digest``: of the rows it adds)."""
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_ID})
-    prev = s.scalar(select(Decision.entry_hash).order_by(Decision.id.desc()).limit(1))
-    prev = prev or GENESIS_HASH
+    prev = chain_head(s, "decisions") or GENESIS_HASH
     chained: dict[str, Any] = {  # the fields the chain hash covers, as stored
         "uuid": req.uuid,
         "item_id": req.item_id,
@@ -55,6 +57,7 @@ def append_decision(s: Session, req: DecisionRequest) -> Decision:
         "parent_uuid": req.parent_uuid,
         "matched_entry_id": req.matched_entry_id,
         "match_distance": req.match_distance,
+        "hashes_digest": hashes_digest,
     }
     row = Decision(
         **chained,
@@ -65,6 +68,33 @@ def append_decision(s: Session, req: DecisionRequest) -> Decision:
     s.add(row)
     s.flush()
     return row
+
+
+def append_confirm(s: Session, req: DecisionRequest, item: Item) -> int:
+    """Append a decision that confirms ``item`` (a confirm, or an overturn to confirm) and put
+    the item's hashes in the local list under it. The chain entry carries the digest of those
+    rows, so `audit verify` can tell forged, altered and deleted rows from the record."""
+    signals = _listable_signals(s, item)
+    digest = hash_rows_digest((g.algorithm, g.variant, g.value) for g in signals)
+    append_decision(s, req, hashes_digest=digest)
+    for sig in signals:
+        s.add(
+            HashListEntry(
+                algorithm=sig.algorithm,
+                value=sig.value,
+                quality=sig.quality,
+                frame_ts=sig.frame_ts,
+                variant=sig.variant,
+                category=req.category,
+                list_name=LOCAL_LIST,
+                decision_uuid=req.uuid,
+                item_id=item.id,
+                signal_id=sig.id,
+                added_by=req.user_id,
+                added_at=req.decided_at,
+            )
+        )
+    return len(signals)
 
 
 def recorded(s: Session, uuid: str) -> bool:
@@ -109,38 +139,10 @@ def cluster_decisions(s: Session, parent_uuid: str) -> list[Decision]:
 # -- the hash list ---------------------------------------------------------------------------
 
 
-def add_item_hashes(
-    s: Session,
-    item: Item,
-    decision_uuid: str,
-    category: str | None,
-    user_id: int | None,
-    at: datetime,
-) -> int:
-    """Put the item's signals in the local hash list under ``decision_uuid`` (as a confirm
-    does). Query-only variants (rotated/mirrored hashes) are never stored."""
-    n = 0
-    for sig in s.scalars(select(SignalRow).where(SignalRow.item_id == item.id)):
-        if is_query_only(sig.variant):
-            continue
-        s.add(
-            HashListEntry(
-                algorithm=sig.algorithm,
-                value=sig.value,
-                quality=sig.quality,
-                frame_ts=sig.frame_ts,
-                variant=sig.variant,
-                category=category,
-                list_name=LOCAL_LIST,
-                decision_uuid=decision_uuid,
-                item_id=item.id,
-                signal_id=sig.id,
-                added_by=user_id,
-                added_at=at,
-            )
-        )
-        n += 1
-    return n
+def _listable_signals(s: Session, item: Item) -> list[SignalRow]:
+    """The item's signals that go in the hash list (query-only variants never do)."""
+    rows = s.scalars(select(SignalRow).where(SignalRow.item_id == item.id).order_by(SignalRow.id))
+    return [sig for sig in rows if not is_query_only(sig.variant)]
 
 
 def _retract(rows: list[HashListEntry], user_id: int, at: datetime, reason: str, by: str) -> int:

@@ -40,7 +40,7 @@ from app.storage.db import Database
 from app.storage.models import Decision, HashListEntry, Item, User
 from app.storage.permissions import authorize
 from app.storage.record import (
-    add_item_hashes,
+    append_confirm,
     append_decision,
     clear_claim,
     cluster_decisions,
@@ -234,7 +234,12 @@ class ReviewService:
                     return escalations.resolve_escalation(s, item, req)
                 return self._late(s, item, req, current_decision(s, item.id))
             standing = current_decision(s, item.id)
-            if standing is not None:
+            if standing is not None or item.status in (
+                ItemStatus.DECIDED.value,
+                ItemStatus.AUTO_MATCHED.value,
+            ):
+                # Decided already (on a team server a standing decision under blind second
+                # review is not visible to other moderators: the status still tells).
                 return self._late(s, item, req, standing)
             added = self._apply(s, item, req)
             second_review.maybe_queue_second_review(s, req, self.second_review_share)
@@ -298,12 +303,12 @@ class ReviewService:
 
     def _apply(self, s: Session, item: Item, req: DecisionRequest) -> int:
         """Append ``req`` and apply it to ``item``; returns the number of hashes added."""
-        append_decision(s, req)
         added = 0
         if req.verdict is Verdict.CONFIRM:
-            item.status = ItemStatus.DECIDED.value
-            added = add_item_hashes(s, item, req.uuid, req.category, req.user_id, req.decided_at)
-        elif req.verdict is Verdict.REJECT:
+            added = append_confirm(s, req, item)
+        else:
+            append_decision(s, req)
+        if req.verdict in (Verdict.CONFIRM, Verdict.REJECT):
             item.status = ItemStatus.DECIDED.value
         elif req.verdict is Verdict.ESCALATE:
             item.status = ItemStatus.ESCALATED.value

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.core.domain import Role, UserInfo, utcnow
 from app.core.roles import Permission, PermissionDenied
 from app.core.security import hash_password, verify_password
+from app.storage import server_security
 from app.storage.audit import AuditKind, append_event, count_events, lock_audit_chain
 from app.storage.db import Database
 from app.storage.models import User
@@ -73,7 +75,7 @@ class UserService:
         username, pw_hash, role = _validate(username, password, role)
         with self.db.session() as s:
             authorize_or_system(s, actor, Permission.MANAGE_USERS)
-            return self._insert(s, username, pw_hash, role, display_name, actor)
+            return self._insert(s, username, password, pw_hash, role, display_name, actor)
 
     def create_first_admin(
         self, username: str, password: str, display_name: str | None = None
@@ -87,12 +89,16 @@ class UserService:
                 raise PermissionDenied(
                     "this database already has users: an admin must sign in to add more"
                 )
-            return self._insert(s, username, pw_hash, role, display_name, None)
+            return self._insert(s, username, password, pw_hash, role, display_name, None)
+
+    def _server_enforced(self) -> bool:
+        return server_security.enforced(self.db.engine)
 
     def _insert(
         self,
         s: Session,
         username: str,
+        password: str,
         pw_hash: str,
         role: Role,
         display_name: str | None,
@@ -100,29 +106,44 @@ class UserService:
     ) -> UserInfo:
         if s.scalar(select(User.id).where(User.username == username)) is not None:
             raise UserError(f"user {username!r} already exists")
+        display = display_name or username
+        event: dict[str, Any] = {
+            "actor_id": actor.id if actor else None,
+            "actor_name": actor.username if actor else None,
+            "subject": username,
+            "detail": {"role": role.value, "display_name": display},
+        }
+        if self._server_enforced():
+            if len(username.encode()) > server_security.MAX_TEAM_USERNAME:
+                raise UserError(
+                    f"user name {username!r} is too long for a PostgreSQL login: at most "
+                    f"{server_security.MAX_TEAM_USERNAME} bytes"
+                )
+            # A PostgreSQL login role of its own; the server requires the event first.
+            append_event(s, AuditKind.USER_ADDED, **event)
+            new_id = s.execute(
+                text("SELECT hd_account_create(:u, :d, :r, :p)"),
+                {"u": username, "d": display, "r": role.value, "p": password},
+            ).scalar_one()
+            user = s.get(User, new_id)
+            assert user is not None
+            return _info(user)
         user = User(
             username=username,
-            display_name=display_name or username,
+            display_name=display,
             role=role.value,
             password_hash=pw_hash,
             active=True,
         )
         s.add(user)
         s.flush()
-        append_event(
-            s,
-            AuditKind.USER_ADDED,
-            actor_id=actor.id if actor else None,
-            actor_name=actor.username if actor else None,
-            subject=username,
-            detail={"role": role.value, "display_name": user.display_name},
-        )
+        append_event(s, AuditKind.USER_ADDED, **event)
         return _info(user)
 
     def set_active(self, username: str, active: bool, *, actor: UserInfo | None = None) -> UserInfo:
         with self.db.session() as s:
             authorize_or_system(s, actor, Permission.MANAGE_USERS)
-            u = self._existing(s, username)
+            u = self._existing(s, username, lock=not self._server_enforced())
             if actor is not None and u.id == actor.id and not active:
                 raise UserError("you cannot disable your own account")
             if not active and u.role == Role.ADMIN.value and u.active:
@@ -133,7 +154,6 @@ class UserService:
                 )
                 if (admins or 0) <= 1:
                     raise UserError(f"{username} is the last active admin: add another first")
-            u.active = active
             append_event(
                 s,
                 AuditKind.USER_ENABLED if active else AuditKind.USER_DISABLED,
@@ -141,6 +161,14 @@ class UserService:
                 actor_name=actor.username if actor else None,
                 subject=u.username,
             )
+            if self._server_enforced():
+                # LOGIN/NOLOGIN on the server, open sessions ended, the flag every check reads.
+                s.execute(
+                    text("SELECT hd_account_set_active(:u, :a)"), {"u": u.username, "a": active}
+                )
+                s.refresh(u)
+            else:
+                u.active = active
             return _info(u)
 
     def disable(self, username: str, *, actor: UserInfo | None = None) -> UserInfo:
@@ -155,10 +183,9 @@ class UserService:
         except ValueError as exc:
             raise UserError(str(exc)) from None
         with self.db.session() as s:
-            u = self._existing(s, username)
+            u = self._existing(s, username, lock=not self._server_enforced())
             if actor is None or actor.id != u.id:
                 authorize_or_system(s, actor, Permission.MANAGE_USERS)
-            u.password_hash = pw_hash
             append_event(
                 s,
                 AuditKind.PASSWORD_CHANGED,
@@ -166,11 +193,19 @@ class UserService:
                 actor_name=actor.username if actor else None,
                 subject=u.username,
             )
+            if self._server_enforced():  # the PostgreSQL login's own password (SCRAM)
+                s.execute(
+                    text("SELECT hd_account_set_password(:u, :p)"),
+                    {"u": u.username, "p": password},
+                )
+            else:
+                u.password_hash = pw_hash
             return _info(u)
 
     @staticmethod
-    def _existing(s: Session, username: str) -> User:
-        u = s.scalar(select(User).where(User.username == username.strip()).with_for_update())
+    def _existing(s: Session, username: str, lock: bool = True) -> User:
+        q = select(User).where(User.username == username.strip())
+        u = s.scalar(q.with_for_update() if lock else q)
         if u is None:
             raise UserError(f"there is no user {username!r}")
         return u

@@ -9,7 +9,8 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from app import APP_ID, APP_NAME, __version__
-from app.compose import AppContext
+from app.compose import AppContext, sign_in
+from app.core.config import Settings, data_dir
 from app.core.domain import UserInfo
 from app.core.roles import Permission, allowed
 from app.paths import resource
@@ -42,10 +43,20 @@ def run_gui(ctx: AppContext, user: UserInfo | None = None) -> int:
             return 0
         user = first.user
     if user is None:
-        login = LoginDialog(ctx.users, tasks, ctx.db.label)
+        login = LoginDialog(ctx.users.authenticate, tasks, ctx.db.label)
         if login.exec() != LoginDialog.DialogCode.Accepted or login.user is None:
             return 0
         user = login.user
+    return _show(app, ctx, user, tasks)
+
+
+def _show(app: QApplication, ctx: AppContext, user: UserInfo, tasks: TaskRunner) -> int:
+    from app.storage.verification import SeenHeads, chain_state
+
+    # This workstation remembers the chains' heads it saw (audit verify reports a head that
+    # went backwards): a cheap read, off the GUI thread.
+    seen = SeenHeads(data_dir() / "chain-heads.json")
+    tasks.read(lambda: seen.remember(ctx.db.label, chain_state(ctx.db)), on_error=lambda e: None)
     if allowed(user.role, Permission.VIEW_HISTORY):
         from app.ui.lead_window import LeadWindow
 
@@ -55,3 +66,25 @@ def run_gui(ctx: AppContext, user: UserInfo | None = None) -> int:
     window.show()
     window.start()
     return app.exec()
+
+
+def run_team_gui(settings: Settings) -> int:
+    """A team workstation: the person signs in to PostgreSQL as themselves (no shared
+    credential on the workstation); the window works on that connection."""
+    app = make_qapp()
+    tasks = TaskRunner()
+    signed: dict[str, AppContext] = {}
+
+    def authenticate(name: str, password: str) -> UserInfo | None:
+        ctx, user = sign_in(settings, name, password)
+        signed["ctx"] = ctx
+        return user
+
+    login = LoginDialog(authenticate, tasks, settings.database_label)
+    if login.exec() != LoginDialog.DialogCode.Accepted or login.user is None:
+        return 0
+    ctx = signed["ctx"]
+    try:
+        return _show(app, ctx, login.user, tasks)
+    finally:
+        ctx.close()

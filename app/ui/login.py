@@ -13,8 +13,9 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from app.compose import SignInError
 from app.core.domain import UserInfo
-from app.storage.users import LoginLocked, UserService
+from app.storage.users import LoginLocked
 from app.ui.tasks import TaskRunner
 
 
@@ -58,9 +59,19 @@ def add_footer(
 
 
 class LoginDialog(QDialog):
-    def __init__(self, users: UserService, tasks: TaskRunner, database_label: str) -> None:
+    """Sign in. ``authenticate(name, password)`` runs off the GUI thread and returns the
+    account (None: wrong password or disabled) or raises with a one-line reason: on SQLite the
+    password is checked against the local account (argon2id), on a team server PostgreSQL
+    checks it, the person connecting as their own login role."""
+
+    def __init__(
+        self,
+        authenticate: Callable[[str, str], UserInfo | None],
+        tasks: TaskRunner,
+        database_label: str,
+    ) -> None:
         super().__init__()
-        self.users = users
+        self.authenticate = authenticate
         self.tasks = tasks
         self.user: UserInfo | None = None
         self.setWindowTitle("Hashdesk — sign in")
@@ -87,7 +98,7 @@ class LoginDialog(QDialog):
         self.buttons.setEnabled(False)
         self.error.setText("Checking…")
         self.tasks.read(
-            lambda: self.users.authenticate(name, pw), on_done=self._done, on_error=self._failed
+            lambda: self.authenticate(name, pw), on_done=self._done, on_error=self._failed
         )
 
     def _done(self, user: UserInfo | None) -> None:
@@ -102,7 +113,9 @@ class LoginDialog(QDialog):
 
     def _failed(self, exc: Exception) -> None:
         self.buttons.setEnabled(True)
-        if isinstance(exc, LoginLocked):
-            self.error.setText(str(exc).capitalize() + ".")
+        if isinstance(exc, LoginLocked | SignInError):
+            text = str(exc)
+            self.error.setText(text[:1].upper() + text[1:].rstrip(".") + ".")
+            self.password.clear()
             return
         self.error.setText(f"Could not check the password: {exc}")

@@ -50,3 +50,18 @@ def test_unreachable_server_gives_one_clear_message():
         assert "HASHDESK_DATABASE_URL" in str(exc)
     else:
         raise AssertionError("connected to a closed port")
+
+
+def test_the_embedded_database_is_readable_by_its_owner_only(tmp_path):
+    import stat
+
+    path = tmp_path / "private.sqlite3"
+    db = open_database(f"sqlite:///{path}")
+    with db.engine.begin() as conn:  # write something, so the WAL file exists too
+        conn.exec_driver_sql("CREATE TABLE t (x)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+    files = [p for p in (path, tmp_path / "private.sqlite3-wal") if p.exists()]
+    assert len(files) == 2
+    for p in files:
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
+    db.dispose()

@@ -37,11 +37,16 @@ def test_confirm_and_undo_reach_another_workstation(db, store, tmp_path):
         item = review.claim_next(user.id)
         out = review.decide(DecisionRequest(item.id, user.id, Verdict.CONFIRM, "manifesto", "M"))
         entries = review.active_hashes_for_item(item.id)
-        took = _wait(lambda: all(e.id in index for e in entries))
+        # on_change is called after the index changed: wait for the report as well.
+        took = _wait(
+            lambda: (
+                all(e.id in index for e in entries) and sum(r.added for r in seen) == len(entries)
+            )
+        )
         print(f"\nnew hashes reached the other index in {took * 1000:.0f} ms ({db.dialect})")
         assert out.hashes_added == len(entries) == len(index)
         review.undo_last(user.id)
-        took = _wait(lambda: len(index) == 0)
+        took = _wait(lambda: len(index) == 0 and sum(r.retracted for r in seen) == len(entries))
         print(f"retraction reached the other index in {took * 1000:.0f} ms ({db.dialect})")
         assert sum(r.added for r in seen) == len(entries)
         assert sum(r.retracted for r in seen) == len(entries)

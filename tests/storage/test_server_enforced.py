@@ -1,0 +1,210 @@
+"""The server enforces the roles: each person connects as their own PostgreSQL login, and what a
+role may not do is refused by PostgreSQL itself, outside the application too (the insider drill,
+tests/drills/insider.py). Every flow still works as each role."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from sqlalchemy import func, select, text
+
+from app.core.decisions import DecisionRequest
+from app.core.domain import DecisionMethod, ItemStatus, Role, Verdict
+from app.core.hash_index import HashIndex
+from app.core.history_types import HistoryFilter
+from app.core.roles import PermissionDenied
+from app.storage.audit import verify_chains
+from app.storage.hash_list_index import HashListWatcher
+from app.storage.history_queries import HistoryService
+from app.storage.journal import DecisionJournal, JournalSync
+from app.storage.leads import LeadService
+from app.storage.models import Decision, HashListEntry, Item
+from app.storage.review import ReviewService
+from app.storage.users import UserService
+from app.storage.verification import verify_hash_list
+from tests.drills import insider
+from tests.helpers import ingest, write_samples
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def facts(team_server, tmp_path):
+    f = insider.setup(team_server, tmp_path)
+    f["prefix"] = team_server.prefix
+    return f
+
+
+def test_insider_drill_every_attempt_refused_and_nothing_changed(team_server, facts):
+    before = insider.fingerprint(team_server)
+    with insider.psql(team_server, "mo") as conn:
+        outcomes = insider.run(conn, insider.moderator_attempts(facts))
+    with insider.psql(team_server, "max") as conn:  # the blind second reviewer
+        outcomes += insider.run(conn, insider.blind_attempts(facts))
+    unexpected = [o for o in outcomes if not o.as_expected]
+    assert unexpected == []
+    assert sum(o.result.startswith("refused") for o in outcomes) >= 20
+    assert insider.fingerprint(team_server) == before
+    # And the record still verifies.
+    assert all(r.ok for r in verify_chains(team_server.owner))
+    assert verify_hash_list(team_server.owner) == []
+
+
+def test_deciding_in_another_persons_name_is_refused_through_the_service(team_server, facts):
+    max_ = facts["max"]
+    review = ReviewService(team_server.connect("mo"))
+    item = review.claim_next(facts["mo"].id)
+    with pytest.raises(PermissionDenied, match="another person's name"):
+        # mo's workstation, max's id: as if the client were patched
+        ReviewService(team_server.connect("mo")).decide(
+            DecisionRequest(item.id, max_.id, Verdict.CONFIRM, "glorification")
+        )
+
+
+def test_a_disabled_person_cannot_connect_nor_act_on_an_open_connection(team_server, facts):
+    mo = facts["mo"]
+    open_db = team_server.connect("mo")  # the window open before the account is disabled
+    review = ReviewService(open_db)
+    item = review.claim_next(mo.id)
+    raw = insider.psql(team_server, "mo")
+    UserService(facts["rootdb"]).disable("mo", actor=facts["root"])
+    with pytest.raises(psycopg.OperationalError):
+        insider.psql(team_server, "mo").close()  # NOLOGIN: a new connection is refused
+    with pytest.raises(psycopg.Error):  # the psql session was ended, or is refused
+        raw.execute("INSERT INTO second_reviews (item_id) VALUES (1)")
+    raw.close()
+    before = insider.fingerprint(team_server)
+    with pytest.raises((PermissionDenied, Exception)):
+        review.decide(DecisionRequest(item.id, mo.id, Verdict.CONFIRM, "glorification"))
+    assert insider.fingerprint(team_server) == before
+
+
+def test_every_flow_as_each_role(team_server, tmp_path):
+    """Ingest (admin), review with clusters and undo (moderator), escalation, overturn and
+    history (lead), second review (another moderator), live hash propagation to the admin's
+    ingest index, and the journal's replay: all on the person's own connection."""
+    server = team_server
+    root = server.add("root", Role.ADMIN)
+    rootdb = server.connect("root")
+    lead = server.add("lena", Role.LEAD, actor=root, via=rootdb)
+    mo = server.add("mo", Role.MODERATOR, actor=root, via=rootdb)
+    max_ = server.add("max", Role.MODERATOR, actor=root, via=rootdb)
+    from app.core.contentstore import ContentStore
+
+    store = ContentStore(tmp_path / "media")
+    paths = write_samples(tmp_path / "in", range(4))
+    assert ingest(rootdb, store, paths).new == 4
+    # A near-duplicate of the first sample joins its cluster (ingest as the admin).
+    from PIL import Image
+
+    img = Image.open(paths[0]).convert("RGB")
+    img.resize((img.width - 8, img.height - 6)).save(tmp_path / "near.jpg", quality=80)
+    assert ingest(rootdb, store, [tmp_path / "near.jpg"]).new == 1
+
+    watcher = HashListWatcher(rootdb, HashIndex())
+    watcher.load_all()
+
+    modb = server.connect("mo")
+    review = ReviewService(modb, second_review_share=1.0)
+    first = review.claim_next(mo.id)
+    assert first.cluster_size == 2
+    out = review.decide(DecisionRequest(first.id, mo.id, Verdict.CONFIRM, "glorification"))
+    assert out.cluster_members == 1 and out.hashes_added > 0
+    assert watcher.refresh().added == out.hashes_added  # reached the admin's matcher
+    undo = review.undo_last(mo.id)
+    assert undo.hashes_retracted == out.hashes_added and undo.cluster_members == 1
+    assert watcher.refresh().retracted == out.hashes_added
+    again = review.decide(DecisionRequest(first.id, mo.id, Verdict.CONFIRM, "glorification"))
+    assert again.hashes_added == out.hashes_added
+
+    # The journal: decisions written offline land, once, on the moderator's connection.
+    journal = DecisionJournal(tmp_path / "journal.sqlite3")
+    nxt = review.claim_next(mo.id)
+    journal.record_decision(DecisionRequest(nxt.id, mo.id, Verdict.ESCALATE, note="unsure"))
+    report = JournalSync(journal, review).sync()
+    assert report.error is None and len(report.landed) == 1 and not report.refused
+    journal.close()
+
+    # Second review, blind, by another moderator: sees the item, not mo's verdict.
+    maxdb = server.connect("max")
+    second = ReviewService(maxdb).claim_next(max_.id, queue="second_review")
+    assert second is not None and second.id == first.id and second.match_note is None
+    with maxdb.session() as s:
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(Decision)
+                .where(Decision.item_id == first.id, Decision.verdict == "confirm")
+            )
+            == 0
+        )
+    ReviewService(maxdb).decide(
+        DecisionRequest(second.id, max_.id, Verdict.REJECT, method=DecisionMethod.SECOND_REVIEW)
+    )
+
+    # The lead: escalations (the disagreement and mo's escalation), history, overturn.
+    leaddb = server.connect("lena")
+    lreview = ReviewService(leaddb)
+    handled = []
+    while (esc := lreview.claim_next(lead.id, exclude=handled, queue="escalations")) is not None:
+        lreview.decide(DecisionRequest(esc.id, lead.id, Verdict.REJECT, note="news report"))
+        handled.append(esc.id)
+    assert sorted(handled) == sorted([first.id, nxt.id])  # the disagreement, the escalation
+    rows = HistoryService(leaddb).page(lead, HistoryFilter()).rows
+    assert {r.username for r in rows} >= {"mo", "max", "lena"}
+    # The cluster member's confirm still stands (the lead rejected only the representative).
+    standing = [
+        r
+        for r in rows
+        if r.verdict is Verdict.CONFIRM and r.superseded_by is None and r.item_id not in handled
+    ]
+    assert len(standing) == 1
+    ov = LeadService(leaddb).overturn(lead, standing[0].uuid, "satire")
+    assert ov.now is Verdict.REJECT and ov.hashes_retracted == out.hashes_added // 2
+    # Everything each person did is on a record that verifies.
+    assert all(r.ok for r in verify_chains(server.owner))
+    assert verify_hash_list(server.owner) == []
+    with server.owner.session() as s:
+        authors = set(s.scalars(select(Decision.user_id).distinct()))
+        assert {mo.id, max_.id, lead.id} <= authors
+        assert (
+            s.scalar(
+                select(func.count())
+                .select_from(Item)
+                .where(Item.status == ItemStatus.ESCALATED.value)
+            )
+            >= 0
+        )
+
+
+def test_the_roles_of_two_databases_do_not_collide(team_server):
+    from app.storage.server_security import role_prefix
+
+    assert role_prefix("hashdesk", "public") != role_prefix("hashdesk_staging", "public")
+    assert role_prefix("test", "t_a") != role_prefix("test", "t_b")
+    with team_server.owner.engine.connect() as conn:
+        groups = set(
+            conn.execute(
+                text("SELECT rolname FROM pg_roles WHERE rolname LIKE :p"),
+                {"p": team_server.prefix + "%"},
+            ).scalars()
+        )
+    assert groups == {team_server.prefix + g for g in ("moderator", "lead", "admin")}
+
+
+def test_hash_list_rows_need_their_confirm(team_server, facts):
+    """The service's own paths are checked too: a moderator's connection cannot add a hash
+    under a decision that is not theirs (the ORM, not psql)."""
+    mo_db = team_server.connect("max")
+    c = facts["confirmed"]
+    with pytest.raises(PermissionDenied), mo_db.session() as s:
+        s.add(
+            HashListEntry(
+                algorithm="md5",
+                value="0" * 32,
+                list_name="local",
+                decision_uuid=c.uuid,
+                item_id=c.item_id,
+                added_by=facts["max"].id,
+            )
+        )
