@@ -119,14 +119,21 @@ class TeamServer:
 
     PASSWORD = "correct horse battery"
 
-    def __init__(self, schema: str) -> None:
+    def __init__(self, schema: str, install: bool = True) -> None:
         from app.storage import server_security
 
         self.schema = schema
         self.owner_url = _pg_schema_url(schema)
         self.owner = open_database(self.owner_url)
-        self.prefix = server_security.install(self.owner.engine)
+        self.prefix = server_security.prefix_for_url(self.owner_url)
+        if install:
+            self.install()
         self._open: list[Database] = []
+
+    def install(self) -> None:
+        from app.storage import server_security
+
+        assert server_security.install(self.owner.engine) == self.prefix
 
     def url_for(self, username: str) -> str:
         from sqlalchemy.engine import make_url
@@ -165,8 +172,9 @@ class TeamServer:
 
 
 @pytest.fixture
-def team_server():
-    """A team database with server-enforced roles (PostgreSQL only)."""
+def team_server(request):
+    """A team database with server-enforced roles (PostgreSQL only). Indirect parameter
+    ``False``: the roles are not installed yet (an older team database)."""
     from sqlalchemy import create_engine, text
 
     if not PG_URL:
@@ -178,6 +186,6 @@ def team_server():
     with admin.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
     admin.dispose()
-    server = TeamServer(schema)
+    server = TeamServer(schema, install=getattr(request, "param", True))
     yield server
     server.close()

@@ -208,3 +208,30 @@ def test_hash_list_rows_need_their_confirm(team_server, facts):
                 added_by=facts["max"].id,
             )
         )
+
+
+@pytest.mark.parametrize("team_server", [False], indirect=True)
+def test_upgrading_an_older_team_database_keeps_its_accounts(team_server, tmp_path, monkeypatch):
+    """A team database made with a shared credential: `hashdesk db upgrade` as the owner
+    installs the roles; each older account gets a login role with no login until its password
+    is set (as the owner, the admin signing in with the Hashdesk password of before)."""
+    from app.cli import main
+
+    old = UserService(team_server.owner)
+    root = old.create_first_admin("root", "old admin password")
+    old.add("mo", "old moderator pw", Role.MODERATOR, actor=root)
+    monkeypatch.setenv("HASHDESK_DATABASE_URL", team_server.owner_url)
+    monkeypatch.setenv("HASHDESK_MEDIA_ROOT", str(tmp_path / "media"))
+    assert main(["db", "upgrade"]) == 0
+    with pytest.raises(psycopg.OperationalError):
+        insider.psql(team_server, "mo").close()  # no password yet: no login
+    monkeypatch.setenv("HASHDESK_ADMIN_PASSWORD", "old admin password")
+    import io
+
+    for name in ("root", "mo"):
+        monkeypatch.setattr("sys.stdin", io.StringIO(team_server.PASSWORD + "\n"))
+        assert main(["users", "passwd", name, "--as", "root", "--password-stdin"]) == 0
+    with insider.psql(team_server, "mo") as conn:  # now mo signs in as themself
+        assert conn.execute("SELECT session_user").fetchone()[0] == f"{team_server.prefix}u_mo"
+        with pytest.raises(psycopg.Error):
+            conn.execute("DELETE FROM decisions")
