@@ -57,7 +57,7 @@ class AppContext:
         self.users = UserService(self.db)
         self.history = HistoryService(self.db)
         self.stats = StatsService(self.db)
-        self.hash_lists = HashListService(self.db)
+        self.hash_lists = HashListService(self.db, self.settings.match)
 
     @cached_property
     def journal(self) -> DecisionJournal:
