@@ -42,7 +42,9 @@ def detect_format(path: Path, head: str) -> str:
     if path.is_dir():
         return "vpdq"
     if text.startswith(("{", "[")):
-        if "odata" in text[:400] or '"Media' in text[:2000] or '"MD5"' in text[:2000]:
+        if '"hash_digest"' in text[:4000]:
+            return "tat"
+        if "odata" in text[:400] or '"MediaID"' in text[:4000] or '"MD5"' in text[:4000]:
             return "vics"
         return "tat"
     low = first.lower().replace(" ", "")
