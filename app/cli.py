@@ -496,6 +496,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(fills it with generated decisions first, up to --decisions)",
     )
     bench.add_argument("--decisions", type=int, default=1_000_000, help="with --history")
+    bench.add_argument(
+        "--lists",
+        metavar="URL",
+        nargs="?",
+        const="",
+        help="instead: import a 1,000,000-line PDQ list into the database at URL "
+        "(default: a throwaway SQLite file) and time it",
+    )
+    bench.add_argument("--lines", type=int, default=1_000_000, help="with --lists")
     sub.add_parser("self-test", help="check this installation end to end, without a display")
     return p
 
@@ -525,6 +534,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         if cmd == "bench":
+            if args.lists is not None:
+                from app.bench import bench_list_import
+
+                bench_list_import(args.lists or None, args.lines)
+                return 0
             if args.history:
                 from app.bench import bench_history
 
