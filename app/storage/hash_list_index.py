@@ -85,15 +85,17 @@ def add_hash_list_rows(s: Session, index: HashIndex, policy: MatchPolicy, *where
     for row_id, algo, value, quality, variant, item_id, list_name, external_id in rows:
         if row_id in index:
             continue
-        sig = Signal(Algorithm(algo), value, quality, variant=variant or "")
-        if not indexable(sig, policy):
-            continue
+        sig = None  # a plain hash without a quality (most imported ones) always may match
+        if variant or quality is not None:
+            sig = Signal(Algorithm(algo), value, quality, variant=variant or "")
+            if not indexable(sig, policy):
+                continue
         ref = item_id
         if ref is None and list_name != LOCAL_LIST:
             ref = -row_id
             if algo == frame and external_id:
                 ref = -videos.setdefault((list_name, external_id), row_id)
-        key = (list_space(list_name), signal_space(sig))
+        key = (list_space(list_name), signal_space(sig) if sig is not None else "")
         batches.setdefault(key, []).append((row_id, algo, value, ref))
     n = 0
     for (space, region), batch in batches.items():

@@ -96,6 +96,7 @@ class ListsView(QWidget):
         self.lists_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.lists_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.lists_table.verticalHeader().hide()
+        self.lists_table.setWordWrap(False)
         self.lists_table.horizontalHeader().setStretchLastSection(True)
         self.lists_table.selectionModel().currentRowChanged.connect(lambda *_: self.apply())
 
@@ -113,10 +114,14 @@ class ListsView(QWidget):
         self.entries_table.setModel(self.entries)
         self.entries_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.entries_table.verticalHeader().hide()
+        self.entries_table.verticalHeader().setDefaultSectionSize(24)
+        self.entries_table.setWordWrap(False)
         header = self.entries_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         header.setStretchLastSection(True)
-        self.entries_table.setColumnWidth(3, 470)
+        for col, width in ((0, 70), (1, 110), (2, 70), (3, 480), (4, 90), (5, 90), (6, 110)):
+            self.entries_table.setColumnWidth(col, width)
+        self.entries_table.setColumnWidth(7, 260)
         self.progress = QProgressBar()
         self.progress.setObjectName("lists_progress")
         self.progress.setVisible(False)
@@ -175,6 +180,7 @@ class ListsView(QWidget):
     def _lists_arrived(self, rows: list[ListInfo]) -> None:
         current = self.selected_list()
         self.lists_model.set_rows(rows)
+        self.lists_table.resizeColumnsToContents()
         names = [r.name for r in rows]
         row = names.index(current) if current in names else 0
         if rows:
