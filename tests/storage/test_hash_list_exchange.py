@@ -332,3 +332,54 @@ def test_the_flood_guard_switches_a_busy_entry_to_queue_and_tells_the_leads(
     assert len(events) == 1 and json.loads(events[0].detail)["list"] == "partner"
     (info,) = [li for li in HashListService(db).lists(actor=admin) if li.name == "partner"]
     assert info.flood_guarded == 1 and info.active == 1
+
+
+def test_a_vpdq_reference_frame_list_matches_its_edits_by_the_video_rule(db, store, corpus, admin):
+    frames = corpus / "vpdq-hashes" / "chair-orig-22-sd-bar.txt"
+    summary = HashListService(db).import_file(
+        frames, "partner-video", actor=admin, settings=ListSettings(policy=ListPolicy.RESOLVE)
+    )
+    assert summary.fmt == "vpdq" and summary.problems == [] and summary.added > 10
+    videos = corpus / "videos"
+    grey, doorknob = videos / "chair-22-sd-grey-bar.mp4", videos / "doorknob-hd-no-bar.mp4"
+    outcome = record(db, store, [grey, doorknob])
+    assert outcome == {grey.name: "auto_matched", doorknob.name: "new"}
+    with db.session() as s:
+        d = s.scalar(select(Decision).where(Decision.item_id == item_by_name(db, grey.name).id))
+    assert "(list partner-video)" in d.note and "of frames within distance" in d.note
+    assert d.matched_entry_id is not None
+
+
+def test_the_lists_commands_import_show_and_export(tmp_path, monkeypatch, capsys):
+    import io as _io
+
+    from app.cli import main
+
+    monkeypatch.setenv("HASHDESK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    monkeypatch.setenv("HASHDESK_MEDIA_ROOT", str(tmp_path / "media"))
+    pw = "correct horse battery"
+    monkeypatch.setattr("sys.stdin", _io.StringIO(pw))
+    assert main(["users", "add", "root", "--role", "admin", "--password-stdin"]) == 0
+    monkeypatch.setenv("HASHDESK_ADMIN_PASSWORD", pw)
+    src = tmp_path / "list.csv"
+    src.write_text(
+        "signal_type,signal_str,collab,category,tags\n"
+        f"pdq,{'ab' * 32},gifct,POSITIVE_CLASS,attack_recording\n"
+        "pdq,short,gifct,POSITIVE_CLASS,\n"
+    )
+    capsys.readouterr()
+    assert main(["lists", "import", str(src), "--list", "gifct", "--policy", "resolve"]) == 2
+    assert "needs an admin: give --as" in capsys.readouterr().err
+    argv = ["lists", "import", str(src), "--list", "gifct", "--policy", "resolve", "--as", "root"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "into gifct (pytx-csv): 1 added" in out and "line 3: PDQ hash 'short'" in out
+    assert main(["lists"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert any(line.split()[:4] == ["gifct", "resolve", "-", "1"] for line in shown)
+    dest = tmp_path / "out.txt"
+    argv = ["lists", "export", str(dest), "--format", "pytx", "--list", "gifct", "--as", "root"]
+    assert main([*argv, "--since", "yesterday"]) == 2
+    assert "--since 'yesterday' is not a date" in capsys.readouterr().err
+    assert main([*argv, "--since", "2020-01-01"]) == 0
+    assert dest.read_text() == f"pdq {'ab' * 32}\n"
