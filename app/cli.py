@@ -1,4 +1,4 @@
-"""The `hashdesk` command: gui, demo, ingest, users, db, bench."""
+"""The `hashdesk` command: gui, demo, ingest, users, lists, audit, db, bench."""
 
 from __future__ import annotations
 
@@ -65,9 +65,9 @@ def cmd_ingest(args, settings: Settings) -> int:
         jobs += jobs_from_paths(args.paths, source=args.source or "manual", reason=args.reason)
     if not jobs:
         raise CliError("nothing to ingest: give files or folders, or --manifest FILE")
-    ctx, _who = _acting(settings, args.as_user, "ingest", required=settings.team_sign_in)
+    ctx, who = _acting(settings, args.as_user, "ingest", required=settings.team_sign_in)
     try:
-        print_summary(ctx.ingest(jobs, problems, progress=_progress))
+        print_summary(ctx.ingest(jobs, problems, progress=_progress, actor=who))
     finally:
         ctx.close()
     return 0
@@ -317,6 +317,128 @@ def _set_db_password(args, settings: Settings) -> int:
     return 0
 
 
+def _parse_since(raw: str | None):
+    from datetime import UTC, datetime
+
+    if not raw:
+        return None
+    try:
+        dt = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise CliError(f"--since {raw!r} is not a date (YYYY-MM-DD or ISO 8601)") from None
+    return dt.astimezone(UTC).replace(tzinfo=None) if dt.tzinfo else dt
+
+
+def _rows_progress(done: int, total: int) -> None:
+    if not sys.stderr.isatty() or not total:
+        return
+    filled = int(30 * done / total)
+    sys.stderr.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} rows")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def cmd_lists(args, settings: Settings) -> int:
+    from app.core.hash_lists import FeedbackVerdict, ListPolicy
+    from app.storage.hash_lists import HashListError
+    from app.storage.list_import import ListSettings
+
+    # On a team database everything runs on the person's own connection (--as NAME).
+    ctx, signed = (
+        _acting(
+            settings,
+            getattr(args, "as_user", None),
+            f"lists {args.lists_cmd or 'show'}",
+            required=True,
+        )
+        if settings.team_sign_in
+        else (open_context(settings), None)
+    )
+    service = ctx.hash_lists
+    try:
+        if args.lists_cmd in (None, "show"):
+            print(
+                f"{'list':20} {'policy':8} {'PDQ':>4} {'active':>9} {'disabled':>8} "
+                f"{'retracted':>9}  last import"
+            )
+            for li in service.lists(actor=None):
+                kind = "allow" if li.allow else li.policy.value
+                pdq = str(li.pdq_threshold) if li.pdq_threshold is not None else "-"
+                last = f"{li.last_import_at:%Y-%m-%d %H:%M}" if li.last_import_at else "-"
+                flood = f"  ({li.flood_guarded} flood-guarded)" if li.flood_guarded else ""
+                print(
+                    f"{li.name:20} {kind:8} {pdq:>4} {li.active:>9} {li.disabled:>8} "
+                    f"{li.retracted:>9}  {last}{flood}"
+                )
+            return 0
+        try:
+            if args.lists_cmd == "import":
+                actor = signed or _sign_in(ctx.users, args.as_user, "importing a hash list")
+                summary = service.import_file(
+                    Path(args.path),
+                    args.list,
+                    actor=actor,
+                    fmt=args.format,
+                    settings=ListSettings(
+                        source=args.source,
+                        policy=ListPolicy(args.policy) if args.policy else None,
+                        pdq_threshold=args.threshold,
+                        allow=True if args.allow else None,
+                    ),
+                    complete=not args.incremental,
+                    progress=_rows_progress,
+                )
+                for line in summary.lines_text():
+                    print(line)
+                print(f"  in {summary.seconds:.1f} s; import {summary.import_id}")
+            elif args.lists_cmd == "export":
+                actor = signed or _sign_in(ctx.users, args.as_user, "exporting a hash list")
+                out = service.export_file(
+                    Path(args.path),
+                    args.format,
+                    actor=actor,
+                    list_name=args.list,
+                    since=_parse_since(args.since),
+                    category=args.category,
+                    include_variants=args.include_variants,
+                )
+                print(f"exported {out.entries} hash(es) of {args.list} to {out.path} ({out.fmt})")
+                for name, n in sorted(out.skipped.items()):
+                    print(f"  {n} {name} hash(es) left out: {out.fmt} cannot carry them")
+            elif args.lists_cmd == "set":
+                actor = signed or _sign_in(ctx.users, args.as_user, "changing a list")
+                service.set_rule(
+                    args.name,
+                    actor=actor,
+                    policy=ListPolicy(args.policy) if args.policy else None,
+                    pdq_threshold=args.threshold,
+                    allow={"allow": True, "block": False}.get(args.kind or ""),
+                )
+                print(f"changed {args.name}")
+            elif args.lists_cmd in ("disable", "enable"):
+                actor = signed or _sign_in(ctx.users, args.as_user, f"{args.lists_cmd} entries")
+                n = service.set_enabled(
+                    args.entries, args.lists_cmd == "enable", args.reason or "", actor=actor
+                )
+                print(f"{args.lists_cmd}d {n} entr{'y' if n == 1 else 'ies'}")
+            elif args.lists_cmd == "feedback":
+                actor = signed or _sign_in(ctx.users, args.as_user, "feedback")
+                if args.export:
+                    n = service.export_feedback(Path(args.export), args.list, actor=actor)
+                    print(f"wrote feedback on {n} entr{'y' if n == 1 else 'ies'} to {args.export}")
+                else:
+                    if args.entry is None or args.verdict is None:
+                        raise CliError("give --entry ID and --verdict agree|disagree, or --export")
+                    service.feedback(args.entry, FeedbackVerdict(args.verdict), actor=actor)
+                    print(f"recorded {args.verdict} on entry #{args.entry}")
+        except HashListError as exc:
+            raise CliError(str(exc)) from None
+    finally:
+        ctx.close()
+    return 0
+
+
 def cmd_gui(args, settings: Settings) -> int:
     from app.ui.app import run_gui
 
@@ -435,6 +557,55 @@ def build_parser() -> argparse.ArgumentParser:
     dsub.add_parser("info", help="where the database is, its schema version and counts")
     spw = dsub.add_parser("set-password", help="keep the database password in the OS keyring")
     spw.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    from app.core.exchange import FORMATS
+
+    lists = sub.add_parser("lists", help="hash lists: show, import, export, rules, entries")
+    lsub = lists.add_subparsers(dest="lists_cmd")
+    lshow = lsub.add_parser("show", help="the lists with their counts (the default)")
+    lshow.add_argument("--as", dest="as_user", help="your account (a team database)")
+    imp = lsub.add_parser("import", help="import a partner's list from a file")
+    imp.add_argument("path", help="the file (vpdq: a frame list, or a folder of them)")
+    imp.add_argument("--list", required=True, help="the list to import into (made if new)")
+    imp.add_argument("--format", choices=FORMATS, help="default: detected from the content")
+    imp.add_argument("--policy", choices=["resolve", "queue", "off"], help="a new list: queue")
+    imp.add_argument("--threshold", type=int, help="the list's own PDQ threshold (0-64)")
+    imp.add_argument("--allow", action="store_true", help="an allow list (known-benign content)")
+    imp.add_argument("--source", help="where the list comes from (shown with it)")
+    imp.add_argument(
+        "--incremental",
+        action="store_true",
+        help="the file holds changes only: entries missing from it stay",
+    )
+    imp.add_argument("--as", dest="as_user", help=as_help)
+    exp = lsub.add_parser("export", help="export a list's active hashes")
+    exp.add_argument("path", help="the file to write (vpdq: a folder)")
+    exp.add_argument("--format", required=True, choices=FORMATS)
+    exp.add_argument("--list", default="local", help="which list (default: local)")
+    exp.add_argument("--since", help="only hashes added since this date (ISO 8601)")
+    exp.add_argument("--category", help="only this category (taxonomy key)")
+    exp.add_argument(
+        "--include-variants",
+        action="store_true",
+        help="also the bar-trimmed and half-picture hashes (left out by default)",
+    )
+    exp.add_argument("--as", dest="as_user", help="a lead or admin (password asked)")
+    lset = lsub.add_parser("set", help="change a list's policy, threshold or kind")
+    lset.add_argument("name")
+    lset.add_argument("--policy", choices=["resolve", "queue", "off"])
+    lset.add_argument("--threshold", type=int, help="the list's own PDQ threshold (0-64)")
+    lset.add_argument("--kind", choices=["allow", "block"])
+    lset.add_argument("--as", dest="as_user", help=as_help)
+    for verb in ("disable", "enable"):
+        p_ = lsub.add_parser(verb, help=f"{verb} hash-list entries (with a reason)")
+        p_.add_argument("entries", nargs="+", type=int, help="entry ids")
+        p_.add_argument("--reason", required=True)
+        p_.add_argument("--as", dest="as_user", help="a lead or admin (password asked)")
+    fb = lsub.add_parser("feedback", help="agree/disagree on an entry, or export a list's")
+    fb.add_argument("--list", default="local")
+    fb.add_argument("--entry", type=int)
+    fb.add_argument("--verdict", choices=["agree", "disagree"])
+    fb.add_argument("--export", metavar="CSV", help="write the list's feedback for its owner")
+    fb.add_argument("--as", dest="as_user", help="the moderator, lead or admin")
     bench = sub.add_parser("bench", help="print performance figures")
     bench.add_argument(
         "--history",
@@ -443,6 +614,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(fills it with generated decisions first, up to --decisions)",
     )
     bench.add_argument("--decisions", type=int, default=1_000_000, help="with --history")
+    bench.add_argument(
+        "--lists",
+        metavar="URL",
+        nargs="?",
+        const="",
+        help="instead: import a 1,000,000-line PDQ list into the database at URL "
+        "(default: a throwaway SQLite file) and time it",
+    )
+    bench.add_argument("--lines", type=int, default=1_000_000, help="with --lists")
     sub.add_parser("self-test", help="check this installation end to end, without a display")
     return p
 
@@ -460,6 +640,7 @@ COMMANDS = {
     "users": cmd_users,
     "db": cmd_db,
     "audit": cmd_audit,
+    "lists": cmd_lists,
     "self-test": cmd_self_test,
 }
 
@@ -471,6 +652,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         if cmd == "bench":
+            if args.lists is not None:
+                from app.bench import bench_list_import
+
+                bench_list_import(args.lists or None, args.lines)
+                return 0
             if args.history:
                 from app.bench import bench_history
 

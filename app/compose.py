@@ -58,7 +58,7 @@ class AppContext:
         self.users = UserService(self.db)
         self.history = HistoryService(self.db)
         self.stats = StatsService(self.db)
-        self.hash_lists = HashListService(self.db)
+        self.hash_lists = HashListService(self.db, self.settings.match)
 
     @cached_property
     def journal(self) -> DecisionJournal:
@@ -67,13 +67,15 @@ class AppContext:
         where = redact_url(self.db.engine.url.render_as_string(hide_password=True))
         return DecisionJournal(journal_path(where, self.journal_dir or data_dir()))
 
-    def recorder(self) -> IngestRecorder:
-        """An ingest recorder with this workstation's matching policy and source deadlines."""
+    def recorder(self, actor: UserInfo | None = None) -> IngestRecorder:
+        """An ingest recorder with this workstation's matching policy and source deadlines;
+        ``actor``: who ingests (on a team server, the signed-in person)."""
         return IngestRecorder(
             self.db,
             self.store,
             policy=self.settings.match,
             source_deadlines=self.settings.source_deadlines,
+            actor=actor,
         )
 
     def ingest(
@@ -81,9 +83,10 @@ class AppContext:
         jobs: list[IngestJob],
         problems: list[str] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        actor: UserInfo | None = None,
     ) -> IngestSummary:
         """Analyse and record ``jobs``; manifest ``problems`` are carried into the summary."""
-        summary = ingest_jobs(self.recorder(), jobs, progress=progress)
+        summary = ingest_jobs(self.recorder(actor), jobs, progress=progress)
         summary.manifest_problems.extend(problems or [])
         return summary
 

@@ -120,6 +120,9 @@ def match_policy(env: dict[str, str]) -> MatchPolicy:
             env, "HASHDESK_KNOWN_CONTENT", {"resolve": True, "queue": False}, True
         ),
         use_regions=_choice_env(env, "HASHDESK_MATCH_HALVES", {"on": True, "off": False}, True),
+        flood_per_hour=_int_env(
+            env, "HASHDESK_FLOOD_GUARD_PER_HOUR", MatchPolicy.flood_per_hour, 0, 1_000_000
+        ),
     )
 
 

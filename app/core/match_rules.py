@@ -19,14 +19,22 @@ Rules (docs/ARCHITECTURE.md, "Hashing and matching"):
   matched and ``use_regions`` is on: the same half of a picture within the PDQ threshold (an
   image), or of at least ``video_fraction`` of a video's frames (a video). They catch a copy
   stamped with a large logo. A half is compared with the same half only (its own index space).
+
+Lists (:mod:`app.core.hash_lists`): ``local`` lives in the index's root, every other list in
+its own space, so :func:`find_known` applies each list's threshold and policy to its own
+entries: a list that is ``off`` is never searched; a match on an allow list keeps the item
+from being resolved without a human; among block lists, a ``resolve`` list's match wins over
+a ``queue`` list's, then the nearer one.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 
 from app.core.domain import Algorithm, MediaKind, Signal
 from app.core.hash_index import HashIndex, best_video_matches
+from app.core.hash_lists import LOCAL_LIST, ListPolicy, ListRule
 from app.core.signal_types import SIGNAL_TYPES, is_dihedral, is_query_only, is_region
 
 
@@ -38,6 +46,9 @@ class MatchPolicy:
     video_fraction: float = 0.8
     auto_resolve: bool = True  # False: queue the item with a "known match" badge instead
     use_regions: bool = True  # fall back to half-picture hashes (logo-stamped copies)
+    # An imported entry matching more items than this in an hour is switched to "queue"
+    # (0: no flood guard).
+    flood_per_hour: int = 50
 
     def describe(self) -> str:
         """One line for logs and the ingest summary."""
@@ -68,19 +79,88 @@ class Evidence:
         return f"{how} distance {self.distance}"
 
 
-def index_signal(index: HashIndex, entry_id: int, sig: Signal, ref: int | None, policy) -> bool:
-    """Add one signal to ``index`` if it may match. Returns whether it was added."""
+def indexable(sig: Signal, policy: MatchPolicy) -> bool:
+    """Whether a stored signal may match at all: not query-only, not of too low quality."""
     if is_query_only(sig.variant):
         return False  # rotated/mirrored hashes are for querying, not for the list
-    if (
+    return not (
         SIGNAL_TYPES[sig.algorithm].min_quality_applies
         and sig.quality is not None
         and sig.quality < policy.min_quality
-    ):
+    )
+
+
+def signal_space(sig: Signal) -> str:
+    """The index space a stored signal goes in (its half's, or "" for a whole picture)."""
+    return sig.variant if is_region(sig.variant) else ""
+
+
+def index_signal(index: HashIndex, entry_id: int, sig: Signal, ref: int | None, policy) -> bool:
+    """Add one signal to ``index`` if it may match. Returns whether it was added."""
+    if not indexable(sig, policy):
         return False
-    target = index.space(sig.variant) if is_region(sig.variant) else index
-    target.add(entry_id, sig.algorithm.value, sig.value, ref)
+    index.space(signal_space(sig)).add(entry_id, sig.algorithm.value, sig.value, ref)
     return True
+
+
+@dataclass(frozen=True)
+class KnownMatch:
+    """What the hash lists say about an item: the block-list match that counts (``evidence``
+    on ``list_name``; ``resolve``: its list's policy says resolve without a human), and an
+    allow-list match, if any, that keeps it from being resolved."""
+
+    evidence: Evidence | None
+    list_name: str | None
+    resolve: bool
+    allowed: Evidence | None = None
+    allow_list: str | None = None
+
+
+def local_rule(policy: MatchPolicy) -> ListRule:
+    """The ``local`` list's rule: the workstation's known-content setting and threshold."""
+    return ListRule(LOCAL_LIST, ListPolicy.RESOLVE if policy.auto_resolve else ListPolicy.QUEUE)
+
+
+def find_known(
+    index: HashIndex,
+    signals: list[Signal],
+    kind: MediaKind,
+    policy: MatchPolicy,
+    lists: Iterable[ListRule] = (),
+) -> KnownMatch | None:
+    """Match an item against every list (``local`` in the root of ``index``, the others in
+    their spaces) under each list's own rule; None when no list matches."""
+    rules = [local_rule(policy), *(r for r in lists if r.name != LOCAL_LIST)]
+    block: list[tuple[bool, Evidence, str]] = []
+    allowed: tuple[Evidence, str] | None = None
+    for rule in rules:
+        if rule.policy is ListPolicy.OFF:
+            continue
+        space = index.space(rule.space)
+        if len(space) == 0:
+            continue
+        own = (
+            policy
+            if rule.pdq_threshold is None
+            else replace(policy, pdq_threshold=rule.pdq_threshold)
+        )
+        ev = find_match(space, signals, kind, own)
+        if ev is None:
+            continue
+        if rule.allow:
+            if allowed is None or ev.distance < allowed[0].distance:
+                allowed = (ev, rule.name)
+        else:
+            block.append((rule.policy is ListPolicy.RESOLVE, ev, rule.name))
+    if not block and allowed is None:
+        return None
+    if not block:
+        assert allowed is not None
+        return KnownMatch(None, None, False, allowed[0], allowed[1])
+    resolve, ev, name = min(block, key=lambda b: (not b[0], b[1].distance))
+    if allowed is not None:
+        return KnownMatch(ev, name, False, allowed[0], allowed[1])
+    return KnownMatch(ev, name, resolve)
 
 
 def find_match(

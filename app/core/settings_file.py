@@ -15,6 +15,7 @@
     video_match_percent = 80    # share of a video's sampled frames that must match
     known_content = "resolve"   # or "queue": known content waits with a "known match" badge
     match_halves = "on"         # or "off": half-picture hashes (logo-stamped copies)
+    flood_guard_per_hour = 50   # an imported entry matching more items an hour is queued (0: off)
     # review
     source_deadlines = "removal_order=1h"   # a source's default deadline, SOURCE=DURATION,...
     second_review_percent = 5   # share of manual decisions queued for a blind second review
@@ -49,6 +50,7 @@ FILE_KEYS = {
     "video_match_percent": "HASHDESK_VIDEO_MATCH_PERCENT",
     "known_content": "HASHDESK_KNOWN_CONTENT",
     "match_halves": "HASHDESK_MATCH_HALVES",
+    "flood_guard_per_hour": "HASHDESK_FLOOD_GUARD_PER_HOUR",
     "source_deadlines": "HASHDESK_SOURCE_DEADLINES",
     "second_review_percent": "HASHDESK_SECOND_REVIEW_PERCENT",
     "database_sslmode": "HASHDESK_DATABASE_SSLMODE",

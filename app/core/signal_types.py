@@ -59,8 +59,10 @@ class SignalType:
     ``default_threshold``: the largest Hamming distance that matches by default (0 for exact).
     ``computed_by``: the function that computes it, for readers. ``exchange_names``: how the
     exchange formats call it, by format (``pytx``: python-threatexchange's signal type names;
-    ``tat``: Tech Against Terrorism's ``algorithm``; ``vics``: the VICS 2.0 field).
-    ``min_quality_applies``: whether the quality gate (PDQ's own metric) applies.
+    ``tat``: Tech Against Terrorism's ``algorithm``; ``vics``: the VICS 2.0 field; ``vpdq``:
+    the vPDQ reference's frame lists). A format may name a type more than once: the first name
+    is the one written, every one is read. ``min_quality_applies``: whether the quality gate
+    (PDQ's own metric) applies.
     """
 
     algorithm: Algorithm
@@ -86,7 +88,12 @@ class SignalType:
         return self.compare == "hamming"
 
     def exchange_name(self, fmt: str) -> str | None:
-        return dict(self.exchange_names).get(fmt)
+        """The name ``fmt`` writes for this type, or None when the format cannot carry it."""
+        return next((n for f, n in self.exchange_names if f == fmt), None)
+
+    def reads_as(self, fmt: str, name: str) -> bool:
+        wanted = name.strip().lower()
+        return any(f == fmt and n.lower() == wanted for f, n in self.exchange_names)
 
     def distance(self, a: str, b: str) -> int:
         """Hamming distance for near types; 0 or ``bits`` (equal or not) for exact ones."""
@@ -119,7 +126,7 @@ SIGNAL_TYPES: dict[Algorithm, SignalType] = {
             "b256",
             31,
             "app.core.video (one sampled frame a second, vPDQ-compatible)",
-            (("pytx", "vpdq"), ("tat", "VPDQ")),
+            (("pytx", "vpdq"), ("tat", "VPDQ"), ("vpdq", "pdq")),
             min_quality_applies=True,
         ),
         SignalType(
@@ -140,7 +147,7 @@ SIGNAL_TYPES: dict[Algorithm, SignalType] = {
             "md5",
             0,
             "app.core.media (MD5 of the file's bytes)",
-            (("pytx", "video_md5"), ("tat", "MD5"), ("vics", "MD5")),
+            (("pytx", "video_md5"), ("pytx", "md5"), ("tat", "MD5"), ("vics", "MD5")),
         ),
         SignalType(
             Algorithm.SHA256,
@@ -150,7 +157,8 @@ SIGNAL_TYPES: dict[Algorithm, SignalType] = {
             "sha256",
             0,
             "app.core.media (SHA-256 of the file's bytes)",
-            (("pytx", "sha256"), ("tat", "SHA256"), ("vics", "SHA256")),
+            # python-threatexchange names file SHA-256 ``video_sha256`` (VideoSHA256Signal).
+            (("pytx", "video_sha256"), ("pytx", "sha256"), ("tat", "SHA256"), ("vics", "SHA256")),
         ),
     )
 }
@@ -165,9 +173,7 @@ def signal_type(algorithm: Algorithm | str) -> SignalType:
 
 def by_exchange_name(fmt: str, name: str) -> SignalType | None:
     """The type a format calls ``name`` (case-insensitive), or None when Hashdesk has none."""
-    wanted = name.strip().lower()
     for t in SIGNAL_TYPES.values():
-        got = t.exchange_name(fmt)
-        if got is not None and got.lower() == wanted:
+        if t.reads_as(fmt, name):
             return t
     return None

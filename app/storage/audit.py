@@ -41,6 +41,10 @@ class AuditKind(StrEnum):
     OVERTURN = "overturn"
     EXPORT = "export"
     IMPORT = "import"
+    LIST_CHANGED = "list_changed"
+    ENTRY_DISABLED = "entry_disabled"
+    ENTRY_ENABLED = "entry_enabled"
+    FLOOD_GUARD = "flood_guard"
 
 
 def _canonical(detail: dict[str, Any] | None) -> str | None:

@@ -3,8 +3,15 @@ the program runs, and the facts behind a match.
 
 Every workstation's index stays equal to the active hash list within seconds: on PostgreSQL
 the watcher LISTENs for the notification app.storage.notify sends with every change; everywhere
-(and as a safety net on PostgreSQL) it polls a cheap watermark, the highest hash-list id and
-the latest retraction time, both indexed.
+(and as a safety net on PostgreSQL) it polls a cheap watermark, the highest hash-list id, the
+latest retraction and the latest other change (disable, enable, flood guard), all indexed, and
+the latest change to a list's rule.
+
+``local`` entries live in the index's root, every other list's in its own space
+(:func:`app.core.hash_lists.list_space`); an active entry is neither retracted nor disabled.
+An entry's ``ref`` is its item; an imported entry has none, so its ref is the negative of its
+own id, or for the frames of one imported video (one external id) the negative of the first
+frame's id: :func:`entry_for` reads it back.
 """
 
 from __future__ import annotations
@@ -21,9 +28,10 @@ from sqlalchemy.orm import Session
 
 from app.core.domain import Algorithm, Signal
 from app.core.hash_index import HashIndex
-from app.core.match_rules import MatchPolicy, index_signal
+from app.core.hash_lists import LOCAL_LIST, ListPolicy, ListRule, list_space
+from app.core.match_rules import MatchPolicy, indexable, signal_space
 from app.storage.db import Database
-from app.storage.models import HashListEntry, User
+from app.storage.models import HashList, HashListEntry, User
 from app.storage.notify import CHANNEL
 
 log = logging.getLogger(__name__)
@@ -43,12 +51,20 @@ class EntryFacts:
     item_id: int | None
     decision_uuid: str | None
     added_by: str | None
+    labels: str = ""
+    flood_guarded: bool = False
+
+
+def active_entry():
+    """The condition of an entry that may match: neither retracted nor disabled."""
+    return (HashListEntry.retracted_at.is_(None), HashListEntry.disabled_at.is_(None))
 
 
 def add_hash_list_rows(s: Session, index: HashIndex, policy: MatchPolicy, *where) -> int:
-    """Index the active hash-list entries (keyed by row id, ref = their item) that satisfy
-    ``where`` and are not in ``index`` yet. Returns how many were indexed (low-quality PDQ and
-    query-only variants are not)."""
+    """Index the active hash-list entries (keyed by row id, ref = their item, see the module
+    docstring) that satisfy ``where`` and are not in ``index`` yet, each in its list's space,
+    one bulk add per space. Returns how many were indexed (low-quality PDQ and query-only
+    variants are not)."""
     rows = s.execute(
         select(
             HashListEntry.id,
@@ -57,15 +73,43 @@ def add_hash_list_rows(s: Session, index: HashIndex, policy: MatchPolicy, *where
             HashListEntry.quality,
             HashListEntry.variant,
             HashListEntry.item_id,
-        ).where(*where, HashListEntry.retracted_at.is_(None))
+            HashListEntry.list_name,
+            HashListEntry.external_id,
+        )
+        .where(*where, *active_entry())
+        .order_by(HashListEntry.id)
     )
-    n = 0
-    for row_id, algo, value, quality, variant, item_id in rows:
+    batches: dict[tuple[str, str], list[tuple[int, str, str, int | None]]] = {}
+    videos: dict[tuple[str, str], int] = {}  # (list, external id) -> first frame id
+    frame = Algorithm.PDQ_FRAME.value
+    for row_id, algo, value, quality, variant, item_id, list_name, external_id in rows:
         if row_id in index:
             continue
-        sig = Signal(Algorithm(algo), value, quality, variant=variant or "")
-        n += index_signal(index, row_id, sig, item_id, policy)
+        sig = None  # a plain hash without a quality (most imported ones) always may match
+        if variant or quality is not None:
+            sig = Signal(Algorithm(algo), value, quality, variant=variant or "")
+            if not indexable(sig, policy):
+                continue
+        ref = item_id
+        if ref is None and list_name != LOCAL_LIST:
+            ref = -row_id
+            if algo == frame and external_id:
+                ref = -videos.setdefault((list_name, external_id), row_id)
+        key = (list_space(list_name), signal_space(sig) if sig is not None else "")
+        batches.setdefault(key, []).append((row_id, algo, value, ref))
+    n = 0
+    for (space, region), batch in batches.items():
+        index.space(space).space(region).add_many(batch)
+        n += len(batch)
     return n
+
+
+def load_list_rules(s: Session) -> tuple[ListRule, ...]:
+    """Every list's rule (policy, threshold, allow) but ``local``'s (the settings' own)."""
+    return tuple(
+        ListRule(r.name, ListPolicy(r.policy), r.pdq_threshold, bool(r.allow))
+        for r in s.scalars(select(HashList).order_by(HashList.name))
+    )
 
 
 def load_hash_index(db: Database, policy: MatchPolicy) -> HashIndex:
@@ -77,7 +121,11 @@ def load_hash_index(db: Database, policy: MatchPolicy) -> HashIndex:
 
 
 def entry_for(db: Database, entry_id: int | None, item_id: int | None) -> EntryFacts | None:
-    """The hash-list entry behind a match: the named one, or any active one of the item."""
+    """The hash-list entry behind a match: the named one, or any active one of the item (a
+    negative ``item_id`` is an imported entry's ref: the entry itself or its video's first
+    frame)."""
+    if entry_id is None and item_id is not None and item_id < 0:
+        entry_id, item_id = -item_id, None
     with db.session() as s:
         q = select(HashListEntry, User.username).outerjoin(User, User.id == HashListEntry.added_by)
         if entry_id is not None:
@@ -93,7 +141,15 @@ def entry_for(db: Database, entry_id: int | None, item_id: int | None) -> EntryF
             return None
         e, username = row
         return EntryFacts(
-            e.id, e.algorithm, e.category, e.list_name, e.item_id, e.decision_uuid, username
+            e.id,
+            e.algorithm,
+            e.category,
+            e.list_name,
+            e.item_id,
+            e.decision_uuid,
+            username,
+            e.labels or "",
+            e.flood_guarded_at is not None,
         )
 
 
@@ -101,6 +157,20 @@ def entry_for(db: Database, entry_id: int | None, item_id: int | None) -> EntryF
 class Watermark:
     max_id: int = 0
     max_retracted: datetime | None = None
+    max_changed: datetime | None = None
+    lists_changed: datetime | None = None
+
+
+def _watermark(s: Session) -> Watermark:
+    max_id, max_ret, max_changed = s.execute(
+        select(
+            func.max(HashListEntry.id),
+            func.max(HashListEntry.retracted_at),
+            func.max(HashListEntry.changed_at),
+        )
+    ).one()
+    lists_changed = s.scalar(select(func.max(HashList.updated_at)))
+    return Watermark(max_id or 0, max_ret, max_changed, lists_changed)
 
 
 @dataclass(frozen=True)
@@ -127,6 +197,7 @@ class HashListWatcher:
         self.poll_seconds = poll_seconds
         self.on_change = on_change
         self.mark = Watermark()
+        self.lists: tuple[ListRule, ...] = ()  # every list's rule but local's
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._refresh_lock = threading.Lock()
@@ -137,22 +208,16 @@ class HashListWatcher:
     def load_all(self) -> WatchReport:
         """Fill the index from scratch and set the watermark (at start)."""
         with self._refresh_lock, self.db.session() as s:
-            max_id, max_ret = s.execute(
-                select(func.max(HashListEntry.id), func.max(HashListEntry.retracted_at))
-            ).one()
-            added = add_hash_list_rows(
-                s, self.index, self.policy, HashListEntry.id <= (max_id or 0)
-            )
-            self.mark = Watermark(max_id or 0, max_ret)
+            mark = _watermark(s)
+            added = add_hash_list_rows(s, self.index, self.policy, HashListEntry.id <= mark.max_id)
+            self.lists = load_list_rules(s)
+            self.mark = mark
         self.loaded.set()
         return WatchReport(added, 0)
 
     def watermark(self) -> Watermark:
         with self.db.session() as s:
-            max_id, max_ret = s.execute(
-                select(func.max(HashListEntry.id), func.max(HashListEntry.retracted_at))
-            ).one()
-        return Watermark(max_id or 0, max_ret)
+            return _watermark(s)
 
     def refresh(self, force: bool = False) -> WatchReport:
         with self._refresh_lock:
@@ -174,6 +239,25 @@ class HashListWatcher:
                     present = [i for i in gone if i in self.index]
                     self.index.remove_many(present)
                     retracted = len(present)
+                if now.max_changed is not None and now.max_changed != self.mark.max_changed:
+                    # Disabled or enabled again: out of the index, or back in.
+                    since = (self.mark.max_changed or datetime.min + TIME_LOOKBACK) - (
+                        TIME_LOOKBACK
+                    )
+                    off = s.scalars(
+                        select(HashListEntry.id).where(
+                            HashListEntry.changed_at >= since,
+                            HashListEntry.disabled_at.is_not(None),
+                        )
+                    ).all()
+                    present = [i for i in off if i in self.index]
+                    self.index.remove_many(present)
+                    retracted += len(present)
+                    added += add_hash_list_rows(
+                        s, self.index, self.policy, HashListEntry.changed_at >= since
+                    )
+                if now.lists_changed != self.mark.lists_changed:
+                    self.lists = load_list_rules(s)
             self.mark = now
         report = WatchReport(added, retracted)
         if (added or retracted) and self.on_change is not None:

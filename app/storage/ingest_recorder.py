@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.contentstore import ContentStore
@@ -22,15 +22,28 @@ from app.core.domain import (
     MediaKind,
     SightingInfo,
     Signal,
+    UserInfo,
     Verdict,
+    utcnow,
 )
 from app.core.hash_index import HashIndex
+from app.core.hash_lists import LOCAL_LIST
 from app.core.ingest_jobs import IngestJob, IngestSummary, analyze_jobs
-from app.core.match_rules import Evidence, MatchPolicy, find_match, index_signal
+from app.core.match_rules import (
+    Evidence,
+    KnownMatch,
+    MatchPolicy,
+    find_known,
+    find_match,
+    index_signal,
+)
+from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
 from app.storage.hash_list_index import EntryFacts, HashListWatcher, entry_for
-from app.storage.models import Item, Sighting, SignalRow
+from app.storage.models import HashListEntry, Item, Sighting, SignalRow
 from app.storage.record import append_decision
+
+FLOOD_WINDOW = timedelta(hours=1)
 
 
 def load_queue_index(db: Database, policy: MatchPolicy) -> HashIndex:
@@ -59,8 +72,10 @@ def load_queue_index(db: Database, policy: MatchPolicy) -> HashIndex:
 
 class IngestRecorder:
     """Records analysed files. With matching on (the default), a new item is first matched
-    against the hash list (known content: auto-matched, or badged per the policy), then against
-    the open queue (near-duplicates join the cluster of the item they match)."""
+    against the hash lists (known content: auto-matched, or badged, per the list's policy; an
+    allow-list match keeps it for a human), then against the open queue (near-duplicates join
+    the cluster of the item they match). The flood guard switches an imported entry that
+    matches too many items in an hour to "queue" and tells the leads (an audit event)."""
 
     def __init__(
         self,
@@ -69,8 +84,11 @@ class IngestRecorder:
         policy: MatchPolicy | None = None,
         match: bool = True,
         source_deadlines: Mapping[str, timedelta] | None = None,
+        actor: UserInfo | None = None,
     ) -> None:
         self.db = db
+        # Who ingests (a team server checks events are in their own name); None: the system.
+        self.actor = actor
         # A sighting without a deadline gets its source's default (Settings.source_deadlines;
         # without settings, the built-in ones: removal orders within one hour).
         self.source_deadlines = dict(
@@ -104,18 +122,31 @@ class IngestRecorder:
             # what we know, without content.
             content_key = None
         preview_key = self.store.put_bytes(analysis.preview) if analysis.preview else None
-        known = cluster = facts = None
+        known: KnownMatch | None = None
+        cluster = facts = allow_facts = None
         if self.match:
             hash_index, queue_index = self._indexes()
-            known = find_match(hash_index, analysis.signals, analysis.kind, self.policy)
-            if known is not None:
-                facts = entry_for(self.db, known.entry_id, known.ref)
-            else:
+            assert self._watcher is not None
+            known = find_known(
+                hash_index, analysis.signals, analysis.kind, self.policy, self._watcher.lists
+            )
+            if known is not None and known.evidence is not None:
+                facts = entry_for(self.db, known.evidence.entry_id, known.evidence.ref)
+            if known is not None and known.allowed is not None:
+                allow_facts = entry_for(self.db, known.allowed.entry_id, known.allowed.ref)
+            if known is None or known.evidence is None:
                 cluster = find_match(queue_index, analysis.signals, analysis.kind, self.policy)
         for _attempt in range(2):
             try:
                 return self._record_row(
-                    path, analysis, sighting, content_key, preview_key, known, facts, cluster
+                    path,
+                    analysis,
+                    sighting,
+                    content_key,
+                    preview_key,
+                    known,
+                    (facts, allow_facts),
+                    cluster,
                 )
             except IntegrityError:
                 # Another workstation inserted the same SHA-256 first: record a copy instead.
@@ -129,8 +160,8 @@ class IngestRecorder:
         sighting: SightingInfo,
         content_key: str | None,
         preview_key: str | None,
-        known: Evidence | None = None,
-        facts: EntryFacts | None = None,
+        known: KnownMatch | None = None,
+        facts: tuple[EntryFacts | None, EntryFacts | None] = (None, None),
         cluster: Evidence | None = None,
     ) -> str:
         new_signals: list[tuple[int, Signal]] = []
@@ -173,9 +204,11 @@ class IngestRecorder:
                 s.add_all(rows)
                 s.flush()
                 new_signals = [(r.id, sig) for r, sig in zip(rows, a.signals, strict=True)]
-                if known is not None:
-                    outcome = self._known(s, item, known, facts)
-                elif cluster is not None and cluster.ref is not None:
+                if known is not None and known.evidence is not None:
+                    outcome = self._known(s, item, known, *facts)
+                elif known is not None and known.allowed is not None:
+                    item.match_note = _allow_note(known, facts[1])
+                if outcome == "new" and cluster is not None and cluster.ref is not None:
                     rep = s.get(Item, cluster.ref)
                     if rep is not None and rep.status in IN_QUEUE_STATUSES:
                         rep.cluster_id = rep.id
@@ -202,14 +235,28 @@ class IngestRecorder:
                 index_signal(self._queue_index, sig_id, sig, ref, self.policy)
         return outcome
 
-    def _known(self, s, item: Item, ev: Evidence, facts: EntryFacts | None) -> str:
-        """A new item matched the hash list: resolve it, or badge it, per the policy."""
-        who = f"confirmed by {facts.added_by}" if facts and facts.added_by else "confirmed"
-        where = f"hash-list entry #{facts.id} ({facts.list_name})" if facts else "the hash list"
-        note = f"matches {where}, {ev.describe()}; {who} on item #{ev.ref}" + (
-            f", category {facts.category}" if facts and facts.category else ""
-        )
-        if not self.policy.auto_resolve:
+    def _known(
+        self,
+        s,
+        item: Item,
+        km: KnownMatch,
+        facts: EntryFacts | None,
+        allow_facts: EntryFacts | None,
+    ) -> str:
+        """A new item matched a block list: resolve it, or badge it, per the list's policy
+        (queued whatever the policy when an allow list matches too, or the flood guard has
+        switched the entry)."""
+        ev = km.evidence
+        assert ev is not None
+        note = match_note(ev, facts)
+        resolve = km.resolve
+        if facts is not None:
+            item.known_entry_id = facts.id
+            if facts.list_name != LOCAL_LIST:
+                resolve = resolve and not self._flood_guard(s, item, facts)
+        if km.allowed is not None:
+            note += "; " + _allow_note(km, allow_facts) + ": not resolved automatically"
+        if not resolve:
             item.match_note = f"known match: {note}"
             return "new"
         item.status = ItemStatus.AUTO_MATCHED.value
@@ -228,6 +275,73 @@ class IngestRecorder:
             ),
         )
         return "auto_matched"
+
+    def _flood_guard(self, s, item: Item, facts: EntryFacts) -> bool:
+        """Whether the entry is (now) held to "queue": it already was, or this item makes
+        more than ``flood_per_hour`` matches within the hour (then switched, and the leads
+        told through the audit record)."""
+        if facts.flood_guarded:
+            return True
+        limit = self.policy.flood_per_hour
+        if limit <= 0:
+            return False
+        s.flush()
+        now = utcnow()
+        n = s.scalar(
+            select(func.count())
+            .select_from(Item)
+            .where(Item.known_entry_id == facts.id, Item.created_at >= now - FLOOD_WINDOW)
+        )
+        if int(n or 0) <= limit:
+            return False
+        entry = s.get(HashListEntry, facts.id, with_for_update=True)
+        if entry is None or entry.flood_guarded_at is not None:
+            return True
+        append_event(
+            s,
+            AuditKind.FLOOD_GUARD,
+            actor_id=self.actor.id if self.actor else None,
+            actor_name=self.actor.username if self.actor else None,
+            subject=f"entry:{facts.id}"[:255],
+            detail={
+                "entry": facts.id,
+                "list": facts.list_name,
+                "matches_in_hour": int(n or 0),
+                "limit": limit,
+                "item": item.id,
+            },
+            occurred_at=now,
+        )
+        entry.flood_guarded_at = now  # after the event: a team server checks it is there
+        entry.changed_at = now
+        return True
+
+
+def match_note(ev: Evidence, facts: EntryFacts | None) -> str:
+    """What a known match says on the badge and in the auto-match decision: the entry and its
+    list, the entry's labels, how and how close; for our own list who confirmed which item."""
+    if facts is None:
+        return f"matches the hash list, {ev.describe()}"
+    labels = f", labels {facts.labels}" if facts.labels else ""
+    note = f"matches hash-list entry #{facts.id} (list {facts.list_name}{labels}), {ev.describe()}"
+    if facts.list_name == LOCAL_LIST:
+        who = f"confirmed by {facts.added_by}" if facts.added_by else "confirmed"
+        note += f"; {who} on item #{ev.ref}"
+    else:
+        note += "; imported"
+    if facts.category:
+        note += f", category {facts.category}"
+    if facts.flood_guarded:
+        note += " (flood guard: queued for verification)"
+    return note
+
+
+def _allow_note(km: KnownMatch, facts: EntryFacts | None) -> str:
+    ev = km.allowed
+    assert ev is not None
+    where = f"entry #{facts.id}" if facts else "an entry"
+    labels = f", labels {facts.labels}" if facts and facts.labels else ""
+    return f"allow list {km.allow_list} matches ({where}{labels}, {ev.describe()})"
 
 
 def ingest_jobs(

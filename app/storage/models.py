@@ -47,7 +47,10 @@ class User(Base):
 
 class Item(Base):
     __tablename__ = "items"
-    __table_args__ = (Index("ix_items_queue", "status", "priority", "created_at"),)
+    __table_args__ = (
+        Index("ix_items_queue", "status", "priority", "created_at"),
+        Index("ix_items_known_entry", "known_entry_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
@@ -69,6 +72,10 @@ class Item(Base):
     cluster_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     error: Mapped[str | None] = mapped_column(Text)
     match_note: Mapped[str | None] = mapped_column(Text)
+    # The hash-list entry a known match named (resolved or badged): the flood guard counts
+    # these per hour, a moderator's verdict on a badged item is feedback on the entry. No
+    # foreign key: hash_list already refers to items.
+    known_entry_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -149,12 +156,32 @@ class Decision(Base):
     entry_hash: Mapped[str] = mapped_column(String(64))
 
 
+class HashList(Base):
+    """One list other than ``local``: imported from a partner, or an allow list
+    (docs/ARCHITECTURE.md, "Hash lists and exchange"). ``policy``: resolve / queue / off."""
+
+    __tablename__ = "hash_lists"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str | None] = mapped_column(String(255))
+    policy: Mapped[str] = mapped_column(String(16), default="queue")
+    pdq_threshold: Mapped[int | None] = mapped_column(Integer)
+    allow: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_import_at: Mapped[datetime | None] = mapped_column(DateTime)
+    last_import_note: Mapped[str | None] = mapped_column(Text)
+
+
 class HashListEntry(Base):
-    """One confirmed signal in the shared hash list. Retracted, never deleted."""
+    """One hash of a list: a confirmed signal (``local``) or an imported one, with its
+    provenance. Retracted, never deleted; disabled and enabled again with a reason."""
 
     __tablename__ = "hash_list"
     __table_args__ = (
         Index("ix_hash_list_algorithm_value", "algorithm", "value"),
+        Index("ix_hash_list_list_name", "list_name"),
         UniqueConstraint("decision_uuid", "signal_id", name="uq_hash_list_decision_signal"),
     )
 
@@ -176,6 +203,35 @@ class HashListEntry(Base):
     retracted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     retraction_reason: Mapped[str | None] = mapped_column(Text)
     retraction_decision_uuid: Mapped[str | None] = mapped_column(String(36))
+    # Provenance of an imported entry (labels space-separated; meta: JSON of the source
+    # format's own fields, written back on export).
+    external_id: Mapped[str | None] = mapped_column(String(256))
+    labels: Mapped[str | None] = mapped_column(Text)
+    meta: Mapped[str | None] = mapped_column(Text)
+    first_seen: Mapped[datetime | None] = mapped_column(DateTime)
+    last_seen: Mapped[datetime | None] = mapped_column(DateTime)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime)
+    disabled_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
+    # Set by the flood guard: the entry's matches are queued whatever its list's policy.
+    flood_guarded_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Set by every change after the insert (disable, enable, flood guard): the watcher's
+    # watermark, like retracted_at.
+    changed_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+
+
+class HashListFeedback(Base):
+    """A moderator's agree/disagree on an imported entry, kept for the list's owner."""
+
+    __tablename__ = "hash_list_feedback"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(ForeignKey("hash_list.id"), index=True)
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    verdict: Mapped[str] = mapped_column(String(16))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
 class AuditEvent(Base):

@@ -37,6 +37,7 @@ from app.core.domain import (
 from app.core.roles import Permission, allowed
 from app.storage import escalations, second_review
 from app.storage.db import Database
+from app.storage.list_feedback import feedback_from_decision
 from app.storage.models import Decision, HashListEntry, Item, User
 from app.storage.permissions import authorize
 from app.storage.record import (
@@ -242,6 +243,7 @@ class ReviewService:
                 # review is not visible to other moderators: the status still tells).
                 return self._late(s, item, req, standing)
             added = self._apply(s, item, req)
+            feedback_from_decision(s, item, req)  # a badged item's verdict: agree or disagree
             second_review.maybe_queue_second_review(s, req, self.second_review_share)
             members = open_members(s, item) if req.verdict is not Verdict.SKIP else []
             for member in members:

@@ -317,8 +317,47 @@ BEGIN
      (OLD.id, OLD.algorithm, OLD.value, OLD.quality, OLD.frame_ts, OLD.variant, OLD.category,
       OLD.list_name, OLD.decision_uuid, OLD.item_id, OLD.signal_id, OLD.added_by, OLD.added_at)
   THEN
-    RAISE EXCEPTION 'hashdesk: only a retraction may change a hash-list row'
+    RAISE EXCEPTION 'hashdesk: a hash-list entry''s hash and origin never change'
       USING ERRCODE = '42501';
+  END IF;
+  -- provenance of an imported entry: only an import
+  IF (NEW.external_id, NEW.labels, NEW.meta, NEW.first_seen, NEW.last_seen)
+     IS DISTINCT FROM (OLD.external_id, OLD.labels, OLD.meta, OLD.first_seen, OLD.last_seen) THEN
+    IF OLD.list_name = 'local' THEN
+      RAISE EXCEPTION 'hashdesk: our own entries have no imported provenance to change'
+        USING ERRCODE = '42501';
+    END IF;
+    PERFORM hd_require('import_hashes');
+  END IF;
+  -- disable / enable one entry: a lead or admin, on the record
+  IF (NEW.disabled_at, NEW.disabled_by, NEW.disabled_reason)
+     IS DISTINCT FROM (OLD.disabled_at, OLD.disabled_by, OLD.disabled_reason) THEN
+    PERFORM hd_require('retract');
+    IF NEW.disabled_at IS NOT NULL AND NEW.disabled_by IS DISTINCT FROM u.id THEN
+      RAISE EXCEPTION 'hashdesk: % may not disable an entry in another person''s name',
+        u.username USING ERRCODE = '42501';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.kind IN ('entry_disabled', 'entry_enabled')
+                   AND hd_in_this_transaction(e.xmin)) THEN
+      RAISE EXCEPTION 'hashdesk: disabling or enabling an entry must be on the record'
+        USING ERRCODE = '42501';
+    END IF;
+  END IF;
+  -- the flood guard: set by ingest, cleared by a lead, on the record
+  IF NEW.flood_guarded_at IS DISTINCT FROM OLD.flood_guarded_at THEN
+    PERFORM hd_require(CASE WHEN NEW.flood_guarded_at IS NULL THEN 'retract' ELSE 'ingest' END);
+    IF NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.kind IN ('flood_guard', 'entry_enabled')
+                   AND hd_in_this_transaction(e.xmin)) THEN
+      RAISE EXCEPTION 'hashdesk: the flood guard changes only on the record'
+        USING ERRCODE = '42501';
+    END IF;
+  END IF;
+  -- retraction: once, with the undo, overturn, import or audited retraction that makes it
+  IF (NEW.retracted_at, NEW.retracted_by, NEW.retraction_reason, NEW.retraction_decision_uuid)
+     IS NOT DISTINCT FROM
+     (OLD.retracted_at, OLD.retracted_by, OLD.retraction_reason, OLD.retraction_decision_uuid)
+  THEN
+    RETURN NEW;
   END IF;
   IF OLD.retracted_at IS NOT NULL THEN
     RAISE EXCEPTION 'hashdesk: hash-list entry % is already retracted', OLD.id
@@ -331,18 +370,25 @@ BEGIN
   END IF;
   IF NEW.retraction_decision_uuid IS NOT NULL THEN
     SELECT * INTO r FROM decisions WHERE uuid = NEW.retraction_decision_uuid;
-    IF NOT FOUND OR r.user_id IS DISTINCT FROM u.id OR r.verdict NOT IN ('undo', 'overturn')
-       OR r.item_id IS DISTINCT FROM OLD.item_id THEN
-      RAISE EXCEPTION 'hashdesk: a retraction needs the undo or overturn that makes it'
-        USING ERRCODE = '42501';
+    IF FOUND AND r.user_id = u.id AND r.verdict IN ('undo', 'overturn')
+       AND r.item_id = OLD.item_id THEN
+      RETURN NEW;
     END IF;
-  ELSE
-    PERFORM hd_require('retract');
-    IF NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.kind = 'retraction'
-                   AND hd_in_this_transaction(e.xmin)) THEN
-      RAISE EXCEPTION 'hashdesk: a retraction must be on the record (audit event first)'
-        USING ERRCODE = '42501';
+    IF OLD.list_name <> 'local' AND EXISTS (
+        SELECT 1 FROM audit_events e WHERE e.uuid = NEW.retraction_decision_uuid
+          AND e.kind = 'import' AND e.subject = OLD.list_name AND e.actor_id = u.id
+          AND hd_in_this_transaction(e.xmin)) THEN
+      PERFORM hd_require('import_hashes');
+      RETURN NEW;
     END IF;
+    RAISE EXCEPTION 'hashdesk: a retraction needs the undo, overturn or import that makes it'
+      USING ERRCODE = '42501';
+  END IF;
+  PERFORM hd_require('retract');
+  IF NOT EXISTS (SELECT 1 FROM audit_events e WHERE e.kind = 'retraction'
+                 AND hd_in_this_transaction(e.xmin)) THEN
+    RAISE EXCEPTION 'hashdesk: a retraction must be on the record (audit event first)'
+      USING ERRCODE = '42501';
   END IF;
   RETURN NEW;
 END $$;
@@ -397,8 +443,10 @@ BEGIN
     RAISE EXCEPTION 'hashdesk: % may not claim an item in another person''s name', u.username
       USING ERRCODE = '42501';
   END IF;
-  IF NEW.status IS DISTINCT FROM OLD.status
-     AND NEW.status IN ('decided', 'escalated', 'auto_matched')
+  IF NEW.status IS DISTINCT FROM OLD.status AND NEW.status = 'auto_matched' THEN
+    PERFORM hd_require('ingest');  -- ingest records the match (its decision is checked too)
+  ELSIF NEW.status IS DISTINCT FROM OLD.status
+     AND NEW.status IN ('decided', 'escalated')
      AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.item_id = NEW.id
                      AND hd_in_this_transaction(d.xmin)) THEN
     RAISE EXCEPTION 'hashdesk: item % can be % only by a decision', NEW.id, NEW.status
@@ -460,6 +508,27 @@ CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.signals
 DROP TRIGGER IF EXISTS hd_guard ON {s}.sightings;
 CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.sightings
   FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_ingested();
+
+-- feedback on imported entries: in one's own name, never changed ---------------------------
+CREATE OR REPLACE FUNCTION {s}.hd_guard_feedback() RETURNS trigger LANGUAGE plpgsql {definer}
+AS $$
+DECLARE u users;
+BEGIN
+  IF hd_trusted() THEN RETURN COALESCE(NEW, OLD); END IF;
+  IF TG_OP <> 'INSERT' THEN
+    RAISE EXCEPTION 'hashdesk: feedback is never changed (% refused)', TG_OP
+      USING ERRCODE = '42501';
+  END IF;
+  u := hd_require('review');
+  IF NEW.user_id IS DISTINCT FROM u.id THEN
+    RAISE EXCEPTION 'hashdesk: % may not give feedback in another person''s name', u.username
+      USING ERRCODE = '42501';
+  END IF;
+  RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS hd_guard ON {s}.hash_list_feedback;
+CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.hash_list_feedback
+  FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_feedback();
 
 -- accounts: only through these, each with its audit event in the same transaction ---------
 CREATE OR REPLACE FUNCTION {s}.hd_account_create(p_username text, p_display text, p_role text,
@@ -525,8 +594,10 @@ REVOKE ALL ON ALL TABLES IN SCHEMA {s} FROM PUBLIC;
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {s} FROM PUBLIC;
 GRANT USAGE ON SCHEMA {s} TO {mod};
 GRANT SELECT ON {s}.users, {s}.items, {s}.sightings, {s}.signals, {s}.decisions,
-  {s}.hash_list, {s}.audit_events, {s}.second_reviews, {s}.alembic_version TO {mod};
-GRANT INSERT ON {s}.decisions, {s}.hash_list, {s}.audit_events, {s}.second_reviews TO {mod};
+  {s}.hash_list, {s}.audit_events, {s}.second_reviews, {s}.alembic_version, {s}.hash_lists,
+  {s}.hash_list_feedback TO {mod};
+GRANT INSERT ON {s}.decisions, {s}.hash_list, {s}.audit_events, {s}.second_reviews,
+  {s}.hash_list_feedback TO {mod};
 GRANT UPDATE (status, claimed_by, lease_expires_at, updated_at) ON {s}.items TO {mod};
 GRANT UPDATE (status, claimed_by, lease_expires_at, second_user_id, second_decision_uuid,
   second_verdict, agreed, done_at) ON {s}.second_reviews TO {mod};
@@ -534,8 +605,10 @@ GRANT UPDATE (retracted_at, retracted_by, retraction_reason, retraction_decision
   ON {s}.hash_list TO {mod};
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA {s} TO {mod};
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {s} TO {mod};
-GRANT INSERT ON {s}.items, {s}.sightings, {s}.signals TO {admin};
-GRANT UPDATE ON {s}.items TO {admin};
+GRANT UPDATE (disabled_at, disabled_by, disabled_reason, flood_guarded_at, changed_at)
+  ON {s}.hash_list TO {lead};
+GRANT INSERT ON {s}.items, {s}.sightings, {s}.signals, {s}.hash_lists TO {admin};
+GRANT UPDATE ON {s}.items, {s}.hash_list, {s}.hash_lists TO {admin};
 
 -- blind second review, outside the app too ------------------------------------------------
 ALTER TABLE {s}.decisions ENABLE ROW LEVEL SECURITY;
@@ -551,7 +624,7 @@ DROP POLICY IF EXISTS hd_read_all ON {s}.hash_list;
 CREATE POLICY hd_read_all ON {s}.hash_list FOR SELECT TO {lead} USING (true);
 DROP POLICY IF EXISTS hd_read_own ON {s}.hash_list;
 CREATE POLICY hd_read_own ON {s}.hash_list FOR SELECT TO {mod}
-  USING (added_by IS NOT DISTINCT FROM {s}.hd_me_id());
+  USING (list_name <> 'local' OR added_by IS NOT DISTINCT FROM {s}.hd_me_id());
 DROP POLICY IF EXISTS hd_add ON {s}.hash_list;
 CREATE POLICY hd_add ON {s}.hash_list FOR INSERT TO {mod} WITH CHECK (true);
 DROP POLICY IF EXISTS hd_retract ON {s}.hash_list;

@@ -62,9 +62,18 @@ STATS_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("stats_refresh", "Recompute the statistics", ("Ctrl+R",), "stats"),
     ActionSpec("stats_export", "Export the period summary (HTML + CSV)", ("Ctrl+S",), "stats"),
 )
+LISTS_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("lists_find", "Search entries (hash prefix, label)", ("Ctrl+K",), "lists"),
+    ActionSpec("lists_refresh", "Reload the lists", ("Shift+F5",), "lists"),
+    ActionSpec("lists_disable", "Disable the selected entries", ("Ctrl+D",), "lists"),
+    ActionSpec("lists_enable", "Enable the selected entries", ("Ctrl+Shift+D",), "lists"),
+    ActionSpec("lists_import", "Import a list from a file", ("Ctrl+I",), "lists"),
+    ActionSpec("lists_export", "Export the selected list", ("Ctrl+Shift+X",), "lists"),
+)
 LEAD_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("lead_history", "Decision history", ("Ctrl+1",), "lead"),
     ActionSpec("lead_stats", "Statistics", ("Ctrl+2",), "lead"),
+    ActionSpec("lead_lists", "Hash lists", ("Ctrl+3",), "lead"),
     ActionSpec("open_review", "Review queue", ("Ctrl+Shift+R",), "lead"),
     ActionSpec("open_escalations", "Escalations (lead queue)", ("Ctrl+Shift+E",), "lead"),
     ActionSpec("open_second_review", "Second review (blind)", ("Ctrl+Shift+S",), "lead"),

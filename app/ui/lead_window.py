@@ -1,4 +1,5 @@
-"""The lead's workspace: the decision history and the team's numbers in tabs, and the queues
+"""The lead's workspace: the decision history, the team's numbers and the hash lists in tabs, and
+the queues
 (review, escalations, blind second review) one key away, each on the keyboard review screen."""
 
 from __future__ import annotations
@@ -8,8 +9,15 @@ from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget
 from app.compose import AppContext
 from app.core.domain import UserInfo
 from app.core.roles import Permission, allowed
-from app.ui.actions import HISTORY_ACTIONS, LEAD_ACTIONS, STATS_ACTIONS, build_actions
+from app.ui.actions import (
+    HISTORY_ACTIONS,
+    LEAD_ACTIONS,
+    LISTS_ACTIONS,
+    STATS_ACTIONS,
+    build_actions,
+)
 from app.ui.history_window import HistoryView
+from app.ui.lists_window import ListsView
 from app.ui.review_window import CheatSheet, ReviewWindow
 from app.ui.stats_window import StatsView
 from app.ui.tasks import TaskRunner
@@ -29,12 +37,15 @@ class LeadWindow(QMainWindow):
         self.stats = StatsView(ctx, user, self.tasks, self.tabs)
         self.tabs.addTab(self.history, "History  [Ctrl+1]")
         self.tabs.addTab(self.stats, "Statistics  [Ctrl+2]")
+        self.lists = ListsView(ctx, user, self.tasks, self.tabs)
+        self.tabs.addTab(self.lists, "Hash lists  [Ctrl+3]")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
         self.queue_windows: dict[str, ReviewWindow] = {}
         handlers = {
             "lead_history": lambda: self.tabs.setCurrentWidget(self.history),
             "lead_stats": lambda: self.tabs.setCurrentWidget(self.stats),
+            "lead_lists": lambda: self.tabs.setCurrentWidget(self.lists),
             "open_review": lambda: self.open_queue("review"),
             "open_escalations": lambda: self.open_queue("escalations"),
             "open_second_review": lambda: self.open_queue("second_review"),
@@ -44,6 +55,7 @@ class LeadWindow(QMainWindow):
         view = self.menuBar().addMenu("&View")
         view.addAction(self.actions_by_id["lead_history"])
         view.addAction(self.actions_by_id["lead_stats"])
+        view.addAction(self.actions_by_id["lead_lists"])
         queues = self.menuBar().addMenu("&Queues")
         for key in ("open_review", "open_escalations", "open_second_review"):
             queues.addAction(self.actions_by_id[key])
@@ -53,9 +65,13 @@ class LeadWindow(QMainWindow):
         stats = self.menuBar().addMenu("&Statistics")
         for spec in STATS_ACTIONS:
             stats.addAction(self.stats.actions_by_id[spec.id])
+        lists = self.menuBar().addMenu("&Lists")
+        for spec in LISTS_ACTIONS:
+            lists.addAction(self.lists.actions_by_id[spec.id])
         self.menuBar().addMenu("&Help").addAction(self.actions_by_id["lead_cheatsheet"])
         self.statusBar().addPermanentWidget(QLabel(ctx.db.label))
         self._stats_loaded = False
+        self._lists_loaded = False
 
     def start(self) -> None:
         self.history.start()
@@ -65,6 +81,11 @@ class LeadWindow(QMainWindow):
             if not self._stats_loaded:
                 self._stats_loaded = True
                 self.stats.refresh()
+        elif self.tabs.currentWidget() is self.lists:
+            if not self._lists_loaded:
+                self._lists_loaded = True
+                self.lists.refresh()
+            self.lists.entries_table.setFocus()
         else:
             self.history.focus_table()
 
@@ -90,11 +111,12 @@ class LeadWindow(QMainWindow):
         return w
 
     def show_cheatsheet(self) -> None:
-        specs = LEAD_ACTIONS + HISTORY_ACTIONS + STATS_ACTIONS
+        specs = LEAD_ACTIONS + HISTORY_ACTIONS + STATS_ACTIONS + LISTS_ACTIONS
         actions = {
             **self.actions_by_id,
             **self.history.actions_by_id,
             **self.stats.actions_by_id,
+            **self.lists.actions_by_id,
         }
         sheet = CheatSheet(self, specs, actions)
         sheet.setObjectName("cheatsheet")

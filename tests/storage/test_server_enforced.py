@@ -18,7 +18,7 @@ from app.storage.hash_list_index import HashListWatcher
 from app.storage.history_queries import HistoryService
 from app.storage.journal import DecisionJournal, JournalSync
 from app.storage.leads import LeadService
-from app.storage.models import Decision, HashListEntry, Item
+from app.storage.models import AuditEvent, Decision, HashListEntry, Item
 from app.storage.review import ReviewService
 from app.storage.users import UserService
 from app.storage.verification import verify_hash_list
@@ -235,3 +235,82 @@ def test_upgrading_an_older_team_database_keeps_its_accounts(team_server, tmp_pa
         assert conn.execute("SELECT session_user").fetchone()[0] == f"{team_server.prefix}u_mo"
         with pytest.raises(psycopg.Error):
             conn.execute("DELETE FROM decisions")
+
+
+def test_hash_list_exchange_as_each_role(team_server, tmp_path, corpus):
+    """Partner lists on the enforced server: the admin imports (COPY, checked by the server)
+    and re-imports with a deletion (retracted under the import's event); a lead disables and
+    enables an entry; ingest's flood guard; a moderator's verdict on a badged item becomes
+    feedback; a moderator may not import, disable or touch an imported row by hand."""
+    import json
+
+    from app.core.hash_lists import ListPolicy
+    from app.core.match_rules import MatchPolicy
+    from app.storage.hash_lists import HashListService
+    from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
+    from app.storage.list_import import ListSettings
+    from app.storage.models import HashListFeedback
+    from tests.storage.test_hash_list_exchange import bridge, pytx_file, reference_pdq
+
+    server = team_server
+    root = server.add("root", Role.ADMIN)
+    rootdb = server.connect("root")
+    lead = server.add("lena", Role.LEAD, actor=root, via=rootdb)
+    mo = server.add("mo", Role.MODERATOR, actor=root, via=rootdb)
+    orig, edits = bridge(corpus)
+    ref = reference_pdq(corpus)
+    path = pytx_file(tmp_path, "p.txt", [ref[orig.name], "ab" * 32, "cd" * 32])
+    admin_lists = HashListService(rootdb)
+    first = admin_lists.import_file(
+        path, "partner", actor=root, settings=ListSettings(policy=ListPolicy.RESOLVE)
+    )
+    assert first.added == 3
+    path.write_text(path.read_text().replace("cd" * 32, "ef" * 32))  # one gone, one new
+    second = admin_lists.import_file(path, "partner", actor=root)
+    assert (second.added, second.retracted) == (1, 1)
+
+    mo_lists = HashListService(server.connect("mo"))
+    with pytest.raises(PermissionDenied):
+        mo_lists.import_file(path, "partner", actor=mo)
+    with server.owner.session() as s:
+        entry_id = s.scalar(select(HashListEntry.id).where(HashListEntry.value == ref[orig.name]))
+    with pytest.raises(PermissionDenied):
+        mo_lists.set_enabled([entry_id], False, "looks benign", actor=mo)
+    with insider.psql(server, "mo") as conn, pytest.raises(psycopg.Error):
+        conn.execute(f"UPDATE hash_list SET labels = 'x' WHERE id = {entry_id}")
+
+    lead_lists = HashListService(server.connect("lena"))
+    assert lead_lists.set_enabled([entry_id], False, "a news photo", actor=lead) == 1
+    assert lead_lists.set_enabled([entry_id], True, "checked again", actor=lead) == 1
+
+    # Ingest (the admin) badges the bridge edits; the flood guard trips after 2.
+    from app.core.contentstore import ContentStore
+    from app.core.ingest_jobs import jobs_from_paths
+
+    recorder = IngestRecorder(
+        rootdb,
+        ContentStore(tmp_path / "media"),
+        policy=MatchPolicy(flood_per_hour=2),
+        actor=root,
+    )
+    ingest_jobs(recorder, jobs_from_paths(edits[:3]), workers=1)
+    with server.owner.session() as s:
+        flood = s.scalar(select(HashListEntry.flood_guarded_at).where(HashListEntry.id == entry_id))
+    assert flood is not None
+
+    # A moderator's verdict on a badged item is feedback, in their own name.
+    review = ReviewService(server.connect("mo"))
+    item = review.claim_next(mo.id)
+    assert item.match_note and "partner" in item.match_note
+    review.decide(DecisionRequest(item.id, mo.id, Verdict.REJECT))
+    with server.owner.session() as s:
+        fb = s.execute(select(HashListFeedback.user_id, HashListFeedback.verdict)).all()
+    assert fb == [(mo.id, "disagree")]
+    assert all(r.ok for r in verify_chains(server.owner))
+    assert verify_hash_list(server.owner) == []
+    with server.owner.session() as s:
+        events = [
+            json.loads(d or "{}")
+            for d in s.scalars(select(AuditEvent.detail).where(AuditEvent.kind == "import"))
+        ]
+    assert [e["added"] for e in events] == [3, 1]
