@@ -86,21 +86,41 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
                 rejected_after[d.item_id].append(d.id)
         event_retracted: set[int] = set()
         imported_lists: set[str] = set()
+        disabled_on_record: set[int] = set()  # entries the last disable/enable left disabled
+        kinds = [
+            AuditKind.RETRACTION.value,
+            AuditKind.IMPORT.value,
+            AuditKind.ENTRY_DISABLED.value,
+            AuditKind.ENTRY_ENABLED.value,
+        ]
         for kind, subject, detail in s.execute(
-            select(AuditEvent.kind, AuditEvent.subject, AuditEvent.detail).where(
-                AuditEvent.kind.in_([AuditKind.RETRACTION.value, AuditKind.IMPORT.value])
-            )
+            select(AuditEvent.kind, AuditEvent.subject, AuditEvent.detail)
+            .where(AuditEvent.kind.in_(kinds))
+            .order_by(AuditEvent.id)
         ):
             facts = json.loads(detail) if detail else {}
+            entries = {int(i) for i in facts.get("entries", [])}
             if kind == AuditKind.RETRACTION.value:
-                event_retracted.update(int(i) for i in facts.get("entries", []))
-            else:
+                event_retracted |= entries
+            elif kind == AuditKind.IMPORT.value:
                 imported_lists.add(str(facts.get("list") or subject or ""))
+            elif kind == AuditKind.ENTRY_DISABLED.value:
+                disabled_on_record |= entries
+            elif "flood_guard" not in facts:  # enabled again (not a flood guard cleared)
+                disabled_on_record -= entries
 
         rows_of: dict[str, list[HashListEntry]] = defaultdict(list)
         for r in s.scalars(
             select(HashListEntry).order_by(HashListEntry.id).execution_options(yield_per=5000)
         ):
+            if (r.disabled_at is not None) != (r.id in disabled_on_record):
+                state = "disabled" if r.disabled_at is not None else "enabled"
+                problems.append(
+                    RecordProblem(
+                        f"hash-list entry #{r.id} ({r.algorithm} {r.value[:16]}…) is {state}, "
+                        "but no disable or enable on the record left it so"
+                    )
+                )
             if r.list_name != LOCAL_LIST:
                 if r.list_name not in imported_lists:
                     problems.append(

@@ -174,3 +174,23 @@ def test_cli_checkpoint_and_remembered_heads(tmp_path, monkeypatch, capsys, stor
     assert main(["audit", "verify", "--checkpoint", str(tmp_path / "bad.json")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "cannot be read" in err
+
+
+def test_a_hand_disabled_entry_is_named(db, store, tmp_path):
+    outs = _busy(db, store, tmp_path)
+    lead = UserService(db).get("lead1")
+    with db.session() as s:
+        a, b = s.scalars(
+            select(HashListEntry.id)
+            .where(HashListEntry.decision_uuid == outs[3].uuid)
+            .order_by(HashListEntry.id)
+            .limit(2)
+        ).all()
+    assert HashListService(db).set_enabled([a], False, "a news photo", actor=lead) == 1
+    assert verify_hash_list(db) == []  # disabled on the record
+    _owner(db, "UPDATE hash_list SET disabled_at = added_at WHERE id = :i", i=b)
+    _owner(db, "UPDATE hash_list SET disabled_at = NULL WHERE id = :i", i=a)
+    problems = [str(p) for p in verify_hash_list(db)]
+    assert len(problems) == 2
+    assert any(f"entry #{a} " in p and "is enabled, but no disable" in p for p in problems)
+    assert any(f"entry #{b} " in p and "is disabled, but no disable" in p for p in problems)
