@@ -53,15 +53,16 @@ def _corpus_jpegs(folder: Path = CORPUS_IMAGES) -> list[Path]:
 def _naive(path: Path) -> None:
     """What the libraries' docs show: full decode, then each hash on its own."""
     import imagehash
-    import pdqhash
     from PIL import Image
+
+    from app.core.pdq import pdq_from_rgb
 
     data = path.read_bytes()
     hashlib.md5(data).hexdigest()
     hashlib.sha256(data).hexdigest()
     with Image.open(path) as im:
         rgb = im.convert("RGB")
-    pdqhash.compute(np.asarray(rgb))
+    pdq_from_rgb(np.asarray(rgb))
     imagehash.phash(rgb)
 
 

@@ -430,7 +430,8 @@ class _Decoder(threading.Thread):
                     continue
                 ok, frame = cap.retrieve()
                 if ok and frame is not None and frame.size:
-                    # Hashed here: pdqhash releases the GIL, so segments hash in parallel too.
+                    # Hashed here: the PDQ's numpy and OpenCV steps release the GIL, so
+                    # segments hash in parallel too.
                     frame = _as_bgr(frame)
                     sigs = frame_signals(frame, round(index / self.fps, 3))
                     self._put((self.segment, k, index, frame, sigs))

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import imagehash
 import numpy as np
-import pdqhash
 import pytest
 from PIL import Image, ImageFile, features
 
@@ -164,6 +163,7 @@ def test_pdq_hex_is_msb_first_like_the_reference():
 
 
 def test_pdq_from_rgb_equals_pdqhash_compute_converted_the_reference_way():
+    pdqhash = pytest.importorskip("pdqhash", reason="the reference binding is not installed")
     arr = np.asarray(picture())
     bits, quality = pdqhash.compute(arr)
     hex_, q = pdq_from_rgb(arr)
@@ -187,7 +187,7 @@ def test_hamming_hex():
 
 def test_dihedral_order_matches_numpy_transforms():
     a = np.asarray(picture(300, 200))
-    hashes = pdq_dihedral_from_rgb(a)
+    hashes, _quality = pdq_dihedral_from_rgb(a)
     assert len(hashes) == 8 == len(DIHEDRAL_ORDER)
     assert hashes[0] == pdq_from_rgb(a)[0]
     transforms = {
@@ -246,6 +246,7 @@ def test_trim_bars_quick_rejection_agrees_with_the_full_scan():
 
 @needs_corpus
 def test_analysis_pdq_is_pdqhash_of_the_decoded_picture():
+    pdqhash = pytest.importorskip("pdqhash", reason="the reference binding is not installed")
     path = IMAGES / "bridge-mods__aaa-orig.jpg"
     for draft in (None, imaging.DRAFT_MIN_LONG_SIDE):
         rgb, _, _ = decode_image(path.read_bytes(), "image/jpeg", draft_min_long_side=draft)
@@ -310,7 +311,7 @@ def test_unrelated_photos_do_not_match_the_bridge():
 def test_dihedral_corpus_files_match_the_dihedral_hashes():
     orig = IMAGES / "dih__bridge-1-original.jpg"
     rgb, _, _ = decode_image(orig.read_bytes(), "image/jpeg")
-    hashes = pdq_dihedral_from_rgb(np.asarray(rgb))
+    hashes, _quality = pdq_dihedral_from_rgb(np.asarray(rgb))
     files = sorted(IMAGES.glob("dih__bridge-*"))  # 1-original .. 8-flip-minus-1: same order
     assert len(files) == 8
     for i, path in enumerate(files):
