@@ -373,9 +373,10 @@ def pdq_signals_with_dihedral(
 ) -> list[Signal]:
     """The PDQ of a picture and its 7 rotated/mirrored hashes, from one downsample and one DCT
     (the 7 others are sign flips and transposes of the same DCT): the plain signal first, then
-    ``dih:<name>`` signals in :data:`DIHEDRAL_ORDER`. A dihedral hash is the PDQ the picture would have after that transform, so a rotated or mirrored copy of confirmed
-    content has one within the usual distance of the confirmed hash. They are for querying
-    only: the hash list never stores ``dih:`` signals."""
+    ``dih:<name>`` signals in :data:`DIHEDRAL_ORDER`. A dihedral hash is the PDQ the picture
+    would have after that transform, so a rotated or mirrored copy of confirmed content has one
+    within the usual distance of the confirmed hash. They are for querying only: the hash list
+    never stores ``dih:`` signals."""
     hashes, quality = pdq_dihedral_from_rgb(arr)
     out = [Signal(algorithm, hashes[0], quality, frame_ts)]
     for name, value in zip(DIHEDRAL_ORDER[1:], hashes[1:], strict=True):
