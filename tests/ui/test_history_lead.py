@@ -218,6 +218,41 @@ def test_escalation_is_decided_by_a_lead_on_the_review_screen(qtbot, lead_env, d
     rw.close()
 
 
+def test_e_on_the_escalation_queue_passes_it_to_another_lead(qtbot, lead_env, db):
+    ctx, mod1 = lead_env["ctx"], lead_env["mod1"]
+    esc = _decide(ctx, mod1, Verdict.ESCALATE, note="could be a satire account")
+    w = lead_env["lead_window"]()
+    rw = w.open_queue("escalations")
+    rw.controller.dwell_seconds = 0
+    qtbot.waitUntil(lambda: rw.controller.current is not None, timeout=10000)
+    with qtbot.waitActive(rw):
+        rw.activateWindow()
+    # Labelled as what it does here, in the button, the menu and the cheat sheet alike.
+    assert rw.decision_buttons["escalate"].text() == "Pass to another lead   [E]"
+    assert rw.actions_by_id["escalate"].text() == "Pass to another lead"
+    qtbot.keyClick(rw.preview, KEY.Key_E)
+    dialog = rw._reason_dialog
+    assert dialog.isVisible() and dialog.windowTitle() == "Pass to another lead"
+    qtbot.keyClicks(dialog.reason, "needs the Arabic speaker")
+    with qtbot.waitSignal(rw.controller.decision_recorded, timeout=10000) as done:
+        qtbot.keyClick(dialog.reason, KEY.Key_Return)
+    assert done.args[0].verdict is Verdict.SKIP
+    qtbot.waitUntil(lambda: "another lead" in rw.feedback.text(), timeout=10000)
+    assert rw.feedback.text() == f"Passed #{esc.id} on to another lead"
+    with db.session() as s:
+        from app.storage.models import Decision
+
+        last = s.scalars(select(Decision).order_by(Decision.id.desc())).first()
+    assert (last.verdict, last.note) == ("skip", "needs the Arabic speaker")
+    assert ctx.review.load_item(esc.id).status is ItemStatus.ESCALATED  # still with the leads
+    rw.close()
+    lead2 = make_user(db, "lead2", Role.LEAD)
+    item = ctx.review.claim_next(lead2.id, queue="escalations")
+    assert item.escalation_note == (
+        "Escalated by mod1: could be a satire account. Passed on by lead1: needs the Arabic speaker"
+    )
+
+
 def test_second_review_is_blind_and_a_disagreement_reaches_the_lead(
     qtbot, lead_env, db, store, taxonomy
 ):
