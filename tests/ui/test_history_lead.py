@@ -155,9 +155,14 @@ def test_overturn_from_history_retracts_then_adds_hashes(qtbot, lead_env, db, tm
     dialog._accept()
     assert dialog.isVisible() and "required" in dialog.error.text()
     qtbot.keyClicks(dialog.reason, "news report, not glorification")
+    assert dialog.error.text() == ""  # typing a reason clears the complaint
+    chosen = h.selected_row()
     with qtbot.waitSignal(h.model.page_loaded, timeout=10000):
         dialog._accept()
     assert h.last_overturn is not None and h.last_overturn.hashes_retracted >= 4
+    # Said, and the overturned decision is still the selected row (not the first).
+    assert h.notice.text().startswith(f"Overturned on item #{confirmed.id}: confirm → reject")
+    assert h.selected_row().uuid == chosen.uuid and h.table.currentIndex().row() != 0
     assert _active(db, confirmed.id) == []
     rows = {r.item_id: r for r in h.model.rows if r.verdict is not Verdict.OVERTURN}
     assert rows[confirmed.id].overturned
@@ -300,7 +305,9 @@ def test_stats_view_charts_and_summary_export(qtbot, lead_env, db, tmp_path):
     per_mod = w.stats.charts["per_moderator"]
     assert sorted(per_mod.labels) == ["mod1", "mod2"]
     per_hour = w.stats.charts["per_hour"]
-    assert sum(per_hour.total(i) for i in range(len(per_hour.values))) == 3
+    # The charts add up to the card: the same rows (an escalation is not a decision).
+    assert sum(per_hour.total(i) for i in range(len(per_hour.values))) == 2
+    assert sum(per_mod.total(i) for i in range(len(per_mod.values))) == 2
     w.stats.grab()  # paints every chart without error
     html_path, csv_path = w.stats.export(tmp_path / "summary.html")
     page = html_path.read_text(encoding="utf-8")
