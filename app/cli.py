@@ -24,28 +24,48 @@ class CliError(Exception):
     pass
 
 
+PROGRESS_EVERY = 1000  # without a terminal (a log, a pipe): one line per this many files
+
+
 def _progress(done: int, total: int) -> None:
-    if not sys.stderr.isatty():
-        return
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
-    if done == total:
-        sys.stderr.write("\n")
+    """A bar on a terminal; a line per thousand files otherwise (on stderr either way)."""
+    if sys.stderr.isatty():
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
+        if done == total:
+            sys.stderr.write("\n")
+    elif done % PROGRESS_EVERY == 0 and done < total:
+        sys.stderr.write(f"{done}/{total} files analysed\n")
     sys.stderr.flush()
 
 
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one}" if n == 1 else f"{n} {many or one + 's'}"
+
+
 def print_summary(summary) -> None:
-    print(
-        f"ingested {summary.total} file(s): {summary.new} new, {summary.copies} exact "
-        f"copies of known items, {len(summary.unreadable)} unreadable"
-    )
+    """Totals that add up (each file in exactly one bucket), then the details."""
+    f = summary.files
+    parts = [
+        f"{f.get('new', 0)} new",
+        f"{f.get('copy', 0)} exact {'copy' if f.get('copy', 0) == 1 else 'copies'} of known items",
+        f"{f.get('unreadable', 0)} unreadable",
+    ]
+    if f.get("missing"):
+        parts.append(f"{f['missing']} missing")
+    print(f"ingested {_plural(summary.total, 'file')}: {', '.join(parts)}")
     if summary.auto_matched:
         print(f"  {summary.auto_matched} new item(s) matched the hash list and were auto-resolved")
+    if summary.clustered:
+        print(
+            f"  {_plural(summary.clustered, 'near-duplicate')} joined "
+            f"{_plural(summary.clusters, 'cluster')} in the queue (one decision covers a cluster)"
+        )
     for path, why in summary.unreadable:
         print(f"  unreadable: {path}: {why}")
     for path in summary.missing:
-        print(f"  missing: {path}")
+        print(f"  missing: {path} (named in the manifest, not found)")
     for problem in summary.manifest_problems:
         print(f"  manifest: {problem}")
 
@@ -66,9 +86,20 @@ def cmd_ingest(args, settings: Settings) -> int:
         raise CliError("nothing to ingest: give files or folders, or --manifest FILE")
     ctx = open_context(settings)
     try:
-        print_summary(ctx.ingest(jobs, problems, progress=_progress))
+        print(f"ingesting {_plural(len(jobs), 'file')}…", file=sys.stderr, flush=True)
+        summary = ctx.ingest(jobs, problems, progress=_progress)
+        print_summary(summary)
     finally:
         ctx.close()
+    if summary.missing:
+        # Everything else is ingested; a file the manifest promised and did not deliver is an
+        # error a script running this must see.
+        print(
+            f"hashdesk: error: {_plural(len(summary.missing), 'file')} named in the manifest "
+            "not found",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

@@ -131,7 +131,7 @@ def _png(img: Image.Image) -> bytes:
 
 def write_sample_video(path: Path, seed: int, seconds: int = 8, fps: int = 10) -> None:
     """A harmless moving picture (a pan across a sample picture), MPEG-4 in an MP4 file."""
-    import cv2
+    from app.core.video import cv2  # through video: FFmpeg's log level is set first
 
     wide = np.asarray(sample_picture(seed, (1280, 480)))[:, :, ::-1]
     w, h = 640, 480
