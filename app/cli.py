@@ -1,4 +1,4 @@
-"""The `hashdesk` command: gui, demo, ingest, users, db, bench."""
+"""The `hashdesk` command: gui, demo, ingest, users, audit, db, bench, self-test."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import argparse
 import getpass
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from app import __version__
+from app.bench import PARTS as BENCH_PARTS
 from app.compose import AppContext, open_context, open_db
 from app.core.config import ConfigError, Settings, load_settings
 from app.core.ingest_jobs import IngestJob, ManifestError, jobs_from_paths, read_manifest
@@ -214,22 +216,29 @@ def cmd_db(args, settings: Settings) -> int:
                 "update Hashdesk on this workstation"
             )
             return 2
-        if current == head:
-            with db.session() as s:
-                for name, model in (
-                    ("users", User),
-                    ("items", Item),
-                    ("decisions", Decision),
-                    ("hash list", HashListEntry),
-                ):
-                    n = s.scalar(select(func.count()).select_from(model))
-                    print(f"{name + ':':11}{n}")
-        else:
+        if current is None:
+            # A fresh install: not an error. Every command that uses the database (gui, demo,
+            # ingest, users add, db upgrade) creates the schema the same way, on first use.
             print(
-                f"the database's schema ({current or 'empty'}) is older than this Hashdesk: "
+                "empty:     no tables yet; the first command that uses the database creates "
+                "them (or run `hashdesk db upgrade`)"
+            )
+            return 0
+        if current != head:
+            print(
+                f"the database's schema ({current}) is older than this Hashdesk: "
                 "run `hashdesk db upgrade` (every workstation should run the same version)"
             )
             return 2
+        with db.session() as s:
+            for name, model in (
+                ("users", User),
+                ("items", Item),
+                ("decisions", Decision),
+                ("hash list", HashListEntry),
+            ):
+                n = s.scalar(select(func.count()).select_from(model))
+                print(f"{name + ':':11}{n}")
     finally:
         db.dispose()
     return 0
@@ -258,6 +267,7 @@ def _set_db_password(args, settings: Settings) -> int:
 
 
 def cmd_gui(args, settings: Settings) -> int:
+    _require_display_libraries()
     from app.ui.app import run_gui
 
     # An empty database: the window asks for the first admin account (FirstRunDialog).
@@ -269,8 +279,8 @@ DEMO_LEAD = "lead"
 
 
 def prepare_demo(folder: Path, count: int = 40) -> AppContext:
-    """A throwaway database and media root in ``folder``, filled with sample items and a demo
-    moderator and lead."""
+    """A throwaway database, media root and decision journal in ``folder`` (nothing in the
+    user data directory), filled with sample items and a demo moderator and lead."""
     from app.core.demo import write_demo_media
     from app.core.domain import Role
 
@@ -280,7 +290,7 @@ def prepare_demo(folder: Path, count: int = 40) -> AppContext:
             "HASHDESK_MEDIA_ROOT": str(folder / "media"),
         }
     )
-    ctx = open_context(settings)
+    ctx = open_context(settings, journal_dir=folder)
     manifest = write_demo_media(folder / "incoming", count=count)
     jobs, problems = read_manifest(manifest)
     print_summary(ctx.ingest(jobs, problems, progress=_progress))
@@ -292,25 +302,50 @@ def prepare_demo(folder: Path, count: int = 40) -> AppContext:
 
 
 def cmd_demo(args, settings: Settings) -> int:
+    # Checked before anything is generated: a missing display library is one line naming the
+    # package, not an abort after a minute of work.
+    if not args.no_gui:
+        _require_display_libraries()
+    temporary = not args.dir
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="hashdesk-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
-    ctx = prepare_demo(folder, args.count)
-    if args.lead:
-        from app.storage.demo_history import simulate_team_history
+    try:
+        ctx = prepare_demo(folder, args.count)
+        if args.lead:
+            from app.storage.demo_history import simulate_team_history
 
-        lead = ctx.users.get(DEMO_LEAD)
-        n = simulate_team_history(ctx.db, ctx.taxonomy, lead, DEMO_PASSWORD)
-        print(f"simulated a few hours of team work: {n} decisions")
-    print(
-        f"demo data in {folder} (users {DEMO_USER!r}, a moderator, and {DEMO_LEAD!r}, a lead; "
-        f"password {DEMO_PASSWORD!r})"
-    )
-    if args.no_gui:
-        return 0
-    from app.ui.app import run_gui
+            lead = ctx.users.get(DEMO_LEAD)
+            n = simulate_team_history(ctx.db, ctx.taxonomy, lead, DEMO_PASSWORD)
+            print(f"simulated a few hours of team work: {n} decisions")
+        print(
+            f"demo data in {folder} (users {DEMO_USER!r}, a moderator, and {DEMO_LEAD!r}, a "
+            f"lead; password {DEMO_PASSWORD!r})"
+        )
+        if args.no_gui:
+            if temporary:
+                print(f"kept {folder} (--no-gui): remove it when you are done with it")
+                temporary = False
+            ctx.close()
+            return 0
+        from app.ui.app import run_gui
 
-    who = DEMO_LEAD if args.lead else DEMO_USER
-    return run_gui(ctx, ctx.users.get(who))
+        who = DEMO_LEAD if args.lead else DEMO_USER
+        try:
+            return run_gui(ctx, ctx.users.get(who))
+        finally:
+            ctx.close()
+    finally:
+        if temporary:  # a folder we made: the demo leaves nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _require_display_libraries() -> None:
+    """Qt aborts the process when its platform plugin cannot load: say why first, in a line."""
+    from app.ui.display_check import display_problem
+
+    problem = display_problem()
+    if problem:
+        raise CliError(problem)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -359,7 +394,14 @@ def build_parser() -> argparse.ArgumentParser:
     dsub.add_parser("info", help="where the database is, its schema version and counts")
     spw = dsub.add_parser("set-password", help="keep the database password in the OS keyring")
     spw.add_argument("--password-stdin", action="store_true", help="read it from stdin")
-    bench = sub.add_parser("bench", help="print performance figures")
+    bench = sub.add_parser(
+        "bench",
+        help="print performance figures (all parts, or the ones named)",
+        description="Performance figures beside their baselines. Parts: "
+        + "; ".join(f"{name}: {what}" for name, (what, _s) in BENCH_PARTS.items())
+        + ". Without a part, all of them (each says first how long it should take).",
+    )
+    bench.add_argument("parts", nargs="*", metavar="PART", help=", ".join(BENCH_PARTS))
     bench.add_argument(
         "--history",
         metavar="URL",
@@ -402,7 +444,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             from app.bench import run_bench
 
-            return run_bench()
+            unknown = [p for p in args.parts if p not in BENCH_PARTS]
+            if unknown:
+                raise CliError(
+                    f"no benchmark part {', '.join(unknown)}: choose from {', '.join(BENCH_PARTS)}"
+                )
+            return run_bench(args.parts or None)
         return COMMANDS[cmd](args, settings)
     except (
         CliError,
