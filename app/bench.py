@@ -185,12 +185,9 @@ def print_bench_ingest() -> dict:
     return ing
 
 
-def run_bench() -> int:
+def print_bench_match() -> None:
     from app.core.hash_index import bench_match
-    from app.core.video import bench_video
 
-    print("Hashdesk benchmark (figures, not pass/fail; compare ratios within one run)")
-    print_bench_ingest()
     for n in (100_000, 1_000_000):
         m = bench_match(n)
         print(
@@ -199,6 +196,9 @@ def run_bench() -> int:
             f"({m['speedup']:.0f}x); index load {m['load_s']:.2f} s; "
             f"planted neighbours found: {m['planted_found']}"
         )
+
+
+def print_bench_review() -> None:
     from app.ui.bench_review import bench_review
 
     r = bench_review()
@@ -207,6 +207,11 @@ def run_bench() -> int:
         f"{r['presses']} presses: median {r['median_ms']:.1f} ms, p95 {r['p95_ms']:.1f} ms, "
         f"max {r['max_ms']:.1f} ms; window open to first item {r['cold_start_s']:.2f} s"
     )
+
+
+def print_bench_video() -> None:
+    from app.core.video import bench_video
+
     v = bench_video(60, (1280, 720))
     print(
         f"video (target: a minute of 720p in <= 2 s): {v['seconds_of_video']:.0f} s of "
@@ -215,7 +220,45 @@ def run_bench() -> int:
         f"{v['frames_hashed']} frames sampled"
     )
     _print_h264_decode()
-    bench_list_import()
+
+
+#: The parts of `hashdesk bench`, in the order plain `bench` runs them, with what each took on
+#: the 2-core development VM (2026-11-30, shared with other work); said before a part starts.
+PARTS: dict[str, tuple[str, float]] = {
+    "ingest": ("images per second against the naive and decode-limit baselines", 65.0),
+    "match": ("PDQ match against 100k and 1M hashes", 10.0),
+    "review": ("key press to next blurred item, 100k-item queue", 22.0),
+    "video": ("a minute of 720p hashed, and the H.264 decode floor", 50.0),
+    "lists": ("a 1,000,000-line PDQ list imported, another workstation's index updated", 80.0),
+}
+_RUN = {
+    "ingest": print_bench_ingest,
+    "match": print_bench_match,
+    "review": print_bench_review,
+    "video": print_bench_video,
+    "lists": lambda: bench_list_import(),
+}
+
+
+def estimate_seconds(part: str) -> float:
+    return PARTS[part][1]
+
+
+def run_bench(parts: list[str] | None = None) -> int:
+    """Run ``parts`` (every part when None), each announced with how long it should take."""
+    chosen = parts or list(PARTS)
+    total = sum(estimate_seconds(p) for p in chosen)
+    print(
+        "Hashdesk benchmark (figures, not pass/fail; compare ratios within one run): "
+        f"{', '.join(chosen)}, about {total:.0f} s in all on a 2-core machine",
+        flush=True,
+    )
+    for part in chosen:
+        what, _ = PARTS[part]
+        print(f"[{part}] {what}: about {estimate_seconds(part):.0f} s…", flush=True)
+        started = time.perf_counter()
+        _RUN[part]()
+        print(f"[{part}] took {time.perf_counter() - started:.0f} s", flush=True)
     return 0
 
 

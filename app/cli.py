@@ -1,4 +1,4 @@
-"""The `hashdesk` command: gui, demo, ingest, users, lists, audit, db, bench."""
+"""The `hashdesk` command: gui, demo, ingest, users, lists, audit, db, bench, self-test."""
 
 from __future__ import annotations
 
@@ -6,11 +6,13 @@ import argparse
 import getpass
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 from app import __version__
+from app.bench import PARTS as BENCH_PARTS
 from app.compose import AppContext, SignInError, open_context, open_db, sign_in
 from app.core.config import ConfigError, Settings, load_settings
 from app.core.domain import UserInfo
@@ -25,28 +27,48 @@ class CliError(Exception):
     pass
 
 
+PROGRESS_EVERY = 1000  # without a terminal (a log, a pipe): one line per this many files
+
+
 def _progress(done: int, total: int) -> None:
-    if not sys.stderr.isatty():
-        return
-    width = 30
-    filled = int(width * done / max(total, 1))
-    sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
-    if done == total:
-        sys.stderr.write("\n")
+    """A bar on a terminal; a line per thousand files otherwise (on stderr either way)."""
+    if sys.stderr.isatty():
+        width = 30
+        filled = int(width * done / max(total, 1))
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} files")
+        if done == total:
+            sys.stderr.write("\n")
+    elif done % PROGRESS_EVERY == 0 and done < total:
+        sys.stderr.write(f"{done}/{total} files analysed\n")
     sys.stderr.flush()
 
 
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one}" if n == 1 else f"{n} {many or one + 's'}"
+
+
 def print_summary(summary) -> None:
-    print(
-        f"ingested {summary.total} file(s): {summary.new} new, {summary.copies} exact "
-        f"copies of known items, {len(summary.unreadable)} unreadable"
-    )
+    """Totals that add up (each file in exactly one bucket), then the details."""
+    f = summary.files
+    parts = [
+        f"{f.get('new', 0)} new",
+        f"{f.get('copy', 0)} exact {'copy' if f.get('copy', 0) == 1 else 'copies'} of known items",
+        f"{f.get('unreadable', 0)} unreadable",
+    ]
+    if f.get("missing"):
+        parts.append(f"{f['missing']} missing")
+    print(f"ingested {_plural(summary.total, 'file')}: {', '.join(parts)}")
     if summary.auto_matched:
         print(f"  {summary.auto_matched} new item(s) matched the hash list and were auto-resolved")
+    if summary.clustered:
+        print(
+            f"  {_plural(summary.clustered, 'near-duplicate')} joined "
+            f"{_plural(summary.clusters, 'cluster')} in the queue (one decision covers a cluster)"
+        )
     for path, why in summary.unreadable:
         print(f"  unreadable: {path}: {why}")
     for path in summary.missing:
-        print(f"  missing: {path}")
+        print(f"  missing: {path} (named in the manifest, not found)")
     for problem in summary.manifest_problems:
         print(f"  manifest: {problem}")
 
@@ -67,9 +89,20 @@ def cmd_ingest(args, settings: Settings) -> int:
         raise CliError("nothing to ingest: give files or folders, or --manifest FILE")
     ctx, who = _acting(settings, args.as_user, "ingest", required=settings.team_sign_in)
     try:
-        print_summary(ctx.ingest(jobs, problems, progress=_progress, actor=who))
+        print(f"ingesting {_plural(len(jobs), 'file')}…", file=sys.stderr, flush=True)
+        summary = ctx.ingest(jobs, problems, progress=_progress, actor=who)
+        print_summary(summary)
     finally:
         ctx.close()
+    if summary.missing:
+        # Everything else is ingested; a file the manifest promised and did not deliver is an
+        # error a script running this must see.
+        print(
+            f"hashdesk: error: {_plural(len(summary.missing), 'file')} named in the manifest "
+            "not found",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -274,22 +307,29 @@ def cmd_db(args, settings: Settings) -> int:
                 "update Hashdesk on this workstation"
             )
             return 2
-        if current == head:
-            with db.session() as s:
-                for name, model in (
-                    ("users", User),
-                    ("items", Item),
-                    ("decisions", Decision),
-                    ("hash list", HashListEntry),
-                ):
-                    n = s.scalar(select(func.count()).select_from(model))
-                    print(f"{name + ':':11}{n}")
-        else:
+        if current is None:
+            # A fresh install: not an error. Every command that uses the database (gui, demo,
+            # ingest, users add, db upgrade) creates the schema the same way, on first use.
             print(
-                f"the database's schema ({current or 'empty'}) is older than this Hashdesk: "
+                "empty:     no tables yet; the first command that uses the database creates "
+                "them (or run `hashdesk db upgrade`)"
+            )
+            return 0
+        if current != head:
+            print(
+                f"the database's schema ({current}) is older than this Hashdesk: "
                 "run `hashdesk db upgrade` (every workstation should run the same version)"
             )
             return 2
+        with db.session() as s:
+            for name, model in (
+                ("users", User),
+                ("items", Item),
+                ("decisions", Decision),
+                ("hash list", HashListEntry),
+            ):
+                n = s.scalar(select(func.count()).select_from(model))
+                print(f"{name + ':':11}{n}")
     finally:
         db.dispose()
     return 0
@@ -440,6 +480,7 @@ def cmd_lists(args, settings: Settings) -> int:
 
 
 def cmd_gui(args, settings: Settings) -> int:
+    _require_display_libraries()
     from app.ui.app import run_gui
 
     if settings.team_sign_in:
@@ -455,8 +496,8 @@ DEMO_LEAD = "lead"
 
 
 def prepare_demo(folder: Path, count: int = 40) -> AppContext:
-    """A throwaway database and media root in ``folder``, filled with sample items and a demo
-    moderator and lead."""
+    """A throwaway database, media root and decision journal in ``folder`` (nothing in the
+    user data directory), filled with sample items and a demo moderator and lead."""
     from app.core.demo import write_demo_media
     from app.core.domain import Role
 
@@ -466,7 +507,7 @@ def prepare_demo(folder: Path, count: int = 40) -> AppContext:
             "HASHDESK_MEDIA_ROOT": str(folder / "media"),
         }
     )
-    ctx = open_context(settings)
+    ctx = open_context(settings, journal_dir=folder)
     manifest = write_demo_media(folder / "incoming", count=count)
     jobs, problems = read_manifest(manifest)
     print_summary(ctx.ingest(jobs, problems, progress=_progress))
@@ -478,25 +519,50 @@ def prepare_demo(folder: Path, count: int = 40) -> AppContext:
 
 
 def cmd_demo(args, settings: Settings) -> int:
+    # Checked before anything is generated: a missing display library is one line naming the
+    # package, not an abort after a minute of work.
+    if not args.no_gui:
+        _require_display_libraries()
+    temporary = not args.dir
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="hashdesk-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
-    ctx = prepare_demo(folder, args.count)
-    if args.lead:
-        from app.storage.demo_history import simulate_team_history
+    try:
+        ctx = prepare_demo(folder, args.count)
+        if args.lead:
+            from app.storage.demo_history import simulate_team_history
 
-        lead = ctx.users.get(DEMO_LEAD)
-        n = simulate_team_history(ctx.db, ctx.taxonomy, lead, DEMO_PASSWORD)
-        print(f"simulated a few hours of team work: {n} decisions")
-    print(
-        f"demo data in {folder} (users {DEMO_USER!r}, a moderator, and {DEMO_LEAD!r}, a lead; "
-        f"password {DEMO_PASSWORD!r})"
-    )
-    if args.no_gui:
-        return 0
-    from app.ui.app import run_gui
+            lead = ctx.users.get(DEMO_LEAD)
+            n = simulate_team_history(ctx.db, ctx.taxonomy, lead, DEMO_PASSWORD)
+            print(f"simulated a few hours of team work: {n} decisions")
+        print(
+            f"demo data in {folder} (users {DEMO_USER!r}, a moderator, and {DEMO_LEAD!r}, a "
+            f"lead; password {DEMO_PASSWORD!r})"
+        )
+        if args.no_gui:
+            if temporary:
+                print(f"kept {folder} (--no-gui): remove it when you are done with it")
+                temporary = False
+            ctx.close()
+            return 0
+        from app.ui.app import run_gui
 
-    who = DEMO_LEAD if args.lead else DEMO_USER
-    return run_gui(ctx, ctx.users.get(who))
+        who = DEMO_LEAD if args.lead else DEMO_USER
+        try:
+            return run_gui(ctx, ctx.users.get(who))
+        finally:
+            ctx.close()
+    finally:
+        if temporary:  # a folder we made: the demo leaves nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _require_display_libraries() -> None:
+    """Qt aborts the process when its platform plugin cannot load: say why first, in a line."""
+    from app.ui.display_check import display_problem
+
+    problem = display_problem()
+    if problem:
+        raise CliError(problem)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -606,7 +672,14 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("--verdict", choices=["agree", "disagree"])
     fb.add_argument("--export", metavar="CSV", help="write the list's feedback for its owner")
     fb.add_argument("--as", dest="as_user", help="the moderator, lead or admin")
-    bench = sub.add_parser("bench", help="print performance figures")
+    bench = sub.add_parser(
+        "bench",
+        help="print performance figures (all parts, or the ones named)",
+        description="Performance figures beside their baselines. Parts: "
+        + "; ".join(f"{name}: {what}" for name, (what, _s) in BENCH_PARTS.items())
+        + ". Without a part, all of them (each says first how long it should take).",
+    )
+    bench.add_argument("parts", nargs="*", metavar="PART", help=", ".join(BENCH_PARTS))
     bench.add_argument(
         "--history",
         metavar="URL",
@@ -664,7 +737,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             from app.bench import run_bench
 
-            return run_bench()
+            unknown = [p for p in args.parts if p not in BENCH_PARTS]
+            if unknown:
+                raise CliError(
+                    f"no benchmark part {', '.join(unknown)}: choose from {', '.join(BENCH_PARTS)}"
+                )
+            return run_bench(args.parts or None)
         return COMMANDS[cmd](args, settings)
     except (
         CliError,

@@ -23,6 +23,28 @@ def write_samples(folder: Path, seeds: range | list[int]) -> list[Path]:
     return paths
 
 
+def write_cluster(folder: Path, seed: int, size: int = 5) -> list[Path]:
+    """A picture and ``size - 1`` near-duplicates (smaller, recompressed, brighter, cropped),
+    which ingest puts in one cluster behind the first."""
+    from PIL import ImageEnhance
+
+    folder.mkdir(parents=True, exist_ok=True)
+    base = sample_picture(seed, (480, 320))
+    variants = [
+        base,
+        base.resize((360, 240)),
+        base,
+        ImageEnhance.Brightness(base).enhance(1.2),
+        base.crop((6, 4, 474, 316)),
+    ]
+    paths = []
+    for i, img in enumerate(variants[:size]):
+        p = folder / f"cluster-{seed:04d}-{i}.jpg"
+        img.save(p, "JPEG", quality=35 if i == 2 else 90)
+        paths.append(p)
+    return paths
+
+
 def ingest(db: Database, store: ContentStore, paths, source="test", reason="test flag"):
     jobs = jobs_from_paths(paths, source=source, reason=reason)
     return ingest_jobs(IngestRecorder(db, store), jobs, workers=1)

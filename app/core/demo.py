@@ -17,13 +17,13 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFont
 
 SOURCES = ("user_report", "classifier", "partner_feed", "removal_order")
-REASONS = (
-    "reported as violent extremist propaganda",
-    "classifier: weapon and flag detected",
-    "partner hash-sharing alert",
-    "removal order from competent authority",
-    "reported as attack footage",
-)
+# Each source's own kind of reason: a removal order never says "partner hash-sharing alert".
+REASONS = {
+    "user_report": ("reported as violent extremist propaganda", "reported as attack footage"),
+    "classifier": ("classifier: weapon and flag detected", "classifier: logo of a listed group"),
+    "partner_feed": ("partner hash-sharing alert", "partner feed: near match to a listed video"),
+    "removal_order": ("removal order from competent authority",),
+}
 
 
 def sample_picture(seed: int, size: tuple[int, int] = (960, 640)) -> Image.Image:
@@ -84,7 +84,7 @@ def write_demo_media(folder: Path, count: int = 40, seed: int = 7) -> Path:
             "source": source,
             "external_id": f"{source[:3].upper()}-{100000 + n}",
             "url": f"https://example.invalid/post/{100000 + n}",
-            "reason": REASONS[n % len(REASONS)],
+            "reason": REASONS[source][n // len(SOURCES) % len(REASONS[source])],
             "score": round(rng.uniform(0.5, 0.99), 2),
             "flagged_at": (now - timedelta(minutes=rng.randint(1, 600))).isoformat(),
         }
@@ -131,7 +131,7 @@ def _png(img: Image.Image) -> bytes:
 
 def write_sample_video(path: Path, seed: int, seconds: int = 8, fps: int = 10) -> None:
     """A harmless moving picture (a pan across a sample picture), MPEG-4 in an MP4 file."""
-    import cv2
+    from app.core.video import cv2  # through video: FFmpeg's log level is set first
 
     wide = np.asarray(sample_picture(seed, (1280, 480)))[:, :, ::-1]
     w, h = 640, 480

@@ -142,7 +142,8 @@ class FlagToDecision:
 class PeriodStats:
     since: datetime
     until: datetime
-    per_hour: list[tuple[datetime, int]] = field(default_factory=list)  # human decisions
+    # Human decisions (app.storage.stats): per hour, per moderator and verdict, per method.
+    per_hour: list[tuple[datetime, int]] = field(default_factory=list)
     per_moderator: list[tuple[str, dict[str, int]]] = field(default_factory=list)
     by_verdict: dict[str, int] = field(default_factory=dict)
     by_category: dict[str, int] = field(default_factory=dict)
@@ -167,8 +168,13 @@ class PeriodStats:
         return 100.0 * self.overturns / self.deciding if self.deciding else None
 
     @property
+    def deadlines_judged(self) -> int:
+        """Met, missed, and still open past the deadline (none of them met)."""
+        return self.deadlines_met + self.deadlines_missed + self.overdue_open
+
+    @property
     def deadline_rate(self) -> float | None:
-        n = self.deadlines_met + self.deadlines_missed
+        n = self.deadlines_judged
         return 100.0 * self.deadlines_met / n if n else None
 
     @property

@@ -28,16 +28,23 @@ class IngestJob:
 
 @dataclass
 class IngestSummary:
-    new: int = 0
-    copies: int = 0
+    new: int = 0  # new items (an unreadable file that became an item included)
+    copies: int = 0  # exact copies of known items: a sighting added
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     missing: list[str] = field(default_factory=list)
     manifest_problems: list[str] = field(default_factory=list)
     auto_matched: int = 0
+    clustered: int = 0  # new items that joined a near-duplicate's cluster in the queue
+    clusters: int = 0  # the distinct clusters they joined
+    # Each file counted once, in exactly one of: "new", "copy", "unreadable", "missing".
+    files: dict[str, int] = field(default_factory=dict)
 
     @property
     def total(self) -> int:
-        return self.new + self.copies
+        return sum(self.files.values())
+
+    def count(self, bucket: str) -> None:
+        self.files[bucket] = self.files.get(bucket, 0) + 1
 
 
 def _now() -> datetime:

@@ -1,7 +1,7 @@
 """Video and animated-image hashing: vPDQ-compatible frame PDQ, duration, keyframe strip.
 
 No Qt, no SQL. ``analyze_video`` never raises: a file that cannot be decoded gives an
-UNREADABLE analysis carrying "unreadable: <why>" so the item stays visible and actionable.
+UNREADABLE analysis carrying the reason, so the item stays visible and actionable.
 
 Frames are sampled about once per second at frame indices ``round(k * fps)``; the PDQ of a
 sampled frame is comparable line-for-line with the reference vPDQ output for the same frame
@@ -24,6 +24,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+# FFmpeg (inside OpenCV) writes decoder complaints about damaged streams ("[h264 @ 0x...]
+# Invalid NAL unit size") straight to the terminal. A damaged file is reported once, as the
+# item's reason; the library's own chatter is turned off before OpenCV loads FFmpeg (-8 is
+# AV_LOG_QUIET), and OpenCV's own warnings about a file it cannot open go too (it becomes an
+# unreadable item saying so). Set OPENCV_FFMPEG_LOGLEVEL / OPENCV_LOG_LEVEL to see them again.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 
 import cv2
 import numpy as np
@@ -735,7 +743,7 @@ def _unreadable(sha256: str, md5: str, size: int, why: str) -> MediaAnalysis:
         signals=[Signal(Algorithm.MD5, md5), Signal(Algorithm.SHA256, sha256)],
         preview=None,
         preview_frames=0,
-        error=f"unreadable: {why}",
+        error=why,  # the reason alone, as for pictures: screens and summaries add "unreadable"
     )
 
 

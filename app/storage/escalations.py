@@ -57,19 +57,37 @@ def escalation_note(s: Session, item_id: int) -> str:
         and (last_esc is None or sr_decision.id > last_esc.id)
     ):
         note = f": {sr_decision.note}" if sr_decision.note else ""
-        return (
+        why = (
             f"Second review disagreed: {names.get(sr.first_user_id, '?')} decided "
             f"{sr.first_verdict}, {names.get(sr.second_user_id, '?')} said "
             f"{sr.second_verdict}{note}"
         )
-    if last_esc is not None:
+        since = sr_decision.id
+    elif last_esc is not None:
         who = names.get(last_esc.user_id, "?")
-        return (
+        why = (
             f"Escalated by {who}: {last_esc.note}"
             if last_esc.note
             else (f"Escalated by {who} (no note)")
         )
-    return "Escalated"
+        since = last_esc.id
+    else:
+        return "Escalated"
+    # A lead who passed it on (E on the escalation queue: a skip with a note) says why too.
+    passed = s.scalar(
+        select(Decision)
+        .where(
+            Decision.item_id == item_id,
+            Decision.verdict == Verdict.SKIP.value,
+            Decision.note.is_not(None),
+            Decision.id > since,
+        )
+        .order_by(Decision.id.desc())
+        .limit(1)
+    )
+    if passed is not None:
+        why += f". Passed on by {names.get(passed.user_id, '?')}: {passed.note}"
+    return why
 
 
 def resolve_escalation(s: Session, item: Item, req: DecisionRequest) -> DecisionOutcome:

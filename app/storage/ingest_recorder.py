@@ -101,6 +101,8 @@ class IngestRecorder:
         # workstation during a long ingest counts from the next file on).
         self._watcher: HashListWatcher | None = None
         self._queue_index: HashIndex | None = None
+        # The representative each new near-duplicate joined, in order (for the summary).
+        self.joined: list[int] = []
 
     def _indexes(self) -> tuple[HashIndex, HashIndex]:
         if self._watcher is None or self._queue_index is None:
@@ -165,6 +167,7 @@ class IngestRecorder:
         cluster: Evidence | None = None,
     ) -> str:
         new_signals: list[tuple[int, Signal]] = []
+        joined: int | None = None
         with self.db.session() as s:
             item = s.scalar(select(Item).where(Item.sha256 == a.sha256))
             outcome = "copy"
@@ -213,6 +216,7 @@ class IngestRecorder:
                     if rep is not None and rep.status in IN_QUEUE_STATUSES:
                         rep.cluster_id = rep.id
                         item.cluster_id = rep.id
+                        joined = rep.id
             elif sighting.deadline and (item.deadline is None or sighting.deadline < item.deadline):
                 item.deadline = sighting.deadline
             s.add(
@@ -230,6 +234,8 @@ class IngestRecorder:
             )
             ref = item.cluster_id or item.id
             open_now = item.status in IN_QUEUE_STATUSES and item.cluster_id in (None, item.id)
+        if joined is not None:
+            self.joined.append(joined)
         if self.match and outcome == "new" and open_now and self._queue_index is not None:
             for sig_id, sig in new_signals:
                 index_signal(self._queue_index, sig_id, sig, ref, self.policy)
@@ -352,12 +358,15 @@ def ingest_jobs(
 ) -> IngestSummary:
     """Analyse and record every job; one bad file never stops the run."""
     summary = IngestSummary()
+    joined_before = len(recorder.joined)
     for done, (job, analysis) in enumerate(analyze_jobs(jobs, workers=workers), 1):
         if not job.path.exists():
             summary.missing.append(str(job.path))
+            summary.count("missing")
         elif not analysis.sha256:
             # Not even the bytes could be read: nothing to store, so it is reported instead.
             summary.unreadable.append((str(job.path), analysis.error or "cannot read file"))
+            summary.count("unreadable")
         else:
             outcome = recorder.record(job.path, analysis, job.sighting)
             if outcome == "new":
@@ -367,8 +376,16 @@ def ingest_jobs(
                 summary.auto_matched += 1
             else:
                 summary.copies += 1
-            if analysis.error:
+            if outcome == "copy":
+                summary.count("copy")  # a copy of a known item, readable or not
+            elif analysis.error:
+                summary.count("unreadable")  # a new item, queued with the reason
+            else:
+                summary.count("new")
+            if analysis.error and outcome != "copy":
                 summary.unreadable.append((str(job.path), analysis.error))
         if progress:
             progress(done, len(jobs))
+    joined = recorder.joined[joined_before:]
+    summary.clustered, summary.clusters = len(joined), len(set(joined))
     return summary

@@ -192,6 +192,11 @@ class ReviewService:
                     )
                     or 0
                 )
+            # Decisions of today that stand: a confirm, reject or escalate (cluster members
+            # included) that no undo took back. Skips and undos are not decisions made.
+            undone = select(Decision.supersedes).where(
+                Decision.verdict == Verdict.UNDO.value, Decision.supersedes.is_not(None)
+            )
             decided = s.scalar(
                 select(func.count())
                 .select_from(Decision)
@@ -201,18 +206,10 @@ class ReviewService:
                     Decision.verdict.in_(
                         [Verdict.CONFIRM.value, Verdict.REJECT.value, Verdict.ESCALATE.value]
                     ),
+                    Decision.uuid.not_in(undone),
                 )
             )
-            undone = s.scalar(
-                select(func.count())
-                .select_from(Decision)
-                .where(
-                    Decision.user_id == user_id,
-                    Decision.decided_at >= start,
-                    Decision.verdict == Verdict.UNDO.value,
-                )
-            )
-            return QueueCounts(int(open_items or 0), max(0, int(decided or 0) - int(undone or 0)))
+            return QueueCounts(int(open_items or 0), int(decided or 0))
 
     # -- decisions -------------------------------------------------------------------------
 

@@ -2,6 +2,17 @@
 
 Aggregates run in the database (one pass per figure over the period's index range); the only
 dialect-specific piece, the hour bucket, stays in this module.
+
+Every figure on the statistics page is read from one definition, so the totals agree:
+
+- a **human decision** is a confirm, reject or overturn made by a person (manually, for a
+  whole cluster, or as a second review) that no undo took back. The card, the per-hour chart,
+  the per-moderator chart and the human bars of the method chart count exactly these rows;
+- the **queue's age** is counted from when an item was first flagged (its earliest sighting),
+  for the buckets and the oldest open item alike;
+- a **deadline** is judged for an item decided in the period (met when its first standing
+  deciding decision came at or before it, else missed) and for an item still open past it
+  ("overdue, still open": not met). The rate is met over all three.
 """
 
 from __future__ import annotations
@@ -20,7 +31,12 @@ from app.storage.db import Database
 from app.storage.models import Decision, Item, SecondReview, Sighting, User
 from app.storage.permissions import authorize
 
-HUMAN_METHODS = (DecisionMethod.MANUAL.value, DecisionMethod.SECOND_REVIEW.value)
+HUMAN_METHODS = (
+    DecisionMethod.MANUAL.value,
+    DecisionMethod.CLUSTER.value,
+    DecisionMethod.SECOND_REVIEW.value,
+)
+HUMAN_VERDICTS = (Verdict.CONFIRM.value, Verdict.REJECT.value, Verdict.OVERTURN.value)
 DECIDING_METHODS = (
     DecisionMethod.MANUAL.value,
     DecisionMethod.CLUSTER.value,
@@ -40,6 +56,32 @@ def _hour(s: Session, col):
     if s.get_bind().dialect.name == "postgresql":
         return func.date_trunc(literal_column("'hour'"), col)
     return func.strftime("%Y-%m-%d %H:00:00", col)
+
+
+def _undone():
+    """UUIDs of the decisions an undo took back."""
+    return select(Decision.supersedes).where(
+        Decision.verdict == Verdict.UNDO.value, Decision.supersedes.is_not(None)
+    )
+
+
+def _human(d=Decision):
+    """The rows every human-decision figure counts (see the module docstring)."""
+    return (
+        d.method.in_(HUMAN_METHODS),
+        d.verdict.in_(HUMAN_VERDICTS),
+        d.user_id.is_not(None),
+        d.uuid.not_in(_undone()),
+    )
+
+
+def _first_flagged():
+    """Each item's earliest sighting: when it was first flagged."""
+    return (
+        select(Sighting.item_id, func.min(Sighting.flagged_at).label("flagged_at"))
+        .group_by(Sighting.item_id)
+        .subquery()
+    )
 
 
 def _as_dt(v) -> datetime:
@@ -64,18 +106,21 @@ class StatsService:
                 (_as_dt(h), int(n))
                 for h, n in s.execute(
                     select(hour, func.count())
-                    .where(*in_period, d.method.in_(HUMAN_METHODS), d.user_id.is_not(None))
+                    .where(*in_period, *_human())
                     .group_by(hour)
                     .order_by(hour)
                 )
             ]
             per_mod: dict[str, dict[str, int]] = {}
-            for uid, verdict, n in s.execute(
-                select(d.user_id, d.verdict, func.count())
-                .where(*in_period, d.method.in_(HUMAN_METHODS), d.user_id.is_not(None))
-                .group_by(d.user_id, d.verdict)
+            st.by_method = {}
+            for uid, verdict, method, n in s.execute(
+                select(d.user_id, d.verdict, d.method, func.count())
+                .where(*in_period, *_human())
+                .group_by(d.user_id, d.verdict, d.method)
             ):
-                per_mod.setdefault(names.get(uid, "?"), {})[verdict] = int(n)
+                counts = per_mod.setdefault(names.get(uid, "?"), {})
+                counts[verdict] = counts.get(verdict, 0) + int(n)
+                st.by_method[method] = st.by_method.get(method, 0) + int(n)
             st.per_moderator = sorted(per_mod.items(), key=lambda kv: -sum(kv[1].values()))
             st.by_verdict = {
                 v: int(n)
@@ -83,21 +128,17 @@ class StatsService:
                     select(d.verdict, func.count()).where(*in_period).group_by(d.verdict)
                 )
             }
-            st.by_method = {
-                m: int(n)
-                for m, n in s.execute(
-                    select(d.method, func.count())
-                    .where(*in_period, d.verdict.in_([Verdict.CONFIRM.value]))
-                    .group_by(d.method)
+            auto = s.scalar(
+                select(func.count())
+                .select_from(d)
+                .where(
+                    *in_period,
+                    d.method == DecisionMethod.AUTO_MATCH.value,
+                    d.verdict == Verdict.CONFIRM.value,
                 )
-            }
-            # Human-decided includes rejects: count those by method too.
-            for m, n in s.execute(
-                select(d.method, func.count())
-                .where(*in_period, d.verdict == Verdict.REJECT.value)
-                .group_by(d.method)
-            ):
-                st.by_method[m] = st.by_method.get(m, 0) + int(n)
+            )
+            if auto:
+                st.by_method[DecisionMethod.AUTO_MATCH.value] = int(auto)
             label = func.coalesce(d.category_label, d.category)
             st.by_category = {
                 str(c): int(n)
@@ -152,25 +193,26 @@ class StatsService:
         return st
 
     def _queue(self, s: Session, st: PeriodStats, now: datetime) -> None:
+        flagged = _first_flagged()
+        since = func.coalesce(flagged.c.flagged_at, Item.created_at)
         age = case(
-            *(
-                (Item.created_at > now - limit, label)
-                for label, limit in AGE_BUCKETS
-                if limit is not None
-            ),
+            *((since > now - limit, label) for label, limit in AGE_BUCKETS if limit is not None),
             else_=AGE_BUCKETS[-1][0],
         )
+        open_items = (
+            select(age.label("bucket"), since.label("since"))
+            .select_from(Item)
+            .outerjoin(flagged, flagged.c.item_id == Item.id)
+            .where(Item.status.in_(IN_QUEUE_STATUSES))
+            .subquery()
+        )
         counts: dict[str, int] = dict(
-            s.execute(
-                select(age, func.count()).where(Item.status.in_(IN_QUEUE_STATUSES)).group_by(age)
-            ).all()
+            s.execute(select(open_items.c.bucket, func.count()).group_by(open_items.c.bucket)).all()
         )
         st.queue_age = [(label, int(counts.get(label, 0))) for label, _ in AGE_BUCKETS]
         st.queue_open = sum(n for _, n in st.queue_age)
-        oldest = s.scalar(
-            select(func.min(Item.created_at)).where(Item.status.in_(IN_QUEUE_STATUSES))
-        )
-        st.oldest_open_s = (now - _as_dt(oldest)).total_seconds() if oldest else None
+        oldest = s.scalar(select(func.min(open_items.c.since)))
+        st.oldest_open_s = max(0.0, (now - _as_dt(oldest)).total_seconds()) if oldest else None
         st.queue_escalated = int(
             s.scalar(
                 select(func.count())
@@ -189,14 +231,17 @@ class StatsService:
     def _deadlines(
         self, s: Session, st: PeriodStats, since: datetime, until: datetime, now: datetime
     ) -> None:
-        """Per item with a deadline, its first deciding decision: met if at or before it."""
+        """Per item with a deadline, its first standing deciding decision: met if at or before
+        it; and the items still open past their deadline, which are not met either."""
         d = Decision
+        deciding = (
+            d.verdict.in_([Verdict.CONFIRM.value, Verdict.REJECT.value]),
+            d.method.in_(DECIDING_METHODS),
+            d.uuid.not_in(_undone()),
+        )
         first = (
             select(d.item_id, func.min(d.decided_at).label("first_at"))
-            .where(
-                d.verdict.in_([Verdict.CONFIRM.value, Verdict.REJECT.value]),
-                d.method.in_(DECIDING_METHODS),
-            )
+            .where(*deciding)
             .group_by(d.item_id)
             .subquery()
         )
@@ -214,6 +259,7 @@ class StatsService:
         ).one()
         st.deadlines_met = int(row[0] or 0)
         st.deadlines_missed = int(row[1] or 0) - st.deadlines_met
+        decided = select(d.item_id).where(*deciding)
         st.overdue_open = int(
             s.scalar(
                 select(func.count())
@@ -224,6 +270,7 @@ class StatsService:
                         Item.status == ItemStatus.ESCALATED.value,
                     ),
                     Item.deadline < now,
+                    Item.id.not_in(decided),
                 )
             )
             or 0

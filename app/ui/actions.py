@@ -38,6 +38,26 @@ REVIEW_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("cheatsheet", "Keyboard cheat sheet", ("?",), "help"),
 )
 
+# Pairs of keys that belong on one row of the cheat sheet (each other's opposite or step);
+# every other action has a row of its own.
+RELATED_KEYS: tuple[tuple[str, str], ...] = (
+    ("confirm", "reject"),
+    ("skip", "escalate"),
+    ("greyscale", "blur"),
+    ("prev_frame", "next_frame"),
+    ("prev_member", "next_member"),
+)
+
+# What a decision key does on a queue other than the moderators' (where it differs): on the
+# leads' escalation queue a skip leaves the item with the leads, and E passes it on to
+# another lead with a note instead of escalating it to where it already is.
+QUEUE_LABELS: dict[str, dict[str, str]] = {
+    "escalations": {
+        "skip": "Skip (stays with the leads)",
+        "escalate": "Pass to another lead",
+    },
+}
+
 # On a moderator's review window: the blind second-review queue, in a window of its own.
 QUEUE_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("queue_second_review", "Second review queue (blind)", ("Ctrl+Shift+S",), "queue"),
@@ -101,10 +121,12 @@ def build_actions(
     specs: tuple[ActionSpec, ...],
     handlers: Mapping[str, Callable[[], None]],
     overrides: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, QAction]:
+    """QActions for ``specs``; ``labels`` renames some (what a key does on another queue)."""
     actions: dict[str, QAction] = {}
     for spec in specs:
-        action = QAction(spec.label, parent)
+        action = QAction((labels or {}).get(spec.id, spec.label), parent)
         action.setObjectName(f"action_{spec.id}")
         action.setShortcuts([QKeySequence(k) for k in effective_keys(spec, overrides)])
         action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)

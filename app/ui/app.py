@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
@@ -65,6 +66,7 @@ def _show(app: QApplication, ctx: AppContext, user: UserInfo, tasks: TaskRunner)
         window = ReviewWindow(ctx, user, tasks)
     window.show()
     window.start()
+    _quit_on_signals(app, window)
     return app.exec()
 
 
@@ -88,3 +90,19 @@ def run_team_gui(settings: Settings) -> int:
         return _show(app, ctx, login.user, tasks)
     finally:
         ctx.close()
+
+
+def _quit_on_signals(app: QApplication, window) -> None:
+    """Ctrl+C (or a TERM) in the terminal closes the window as the close button would, so the
+    review window gives its claims back and the demo removes its folder. Qt's loop runs no
+    Python while idle: a light timer lets the interpreter see the signal."""
+
+    def close(_signum, _frame) -> None:
+        window.close()
+        app.quit()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, close)
+    tick = QTimer(app)
+    tick.timeout.connect(lambda: None)
+    tick.start(250)

@@ -8,6 +8,9 @@ from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPen
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 PALETTE = ("#3d7bd9", "#b33a3a", "#2e7d4f", "#b7791f", "#6b46c1", "#777777")
+# Deadlines read as traffic lights: met green, missed dark red, overdue and still open (the
+# urgent one, something can still be done) bright red.
+MET, MISSED, URGENT = "#2e7d4f", "#8b1e1e", "#e02424"
 
 
 class BarChart(QWidget):
@@ -22,6 +25,7 @@ class BarChart(QWidget):
         self.labels: list[str] = []
         self.values: list[list[float]] = []
         self.series: list[str] = []
+        self.colours: list[str] = list(PALETTE)
         self.unit = ""
         self.empty_text = "nothing in this period"
         self.setMinimumSize(260, 170)
@@ -36,12 +40,18 @@ class BarChart(QWidget):
         values: list[float] | list[list[float]],
         series: list[str] | None = None,
         unit: str = "",
+        colours: list[str] | None = None,
     ) -> None:
+        """``colours``: one per series (stacked part), instead of the palette's."""
         self.labels = list(labels)
+        self.colours = list(colours or PALETTE)
         self.values = [list(v) if isinstance(v, list | tuple) else [v] for v in values]
         self.series = list(series or [])
         self.unit = unit
         self.update()
+
+    def colour(self, k: int) -> QColor:
+        return QColor(self.colours[k % len(self.colours)])
 
     def total(self, i: int) -> float:
         return sum(self.values[i])
@@ -75,7 +85,7 @@ class BarChart(QWidget):
         x = r.left()
         fm = QFontMetrics(self.font())
         for i, name in enumerate(self.series):
-            p.fillRect(QRectF(x, r.top() + 3, 10, 10), QColor(PALETTE[i % len(PALETTE)]))
+            p.fillRect(QRectF(x, r.top() + 3, 10, 10), self.colour(i))
             p.setPen(QColor("#333333"))
             p.drawText(QRectF(x + 14, r.top(), 200, 14), Qt.AlignmentFlag.AlignLeft, name)
             x += 24 + fm.horizontalAdvance(name)
@@ -84,7 +94,7 @@ class BarChart(QWidget):
         start = 0.0
         for k, v in enumerate(self.values[i]):
             if v > 0:
-                p.fillRect(rect_for(start, v), QColor(PALETTE[k % len(PALETTE)]))
+                p.fillRect(rect_for(start, v), self.colour(k))
             start += v
 
     def _vertical(self, p: QPainter, area: QRectF) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
-from PySide6.QtCore import QDate, QModelIndex, Qt
+from PySide6.QtCore import QDate, QModelIndex, QStandardPaths, Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -42,6 +42,12 @@ from app.ui.tasks import TaskRunner
 from app.ui.timeline import TimelineView
 
 ANY = "any"
+
+
+def documents_path(name: str) -> str:
+    """Where an export dialog starts: the user's documents folder (not the working folder)."""
+    folder = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.DocumentsLocation)
+    return str(Path(folder or Path.home()) / name)
 
 
 def _combo(name: str, items: list[tuple[str, object]]) -> QComboBox:
@@ -94,6 +100,7 @@ class OverturnDialog(QDialog):
         self.error = QLabel("")
         self.error.setStyleSheet("color: #b33a3a;")
         layout.addWidget(self.error)
+        self.reason.textChanged.connect(self._reason_changed)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -102,6 +109,10 @@ class OverturnDialog(QDialog):
         self.buttons.rejected.connect(self.reject)
         layout.addWidget(self.buttons)
         self.reason.setFocus()
+
+    def _reason_changed(self) -> None:
+        if self.reason.toPlainText().strip():
+            self.error.setText("")
 
     def _accept(self) -> None:
         if not self.reason.toPlainText().strip():
@@ -221,9 +232,16 @@ class HistoryView(QWidget):
         split.setStretchFactor(1, 2)
         split.setSizes([1030, 336])
         outer.addWidget(split, 1)
+        # The outcome of the last overturn or export stays here while the table reloads.
+        self.notice = QLabel("")
+        self.notice.setObjectName("history_notice")
+        self.notice.setStyleSheet("color: #1d3b26; font-weight: bold;")
+        self.notice.setWordWrap(True)
+        outer.addWidget(self.notice)
         self.status = QLabel("")
         self.status.setObjectName("history_status")
         outer.addWidget(self.status)
+        self._reselect: str | None = None  # the decision to select again after a reload
 
         handlers = {
             "history_find": self.focus_text,
@@ -365,6 +383,12 @@ class HistoryView(QWidget):
             self.timeline.show_item(row.item_id)
 
     def _page_loaded(self, count: int) -> None:
+        if count and self._reselect is not None:
+            uuid, self._reselect = self._reselect, None
+            for r, row in enumerate(self.model.rows):
+                if row.uuid == uuid:
+                    self.table.setCurrentIndex(self.model.index(r, 0))
+                    break
         if count and not self.table.currentIndex().isValid():
             self.table.setCurrentIndex(self.model.index(0, 0))
         self._show_status()
@@ -415,13 +439,14 @@ class HistoryView(QWidget):
         self, row: HistoryRow, reason: str, key: str | None, label: str | None, cluster: bool
     ) -> None:
         leads, viewer = self.leads, self.viewer
+        self.notice.setText(f"Overturning the decision on item #{row.item_id}…")
         self.tasks.write(
             lambda: leads.overturn(viewer, row.uuid, reason, key, label, cluster),
-            on_done=self._overturned,
-            on_error=lambda e: self.status.setText(f"Overturn failed: {e}"),
+            on_done=lambda out: self._overturned(out, row),
+            on_error=lambda e: self.notice.setText(f"Overturn failed: {e}"),
         )
 
-    def _overturned(self, out: OverturnOutcome) -> None:
+    def _overturned(self, out: OverturnOutcome, row: HistoryRow | None = None) -> None:
         self.last_overturn = out
         change = (
             f"{out.hashes_retracted} hash(es) retracted"
@@ -429,18 +454,20 @@ class HistoryView(QWidget):
             else f"{out.hashes_added} hash(es) added"
         )
         members = f", {out.cluster_members} cluster member(s) too" if out.cluster_members else ""
-        self.model.reload()
-        self.timeline.refresh()
-        self.status.setText(
+        # The overturned row stays selected after the reload (it is now marked overturned).
+        self._reselect = row.uuid if row is not None else None
+        self.notice.setText(
             f"Overturned on item #{out.item_id}: {out.was.value} → {out.now.value}; "
             f"{change}{members}."
         )
+        self.model.reload()
+        self.timeline.refresh()
 
     # -- export ----------------------------------------------------------------------------
 
     def export_dialog(self) -> None:
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export filtered history", "hashdesk-history.csv", "CSV (*.csv)"
+            self, "Export filtered history", documents_path("hashdesk-history.csv"), "CSV (*.csv)"
         )
         if path:
             self.export_csv(Path(path))
@@ -453,13 +480,13 @@ class HistoryView(QWidget):
             with open(path, "w", newline="", encoding="utf-8") as out:
                 return path, history_csv(history.iter_rows(viewer, f), out)
 
-        self.status.setText(f"Exporting to {path}…")
+        self.notice.setText(f"Exporting to {path}…")
         self.tasks.read(
             work,
             on_done=self._exported,
-            on_error=lambda e: self.status.setText(f"Export failed: {e}"),
+            on_error=lambda e: self.notice.setText(f"Export failed: {e}"),
         )
 
     def _exported(self, result: tuple[Path, int]) -> None:
         self.last_export = result
-        self.status.setText(f"Exported {result[1]} decision(s) to {result[0]}")
+        self.notice.setText(f"Exported {result[1]} decision(s) to {result[0]}")

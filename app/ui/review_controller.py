@@ -5,6 +5,9 @@ appears at once, and refuses input that would record a decision twice: while a d
 handed off, before the key that made it is released, and for a short dwell after a new item
 appears (so a double press cannot decide an item the moderator has not seen).
 
+Skipped items stay out of this session's way until the rest of the queue has been served, then
+come back (a skip is "not now", not "never": an overdue removal order must not vanish).
+
 A decision is written to the workstation's journal (fsync'd, about a millisecond) before the
 screen moves on; the serial writer then applies the journal to the shared database in order,
 idempotently by UUID. If the database is unreachable the moderator keeps going through what is
@@ -26,12 +29,97 @@ from app.compose import AppContext
 from app.core.decisions import DecisionOutcome, DecisionRequest, QueueCounts
 from app.core.domain import Category, DecisionMethod, MediaKind, QueueItem, UserInfo, Verdict
 from app.core.preview import prepare_preview
+from app.core.taxonomy import Taxonomy
 from app.storage.journal import EntryKind, JournalSync, SyncReport, backoff_seconds
 from app.ui.preview import ScreenPreview
 from app.ui.tasks import TaskRunner
 
 PREFETCH = 2
 UNDO_DEPTH = 50  # decisions of this session that can be undone from memory
+
+
+_DONE = {
+    Verdict.CONFIRM: "Confirmed",
+    Verdict.REJECT: "Rejected",
+    Verdict.SKIP: "Skipped",
+    Verdict.ESCALATE: "Escalated",
+    Verdict.OVERTURN: "Overturned the standing decision on",
+}
+
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one}" if n == 1 else f"{n} {many or one + 's'}"
+
+
+def _what(verdict: Verdict, item_id: int, members: int, queue: str) -> str:
+    if verdict is Verdict.SKIP and queue == "escalations":
+        what = f"Passed #{item_id} on to another lead"
+    else:
+        what = f"{_DONE.get(verdict, verdict.value)} #{item_id}"
+    if members:
+        what += f" and {_plural(members, 'cluster member')}"
+    if verdict is Verdict.ESCALATE:
+        what += " to a lead"
+    if verdict is Verdict.SKIP and queue == "review":
+        what += " (back after the rest of the queue)"
+    return what
+
+
+def decision_feedback(
+    verdict: Verdict,
+    item_id: int,
+    members: int,
+    queue: str,
+    outcome: DecisionOutcome | None = None,
+) -> str:
+    """One line saying what a key press did: "Confirmed #123 and 4 cluster members · 11 hashes
+    added · U to undo". Without ``outcome`` the decision is journalled but not yet saved."""
+    parts = [_what(outcome.verdict if outcome else verdict, item_id, members, queue)]
+    if outcome is None:
+        parts.append("saving…")
+    elif outcome.late:
+        parts.append("someone had already decided it: recorded, no hashes changed")
+        if outcome.conflict:
+            parts.append("the disagreement goes to a lead")
+    else:
+        if outcome.hashes_added:
+            parts.append(f"{_plural(outcome.hashes_added, 'hash', 'hashes')} added")
+        if outcome.hashes_retracted:
+            parts.append(f"{_plural(outcome.hashes_retracted, 'hash', 'hashes')} retracted")
+    if queue == "review":
+        parts.append("U to undo")
+    return " · ".join(parts)
+
+
+def undo_feedback(undone: DecisionRequest | None, outcome: DecisionOutcome | None) -> str:
+    """ "Undid: confirm of #123 and 4 cluster members · 11 hashes retracted"."""
+    if undone is not None:
+        what = f"{undone.verdict.value} of #{undone.item_id}"
+    elif outcome is not None:
+        what = f"your last decision on #{outcome.item_id}"
+    else:
+        return "Nothing to undo."
+    parts = [f"Undid: {what}"]
+    if outcome is None:
+        parts.append("saving…")
+    else:
+        if outcome.cluster_members:
+            parts[0] += f" and {_plural(outcome.cluster_members, 'cluster member')}"
+        if outcome.hashes_retracted:
+            parts.append(f"{_plural(outcome.hashes_retracted, 'hash', 'hashes')} retracted")
+    return " · ".join(parts)
+
+
+def category_range(taxonomy: Taxonomy) -> str:
+    """The category keys as a moderator presses them: "1-7" (or the keys themselves)."""
+    keys = [c.shortcut for c in taxonomy.categories]
+    if not keys:
+        return "none"
+    if all(k.isdigit() for k in keys) and [int(k) for k in keys] == list(
+        range(int(keys[0]), int(keys[0]) + len(keys))
+    ):
+        return keys[0] if len(keys) == 1 else f"{keys[0]}-{keys[-1]}"
+    return ", ".join(keys)
 
 
 @dataclass
@@ -51,6 +139,7 @@ class ReviewController(QObject):
     message = Signal(str)
     category_changed = Signal(object)  # Category | None
     member_changed = Signal(object, int, int)  # PreparedItem shown, index, cluster size
+    feedback = Signal(str)  # what the last key press did, in one line
 
     def __init__(
         self, ctx: AppContext, user: UserInfo, tasks: TaskRunner, queue: str = "review"
@@ -85,7 +174,11 @@ class ReviewController(QObject):
         self._sync_failures = 0
         # (decision, what was on screen) of this session, newest last: undo shows it again.
         self._history: deque[tuple[DecisionRequest, PreparedItem]] = deque(maxlen=UNDO_DEPTH)
-        self._undos_waiting: set[str] = set()
+        # Undos journalled and not yet landed: their UUID -> the decision they take back.
+        self._undos_waiting: dict[str, DecisionRequest] = {}
+        # Decisions of this session not yet landed: UUID -> (cluster members on screen).
+        self._decisions_waiting: dict[str, int] = {}
+        self._last_press = ""  # UUID of the latest decision or undo: its feedback is shown
         self._lease_timer = QTimer(self)
         self._lease_timer.timeout.connect(self._renew_leases)
         self._lease_timer.start(max(5, ctx.settings.lease_seconds // 3) * 1000)
@@ -138,6 +231,16 @@ class ReviewController(QObject):
     def _claimed(self, item: QueueItem | None) -> None:
         if item is None:
             self.fetching -= 1
+            if self.skipped:
+                # Everything else is served: the items skipped in this session come back.
+                n = len(self.skipped)
+                self.skipped.clear()
+                self.message.emit(
+                    f"The rest of the queue is done: the {_plural(n, 'item')} you skipped "
+                    "come back now."
+                )
+                self._top_up()
+                return
             self.exhausted = True
             self._top_up()
             return
@@ -195,6 +298,10 @@ class ReviewController(QObject):
     def key_released(self) -> None:
         self.armed = True
 
+    def accepts(self, by_key: bool) -> bool:
+        """Whether a key (or a button) may record a decision now."""
+        return self._accepts(by_key)
+
     def _accepts(self, by_key: bool) -> bool:
         if self.busy or (by_key and not self.armed):
             return False
@@ -213,7 +320,9 @@ class ReviewController(QObject):
         if self.current is None or not self._accepts(by_key):
             return False
         if verdict is Verdict.CONFIRM and self.category is None:
-            self.message.emit("Choose a category (1-9) before confirming.")
+            self.message.emit(
+                f"Choose a category ({category_range(self.ctx.taxonomy)}) before confirming."
+            )
             return False
         cat = self.category if verdict is Verdict.CONFIRM else None
         req = DecisionRequest(
@@ -239,6 +348,10 @@ class ReviewController(QObject):
             self.armed = False
         if verdict is Verdict.SKIP:
             self.skipped.add(req.item_id)
+        members = max(0, self.current.item.cluster_size - 1) if verdict is not Verdict.SKIP else 0
+        self._decisions_waiting[req.uuid] = members
+        self._last_press = req.uuid
+        self.feedback.emit(decision_feedback(verdict, req.item_id, members, self.queue))
         self._history.append((req, self.current))
         self._journalled()
         self._advance()
@@ -269,14 +382,24 @@ class ReviewController(QObject):
         self.pending = self.journal.pending_count()
         for entry, outcome in report.landed:
             if entry.kind is EntryKind.DECIDE:
+                members = self._decisions_waiting.pop(entry.uuid, None)
+                if members is not None and entry.uuid == self._last_press:
+                    self.feedback.emit(
+                        decision_feedback(
+                            outcome.verdict, outcome.item_id, members, self.queue, outcome
+                        )
+                    )
                 self.decision_recorded.emit(outcome)
             elif entry.uuid in self._undos_waiting:
-                self._undos_waiting.discard(entry.uuid)
+                undone = self._undos_waiting.pop(entry.uuid)
+                if entry.uuid == self._last_press:
+                    self.feedback.emit(undo_feedback(undone, outcome))
                 self.undo_done.emit(outcome)
         for entry, why in report.refused:
             self.message.emit(f"The database refused a decision: {why}")
+            self._decisions_waiting.pop(entry.uuid, None)
             if entry.uuid in self._undos_waiting:
-                self._undos_waiting.discard(entry.uuid)
+                self._undos_waiting.pop(entry.uuid)
                 self.undo_done.emit(None)
         if report.error is not None:
             if self.sync_error is None:
@@ -336,7 +459,10 @@ class ReviewController(QObject):
         self._history.pop()
         if by_key:
             self.armed = False
-        self._undos_waiting.add(undo_uuid)
+        self._undos_waiting[undo_uuid] = req
+        self._last_press = undo_uuid
+        self._decisions_waiting.pop(req.uuid, None)
+        self.feedback.emit(undo_feedback(req, None))
         self.skipped.discard(req.item_id)
         if self.current is not None:
             self.upcoming.appendleft(self.current)
@@ -349,6 +475,7 @@ class ReviewController(QObject):
         if outcome is None:
             self.busy = False
             self.message.emit("Nothing to undo.")
+            self.feedback.emit(undo_feedback(None, None))
             self.undo_done.emit(None)
             return
         self.skipped.discard(outcome.item_id)
@@ -363,6 +490,7 @@ class ReviewController(QObject):
             self.busy = False
             self._advance()
             self.refresh_counts()
+            self.feedback.emit(undo_feedback(None, outcome))
             self.undo_done.emit(outcome)
 
         self.tasks.read(load, on_done=show, on_error=self._undo_failed)
@@ -441,4 +569,11 @@ class ReviewController(QObject):
         self.tasks.read(lambda: self._prepare(item), on_done=prepared)
 
 
-__all__ = ["PreparedItem", "QueueCounts", "ReviewController"]
+__all__ = [
+    "PreparedItem",
+    "QueueCounts",
+    "ReviewController",
+    "category_range",
+    "decision_feedback",
+    "undo_feedback",
+]

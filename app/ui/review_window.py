@@ -23,12 +23,14 @@ from PySide6.QtWidgets import (
 
 from app.compose import AppContext
 from app.core.decisions import QueueCounts
-from app.core.domain import Category, UserInfo, Verdict, utcnow
+from app.core.domain import Category, QueueItem, UserInfo, Verdict, utcnow
 from app.core.preview import BLUR_LEVELS
 from app.core.roles import Permission, allowed
 from app.ui.actions import (
     HOLD_KEYS,
     QUEUE_ACTIONS,
+    QUEUE_LABELS,
+    RELATED_KEYS,
     REVIEW_ACTIONS,
     ActionSpec,
     build_actions,
@@ -55,6 +57,11 @@ def _fmt_size(n: int) -> str:
     return str(n)
 
 
+OVERDUE_STYLE = (
+    "background: #b91c1c; color: #ffffff; font-weight: bold; padding: 1px 4px; border-radius: 2px;"
+)
+
+
 def _fmt_left(deadline: datetime | None) -> str:
     if deadline is None:
         return "none"
@@ -64,23 +71,107 @@ def _fmt_left(deadline: datetime | None) -> str:
     return f"{sign}{secs // 3600:d}:{secs % 3600 // 60:02d}:{secs % 60:02d}"
 
 
+def cheat_sheet_rows(specs: tuple[ActionSpec, ...], actions: dict) -> list[list[tuple[str, str]]]:
+    """The cheat sheet's rows: related keys share a row (confirm/reject, previous/next, the
+    categories two by two); everything else has a row of its own; hold keys last."""
+    by_id = {s.id: s for s in specs}
+    partner = {a: b for a, b in RELATED_KEYS} | {b: a for a, b in RELATED_KEYS}
+    rows: list[list[tuple[str, str]]] = []
+    placed: set[str] = set()
+    categories = [s for s in specs if s.group == "category"]
+    for spec in specs:
+        if spec.id in placed or spec.group == "category":
+            continue
+        row = [spec]
+        other = partner.get(spec.id)
+        if other in by_id and other not in placed:
+            row.append(by_id[other])
+        placed.update(s.id for s in row)
+        rows.append([(key_text(actions[s.id]), actions[s.id].text()) for s in row])
+    for i in range(0, len(categories), 2):
+        pair = categories[i : i + 2]
+        rows.append([(key_text(actions[s.id]), actions[s.id].text()) for s in pair])
+    rows += [[hold] for hold in HOLD_KEYS]
+    return rows
+
+
 class CheatSheet(QDialog):
     def __init__(self, parent: QWidget, specs: tuple[ActionSpec, ...], actions: dict) -> None:
         super().__init__(parent)
         self.setWindowTitle("Keyboard cheat sheet")
-        rows = [(key_text(actions[s.id]), s.label) for s in specs]
-        rows += list(HOLD_KEYS)
+        self.row_groups = cheat_sheet_rows(specs, actions)
+        self.rows = [entry for row in self.row_groups for entry in row]
         layout = QVBoxLayout(self)
         grid = QGridLayout()
-        for i, (key, label) in enumerate(rows):
-            k = QLabel(f"<b>{key}</b>")
-            grid.addWidget(k, i // 2, (i % 2) * 2)
-            grid.addWidget(QLabel(label), i // 2, (i % 2) * 2 + 1)
+        for r, row in enumerate(self.row_groups):
+            for c, (key, label) in enumerate(row):
+                k = QLabel(f"<b>{key}</b>")
+                grid.addWidget(k, r, c * 2)
+                grid.addWidget(QLabel(label), r, c * 2 + 1)
         layout.addLayout(grid)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.reject)
         layout.addWidget(buttons)
-        self.rows = rows
+
+
+class ReasonDialog(QDialog):
+    """A short reason, asked in one line: Enter sends, Esc cancels."""
+
+    def __init__(self, parent: QWidget, title: str, prompt: str, text: str = "") -> None:
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.setObjectName("reason_dialog")
+        layout = QVBoxLayout(self)
+        ask = QLabel(prompt)
+        ask.setWordWrap(True)
+        layout.addWidget(ask)
+        self.reason = QLineEdit(text)
+        self.reason.setObjectName("reason")
+        self.reason.setMaxLength(500)
+        self.reason.setPlaceholderText("a few words (required)")
+        self.reason.setMinimumWidth(420)
+        self.reason.returnPressed.connect(self._send)
+        layout.addWidget(self.reason)
+        self.hint = QLabel("Enter sends · Esc cancels")
+        self.hint.setObjectName("reason_hint")
+        self.hint.setStyleSheet("color: #555;")
+        layout.addWidget(self.hint)
+        self.reason.textChanged.connect(lambda _t: self.hint.setText("Enter sends · Esc cancels"))
+        self.reason.setFocus()
+
+    def text(self) -> str:
+        return self.reason.text().strip()
+
+    def _send(self) -> None:
+        if not self.text():
+            self.hint.setText("A short reason is required (Esc cancels).")
+            return
+        self.accept()
+
+
+# The selected category: a strong fill, a border and a check mark, never a faint grey.
+CATEGORY_STYLE = (
+    "QPushButton { text-align: left; padding: 3px 6px; }"
+    "QPushButton:checked { background: #1d4ed8; color: #ffffff; font-weight: bold; "
+    "border: 2px solid #0b2a7a; border-radius: 3px; }"
+)
+FEEDBACK_STYLE = (
+    "QLabel#feedback { background: #e6f0e8; color: #1d3b26; border: 1px solid #9cc3a6; "
+    "border-radius: 3px; padding: 4px 8px; }"
+    'QLabel#feedback[empty="true"] { background: transparent; border: none; }'
+)
+FEEDBACK_MS = 8000
+
+
+def empty_queue_text(counts: QueueCounts | None) -> str:
+    """What the screen says with no item to show, in agreement with the count beside it."""
+    if counts is None or counts.open_items == 0:
+        return "The queue is empty. New items appear here."
+    n = counts.open_items
+    return (
+        f"Nothing for you right now: the {n} item(s) left are with other reviewers or wait "
+        "behind a cluster they are deciding. They appear here when they are free."
+    )
 
 
 QUEUE_TITLES = {
@@ -104,6 +195,9 @@ class ReviewWindow(QMainWindow):
         self.tasks = tasks or TaskRunner(self)
         self.queue = queue
         self.controller = ReviewController(ctx, user, self.tasks, queue=queue)
+        self.counts: QueueCounts | None = None
+        self.shown_item: QueueItem | None = None  # whose facts the side pane shows
+        self._reason_dialog: ReasonDialog | None = None
         what = QUEUE_TITLES.get(queue, queue)
         self.setWindowTitle(f"Hashdesk — {what} — {user.display_name} ({user.role.value})")
         self.resize(1280, 800)
@@ -145,6 +239,7 @@ class ReviewWindow(QMainWindow):
         facts = QFormLayout()
         self.facts: dict[str, QLabel] = {}
         for key, title in (
+            ("item", "Item"),
             ("kind", "Media"),
             ("source", "Source"),
             ("external_id", "External id"),
@@ -172,7 +267,7 @@ class ReviewWindow(QMainWindow):
             b = QPushButton(f"{cat.shortcut}  {cat.label}")
             b.setCheckable(True)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            b.setStyleSheet("text-align: left; padding: 3px 6px;")
+            b.setStyleSheet(CATEGORY_STYLE)
             b.clicked.connect(lambda _c=False, c=cat: self.controller.choose_category(c))
             side_layout.addWidget(b)
             self.category_buttons[cat.key] = b
@@ -184,6 +279,18 @@ class ReviewWindow(QMainWindow):
         side_layout.addStretch(1)
         middle.addWidget(side)
         outer.addLayout(middle, 1)
+        # What the last key did, for a few seconds; a label never takes the keyboard focus.
+        self.feedback = QLabel("")
+        self.feedback.setObjectName("feedback")
+        self.feedback.setTextFormat(Qt.TextFormat.PlainText)
+        self.feedback.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.feedback.setStyleSheet(FEEDBACK_STYLE)
+        self.feedback.setFixedHeight(28)
+        self.feedback.setProperty("empty", True)
+        outer.addWidget(self.feedback)
+        self._feedback_timer = QTimer(self)
+        self._feedback_timer.setSingleShot(True)
+        self._feedback_timer.timeout.connect(lambda: self._show_feedback(""))
 
         self.cat_specs = category_specs(self.ctx.taxonomy)
         handlers = {
@@ -204,8 +311,9 @@ class ReviewWindow(QMainWindow):
         for spec in self.cat_specs:
             cat = self.ctx.taxonomy.by_key(spec.id.split(":", 1)[1])
             handlers[spec.id] = lambda c=cat: self.controller.choose_category(c)
+        self.labels = QUEUE_LABELS.get(self.queue, {})
         self.actions_by_id = build_actions(
-            self, REVIEW_ACTIONS + self.cat_specs, handlers, self.ctx.key_overrides
+            self, REVIEW_ACTIONS + self.cat_specs, handlers, self.ctx.key_overrides, self.labels
         )
 
         bar = QHBoxLayout()
@@ -213,7 +321,8 @@ class ReviewWindow(QMainWindow):
         for spec in REVIEW_ACTIONS:
             if spec.group != "decide":
                 continue
-            b = QPushButton(f"{spec.label}   [{key_text(self.actions_by_id[spec.id])}]")
+            label = self.labels.get(spec.id, spec.label)
+            b = QPushButton(f"{label}   [{key_text(self.actions_by_id[spec.id])}]")
             b.setObjectName(f"button_{spec.id}")
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             b.setMinimumHeight(36)
@@ -267,6 +376,7 @@ class ReviewWindow(QMainWindow):
         c.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         c.category_changed.connect(self._show_category)
         c.member_changed.connect(self._show_member)
+        c.feedback.connect(self._show_feedback)
         self._show_sync(0)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -318,8 +428,42 @@ class ReviewWindow(QMainWindow):
     # -- actions ---------------------------------------------------------------------------
 
     def _decide(self, action_id: str, by_key: bool = True) -> None:
+        if action_id == "escalate":
+            self.ask_reason(by_key)
+            return
         if self.controller.decide(VERDICT_FOR[action_id], self.note.text(), by_key=by_key):
             self.note.clear()
+
+    def ask_reason(self, by_key: bool = True) -> ReasonDialog | None:
+        """E: escalating asks why in one line (Enter sends, Esc cancels). On the leads'
+        escalation queue E passes the item on to another lead (a skip, with the note)."""
+        cur = self.controller.current
+        if cur is None or not self.controller.accepts(by_key):
+            return None
+        passing = self.queue == "escalations"
+        dialog = ReasonDialog(
+            self,
+            "Pass to another lead" if passing else "Escalate to a lead",
+            f"Why pass #{cur.item.id} on to another lead?"
+            if passing
+            else f"Why escalate #{cur.item.id} to a lead? (the lead sees this)",
+            self.note.text(),
+        )
+        item_id = cur.item.id
+
+        def send() -> None:
+            now = self.controller.current
+            if now is None or now.item.id != item_id:
+                return  # the screen moved on meanwhile (an undo landed): decide nothing
+            verdict = Verdict.SKIP if passing else Verdict.ESCALATE
+            if self.controller.decide(verdict, dialog.text(), by_key=False):
+                self.note.clear()
+
+        dialog.accepted.connect(send)
+        dialog.finished.connect(lambda _r: self.preview.setFocus())
+        dialog.open()
+        self._reason_dialog = dialog
+        return dialog
 
     def _toggle_grey(self) -> None:
         self.preview.set_greyscale(not self.preview.greyscale)
@@ -360,14 +504,26 @@ class ReviewWindow(QMainWindow):
     def _show_item(self, prepared: PreparedItem | None) -> None:
         self.note.clear()
         if prepared is None:
-            self.preview.show_preview(None, "The queue is empty. New items appear here.")
+            self.shown_item = None
+            self.preview.show_preview(None, empty_queue_text(self.counts))
             self.warning.setText("No item to review.")
             for label in self.facts.values():
                 label.setText("")
             self._show_frame_label()
             return
-        item = prepared.item
         self.preview.show_preview(prepared.preview, prepared.message)
+        self._show_facts(prepared.item)
+        item = prepared.item
+        self.facts["cluster"].setText(
+            f"{item.cluster_size} item(s) (PgUp/PgDn to look through them)"
+            if item.cluster_size > 1
+            else "1 item(s)"
+        )
+        self._show_frame_label()
+
+    def _show_facts(self, item: QueueItem) -> None:
+        """The side pane and the warning line describe ``item`` (the one whose picture shows)."""
+        self.shown_item = item
         first = item.sightings[0] if item.sightings else None
         reason = first.reason if first and first.reason else "no reason given"
         self.warning.setText(f"Content warning: flagged for: {reason}")
@@ -380,6 +536,7 @@ class ReviewWindow(QMainWindow):
         if item.error:
             kind += f" — unreadable: {item.error}"
         f = self.facts
+        f["item"].setText(f"#{item.id}")
         f["kind"].setText(kind)
         f["source"].setText(", ".join(sorted({s.source for s in item.sightings})) or "—")
         f["external_id"].setText(first.external_id or "—" if first else "—")
@@ -387,27 +544,34 @@ class ReviewWindow(QMainWindow):
         f["flagged_at"].setText(first.flagged_at.strftime("%Y-%m-%d %H:%M UTC") if first else "—")
         f["score"].setText(f"{first.score:.2f}" if first and first.score is not None else "—")
         f["sightings"].setText(str(len(item.sightings)))
-        f["cluster"].setText(
-            f"{item.cluster_size} item(s) (PgUp/PgDn to look through them)"
-            if item.cluster_size > 1
-            else "1 item(s)"
-        )
         f["match"].setText(item.match_note or "none")
         f["sha256"].setText(item.sha256[:16] + "…")
         f["escalation"].setText(item.escalation_note or "—")
         self._update_deadline()
-        self._show_frame_label()
 
     def _show_member(self, prepared: PreparedItem, index: int, size: int) -> None:
         self.preview.show_preview(prepared.preview, prepared.message)
+        self._show_facts(prepared.item)
         self.facts["cluster"].setText(
             f"{size} item(s): showing {index + 1} of {size} (PgUp/PgDn); one decision covers all"
         )
         self._show_frame_label()
 
+    def _show_feedback(self, text: str) -> None:
+        self.feedback.setText(text)
+        self.feedback.setProperty("empty", not text)
+        self.feedback.style().unpolish(self.feedback)
+        self.feedback.style().polish(self.feedback)
+        if text:
+            self._feedback_timer.start(FEEDBACK_MS)
+
     def _update_deadline(self) -> None:
-        cur = self.controller.current
-        self.facts["deadline"].setText(_fmt_left(cur.item.deadline) if cur else "")
+        item = self.shown_item
+        text = _fmt_left(item.deadline) if item is not None else ""
+        label = self.facts["deadline"]
+        label.setText(text)
+        # Overdue is urgent: bold white on red, not plain text.
+        label.setStyleSheet(OVERDUE_STYLE if text.startswith("overdue") else "")
 
     def _show_frame_label(self) -> None:
         n = self.preview.frame_count
@@ -416,10 +580,16 @@ class ReviewWindow(QMainWindow):
         )
 
     def _show_category(self, category: Category | None) -> None:
-        for key, b in self.category_buttons.items():
-            b.setChecked(category is not None and key == category.key)
+        for cat in self.ctx.taxonomy.categories:
+            b = self.category_buttons[cat.key]
+            chosen = category is not None and cat.key == category.key
+            b.setChecked(chosen)
+            b.setText(f"{'✔' if chosen else cat.shortcut}  {cat.label}")
 
     def _show_counts(self, counts: QueueCounts) -> None:
+        self.counts = counts
+        if self.controller.current is None:
+            self.preview.show_preview(None, empty_queue_text(counts))
         self.status_left.setText(f"{counts.open_items} left  ·")
         self.status_today.setText(f"{counts.decided_today} decided today  ·")
 

@@ -24,7 +24,8 @@ from app.core.domain import UserInfo, utcnow
 from app.core.history_types import PeriodStats
 from app.core.reports import format_duration, format_percent, summary_csv, summary_html
 from app.ui.actions import STATS_ACTIONS, build_actions
-from app.ui.charts import BarChart
+from app.ui.charts import MET, MISSED, PALETTE, URGENT, BarChart
+from app.ui.history_window import documents_path
 from app.ui.tasks import TaskRunner
 
 PERIODS = (
@@ -33,7 +34,12 @@ PERIODS = (
     ("Last 30 days", timedelta(days=30)),
     ("Last 365 days", timedelta(days=365)),
 )
-VERDICT_SERIES = ("confirm", "reject", "escalate", "skip", "overturn")
+# The verdicts a human decision has (app.storage.stats): the per-moderator bars add up to the
+# card and to the per-hour chart.
+VERDICT_SERIES = ("confirm", "reject", "overturn")
+
+
+CARD_VALUE_STYLE = "font-size: 17px; font-weight: bold; border: none;"
 
 
 class StatsView(QWidget):
@@ -91,7 +97,7 @@ class StatsView(QWidget):
             cap.setStyleSheet("color: #555; border: none;")
             value = QLabel("…")
             value.setObjectName(f"card_{key}")
-            value.setStyleSheet("font-size: 17px; font-weight: bold; border: none;")
+            value.setStyleSheet(CARD_VALUE_STYLE)
             value.setTextFormat(Qt.TextFormat.PlainText)
             lay.addWidget(cap)
             lay.addWidget(value)
@@ -102,7 +108,7 @@ class StatsView(QWidget):
         grid = QGridLayout()
         self.charts = {
             "per_hour": BarChart("Human decisions per hour"),
-            "per_moderator": BarChart("Decisions per moderator", horizontal=True),
+            "per_moderator": BarChart("Human decisions per moderator", horizontal=True),
             "queue_age": BarChart("Open queue by age"),
             "deadlines": BarChart("Deadlines", horizontal=True),
             "agreement": BarChart("Agreement with second review, by moderator", horizontal=True),
@@ -144,8 +150,11 @@ class StatsView(QWidget):
         c = self.cards
         c["human"].setText(str(st.human_decided))
         c["auto"].setText(str(st.auto_matched))
-        judged = st.deadlines_met + st.deadlines_missed
+        judged = st.deadlines_judged
         c["deadlines"].setText(f"{format_percent(st.deadline_rate)}  ({st.deadlines_met}/{judged})")
+        c["deadlines"].setStyleSheet(
+            CARD_VALUE_STYLE + (f" color: {URGENT};" if st.overdue_open else "")
+        )
         c["overturns"].setText(f"{format_percent(st.overturn_rate)}  ({st.overturns})")
         agr = st.agreement
         if agr is not None and agr.pairs:
@@ -164,11 +173,13 @@ class StatsView(QWidget):
             [name for name, _ in st.per_moderator[:12]],
             [[counts.get(v, 0) for v in VERDICT_SERIES] for _, counts in st.per_moderator[:12]],
             series=list(VERDICT_SERIES),
+            colours=[PALETTE[0], PALETTE[1], PALETTE[4]],
         )
         ch["queue_age"].set_data([label for label, _ in st.queue_age], [n for _, n in st.queue_age])
         ch["deadlines"].set_data(
             ["met", "missed", "overdue, still open"],
             [[st.deadlines_met, 0, 0], [0, st.deadlines_missed, 0], [0, 0, st.overdue_open]],
+            colours=[MET, MISSED, URGENT],
         )
         ch["agreement"].set_data(
             [f"{name} (n={a.pairs})" for name, a in st.agreement_by_moderator],
@@ -207,8 +218,12 @@ class StatsView(QWidget):
         if self.stats is None:
             self.status.setText("Nothing to export yet.")
             return
+        # Two files: say so before choosing, and name both after.
         path, _ = QFileDialog.getSaveFileName(
-            self, "Export period summary", "hashdesk-summary.html", "HTML (*.html)"
+            self,
+            "Export period summary: the HTML report, and a CSV of the same name beside it",
+            documents_path("hashdesk-summary.html"),
+            "HTML report + CSV beside it (*.html)",
         )
         if path:
             self.export(Path(path))
@@ -221,5 +236,5 @@ class StatsView(QWidget):
         html_path.write_text(summary_html(self.stats), encoding="utf-8")
         with open(csv_path, "w", newline="", encoding="utf-8") as out:
             summary_csv(self.stats, out)
-        self.status.setText(f"Saved {html_path.name} and {csv_path.name}")
+        self.status.setText(f"Saved {html_path.name} and {csv_path.name} in {html_path.parent}")
         return html_path, csv_path

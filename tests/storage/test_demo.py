@@ -38,3 +38,20 @@ def test_demo_for_leads_has_history_with_an_overturn(tmp_path, capsys):
     db.dispose()
     assert verdicts.get("overturn") == 1
     assert verdicts.get("confirm", 0) > 3 and verdicts.get("reject", 0) > 3
+
+
+def test_demo_reasons_match_their_sources(tmp_path):
+    import json
+
+    from app.core.demo import REASONS, write_demo_media
+
+    rows = [
+        json.loads(line)
+        for line in write_demo_media(tmp_path, count=40).read_text(encoding="utf-8").splitlines()
+    ]
+    assert {r["source"] for r in rows} == set(REASONS)
+    for r in rows:
+        assert r["reason"] in REASONS[r["source"]], r
+    assert not any(
+        r["source"] == "removal_order" and "partner" in r["reason"] for r in rows
+    )  # the contradiction a new user saw

@@ -14,10 +14,10 @@ from app.core.history_types import HistoryFilter
 from app.core.roles import PermissionDenied
 from app.storage.history_queries import HistoryService
 from app.storage.leads import LeadService
-from app.storage.models import Decision, HashListEntry, Item, SignalRow
+from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRow
 from app.storage.review import ReviewService
 from app.storage.stats import StatsService
-from tests.helpers import ingest, make_user, write_samples
+from tests.helpers import ingest, make_user, write_cluster, write_samples
 
 
 @pytest.fixture
@@ -275,6 +275,62 @@ def test_stats_deadlines_and_throughput(db, team):
     assert sorted(r.deadline_state for r in rows) == ["met", "missed"]
     with pytest.raises(PermissionDenied):
         StatsService(db).period(mod1, now, now)
+
+
+def test_every_figure_of_the_period_agrees_with_the_others(db, store, tmp_path, team):
+    """Issue 14: the card, the charts and the CSV are read from the same rows, so their totals
+    agree: human decisions = per moderator = per hour = the human method bars; the queue's
+    age is counted from the first flag; overdue-and-open deadlines are not met."""
+    review, mod1, mod2, lead = team
+    ingest(db, store, write_cluster(tmp_path / "cl", 61))  # one key, five items
+    now = utcnow()
+    with db.session() as s:
+        items = s.scalars(select(Item).order_by(Item.id)).all()
+        ids = [i.id for i in items]
+        for item in items:
+            item.deadline = None
+        # Flagged hours before it was ingested (a feed that delivers late).
+        s.execute(update(Sighting).values(flagged_at=now - timedelta(hours=6)))
+        items[0].deadline = now + timedelta(hours=1)  # decided in time
+        items[4].deadline = now - timedelta(hours=3)  # still open: overdue
+    rep = review.claim_next(mod1.id, exclude=ids[:6])
+    assert rep.cluster_size == 5
+    review.decide(DecisionRequest(rep.id, mod1.id, Verdict.CONFIRM, "manifesto", "Manifesto"))
+
+    def decide(user, item_id, verdict, category=None):
+        assert review.claim_next(user.id, exclude=[i for i in ids if i != item_id]).id == item_id
+        review.decide(DecisionRequest(item_id, user.id, verdict, category, category))
+
+    decide(mod1, ids[0], Verdict.CONFIRM, "manifesto")  # in time: met
+    decide(mod2, ids[1], Verdict.REJECT)
+    decide(mod2, ids[2], Verdict.SKIP)  # not a decision
+    decide(mod2, ids[3], Verdict.ESCALATE)  # not a decision either
+    decide(mod1, ids[5], Verdict.REJECT)
+    assert review.undo_last(mod1.id).item_id == ids[5]  # taken back: not counted
+    review.release(mod1.id, [ids[5]])
+    rejects = HistoryService(db).page(lead, HistoryFilter(usernames=("mod2",))).rows
+    reject = next(r for r in rejects if r.verdict is Verdict.REJECT)
+    LeadService(db).overturn(lead, reject.uuid, "a recruitment poster", "manifesto", "M")
+    st = StatsService(db).period(lead, now - timedelta(hours=1), now + timedelta(hours=1))
+
+    per_moderator = {name: sum(c.values()) for name, c in st.per_moderator}
+    # 5 (cluster) + 1 confirm + 1 reject by the moderators, 1 overturn by the lead.
+    assert per_moderator == {"mod1": 6, "mod2": 1, "lead1": 1}
+    assert st.human_decided == 8 == sum(per_moderator.values())
+    assert sum(n for _, n in st.per_hour) == st.human_decided
+    human_bars = sum(n for m, n in st.by_method.items() if m != "auto_match")
+    assert human_bars == st.human_decided
+    assert st.by_method == {"manual": 4, "cluster": 4}
+
+    # The queue: every open item flagged six hours ago sits in the 4-24 h bucket, and the
+    # oldest open item is as old as that.
+    assert st.queue_open == sum(n for _, n in st.queue_age) > 0
+    assert dict(st.queue_age)["4–24 h"] == st.queue_open
+    assert 6 * 3600 - 60 <= st.oldest_open_s <= 6 * 3600 + 60
+
+    # Deadlines: one met, the overdue open one is not, so the rate is not 100 %.
+    assert (st.deadlines_met, st.deadlines_missed, st.overdue_open) == (1, 0, 1)
+    assert st.deadlines_judged == 2 and st.deadline_rate == 50.0
 
 
 def test_removal_orders_get_the_default_deadline(db, store, tmp_path):

@@ -11,7 +11,7 @@ from app.core.decisions import DecisionRequest
 from app.core.domain import Algorithm, ItemStatus, Role, Verdict, utcnow
 from app.storage.models import Decision, HashListEntry, Item, Sighting
 from app.storage.review import ReviewService
-from tests.helpers import ingest, make_user, write_samples
+from tests.helpers import ingest, make_user, write_cluster, write_samples
 
 
 def _setup(db, store, tmp_path, n=3):
@@ -165,6 +165,41 @@ def test_counts(db, store, tmp_path):
     review.decide(DecisionRequest(item.id, user.id, Verdict.REJECT))
     c = review.counts(user.id)
     assert (c.open_items, c.decided_today) == (2, 1)
+
+
+def test_decided_today_counts_the_decisions_that_stand(db, store, tmp_path):
+    """Issue 14's sequence: confirm a 5-item cluster, N, S, E, then U three times, then N.
+    Decided today counts confirm/reject/escalate rows (cluster members too) no undo took back;
+    skips and undos of skips change nothing."""
+    ingest(db, store, write_cluster(tmp_path / "c", 900))
+    ingest(db, store, write_samples(tmp_path / "in", range(4)))
+    review, user = ReviewService(db, lease_seconds=60), make_user(db)
+    seen = []
+
+    def decide(verdict, category=None):
+        item = review.claim_next(user.id)
+        review.decide(DecisionRequest(item.id, user.id, verdict, category, category))
+        seen.append(review.counts(user.id).decided_today)
+        return item
+
+    rep = decide(Verdict.CONFIRM, "manifesto")
+    assert rep.cluster_size == 5
+    decide(Verdict.REJECT)
+    decide(Verdict.SKIP)
+    decide(Verdict.ESCALATE)
+    for _ in range(3):
+        assert review.undo_last(user.id) is not None
+        seen.append(review.counts(user.id).decided_today)
+    decide(Verdict.REJECT)
+    assert seen == [5, 6, 6, 7, 6, 6, 5, 6]
+    # The figure is the rows': every standing confirm/reject/escalate of this user today.
+    with db.session() as s:
+        rows = s.scalars(select(Decision).where(Decision.user_id == user.id)).all()
+    undone = {r.supersedes for r in rows if r.verdict == "undo"}
+    standing = [
+        r for r in rows if r.verdict in ("confirm", "reject", "escalate") and r.uuid not in undone
+    ]
+    assert len(standing) == seen[-1]
 
 
 def test_lead_role_is_stored(db):

@@ -155,9 +155,14 @@ def test_overturn_from_history_retracts_then_adds_hashes(qtbot, lead_env, db, tm
     dialog._accept()
     assert dialog.isVisible() and "required" in dialog.error.text()
     qtbot.keyClicks(dialog.reason, "news report, not glorification")
+    assert dialog.error.text() == ""  # typing a reason clears the complaint
+    chosen = h.selected_row()
     with qtbot.waitSignal(h.model.page_loaded, timeout=10000):
         dialog._accept()
     assert h.last_overturn is not None and h.last_overturn.hashes_retracted >= 4
+    # Said, and the overturned decision is still the selected row (not the first).
+    assert h.notice.text().startswith(f"Overturned on item #{confirmed.id}: confirm → reject")
+    assert h.selected_row().uuid == chosen.uuid and h.table.currentIndex().row() != 0
     assert _active(db, confirmed.id) == []
     rows = {r.item_id: r for r in h.model.rows if r.verdict is not Verdict.OVERTURN}
     assert rows[confirmed.id].overturned
@@ -218,6 +223,41 @@ def test_escalation_is_decided_by_a_lead_on_the_review_screen(qtbot, lead_env, d
     rw.close()
 
 
+def test_e_on_the_escalation_queue_passes_it_to_another_lead(qtbot, lead_env, db):
+    ctx, mod1 = lead_env["ctx"], lead_env["mod1"]
+    esc = _decide(ctx, mod1, Verdict.ESCALATE, note="could be a satire account")
+    w = lead_env["lead_window"]()
+    rw = w.open_queue("escalations")
+    rw.controller.dwell_seconds = 0
+    qtbot.waitUntil(lambda: rw.controller.current is not None, timeout=10000)
+    with qtbot.waitActive(rw):
+        rw.activateWindow()
+    # Labelled as what it does here, in the button, the menu and the cheat sheet alike.
+    assert rw.decision_buttons["escalate"].text() == "Pass to another lead   [E]"
+    assert rw.actions_by_id["escalate"].text() == "Pass to another lead"
+    qtbot.keyClick(rw.preview, KEY.Key_E)
+    dialog = rw._reason_dialog
+    assert dialog.isVisible() and dialog.windowTitle() == "Pass to another lead"
+    qtbot.keyClicks(dialog.reason, "needs the Arabic speaker")
+    with qtbot.waitSignal(rw.controller.decision_recorded, timeout=10000) as done:
+        qtbot.keyClick(dialog.reason, KEY.Key_Return)
+    assert done.args[0].verdict is Verdict.SKIP
+    qtbot.waitUntil(lambda: "another lead" in rw.feedback.text(), timeout=10000)
+    assert rw.feedback.text() == f"Passed #{esc.id} on to another lead"
+    with db.session() as s:
+        from app.storage.models import Decision
+
+        last = s.scalars(select(Decision).order_by(Decision.id.desc())).first()
+    assert (last.verdict, last.note) == ("skip", "needs the Arabic speaker")
+    assert ctx.review.load_item(esc.id).status is ItemStatus.ESCALATED  # still with the leads
+    rw.close()
+    lead2 = make_user(db, "lead2", Role.LEAD)
+    item = ctx.review.claim_next(lead2.id, queue="escalations")
+    assert item.escalation_note == (
+        "Escalated by mod1: could be a satire account. Passed on by lead1: needs the Arabic speaker"
+    )
+
+
 def test_second_review_is_blind_and_a_disagreement_reaches_the_lead(
     qtbot, lead_env, db, store, taxonomy
 ):
@@ -265,7 +305,9 @@ def test_stats_view_charts_and_summary_export(qtbot, lead_env, db, tmp_path):
     per_mod = w.stats.charts["per_moderator"]
     assert sorted(per_mod.labels) == ["mod1", "mod2"]
     per_hour = w.stats.charts["per_hour"]
-    assert sum(per_hour.total(i) for i in range(len(per_hour.values))) == 3
+    # The charts add up to the card: the same rows (an escalation is not a decision).
+    assert sum(per_hour.total(i) for i in range(len(per_hour.values))) == 2
+    assert sum(per_mod.total(i) for i in range(len(per_mod.values))) == 2
     w.stats.grab()  # paints every chart without error
     html_path, csv_path = w.stats.export(tmp_path / "summary.html")
     page = html_path.read_text(encoding="utf-8")

@@ -66,6 +66,9 @@ def test_reject_skip_escalate(qtbot, make_window, db):
         ids.append(_wait_item(qtbot, w).id)
         with qtbot.waitSignal(w.controller.decision_recorded, timeout=10000):
             press(qtbot, w, key)
+            if key == KEY.Key_E:  # E asks why: a short reason, Enter sends
+                qtbot.keyClicks(w._reason_dialog.reason, "unsure")
+                qtbot.keyClick(w._reason_dialog.reason, KEY.Key_Return)
     rows = _decisions(db)
     assert [(r.verdict, r.item_id) for r in rows] == list(
         zip(["reject", "skip", "escalate"], ids, strict=True)
@@ -73,8 +76,12 @@ def test_reject_skip_escalate(qtbot, make_window, db):
     assert all(_active_hashes(db, i) == [] for i in ids)
     status = {i: w.ctx.review.load_item(i).status for i in ids}
     assert status[ids[0]] is ItemStatus.DECIDED
-    assert status[ids[1]] is ItemStatus.QUEUED  # skipped: back for someone else
     assert status[ids[2]] is ItemStatus.ESCALATED
+    # Skipped: back in the queue, and (nothing else being left) on this screen again.
+    assert status[ids[1]] in (ItemStatus.QUEUED, ItemStatus.CLAIMED)
+    qtbot.waitUntil(lambda: w.controller.current is not None, timeout=10000)
+    assert w.controller.current.item.id == ids[1]
+    assert w.ctx.review.load_item(ids[1]).status is ItemStatus.CLAIMED
 
 
 def test_undo_retracts_and_brings_the_item_back(qtbot, make_window, db):

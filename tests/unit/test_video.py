@@ -229,7 +229,7 @@ def test_truncated_real_mp4(tmp_path: Path) -> None:
     cut.write_bytes(data[: int(len(data) * 0.3)])
     a = analyze_video(cut, "c" * 64, "d" * 32, cut.stat().st_size)
     if a.kind == MediaKind.UNREADABLE:
-        assert a.error and a.error.startswith("unreadable: ")
+        assert a.error and not a.error.startswith("unreadable")  # the reason, said once
         assert a.preview is None
     else:
         assert a.kind == MediaKind.VIDEO
@@ -244,7 +244,7 @@ def test_truncated_generated_mp4(tmp_path: Path) -> None:
     a = analyze_video(cut, "c" * 64, "d" * 32, cut.stat().st_size)
     assert a.kind in (MediaKind.VIDEO, MediaKind.UNREADABLE)
     if a.kind == MediaKind.UNREADABLE:
-        assert a.error.startswith("unreadable: ")
+        assert a.error and not a.error.startswith("unreadable")
 
 
 @pytest.mark.parametrize(
@@ -262,7 +262,7 @@ def test_garbage_named_mp4_is_unreadable(tmp_path: Path, content: bytes) -> None
     path.write_bytes(content)
     a = analyze_video(path, "e" * 64, "f" * 32, len(content))
     assert a.kind == MediaKind.UNREADABLE
-    assert a.error is not None and a.error.startswith("unreadable: ")
+    assert a.error and not a.error.startswith("unreadable")  # the reason, said once
     assert [s.algorithm for s in a.signals] == [Algorithm.MD5, Algorithm.SHA256]
     assert a.preview is None and a.preview_frames == 0
 
@@ -270,7 +270,7 @@ def test_garbage_named_mp4_is_unreadable(tmp_path: Path, content: bytes) -> None
 def test_missing_file_is_unreadable(tmp_path: Path) -> None:
     a = analyze_video(tmp_path / "gone.mp4", "e" * 64, "f" * 32, 0)
     assert a.kind == MediaKind.UNREADABLE
-    assert a.error.startswith("unreadable: ")
+    assert a.error and not a.error.startswith("unreadable")
 
 
 def test_sample_cap_and_odd_size(tmp_path: Path) -> None:

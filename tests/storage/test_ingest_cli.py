@@ -1,0 +1,104 @@
+"""`hashdesk ingest` as a new user runs it (issue 14, item 13): totals that add up, clusters
+said, a missing manifest file reported with a non-zero exit after the rest is ingested,
+"unreadable" said once, and no FFmpeg chatter on the terminal. Real SQLite, real worker pool."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from app.cli import main
+from app.core.demo import write_sample_video
+from tests.helpers import write_cluster, write_samples
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _damaged_clips(folder: Path) -> list[Path]:
+    """A clip with a corrupted middle (the decoder complains but reads on) and one cut short
+    (the container cannot be opened): FFmpeg prints about both."""
+    clip = folder / "whole.mp4"
+    write_sample_video(clip, 5)
+    data = bytearray(clip.read_bytes())
+    for i in range(len(data) // 3, len(data) // 3 + 3000, 5):
+        data[i] ^= 0x5A
+    garbled, cut = folder / "garbled.mp4", folder / "cut.mp4"
+    garbled.write_bytes(bytes(data))
+    cut.write_bytes(clip.read_bytes()[: len(data) // 2])
+    clip.unlink()
+    return [garbled, cut]
+
+
+def _env(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("HASHDESK_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    monkeypatch.setenv("HASHDESK_MEDIA_ROOT", str(tmp_path / "media"))
+
+
+def test_ingest_totals_add_up_and_a_missing_file_fails_the_run(tmp_path, monkeypatch, capsys):
+    _env(tmp_path, monkeypatch)
+    inc = tmp_path / "incoming"
+    files = write_samples(inc, range(3)) + write_cluster(inc, 88, size=3)
+    copy = inc / "repost.jpg"
+    copy.write_bytes(files[0].read_bytes())
+    broken = inc / "broken.jpg"
+    broken.write_bytes(files[1].read_bytes()[:300])
+    files += [copy, broken, *_damaged_clips(inc)]
+    rows = [{"path": p.name, "source": "partner_feed"} for p in files]
+    rows.append({"path": "never-delivered.jpg", "source": "partner_feed"})
+    manifest = inc / "manifest.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+    assert main(["ingest", "--manifest", str(manifest)]) == 1
+    out, err = capsys.readouterr()
+    first = out.splitlines()[0]
+    m = re.fullmatch(
+        r"ingested (\d+) files: (\d+) new, (\d+) exact cop(?:y|ies) of known items, "
+        r"(\d+) unreadable, (\d+) missing",
+        first,
+    )
+    assert m, first
+    total, new, copies, unreadable, missing = map(int, m.groups())
+    assert total == len(rows) == new + copies + unreadable + missing  # each file once
+    assert (copies, missing) == (1, 1)
+    assert unreadable == 2  # the cut JPEG and the clip that cannot be opened
+    assert "  2 near-duplicates joined 1 cluster in the queue" in out
+    assert "never-delivered.jpg (named in the manifest, not found)" in out
+    assert "unreadable: unreadable" not in out
+    assert "1 file named in the manifest not found" in err
+    # Everything that exists was ingested all the same.
+    assert main(["ingest", *map(str, files)]) == 0
+    again = capsys.readouterr().out.splitlines()[0]
+    n = len(files)
+    assert again == f"ingested {n} files: 0 new, {n} exact copies of known items, 0 unreadable"
+
+
+def test_ffmpeg_chatter_stays_off_the_terminal(tmp_path):
+    """In a fresh process, as a user runs it: nothing on stderr but our own progress lines."""
+    inc = tmp_path / "incoming"
+    inc.mkdir()
+    clips = _damaged_clips(inc)
+    env = {
+        "HASHDESK_DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        "HASHDESK_MEDIA_ROOT": str(tmp_path / "media"),
+        "XDG_DATA_HOME": str(tmp_path / "data"),
+        "XDG_CONFIG_HOME": str(tmp_path / "config"),
+        "HASHDESK_NO_KEYRING": "1",
+        "PATH": "/usr/bin:/bin",
+    }
+    run = subprocess.run(
+        [sys.executable, "-m", "app", "ingest", *map(str, clips * 2)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(
+        "ingested 4 files: 1 new, 2 exact copies of known items, 1 unreadable"
+    )
+    assert "cut.mp4: video could not be opened" in run.stdout  # our own error is still said
+    assert run.stderr.splitlines() == ["ingesting 4 files…"], run.stderr
