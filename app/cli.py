@@ -696,6 +696,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: a throwaway SQLite file) and time it",
     )
     bench.add_argument("--lines", type=int, default=1_000_000, help="with --lists")
+    bench.add_argument(
+        "--index",
+        metavar="URL",
+        nargs="?",
+        const="",
+        help="instead: a hash list of --entries random PDQ hashes in the database at URL "
+        "(default: a throwaway SQLite file): start-up to first match, memory, match time",
+    )
+    bench.add_argument("--entries", type=int, default=1_000_000, help="with --index")
     sub.add_parser("self-test", help="check this installation end to end, without a display")
     return p
 
@@ -729,6 +738,11 @@ def main(argv: list[str] | None = None) -> int:
                 from app.bench import bench_list_import
 
                 bench_list_import(args.lists or None, args.lines)
+                return 0
+            if args.index is not None:
+                from app.bench import bench_index
+
+                bench_index(args.index or None, args.entries)
                 return 0
             if args.history:
                 from app.bench import bench_history

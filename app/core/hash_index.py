@@ -33,6 +33,17 @@ faiss-cpu, 2 threads                                        1.6 /   1.7
 plain Python ``bin(a ^ b).count("1")`` (extrapolated)     ~1600
 =======================================================  ==============
 
+Memory: an entry of a bit table is 50 bytes (32 of words, 8 of entry id, 8 of ref, 2 of
+flags), with no Python object per entry: an entry's row is found by binary search over the rows
+added in id order (a bulk load, or any table after compaction, which sorts by id); only rows
+added out of order sit in a small dict until the next compaction. The dict of every entry
+this replaced cost ~100 bytes an entry more (a 1M-entry hash list: 587 bytes an entry
+resident, loaded row by row; 54-56 now, loaded through ``add_words``, see
+app/storage/hash_list_index.py). An item's whole-picture PDQs (as decoded, trimmed, seven
+rotations and mirrors) are searched in one ``search_many`` pass: about 1.3-1.7 ms a query per
+1M entries of CPU, so ~15 ms for an item against 1M; the 5 ms target for the full item would
+take a sub-linear index (multi-index hashing) or a compiled popcount kernel.
+
 Many queries (video frames) against 1M: 50-60 frames take 68-79 ms with ``search_many``
 (chunk-outer loop, ~1.3 ms a frame), 89 ms with faiss on one thread and 44 ms on two.
 ``add_many`` of 1M PDQ rows from hex strings: 1.3-1.8 s; retracting 250k of them one by one,
@@ -55,7 +66,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple, TypeGuard
+from typing import NamedTuple
 
 import numpy as np
 
@@ -69,6 +80,7 @@ __all__ = [
     "VideoMatch",
     "bench_match",
     "best_video_matches",
+    "hex_block_to_words",
     "hex_to_words",
     "video_match_fraction",
 ]
@@ -144,9 +156,18 @@ def _hexes_to_words(values: Sequence[str], hex_len: int) -> np.ndarray:
     return np.ascontiguousarray(arr.T)
 
 
-def _no_missing_refs(refs: list[int | None]) -> TypeGuard[list[int]]:
-    """True when every ref is an int, so the list can be stored as it is."""
-    return None not in refs
+def hex_block_to_words(joined: str, n: int, bits: int) -> np.ndarray:
+    """``(bits // 64, n)`` uint64 from ``n`` hex hashes of ``bits`` bits written end to end
+    (one string, as a database aggregate gives them): one vectorised step, no string per hash.
+    ValueError when the string is not exactly that."""
+    hex_len = bits // 4
+    if len(joined) != n * hex_len:
+        raise ValueError(f"{len(joined)} hex digits for {n} hashes of {bits} bits")
+    raw = bytes.fromhex(joined)
+    if len(raw) * 2 != len(joined):  # fromhex skips whitespace: not a hash
+        raise ValueError("whitespace among hex hashes")
+    arr = np.frombuffer(raw, dtype=">u8").reshape(n, bits // 64)
+    return np.ascontiguousarray(arr.T, dtype=np.uint64)
 
 
 def hex_to_words(value_hex: str, bits: int) -> np.ndarray:
@@ -250,7 +271,16 @@ class Match:
 
 
 class _BitTable:
-    __slots__ = ("algs", "alive", "cols", "dead", "ids", "n", "refs", "words")
+    """One bit table: the words, and per row its entry id, ref, algorithm code and liveness.
+
+    Finding an entry's row (retraction, replacement, ``in``) needs no per-entry Python object:
+    rows ``[0, sorted_n)`` have strictly increasing ids (a bulk load in id order, or a table
+    just compacted, which sorts), found by binary search; only rows appended out of order
+    live in the ``where`` dict (id -> row), until the next compaction sorts them in. That is
+    what keeps an entry at 50 bytes (32 of words, 8 of id, 8 of ref, 2 of flags): a dict
+    entry alone cost ~100 more."""
+
+    __slots__ = ("algs", "alive", "cols", "dead", "ids", "n", "refs", "sorted_n", "where", "words")
 
     def __init__(self, words: int, capacity: int = _INITIAL_CAPACITY) -> None:
         self.words = words
@@ -261,6 +291,38 @@ class _BitTable:
         self.alive = np.zeros(capacity, bool)
         self.n = 0
         self.dead = 0
+        self.sorted_n = 0
+        self.where: dict[int, int] = {}  # id -> row, for the live rows past sorted_n
+
+    @property
+    def live(self) -> int:
+        return self.n - self.dead
+
+    def find(self, entry_id: int) -> int:
+        """The live row of ``entry_id``, or -1."""
+        row = self.where.get(entry_id)
+        if row is not None:
+            return row
+        k = self.sorted_n
+        if k:
+            i = int(np.searchsorted(self.ids[:k], entry_id))
+            if i < k and int(self.ids[i]) == entry_id and self.alive[i]:
+                return i
+        return -1
+
+    def find_many(self, ids: np.ndarray) -> np.ndarray:
+        """The live row of each of ``ids`` (int64), -1 where absent."""
+        out = np.full(ids.shape[0], -1, np.int64)
+        k = self.sorted_n
+        if k and ids.size and int(ids.min()) <= int(self.ids[k - 1]):  # else: all beyond
+            pos = np.minimum(np.searchsorted(self.ids[:k], ids), k - 1)
+            hit = (self.ids[pos] == ids) & self.alive[pos]
+            out[hit] = pos[hit]
+        if self.where and ids.size:
+            tail = np.fromiter(self.where.keys(), np.int64, len(self.where))
+            for j in np.flatnonzero(np.isin(ids, tail)).tolist():
+                out[j] = self.where[int(ids[j])]
+        return out
 
     def reserve(self, extra: int) -> None:
         need = self.n + extra
@@ -269,21 +331,24 @@ class _BitTable:
             return
         while cap < need:
             cap *= 2
-        self._realloc(cap, np.arange(self.n))
+        self._realloc(cap, None)
 
-    def _realloc(self, cap: int, keep: np.ndarray) -> None:
-        """New arrays of capacity ``cap`` holding rows ``keep`` (old snapshots stay valid)."""
-        m = keep.shape[0]
+    def _realloc(self, cap: int, keep: np.ndarray | None) -> None:
+        """New arrays of capacity ``cap`` holding rows ``keep`` (None: all ``n``, in place).
+        Old snapshots stay valid."""
+        m = self.n if keep is None else keep.shape[0]
+        sel: slice | np.ndarray = slice(0, m) if keep is None else keep
         cols = np.zeros((self.words, cap), np.uint64)
-        cols[:, :m] = self.cols[:, keep]
+        for k in range(self.words):  # row by row: no (words, n) temporary
+            cols[k, :m] = self.cols[k, sel]
         ids = np.zeros(cap, np.int64)
-        ids[:m] = self.ids[keep]
+        ids[:m] = self.ids[sel]
         refs = np.zeros(cap, np.int64)
-        refs[:m] = self.refs[keep]
+        refs[:m] = self.refs[sel]
         algs = np.zeros(cap, np.uint8)
-        algs[:m] = self.algs[keep]
+        algs[:m] = self.algs[sel]
         alive = np.zeros(cap, bool)
-        alive[:m] = self.alive[keep]  # growth keeps tombstones; compaction keeps live rows only
+        alive[:m] = self.alive[sel]  # growth keeps tombstones; compaction keeps live rows only
         self.cols, self.ids, self.refs, self.algs, self.alive = cols, ids, refs, algs, alive
         self.n = m
 
@@ -310,9 +375,7 @@ class HashIndex:
         self._lock = threading.Lock()
         self._bits: dict[str, _BitTable] = {_B256: _BitTable(4), _B64: _BitTable(1)}
         self._exact: dict[str, dict[str, dict[int, int | None]]] = {"md5": {}, "sha256": {}}
-        # entry_id -> (row << 2) | algorithm code, for the bit tables (ints keep a 1M-entry
-        # dict cheap to build); entry_id -> (algorithm, value) for the exact tables.
-        self._where: dict[int, int] = {}
+        # entry_id -> (algorithm, value) for the exact tables (the bit tables find their own).
         self._exact_where: dict[int, tuple[Algorithm, str]] = {}
         self._frame_count: Counter[int] = Counter()  # ref -> live pdq_frame entries
         self._compact_min_dead = max(1, compact_min_dead)
@@ -339,17 +402,33 @@ class HashIndex:
 
     def __len__(self) -> int:
         return (
-            len(self._where)
+            sum(t.live for t in self._bits.values())
             + len(self._exact_where)
             + sum(len(sub) for sub in list(self._spaces.values()))
         )
 
     def __contains__(self, entry_id: object) -> bool:
-        return (
-            entry_id in self._where
-            or entry_id in self._exact_where
-            or any(entry_id in sub for sub in list(self._spaces.values()))
-        )
+        if not isinstance(entry_id, int | np.integer):
+            return False
+        eid = int(entry_id)
+        with self._lock:
+            here = eid in self._exact_where or any(t.find(eid) >= 0 for t in self._bits.values())
+        return here or any(eid in sub for sub in list(self._spaces.values()))
+
+    def contains_many(self, entry_ids: np.ndarray) -> np.ndarray:
+        """Whether each of ``entry_ids`` is in this index or any of its spaces (bool array)."""
+        ids = np.asarray(entry_ids, np.int64)
+        with self._lock:
+            out = np.zeros(ids.shape[0], bool)
+            for t in self._bits.values():
+                if t.live:
+                    out |= t.find_many(ids) >= 0
+            if self._exact_where:
+                out |= np.isin(ids, np.fromiter(self._exact_where, np.int64))
+            spaces = list(self._spaces.values())
+        for sub in spaces:
+            out |= sub.contains_many(ids)
+        return out
 
     def frame_count(self, ref: int) -> int:
         """Live ``pdq_frame`` entries of ``ref`` (0 for a still image or an unknown ref)."""
@@ -396,13 +475,11 @@ class HashIndex:
                 _check_hex("".join(data))
             parsed.append((alg, g_ids, data, g_refs))
         with self._lock:
-            for entry_id in self._where.keys() & last.keys():
-                self._remove_locked(entry_id)
-            for entry_id in self._exact_where.keys() & last.keys():
-                self._remove_locked(entry_id)
+            self._remove_present_locked(np.fromiter(last, np.int64, len(last)))
             for alg, g_ids, data, g_refs in parsed:
                 if isinstance(data, np.ndarray):
-                    self._append_bits(alg, g_ids, data, g_refs)
+                    refs_arr = np.array([NO_REF if r is None else r for r in g_refs], np.int64)
+                    self._append_bits(alg, np.array(g_ids, np.int64), data, refs_arr)
                 else:
                     table = self._exact[_TABLE_OF[alg]]
                     for entry_id, value, ref in zip(g_ids, data, g_refs, strict=True):
@@ -410,27 +487,68 @@ class HashIndex:
                         self._exact_where[entry_id] = (alg, value)
             self._maybe_compact()
 
+    def add_words(
+        self, algorithm: str, entry_ids: np.ndarray, words: np.ndarray, refs: np.ndarray
+    ) -> None:
+        """Bulk add entries of one bit algorithm from arrays: ``entry_ids`` (int64, unique),
+        ``words`` ``(words, n)`` uint64 as :func:`hex_to_words` gives them, ``refs`` (int64,
+        :data:`NO_REF` for none). Entries already present are replaced. The hash list's bulk
+        load uses this: no Python object per entry."""
+        alg = _algorithm(algorithm)
+        if alg not in _ALG_CODE:
+            raise ValueError(f"{alg} is not a bit hash")
+        ids = np.asarray(entry_ids, np.int64)
+        refs = np.asarray(refs, np.int64)
+        words = np.asarray(words, np.uint64)
+        n = ids.shape[0]
+        if words.shape != (_WORDS[_TABLE_OF[alg]], n) or refs.shape != (n,):
+            raise ValueError(f"{alg}: {n} ids, words {words.shape}, refs {refs.shape}")
+        if n == 0:
+            return
+        if n > 1 and not bool(np.all(ids[1:] > ids[:-1])) and np.unique(ids).size != n:
+            raise ValueError("add_words: repeated entry ids")
+        with self._lock:
+            self._remove_present_locked(ids)
+            self._append_bits(alg, ids, words, refs)
+            self._maybe_compact()
+
+    def _remove_present_locked(self, ids: np.ndarray) -> None:
+        """Remove the entries of ``ids`` this index (not its spaces) holds."""
+        for t in self._bits.values():
+            if not t.live:
+                continue
+            if not t.where and t.sorted_n == t.n and int(ids.min()) > int(t.ids[t.n - 1]):
+                continue  # the usual bulk load: every id is new
+            for row in t.find_many(ids).tolist():
+                if row >= 0:
+                    self._kill_row_locked(t, row)
+        if self._exact_where:
+            for entry_id in self._exact_where.keys() & set(ids.tolist()):
+                self._remove_locked(entry_id)
+
     def _append_bits(
-        self, alg: Algorithm, ids: list[int], cols: np.ndarray, refs: list[int | None]
+        self, alg: Algorithm, ids: np.ndarray, cols: np.ndarray, refs: np.ndarray
     ) -> None:
         t = self._bits[_TABLE_OF[alg]]
-        k = len(ids)
+        k = ids.shape[0]
         t.reserve(k)
         s, e = t.n, t.n + k
         t.cols[:, s:e] = cols
         t.ids[s:e] = ids
-        if not _no_missing_refs(refs):
-            t.refs[s:e] = [NO_REF if r is None else r for r in refs]
-        else:
-            t.refs[s:e] = refs
+        t.refs[s:e] = refs
         code = _ALG_CODE[alg]
         t.algs[s:e] = code
         t.alive[s:e] = True
+        in_order = t.sorted_n == s and not t.where
+        in_order = in_order and (s == 0 or int(ids[0]) > int(t.ids[s - 1]))
+        in_order = in_order and (k == 1 or bool(np.all(ids[1:] > ids[:-1])))
+        if in_order:
+            t.sorted_n = e
+        else:
+            t.where.update(zip(ids.tolist(), range(s, e), strict=True))
         t.n = e  # publish the rows last: a concurrent snapshot sees whole rows only
-        packed = ((np.arange(s, e, dtype=np.int64) << 2) | code).tolist()
-        self._where.update(zip(ids, packed, strict=True))
         if alg is Algorithm.PDQ_FRAME:
-            self._frame_count.update(r for r in refs if r is not None)
+            self._frame_count.update(r for r in refs.tolist() if r != NO_REF)
 
     def remove(self, entry_id: int) -> None:
         """Retract one entry (no error if absent), whichever space holds it."""
@@ -441,7 +559,7 @@ class HashIndex:
         elsewhere = []
         with self._lock:
             for entry_id in entry_ids:
-                if not self._remove_locked(entry_id):
+                if not self._remove_locked(int(entry_id)):
                     elsewhere.append(entry_id)
             self._maybe_compact()
             spaces = list(self._spaces.values())
@@ -449,20 +567,23 @@ class HashIndex:
             for sub in spaces:
                 sub.remove_many(elsewhere)
 
+    def _kill_row_locked(self, t: _BitTable, row: int) -> None:
+        t.where.pop(int(t.ids[row]), None)
+        t.alive[row] = False
+        t.dead += 1
+        if _BIT_ALGS[int(t.algs[row])] is Algorithm.PDQ_FRAME:
+            ref = int(t.refs[row])
+            if ref != NO_REF:
+                self._frame_count[ref] -= 1
+                if self._frame_count[ref] <= 0:
+                    del self._frame_count[ref]
+
     def _remove_locked(self, entry_id: int) -> bool:
-        packed = self._where.pop(entry_id, None)
-        if packed is not None:
-            row, alg = packed >> 2, _BIT_ALGS[packed & 3]
-            t = self._bits[_TABLE_OF[alg]]
-            t.alive[row] = False
-            t.dead += 1
-            if alg is Algorithm.PDQ_FRAME:
-                ref = int(t.refs[row])
-                if ref != NO_REF:
-                    self._frame_count[ref] -= 1
-                    if self._frame_count[ref] <= 0:
-                        del self._frame_count[ref]
-            return True
+        for t in self._bits.values():
+            row = t.find(entry_id) if t.live else -1
+            if row >= 0:
+                self._kill_row_locked(t, row)
+                return True
         loc = self._exact_where.pop(entry_id, None)
         if loc is None:
             return False
@@ -478,25 +599,29 @@ class HashIndex:
         for key, t in self._bits.items():
             if t.dead >= self._compact_min_dead and t.dead * 4 >= t.n:
                 self._compact_locked(key)
+            elif len(t.where) >= self._compact_min_dead and len(t.where) * 4 >= t.n:
+                self._compact_locked(key)  # many rows out of order: sort them in
 
     def compact(self) -> None:
         """Drop every tombstone now."""
         with self._lock:
             for key, t in self._bits.items():
-                if t.dead:
+                if t.dead or t.where:
                     self._compact_locked(key)
             spaces = list(self._spaces.values())
         for sub in spaces:
             sub.compact()
 
     def _compact_locked(self, key: str) -> None:
+        """Keep the live rows only, sorted by entry id (then every row is found by search)."""
         t = self._bits[key]
         keep = np.flatnonzero(t.alive[: t.n])
+        keep = keep[np.argsort(t.ids[keep], kind="stable")]
         cap = max(_INITIAL_CAPACITY, 1 << (2 * keep.size - 1).bit_length())
         t._realloc(cap, keep)
         t.dead = 0
-        packed = (np.arange(t.n, dtype=np.int64) << 2) | t.algs[: t.n].astype(np.int64)
-        self._where.update(zip(t.ids[: t.n].tolist(), packed.tolist(), strict=True))
+        t.sorted_n = t.n
+        t.where = {}
 
     # -- search ---------------------------------------------------------------------------
 

@@ -185,6 +185,16 @@ def find_match(
 
     frame_sets: dict[str, list[str]] = {}
     regions: list[Signal] = []
+    # Every whole-picture PDQ of the item (as decoded, trimmed, rotated and mirrored) in one
+    # pass over the table: each chunk is read once for all of them.
+    wanted = [
+        sig.value
+        for sig in signals
+        if sig.algorithm is Algorithm.PDQ
+        and not is_region(sig.variant)
+        and (sig.quality is None or sig.quality >= policy.min_quality)
+    ]
+    pdq_hits = iter(index.search_many("pdq", wanted, policy.pdq_threshold) if wanted else ())
     for sig in signals:
         trusted = sig.quality is None or sig.quality >= policy.min_quality
         if is_region(sig.variant):
@@ -193,7 +203,7 @@ def find_match(
             if trusted:
                 frame_sets.setdefault(sig.variant, []).append(sig.value)
         elif sig.algorithm is Algorithm.PDQ and trusted:
-            hits = index.search("pdq", sig.value, policy.pdq_threshold)
+            hits = next(pdq_hits)
             if hits:
                 m = hits[0]
                 consider(Evidence(m.entry_id, m.ref, "pdq", m.distance, sig.variant))

@@ -420,3 +420,73 @@ def test_bench_match_small() -> None:
     assert result["n_hashes"] == 2000 + 5 * 4
     for key in ("load_s", "median_ms", "p95_ms", "baseline_python_ms", "search_many_ms"):
         assert result[key] >= 0
+
+
+def test_mixed_order_mutations_agree_with_a_model(rng: random.Random) -> None:
+    """Bulk loads in id order, adds out of order, replacements, removals and compactions, in
+    random turns: membership, length, frame counts and every search equal a plain dict's."""
+    index = HashIndex(compact_min_dead=8)
+    model: dict[int, tuple[str, str, int | None]] = {}
+    next_id = 1
+    for _ in range(60):
+        step = rng.random()
+        if step < 0.3:  # a bulk load of new ids, in order, from arrays
+            n = rng.randint(1, 40)
+            new = list(range(next_id, next_id + n))
+            next_id += n
+            values = [rand_hex(rng) for _ in new]
+            refs = [rng.choice([None, rng.randint(1, 5)]) for _ in new]
+            words = np.stack([hex_to_words(v, 256) for v in values], axis=1)
+            ref_arr = np.array([matching.NO_REF if r is None else r for r in refs], np.int64)
+            alg = rng.choice(["pdq", "pdq_frame"])
+            index.add_words(alg, np.array(new, np.int64), words, ref_arr)
+            for i, v, r in zip(new, values, refs, strict=True):
+                model[i] = (alg, v, r)
+        elif step < 0.55:  # rows out of order, some replacing present ones
+            rows = []
+            for _ in range(rng.randint(1, 10)):
+                i = rng.randint(1, next_id + 5)
+                next_id = max(next_id, i + 1)
+                rows.append((i, "pdq", rand_hex(rng), rng.randint(1, 5)))
+            index.add_many(rows)
+            for i, alg, v, r in rows:
+                model[i] = (alg, v, r)
+        elif step < 0.85 and model:
+            gone = rng.sample(sorted(model), min(len(model), rng.randint(1, 15)))
+            index.remove_many([*gone, next_id + 100])
+            for i in gone:
+                del model[i]
+        else:
+            index.compact()
+        assert len(index) == len(model)
+        probe = np.arange(0, next_id + 3, dtype=np.int64)
+        assert index.contains_many(probe).tolist() == [int(i) in model for i in probe]
+        assert all((i in index) == (i in model) for i in range(next_id + 3))
+        frames: dict[int, int] = {}
+        for alg, _v, r in model.values():
+            if alg == "pdq_frame" and r is not None:
+                frames[r] = frames.get(r, 0) + 1
+        assert all(index.frame_count(r) == frames.get(r, 0) for r in range(1, 6))
+        if model:
+            q = rng.choice(list(model.values()))[1]
+            got = sorted((m.entry_id, m.distance, m.ref) for m in index.search("pdq", q, 40))
+            want = sorted(
+                (i, _hamming_hex(q, v), r)
+                for i, (_a, v, r) in model.items()
+                if _hamming_hex(q, v) <= 40
+            )
+            assert got == want
+
+
+def test_add_words_checks_its_arrays() -> None:
+    index = HashIndex()
+    words = np.zeros((4, 2), np.uint64)
+    with pytest.raises(ValueError):
+        index.add_words("pdq", np.array([1, 2]), words[:, :1], np.zeros(2, np.int64))
+    with pytest.raises(ValueError):
+        index.add_words("md5", np.array([1, 2]), words, np.zeros(2, np.int64))
+    with pytest.raises(ValueError):
+        index.add_words("pdq", np.array([2, 2]), words, np.zeros(2, np.int64))
+    assert len(index) == 0
+    index.add_words("pdq", np.array([2, 1]), words, np.array([matching.NO_REF, 7]))
+    assert [m.ref for m in index.search("pdq", "0" * 64, 0)] == [7, None]
