@@ -38,7 +38,7 @@ from app.core.roles import Permission, allowed
 from app.storage import escalations, second_review
 from app.storage.db import Database
 from app.storage.list_feedback import feedback_from_decision
-from app.storage.models import Decision, HashListEntry, Item, User
+from app.storage.models import Decision, HashListEntry, Item, SecondReview, User
 from app.storage.permissions import authorize
 from app.storage.record import (
     append_confirm,
@@ -113,16 +113,34 @@ class ReviewService:
             s.flush()
             return to_queue_item(s, item)
 
-    def my_claims(self, user_id: int) -> list[int]:
-        """Items this user still holds (for example after a restart), oldest first."""
+    def my_claims(self, user_id: int, queue: str | None = None) -> list[int]:
+        """Items this user still holds (after a restart, or claimed by work still in flight
+        when a window closed), oldest first: in ``queue`` ("review", "escalations",
+        "second_review"), or in any queue when None."""
         with self.db.session() as s:
-            return list(
+            statuses = {
+                "review": [ItemStatus.CLAIMED.value],
+                "escalations": [ItemStatus.ESCALATED.value],
+                "second_review": [],
+            }.get(queue or "", [ItemStatus.CLAIMED.value, ItemStatus.ESCALATED.value])
+            items = (
                 s.scalars(
-                    select(Item.id)
-                    .where(Item.status == ItemStatus.CLAIMED.value, Item.claimed_by == user_id)
-                    .order_by(Item.id)
-                )
+                    select(Item.id).where(Item.claimed_by == user_id, Item.status.in_(statuses))
+                ).all()
+                if statuses
+                else []
             )
+            reviews = (
+                s.scalars(
+                    select(SecondReview.item_id).where(
+                        SecondReview.claimed_by == user_id,
+                        SecondReview.status == second_review.SR_CLAIMED,
+                    )
+                ).all()
+                if queue in (None, "second_review")
+                else []
+            )
+            return sorted({*items, *reviews})
 
     def load_item(self, item_id: int) -> QueueItem:
         with self.db.session() as s:

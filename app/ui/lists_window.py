@@ -126,6 +126,7 @@ class ListsView(QWidget):
         self.progress.setObjectName("lists_progress")
         self.progress.setVisible(False)
         self.status = QLabel("")
+        self._result = ""  # what the last change (import, disable, enable) did
         self.status.setObjectName("lists_status")
         self.status.setWordWrap(True)
 
@@ -214,7 +215,10 @@ class ListsView(QWidget):
             if flood
             else ""
         )
-        self.status.setText(f"{n} entr{'y' if n == 1 else 'ies'} loaded, {more}{warn}")
+        loaded = f"{n} entr{'y' if n == 1 else 'ies'} loaded, {more}{warn}"
+        # What the last change did stays on screen above the count (the reload it triggers
+        # must not wipe an import's summary before anyone has read it).
+        self.status.setText(f"{self._result}\n{loaded}" if self._result else loaded)
 
     # -- changing --------------------------------------------------------------------------
 
@@ -242,6 +246,7 @@ class ListsView(QWidget):
         )
 
     def _changed(self, message: str) -> None:
+        self._result = message
         self.status.setText(message)
         self.refresh()
 
@@ -287,8 +292,7 @@ class ListsView(QWidget):
     def _imported(self, summary: ImportSummary) -> None:
         self.progress.setVisible(False)
         lines = summary.lines_text()
-        self.status.setText("\n".join(lines[:6] + (["…"] if len(lines) > 6 else [])))
-        self.refresh()
+        self._changed("\n".join(lines[:6] + (["…"] if len(lines) > 6 else [])))
 
     def _failed(self, exc: Exception) -> None:
         self.progress.setVisible(False)

@@ -200,10 +200,11 @@ class ReviewController(QObject):
         # killed, or the database was down) land before anything else.
         self.sync_changed.emit(self.pending)
         self._sync()
-        # Items this user still holds from an earlier run (a crash, a kill) go back first.
-        review, uid = self.ctx.review, self.user.id
+        # Items this user still holds in this queue from an earlier run (a crash, a kill) go
+        # back first.
+        review, uid, queue = self.ctx.review, self.user.id, self.queue
         self.tasks.write(
-            lambda: review.release(uid, review.my_claims(uid)), on_error=lambda e: None
+            lambda: review.release(uid, review.my_claims(uid, queue)), on_error=lambda e: None
         )
         self.refresh_counts()
         self._top_up()
@@ -413,6 +414,10 @@ class ReviewController(QObject):
             if self.sync_error is not None:
                 self.message.emit("Database reachable again: waiting decisions saved.")
                 self._poll_when_empty()
+            elif report.landed:
+                # A skip that just landed puts its item back in the queue: an empty screen
+                # looks again now rather than at the next poll.
+                self._poll_when_empty()
             self.sync_error = None
             self._sync_failures = 0
         self.sync_problem.emit(self.sync_error or "")
@@ -521,9 +526,12 @@ class ReviewController(QObject):
             t.stop()
         if self.pending:  # one last try; what cannot land now lands on the next start
             self.tasks.write(self.syncer.sync, on_error=lambda e: None)
-        ids = self.held_ids()
+        self.tasks.wait(15000)  # work in flight (a claim for the next item) lands first
+        ids = set(self.held_ids())
+        review, uid, queue = self.ctx.review, self.user.id, self.queue
         self.tasks.write(
-            lambda: self.ctx.review.release(self.user.id, ids), on_error=lambda e: None
+            lambda: review.release(uid, sorted(ids | set(review.my_claims(uid, queue)))),
+            on_error=lambda e: None,
         )
         self.tasks.wait(15000)
 

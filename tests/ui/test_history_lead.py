@@ -252,6 +252,14 @@ def test_e_on_the_escalation_queue_passes_it_to_another_lead(qtbot, lead_env, db
     assert ctx.review.load_item(esc.id).status is ItemStatus.ESCALATED  # still with the leads
     rw.close()
     lead2 = make_user(db, "lead2", Role.LEAD)
+
+    def released() -> bool:  # the closed window gives its claim back in the background
+        from app.storage.models import Item
+
+        with db.session() as s:
+            return s.get(Item, esc.id).claimed_by is None
+
+    qtbot.waitUntil(released, timeout=10000)
     item = ctx.review.claim_next(lead2.id, queue="escalations")
     assert item.escalation_note == (
         "Escalated by mod1: could be a satire account. Passed on by lead1: needs the Arabic speaker"

@@ -56,7 +56,8 @@ def test_lists_view_shows_searches_disables_and_imports(qtbot, db, store, taxono
     allow.write_text(f"pdq {HASHES[0]}\npdq nothex\n")
     view.run_import(allow, "news", None, ListSettings(allow=True))
     qtbot.waitUntil(lambda: "news" in [r.name for r in view.lists_model.rows], timeout=10000)
-    assert "1 added" in view.status.text() and "line 2:" in view.status.text()
+    qtbot.waitUntil(lambda: "1 added" in view.status.text(), timeout=10000)
+    assert "line 2:" in view.status.text()
     (news,) = [r for r in view.lists_model.rows if r.name == "news"]
     assert news.allow and news.active == 1
     w.close()
