@@ -5,12 +5,13 @@ change starts a new generation and late pages of the old one are dropped)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
 from app.core.domain import UserInfo
 from app.core.hash_lists import EntryFilter, EntryPage, EntryRow, ListInfo
 from app.storage.hash_lists import HashListService
+from app.ui.paged_model import KeysetPagedModel
 from app.ui.tasks import TaskRunner
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -106,93 +107,19 @@ class ListsModel(QAbstractTableModel):
         return None
 
 
-class EntriesModel(QAbstractTableModel):
-    loading_changed = Signal(bool)
-    page_loaded = Signal(int)
-    failed = Signal(str)
+class EntriesModel(KeysetPagedModel):
+    columns = ENTRY_COLUMNS
 
     def __init__(
         self, service: HashListService, viewer: UserInfo, tasks: TaskRunner, parent=None
     ) -> None:
-        super().__init__(parent)
+        super().__init__(tasks, EntryFilter(), parent)
         self.service = service
         self.viewer = viewer
-        self.tasks = tasks
-        self.filter = EntryFilter()
         self.rows: list[EntryRow] = []
-        self._cursor: int | None = None
-        self._more = False
-        self._loading = False
-        self._generation = 0
 
-    def set_filter(self, f: EntryFilter) -> None:
-        self._generation += 1
-        self.beginResetModel()
-        self.filter = f
-        self.rows = []
-        self._cursor = None
-        self._more = True
-        self._loading = False
-        self.endResetModel()
-        self._fetch()
-
-    def reload(self) -> None:
-        self.set_filter(self.filter)
-
-    @property
-    def loading(self) -> bool:
-        return self._loading
-
-    def canFetchMore(self, parent: _Index = QModelIndex()) -> bool:  # noqa: B008
-        return not parent.isValid() and self._more and not self._loading
-
-    def fetchMore(self, parent: _Index = QModelIndex()) -> None:  # noqa: B008
-        if self.canFetchMore(parent):
-            self._fetch()
-
-    def _fetch(self) -> None:
-        self._loading = True
-        self.loading_changed.emit(True)
-        gen, f, cursor = self._generation, self.filter, self._cursor
-        service, viewer = self.service, self.viewer
-        self.tasks.read(
-            lambda: service.entries_page(f, actor=viewer, before=cursor),
-            on_done=lambda page: self._arrived(gen, page),
-            on_error=lambda exc: self._failed(gen, exc),
-        )
-
-    def _arrived(self, gen: int, page: EntryPage) -> None:
-        if gen != self._generation:
-            return
-        self._loading = False
-        if page.rows:
-            first = len(self.rows)
-            self.beginInsertRows(QModelIndex(), first, first + len(page.rows) - 1)
-            self.rows.extend(page.rows)
-            self.endInsertRows()
-        self._cursor = page.next_cursor
-        self._more = page.next_cursor is not None
-        self.loading_changed.emit(False)
-        self.page_loaded.emit(len(self.rows))
-
-    def _failed(self, gen: int, exc: Exception) -> None:
-        if gen != self._generation:
-            return
-        self._loading = False
-        self._more = False
-        self.loading_changed.emit(False)
-        self.failed.emit(str(exc))
-
-    def rowCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent: _Index = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(ENTRY_COLUMNS)
-
-    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return ENTRY_COLUMNS[section][1]
-        return None
+    def load_page(self, f: EntryFilter, cursor: int | None) -> EntryPage:
+        return self.service.entries_page(f, actor=self.viewer, before=cursor)
 
     def data(self, index: _Index, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or index.row() >= len(self.rows):
@@ -208,6 +135,3 @@ class EntriesModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ForegroundRole and key == "state" and r.flood_guarded:
             return QBrush(QColor("#b33a3a"))
         return None
-
-    def row_at(self, r: int) -> EntryRow | None:
-        return self.rows[r] if 0 <= r < len(self.rows) else None
