@@ -63,6 +63,16 @@ QUEUE_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("queue_second_review", "Second review queue (blind)", ("Ctrl+Shift+S",), "queue"),
 )
 
+# The shared workstation: every window a person works in has them (menu "Session").
+SESSION_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("my_exposure", "My exposure, last 14 days", ("Ctrl+Shift+M",), "session"),
+    ActionSpec("lock", "Lock the screen now", ("Ctrl+L",), "session"),
+    ActionSpec(
+        "sign_out", "Sign out (gives your claimed items back)", ("Ctrl+Shift+Q",), "session"
+    ),
+    ActionSpec("quit", "Quit", ("Ctrl+Q",), "session"),
+)
+
 # Shown in the cheat sheet; handled as press/release on the window, not as an action.
 HOLD_KEYS: tuple[tuple[str, str], ...] = (("Space (hold)", "Reveal unblurred while held"),)
 

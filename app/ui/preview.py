@@ -6,11 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PIL import Image
-from PySide6.QtCore import QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QImage, QPainter, QPalette, QPixmap
+from PySide6.QtCore import QRectF, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from app.core.preview import DEFAULT_BLUR_LEVEL, PreparedPreview
+
+REVEAL_COLOR = "#d4145a"
+REVEAL_TEXT = "UNBLURRED — shown as it is while you hold Space (counted as exposure)"
 
 
 def pil_to_qimage(img: Image.Image) -> QImage:
@@ -36,6 +39,9 @@ class ScreenPreview:
 
 
 class PreviewWidget(QWidget):
+    # True while any part of the picture is shown unblurred (the exposure meter listens).
+    revealed_changed = Signal(bool)
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("preview")
@@ -63,7 +69,9 @@ class PreviewWidget(QWidget):
         self._preview = preview
         self._message = message
         self._frame = 0
-        self.revealed = False
+        if self.revealed:
+            self.revealed = False
+            self.revealed_changed.emit(False)
         self._cache.clear()
         self.update()
 
@@ -84,6 +92,7 @@ class PreviewWidget(QWidget):
         if on != self.revealed:
             self.revealed = on
             self.update()
+            self.revealed_changed.emit(on)
 
     def set_greyscale(self, on: bool) -> None:
         self.greyscale = on
@@ -130,5 +139,20 @@ class PreviewWidget(QWidget):
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         painter.drawPixmap(target, pm, QRectF(pm.rect()))
         if self.revealed:
-            painter.setPen(QColor("#ff5555"))
-            painter.drawRect(target.adjusted(1, 1, -1, -1))
+            self._paint_reveal_banner(painter, target)
+
+    def _paint_reveal_banner(self, painter: QPainter, target: QRectF) -> None:
+        """Unmistakable: a thick frame round the picture and a banner that says so in words."""
+        pen = QPen(QColor(REVEAL_COLOR))
+        pen.setWidth(8)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.drawRect(target.adjusted(4, 4, -4, -4))
+        banner = QRectF(target.x(), target.y(), target.width(), 34)
+        painter.fillRect(banner, QColor(REVEAL_COLOR))
+        font = QFont(painter.font())
+        font.setBold(True)
+        font.setPointSize(13)
+        painter.setFont(font)
+        painter.setPen(QColor("#ffffff"))
+        painter.drawText(banner, Qt.AlignmentFlag.AlignCenter, REVEAL_TEXT)

@@ -166,7 +166,7 @@ class ReviewController(QObject):
         self.dwell_seconds = 0.2
         self._shown_at = 0.0
         self.journal = ctx.journal
-        self.syncer = JournalSync(ctx.journal, ctx.review)
+        self.syncer = JournalSync(ctx.journal, ctx.review, ctx.exposure)
         self.pending = self.journal.pending_count()
         self.sync_error: str | None = None
         self._sync_running = False
@@ -364,6 +364,10 @@ class ReviewController(QObject):
         self.sync_changed.emit(self.pending)
         self._sync()
 
+    def exposure_journalled(self) -> None:
+        """An unblurred moment was journalled: it lands with the decisions, in order."""
+        self._journalled()
+
     def sync_now(self) -> None:
         """Try to land waiting decisions now instead of at the next backoff step."""
         self._sync()
@@ -522,9 +526,15 @@ class ReviewController(QObject):
         if self.pending:  # one last try; what cannot land now lands on the next start
             self.tasks.write(self.syncer.sync, on_error=lambda e: None)
         ids = self.held_ids()
-        self.tasks.write(
-            lambda: self.ctx.review.release(self.user.id, ids), on_error=lambda e: None
-        )
+        review, uid = self.ctx.review, self.user.id
+
+        def release() -> int:
+            # A claim still on its way (written before this, not yet seen here) goes back too:
+            # the writer keeps order, so by now it is in the database.
+            mine = set(review.my_claims(uid)) if self.queue == "review" else set()
+            return review.release(uid, ids | mine)
+
+        self.tasks.write(release, on_error=lambda e: None)
         self.tasks.wait(15000)
 
     # -- cluster paging --------------------------------------------------------------------

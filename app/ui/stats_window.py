@@ -87,6 +87,8 @@ class StatsView(QWidget):
             ("agreement", "Second-review agreement"),
             ("flag", "Median flag → decision"),
             ("queue", "Queue now"),
+            ("zero_exposure", "Resolved with zero exposure"),
+            ("exposure", "Unblurred per decision"),
         ):
             box = QFrame()
             box.setFrameShape(QFrame.Shape.StyledPanel)
@@ -113,11 +115,13 @@ class StatsView(QWidget):
             "deadlines": BarChart("Deadlines", horizontal=True),
             "agreement": BarChart("Agreement with second review, by moderator", horizontal=True),
             "methods": BarChart("Auto-matched vs human-decided", horizontal=True),
+            # Care, not speed: who may need a word today, and how the team's days went.
+            "exposure": BarChart("Unblurred seconds per person (looking after people)", True),
         }
         self.charts["queue_age"].empty_text = "the queue is empty"
         for i, (key, chart) in enumerate(self.charts.items()):
             chart.setObjectName(f"chart_{key}")
-            grid.addWidget(chart, i // 3, i % 3)
+            grid.addWidget(chart, i // 4, i % 4)
         outer.addLayout(grid, 1)
         handlers = {"stats_refresh": self.refresh, "stats_export": self.export_dialog}
         self.actions_by_id = build_actions(self, STATS_ACTIONS, handlers, self.ctx.key_overrides)
@@ -166,7 +170,20 @@ class StatsView(QWidget):
         c["queue"].setText(
             f"{st.queue_open} open · {st.queue_escalated} esc · {st.queue_second_review} 2nd"
         )
+        ex = st.exposure
+        c["zero_exposure"].setText(
+            f"{format_percent(ex.zero_exposure_share)}  ({ex.resolved_unseen}/{ex.resolved})"
+        )
+        per = ex.seconds_per_decision
+        c["exposure"].setText(
+            ("—" if per is None else f"{per:.1f} s")
+            + f"  · {len(ex.limit_passed)} day(s) past the limit"
+        )
         ch = self.charts
+        per_person: dict[str, float] = {}
+        for d in ex.days:
+            per_person[d.user] = per_person.get(d.user, 0.0) + d.seconds
+        ch["exposure"].set_data(list(per_person), [round(v) for v in per_person.values()], unit="s")
         hours = self._hours(st)
         ch["per_hour"].set_data([h.strftime("%d %H:00") for h, _ in hours], [n for _, n in hours])
         ch["per_moderator"].set_data(
