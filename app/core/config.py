@@ -19,6 +19,7 @@ from app import APP_NAME
 from app.core.deadlines import DEFAULT_SOURCE_DEADLINES, DeadlineConfigError, source_deadlines
 from app.core.exposure import BreakPolicy
 from app.core.match_rules import MatchPolicy
+from app.core.preview import BLUR_LEVELS, ComfortDefaults
 
 
 class ConfigError(ValueError):
@@ -45,6 +46,16 @@ class Settings:
     breaks: BreakPolicy = field(default_factory=BreakPolicy)
     #: Minutes without a key or the mouse before a review window locks (0: never).
     idle_lock_minutes: int = 5
+    #: The organisation's default for greyscale previews (a person may keep their own).
+    greyscale: bool = False
+
+    @property
+    def comfort(self) -> ComfortDefaults:
+        """The organisation's comfort defaults: greyscale, and the blur level ``blur`` maps to
+        (0-19 the weakest, 20-39 the middle, 40-100 the strongest)."""
+        return ComfortDefaults(
+            greyscale=self.greyscale, blur_level=min(self.blur_radius // 20, len(BLUR_LEVELS) - 1)
+        )
 
     @property
     def team_sign_in(self) -> bool:
@@ -178,6 +189,7 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         database_sslrootcert=_sslrootcert(env),
         breaks=break_policy(env),
         idle_lock_minutes=_int_env(env, "HASHDESK_IDLE_LOCK_MINUTES", 5, 0, 24 * 60),
+        greyscale=_choice_env(env, "HASHDESK_GREYSCALE", {"on": True, "off": False}, False),
     )
 
 

@@ -7,7 +7,7 @@
     database_sslrootcert = "/etc/hashdesk/ca.pem"
     media_root = "/mnt/hashdesk-media"
     lease_seconds = 300
-    blur = 24
+    blur = 24                   # the organisation's blur default: 0-19 weakest ... 40-100 strongest
     # matching at ingest (defaults shown)
     pdq_threshold = 31          # PDQ bits
     phash_threshold = 10        # pHash bits
@@ -25,6 +25,7 @@
     break_after_items = 20      # ... or this many items seen unblurred since the last break
     daily_exposure_minutes = 20 # soft daily limit of unblurred minutes (passed after confirming)
     idle_lock_minutes = 5       # lock the review window after this many idle minutes
+    greyscale = "off"           # the organisation's default: "on" shows previews in greyscale
 
 Environment variables (``HASHDESK_DATABASE_URL``, ...) override it. The file never holds a
 password: a PostgreSQL password comes from the OS keyring (``hashdesk db set-password`` stores it
@@ -66,6 +67,7 @@ FILE_KEYS = {
     "break_after_items": "HASHDESK_BREAK_AFTER_ITEMS",
     "daily_exposure_minutes": "HASHDESK_DAILY_EXPOSURE_MINUTES",
     "idle_lock_minutes": "HASHDESK_IDLE_LOCK_MINUTES",
+    "greyscale": "HASHDESK_GREYSCALE",
 }
 
 

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from app.core.domain import UserInfo
+from app.core.domain import UserInfo, utcnow
 from app.core.exposure import (
     DailyExposure,
     ExposureEvent,
@@ -21,9 +21,10 @@ from app.core.exposure import (
     ExposureSummary,
     today_start,
 )
+from app.core.preview import ComfortDefaults
 from app.core.roles import Permission, PermissionDenied, allowed
 from app.storage.db import Database
-from app.storage.models import Decision, ExposureRow, User
+from app.storage.models import ComfortPreference, Decision, ExposureRow, User
 from app.storage.permissions import authorize
 
 
@@ -88,6 +89,24 @@ def exposure_summary(
 class ExposureService:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def comfort(self, user_id: int) -> ComfortDefaults | None:
+        """The person's own comfort defaults, or None (the organisation's apply)."""
+        with self.db.session() as s:
+            row = s.get(ComfortPreference, user_id)
+            return ComfortDefaults(row.greyscale, row.blur_level) if row is not None else None
+
+    def keep_comfort(self, who: UserInfo, comfort: ComfortDefaults) -> None:
+        """Keep ``comfort`` as the person's own defaults (in their own name only)."""
+        with self.db.session() as s:
+            authorize(s, who, Permission.REVIEW)
+            row = s.get(ComfortPreference, who.id)
+            if row is None:
+                row = ComfortPreference(user_id=who.id)
+                s.add(row)
+            row.greyscale = comfort.greyscale
+            row.blur_level = comfort.blur_level
+            row.updated_at = utcnow()
 
     def record(self, event: ExposureEvent) -> bool:
         """Store one event in its person's name; False if it was already there (a replay)."""

@@ -292,3 +292,14 @@ class ExposureRow(Base):
     seconds: Mapped[float] = mapped_column(Float)
     area: Mapped[float] = mapped_column(Float, default=1.0)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ComfortPreference(Base):
+    """A person's own comfort defaults (greyscale, blur level), over the organisation's."""
+
+    __tablename__ = "comfort_preferences"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    greyscale: Mapped[bool] = mapped_column(Boolean)
+    blur_level: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -30,6 +30,7 @@ REVIEW_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("undo", "Undo last decision", ("U", "Ctrl+Z"), "decide", decision=True),
     ActionSpec("greyscale", "Greyscale", ("G",), "view"),
     ActionSpec("blur", "Blur strength", ("B",), "view"),
+    ActionSpec("keep_comfort", "Keep greyscale and blur as my defaults", ("Ctrl+Shift+G",), "view"),
     ActionSpec("prev_frame", "Previous frame", ("Left",), "view"),
     ActionSpec("next_frame", "Next frame", ("Right",), "view"),
     ActionSpec("prev_member", "Previous cluster member", ("PgUp",), "view"),

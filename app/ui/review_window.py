@@ -28,7 +28,7 @@ from app.compose import AppContext
 from app.core.decisions import QueueCounts
 from app.core.domain import Category, QueueItem, UserInfo, Verdict, utcnow
 from app.core.exposure import ExposureKind, ExposureSummary, format_exposure
-from app.core.preview import BLUR_LEVELS
+from app.core.preview import BLUR_LEVELS, ComfortDefaults
 from app.core.roles import Permission, allowed
 from app.ui.actions import (
     HOLD_KEYS,
@@ -273,7 +273,7 @@ class ReviewWindow(QMainWindow):
         middle = QHBoxLayout()
         left = QVBoxLayout()
         self.preview = PreviewWidget(self)
-        self.preview.blur_level = min(self.ctx.settings.blur_radius // 20, len(BLUR_LEVELS) - 1)
+        self.apply_comfort(self.ctx.settings.comfort)  # the person's own arrive at start()
         left.addWidget(self.preview, 1)
         self.frame_label = QLabel("")
         self.frame_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -349,6 +349,7 @@ class ReviewWindow(QMainWindow):
             "undo": lambda: self.controller.undo(by_key=True),
             "greyscale": self._toggle_grey,
             "blur": self._cycle_blur,
+            "keep_comfort": self.keep_comfort,
             "prev_frame": lambda: self._step(-1),
             "next_frame": lambda: self._step(1),
             "prev_member": lambda: self.controller.page_member(-1),
@@ -468,6 +469,9 @@ class ReviewWindow(QMainWindow):
             self.decision_buttons["undo"].setEnabled(False)
         self.controller.start()
         uid, exposure = self.user.id, self.ctx.exposure
+        self.tasks.read(
+            lambda: exposure.comfort(uid), on_done=self.apply_comfort, on_error=lambda e: None
+        )
         self.tasks.read(
             lambda: exposure.today(uid),
             on_done=lambda r: self.meter.load_today(*r),
@@ -689,6 +693,25 @@ class ReviewWindow(QMainWindow):
         dialog.open()
         self._reason_dialog = dialog
         return dialog
+
+    def apply_comfort(self, comfort: ComfortDefaults | None) -> None:
+        if comfort is not None:
+            self.preview.set_greyscale(comfort.greyscale)
+            self.preview.set_blur_level(comfort.blur_level)
+
+    def keep_comfort(self) -> None:
+        """Greyscale and blur as they are now become this person's defaults."""
+        comfort = ComfortDefaults(self.preview.greyscale, self.preview.blur_level)
+        exposure, me = self.ctx.exposure, self.user
+        self.tasks.write(
+            lambda: exposure.keep_comfort(me, comfort),
+            on_done=lambda _r: self.statusBar().showMessage(
+                f"Kept as your defaults: greyscale {'on' if comfort.greyscale else 'off'}, "
+                f"blur {comfort.blur_level + 1} of {len(BLUR_LEVELS)}",
+                4000,
+            ),
+            on_error=lambda e: self.statusBar().showMessage(f"Not kept: {e}", 6000),
+        )
 
     def _toggle_grey(self) -> None:
         self.preview.set_greyscale(not self.preview.greyscale)

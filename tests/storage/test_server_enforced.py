@@ -349,3 +349,12 @@ def test_exposure_only_in_ones_own_name_and_read_by_the_leads(team_server, facts
     assert [e.seconds for e in as_mo.events(mo)] == [2.0]
     as_lead = ExposureService(team_server.connect("lena"))
     assert sorted(e.seconds for e in as_lead.events(lead)) == [2.0, 5.0]
+    # Comfort defaults: one's own row only.
+    from app.core.preview import ComfortDefaults
+
+    as_mo.keep_comfort(mo, ComfortDefaults(True, 2))
+    as_mo.keep_comfort(mo, ComfortDefaults(False, 1))
+    assert as_mo.comfort(mo.id) == ComfortDefaults(False, 1)
+    with pytest.raises(PermissionDenied, match="only their own comfort"):
+        as_mo.keep_comfort(max_, ComfortDefaults(True, 0))
+    assert as_mo.comfort(max_.id) is None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from PySide6.QtCore import Qt
 from sqlalchemy import select
 
 from app.core.domain import ItemStatus, Role, utcnow
@@ -16,6 +17,7 @@ from app.storage.stats import StatsService
 from tests.helpers import make_user
 from tests.ui.conftest import KEY, FakeClock, press, wait_saved
 
+MOD = Qt.KeyboardModifier
 NO_BREAKS = BreakPolicy(review_minutes=0, reveals=0, graphic_items=0, daily_limit_minutes=0)
 
 
@@ -180,3 +182,24 @@ def test_a_person_sees_their_own_trend(qtbot, make_window, db):
     text = w.my_exposure_text
     assert f"{utcnow().date().isoformat()}   1:05 unblurred, 1 item(s)" in text
     assert "look after yourself" in text
+
+
+def test_comfort_defaults_organisation_then_the_persons_own(qtbot, make_window, db):
+    from app.core.preview import ComfortDefaults
+    from app.ui.review_window import ReviewWindow
+
+    w = make_window(db, breaks=NO_BREAKS, idle_lock_minutes=0, greyscale=True, blur_radius=0)
+    assert w.preview.greyscale and w.preview.blur_level == 0  # the organisation's default
+    press(qtbot, w, KEY.Key_G)
+    press(qtbot, w, KEY.Key_B)
+    press(qtbot, w, KEY.Key_B)
+    qtbot.keyClick(w.preview, KEY.Key_G, MOD.ControlModifier | MOD.ShiftModifier)
+    qtbot.waitUntil(lambda: w.ctx.exposure.comfort(w.user.id) is not None, timeout=10000)
+    assert w.ctx.exposure.comfort(w.user.id) == ComfortDefaults(greyscale=False, blur_level=2)
+    again = ReviewWindow(w.ctx, w.user)  # the same person, another day: their own defaults
+    qtbot.addWidget(again)
+    assert again.preview.greyscale  # the organisation's, until the person's arrive
+    again.start()
+    qtbot.waitUntil(lambda: not again.preview.greyscale, timeout=10000)
+    assert again.preview.blur_level == 2
+    again.close()

@@ -1,4 +1,5 @@
-"""exposure: every unblurred moment (who, item, kind, when, how long, how much)
+"""exposure: every unblurred moment (who, item, kind, when, how long, how much); a person's
+comfort defaults (greyscale, blur level)
 
 Revision ID: 0008
 Revises: 0006 (0007 is added in parallel; the chain is fixed at merge)
@@ -37,9 +38,19 @@ def upgrade() -> None:
     with op.batch_alter_table("exposure_events", schema=None) as batch_op:
         batch_op.create_index("ix_exposure_user_started", ["user_id", "started_at"])
         batch_op.create_index("ix_exposure_events_item_id", ["item_id"])
+    op.create_table(
+        "comfort_preferences",
+        sa.Column("user_id", PK, nullable=False),
+        sa.Column("greyscale", sa.Boolean(), nullable=False),
+        sa.Column("blur_level", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"]),
+        sa.PrimaryKeyConstraint("user_id"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("comfort_preferences")
     with op.batch_alter_table("exposure_events", schema=None) as batch_op:
         batch_op.drop_index("ix_exposure_events_item_id")
         batch_op.drop_index("ix_exposure_user_started")
