@@ -75,7 +75,10 @@ SESSION_ACTIONS: tuple[ActionSpec, ...] = (
 )
 
 # Shown in the cheat sheet; handled as press/release on the window, not as an action.
-HOLD_KEYS: tuple[tuple[str, str], ...] = (("Space (hold)", "Reveal unblurred while held"),)
+HOLD_KEYS: tuple[tuple[str, str], ...] = (
+    ("Space (hold)", "Reveal unblurred while held"),
+    ("Shift (hold) + mouse", "Unblur a small circle under the pointer"),
+)
 
 # The lead's workspace: the history view, the statistics view and the window around them.
 HISTORY_ACTIONS: tuple[ActionSpec, ...] = (

@@ -1,18 +1,33 @@
 """The preview area: shows an item blurred by default, optionally greyscale, revealed only
-while Space is held. Paints prepared images only; nothing here decodes or blurs."""
+while Space is held, or a small circle of it while Shift is held and the mouse moves over it
+(the region lens: a flag, a logo, a face, without the rest). Either says so on screen in words.
+Paints prepared images only; nothing here decodes or blurs."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from PIL import Image
-from PySide6.QtCore import QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QImage, QPainter, QPalette, QPen, QPixmap
+from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QImage,
+    QMouseEvent,
+    QPainter,
+    QPainterPath,
+    QPalette,
+    QPen,
+    QPixmap,
+)
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
 from app.core.preview import DEFAULT_BLUR_LEVEL, PreparedPreview
 
 REVEAL_COLOR = "#d4145a"
+LENS_RADIUS = 56  # px on screen: a flag, a logo or a face, not the picture
+LENS_TEXT = "REGION UNBLURRED under the pointer while you hold Shift (counted as exposure)"
 REVEAL_TEXT = "UNBLURRED — shown as it is while you hold Space (counted as exposure)"
 
 
@@ -41,6 +56,8 @@ class ScreenPreview:
 class PreviewWidget(QWidget):
     # True while any part of the picture is shown unblurred (the exposure meter listens).
     revealed_changed = Signal(bool)
+    # The region lens: the share of the picture it shows unblurred (0.0: none).
+    region_changed = Signal(float)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,6 +75,9 @@ class PreviewWidget(QWidget):
         self.blur_enabled = True
         self.greyscale = False
         self.revealed = False
+        self.lens: QPointF | None = None  # the region lens's centre, on screen
+        self.lens_radius = LENS_RADIUS
+        self.setMouseTracking(True)
         self._cache: dict[tuple, QPixmap] = {}
 
     def sizeHint(self) -> QSize:
@@ -69,6 +89,7 @@ class PreviewWidget(QWidget):
         self._preview = preview
         self._message = message
         self._frame = 0
+        self.clear_lens()
         if self.revealed:
             self.revealed = False
             self.revealed_changed.emit(False)
@@ -94,6 +115,45 @@ class PreviewWidget(QWidget):
             self.update()
             self.revealed_changed.emit(on)
 
+    # -- the region lens (hold Shift and move the mouse over the picture) -------------------
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        if event.modifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self.set_lens(event.position())
+        else:
+            self.clear_lens()
+        super().mouseMoveEvent(event)
+
+    def leaveEvent(self, event) -> None:
+        self.clear_lens()
+        super().leaveEvent(event)
+
+    def set_lens(self, pos: QPointF) -> None:
+        """Unblur a small circle at ``pos`` (only over the picture)."""
+        target = self._target()
+        if target is None or not target.contains(pos):
+            self.clear_lens()
+            return
+        was = self.lens
+        self.lens = QPointF(pos)
+        self.update()
+        if was is None:
+            self.region_changed.emit(self.lens_area())
+
+    def clear_lens(self) -> None:
+        if self.lens is not None:
+            self.lens = None
+            self.update()
+            self.region_changed.emit(0.0)
+
+    def lens_area(self) -> float:
+        """The share of the picture the lens shows (its circle over the picture's area)."""
+        target = self._target()
+        if target is None or target.isEmpty():
+            return 0.0
+        circle = math.pi * self.lens_radius**2
+        return min(1.0, circle / (target.width() * target.height()))
+
     def set_greyscale(self, on: bool) -> None:
         self.greyscale = on
         self.update()
@@ -104,10 +164,10 @@ class PreviewWidget(QWidget):
 
     # -- painting --------------------------------------------------------------------------
 
-    def _pixmap(self) -> QPixmap | None:
+    def _pixmap(self, unblurred: bool = False) -> QPixmap | None:
         if self._preview is None:
             return None
-        blurred = self.blur_enabled and not self.revealed
+        blurred = self.blur_enabled and not self.revealed and not unblurred
         key = (self._frame, blurred, self.blur_level if blurred else -1, self.greyscale)
         pm = self._cache.get(key)
         if pm is None:
@@ -121,25 +181,58 @@ class PreviewWidget(QWidget):
             self._cache[key] = pm
         return pm
 
-    def paintEvent(self, _event) -> None:
-        painter = QPainter(self)
-        pm = self._pixmap()
-        if pm is None or pm.isNull():
-            painter.setPen(QColor("#d0d0d0"))
-            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._message)
-            return
-        frame = self._preview.frames[self._frame] if self._preview else None
-        w, h = (frame.width(), frame.height()) if frame is not None else (pm.width(), pm.height())
+    def _target(self) -> QRectF | None:
+        """Where the picture is drawn: fitted, centred, 8 px inside the widget."""
+        if self._preview is None or not self._preview.frames:
+            return None
+        frame = self._preview.frames[self._frame]
+        w, h = frame.width(), frame.height()
+        if w <= 0 or h <= 0:
+            return None
         area = self.rect().adjusted(8, 8, -8, -8)
         scale = min(area.width() / w, area.height() / h)
         tw, th = w * scale, h * scale
-        target = QRectF(
+        return QRectF(
             area.x() + (area.width() - tw) / 2, area.y() + (area.height() - th) / 2, tw, th
         )
+
+    def paintEvent(self, _event) -> None:
+        painter = QPainter(self)
+        pm = self._pixmap()
+        target = self._target()
+        if pm is None or pm.isNull() or target is None:
+            painter.setPen(QColor("#d0d0d0"))
+            painter.drawText(self.rect(), Qt.AlignmentFlag.AlignCenter, self._message)
+            return
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, True)
         painter.drawPixmap(target, pm, QRectF(pm.rect()))
         if self.revealed:
             self._paint_reveal_banner(painter, target)
+        elif self.lens is not None:
+            self._paint_lens(painter, target)
+
+    def _paint_lens(self, painter: QPainter, target: QRectF) -> None:
+        """The circle under the pointer unblurred, ringed so it is never mistaken for blur."""
+        sharp = self._pixmap(unblurred=True)
+        if sharp is None or self.lens is None:
+            return
+        r = self.lens_radius
+        path = QPainterPath()
+        path.addEllipse(self.lens, r, r)
+        painter.save()
+        painter.setClipPath(path)
+        painter.drawPixmap(target, sharp, QRectF(sharp.rect()))
+        painter.restore()
+        pen = QPen(QColor(REVEAL_COLOR))
+        pen.setWidth(4)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.drawEllipse(self.lens, r, r)
+        banner = QRectF(target.x(), target.y(), target.width(), 26)
+        painter.fillRect(banner, QColor(REVEAL_COLOR))
+        painter.setPen(QColor("#ffffff"))
+        painter.drawText(banner, Qt.AlignmentFlag.AlignCenter, LENS_TEXT)
 
     def _paint_reveal_banner(self, painter: QPainter, target: QRectF) -> None:
         """Unmistakable: a thick frame round the picture and a banner that says so in words."""

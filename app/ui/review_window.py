@@ -453,7 +453,8 @@ class ReviewWindow(QMainWindow):
         c.category_changed.connect(self._show_category)
         c.member_changed.connect(self._show_member)
         c.feedback.connect(self._show_feedback)
-        self.preview.revealed_changed.connect(self._revealed)
+        self.preview.revealed_changed.connect(lambda _on: self._exposure_state())
+        self.preview.region_changed.connect(lambda _area: self._exposure_state())
         m = self.meter
         m.changed.connect(lambda: self.status_exposure.setText(m.status_text() + "  ·"))
         m.recorded.connect(lambda _e: c.exposure_journalled())
@@ -481,6 +482,7 @@ class ReviewWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:
         self.preview.set_revealed(False)
+        self.preview.clear_lens()
         self.meter.end()  # journalled before the last sync below
         self._tick.stop()
         app = QApplication.instance()
@@ -563,6 +565,7 @@ class ReviewWindow(QMainWindow):
 
     def _leave_review(self, page: QWidget) -> None:
         self.preview.set_revealed(False)
+        self.preview.clear_lens()
         self.meter.end()
         self.meter.paused = True
         self._review_keys(False)
@@ -615,10 +618,17 @@ class ReviewWindow(QMainWindow):
         if self.on_break:
             self._back_to_review()
 
-    def _revealed(self, on: bool) -> None:
+    def _exposure_state(self) -> None:
+        """What the preview shows unblurred now, for the meter: all of it, a region, nothing."""
         item = self.shown_item
-        if on and self.pages.currentWidget() is self.review_page:
-            self.meter.begin(item.id if item is not None else None, ExposureKind.REVEAL)
+        item_id = item.id if item is not None else None
+        p = self.preview
+        if self.pages.currentWidget() is not self.review_page:
+            self.meter.end()
+        elif p.revealed:
+            self.meter.begin(item_id, ExposureKind.REVEAL)
+        elif p.lens is not None:
+            self.meter.begin(item_id, ExposureKind.REGION, p.lens_area())
         else:
             self.meter.end()
 
@@ -640,11 +650,14 @@ class ReviewWindow(QMainWindow):
         if not event.isAutoRepeat():
             if event.key() == Qt.Key.Key_Space:
                 self.preview.set_revealed(False)
+            elif event.key() == Qt.Key.Key_Shift:
+                self.preview.clear_lens()
             self.controller.key_released()
         super().keyReleaseEvent(event)
 
     def focusOutEvent(self, event) -> None:
         self.preview.set_revealed(False)
+        self.preview.clear_lens()
         super().focusOutEvent(event)
 
     def changeEvent(self, event) -> None:
@@ -652,6 +665,7 @@ class ReviewWindow(QMainWindow):
         preview = getattr(self, "preview", None)  # changeEvent also fires during __init__
         if preview is not None and not self.isActiveWindow():
             preview.set_revealed(False)
+            preview.clear_lens()
         super().changeEvent(event)
 
     # -- actions ---------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from PySide6.QtCore import Qt
 from sqlalchemy import select
 
@@ -203,3 +204,64 @@ def test_comfort_defaults_organisation_then_the_persons_own(qtbot, make_window, 
     qtbot.waitUntil(lambda: not again.preview.greyscale, timeout=10000)
     assert again.preview.blur_level == 2
     again.close()
+
+
+def _shift_move(w, pos) -> None:
+    from PySide6.QtCore import QEvent, QPointF
+    from PySide6.QtGui import QMouseEvent
+    from PySide6.QtWidgets import QApplication
+
+    local = QPointF(pos)
+    event = QMouseEvent(
+        QEvent.Type.MouseMove,
+        local,
+        QPointF(w.preview.mapToGlobal(local.toPoint())),
+        Qt.MouseButton.NoButton,
+        Qt.MouseButton.NoButton,
+        MOD.ShiftModifier,
+    )
+    QApplication.sendEvent(w.preview, event)
+
+
+def test_region_reveal_recorded_by_area_and_time(qtbot, make_window, db):
+    import math
+
+    clock = FakeClock()
+    w = make_window(db, clock=clock, breaks=NO_BREAKS, idle_lock_minutes=0)
+    qtbot.waitUntil(lambda: w.preview._target() is not None, timeout=10000)
+    item = w.controller.current.item
+    target = w.preview._target()
+    centre = target.center()
+    _shift_move(w, centre)
+    assert w.preview.lens is not None and not w.preview.revealed
+    clock.advance(2.0)
+    _shift_move(w, centre + type(centre)(20, 10))  # following the pointer: the same moment
+    clock.advance(1.5)
+    qtbot.keyRelease(w.preview, KEY.Key_Shift)
+    assert w.preview.lens is None
+    wait_saved(qtbot, w)
+    share = math.pi * w.preview.lens_radius**2 / (target.width() * target.height())
+    ((uid, item_id, kind, seconds, area),) = _rows(db)
+    assert (uid, item_id, kind, seconds) == (w.user.id, item.id, "region", 3.5)
+    assert area == pytest.approx(share) and 0 < area < 0.25
+    # Outside the picture there is nothing to unblur; Space then shows all of it.
+    _shift_move(w, target.topLeft() - type(centre)(4, 4))
+    assert w.preview.lens is None
+
+
+def test_the_lens_shows_the_picture_sharp_inside_and_blurred_outside(qtbot, make_window, db):
+    w = make_window(db, breaks=NO_BREAKS, idle_lock_minutes=0)
+    qtbot.waitUntil(lambda: w.preview._target() is not None, timeout=10000)
+    target = w.preview._target()
+    centre = target.center()
+    before = w.preview.grab().toImage()
+    _shift_move(w, centre)
+    after = w.preview.grab().toImage()
+    c, far = centre.toPoint(), target.bottomRight().toPoint() - type(centre.toPoint())(30, 30)
+    # ... the picture under the lens changed (unblurred), a corner far from it did not.
+    assert before.pixelColor(far) == after.pixelColor(far)
+    assert any(
+        before.pixelColor(c.x() + dx, c.y() + dy) != after.pixelColor(c.x() + dx, c.y() + dy)
+        for dx in range(-20, 21, 5)
+        for dy in range(-20, 21, 5)
+    )
