@@ -33,6 +33,8 @@ REVIEW_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("keep_comfort", "Keep greyscale and blur as my defaults", ("Ctrl+Shift+G",), "view"),
     ActionSpec("prev_frame", "Previous frame", ("Left",), "view"),
     ActionSpec("next_frame", "Next frame", ("Right",), "view"),
+    ActionSpec("back_ten", "Ten frames back", ("Shift+Left",), "view"),
+    ActionSpec("forward_ten", "Ten frames on", ("Shift+Right",), "view"),
     ActionSpec("prev_member", "Previous cluster member", ("PgUp",), "view"),
     ActionSpec("next_member", "Next cluster member", ("PgDown",), "view"),
     ActionSpec("note", "Write a note", ("Ctrl+N",), "view"),
@@ -46,6 +48,7 @@ RELATED_KEYS: tuple[tuple[str, str], ...] = (
     ("skip", "escalate"),
     ("greyscale", "blur"),
     ("prev_frame", "next_frame"),
+    ("back_ten", "forward_ten"),
     ("prev_member", "next_member"),
 )
 

@@ -58,6 +58,7 @@ class PreviewWidget(QWidget):
     revealed_changed = Signal(bool)
     # The region lens: the share of the picture it shows unblurred (0.0: none).
     region_changed = Signal(float)
+    frame_changed = Signal(int)  # the frame on screen (a video's sampled frames)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,6 +70,9 @@ class PreviewWidget(QWidget):
         pal.setColor(QPalette.ColorRole.Window, QColor("#1e1f22"))
         self.setPalette(pal)
         self._preview: ScreenPreview | None = None
+        self.times: list[float] = []  # each frame's timestamp, when known (the scrubber)
+        self.matched: set[int] = set()  # frames that matched known content
+        self._wheel_rest = 0
         self._message = ""
         self._frame = 0
         self.blur_level = DEFAULT_BLUR_LEVEL
@@ -85,9 +89,17 @@ class PreviewWidget(QWidget):
 
     # -- what to show ----------------------------------------------------------------------
 
-    def show_preview(self, preview: ScreenPreview | None, message: str = "") -> None:
+    def show_preview(
+        self,
+        preview: ScreenPreview | None,
+        message: str = "",
+        times: list[float] | None = None,
+        matched: set[int] | None = None,
+    ) -> None:
         self._preview = preview
         self._message = message
+        self.times = list(times or [])
+        self.matched = set(matched or ())
         self._frame = 0
         self.clear_lens()
         if self.revealed:
@@ -104,10 +116,36 @@ class PreviewWidget(QWidget):
     def frame_count(self) -> int:
         return len(self._preview.frames) if self._preview else 0
 
+    @property
+    def screen_preview(self) -> ScreenPreview | None:
+        return self._preview
+
     def step_frame(self, delta: int) -> None:
-        if self.frame_count > 1:
-            self._frame = (self._frame + delta) % self.frame_count
+        """One frame on or back (round the ends); a jump of ten stops at the ends."""
+        n = self.frame_count
+        if n > 1:
+            target = self._frame + delta
+            self.set_frame(target % n if abs(delta) == 1 else max(0, min(n - 1, target)))
+
+    def set_frame(self, index: int) -> None:
+        if 0 <= index < self.frame_count and index != self._frame:
+            self._frame = index
             self.update()
+            self.frame_changed.emit(index)
+
+    def wheelEvent(self, event) -> None:
+        """The wheel scrubs: one frame a notch."""
+        dy = event.angleDelta().y() or event.angleDelta().x()
+        if dy and self.frame_count > 1:
+            # 120 is one notch; a touchpad sends less at a time, so it adds up.
+            self._wheel_rest += dy
+            notches = int(self._wheel_rest / 120)
+            self._wheel_rest -= notches * 120
+            for _ in range(abs(notches)):
+                self.step_frame(-1 if notches > 0 else 1)
+            event.accept()
+            return
+        super().wheelEvent(event)
 
     def set_revealed(self, on: bool) -> None:
         if on != self.revealed:

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 from app.compose import AppContext
 from app.core.decisions import QueueCounts
-from app.core.domain import Category, QueueItem, UserInfo, Verdict, utcnow
+from app.core.domain import Category, MediaKind, QueueItem, UserInfo, Verdict, utcnow
 from app.core.exposure import ExposureKind, ExposureSummary, format_exposure
 from app.core.preview import BLUR_LEVELS, ComfortDefaults
 from app.core.roles import Permission, allowed
@@ -45,6 +45,7 @@ from app.ui.actions import (
 from app.ui.exposure import BreakScreen, Clock, ExposureMeter, LockScreen
 from app.ui.preview import PreviewWidget
 from app.ui.review_controller import PreparedItem, ReviewController
+from app.ui.scrubber import FrameStrip, ScrubFrames, format_ts, load_scrub
 from app.ui.tasks import TaskRunner
 
 VERDICT_FOR = {
@@ -275,6 +276,9 @@ class ReviewWindow(QMainWindow):
         self.preview = PreviewWidget(self)
         self.apply_comfort(self.ctx.settings.comfort)  # the person's own arrive at start()
         left.addWidget(self.preview, 1)
+        self.strip = FrameStrip(self.preview, self)
+        self.strip.hide()
+        left.addWidget(self.strip)
         self.frame_label = QLabel("")
         self.frame_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         left.addWidget(self.frame_label)
@@ -352,6 +356,8 @@ class ReviewWindow(QMainWindow):
             "keep_comfort": self.keep_comfort,
             "prev_frame": lambda: self._step(-1),
             "next_frame": lambda: self._step(1),
+            "back_ten": lambda: self._step(-10),
+            "forward_ten": lambda: self._step(10),
             "prev_member": lambda: self.controller.page_member(-1),
             "next_member": lambda: self.controller.page_member(1),
             "note": self.note.setFocus,
@@ -394,6 +400,7 @@ class ReviewWindow(QMainWindow):
         self.pages.addWidget(self.lock_screen)
         self.setCentralWidget(self.pages)
         self._page_before_lock: QWidget = central
+        self.scrub_item: int | None = None  # the item whose every sampled frame is shown
 
         menu = self.menuBar().addMenu("&Review")
         for spec in REVIEW_ACTIONS:
@@ -455,6 +462,7 @@ class ReviewWindow(QMainWindow):
         c.feedback.connect(self._show_feedback)
         self.preview.revealed_changed.connect(lambda _on: self._exposure_state())
         self.preview.region_changed.connect(lambda _area: self._exposure_state())
+        self.preview.frame_changed.connect(lambda _i: self._show_frame_label())
         m = self.meter
         m.changed.connect(lambda: self.status_exposure.setText(m.status_text() + "  ·"))
         m.recorded.connect(lambda _e: c.exposure_journalled())
@@ -626,7 +634,8 @@ class ReviewWindow(QMainWindow):
         if self.pages.currentWidget() is not self.review_page:
             self.meter.end()
         elif p.revealed:
-            self.meter.begin(item_id, ExposureKind.REVEAL)
+            video = item is not None and item.kind is MediaKind.VIDEO
+            self.meter.begin(item_id, ExposureKind.FRAME if video else ExposureKind.REVEAL)
         elif p.lens is not None:
             self.meter.begin(item_id, ExposureKind.REGION, p.lens_area())
         else:
@@ -729,6 +738,7 @@ class ReviewWindow(QMainWindow):
 
     def _toggle_grey(self) -> None:
         self.preview.set_greyscale(not self.preview.greyscale)
+        self.strip.update()
         self.statusBar().showMessage(
             "Greyscale on" if self.preview.greyscale else "Greyscale off", 2000
         )
@@ -736,11 +746,36 @@ class ReviewWindow(QMainWindow):
     def _cycle_blur(self) -> None:
         level = (self.preview.blur_level + 1) % len(BLUR_LEVELS)
         self.preview.set_blur_level(level)
+        self.strip.update()
         self.statusBar().showMessage(f"Blur strength {level + 1} of {len(BLUR_LEVELS)}", 2000)
 
     def _step(self, delta: int) -> None:
         self.preview.step_frame(delta)
         self._show_frame_label()
+
+    def _load_scrub(self, item: QueueItem) -> None:
+        """A video's every sampled frame, decoded on a reader; the ingest's strip until then."""
+        if item.kind is not MediaKind.VIDEO:
+            return
+        review, path_for = self.ctx.review, self.ctx.store.path_for
+        threshold = self.ctx.settings.match.pdq_threshold
+
+        def loaded(scrub: ScrubFrames | None) -> None:
+            if scrub is None or self.shown_item is None or self.shown_item.id != item.id:
+                return  # the screen moved on meanwhile
+            p = self.preview
+            # Where the moderator was on the ingest's strip, as near as the new frames allow.
+            at = p.frame / (p.frame_count - 1) if p.frame_count > 1 else 0.0
+            p.show_preview(scrub.preview, "", scrub.times, scrub.matched)
+            p.set_frame(round(at * (p.frame_count - 1)))
+            self.scrub_item = item.id
+            self._show_frame_label()
+
+        self.tasks.read(
+            lambda: load_scrub(review, path_for, item.id, threshold),
+            on_done=loaded,
+            on_error=lambda e: self.statusBar().showMessage(f"Video frames: {e}", 6000),
+        )
 
     def open_second_review(self) -> ReviewWindow:
         """The blind second-review queue: other moderators' decisions, to decide again without
@@ -780,6 +815,7 @@ class ReviewWindow(QMainWindow):
         self.preview.show_preview(prepared.preview, prepared.message)
         self._show_facts(prepared.item)
         item = prepared.item
+        self._load_scrub(item)
         self.facts["cluster"].setText(
             f"{item.cluster_size} item(s) (PgUp/PgDn to look through them)"
             if item.cluster_size > 1
@@ -818,6 +854,7 @@ class ReviewWindow(QMainWindow):
     def _show_member(self, prepared: PreparedItem, index: int, size: int) -> None:
         self.preview.show_preview(prepared.preview, prepared.message)
         self._show_facts(prepared.item)
+        self._load_scrub(prepared.item)
         self.facts["cluster"].setText(
             f"{size} item(s): showing {index + 1} of {size} (PgUp/PgDn); one decision covers all"
         )
@@ -840,10 +877,20 @@ class ReviewWindow(QMainWindow):
         label.setStyleSheet(OVERDUE_STYLE if text.startswith("overdue") else "")
 
     def _show_frame_label(self) -> None:
-        n = self.preview.frame_count
-        self.frame_label.setText(
-            f"frame {self.preview.frame + 1} of {n}  (Left/Right)" if n > 1 else ""
-        )
+        p = self.preview
+        n = p.frame_count
+        self.strip.setVisible(n > 1)
+        self.strip.update()
+        if n <= 1:
+            self.frame_label.setText("")
+            return
+        text = f"frame {p.frame + 1} of {n}"
+        if p.frame < len(p.times):
+            text += f" · {format_ts(p.times[p.frame])}"
+        if p.frame in p.matched:
+            text += " · matched known content"
+        keys = "Left/Right · Shift+Left/Right ten · wheel" if p.times else "Left/Right"
+        self.frame_label.setText(f"{text}   ({keys}; no sound)")
 
     def _show_category(self, category: Category | None) -> None:
         for cat in self.ctx.taxonomy.categories:
