@@ -348,6 +348,9 @@ class ReviewController(QObject):
             self.armed = False
         if verdict is Verdict.SKIP:
             self.skipped.add(req.item_id)
+            # If the queue was already found empty, ask again now: the answer (nothing but the
+            # skipped) brings the skipped items back at once, not at the next empty-queue poll.
+            self.exhausted = False
         members = max(0, self.current.item.cluster_size - 1) if verdict is not Verdict.SKIP else 0
         self._decisions_waiting[req.uuid] = members
         self._last_press = req.uuid
