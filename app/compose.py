@@ -20,6 +20,7 @@ from app.core.ingest_jobs import IngestJob, IngestSummary
 from app.core.taxonomy import Taxonomy, load_taxonomy
 from app.paths import resource
 from app.storage.db import Database, DatabaseError, open_database
+from app.storage.exposure import ExposureService
 from app.storage.hash_lists import HashListService
 from app.storage.history_queries import HistoryService
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
@@ -46,6 +47,7 @@ class AppContext:
     users: UserService = field(init=False)
     history: HistoryService = field(init=False)
     stats: StatsService = field(init=False)
+    exposure: ExposureService = field(init=False)
     hash_lists: HashListService = field(init=False)
 
     def __post_init__(self) -> None:
@@ -57,7 +59,10 @@ class AppContext:
         self.leads = LeadService(self.db)
         self.users = UserService(self.db)
         self.history = HistoryService(self.db)
-        self.stats = StatsService(self.db)
+        self.stats = StatsService(
+            self.db, daily_exposure_limit_s=self.settings.breaks.daily_limit_minutes * 60
+        )
+        self.exposure = ExposureService(self.db)
         self.hash_lists = HashListService(self.db, self.settings.match)
 
     @cached_property
@@ -66,6 +71,18 @@ class AppContext:
         Keyed by the URL without its password: a changed password keeps the same journal."""
         where = redact_url(self.db.engine.url.render_as_string(hide_password=True))
         return DecisionJournal(journal_path(where, self.journal_dir or data_dir()))
+
+    def check_password(self, username: str, password: str) -> bool:
+        """Whether ``password`` is this person's (the idle lock): on a team server PostgreSQL
+        judges it (a connection as them), elsewhere the accounts table (failures recorded)."""
+        if self.settings.team_sign_in:
+            try:
+                other, _user = sign_in(self.settings, username, password)
+            except SignInError:
+                return False
+            other.close()
+            return True
+        return self.users.authenticate(username, password) is not None
 
     def recorder(self, actor: UserInfo | None = None) -> IngestRecorder:
         """An ingest recorder with this workstation's matching policy and source deadlines;

@@ -17,7 +17,9 @@ import platformdirs
 
 from app import APP_NAME
 from app.core.deadlines import DEFAULT_SOURCE_DEADLINES, DeadlineConfigError, source_deadlines
+from app.core.exposure import BreakPolicy
 from app.core.match_rules import MatchPolicy
+from app.core.preview import BLUR_LEVELS, ComfortDefaults
 
 
 class ConfigError(ValueError):
@@ -40,6 +42,20 @@ class Settings:
     #: TLS to a PostgreSQL server: libpq's sslmode, and the CA file to check its certificate.
     database_sslmode: str | None = None
     database_sslrootcert: Path | None = None
+    #: When to offer a break, and the soft daily limit of unblurred minutes (app.core.exposure).
+    breaks: BreakPolicy = field(default_factory=BreakPolicy)
+    #: Minutes without a key or the mouse before a review window locks (0: never).
+    idle_lock_minutes: int = 5
+    #: The organisation's default for greyscale previews (a person may keep their own).
+    greyscale: bool = False
+
+    @property
+    def comfort(self) -> ComfortDefaults:
+        """The organisation's comfort defaults: greyscale, and the blur level ``blur`` maps to
+        (0-19 the weakest, 20-39 the middle, 40-100 the strongest)."""
+        return ComfortDefaults(
+            greyscale=self.greyscale, blur_level=min(self.blur_radius // 20, len(BLUR_LEVELS) - 1)
+        )
 
     @property
     def team_sign_in(self) -> bool:
@@ -171,6 +187,22 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         second_review_share=_int_env(env, "HASHDESK_SECOND_REVIEW_PERCENT", 5, 0, 100) / 100.0,
         database_sslmode=_sslmode(env),
         database_sslrootcert=_sslrootcert(env),
+        breaks=break_policy(env),
+        idle_lock_minutes=_int_env(env, "HASHDESK_IDLE_LOCK_MINUTES", 5, 0, 24 * 60),
+        greyscale=_choice_env(env, "HASHDESK_GREYSCALE", {"on": True, "off": False}, False),
+    )
+
+
+def break_policy(env: dict[str, str]) -> BreakPolicy:
+    """When to offer a break (0 turns a rule off); defaults in app.core.exposure."""
+    d = BreakPolicy()
+    return BreakPolicy(
+        review_minutes=_int_env(env, "HASHDESK_BREAK_AFTER_MINUTES", d.review_minutes, 0, 1440),
+        reveals=_int_env(env, "HASHDESK_BREAK_AFTER_REVEALS", d.reveals, 0, 100_000),
+        graphic_items=_int_env(env, "HASHDESK_BREAK_AFTER_ITEMS", d.graphic_items, 0, 100_000),
+        daily_limit_minutes=_int_env(
+            env, "HASHDESK_DAILY_EXPOSURE_MINUTES", d.daily_limit_minutes, 0, 1440
+        ),
     )
 
 

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from app.core.agreement import Agreement
 from app.core.domain import DecisionMethod, Verdict
+from app.core.exposure import ExposureSummary
 
 SYSTEM_USER = "(system)"  # auto-match decisions have no human author
 
@@ -162,6 +163,8 @@ class PeriodStats:
     agreement: Agreement | None = None
     agreement_by_moderator: list[tuple[str, Agreement]] = field(default_factory=list)
     flag_to_decision: FlagToDecision = field(default_factory=FlagToDecision)
+    # What people saw unblurred (app.core.exposure): zero-exposure share, per decision, days.
+    exposure: ExposureSummary = field(default_factory=ExposureSummary)
 
     @property
     def overturn_rate(self) -> float | None:

@@ -12,9 +12,24 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageFilter
 
-# (long side in px, Gaussian radius) per blur strength, weakest first.
-BLUR_LEVELS: tuple[tuple[int, float], ...] = ((96, 1.6), (48, 1.4), (24, 1.2))
-DEFAULT_BLUR_LEVEL = 1
+# (long side in px, Gaussian radius) per blur strength, weakest first. The weakest was chosen
+# on corpus photos (docs/blur-levels.png): at (48, 1.4) the tree and the bridge of
+# bridge-mods__aaa-orig.jpg still showed, at (32, 1.6) the pen and the coaster of
+# pen-and-coaster.png; at (20, 1.6) only colour is left, no shape to recognise.
+BLUR_LEVELS: tuple[tuple[int, float], ...] = ((20, 1.6), (14, 1.6), (10, 1.4))
+DEFAULT_BLUR_LEVEL = 0
+
+
+@dataclass(frozen=True)
+class ComfortDefaults:
+    """How the preview starts: the organisation's default (settings), or a person's own."""
+
+    greyscale: bool = False
+    blur_level: int = DEFAULT_BLUR_LEVEL
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.blur_level < len(BLUR_LEVELS):
+            raise ValueError(f"blur level {self.blur_level} is not 0 to {len(BLUR_LEVELS) - 1}")
 
 
 @dataclass

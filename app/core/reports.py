@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TextIO
 
+from app.core.exposure import format_exposure
 from app.core.history_types import HistoryRow, PeriodStats
 
 HISTORY_COLUMNS = (
@@ -132,7 +133,41 @@ def summary_rows(st: PeriodStats) -> list[tuple[str, str, str]]:
         rows.append(("agreement", name, agr.describe()))
     for name, counts in st.per_moderator:
         rows.append(("moderator", name, str(sum(counts.values()))))
+    return rows + exposure_rows(st)
+
+
+EXPOSURE_CARE = (
+    "What people saw unblurred, so that no one carries more than they should: the best "
+    "exposure is none. These figures are for looking after people, never a speed metric."
+)
+
+
+def exposure_rows(st: PeriodStats) -> list[tuple[str, str, str]]:
+    """The exposure section of the summary: the share resolved unseen, per decision, per day."""
+    ex = st.exposure
+    rows = [
+        ("exposure", "items_resolved", str(ex.resolved)),
+        ("exposure", "resolved_with_zero_exposure", str(ex.resolved_unseen)),
+        ("exposure", "zero_exposure_share", format_percent(ex.zero_exposure_share)),
+        ("exposure", "unblurred_total", format_exposure(ex.seconds)),
+        ("exposure", "unblurred_per_decision", _per_decision(ex.seconds_per_decision)),
+        (
+            "exposure",
+            "daily_limit",
+            format_exposure(ex.daily_limit_s) if ex.daily_limit_s else "none",
+        ),
+        ("exposure", "days_limit_passed", str(len(ex.limit_passed))),
+    ]
+    for d in ex.days:
+        value = f"{format_exposure(d.seconds)} unblurred, {d.items} items"
+        rows.append(("exposure_day", f"{d.user} {d.day.isoformat()}", value))
+        if d.limit_passed:
+            rows.append(("exposure_limit_passed", f"{d.user} {d.day.isoformat()}", value))
     return rows
+
+
+def _per_decision(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds:.1f} s"
 
 
 def summary_csv(st: PeriodStats, out: TextIO) -> None:
@@ -207,6 +242,18 @@ def summary_html(st: PeriodStats, title: str = "Hashdesk period summary") -> str
         _svg_bars("By category (confirmed)", sorted(st.by_category.items(), key=lambda kv: -kv[1])),
         _svg_bars("By source", sorted(st.by_source.items(), key=lambda kv: -kv[1]), "#7a55c7"),
         _svg_bars("By moderator", [(n, sum(c.values())) for n, c in st.per_moderator], "#2e9b6a"),
+        "<h2>Exposure: looking after people</h2>",
+        f"<p class='sub'>{esc(EXPOSURE_CARE)}</p><div class='cards'>",
+        *(
+            f"<div class='card'>{esc(k)}<b>{esc(v)}</b></div>"
+            for k, v in (
+                ("Resolved with zero exposure", format_percent(st.exposure.zero_exposure_share)),
+                ("Unblurred per decision", _per_decision(st.exposure.seconds_per_decision)),
+                ("Unblurred in total", format_exposure(st.exposure.seconds)),
+                ("Days past the limit", str(len(st.exposure.limit_passed))),
+            )
+        ),
+        "</div>",
         "<h2>Summary table</h2><table><tr><th>Section</th><th>Key</th><th>Value</th></tr>",
         *(
             f"<tr><td>{esc(a)}</td><td>{esc(b)}</td><td>{esc(c)}</td></tr>"

@@ -7,7 +7,7 @@
     database_sslrootcert = "/etc/hashdesk/ca.pem"
     media_root = "/mnt/hashdesk-media"
     lease_seconds = 300
-    blur = 24
+    blur = 24                   # the organisation's blur default: 0-19 weakest ... 40-100 strongest
     # matching at ingest (defaults shown)
     pdq_threshold = 31          # PDQ bits
     phash_threshold = 10        # pHash bits
@@ -19,6 +19,13 @@
     # review
     source_deadlines = "removal_order=1h"   # a source's default deadline, SOURCE=DURATION,...
     second_review_percent = 5   # share of manual decisions queued for a blind second review
+    # exposure and the shared workstation (0 turns a rule off)
+    break_after_minutes = 50    # offer a break after this many minutes of review
+    break_after_reveals = 30    # ... or this many reveals since the last break
+    break_after_items = 20      # ... or this many items seen unblurred since the last break
+    daily_exposure_minutes = 20 # soft daily limit of unblurred minutes (passed after confirming)
+    idle_lock_minutes = 5       # lock the review window after this many idle minutes
+    greyscale = "off"           # the organisation's default: "on" shows previews in greyscale
 
 Environment variables (``HASHDESK_DATABASE_URL``, ...) override it. The file never holds a
 password: a PostgreSQL password comes from the OS keyring (``hashdesk db set-password`` stores it
@@ -55,6 +62,12 @@ FILE_KEYS = {
     "second_review_percent": "HASHDESK_SECOND_REVIEW_PERCENT",
     "database_sslmode": "HASHDESK_DATABASE_SSLMODE",
     "database_sslrootcert": "HASHDESK_DATABASE_SSLROOTCERT",
+    "break_after_minutes": "HASHDESK_BREAK_AFTER_MINUTES",
+    "break_after_reveals": "HASHDESK_BREAK_AFTER_REVEALS",
+    "break_after_items": "HASHDESK_BREAK_AFTER_ITEMS",
+    "daily_exposure_minutes": "HASHDESK_DAILY_EXPOSURE_MINUTES",
+    "idle_lock_minutes": "HASHDESK_IDLE_LOCK_MINUTES",
+    "greyscale": "HASHDESK_GREYSCALE",
 }
 
 

@@ -30,7 +30,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from app.core.decisions import DecisionOutcome, DecisionRequest, ReviewError
 from app.core.domain import DecisionMethod, Verdict, utcnow
+from app.core.exposure import ExposureEvent, ExposureKind
 from app.core.roles import PermissionDenied
+from app.storage.exposure import ExposureService
 from app.storage.review import ReviewService
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ log = logging.getLogger(__name__)
 class EntryKind(StrEnum):
     DECIDE = "decide"
     UNDO = "undo"
+    EXPOSURE = "exposure"  # an unblurred moment (app.core.exposure): its person's work too
 
 
 class EntryState(StrEnum):
@@ -56,6 +59,12 @@ class JournalEntry:
     payload: dict
     attempts: int = 0
     last_error: str | None = None
+
+    def exposure(self) -> ExposureEvent:
+        p = dict(self.payload)
+        p["kind"] = ExposureKind(p["kind"])
+        p["started_at"] = datetime.fromisoformat(p["started_at"])
+        return ExposureEvent(**p)
 
     def request(self) -> DecisionRequest:
         p = dict(self.payload)
@@ -128,6 +137,12 @@ class DecisionJournal:
         payload["method"] = req.method.value
         payload["decided_at"] = req.decided_at.isoformat(timespec="microseconds")
         self._append(req.uuid, EntryKind.DECIDE, req.user_id, payload)
+
+    def record_exposure(self, event: ExposureEvent) -> None:
+        payload = asdict(event)
+        payload["kind"] = event.kind.value
+        payload["started_at"] = event.started_at.isoformat(timespec="microseconds")
+        self._append(event.uuid, EntryKind.EXPOSURE, event.user_id, payload)
 
     def record_undo(self, user_id: int, undo_uuid: str, target_uuid: str | None) -> None:
         self._append(undo_uuid, EntryKind.UNDO, user_id, {"target_uuid": target_uuid})
@@ -219,14 +234,23 @@ class JournalSync:
     """Applies pending journal entries to the shared database, oldest first. Runs on one
     thread at a time (the workstation's serial writer, or a script's loop)."""
 
-    def __init__(self, journal: DecisionJournal, review: ReviewService) -> None:
+    def __init__(
+        self,
+        journal: DecisionJournal,
+        review: ReviewService,
+        exposure: ExposureService | None = None,
+    ) -> None:
         self.journal = journal
         self.review = review
+        self.exposure = exposure or ExposureService(review.db)
         self._lock = threading.Lock()
 
     def apply(self, entry: JournalEntry) -> DecisionOutcome | None:
         if entry.kind is EntryKind.DECIDE:
             return self.review.decide(entry.request())
+        if entry.kind is EntryKind.EXPOSURE:
+            self.exposure.record(entry.exposure())
+            return None
         return self.review.undo_last(
             entry.user_id, undo_uuid=entry.uuid, target_uuid=entry.payload.get("target_uuid")
         )

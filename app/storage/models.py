@@ -274,3 +274,32 @@ class SecondReview(Base):
     agreed: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+
+
+class ExposureRow(Base):
+    """One unblurred moment (app.core.exposure): who, which item, how long, how much of the
+    picture. Append-only; daily totals, the limit passed and the trends are read from these."""
+
+    __tablename__ = "exposure_events"
+    __table_args__ = (Index("ix_exposure_user_started", "user_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    uuid: Mapped[str] = mapped_column(String(36), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    seconds: Mapped[float] = mapped_column(Float)
+    area: Mapped[float] = mapped_column(Float, default=1.0)
+    recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ComfortPreference(Base):
+    """A person's own comfort defaults (greyscale, blur level), over the organisation's."""
+
+    __tablename__ = "comfort_preferences"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    greyscale: Mapped[bool] = mapped_column(Boolean)
+    blur_level: Mapped[int] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

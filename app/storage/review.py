@@ -9,9 +9,10 @@ their client-made UUID; the account is checked (active, role) in the same transa
 from __future__ import annotations
 
 import uuid as uuidlib
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
@@ -35,7 +36,8 @@ from app.core.domain import (
     utcnow,
 )
 from app.core.roles import Permission, allowed
-from app.storage import escalations, second_review
+from app.core.video import SampledFrames
+from app.storage import escalations, second_review, video_frames
 from app.storage.db import Database
 from app.storage.list_feedback import feedback_from_decision
 from app.storage.models import Decision, HashListEntry, Item, SecondReview, User
@@ -141,6 +143,12 @@ class ReviewService:
                 else []
             )
             return sorted({*items, *reviews})
+
+    def sampled_frames(
+        self, item_id: int, store_path: Callable[[str], Path], threshold: int
+    ) -> SampledFrames:
+        """A video's sampled frames for the scrubber, and the ones that matched known content."""
+        return video_frames.sampled_frames(self.db, item_id, store_path, threshold)
 
     def load_item(self, item_id: int) -> QueueItem:
         with self.db.session() as s:

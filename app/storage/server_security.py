@@ -530,6 +530,45 @@ DROP TRIGGER IF EXISTS hd_guard ON {s}.hash_list_feedback;
 CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.hash_list_feedback
   FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_feedback();
 
+-- exposure (what a person saw unblurred): in one's own name, never changed ----------------
+CREATE OR REPLACE FUNCTION {s}.hd_guard_exposure() RETURNS trigger LANGUAGE plpgsql {definer}
+AS $$
+DECLARE u users;
+BEGIN
+  IF hd_trusted() THEN RETURN COALESCE(NEW, OLD); END IF;
+  IF TG_OP <> 'INSERT' THEN
+    RAISE EXCEPTION 'hashdesk: exposure is never changed (% refused)', TG_OP
+      USING ERRCODE = '42501';
+  END IF;
+  u := hd_require('review');
+  IF NEW.user_id IS DISTINCT FROM u.id THEN
+    RAISE EXCEPTION 'hashdesk: % may not record exposure in another person''s name', u.username
+      USING ERRCODE = '42501';
+  END IF;
+  RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS hd_guard ON {s}.exposure_events;
+CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.exposure_events
+  FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_exposure();
+
+-- a person's comfort defaults: their own row only ------------------------------------------
+CREATE OR REPLACE FUNCTION {s}.hd_guard_comfort() RETURNS trigger LANGUAGE plpgsql {definer}
+AS $$
+DECLARE u users;
+BEGIN
+  IF hd_trusted() THEN RETURN COALESCE(NEW, OLD); END IF;
+  u := hd_require('review');
+  IF TG_OP = 'DELETE' OR NEW.user_id IS DISTINCT FROM u.id
+     OR (TG_OP = 'UPDATE' AND OLD.user_id IS DISTINCT FROM u.id) THEN
+    RAISE EXCEPTION 'hashdesk: % may change only their own comfort defaults', u.username
+      USING ERRCODE = '42501';
+  END IF;
+  RETURN NEW;
+END $$;
+DROP TRIGGER IF EXISTS hd_guard ON {s}.comfort_preferences;
+CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.comfort_preferences
+  FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_comfort();
+
 -- accounts: only through these, each with its audit event in the same transaction ---------
 CREATE OR REPLACE FUNCTION {s}.hd_account_create(p_username text, p_display text, p_role text,
   p_password text) RETURNS bigint LANGUAGE plpgsql {definer} AS $$
@@ -595,9 +634,10 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA {s} FROM PUBLIC;
 GRANT USAGE ON SCHEMA {s} TO {mod};
 GRANT SELECT ON {s}.users, {s}.items, {s}.sightings, {s}.signals, {s}.decisions,
   {s}.hash_list, {s}.audit_events, {s}.second_reviews, {s}.alembic_version, {s}.hash_lists,
-  {s}.hash_list_feedback TO {mod};
+  {s}.hash_list_feedback, {s}.exposure_events, {s}.comfort_preferences TO {mod};
+GRANT INSERT, UPDATE ON {s}.comfort_preferences TO {mod};
 GRANT INSERT ON {s}.decisions, {s}.hash_list, {s}.audit_events, {s}.second_reviews,
-  {s}.hash_list_feedback TO {mod};
+  {s}.hash_list_feedback, {s}.exposure_events TO {mod};
 GRANT UPDATE (status, claimed_by, lease_expires_at, updated_at) ON {s}.items TO {mod};
 GRANT UPDATE (status, claimed_by, lease_expires_at, second_user_id, second_decision_uuid,
   second_verdict, agreed, done_at) ON {s}.second_reviews TO {mod};
@@ -633,6 +673,16 @@ CREATE POLICY hd_retract ON {s}.hash_list FOR UPDATE TO {mod}
 DROP POLICY IF EXISTS hd_retract_any ON {s}.hash_list;
 CREATE POLICY hd_retract_any ON {s}.hash_list FOR UPDATE TO {lead} USING (true)
   WITH CHECK (true);
+
+-- exposure: a moderator reads their own rows (their trend); leads read everyone's -----------
+ALTER TABLE {s}.exposure_events ENABLE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS hd_read_all ON {s}.exposure_events;
+CREATE POLICY hd_read_all ON {s}.exposure_events FOR SELECT TO {lead} USING (true);
+DROP POLICY IF EXISTS hd_read_own ON {s}.exposure_events;
+CREATE POLICY hd_read_own ON {s}.exposure_events FOR SELECT TO {mod}
+  USING (user_id IS NOT DISTINCT FROM {s}.hd_me_id());
+DROP POLICY IF EXISTS hd_add ON {s}.exposure_events;
+CREATE POLICY hd_add ON {s}.exposure_events FOR INSERT TO {mod} WITH CHECK (true);
 """
 
 

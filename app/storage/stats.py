@@ -25,9 +25,11 @@ from sqlalchemy.orm import Session
 
 from app.core.agreement import agreement
 from app.core.domain import IN_QUEUE_STATUSES, DecisionMethod, ItemStatus, UserInfo, Verdict, utcnow
+from app.core.exposure import ExposureSummary, today_start
 from app.core.history_types import FlagToDecision, PeriodStats
 from app.core.roles import Permission
 from app.storage.db import Database
+from app.storage.exposure import exposure_summary
 from app.storage.models import Decision, Item, SecondReview, Sighting, User
 from app.storage.permissions import authorize
 
@@ -89,8 +91,23 @@ def _as_dt(v) -> datetime:
 
 
 class StatsService:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, daily_exposure_limit_s: float = 0.0) -> None:
         self.db = db
+        self.daily_exposure_limit_s = daily_exposure_limit_s
+
+    def my_exposure(self, viewer: UserInfo, days: int = 14) -> ExposureSummary:
+        """A person's own days (their trend, shown to them as care, not as a speed figure)."""
+        until = today_start() + timedelta(days=1)
+        with self.db.session() as s:
+            authorize(s, viewer, Permission.REVIEW)
+            return exposure_summary(
+                s,
+                until - timedelta(days=days),
+                until,
+                self.daily_exposure_limit_s,
+                _human(),
+                viewer.id,
+            )
 
     def period(self, viewer: UserInfo, since: datetime, until: datetime) -> PeriodStats:
         st = PeriodStats(since=since, until=until)
@@ -190,6 +207,7 @@ class StatsService:
             )
             self._agreement(s, st, since, until, names)
             self._flag_to_decision(s, st, since, until)
+            st.exposure = exposure_summary(s, since, until, self.daily_exposure_limit_s, _human())
         return st
 
     def _queue(self, s: Session, st: PeriodStats, now: datetime) -> None:

@@ -30,8 +30,11 @@ REVIEW_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("undo", "Undo last decision", ("U", "Ctrl+Z"), "decide", decision=True),
     ActionSpec("greyscale", "Greyscale", ("G",), "view"),
     ActionSpec("blur", "Blur strength", ("B",), "view"),
+    ActionSpec("keep_comfort", "Keep greyscale and blur as my defaults", ("Ctrl+Shift+G",), "view"),
     ActionSpec("prev_frame", "Previous frame", ("Left",), "view"),
     ActionSpec("next_frame", "Next frame", ("Right",), "view"),
+    ActionSpec("back_ten", "Ten frames back", ("Shift+Left",), "view"),
+    ActionSpec("forward_ten", "Ten frames on", ("Shift+Right",), "view"),
     ActionSpec("prev_member", "Previous cluster member", ("PgUp",), "view"),
     ActionSpec("next_member", "Next cluster member", ("PgDown",), "view"),
     ActionSpec("note", "Write a note", ("Ctrl+N",), "view"),
@@ -45,6 +48,7 @@ RELATED_KEYS: tuple[tuple[str, str], ...] = (
     ("skip", "escalate"),
     ("greyscale", "blur"),
     ("prev_frame", "next_frame"),
+    ("back_ten", "forward_ten"),
     ("prev_member", "next_member"),
 )
 
@@ -63,8 +67,21 @@ QUEUE_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("queue_second_review", "Second review queue (blind)", ("Ctrl+Shift+S",), "queue"),
 )
 
+# The shared workstation: every window a person works in has them (menu "Session").
+SESSION_ACTIONS: tuple[ActionSpec, ...] = (
+    ActionSpec("my_exposure", "My exposure, last 14 days", ("Ctrl+Shift+M",), "session"),
+    ActionSpec("lock", "Lock the screen now", ("Ctrl+L",), "session"),
+    ActionSpec(
+        "sign_out", "Sign out (gives your claimed items back)", ("Ctrl+Shift+Q",), "session"
+    ),
+    ActionSpec("quit", "Quit", ("Ctrl+Q",), "session"),
+)
+
 # Shown in the cheat sheet; handled as press/release on the window, not as an action.
-HOLD_KEYS: tuple[tuple[str, str], ...] = (("Space (hold)", "Reveal unblurred while held"),)
+HOLD_KEYS: tuple[tuple[str, str], ...] = (
+    ("Space (hold)", "Reveal unblurred while held"),
+    ("Shift (hold) + mouse", "Unblur a small circle under the pointer"),
+)
 
 # The lead's workspace: the history view, the statistics view and the window around them.
 HISTORY_ACTIONS: tuple[ActionSpec, ...] = (

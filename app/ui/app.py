@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QIcon
@@ -43,15 +44,37 @@ def run_gui(ctx: AppContext, user: UserInfo | None = None) -> int:
         if first.exec() != FirstRunDialog.DialogCode.Accepted or first.user is None:
             return 0
         user = first.user
-    if user is None:
+
+    def ask() -> tuple[AppContext, UserInfo] | None:
         login = LoginDialog(ctx.users.authenticate, tasks, ctx.db.label)
         if login.exec() != LoginDialog.DialogCode.Accepted or login.user is None:
+            return None
+        return ctx, login.user
+
+    if user is None:
+        signed = ask()
+        if signed is None:
             return 0
-        user = login.user
-    return _show(app, ctx, user, tasks)
+        user = signed[1]
+    return _show(app, ctx, user, tasks, ask)
 
 
-def _show(app: QApplication, ctx: AppContext, user: UserInfo, tasks: TaskRunner) -> int:
+_OPEN: dict[str, object] = {}
+SignIn = Callable[[], "tuple[AppContext, UserInfo] | None"]
+
+
+def _show(
+    app: QApplication, ctx: AppContext, user: UserInfo, tasks: TaskRunner, ask: SignIn
+) -> int:
+    _open_window(app, ctx, user, tasks, ask)
+    return app.exec()
+
+
+def _open_window(
+    app: QApplication, ctx: AppContext, user: UserInfo, tasks: TaskRunner, ask: SignIn
+) -> None:
+    """The person's window; after a sign-out (the shared workstation) the next person signs
+    in, and the application ends when nobody does."""
     from app.storage.verification import SeenHeads, chain_state
 
     # This workstation remembers the chains' heads it saw (audit verify reports a head that
@@ -64,10 +87,21 @@ def _show(app: QApplication, ctx: AppContext, user: UserInfo, tasks: TaskRunner)
         window = LeadWindow(ctx, user, tasks)  # leads and admins: history, numbers, queues
     else:
         window = ReviewWindow(ctx, user, tasks)
+
+        def next_person() -> None:
+            signed = ask()
+            if signed is None:
+                app.quit()
+                return
+            if signed[0] is not ctx:  # a team workstation: the last person's connection ends
+                ctx.close()
+            _open_window(app, signed[0], signed[1], tasks, ask)
+
+        window.signed_out.connect(next_person, Qt.ConnectionType.QueuedConnection)
+    _OPEN["window"] = window  # the one window of this person, kept alive while it is open
     window.show()
     window.start()
     _quit_on_signals(app, window)
-    return app.exec()
 
 
 def run_team_gui(settings: Settings) -> int:
@@ -82,14 +116,19 @@ def run_team_gui(settings: Settings) -> int:
         signed["ctx"] = ctx
         return user
 
-    login = LoginDialog(authenticate, tasks, settings.database_label)
-    if login.exec() != LoginDialog.DialogCode.Accepted or login.user is None:
+    def ask() -> tuple[AppContext, UserInfo] | None:
+        login = LoginDialog(authenticate, tasks, settings.database_label)
+        if login.exec() != LoginDialog.DialogCode.Accepted or login.user is None:
+            return None
+        return signed["ctx"], login.user
+
+    first = ask()
+    if first is None:
         return 0
-    ctx = signed["ctx"]
     try:
-        return _show(app, ctx, login.user, tasks)
+        return _show(app, first[0], first[1], tasks, ask)
     finally:
-        ctx.close()
+        signed["ctx"].close()
 
 
 def _quit_on_signals(app: QApplication, window) -> None:

@@ -166,7 +166,7 @@ class ReviewController(QObject):
         self.dwell_seconds = 0.2
         self._shown_at = 0.0
         self.journal = ctx.journal
-        self.syncer = JournalSync(ctx.journal, ctx.review)
+        self.syncer = JournalSync(ctx.journal, ctx.review, ctx.exposure)
         self.pending = self.journal.pending_count()
         self.sync_error: str | None = None
         self._sync_running = False
@@ -349,6 +349,11 @@ class ReviewController(QObject):
             self.armed = False
         if verdict is Verdict.SKIP:
             self.skipped.add(req.item_id)
+            if self.queue == "review":
+                # The queue already found empty: ask again now, so the answer (nothing but the
+                # skipped) brings them back at once, not at the next empty-queue poll. (On the
+                # leads' queue a skip passes the item on: it must not come straight back.)
+                self.exhausted = False
         members = max(0, self.current.item.cluster_size - 1) if verdict is not Verdict.SKIP else 0
         self._decisions_waiting[req.uuid] = members
         self._last_press = req.uuid
@@ -364,6 +369,10 @@ class ReviewController(QObject):
         self.pending = self.journal.pending_count()
         self.sync_changed.emit(self.pending)
         self._sync()
+
+    def exposure_journalled(self) -> None:
+        """An unblurred moment was journalled: it lands with the decisions, in order."""
+        self._journalled()
 
     def sync_now(self) -> None:
         """Try to land waiting decisions now instead of at the next backoff step."""

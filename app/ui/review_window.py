@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import (
+    QApplication,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
@@ -17,14 +19,16 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QMainWindow,
     QPushButton,
+    QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
 from app.compose import AppContext
 from app.core.decisions import QueueCounts
-from app.core.domain import Category, QueueItem, UserInfo, Verdict, utcnow
-from app.core.preview import BLUR_LEVELS
+from app.core.domain import Category, MediaKind, QueueItem, UserInfo, Verdict, utcnow
+from app.core.exposure import ExposureKind, ExposureSummary, format_exposure
+from app.core.preview import BLUR_LEVELS, ComfortDefaults
 from app.core.roles import Permission, allowed
 from app.ui.actions import (
     HOLD_KEYS,
@@ -32,13 +36,16 @@ from app.ui.actions import (
     QUEUE_LABELS,
     RELATED_KEYS,
     REVIEW_ACTIONS,
+    SESSION_ACTIONS,
     ActionSpec,
     build_actions,
     category_specs,
     key_text,
 )
+from app.ui.exposure import BreakScreen, Clock, ExposureMeter, LockScreen
 from app.ui.preview import PreviewWidget
 from app.ui.review_controller import PreparedItem, ReviewController
+from app.ui.scrubber import FrameStrip, ScrubFrames, format_ts, load_scrub
 from app.ui.tasks import TaskRunner
 
 VERDICT_FOR = {
@@ -174,6 +181,23 @@ def empty_queue_text(counts: QueueCounts | None) -> str:
     )
 
 
+def my_exposure_text(summary: ExposureSummary) -> str:
+    """A person's own days, newest first, said plainly and kindly."""
+    lines = [
+        "What you have seen unblurred, day by day. It is here so that you can look after "
+        "yourself: less is better, and a high day is a reason for a break, not a failure.",
+        "",
+    ]
+    for d in reversed(summary.days):
+        past = "  · past the daily limit" if d.limit_passed else ""
+        lines.append(
+            f"{d.day.isoformat()}   {format_exposure(d.seconds)} unblurred, {d.items} item(s){past}"
+        )
+    if not summary.days:
+        lines.append("Nothing unblurred in the last 14 days.")
+    return "\n".join(lines)
+
+
 QUEUE_TITLES = {
     "review": "review",
     "escalations": "escalations (lead queue)",
@@ -181,13 +205,28 @@ QUEUE_TITLES = {
 }
 
 
+ACTIVITY_EVENTS = frozenset(
+    {
+        QEvent.Type.KeyPress,
+        QEvent.Type.MouseButtonPress,
+        QEvent.Type.MouseMove,
+        QEvent.Type.Wheel,
+    }
+)
+
+
 class ReviewWindow(QMainWindow):
+    # The person signed out (their claims given back): the application asks who is next.
+    signed_out = Signal()
+
     def __init__(
         self,
         ctx: AppContext,
         user: UserInfo,
         tasks: TaskRunner | None = None,
         queue: str = "review",
+        clock: Clock | None = None,
+        verify_password: Callable[[str, str], bool] | None = None,
     ) -> None:
         super().__init__()
         self.ctx = ctx
@@ -195,6 +234,12 @@ class ReviewWindow(QMainWindow):
         self.tasks = tasks or TaskRunner(self)
         self.queue = queue
         self.controller = ReviewController(ctx, user, self.tasks, queue=queue)
+        self.meter = ExposureMeter(user.id, ctx.journal, ctx.settings.breaks, clock, self)
+        self.clock = self.meter.clock
+        self.verify_password = verify_password or ctx.check_password
+        self.idle_lock_seconds = ctx.settings.idle_lock_minutes * 60
+        self._last_activity = self.clock()
+        self._signing_out = False
         self.counts: QueueCounts | None = None
         self.shown_item: QueueItem | None = None  # whose facts the side pane shows
         self._reason_dialog: ReasonDialog | None = None
@@ -206,6 +251,10 @@ class ReviewWindow(QMainWindow):
         self._countdown = QTimer(self)
         self._countdown.timeout.connect(self._update_deadline)
         self._countdown.start(1000)
+        self._tick = QTimer(self)  # review time for the break rules, and the idle lock
+        self._tick.timeout.connect(self.tick)
+        self._tick.start(1000)
+        QApplication.instance().installEventFilter(self)
 
     # -- layout ----------------------------------------------------------------------------
 
@@ -225,8 +274,11 @@ class ReviewWindow(QMainWindow):
         middle = QHBoxLayout()
         left = QVBoxLayout()
         self.preview = PreviewWidget(self)
-        self.preview.blur_level = min(self.ctx.settings.blur_radius // 20, len(BLUR_LEVELS) - 1)
+        self.apply_comfort(self.ctx.settings.comfort)  # the person's own arrive at start()
         left.addWidget(self.preview, 1)
+        self.strip = FrameStrip(self.preview, self)
+        self.strip.hide()
+        left.addWidget(self.strip)
         self.frame_label = QLabel("")
         self.frame_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         left.addWidget(self.frame_label)
@@ -301,8 +353,11 @@ class ReviewWindow(QMainWindow):
             "undo": lambda: self.controller.undo(by_key=True),
             "greyscale": self._toggle_grey,
             "blur": self._cycle_blur,
+            "keep_comfort": self.keep_comfort,
             "prev_frame": lambda: self._step(-1),
             "next_frame": lambda: self._step(1),
+            "back_ten": lambda: self._step(-10),
+            "forward_ten": lambda: self._step(10),
             "prev_member": lambda: self.controller.page_member(-1),
             "next_member": lambda: self.controller.page_member(1),
             "note": self.note.setFocus,
@@ -333,7 +388,19 @@ class ReviewWindow(QMainWindow):
             bar.addWidget(b)
             self.decision_buttons[spec.id] = b
         outer.addLayout(bar)
-        self.setCentralWidget(central)
+        # The review, the break screen and the lock screen: only one is ever visible.
+        self.pages = QStackedWidget(self)
+        self.pages.addWidget(central)
+        self.review_page = central
+        self.break_screen = BreakScreen(self)
+        self.break_screen.resume_requested.connect(self.end_break)
+        self.pages.addWidget(self.break_screen)
+        self.lock_screen = LockScreen(self.user.display_name, self)
+        self.lock_screen.unlock_requested.connect(self._unlock)
+        self.pages.addWidget(self.lock_screen)
+        self.setCentralWidget(self.pages)
+        self._page_before_lock: QWidget = central
+        self.scrub_item: int | None = None  # the item whose every sampled frame is shown
 
         menu = self.menuBar().addMenu("&Review")
         for spec in REVIEW_ACTIONS:
@@ -355,6 +422,20 @@ class ReviewWindow(QMainWindow):
             queues = self.menuBar().addMenu("&Queues")
             queues.addAction(self.actions_by_id["queue_second_review"])
         self.second_review_window: ReviewWindow | None = None
+        self.session_actions = build_actions(
+            self,
+            SESSION_ACTIONS,
+            {
+                "my_exposure": self.show_my_exposure,
+                "lock": self.lock,
+                "sign_out": self.sign_out,
+                "quit": self.quit,
+            },
+            self.ctx.key_overrides,
+        )
+        session = self.menuBar().addMenu("&Session")
+        for spec in SESSION_ACTIONS:
+            session.addAction(self.session_actions[spec.id])
         helpm = self.menuBar().addMenu("&Help")
         helpm.addAction(self.actions_by_id["cheatsheet"])
 
@@ -363,7 +444,9 @@ class ReviewWindow(QMainWindow):
         self.status_today = QLabel("")
         self.status_sync = QLabel("")
         self.status_db = QLabel(self.ctx.db.label)
-        for w in (self.status_left, self.status_today, self.status_sync):
+        self.status_exposure = QLabel(self.meter.status_text())
+        self.status_exposure.setObjectName("status_exposure")
+        for w in (self.status_left, self.status_today, self.status_exposure, self.status_sync):
             sb.addWidget(w)
         sb.addPermanentWidget(self.status_db)
 
@@ -377,6 +460,13 @@ class ReviewWindow(QMainWindow):
         c.category_changed.connect(self._show_category)
         c.member_changed.connect(self._show_member)
         c.feedback.connect(self._show_feedback)
+        self.preview.revealed_changed.connect(lambda _on: self._exposure_state())
+        self.preview.region_changed.connect(lambda _area: self._exposure_state())
+        self.preview.frame_changed.connect(lambda _i: self._show_frame_label())
+        m = self.meter
+        m.changed.connect(lambda: self.status_exposure.setText(m.status_text() + "  ·"))
+        m.recorded.connect(lambda _e: c.exposure_journalled())
+        m.break_due.connect(self.show_break)
         self._show_sync(0)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -387,17 +477,175 @@ class ReviewWindow(QMainWindow):
             self.actions_by_id["undo"].setEnabled(False)
             self.decision_buttons["undo"].setEnabled(False)
         self.controller.start()
+        uid, exposure = self.user.id, self.ctx.exposure
+        self.tasks.read(
+            lambda: exposure.comfort(uid), on_done=self.apply_comfort, on_error=lambda e: None
+        )
+        self.tasks.read(
+            lambda: exposure.today(uid),
+            on_done=lambda r: self.meter.load_today(*r),
+            on_error=lambda e: None,
+        )
         self.preview.setFocus()
 
     def closeEvent(self, event) -> None:
+        self.preview.set_revealed(False)
+        self.preview.clear_lens()
+        self.meter.end()  # journalled before the last sync below
+        self._tick.stop()
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)
         self.controller.shutdown()
         super().closeEvent(event)
+        if self._signing_out:
+            self.signed_out.emit()
+
+    # -- the shared workstation ------------------------------------------------------------
+
+    def sign_out(self) -> None:
+        """Give the claimed items back, close, and let the next person sign in."""
+        self._signing_out = True
+        self.close()
+
+    def show_my_exposure(self) -> None:
+        """The person's own trend, read on a worker: for them, as care, not as a score."""
+        stats, me = self.ctx.stats, self.user
+
+        def shown(summary: ExposureSummary) -> None:
+            dialog = QDialog(self)
+            dialog.setObjectName("my_exposure")
+            dialog.setWindowTitle("My exposure")
+            layout = QVBoxLayout(dialog)
+            self.my_exposure_text = my_exposure_text(summary)
+            text = QLabel(self.my_exposure_text)
+            text.setObjectName("my_exposure_text")
+            text.setTextFormat(Qt.TextFormat.PlainText)
+            text.setWordWrap(True)
+            layout.addWidget(text)
+            buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+            buttons.rejected.connect(dialog.reject)
+            layout.addWidget(buttons)
+            dialog.finished.connect(lambda _r: self.preview.setFocus())
+            dialog.open()
+            self._my_exposure = dialog
+
+        self.tasks.read(
+            lambda: stats.my_exposure(me),
+            on_done=shown,
+            on_error=lambda e: self.statusBar().showMessage(str(e), 6000),
+        )
+
+    def quit(self) -> None:
+        self.close()
+        app = QApplication.instance()
+        if app is not None:
+            app.quit()
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() in ACTIVITY_EVENTS and isinstance(obj, QWidget) and obj.window() is self:
+            self._last_activity = self.clock()
+        return False
+
+    def tick(self) -> None:
+        """About once a second: review time for the break rules, and the idle lock."""
+        self.meter.tick()
+        if (
+            self.idle_lock_seconds
+            and self.pages.currentWidget() is not self.lock_screen
+            and self.clock() - self._last_activity >= self.idle_lock_seconds
+        ):
+            self.lock()
+
+    @property
+    def locked(self) -> bool:
+        return self.pages.currentWidget() is self.lock_screen
+
+    @property
+    def on_break(self) -> bool:
+        return self.pages.currentWidget() is self.break_screen
+
+    def _review_keys(self, on: bool) -> None:
+        for spec_id, action in self.actions_by_id.items():
+            action.setEnabled(on and not (spec_id == "undo" and self.queue != "review"))
+        for b in self.decision_buttons.values():
+            b.setEnabled(on)
+
+    def _leave_review(self, page: QWidget) -> None:
+        self.preview.set_revealed(False)
+        self.preview.clear_lens()
+        self.meter.end()
+        self.meter.paused = True
+        self._review_keys(False)
+        self.pages.setCurrentWidget(page)
+
+    def lock(self) -> None:
+        """Nothing of the queue stays on screen; the password brings it back."""
+        if self.locked:
+            return
+        self._page_before_lock = self.pages.currentWidget()
+        self._leave_review(self.lock_screen)
+        self.lock_screen.problem.setText("")
+        self.lock_screen.password.setFocus()
+
+    def _unlock(self, password: str) -> None:
+        name, check = self.user.username, self.verify_password
+
+        def checked(ok: bool) -> None:
+            if not ok:
+                self.lock_screen.problem.setText("That password is not right.")
+                return
+            self._last_activity = self.clock()
+            if self._page_before_lock is self.break_screen:
+                self.pages.setCurrentWidget(self.break_screen)
+                self.break_screen.setFocus()
+                return
+            self._back_to_review()
+
+        self.tasks.read(
+            lambda: check(name, password),
+            on_done=checked,
+            on_error=lambda e: self.lock_screen.problem.setText(str(e)),
+        )
+
+    def _back_to_review(self) -> None:
+        self.meter.resume()
+        self._review_keys(True)
+        self.pages.setCurrentWidget(self.review_page)
+        self.preview.setFocus()
+
+    def show_break(self, why: str) -> None:
+        """A break is due: a calm screen hides the queue until the person comes back."""
+        if self.locked or self.on_break:
+            return
+        self.break_screen.show_reason(why, self.meter.limit_reached())
+        self._leave_review(self.break_screen)
+        self.break_screen.setFocus()
+
+    def end_break(self) -> None:
+        if self.on_break:
+            self._back_to_review()
+
+    def _exposure_state(self) -> None:
+        """What the preview shows unblurred now, for the meter: all of it, a region, nothing."""
+        item = self.shown_item
+        item_id = item.id if item is not None else None
+        p = self.preview
+        if self.pages.currentWidget() is not self.review_page:
+            self.meter.end()
+        elif p.revealed:
+            video = item is not None and item.kind is MediaKind.VIDEO
+            self.meter.begin(item_id, ExposureKind.FRAME if video else ExposureKind.REVEAL)
+        elif p.lens is not None:
+            self.meter.begin(item_id, ExposureKind.REGION, p.lens_area())
+        else:
+            self.meter.end()
 
     # -- keyboard --------------------------------------------------------------------------
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space:
-            if not event.isAutoRepeat():
+            if not event.isAutoRepeat() and self.pages.currentWidget() is self.review_page:
                 self.preview.set_revealed(True)
             event.accept()
             return
@@ -411,11 +659,14 @@ class ReviewWindow(QMainWindow):
         if not event.isAutoRepeat():
             if event.key() == Qt.Key.Key_Space:
                 self.preview.set_revealed(False)
+            elif event.key() == Qt.Key.Key_Shift:
+                self.preview.clear_lens()
             self.controller.key_released()
         super().keyReleaseEvent(event)
 
     def focusOutEvent(self, event) -> None:
         self.preview.set_revealed(False)
+        self.preview.clear_lens()
         super().focusOutEvent(event)
 
     def changeEvent(self, event) -> None:
@@ -423,6 +674,7 @@ class ReviewWindow(QMainWindow):
         preview = getattr(self, "preview", None)  # changeEvent also fires during __init__
         if preview is not None and not self.isActiveWindow():
             preview.set_revealed(False)
+            preview.clear_lens()
         super().changeEvent(event)
 
     # -- actions ---------------------------------------------------------------------------
@@ -465,8 +717,28 @@ class ReviewWindow(QMainWindow):
         self._reason_dialog = dialog
         return dialog
 
+    def apply_comfort(self, comfort: ComfortDefaults | None) -> None:
+        if comfort is not None:
+            self.preview.set_greyscale(comfort.greyscale)
+            self.preview.set_blur_level(comfort.blur_level)
+
+    def keep_comfort(self) -> None:
+        """Greyscale and blur as they are now become this person's defaults."""
+        comfort = ComfortDefaults(self.preview.greyscale, self.preview.blur_level)
+        exposure, me = self.ctx.exposure, self.user
+        self.tasks.write(
+            lambda: exposure.keep_comfort(me, comfort),
+            on_done=lambda _r: self.statusBar().showMessage(
+                f"Kept as your defaults: greyscale {'on' if comfort.greyscale else 'off'}, "
+                f"blur {comfort.blur_level + 1} of {len(BLUR_LEVELS)}",
+                4000,
+            ),
+            on_error=lambda e: self.statusBar().showMessage(f"Not kept: {e}", 6000),
+        )
+
     def _toggle_grey(self) -> None:
         self.preview.set_greyscale(not self.preview.greyscale)
+        self.strip.update()
         self.statusBar().showMessage(
             "Greyscale on" if self.preview.greyscale else "Greyscale off", 2000
         )
@@ -474,11 +746,36 @@ class ReviewWindow(QMainWindow):
     def _cycle_blur(self) -> None:
         level = (self.preview.blur_level + 1) % len(BLUR_LEVELS)
         self.preview.set_blur_level(level)
+        self.strip.update()
         self.statusBar().showMessage(f"Blur strength {level + 1} of {len(BLUR_LEVELS)}", 2000)
 
     def _step(self, delta: int) -> None:
         self.preview.step_frame(delta)
         self._show_frame_label()
+
+    def _load_scrub(self, item: QueueItem) -> None:
+        """A video's every sampled frame, decoded on a reader; the ingest's strip until then."""
+        if item.kind is not MediaKind.VIDEO:
+            return
+        review, path_for = self.ctx.review, self.ctx.store.path_for
+        threshold = self.ctx.settings.match.pdq_threshold
+
+        def loaded(scrub: ScrubFrames | None) -> None:
+            if scrub is None or self.shown_item is None or self.shown_item.id != item.id:
+                return  # the screen moved on meanwhile
+            p = self.preview
+            # Where the moderator was on the ingest's strip, as near as the new frames allow.
+            at = p.frame / (p.frame_count - 1) if p.frame_count > 1 else 0.0
+            p.show_preview(scrub.preview, "", scrub.times, scrub.matched)
+            p.set_frame(round(at * (p.frame_count - 1)))
+            self.scrub_item = item.id
+            self._show_frame_label()
+
+        self.tasks.read(
+            lambda: load_scrub(review, path_for, item.id, threshold),
+            on_done=loaded,
+            on_error=lambda e: self.statusBar().showMessage(f"Video frames: {e}", 6000),
+        )
 
     def open_second_review(self) -> ReviewWindow:
         """The blind second-review queue: other moderators' decisions, to decide again without
@@ -494,7 +791,11 @@ class ReviewWindow(QMainWindow):
         return w
 
     def show_cheatsheet(self) -> None:
-        sheet = CheatSheet(self, REVIEW_ACTIONS + self.cat_specs, self.actions_by_id)
+        sheet = CheatSheet(
+            self,
+            REVIEW_ACTIONS + self.cat_specs + SESSION_ACTIONS,
+            {**self.actions_by_id, **self.session_actions},
+        )
         sheet.setObjectName("cheatsheet")
         sheet.open()
         self._cheatsheet = sheet
@@ -514,6 +815,7 @@ class ReviewWindow(QMainWindow):
         self.preview.show_preview(prepared.preview, prepared.message)
         self._show_facts(prepared.item)
         item = prepared.item
+        self._load_scrub(item)
         self.facts["cluster"].setText(
             f"{item.cluster_size} item(s) (PgUp/PgDn to look through them)"
             if item.cluster_size > 1
@@ -552,6 +854,7 @@ class ReviewWindow(QMainWindow):
     def _show_member(self, prepared: PreparedItem, index: int, size: int) -> None:
         self.preview.show_preview(prepared.preview, prepared.message)
         self._show_facts(prepared.item)
+        self._load_scrub(prepared.item)
         self.facts["cluster"].setText(
             f"{size} item(s): showing {index + 1} of {size} (PgUp/PgDn); one decision covers all"
         )
@@ -574,10 +877,20 @@ class ReviewWindow(QMainWindow):
         label.setStyleSheet(OVERDUE_STYLE if text.startswith("overdue") else "")
 
     def _show_frame_label(self) -> None:
-        n = self.preview.frame_count
-        self.frame_label.setText(
-            f"frame {self.preview.frame + 1} of {n}  (Left/Right)" if n > 1 else ""
-        )
+        p = self.preview
+        n = p.frame_count
+        self.strip.setVisible(n > 1)
+        self.strip.update()
+        if n <= 1:
+            self.frame_label.setText("")
+            return
+        text = f"frame {p.frame + 1} of {n}"
+        if p.frame < len(p.times):
+            text += f" · {format_ts(p.times[p.frame])}"
+        if p.frame in p.matched:
+            text += " · matched known content"
+        keys = "Left/Right · Shift+Left/Right ten · wheel" if p.times else "Left/Right"
+        self.frame_label.setText(f"{text}   ({keys}; no sound)")
 
     def _show_category(self, category: Category | None) -> None:
         for cat in self.ctx.taxonomy.categories:

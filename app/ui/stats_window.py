@@ -22,7 +22,13 @@ from PySide6.QtWidgets import (
 from app.compose import AppContext
 from app.core.domain import UserInfo, utcnow
 from app.core.history_types import PeriodStats
-from app.core.reports import format_duration, format_percent, summary_csv, summary_html
+from app.core.reports import (
+    EXPOSURE_CARE,
+    format_duration,
+    format_percent,
+    summary_csv,
+    summary_html,
+)
 from app.ui.actions import STATS_ACTIONS, build_actions
 from app.ui.charts import MET, MISSED, PALETTE, URGENT, BarChart
 from app.ui.history_window import documents_path
@@ -77,16 +83,18 @@ class StatsView(QWidget):
         top.addWidget(self.status)
         outer.addLayout(top)
 
-        cards = QHBoxLayout()
         self.cards: dict[str, QLabel] = {}
-        for key, title in (
-            ("human", "Human decisions"),
-            ("auto", "Auto-matched"),
-            ("deadlines", "Deadlines met"),
-            ("overturns", "Overturn rate"),
-            ("agreement", "Second-review agreement"),
-            ("flag", "Median flag → decision"),
-            ("queue", "Queue now"),
+        work, care = QHBoxLayout(), QHBoxLayout()
+        for row, key, title in (
+            (work, "human", "Human decisions"),
+            (work, "auto", "Auto-matched"),
+            (work, "deadlines", "Deadlines met"),
+            (work, "overturns", "Overturn rate"),
+            (work, "agreement", "Second-review agreement"),
+            (work, "flag", "Median flag → decision"),
+            (work, "queue", "Queue now"),
+            (care, "zero_exposure", "Resolved with zero exposure"),
+            (care, "exposure", "Unblurred per decision"),
         ):
             box = QFrame()
             box.setFrameShape(QFrame.Shape.StyledPanel)
@@ -101,9 +109,16 @@ class StatsView(QWidget):
             value.setTextFormat(Qt.TextFormat.PlainText)
             lay.addWidget(cap)
             lay.addWidget(value)
-            cards.addWidget(box, 1)
+            row.addWidget(box, 1)
             self.cards[key] = value
-        outer.addLayout(cards)
+        outer.addLayout(work)
+        # Exposure on a row of its own, said as what it is for: looking after people.
+        note = QLabel(EXPOSURE_CARE)
+        note.setObjectName("exposure_care")
+        note.setWordWrap(True)
+        note.setStyleSheet("color: #1f3a2b; background: #e9f1ec; padding: 6px; border-radius: 4px;")
+        care.insertWidget(0, note, 2)
+        outer.addLayout(care)
 
         grid = QGridLayout()
         self.charts = {
@@ -113,6 +128,8 @@ class StatsView(QWidget):
             "deadlines": BarChart("Deadlines", horizontal=True),
             "agreement": BarChart("Agreement with second review, by moderator", horizontal=True),
             "methods": BarChart("Auto-matched vs human-decided", horizontal=True),
+            # Care, not speed: who may need a word today, and how the team's days went.
+            "exposure": BarChart("Unblurred seconds per person, for their care", True),
         }
         self.charts["queue_age"].empty_text = "the queue is empty"
         for i, (key, chart) in enumerate(self.charts.items()):
@@ -166,7 +183,20 @@ class StatsView(QWidget):
         c["queue"].setText(
             f"{st.queue_open} open · {st.queue_escalated} esc · {st.queue_second_review} 2nd"
         )
+        ex = st.exposure
+        c["zero_exposure"].setText(
+            f"{format_percent(ex.zero_exposure_share)}  ({ex.resolved_unseen}/{ex.resolved})"
+        )
+        per = ex.seconds_per_decision
+        c["exposure"].setText(
+            ("—" if per is None else f"{per:.1f} s")
+            + f"  · {len(ex.limit_passed)} day(s) past the limit"
+        )
         ch = self.charts
+        per_person: dict[str, float] = {}
+        for d in ex.days:
+            per_person[d.user] = per_person.get(d.user, 0.0) + d.seconds
+        ch["exposure"].set_data(list(per_person), [round(v) for v in per_person.values()], unit="s")
         hours = self._hours(st)
         ch["per_hour"].set_data([h.strftime("%d %H:00") for h, _ in hours], [n for _, n in hours])
         ch["per_moderator"].set_data(

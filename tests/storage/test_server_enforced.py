@@ -314,3 +314,47 @@ def test_hash_list_exchange_as_each_role(team_server, tmp_path, corpus):
             for d in s.scalars(select(AuditEvent.detail).where(AuditEvent.kind == "import"))
         ]
     assert [e["added"] for e in events] == [3, 1]
+
+
+def test_exposure_only_in_ones_own_name_and_read_by_the_leads(team_server, facts):
+    """A moderator records what they saw unblurred in their own name only (through the service
+    or by hand), never changes it, and reads only their own rows; a lead reads everyone's."""
+    from app.core.domain import utcnow
+    from app.core.exposure import ExposureEvent, ExposureKind
+    from app.storage.exposure import ExposureService
+
+    mo, max_, lead = facts["mo"], facts["max"], facts["lead"]
+    item = facts["confirmed"].item_id
+    as_mo = ExposureService(team_server.connect("mo"))
+    assert as_mo.record(ExposureEvent(mo.id, item, ExposureKind.REVEAL, utcnow(), 2.0))
+    ExposureService(team_server.connect("max")).record(
+        ExposureEvent(max_.id, item, ExposureKind.REVEAL, utcnow(), 5.0)
+    )
+    with pytest.raises(PermissionDenied, match="another person's name"):
+        as_mo.record(ExposureEvent(max_.id, item, ExposureKind.REVEAL, utcnow(), 1.0))
+    with insider.psql(team_server, "mo") as conn:
+        for sql in (
+            "INSERT INTO exposure_events (uuid, user_id, item_id, kind, started_at, seconds, "
+            f"area, recorded_at) VALUES ('x', {max_.id}, {item}, 'reveal', now(), 1, 1, now())",
+            "UPDATE exposure_events SET seconds = 0",
+            "DELETE FROM exposure_events",
+        ):
+            with pytest.raises(psycopg.Error):
+                conn.execute(sql)
+            conn.rollback()
+        # Reading by hand: only mo's own row is visible to mo.
+        assert conn.execute("SELECT user_id, seconds FROM exposure_events").fetchall() == [
+            (mo.id, 2.0)
+        ]
+    assert [e.seconds for e in as_mo.events(mo)] == [2.0]
+    as_lead = ExposureService(team_server.connect("lena"))
+    assert sorted(e.seconds for e in as_lead.events(lead)) == [2.0, 5.0]
+    # Comfort defaults: one's own row only.
+    from app.core.preview import ComfortDefaults
+
+    as_mo.keep_comfort(mo, ComfortDefaults(True, 2))
+    as_mo.keep_comfort(mo, ComfortDefaults(False, 1))
+    assert as_mo.comfort(mo.id) == ComfortDefaults(False, 1)
+    with pytest.raises(PermissionDenied, match="only their own comfort"):
+        as_mo.keep_comfort(max_, ComfortDefaults(True, 0))
+    assert as_mo.comfort(max_.id) is None

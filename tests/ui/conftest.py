@@ -14,14 +14,15 @@ def make_window(qtbot, store, taxonomy, tmp_path):
     """Factory: a shown, active review window over ``db`` with ``n`` sample items ingested."""
     made: list[ReviewWindow] = []
 
-    def make(db, n: int = 3, paths=None, dwell: float = 0.0) -> ReviewWindow:
+    def make(db, n: int = 3, paths=None, dwell: float = 0.0, clock=None, **kw) -> ReviewWindow:
+        """``clock``: a controllable clock for durations and idle time; ``kw``: Settings."""
         if paths is None:
             paths = write_samples(tmp_path / "incoming", range(n))
         ingest(db, store, paths)
         user = make_user(db)
-        settings = Settings(database_url=str(db.engine.url), media_root=store.root)
+        settings = Settings(database_url=str(db.engine.url), media_root=store.root, **kw)
         ctx = AppContext(settings=settings, db=db, store=store, taxonomy=taxonomy)
-        w = ReviewWindow(ctx, user)
+        w = ReviewWindow(ctx, user, clock=clock)
         w.controller.dwell_seconds = dwell
         qtbot.addWidget(w)
         with qtbot.waitActive(w):
@@ -49,3 +50,16 @@ def press(qtbot, w, key) -> None:
 
 
 KEY = Qt.Key
+
+
+class FakeClock:
+    """A clock the test moves by hand (durations, idle time): no sleeps, no timed asserts."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds

@@ -43,9 +43,13 @@ def test_video_strip_steps_with_left_and_right(qtbot, make_window, db, tmp_path)
     write_sample_video(clip, 11)
     w = make_window(db, paths=[clip])
     qtbot.waitUntil(lambda: w.controller.current is not None, timeout=20000)
+    # Every sampled frame (decoded on a reader) replaces the ingest's strip of eight.
+    qtbot.waitUntil(lambda: w.scrub_item == w.controller.current.item.id, timeout=20000)
     n = w.preview.frame_count
     assert n >= 4 and w.controller.current.item.kind.value == "video"
-    assert w.frame_label.text() == f"frame 1 of {n}  (Left/Right)"
+    assert w.frame_label.text() == (
+        f"frame 1 of {n} · 0:00.0   (Left/Right · Shift+Left/Right ten · wheel; no sound)"
+    )
     before = w.preview.grab().toImage()
     press(qtbot, w, KEY.Key_Right)
     assert w.preview.frame == 1 and w.frame_label.text().startswith("frame 2 of")

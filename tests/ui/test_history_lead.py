@@ -345,3 +345,23 @@ def test_moderator_opens_the_second_review_queue_by_key(qtbot, lead_env, db):
     assert sr.controller.current.item.id == first.id
     sr.close()
     w.close()
+
+
+def test_stats_view_shows_exposure_as_care_and_exports_it(qtbot, lead_env, db, tmp_path):
+    from app.core.domain import utcnow
+    from app.core.exposure import ExposureEvent, ExposureKind
+
+    ctx, mod1 = lead_env["ctx"], lead_env["mod1"]
+    seen = _decide(ctx, mod1, Verdict.REJECT)
+    _decide(ctx, mod1, Verdict.REJECT)  # decided without unblurring anything
+    ctx.exposure.record(ExposureEvent(mod1.id, seen.id, ExposureKind.REVEAL, utcnow(), 9.0))
+    w = lead_env["lead_window"]()
+    with qtbot.waitSignal(w.tabs.currentChanged, timeout=2000):
+        qtbot.keyClick(w.history.table, KEY.Key_2, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: w.stats.stats is not None, timeout=10000)
+    assert w.stats.cards["zero_exposure"].text() == "50.0%  (1/2)"
+    assert w.stats.cards["exposure"].text().startswith("4.5 s")
+    assert w.stats.charts["exposure"].labels == ["mod1"]
+    html_path, csv_path = w.stats.export(tmp_path / "summary.html")
+    assert "Resolved with zero exposure" in html_path.read_text(encoding="utf-8")
+    assert "exposure,zero_exposure_share,50.0%" in csv_path.read_text(encoding="utf-8")

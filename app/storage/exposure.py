@@ -1,0 +1,163 @@
+"""Exposure rows: recorded (from the journal, idempotently by UUID), today's totals for the
+status bar, and the period's figures for the statistics view (docs/ARCHITECTURE.md).
+
+A moderator records exposure in their own name only (here by ``authorize``, on a team server
+by PostgreSQL too: app.storage.server_security) and reads only their own rows; a lead reads
+everyone's. "Daily limit passed" and a person's trend are read from the same rows as the totals.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import distinct, func, select
+from sqlalchemy.orm import Session
+
+from app.core.domain import UserInfo, utcnow
+from app.core.exposure import (
+    DailyExposure,
+    ExposureEvent,
+    ExposureKind,
+    ExposureSummary,
+    today_start,
+)
+from app.core.preview import ComfortDefaults
+from app.core.roles import Permission, PermissionDenied, allowed
+from app.storage.db import Database
+from app.storage.models import ComfortPreference, Decision, ExposureRow, User
+from app.storage.permissions import authorize
+
+
+def _day(v: object) -> date:
+    if isinstance(v, datetime):
+        return v.date()
+    if isinstance(v, date):
+        return v
+    return date.fromisoformat(str(v)[:10])
+
+
+def exposure_summary(
+    s: Session,
+    since: datetime,
+    until: datetime,
+    daily_limit_s: float,
+    human: tuple,
+    user_id: int | None = None,
+) -> ExposureSummary:
+    """The period's figures; ``human``: the human-decision filter (app.storage.stats);
+    ``user_id``: one person's rows only (their own view)."""
+    e, d = ExposureRow, Decision
+    mine = (e.user_id == user_id,) if user_id is not None else ()
+    in_period = (e.started_at >= since, e.started_at < until, *mine)
+    out = ExposureSummary(daily_limit_s=daily_limit_s)
+    out.seconds = float(
+        s.scalar(select(func.coalesce(func.sum(e.seconds), 0.0)).where(*in_period)) or 0.0
+    )
+    dec_mine = (d.user_id == user_id,) if user_id is not None else ()
+    decided = (d.decided_at >= since, d.decided_at < until, *human, *dec_mine)
+    out.decisions = int(s.scalar(select(func.count()).select_from(d).where(*decided)) or 0)
+    resolved = select(d.item_id).where(*decided, d.verdict.in_(("confirm", "reject"))).distinct()
+    out.resolved = int(s.scalar(select(func.count()).select_from(resolved.subquery())) or 0)
+    seen = select(e.item_id).where(e.item_id.is_not(None))
+    out.resolved_unseen = int(
+        s.scalar(
+            select(func.count()).select_from(resolved.where(d.item_id.not_in(seen)).subquery())
+        )
+        or 0
+    )
+    names = dict(s.execute(select(User.id, User.username)).all())
+    day = func.date(e.started_at)
+    rows = s.execute(
+        select(e.user_id, day, func.sum(e.seconds), func.count(distinct(e.item_id)))
+        .where(*in_period)
+        .group_by(e.user_id, day)
+        .order_by(day, e.user_id)
+    ).all()
+    out.days = [
+        DailyExposure(
+            user=names.get(uid, "?"),
+            day=_day(dv),
+            seconds=float(secs or 0.0),
+            items=int(n or 0),
+            limit_passed=bool(daily_limit_s) and float(secs or 0.0) >= daily_limit_s,
+        )
+        for uid, dv, secs, n in rows
+    ]
+    return out
+
+
+class ExposureService:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def comfort(self, user_id: int) -> ComfortDefaults | None:
+        """The person's own comfort defaults, or None (the organisation's apply)."""
+        with self.db.session() as s:
+            row = s.get(ComfortPreference, user_id)
+            return ComfortDefaults(row.greyscale, row.blur_level) if row is not None else None
+
+    def keep_comfort(self, who: UserInfo, comfort: ComfortDefaults) -> None:
+        """Keep ``comfort`` as the person's own defaults (in their own name only)."""
+        with self.db.session() as s:
+            authorize(s, who, Permission.REVIEW)
+            row = s.get(ComfortPreference, who.id)
+            if row is None:
+                row = ComfortPreference(user_id=who.id)
+                s.add(row)
+            row.greyscale = comfort.greyscale
+            row.blur_level = comfort.blur_level
+            row.updated_at = utcnow()
+
+    def record(self, event: ExposureEvent) -> bool:
+        """Store one event in its person's name; False if it was already there (a replay)."""
+        with self.db.session() as s:
+            authorize(s, event.user_id, Permission.REVIEW)
+            if s.scalar(select(ExposureRow.id).where(ExposureRow.uuid == event.uuid)):
+                return False
+            s.add(
+                ExposureRow(
+                    uuid=event.uuid,
+                    user_id=event.user_id,
+                    item_id=event.item_id,
+                    kind=event.kind.value,
+                    started_at=event.started_at,
+                    seconds=event.seconds,
+                    area=event.area,
+                )
+            )
+            return True
+
+    def today(self, user_id: int) -> tuple[float, set[int]]:
+        """This person's unblurred seconds today (UTC) and the items they touched."""
+        start = today_start()
+        with self.db.session() as s:
+            rows = s.execute(
+                select(ExposureRow.seconds, ExposureRow.item_id).where(
+                    ExposureRow.user_id == user_id, ExposureRow.started_at >= start
+                )
+            ).all()
+        return sum(r[0] for r in rows), {r[1] for r in rows if r[1] is not None}
+
+    def events(self, viewer: UserInfo, user_id: int | None = None) -> list[ExposureEvent]:
+        """Rows as events, newest last: everyone's for a lead, one's own for a moderator."""
+        with self.db.session() as s:
+            row = authorize(s, viewer, Permission.REVIEW)
+            if not allowed(row.role, Permission.VIEW_STATS):
+                if user_id not in (None, viewer.id):
+                    raise PermissionDenied(f"{viewer.username} may read only their own exposure")
+                user_id = viewer.id
+            q = select(ExposureRow).order_by(ExposureRow.id)
+            if user_id is not None:
+                q = q.where(ExposureRow.user_id == user_id)
+            return [
+                ExposureEvent(
+                    r.user_id,
+                    r.item_id,
+                    ExposureKind(r.kind),
+                    r.started_at,
+                    r.seconds,
+                    r.area,
+                    r.uuid,
+                )
+                for r in s.scalars(q)
+            ]

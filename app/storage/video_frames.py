@@ -1,0 +1,65 @@
+"""A video item's sampled frames for the scrubber: their timestamps (the frame PDQ signals
+written at ingest) and which of them matched the known content it is badged with.
+
+The frames matched are found again here, from the item's frame PDQ and the hash-list rows of
+the entry it matched (that entry's confirmed video, or the imported entry itself), within the
+workstation's PDQ threshold: the same rule as at ingest, kept out of the stored record.
+On a team server a moderator reads only the hash-list rows they may see (imported lists, their
+own confirms), so a match on another person's confirm shows its badge without frame marks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import select
+
+from app.core.domain import Algorithm, MediaKind
+from app.core.pdq import hamming_hex
+from app.core.video import SampledFrames
+from app.storage.db import Database
+from app.storage.models import HashListEntry, Item, SignalRow
+
+PDQ_LIKE = (Algorithm.PDQ.value, Algorithm.PDQ_FRAME.value)
+
+
+def sampled_frames(
+    db: Database, item_id: int, store_path: Callable[[str], Path], threshold: int
+) -> SampledFrames:
+    """``store_path``: the content store's key -> path (the file is read on a worker)."""
+    with db.session() as s:
+        item = s.get(Item, item_id)
+        if item is None or item.kind != MediaKind.VIDEO.value or not item.content_key:
+            return SampledFrames(None)
+        rows = s.execute(
+            select(SignalRow.frame_ts, SignalRow.value)
+            .where(
+                SignalRow.item_id == item_id,
+                SignalRow.algorithm == Algorithm.PDQ_FRAME.value,
+                SignalRow.variant == "",
+                SignalRow.frame_ts.is_not(None),
+            )
+            .order_by(SignalRow.frame_ts)
+        ).all()
+        refs: list[str] = []
+        entry = s.get(HashListEntry, item.known_entry_id) if item.known_entry_id else None
+        if entry is not None and entry.item_id is not None:
+            refs = list(
+                s.scalars(
+                    select(HashListEntry.value).where(
+                        HashListEntry.item_id == entry.item_id,
+                        HashListEntry.algorithm.in_(PDQ_LIKE),
+                        HashListEntry.retracted_at.is_(None),
+                    )
+                )
+            )
+        elif entry is not None and entry.algorithm in PDQ_LIKE:
+            refs = [entry.value]
+        content_key = item.content_key
+    frames = [(float(ts), value) for ts, value in rows if ts is not None]
+    times = sorted({ts for ts, _ in frames})
+    matched = frozenset(
+        ts for ts, value in frames if any(hamming_hex(value, r) <= threshold for r in refs)
+    )
+    return SampledFrames(str(store_path(content_key)), tuple(times), matched)

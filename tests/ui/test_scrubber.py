@@ -1,0 +1,115 @@
+"""The silent video scrubber (issue 13) on corpus videos: every sampled frame with its
+timestamp, stepped by key and wheel, blurred and revealed like a picture, known-match frames
+marked; frames decoded on a reader."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QWheelEvent
+from PySide6.QtWidgets import QApplication
+from sqlalchemy import select
+
+from app.core.decisions import DecisionRequest
+from app.core.domain import Algorithm, Verdict
+from app.core.exposure import BreakPolicy
+from app.core.ingest_jobs import jobs_from_paths
+from app.core.match_rules import MatchPolicy
+from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
+from app.storage.models import ExposureRow, SignalRow
+from app.storage.review import ReviewService
+from tests.helpers import ingest, make_user
+from tests.ui.conftest import KEY, FakeClock, press, wait_saved
+
+NO_BREAKS = BreakPolicy(review_minutes=0, reveals=0, graphic_items=0, daily_limit_minutes=0)
+SHIFT = Qt.KeyboardModifier.ShiftModifier
+
+
+def _sampled_times(db, item_id):
+    with db.session() as s:
+        return sorted(
+            {
+                ts
+                for ts in s.scalars(
+                    select(SignalRow.frame_ts).where(
+                        SignalRow.item_id == item_id,
+                        SignalRow.algorithm == Algorithm.PDQ_FRAME.value,
+                        SignalRow.variant == "",
+                    )
+                )
+            }
+        )
+
+
+def _wheel(widget, notches: int) -> None:
+    pos = QPointF(widget.width() / 2, widget.height() / 2)
+    event = QWheelEvent(
+        pos,
+        QPointF(widget.mapToGlobal(pos.toPoint())),
+        QPoint(0, 0),
+        QPoint(0, 120 * notches),
+        Qt.MouseButton.NoButton,
+        Qt.KeyboardModifier.NoModifier,
+        Qt.ScrollPhase.NoScrollPhase,
+        False,
+    )
+    QApplication.sendEvent(widget, event)
+
+
+def test_scrubber_steps_through_every_sampled_frame_with_timestamps(qtbot, make_window, db, corpus):
+    clip = corpus / "videos" / "chair-orig-22-sd-bar.mp4"
+    clock = FakeClock()
+    w = make_window(db, paths=[clip], clock=clock, breaks=NO_BREAKS, idle_lock_minutes=0)
+    item = w.controller.current.item
+    times = _sampled_times(db, item.id)
+    assert len(times) > 8  # a 22 s clip: one frame a second, not a strip of eight
+    qtbot.waitUntil(lambda: w.scrub_item == item.id, timeout=30000)
+    p = w.preview
+    assert p.times == times and p.frame_count == len(times) and w.strip.isVisible()
+    seen = [(p.frame, p.times[p.frame])]
+    for _ in range(len(times) - 1):
+        press(qtbot, w, KEY.Key_Right)
+        seen.append((p.frame, p.times[p.frame]))
+        assert f"frame {p.frame + 1} of {len(times)}" in w.frame_label.text()
+    assert seen == list(enumerate(times))
+    assert "0:" in w.frame_label.text() and "no sound" in w.frame_label.text()
+    press(qtbot, w, KEY.Key_Right)  # round the end to the first
+    assert p.frame == 0
+    qtbot.keyClick(w.preview, KEY.Key_Right, SHIFT)
+    assert p.frame == 10
+    qtbot.keyClick(w.preview, KEY.Key_Left, SHIFT)
+    assert p.frame == 0
+    _wheel(w.preview, -3)  # the wheel scrubs: three notches down, three frames on
+    assert p.frame == 3
+    _wheel(w.strip, 1)
+    assert p.frame == 2
+    # Every frame is blurred until revealed, and a revealed frame is exposure like a picture.
+    assert not p.revealed
+    qtbot.keyPress(w.preview, KEY.Key_Space)
+    clock.advance(2.0)
+    qtbot.keyRelease(w.preview, KEY.Key_Space)
+    wait_saved(qtbot, w)
+    with db.session() as s:
+        rows = [(r.item_id, r.kind, r.seconds) for r in s.scalars(select(ExposureRow))]
+    assert rows == [(item.id, "frame", 2.0)]
+
+
+def test_frames_that_matched_known_content_are_marked(qtbot, make_window, db, store, corpus):
+    videos = corpus / "videos"
+    ingest(db, store, [videos / "chair-orig-22-sd-bar.mp4"])
+    first = make_user(db, "mod0")
+    review = ReviewService(db)
+    original = review.claim_next(first.id)
+    review.decide(DecisionRequest(original.id, first.id, Verdict.CONFIRM, "glorification"))
+    # A copy with a logo waits in the queue with its "known match" badge.
+    recorder = IngestRecorder(db, store, policy=MatchPolicy(auto_resolve=False))
+    ingest_jobs(recorder, jobs_from_paths([videos / "chair-22-with-small-logo-bar.mp4"]), workers=1)
+    w = make_window(db, paths=[], breaks=NO_BREAKS, idle_lock_minutes=0)
+    item = w.controller.current.item
+    assert (item.match_note and "known match" in w.facts["match"].text().lower()) or item.match_note
+    qtbot.waitUntil(lambda: w.scrub_item == item.id, timeout=30000)
+    p = w.preview
+    assert p.matched and p.matched <= set(range(p.frame_count))
+    marked = min(p.matched)
+    p.set_frame(marked)
+    assert "matched known content" in w.frame_label.text()
+    w.strip.grab()  # paints the strip (marks and timestamps) without error
