@@ -84,20 +84,20 @@ def _open_window(
     if allowed(user.role, Permission.VIEW_HISTORY):
         from app.ui.lead_window import LeadWindow
 
-        window = LeadWindow(ctx, user, tasks)  # leads and admins: history, numbers, queues
+        window: LeadWindow | ReviewWindow = LeadWindow(ctx, user, tasks)  # history, numbers
     else:
         window = ReviewWindow(ctx, user, tasks)
 
-        def next_person() -> None:
-            signed = ask()
-            if signed is None:
-                app.quit()
-                return
-            if signed[0] is not ctx:  # a team workstation: the last person's connection ends
-                ctx.close()
-            _open_window(app, signed[0], signed[1], tasks, ask)
+    def next_person() -> None:
+        signed = ask()
+        if signed is None:
+            app.quit()
+            return
+        if signed[0] is not ctx:  # a team workstation: the last person's connection ends
+            ctx.close()
+        _open_window(app, signed[0], signed[1], tasks, ask)
 
-        window.signed_out.connect(next_person, Qt.ConnectionType.QueuedConnection)
+    window.signed_out.connect(next_person, Qt.ConnectionType.QueuedConnection)
     _OPEN["window"] = window  # the one window of this person, kept alive while it is open
     window.show()
     window.start()

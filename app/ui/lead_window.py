@@ -4,7 +4,8 @@ the queues
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QMainWindow, QTabWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QTabWidget
 
 from app.compose import AppContext
 from app.core.domain import UserInfo
@@ -13,6 +14,7 @@ from app.ui.actions import (
     HISTORY_ACTIONS,
     LEAD_ACTIONS,
     LISTS_ACTIONS,
+    SESSION_ACTIONS,
     STATS_ACTIONS,
     build_actions,
 )
@@ -24,8 +26,15 @@ from app.ui.tasks import TaskRunner
 
 
 class LeadWindow(QMainWindow):
+    signed_out = Signal()  # closed by Sign out: the next person signs in
+
+    #: The session actions a lead's workspace has (the lock and the exposure trend belong to
+    #: the review screens it opens, which have their own).
+    SESSION_IDS = ("sign_out", "quit")
+
     def __init__(self, ctx: AppContext, user: UserInfo, tasks: TaskRunner | None = None) -> None:
         super().__init__()
+        self._signing_out = False
         self.ctx = ctx
         self.user = user
         self.tasks = tasks or TaskRunner(self)
@@ -68,6 +77,16 @@ class LeadWindow(QMainWindow):
         lists = self.menuBar().addMenu("&Lists")
         for spec in LISTS_ACTIONS:
             lists.addAction(self.lists.actions_by_id[spec.id])
+        session_specs = tuple(spec for spec in SESSION_ACTIONS if spec.id in self.SESSION_IDS)
+        self.session_actions = build_actions(
+            self,
+            session_specs,
+            {"sign_out": self.sign_out, "quit": self.quit},
+            ctx.key_overrides,
+        )
+        session = self.menuBar().addMenu("&Session")
+        for spec in session_specs:
+            session.addAction(self.session_actions[spec.id])
         self.menuBar().addMenu("&Help").addAction(self.actions_by_id["lead_cheatsheet"])
         self.statusBar().addPermanentWidget(QLabel(ctx.db.label))
         self._stats_loaded = False
@@ -123,6 +142,18 @@ class LeadWindow(QMainWindow):
         sheet.open()
         self._cheatsheet = sheet
 
+    def sign_out(self) -> None:
+        """Close the workspace and its queue windows (giving their claims back) and let the
+        next person sign in."""
+        self._signing_out = True
+        self.close()
+
+    def quit(self) -> None:
+        self.close()
+        app = QApplication.instance()
+        if app is not None:
+            app.quit()
+
     def closeEvent(self, event) -> None:
         for w in self.queue_windows.values():
             if w.isVisible():
@@ -132,3 +163,5 @@ class LeadWindow(QMainWindow):
         self.history.timeline._debounce.stop()
         self.tasks.wait(15000)
         super().closeEvent(event)
+        if self._signing_out:
+            self.signed_out.emit()

@@ -365,3 +365,20 @@ def test_stats_view_shows_exposure_as_care_and_exports_it(qtbot, lead_env, db, t
     html_path, csv_path = w.stats.export(tmp_path / "summary.html")
     assert "Resolved with zero exposure" in html_path.read_text(encoding="utf-8")
     assert "exposure,zero_exposure_share,50.0%" in csv_path.read_text(encoding="utf-8")
+
+
+def test_a_lead_signs_out_from_the_workspace_and_its_queue_windows_give_their_claims_back(
+    qtbot, lead_env, db
+):
+    ctx, lead = lead_env["ctx"], lead_env["lead"]
+    w = lead_env["lead_window"]()
+    menus = [a.text().replace("&", "") for a in w.menuBar().actions()]
+    assert "Session" in menus
+    assert w.session_actions["quit"].shortcut().toString() == "Ctrl+Q"
+    rw = w.open_queue("review")
+    qtbot.waitUntil(lambda: rw.controller.current is not None, timeout=10000)
+    assert ctx.review.my_claims(lead.id, "review")  # the lead holds the item on screen
+    with qtbot.waitSignal(w.signed_out, timeout=10000):
+        w.session_actions["sign_out"].trigger()
+    assert not w.isVisible() and not rw.isVisible()
+    assert ctx.review.my_claims(lead.id) == []  # every claim given back on the way out
