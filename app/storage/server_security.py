@@ -115,6 +115,16 @@ def _sql(schema: str, prefix: str, owner: str) -> str:
     mod, lead, admin = (f'"{prefix}{r}"' for r in ("moderator", "lead", "admin"))
     definer = f"SECURITY DEFINER SET search_path = {s}, pg_catalog, pg_temp"
     person = f"'{prefix}u_' || username"
+
+    def attach(table: str, function: str, *args: str) -> str:
+        """The check ``function`` on every write to ``table`` (re-created: idempotent)."""
+        argv = ", ".join(f"'{a}'" for a in args)
+        return (
+            f"DROP TRIGGER IF EXISTS hd_guard ON {s}.{table};\n"
+            f"CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.{table}\n"
+            f"  FOR EACH ROW EXECUTE FUNCTION {s}.{function}({argv});"
+        )
+
     return f"""
 DO $$ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{prefix}moderator') THEN
@@ -268,9 +278,7 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
-DROP TRIGGER IF EXISTS hd_guard ON {s}.decisions;
-CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.decisions
-  FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_decisions();
+{attach("decisions", "hd_guard_decisions")}
 
 -- hash list: added under the confirm, retracted once, never deleted -------------------------
 CREATE OR REPLACE FUNCTION {s}.hd_guard_hash_list() RETURNS trigger LANGUAGE plpgsql {definer}
@@ -392,9 +400,7 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
-DROP TRIGGER IF EXISTS hd_guard ON {s}.hash_list;
-CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.hash_list
-  FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_hash_list();
+{attach("hash_list", "hd_guard_hash_list")}
 
 -- audit events: appended in one's own name, following the chain head ----------------------
 CREATE OR REPLACE FUNCTION {s}.hd_guard_audit() RETURNS trigger LANGUAGE plpgsql {definer}
@@ -420,9 +426,7 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
-DROP TRIGGER IF EXISTS hd_guard ON {s}.audit_events;
-CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.audit_events
-  FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_audit();
+{attach("audit_events", "hd_guard_audit")}
 
 -- items: claims in one's own name; decided only with a decision in the same transaction ----
 CREATE OR REPLACE FUNCTION {s}.hd_guard_items() RETURNS trigger LANGUAGE plpgsql {definer}
@@ -454,9 +458,7 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
-DROP TRIGGER IF EXISTS hd_guard ON {s}.items;
-CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.items
-  FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_items();
+{attach("items", "hd_guard_items")}
 
 -- second reviews: queued by the first decision's author, answered by the claimant -----------
 CREATE OR REPLACE FUNCTION {s}.hd_guard_second_reviews() RETURNS trigger LANGUAGE plpgsql
@@ -486,9 +488,7 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
-DROP TRIGGER IF EXISTS hd_guard ON {s}.second_reviews;
-CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.second_reviews
-  FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_second_reviews();
+{attach("second_reviews", "hd_guard_second_reviews")}
 
 -- the read-only record of ingest: signals and sightings -----------------------------------
 CREATE OR REPLACE FUNCTION {s}.hd_guard_ingested() RETURNS trigger LANGUAGE plpgsql {definer}
@@ -502,54 +502,31 @@ BEGIN
   PERFORM hd_require('ingest');
   RETURN NEW;
 END $$;
-DROP TRIGGER IF EXISTS hd_guard ON {s}.signals;
-CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.signals
-  FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_ingested();
-DROP TRIGGER IF EXISTS hd_guard ON {s}.sightings;
-CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.sightings
-  FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_ingested();
+{attach("signals", "hd_guard_ingested")}
+{attach("sightings", "hd_guard_ingested")}
 
--- feedback on imported entries: in one's own name, never changed ---------------------------
-CREATE OR REPLACE FUNCTION {s}.hd_guard_feedback() RETURNS trigger LANGUAGE plpgsql {definer}
+-- feedback on imported entries, exposure: in one's own name, never changed -----------------
+-- (TG_ARGV: what the rows are, what writing one is: for the messages)
+CREATE OR REPLACE FUNCTION {s}.hd_guard_own_record() RETURNS trigger LANGUAGE plpgsql {definer}
 AS $$
 DECLARE u users;
 BEGIN
   IF hd_trusted() THEN RETURN COALESCE(NEW, OLD); END IF;
   IF TG_OP <> 'INSERT' THEN
-    RAISE EXCEPTION 'hashdesk: feedback is never changed (% refused)', TG_OP
+    RAISE EXCEPTION 'hashdesk: % is never changed (% refused)', TG_ARGV[0], TG_OP
       USING ERRCODE = '42501';
   END IF;
   u := hd_require('review');
   IF NEW.user_id IS DISTINCT FROM u.id THEN
-    RAISE EXCEPTION 'hashdesk: % may not give feedback in another person''s name', u.username
+    RAISE EXCEPTION 'hashdesk: % may not % in another person''s name', u.username, TG_ARGV[1]
       USING ERRCODE = '42501';
   END IF;
   RETURN NEW;
 END $$;
-DROP TRIGGER IF EXISTS hd_guard ON {s}.hash_list_feedback;
-CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.hash_list_feedback
-  FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_feedback();
-
--- exposure (what a person saw unblurred): in one's own name, never changed ----------------
-CREATE OR REPLACE FUNCTION {s}.hd_guard_exposure() RETURNS trigger LANGUAGE plpgsql {definer}
-AS $$
-DECLARE u users;
-BEGIN
-  IF hd_trusted() THEN RETURN COALESCE(NEW, OLD); END IF;
-  IF TG_OP <> 'INSERT' THEN
-    RAISE EXCEPTION 'hashdesk: exposure is never changed (% refused)', TG_OP
-      USING ERRCODE = '42501';
-  END IF;
-  u := hd_require('review');
-  IF NEW.user_id IS DISTINCT FROM u.id THEN
-    RAISE EXCEPTION 'hashdesk: % may not record exposure in another person''s name', u.username
-      USING ERRCODE = '42501';
-  END IF;
-  RETURN NEW;
-END $$;
-DROP TRIGGER IF EXISTS hd_guard ON {s}.exposure_events;
-CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.exposure_events
-  FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_exposure();
+{attach("hash_list_feedback", "hd_guard_own_record", "feedback", "give feedback")}
+{attach("exposure_events", "hd_guard_own_record", "exposure", "record exposure")}
+DROP FUNCTION IF EXISTS {s}.hd_guard_feedback();  -- before one check served both tables
+DROP FUNCTION IF EXISTS {s}.hd_guard_exposure();
 
 -- a person's comfort defaults: their own row only ------------------------------------------
 CREATE OR REPLACE FUNCTION {s}.hd_guard_comfort() RETURNS trigger LANGUAGE plpgsql {definer}
@@ -565,9 +542,7 @@ BEGIN
   END IF;
   RETURN NEW;
 END $$;
-DROP TRIGGER IF EXISTS hd_guard ON {s}.comfort_preferences;
-CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON {s}.comfort_preferences
-  FOR EACH ROW EXECUTE FUNCTION {s}.hd_guard_comfort();
+{attach("comfort_preferences", "hd_guard_comfort")}
 
 -- accounts: only through these, each with its audit event in the same transaction ---------
 CREATE OR REPLACE FUNCTION {s}.hd_account_create(p_username text, p_display text, p_role text,

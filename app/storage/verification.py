@@ -78,7 +78,8 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
                     undone.add(d.supersedes)
             confirming = (
                 d.verdict == Verdict.CONFIRM.value
-                and d.method not in (DecisionMethod.AUTO_MATCH.value, "second_review")
+                and d.method
+                not in (DecisionMethod.AUTO_MATCH.value, DecisionMethod.SECOND_REVIEW.value)
             ) or (d.verdict == Verdict.OVERTURN.value and d.category)
             if confirming:
                 adds[d.uuid] = (d.item_id, d.hashes_digest)

@@ -349,11 +349,6 @@ class ReviewController(QObject):
             self.armed = False
         if verdict is Verdict.SKIP:
             self.skipped.add(req.item_id)
-            if self.queue == "review":
-                # The queue already found empty: ask again now, so the answer (nothing but the
-                # skipped) brings them back at once, not at the next empty-queue poll. (On the
-                # leads' queue a skip passes the item on: it must not come straight back.)
-                self.exhausted = False
         members = max(0, self.current.item.cluster_size - 1) if verdict is not Verdict.SKIP else 0
         self._decisions_waiting[req.uuid] = members
         self._last_press = req.uuid

@@ -46,6 +46,13 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
+def _make_ca(common_name: str, stem: str, cwd: Path) -> None:
+    """A self-signed CA: ``<stem>.key`` and ``<stem>.pem`` in ``cwd``."""
+    subject, key, pem = f"/CN={common_name}", f"{stem}.key", f"{stem}.pem"
+    new_ca = ("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject)
+    _openssl(*new_ca, "-keyout", key, "-out", pem, cwd=cwd)
+
+
 @pytest.fixture(scope="module")
 def cluster():
     initdb, pg_ctl = _bin("initdb"), _bin("pg_ctl")
@@ -57,22 +64,7 @@ def cluster():
     root.chmod(0o755)
     certs = root / "certs"
     certs.mkdir()
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Hashdesk test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-        cwd=certs,
-    )
+    _make_ca("Hashdesk test CA", "ca", certs)
     _openssl(
         "req",
         "-newkey",
@@ -106,22 +98,7 @@ def cluster():
         cwd=certs,
     )
     # Another CA, which signed nothing the server shows.
-    _openssl(
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=Someone else",
-        "-keyout",
-        "other.key",
-        "-out",
-        "other.pem",
-        cwd=certs,
-    )
+    _make_ca("Someone else", "other", certs)
     (root / "pw").write_text(PW + "\n", encoding="utf-8")
     data = root / "data"
     if os.geteuid() == 0:
