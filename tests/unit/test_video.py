@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import statistics
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 
 from app.core.domain import Algorithm, MediaAnalysis, MediaKind
+from app.core.pdq import pdq_from_rgb
 from app.core.video import analyze_video, parse_vpdq_file
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
@@ -376,19 +378,154 @@ def test_parallel_segments_of_a_truncated_file(monkeypatch, tmp_path, keep):
 
 @pytest.mark.corpus
 @needs_corpus
-def test_a_segment_that_lands_elsewhere_falls_back_to_one_pass(monkeypatch, caplog):
-    """When a seeked segment's first frame differs from the frame the previous segment decoded
-    there (a file whose seek OpenCV gets wrong), the video is decoded again in one pass.
-    Forced here by allowing no difference at all (-1 bits)."""
+@pytest.mark.parametrize("segments", [1, 3])
+@pytest.mark.parametrize("lie", ["every-frame", "mid-gop"])
+def test_keyframe_flags_that_lie_fall_back_to_a_full_decode(monkeypatch, caplog, segments, lie):
+    """A selective decode trusts the container's keyframe flags to know where a frame's
+    references start. When they lie (a P- or B-frame flagged as a keyframe: a decode started
+    there would give a damaged frame), the decoder's own verdict on that frame disagrees and
+    the whole video is decoded again, every frame: the honest file's result. The lie is
+    injected into the real demux pass of a real file."""
     from app.core import video
 
     monkeypatch.setattr(video, "MIN_SEGMENT_SAMPLES", 2)
-    monkeypatch.setattr(video, "SEEK_CHECK_BITS", -1)
     path = VIDEOS / "chair-orig-22-sd-bar.mp4"
+    honest = analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size, segments=1)
+    real_scan = video._scan
+
+    def lying_scan(container, stream, deadline):
+        pk = real_scan(container, stream, deadline)
+        if lie == "every-frame":
+            keys = [True] * len(pk.keys)
+        else:  # one extra "keyframe" in each later GOP, between its keyframe and a sample:
+            # FFmpeg decodes the frames after it without complaint, from the wrong references
+            keys = [k or (d % 60 == 15 and d > 60) for d, k in enumerate(pk.keys)]
+        return replace(pk, keys=keys)
+
+    monkeypatch.setattr(video, "_scan", lying_scan)
     with caplog.at_level("INFO", logger="app.core.video"):
-        many = analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size, segments=2)
-    assert "decoding it in one pass" in caplog.text
-    _same(many, analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size, segments=1))
+        lied_to = analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size, segments=segments)
+    assert "decoding every frame" in caplog.text
+    _same(lied_to, honest)
+
+
+# ---------------------------------------------------------------------------------------------
+# Selective decoding: the frames a full decode gives, from fewer decoded frames
+
+
+def _write_h264(path: Path, seconds: float = 4.0, size=(320, 240), fps: int = 30) -> Path:
+    """An H.264 clip with B-frames (x264's defaults: reordered frames, frames nothing refers
+    to) and a moving picture, written with PyAV's libx264."""
+    import av
+
+    w, h = size
+    rng = np.random.default_rng(5)
+    base = cv2.resize(rng.integers(0, 256, (h // 8, w // 8, 3), dtype=np.uint8), (w, h))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
+        stream.options = {"preset": "fast", "g": "48"}  # a keyframe every 1.6 s, off the samples
+        for i in range(int(seconds * fps)):
+            frame = np.roll(base, i * 2, axis=1).copy()
+            cv2.putText(frame, str(i), (10, h // 2), cv2.FONT_HERSHEY_SIMPLEX, 2, (255,) * 3, 3)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return path
+
+
+def _opencv_every_frame(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
+    """The reference: OpenCV's own FFmpeg decoding every frame in order, counting them (as the
+    reference vPDQ does), RGB of the frames at ``indices``."""
+    cap = cv2.VideoCapture(str(path))
+    out, index = {}, 0
+    try:
+        while cap.grab():
+            if index in indices:
+                ok, bgr = cap.retrieve()
+                assert ok
+                out[index] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            index += 1
+    finally:
+        cap.release()
+    return out
+
+
+def _clip(tmp_path: Path, kind: str) -> Path:
+    if kind == "h264-bframes":
+        return _write_h264(tmp_path / "b.mp4")
+    if kind == "mp4v":
+        return _write_clip(tmp_path / "m.mp4", seconds=4, size=(320, 240))
+    return VIDEOS / f"{kind}.mp4"
+
+
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("chair-orig-22-sd-bar", marks=[pytest.mark.corpus, needs_corpus]),
+        pytest.param("doorknob-hd-no-bar", marks=[pytest.mark.corpus, needs_corpus]),
+        "h264-bframes",
+        "mp4v",
+    ],
+)
+def test_selective_decode_gives_the_frames_of_a_full_decode(tmp_path, kind):
+    """Only the packets the sampled frames need are decoded, and those frames are the very
+    pixels a decode of every frame gives at the same frame numbers (OpenCV's FFmpeg, an
+    independent decoder, counting frames); analysis hashes exactly those frames."""
+    import av
+
+    from app.core.video import decode_samples
+
+    path = _clip(tmp_path, kind)
+    with av.open(str(path)) as container:
+        pts = [p.pts for p in container.demux(video=0) if p.size]
+    if kind != "mp4v":
+        assert pts != sorted(pts)  # B-frames: decode order is not display order
+    selective = decode_samples(path)
+    full = decode_samples(path, every_frame=True)
+    reference = _opencv_every_frame(path, list(selective.samples))
+    assert selective.selective and not full.selective
+    assert sorted(selective.samples) == sorted(reference) == sorted(full.samples)
+    assert len(reference) == pytest.approx(len(pts) / 30, abs=1)
+    for index, rgb in reference.items():
+        assert np.array_equal(selective.samples[index], rgb), index
+        assert np.array_equal(full.samples[index], rgb), index
+    # Fewer frames decoded than the stream holds, where a full decode decodes them all.
+    assert full.decoded == full.frames == len(pts)
+    assert selective.decoded < full.decoded
+    # Analysis hashes those frames: the PDQ of each reference frame, at its timestamp.
+    a = analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size)
+    assert a.kind == MediaKind.VIDEO, a.error
+    expected = [(round(i / 30, 3), pdq_from_rgb(reference[i])) for i in sorted(reference)]
+    assert [(ts, (h, q)) for ts, h, q in _frames(a)] == expected
+
+
+def test_rotated_video_is_hashed_as_shown(tmp_path):
+    """A phone video's display rotation is applied, as OpenCV (and players) apply it."""
+    import av
+
+    path = tmp_path / "rotated.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.set_display_rotation(90)
+        for i in range(45):
+            frame = np.zeros((240, 320, 3), np.uint8)
+            frame[:120, :160] = (255, 0, 0)
+            cv2.putText(frame, str(i), (100, 200), cv2.FONT_HERSHEY_SIMPLEX, 2, (255,) * 3, 3)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    from app.core.video import decode_samples
+
+    ours = decode_samples(path).samples
+    reference = _opencv_every_frame(path, list(ours))
+    assert ours[0].shape == (320, 240, 3)
+    assert all(np.array_equal(ours[i], reference[i]) for i in reference)
+    a = analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size)
+    assert (a.width, a.height) == (240, 320)
 
 
 def test_segment_count_rules(monkeypatch):
