@@ -377,9 +377,7 @@ def decode_samples(
         pk = replace(pk, index={}, position=[])
     count = pk.frames if pk.exact else len(pk.pts)
     samples = [sample_index(k, 1.0, fps) for k in _samples_below(count, 1.0, fps)]
-    reader = _Reader(p, pk, samples, TIME_BUDGET_SECONDS)
-    if every_frame:
-        reader.wanted.append(count + 1)  # past the end: every frame is decoded
+    reader = _Reader(p, pk, samples, TIME_BUDGET_SECONDS, to_end=every_frame)
     kept = {index: rgb for index, rgb in reader.frames() if keep}
     if reader.missing:
         raise _PlanMismatch(f"{len(reader.missing)} sampled frames missed")
@@ -545,8 +543,11 @@ class _Reader:
     as a player (and the reference vPDQ) counts them.
     """
 
-    def __init__(self, p: Path, pk: _Packets, wanted: list[int], time_budget: float) -> None:
+    def __init__(
+        self, p: Path, pk: _Packets, wanted: list[int], time_budget: float, to_end: bool = False
+    ) -> None:
         self.path = p
+        self.to_end = to_end  # decode on past the last wanted frame, to the end of the stream
         self.pk = pk
         self.exact = pk.exact
         # A selective decode names frames by timestamp: only frames the stream has.
@@ -555,7 +556,6 @@ class _Reader:
         self.decoded = 0  # frames that came out of the decoder
         self.last_index = -1
         self.errors = 0  # packets the decoder refused
-        self.ended = False  # the stream (or the part wanted of it) was read to its end
         self.missing: set[int] = set()  # wanted frames (and keyframes) that did not come out
         self._keys: set[int] = set()  # pts of the keyframes the decode runs start from
         self._done: set[int] = set()
@@ -564,7 +564,6 @@ class _Reader:
         import av
 
         if not self.wanted:
-            self.ended = True
             return
         container = _open_container(self.path, self.time_budget)
         try:
@@ -597,13 +596,14 @@ class _Reader:
                     yield from self._take(self._decode(cc, packet), wanted)
                     if packet.pts == last_pts and last_pts is not None:
                         break
-                    if not self.exact and self.last_index >= self.wanted[-1]:
+                    if not (self.exact or self.to_end) and self.last_index >= self.wanted[-1]:
                         break
             except av.error.FFmpegError as exc:  # the file breaks off: keep what decoded
                 log.info("%s: demux stopped: %r", self.path.name, exc)
             cc.skip_frame = _DECODE
             yield from self._take(self._decode(cc, None), wanted)
-            self.ended = True
+            if self.errors:
+                log.info("%s: %d packets refused by the decoder", self.path.name, self.errors)
             if self.exact:
                 self.missing = (wanted - self._done) | {self.pk.index[t] for t in self._keys}
         finally:
@@ -655,9 +655,9 @@ def _rotated(rgb: np.ndarray, degrees: float) -> np.ndarray:
 
 
 def _stream_fps(stream: VideoStream) -> float:
-    """Frames per second from the stream's header (its average rate, else FFmpeg's guess), or
-    FALLBACK_FPS when it says nothing usable."""
-    rate = stream.average_rate or stream.guessed_rate
+    """Frames per second from the stream's header (its average rate, else its base rate, as
+    OpenCV reads it), or FALLBACK_FPS when it says nothing usable."""
+    rate = stream.average_rate or stream.base_rate
     fps = _finite(float(rate)) if rate else 0.0
     if fps <= 0 or fps > 1000:
         log.info("fps %r unusable, assuming %s", fps, FALLBACK_FPS)
@@ -854,7 +854,9 @@ def _decode(job: _Job, n_seg: int, exact: bool) -> MediaAnalysis:
     for err in errors:
         if isinstance(err, _FrameTooLarge):
             return job.unreadable(str(err))
-    if exact and not stop_reason and not errors:
+    if exact and not stop_reason:
+        if errors:  # a segment that could not seek or read: its samples are not to be lost
+            raise _PlanMismatch(f"a segment failed ({_short(errors[0])})")
         missing = sorted(i for d in decoders for i in d.reader.missing)
         if missing:
             raise _PlanMismatch(

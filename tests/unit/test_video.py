@@ -275,6 +275,23 @@ def test_missing_file_is_unreadable(tmp_path: Path) -> None:
     assert a.error and not a.error.startswith("unreadable")
 
 
+def test_frames_over_8k_are_unreadable(tmp_path: Path) -> None:
+    """A decompression-bomb guard: frames larger than 8K UHD are refused before decoding."""
+    import av
+
+    path = tmp_path / "huge.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=1)
+        stream.width, stream.height, stream.pix_fmt = 8192, 4352, "yuv420p"
+        stream.options = {"preset": "ultrafast"}
+        for packet in [*stream.encode(av.VideoFrame(8192, 4352, "yuv420p")), *stream.encode()]:
+            out.mux(packet)
+    a = analyze_video(path, "a" * 64, "b" * 32, path.stat().st_size)
+    assert a.kind == MediaKind.UNREADABLE
+    assert a.error == "video frames too large (8192x4352)"
+    assert [s.algorithm for s in a.signals] == [Algorithm.MD5, Algorithm.SHA256]
+
+
 def test_sample_cap_and_odd_size(tmp_path: Path) -> None:
     path = _write_clip(tmp_path / "odd.mp4", seconds=5, size=(321, 239))
     a = analyze_video(path, "a" * 64, "b" * 32, path.stat().st_size, max_samples=2)
