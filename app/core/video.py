@@ -18,15 +18,18 @@ a file's keyframe flags or timestamps lie (a frame flagged key that the decoder 
 to be one, a sample that does not come out intact), the file is decoded again in full, every
 frame counted in order. OpenCV could not do this: it has no per-packet skipping, and its seek
 per sample was slower than grabbing every frame on the corpus's H.264 (4.4 s against 3.4 s
-for a minute; its seek decodes from the keyframe 16 frames before the target).
+for a minute).
 
-Measured on this 2-core machine, busy with other work (``hashdesk bench video``), a minute of
-720p: the bench's mp4v (a keyframe every 12 frames) decodes 240 of its 1800 frames and hashes
-in 0.8-1.0 s, against 2.5 s to decode every frame and 2.7 s for OpenCV to grab every frame;
+Measured on this 2-core machine while other work ran on it (``hashdesk bench video``, two
+runs), a minute of 720p: the bench's mp4v (a keyframe every 12 frames) decodes 240 of its 1800
+frames and hashes in 0.50-0.96 s, 0.38-0.44 of the time to decode every frame (1.1-2.5 s);
 the corpus's H.264 (B-frames, a keyframe every 2 s) decodes 555 of 1800 frames and hashes in
-1.2 s against a 3.5 s floor of decoding every frame (0.34 of it); a long-GOP x264 minute
-decodes 778 of 1800. Seeking to the keyframe before each sample instead measured 1.5 s on
-the corpus minute and 3.1 s on the long-GOP one (a seek per sample re-decodes a GOP).
+0.98-1.20 s, 0.34-0.48 of its every-frame floor (2.0-3.5 s). Against the OpenCV way, in a
+paired run: 2.1-2.3 times faster (mp4v 1.71 s -> 0.74 s, corpus H.264 3.10 s -> 1.50 s). Decoding
+the samples alone (no hashing), per minute: corpus H.264 1.3-1.5 s this way, 1.5-1.7 s
+seeking to the keyframe before each sample, 3.1-3.4 s grabbing every frame, 4.4-4.9 s with
+OpenCV's seek; on a long-GOP x264 minute (778 of 1800 frames decoded) 0.9-1.2 s, against
+3.1-3.6 s seeking per sample (a seek re-decodes the GOP) and 4.4-7.8 s with OpenCV's seek.
 
 Each sampled frame is converted to RGB once and its luma computed once: the plain and seven
 dihedral PDQs come from one downsample of it, the bars-trimmed PDQ from a crop of it, the
