@@ -115,8 +115,12 @@ def test_thin_or_huge_borders_are_not_bars():
     content = soft_picture(320, 240)
     # 1.5 % of the height: below the 2 % minimum.
     assert trim_bars(pad(content, 4, 0, 0, 0, (0, 0, 0))) is None
-    # The content would be under half the height.
-    assert trim_bars(pad(soft_picture(320, 100), 60, 60, 0, 0, (0, 0, 0))) is None
+    # The content would be under a quarter of the height.
+    assert trim_bars(pad(soft_picture(320, 50), 90, 90, 0, 0, (0, 0, 0))) is None
+    # A 3:2 photo in a 9:16 portrait frame is 3/8 of the frame's height: trimmed.
+    framed = pad(soft_picture(360, 240), 200, 200, 0, 0, (0, 0, 0))
+    found = trim_bars(framed)
+    assert found is not None and found[1] == (200, 200, 0, 0)
     # One flat colour everywhere: nothing to say about bars.
     assert trim_bars(np.full((240, 320, 3), 10, np.uint8)) is None
 
@@ -193,12 +197,15 @@ def test_barred_picture_trimmed_hash_matches_the_unbarred(label, bars, colour, r
 def test_seven_dihedral_signals_named_and_computed_once():
     pic = soft_picture(320, 240)
     a = analyze_bytes(jpeg(pic))
-    dih = [s for s in a.signals if s.variant.startswith("dih:")]
+    # The whole picture's turns (the trimmed picture's and the halves' carry ":<what>").
+    dih = [s for s in a.signals if s.variant.startswith("dih:") and ":" not in s.variant[4:]]
     assert [s.variant for s in dih] == [f"dih:{n}" for n in DIHEDRAL_ORDER[1:]]
     plain = one(a, Algorithm.PDQ)
     assert all(s.algorithm == Algorithm.PDQ and s.quality == plain.quality for s in dih)
-    assert all(len(s.variant) <= 16 for s in dih)  # the signals.variant column is String(16)
-    # Each dih: hash is the PDQ of the picture after that transform (numpy equivalents).
+    # the signals.variant column is String(16)
+    assert all(len(s.variant) <= 16 for s in a.signals)
+    # Each dih: hash is the PDQ of the picture after that transform (numpy equivalents), as
+    # that picture hashes itself (float rounding aside).
     decoded = np.asarray(Image.open(io.BytesIO(jpeg(pic))).convert("RGB"))
     transforms = {
         "rotate90": np.rot90(decoded, 1),
@@ -214,7 +221,7 @@ def test_seven_dihedral_signals_named_and_computed_once():
         direct, _ = pdq_from_rgb(t)
         dists = {c.variant or "plain": hamming_hex(direct, c.value) for c in candidates}
         nearest = min(dists, key=dists.get)
-        assert nearest == f"dih:{name}" and dists[nearest] <= MATCH, (name, dists)
+        assert nearest == f"dih:{name}" and dists[nearest] <= 2, (name, dists)
 
 
 @cache
