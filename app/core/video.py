@@ -115,7 +115,8 @@ class _FrameHasher:
       :data:`DIHEDRAL_FRAMES` evenly spread frames keep theirs (query-only: bounded storage and
       match work; the matcher judges each transform on its own frame set);
     * ``trimmed``: when the video has letterbox/pillarbox bars, the PDQ of every sampled frame
-      with the same crop. The bars are decided once from the first :data:`BAR_DECIDE_FRAMES`
+      with the same crop (and, for the same spread frames as above, its 7 turns,
+      ``dih:<code>:trimmed``). The bars are decided once from the first :data:`BAR_DECIDE_FRAMES`
       informative frames (frames held back meanwhile, at most :data:`BAR_MAX_PENDING`), and the
       :class:`BarDetector` keeps watching every later frame: if the bars seen over the whole
       video no longer agree with the crop used (content appeared in a "bar": it was a dark
@@ -129,6 +130,7 @@ class _FrameHasher:
         self.plain: list[Signal] = []
         self.dihedral: list[list[Signal]] = []
         self.trimmed: list[Signal] = []
+        self.trimmed_dihedral: list[list[Signal]] = []
         self.regions: list[Signal] = []
         self.detector = BarDetector()
         self.pending: list[tuple[float, np.ndarray]] = []
@@ -164,8 +166,13 @@ class _FrameHasher:
         same_size = bgr.shape[:2] == (self.detector.height, self.detector.width)
         if self.bars is not None and same_size:  # bars measured on frames of this size
             content = np.ascontiguousarray(crop(bgr, self.bars))
-            hex_, quality = pdq_of_frame(content)
-            self.trimmed.append(Signal(Algorithm.PDQ_FRAME, hex_, quality, ts, TRIMMED))
+            # With its 7 turns (dih:<code>:trimmed), free with the hash: a mirrored or turned
+            # copy with bars is matched through them.
+            t_sigs = pdq_signals_with_dihedral(
+                _work_rgb(content), algorithm=Algorithm.PDQ_FRAME, frame_ts=ts, of=TRIMMED
+            )
+            self.trimmed.append(t_sigs[0])
+            self.trimmed_dihedral.append(t_sigs[1:])
         self.regions.extend(
             region_signals(content, bgr=True, algorithm=Algorithm.PDQ_FRAME, frame_ts=ts)
         )
@@ -181,7 +188,7 @@ class _FrameHasher:
         """All frame signals: plain, trimmed, halves (region:*), then the kept dihedral ones."""
         if not self.decided:
             self._decide()
-        trimmed = self.trimmed
+        trimmed, trimmed_dih = self.trimmed, self.trimmed_dihedral
         if self.bars is not None:
             final = self.detector.bars()
             h, w = self.detector.height or 0, self.detector.width or 0
@@ -189,17 +196,20 @@ class _FrameHasher:
                 log.info(
                     "%s: bars %s not borne out by the whole video (%s)", name, self.bars, final
                 )
-                trimmed = []
+                trimmed, trimmed_dih = [], []
         # Frames may have arrived out of order (segments decoded in parallel): by time, stably.
         by_ts = functools.partial(sorted, key=lambda s: s.frame_ts or 0.0)
         plain = by_ts(self.plain)
-        all_dih = sorted(
-            self.dihedral, key=lambda group: (group[0].frame_ts or 0.0) if group else 0.0
-        )
-        n = len(all_dih)
-        keep = np.unique(np.linspace(0, n - 1, min(n, DIHEDRAL_FRAMES)).round().astype(int))
-        dihedral = [s for i in keep.tolist() for s in all_dih[i]] if n else []
+        dihedral = _spread(self.dihedral) + _spread(trimmed_dih)
         return [*plain, *by_ts(trimmed), *by_ts(self.regions), *dihedral]
+
+
+def _spread(groups: list[list[Signal]]) -> list[Signal]:
+    """The dihedral signals of :data:`DIHEDRAL_FRAMES` evenly spread frames (by time)."""
+    ordered = sorted(groups, key=lambda group: (group[0].frame_ts or 0.0) if group else 0.0)
+    n = len(ordered)
+    keep = np.unique(np.linspace(0, n - 1, min(n, DIHEDRAL_FRAMES)).round().astype(int))
+    return [s for i in keep.tolist() for s in ordered[i]] if n else []
 
 
 # --------------------------------------------------------------------------------------------

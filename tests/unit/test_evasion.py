@@ -19,9 +19,11 @@ from PIL import Image
 
 from app.core.bars import BarDetector, bars_agree, scan_borders, trim_bars
 from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal
-from app.core.hash_index import video_match_fraction
+from app.core.hash_index import HashIndex, video_match_fraction
 from app.core.imaging import analyze_image_bytes
+from app.core.match_rules import MatchPolicy, find_match, index_signal
 from app.core.pdq import DIHEDRAL_ORDER, hamming_hex, pdq_from_rgb
+from app.core.signal_types import half_query_space
 from app.core.video import DIHEDRAL_FRAMES, analyze_video, parse_vpdq_file
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
@@ -500,3 +502,30 @@ def test_pillarboxed_chair_matches_the_unbarred_reference_hashes(edit, hd):
     print(f"{edit} vs every frame of {hd}: plain {plain:.2f}, trimmed {trimmed:.2f}")
     assert plain == 0.0
     assert trimmed >= 0.95
+
+
+def test_mirrored_letterboxed_video_matches_through_turned_trimmed_frames(tmp_path):
+    width, height = 320, 240
+    frames = [scene(i, width, height) for i in range(150)]
+    orig = analyze_path(write_clip(tmp_path / "orig.mp4", frames))
+    bar = 40
+    copy_frames = [pad(f[:, ::-1], bar, bar, 0, 0, (0, 0, 0)) for f in frames]
+    copy = analyze_path(write_clip(tmp_path / "copy.mp4", copy_frames))
+    assert frame_hashes(copy, "trimmed")  # the bars were found
+    reference = [s.value for s in frame_hashes(orig)]
+    by_variant = {
+        v: video_match_fraction([s.value for s in frame_hashes(copy, v)], reference, MATCH)
+        for v in {s.variant for s in copy.signals if s.algorithm == Algorithm.PDQ_FRAME}
+        if v and half_query_space(v) is None  # whole frames, not halves
+    }
+    best = max(by_variant, key=by_variant.get)
+    print(f"mirrored + letterboxed clip: {by_variant}")
+    assert by_variant["trimmed"] < 0.5 and by_variant["dih:flipy"] < 0.5
+    assert best == "dih:fy:trimmed" and by_variant[best] >= 0.8
+    # and through the matcher, with the original confirmed
+    index = HashIndex()
+    for i, sig in enumerate(orig.signals):
+        index_signal(index, i, sig, 1, MatchPolicy())
+    frame_sigs = [s for s in copy.signals if s.algorithm == Algorithm.PDQ_FRAME]  # not bytes
+    ev = find_match(index, frame_sigs, copy.kind, MatchPolicy())
+    assert ev is not None and ev.ref == 1 and ev.variant == "dih:fy:trimmed", ev
