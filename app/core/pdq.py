@@ -296,6 +296,14 @@ def _hex_from_dct(dct: FloatArray) -> str:
     return np.packbits(bits).tobytes().hex()
 
 
+def _hexes_from_dcts(dcts: FloatArray) -> list[str]:
+    """:func:`_hex_from_dct` of each of a stack of 16x16 DCTs, in one pass."""
+    flat = dcts.reshape(len(dcts), -1)
+    median = np.partition(flat, 127, axis=1)[:, 127:128]
+    packed = np.packbits(flat[:, ::-1] > median, axis=1)
+    return [row.tobytes().hex() for row in packed]
+
+
 _ROW_IS_ODD = (np.arange(_DCT_DIM) % 2 == 1)[:, None]
 _COL_IS_ODD = (np.arange(_DCT_DIM) % 2 == 1)[None, :]
 _SIGN_COL = np.where(_COL_IS_ODD, _F32(1), _F32(-1))  # + on odd columns, - on even
@@ -347,7 +355,9 @@ def pdq_dihedral_from_luma(luma: npt.ArrayLike) -> tuple[list[str], int]:
     return [_hex_from_dct(d) for d in dcts], _quality(buffer)
 
 
-def pdq_transformed_from_luma(luma: npt.ArrayLike) -> tuple[list[str], int]:
+def pdq_transformed_from_luma(
+    luma: npt.ArrayLike, *, faithful: bool = True
+) -> tuple[list[str], int]:
     """The PDQ of each dihedral transform of an HxW luma plane as that transformed picture
     hashes itself, in :data:`DIHEDRAL_ORDER` (the first is the plain PDQ), and the quality.
 
@@ -358,25 +368,33 @@ def pdq_transformed_from_luma(luma: npt.ArrayLike) -> tuple[list[str], int]:
     (gravel, brick, grass) move 30-100 bits, beyond any match. Here each of the four flips is
     downsampled on its own (the quarter turns and transposes are transposes of those, exact):
     two row passes (a left-right mirror reverses a row pass's columns) and four column passes,
-    for querying rotated or mirrored copies."""
+    for querying rotated or mirrored copies.
+
+    ``faithful``: the plain hash is the reference's bit for bit (its float32 summation order in
+    the DCT); False computes all four DCTs in one product, which may move a bit where a
+    coefficient ties with the median to float precision (halves: no outside reference)."""
     plane = _as_luma_plane(luma)
     if _too_small(plane):
         return [_ZERO_HEX] * len(DIHEDRAL_ORDER), 0
-    plain = downsample_64(plane)
     if plane.shape == (_BUFFER_DIM, _BUFFER_DIM):  # taken as it is: its flips are exact
+        plain = np.array(plane, dtype=_F32)
         flips = np.stack([plain[::-1], plain[:, ::-1], plain[::-1, ::-1]])
     else:
         # A mirror left-right only reverses the row pass's columns: two row passes for four.
         rows, upside_down = _row_pass(plane), _row_pass(plane[::-1])
+        plain = _column_pass(rows)  # = downsample_64(plane)
         flips = _column_pass(np.stack([upside_down, rows[:, ::-1], upside_down[:, ::-1]]))
-    dct = _dct16(plain)  # the plain hash stays the reference's, bit for bit
-    # The flips' DCTs in one product (query-only hashes: BLAS's summation order is fine; it
-    # moves a bit only where a coefficient ties with the median to float precision).
-    dct_x, dct_y, dct_xy = _DCT_MATRIX @ flips @ _DCT_MATRIX.T
+    # The flips' DCTs in one product (query-only hashes: BLAS's summation order is fine).
+    if faithful:
+        dct = _dct16(plain)
+        dct_x, dct_y, dct_xy = _DCT_MATRIX @ flips @ _DCT_MATRIX.T
+    else:
+        both = np.concatenate([plain[None], flips])
+        dct, dct_x, dct_y, dct_xy = _DCT_MATRIX @ both @ _DCT_MATRIX.T
     # rotate90 is p[:, ::-1].T, rotate270 p[::-1].T, flip_minus1 p[::-1, ::-1].T; a transposed
     # plane's buffer and DCT are the transposes.
-    dcts = [dct, dct_y.T, dct_xy, dct_x.T, dct_x, dct_y, dct.T, dct_xy.T]
-    return [_hex_from_dct(d) for d in dcts], _quality(plain)
+    dcts = np.stack([dct, dct_y.T, dct_xy, dct_x.T, dct_x, dct_y, dct.T, dct_xy.T])
+    return _hexes_from_dcts(dcts), _quality(plain)
 
 
 def pdq_from_rgb(rgb: npt.ArrayLike) -> tuple[str, int]:

@@ -106,7 +106,8 @@ def region_signals(
             hex_, quality = pdq_from_rgb(np.ascontiguousarray(part))
             out.append(Signal(algorithm, hex_, quality, frame_ts, variant))
             continue
-        hashes, quality = pdq_transformed_from_luma(luma_from_rgb(np.ascontiguousarray(part)))
+        luma = luma_from_rgb(np.ascontiguousarray(part))
+        hashes, quality = pdq_transformed_from_luma(luma, faithful=False)
         out.append(Signal(algorithm, hashes[0], quality, frame_ts, variant))
         for how, value in zip(DIHEDRAL_ORDER[1:], hashes[1:], strict=True):
             v = dihedral_variant(how, variant)
