@@ -479,10 +479,8 @@ def report(corpus: Path | None) -> list[str]:
 
     photos = load_photos(corpus)
     if not photos:
-        return [
-            "evasion: skipped (no photos: scikit-image is not installed and the corpus "
-            f"is not at {corpus})"
-        ]
+        where = "no corpus given" if corpus is None else f"no corpus at {corpus}"
+        return [f"evasion: skipped (no photos: scikit-image is not installed, {where})"]
     unrelated = unrelated_files(corpus)
     started = time.perf_counter()
     es = build_set(photos, unrelated, extra=corpus_edits(corpus, photos))
