@@ -228,6 +228,13 @@ def print_bench_video() -> None:
     _print_frame_pdq()
 
 
+def print_bench_evasion() -> None:
+    from app.core.evasion_set import report
+
+    for line in report(CORPUS_IMAGES if CORPUS_IMAGES.is_dir() else None):
+        print(line)
+
+
 #: The parts of `hashdesk bench`, in the order plain `bench` runs them, with what each took on
 #: the 2-core development VM (2026-11-30, shared with other work); said before a part starts.
 PARTS: dict[str, tuple[str, float]] = {
@@ -236,6 +243,7 @@ PARTS: dict[str, tuple[str, float]] = {
     "review": ("key press to next blurred item, 100k-item queue", 22.0),
     "video": ("a minute of 720p and of H.264 hashed, beside their decode floors", 80.0),
     "lists": ("a 1,000,000-line PDQ list imported, another workstation's index updated", 80.0),
+    "evasion": ("recall by evasion edit kind once the original is confirmed, false matches", 60.0),
 }
 _RUN = {
     "ingest": print_bench_ingest,
@@ -243,6 +251,7 @@ _RUN = {
     "review": print_bench_review,
     "video": print_bench_video,
     "lists": lambda: bench_list_import(),
+    "evasion": print_bench_evasion,
 }
 
 

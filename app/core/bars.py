@@ -32,8 +32,10 @@ import numpy as np
 
 #: A bar must cover at least this share of its side (each side separately).
 MIN_BAR_FRACTION = 0.02
-#: What is left after trimming must be at least this share of each dimension.
-MIN_CONTENT_FRACTION = 0.5
+#: What is left after trimming must be at least this share of each dimension. A quarter, not a
+#: half: a landscape photo re-posted in a portrait phone frame (9:16) fills only 3/8 (3:2) or
+#: 1/3 (4:3) of its height, and the same for a portrait photo in a landscape frame.
+MIN_CONTENT_FRACTION = 0.25
 #: Largest per-channel difference from the bar colour for a pixel to count as bar.
 FLAT_TOLERANCE = 16
 #: Share of a line's sampled pixels that must be bar-coloured for the line to be flat.
@@ -183,7 +185,7 @@ def trim_bars(rgb: np.ndarray) -> tuple[np.ndarray, Bars] | None:
 
     Returns ``(content, (top, bottom, left, right))`` -- the content is a view of ``rgb`` -- or
     None when there is nothing to trim (or the picture is one flat colour, or the content would
-    be less than half of a dimension).
+    be less than :data:`MIN_CONTENT_FRACTION` of a dimension).
 
     The same answer as :func:`scan_borders` then :func:`bars_from_runs`, for less: a side is
     scanned only when one sorted line says it may have a bar (most photos have no flat border,

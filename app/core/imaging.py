@@ -14,9 +14,12 @@ Decoding rules (docs/ARCHITECTURE.md, "Hashing and matching"; bad input never es
 * anything Pillow cannot decode gives an UNREADABLE analysis with a short reason.
 
 Evasion-resistant signals (issue 3): besides the plain PDQ and pHash, an image gets the 7
-rotated/mirrored PDQ hashes as ``dih:<name>`` query-only signals (one ``compute_dihedral``, no
-extra cost), and when it has letterbox/pillarbox bars (:func:`app.core.bars.trim_bars`)
-the PDQ and pHash of its content as ``trimmed`` signals.
+rotated/mirrored PDQ hashes as ``dih:<name>`` query-only signals (each the hash the turned
+picture itself gets: :func:`app.core.pdq.pdq_transformed_from_luma`), and when it has
+letterbox/pillarbox bars (:func:`app.core.bars.trim_bars`) the PDQ and pHash of its content as
+``trimmed`` signals, with the content's 7 turns (``dih:<code>:trimmed``); its halves
+(:mod:`app.core.regions`) come turned too (``dih:<code>:<half>``). Every combination of bars
+trimmed x turned x halves is thus a query (issue 15).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from app.core.bars import trim_bars
 from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal, UnreadableMedia
-from app.core.pdq import pdq_from_rgb, pdq_signals_with_dihedral
+from app.core.pdq import pdq_signals_with_dihedral
 from app.core.signal_types import TRIMMED
 
 log = logging.getLogger(__name__)
@@ -386,20 +389,23 @@ def analyze_image_bytes(
         from app.core.regions import region_signals  # it imports this module
 
         arr = np.asarray(rgb)
-        pdq_signals = pdq_signals_with_dihedral(arr)
+        # Rotations and mirrors hashed as the turned picture itself would be (query-only).
+        pdq_signals = pdq_signals_with_dihedral(arr, transformed=True)
         trimmed = trim_bars(arr)
         content = arr
+        trimmed_turned: list[Signal] = []
         if trimmed is not None:  # letterbox/pillarbox bars: the content's hashes as well
             content, (top, bottom, left, right) = trimmed
-            t_hex, t_quality = pdq_from_rgb(content)
+            t_pdq, *trimmed_turned = pdq_signals_with_dihedral(
+                content, transformed=True, of=TRIMMED
+            )
             t_phash = phash_hex(rgb.crop((left, top, rgb.width - right, rgb.height - bottom)))
-            trimmed_signals = [
-                Signal(Algorithm.PDQ, t_hex, quality=t_quality, variant=TRIMMED),
-                Signal(Algorithm.PHASH, t_phash, variant=TRIMMED),
-            ]
+            trimmed_signals = [t_pdq, Signal(Algorithm.PHASH, t_phash, variant=TRIMMED)]
         else:
             trimmed_signals = []
-        halves = region_signals(content)  # a logo over one corner leaves a half intact
+        # A logo over one corner leaves a half intact; a mirrored or turned copy's halves are
+        # the original's, turned (dih:<code>:<half>, query-only).
+        halves = region_signals(content, dihedral=True)
         phash = phash_hex(rgb)
         preview = make_preview_jpeg(rgb)
     except Exception as e:  # bad media must never escape (docs/ARCHITECTURE.md, "Bad input")
@@ -418,6 +424,7 @@ def analyze_image_bytes(
             *trimmed_signals,
             *halves,
             *pdq_signals[1:],
+            *trimmed_turned,
             *byte_signals(sha256, md5),
         ],
         preview=preview,

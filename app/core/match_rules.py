@@ -18,7 +18,9 @@ Rules (docs/ARCHITECTURE.md, "Hashing and matching"):
 * Halves (``region:*`` signals, :mod:`app.core.regions`), only when no whole-picture signal
   matched and ``use_regions`` is on: the same half of a picture within the PDQ threshold (an
   image), or of at least ``video_fraction`` of a video's frames (a video). They catch a copy
-  stamped with a large logo. A half is compared with the same half only (its own index space).
+  stamped with a large logo. A half is compared with the same half only (its own index space);
+  a half turned or mirrored (``dih:<code>:<half>``, query-only) with the half it lands on, so a
+  mirrored and stamped copy matches too.
 
 Lists (:mod:`app.core.hash_lists`): ``local`` lives in the index's root, every other list in
 its own space, so :func:`find_known` applies each list's threshold and policy to its own
@@ -35,7 +37,13 @@ from dataclasses import dataclass, replace
 from app.core.domain import Algorithm, MediaKind, Signal
 from app.core.hash_index import HashIndex, best_video_matches
 from app.core.hash_lists import LOCAL_LIST, ListPolicy, ListRule
-from app.core.signal_types import SIGNAL_TYPES, is_dihedral, is_query_only, is_region
+from app.core.signal_types import (
+    SIGNAL_TYPES,
+    half_query_space,
+    is_dihedral,
+    is_query_only,
+    is_region,
+)
 
 
 @dataclass(frozen=True)
@@ -185,19 +193,19 @@ def find_match(
 
     frame_sets: dict[str, list[str]] = {}
     regions: list[Signal] = []
-    # Every whole-picture PDQ of the item (as decoded, trimmed, rotated and mirrored) in one
-    # pass over the table: each chunk is read once for all of them.
+    # Every whole-picture PDQ of the item (as decoded, trimmed, each rotated and mirrored) in
+    # one pass over the table: each chunk is read once for all of them.
     wanted = [
         sig.value
         for sig in signals
         if sig.algorithm is Algorithm.PDQ
-        and not is_region(sig.variant)
+        and half_query_space(sig.variant) is None
         and (sig.quality is None or sig.quality >= policy.min_quality)
     ]
     pdq_hits = iter(index.search_many("pdq", wanted, policy.pdq_threshold) if wanted else ())
     for sig in signals:
         trusted = sig.quality is None or sig.quality >= policy.min_quality
-        if is_region(sig.variant):
+        if half_query_space(sig.variant) is not None:
             regions.append(sig)
         elif sig.algorithm is Algorithm.PDQ_FRAME:
             if trusted:
@@ -251,10 +259,13 @@ def _more_frames(best: Evidence | None, ev: Evidence | None) -> Evidence | None:
 
 def _match_regions(index: HashIndex, regions: list[Signal], policy: MatchPolicy) -> Evidence | None:
     """The best half-picture match: per half, a still image's hash, or a video's frames by the
-    video rule. A half of low quality (flat: sky, wall) never matches, on either side, and
-    counts as a miss among a video's frames."""
+    video rule, each looked up in the space of the half it stands for
+    (:func:`app.core.signal_types.half_query_space`: its own, or for a half turned or
+    mirrored the half it lands on). A half of low quality (flat: sky, wall) never matches, on
+    either side, and counts as a miss among a video's frames."""
     frames: dict[str, list[str]] = {}
     totals: dict[str, int] = {}
+    stills: dict[str, list[Signal]] = {}  # space -> the still hashes looked up in it
     best: Evidence | None = None
     for sig in regions:
         trusted = sig.quality is None or sig.quality >= policy.min_quality
@@ -263,11 +274,18 @@ def _match_regions(index: HashIndex, regions: list[Signal], policy: MatchPolicy)
             if trusted:
                 frames.setdefault(sig.variant, []).append(sig.value)
         elif sig.algorithm is Algorithm.PDQ and trusted:
-            hits = index.space(sig.variant).search("pdq", sig.value, policy.pdq_threshold)
+            stills.setdefault(str(half_query_space(sig.variant)), []).append(sig)
+    for space_name, sigs in stills.items():
+        space = index.space(space_name)
+        if len(space) == 0:
+            continue
+        found = space.search_many("pdq", [s.value for s in sigs], policy.pdq_threshold)
+        for sig, hits in zip(sigs, found, strict=True):
             if hits and (best is None or hits[0].distance < best.distance):
                 m = hits[0]
                 best = Evidence(m.entry_id, m.ref, "pdq", m.distance, sig.variant)
     for variant, values in frames.items():
-        ev = _video_evidence(index.space(variant), values, variant, policy, totals[variant])
+        space = index.space(str(half_query_space(variant)))
+        ev = _video_evidence(space, values, variant, policy, totals[variant])
         best = _more_frames(best, ev)
     return best

@@ -217,14 +217,28 @@ def downsample_64(luma: npt.ArrayLike) -> FloatArray:
     # on big pictures; each output row is computed alone, so the split changes no bit.
     # einsum, not BLAS: the products are small, and BLAS threads waking for each of them cost
     # more than they save (and compete with the caller's own threads).
+    return _column_pass(_row_pass(plane))
+
+
+def _row_pass(plane: FloatArray) -> FloatArray:
+    """``L @ plane``: the 64 x W result of the filter and decimation along the rows."""
+    rows, cols = plane.shape
     row_index, row_weight = _band(rows)
     step = max(1, _GATHER_FLOATS // (row_index.shape[1] * cols))
     reduced = np.empty((_BUFFER_DIM, cols), dtype=_F32)
     for i in range(0, _BUFFER_DIM, step):
         gathered = plane[row_index[i : i + step]]
         np.einsum("is,isw->iw", row_weight[i : i + step], gathered, out=reduced[i : i + step])
-    col_index, col_weight = _band(cols)
-    return np.einsum("js,ijs->ij", col_weight, reduced[:, col_index]).astype(_F32, copy=False)
+    return reduced
+
+
+def _column_pass(reduced: FloatArray) -> FloatArray:
+    """``reduced @ R``: the 64x64 buffer from a row pass's 64 x W result (or a stack of
+    buffers from a stack of them)."""
+    col_index, col_weight = _band(reduced.shape[-1])
+    return np.einsum("js,...ijs->...ij", col_weight, reduced[..., col_index]).astype(
+        _F32, copy=False
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,6 +296,14 @@ def _hex_from_dct(dct: FloatArray) -> str:
     return np.packbits(bits).tobytes().hex()
 
 
+def _hexes_from_dcts(dcts: FloatArray) -> list[str]:
+    """:func:`_hex_from_dct` of each of a stack of 16x16 DCTs, in one pass."""
+    flat = dcts.reshape(len(dcts), -1)
+    median = np.partition(flat, 127, axis=1)[:, 127:128]
+    packed = np.packbits(flat[:, ::-1] > median, axis=1)
+    return [row.tobytes().hex() for row in packed]
+
+
 _ROW_IS_ODD = (np.arange(_DCT_DIM) % 2 == 1)[:, None]
 _COL_IS_ODD = (np.arange(_DCT_DIM) % 2 == 1)[None, :]
 _SIGN_COL = np.where(_COL_IS_ODD, _F32(1), _F32(-1))  # + on odd columns, - on even
@@ -333,9 +355,56 @@ def pdq_dihedral_from_luma(luma: npt.ArrayLike) -> tuple[list[str], int]:
     return [_hex_from_dct(d) for d in dcts], _quality(buffer)
 
 
+def pdq_transformed_from_luma(
+    luma: npt.ArrayLike, *, faithful: bool = True
+) -> tuple[list[str], int]:
+    """The PDQ of each dihedral transform of an HxW luma plane as that transformed picture
+    hashes itself, in :data:`DIHEDRAL_ORDER` (the first is the plain PDQ), and the quality.
+
+    :func:`pdq_dihedral_from_luma` (the reference's ``compute_dihedral``) transforms the plain
+    picture's 64x64 buffer, but a flipped picture is not sampled at the flipped points: the
+    decimation samples ``int((i + 0.5) * n / 64)`` and the even box windows are not symmetric,
+    so a flip moves every sample by about a pixel. Smooth photos hardly notice; fine textures
+    (gravel, brick, grass) move 30-100 bits, beyond any match. Here each of the four flips is
+    downsampled on its own (the quarter turns and transposes are transposes of those, exact):
+    two row passes (a left-right mirror reverses a row pass's columns) and four column passes,
+    for querying rotated or mirrored copies.
+
+    ``faithful``: the plain hash is the reference's bit for bit (its float32 summation order in
+    the DCT); False computes all four DCTs in one product, which may move a bit where a
+    coefficient ties with the median to float precision (halves: no outside reference)."""
+    plane = _as_luma_plane(luma)
+    if _too_small(plane):
+        return [_ZERO_HEX] * len(DIHEDRAL_ORDER), 0
+    if plane.shape == (_BUFFER_DIM, _BUFFER_DIM):  # taken as it is: its flips are exact
+        plain = np.array(plane, dtype=_F32)
+        flips = np.stack([plain[::-1], plain[:, ::-1], plain[::-1, ::-1]])
+    else:
+        # A mirror left-right only reverses the row pass's columns: two row passes for four.
+        rows, upside_down = _row_pass(plane), _row_pass(plane[::-1])
+        plain = _column_pass(rows)  # = downsample_64(plane)
+        flips = _column_pass(np.stack([upside_down, rows[:, ::-1], upside_down[:, ::-1]]))
+    # The flips' DCTs in one product (query-only hashes: BLAS's summation order is fine).
+    if faithful:
+        dct = _dct16(plain)
+        dct_x, dct_y, dct_xy = _DCT_MATRIX @ flips @ _DCT_MATRIX.T
+    else:
+        both = np.concatenate([plain[None], flips])
+        dct, dct_x, dct_y, dct_xy = _DCT_MATRIX @ both @ _DCT_MATRIX.T
+    # rotate90 is p[:, ::-1].T, rotate270 p[::-1].T, flip_minus1 p[::-1, ::-1].T; a transposed
+    # plane's buffer and DCT are the transposes.
+    dcts = np.stack([dct, dct_y.T, dct_xy, dct_x.T, dct_x, dct_y, dct.T, dct_xy.T])
+    return _hexes_from_dcts(dcts), _quality(plain)
+
+
 def pdq_from_rgb(rgb: npt.ArrayLike) -> tuple[str, int]:
     """PDQ of an HxWx3 uint8 RGB picture (or an HxW grey plane): (hex, quality)."""
     return pdq_from_luma(luma_from_rgb(rgb))
+
+
+def pdq_transformed_from_rgb(rgb: npt.ArrayLike) -> tuple[list[str], int]:
+    """:func:`pdq_transformed_from_luma` of an RGB picture."""
+    return pdq_transformed_from_luma(luma_from_rgb(rgb))
 
 
 def pdq_dihedral_from_rgb(rgb: npt.ArrayLike) -> tuple[list[str], int]:
@@ -369,16 +438,27 @@ def hamming_hex(a: str, b: str) -> int:
 
 
 def pdq_signals_with_dihedral(
-    arr: np.ndarray, *, algorithm: Algorithm = Algorithm.PDQ, frame_ts: float | None = None
+    arr: np.ndarray,
+    *,
+    algorithm: Algorithm = Algorithm.PDQ,
+    frame_ts: float | None = None,
+    transformed: bool = False,
+    of: str = "",
 ) -> list[Signal]:
     """The PDQ of a picture and its 7 rotated/mirrored hashes, from one downsample and one DCT
     (the 7 others are sign flips and transposes of the same DCT): the plain signal first, then
     ``dih:<name>`` signals in :data:`DIHEDRAL_ORDER`. A dihedral hash is the PDQ the picture
     would have after that transform, so a rotated or mirrored copy of confirmed content has one
     within the usual distance of the confirmed hash. They are for querying only: the hash list
-    never stores ``dih:`` signals."""
-    hashes, quality = pdq_dihedral_from_rgb(arr)
-    out = [Signal(algorithm, hashes[0], quality, frame_ts)]
+    never stores ``dih:`` signals.
+
+    ``transformed``: each transform hashed as the transformed picture would be
+    (:func:`pdq_transformed_from_rgb`: what a rotated or mirrored copy's inverse looks like)
+    instead of derived from the plain DCT. ``of``: the variant of the picture hashed (e.g.
+    ``trimmed``): the plain signal carries it, the others are ``dih:<code>:<of>``."""
+    compute = pdq_transformed_from_rgb if transformed else pdq_dihedral_from_rgb
+    hashes, quality = compute(arr)
+    out = [Signal(algorithm, hashes[0], quality, frame_ts, of)]
     for name, value in zip(DIHEDRAL_ORDER[1:], hashes[1:], strict=True):
-        out.append(Signal(algorithm, value, quality, frame_ts, dihedral_variant(name)))
+        out.append(Signal(algorithm, value, quality, frame_ts, dihedral_variant(name, of)))
     return out

@@ -25,6 +25,12 @@ Region hashes do not need to agree with any outside reference implementation, so
 from a small copy of the picture (:data:`REGION_SIDE` px on the long side): four PDQs of a
 256x128 picture cost less than one of the 720p frame.
 
+A mirrored or turned copy's halves are the original's halves, turned and moved: the left half
+of a mirrored copy, mirrored back, is the original's right half. A picture's query therefore
+carries each half in its 7 turns (``dih:<code>:<half>``, query-only), and the matcher looks each
+up in the space of the half the turn puts it in (:func:`app.core.signal_types.half_query_space`):
+a mirrored copy stamped with a sticker still matches through a clean half.
+
 What they cannot do: an overlay over the middle of the picture touches every half. Halves are
 also weaker evidence than the whole picture (half the content), which is why the matcher only
 falls back to them when no whole-picture signal matched, a flat half (quality < 50) never
@@ -39,8 +45,8 @@ from __future__ import annotations
 import numpy as np
 
 from app.core.domain import Algorithm, Signal
-from app.core.pdq import pdq_from_rgb
-from app.core.signal_types import region_variant
+from app.core.pdq import DIHEDRAL_ORDER, luma_from_rgb, pdq_from_rgb, pdq_transformed_from_luma
+from app.core.signal_types import dihedral_variant, region_variant
 
 REGIONS = ("top", "bottom", "left", "right")
 #: Long side of the reduced picture the halves are cut from.
@@ -79,14 +85,31 @@ def region_signals(
     bgr: bool = False,
     algorithm: Algorithm = Algorithm.PDQ,
     frame_ts: float | None = None,
+    dihedral: bool = False,
 ) -> list[Signal]:
     """PDQ of each half of ``pixels`` (HxWx3 uint8, RGB or, with ``bgr=True``, OpenCV's BGR;
-    bars already trimmed), as ``region:<half>`` signals in :data:`REGIONS` order."""
+    bars already trimmed), as ``region:<half>`` signals in :data:`REGIONS` order.
+
+    ``dihedral``: then also each half rotated and mirrored, as the query-only
+    ``dih:<code>:<half>`` signals (:func:`app.core.signal_types.dihedral_variant`), each
+    hashed as the transformed half itself would be
+    (:func:`app.core.pdq.pdq_transformed_from_luma`): a mirrored or rotated copy's half is a
+    transformed half of the original (``half_query_space`` says which)."""
     small = _reduce(pixels)
     if bgr:
         small = small[:, :, ::-1]  # BGR -> RGB (made contiguous per half below)
     out = []
+    turned = []
     for name, part in halves(small).items():
-        hex_, quality = pdq_from_rgb(np.ascontiguousarray(part))
-        out.append(Signal(algorithm, hex_, quality, frame_ts, region_variant(name)))
-    return out
+        variant = region_variant(name)
+        if not dihedral:
+            hex_, quality = pdq_from_rgb(np.ascontiguousarray(part))
+            out.append(Signal(algorithm, hex_, quality, frame_ts, variant))
+            continue
+        luma = luma_from_rgb(np.ascontiguousarray(part))
+        hashes, quality = pdq_transformed_from_luma(luma, faithful=False)
+        out.append(Signal(algorithm, hashes[0], quality, frame_ts, variant))
+        for how, value in zip(DIHEDRAL_ORDER[1:], hashes[1:], strict=True):
+            v = dihedral_variant(how, variant)
+            turned.append(Signal(algorithm, value, quality, frame_ts, v))
+    return out + turned

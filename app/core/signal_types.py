@@ -10,8 +10,10 @@ frame of a video and the other way round).
 
 It also holds the vocabulary of signal *variants* (the same algorithm run on a changed picture):
 ``""`` as decoded, ``"trimmed"`` with letterbox bars removed, ``"dih:<name>"`` rotated or
-mirrored (query-only: never stored in the hash list), ``"region:<half>"`` a half picture
-(compared only with the same half). See docs/ARCHITECTURE.md, "Hashing and matching".
+mirrored (query-only: never stored in the hash list; ``"dih:<code>:trimmed"`` and
+``"dih:<code>:<half>"`` the trimmed picture or a half rotated or mirrored), ``"region:<half>"``
+a half picture (compared only with the same half, or a turned half with the half it lands
+on). See docs/ARCHITECTURE.md, "Hashing and matching".
 """
 
 from __future__ import annotations
@@ -28,9 +30,53 @@ DIHEDRAL_PREFIX = "dih:"
 REGION_PREFIX = "region:"
 
 
-def dihedral_variant(name: str) -> str:
-    """Signal variant of a rotated/mirrored query hash: ``dih:<name>`` (query-only)."""
-    return DIHEDRAL_PREFIX + name
+#: Short names of the dihedral transforms (:data:`app.core.pdq.DIHEDRAL_ORDER`) in the variants
+#: of a trimmed picture or a half turned or mirrored: the variant column holds 16 characters.
+DIHEDRAL_CODES: dict[str, str] = {
+    "original": "o",
+    "rotate90": "r90",
+    "rotate180": "r180",
+    "rotate270": "r270",
+    "flipx": "fx",
+    "flipy": "fy",
+    "flip_plus1": "fp1",
+    "flip_minus1": "fm1",
+}
+_DIHEDRAL_NAMES = {code: name for name, code in DIHEDRAL_CODES.items()}
+
+#: Where each half of a picture lands after each dihedral transform (numpy terms, as in
+#: :data:`app.core.pdq.DIHEDRAL_ORDER`: rotate90 is ``np.rot90`` counter-clockwise, flipx upside
+#: down, flipy mirrored left-right, flip_plus1 the transpose).
+HALF_AFTER: dict[str, dict[str, str]] = {
+    "original": {"top": "top", "bottom": "bottom", "left": "left", "right": "right"},
+    "rotate90": {"top": "left", "left": "bottom", "bottom": "right", "right": "top"},
+    "rotate180": {"top": "bottom", "bottom": "top", "left": "right", "right": "left"},
+    "rotate270": {"top": "right", "right": "bottom", "bottom": "left", "left": "top"},
+    "flipx": {"top": "bottom", "bottom": "top", "left": "left", "right": "right"},
+    "flipy": {"top": "top", "bottom": "bottom", "left": "right", "right": "left"},
+    "flip_plus1": {"top": "left", "left": "top", "bottom": "right", "right": "bottom"},
+    "flip_minus1": {"top": "right", "right": "top", "bottom": "left", "left": "bottom"},
+}
+
+
+def dihedral_variant(name: str, of: str = "") -> str:
+    """Signal variant of a rotated/mirrored query hash (query-only): ``dih:<name>`` of the
+    picture as decoded; ``dih:<code>:trimmed`` of the picture with its bars trimmed (``of`` =
+    :data:`TRIMMED`); ``dih:<code>:<half>`` of one half (``of`` = ``region:<half>``)."""
+    if not of:
+        return DIHEDRAL_PREFIX + name
+    base = of[len(REGION_PREFIX) :] if of.startswith(REGION_PREFIX) else of
+    return f"{DIHEDRAL_PREFIX}{DIHEDRAL_CODES[name]}:{base}"
+
+
+def dihedral_parts(variant: str) -> tuple[str, str]:
+    """``(transform name, of)`` of a dihedral variant: ``of`` is "" (the picture as decoded),
+    :data:`TRIMMED` or ``region:<half>`` (see :func:`dihedral_variant`)."""
+    rest = variant[len(DIHEDRAL_PREFIX) :]
+    code, sep, base = rest.partition(":")
+    if not sep:
+        return rest, ""
+    return _DIHEDRAL_NAMES[code], (base if base == TRIMMED else REGION_PREFIX + base)
 
 
 def is_dihedral(variant: str | None) -> bool:
@@ -43,6 +89,21 @@ def region_variant(name: str) -> str:
 
 def is_region(variant: str | None) -> bool:
     return bool(variant) and str(variant).startswith(REGION_PREFIX)
+
+
+def half_query_space(variant: str | None) -> str | None:
+    """The index space a half's hash is looked up in: its own half's for ``region:<half>``;
+    for a half turned or mirrored (``dih:<code>:<half>``, the transform applied to the query's
+    half), the half the transform moves it to (the left half of a mirrored copy, mirrored back,
+    is the original's right half). None for a whole-picture variant."""
+    if is_region(variant):
+        return str(variant)
+    if not is_dihedral(variant):
+        return None
+    name, of = dihedral_parts(str(variant))
+    if not of.startswith(REGION_PREFIX):
+        return None
+    return REGION_PREFIX + HALF_AFTER[name][of[len(REGION_PREFIX) :]]
 
 
 def is_query_only(variant: str | None) -> bool:

@@ -170,7 +170,8 @@ class _FrameHasher:
       :data:`DIHEDRAL_FRAMES` evenly spread frames keep theirs (query-only: bounded storage and
       match work; the matcher judges each transform on its own frame set);
     * ``trimmed``: when the video has letterbox/pillarbox bars, the PDQ of every sampled frame
-      with the same crop. The bars are decided once from the first :data:`BAR_DECIDE_FRAMES`
+      with the same crop (and, for the same spread frames as above, its 7 turns,
+      ``dih:<code>:trimmed``). The bars are decided once from the first :data:`BAR_DECIDE_FRAMES`
       informative frames (frames held back meanwhile, at most :data:`BAR_MAX_PENDING`), and the
       :class:`BarDetector` keeps watching every later frame: if the bars seen over the whole
       video no longer agree with the crop used (content appeared in a "bar": it was a dark
@@ -184,6 +185,7 @@ class _FrameHasher:
         self.plain: list[Signal] = []
         self.dihedral: list[list[Signal]] = []
         self.trimmed: list[Signal] = []
+        self.trimmed_dihedral: list[list[Signal]] = []
         self.regions: list[Signal] = []
         self.detector = BarDetector()
         self.pending: list[tuple[float, _Hashed]] = []
@@ -220,8 +222,16 @@ class _FrameHasher:
                 luma = luma_from_rgb(_work_rgb(np.ascontiguousarray(crop(frame.rgb, self.bars))))
             else:
                 luma = crop(luma, self.bars)
-            hex_, quality = pdq_from_luma(luma)
-            self.trimmed.append(Signal(Algorithm.PDQ_FRAME, hex_, quality, ts, TRIMMED))
+            # With its 7 turns (dih:<code>:trimmed), free with the hash: a mirrored or turned
+            # copy with bars is matched through them.
+            hashes, quality = pdq_dihedral_from_luma(luma)
+            self.trimmed.append(Signal(Algorithm.PDQ_FRAME, hashes[0], quality, ts, TRIMMED))
+            self.trimmed_dihedral.append(
+                [
+                    Signal(Algorithm.PDQ_FRAME, h, quality, ts, dihedral_variant(name, TRIMMED))
+                    for name, h in zip(DIHEDRAL_ORDER[1:], hashes[1:], strict=True)
+                ]
+            )
         self.regions.extend(_half_signals(luma, ts))
 
     def _decide(self) -> None:
@@ -235,7 +245,7 @@ class _FrameHasher:
         """All frame signals: plain, trimmed, halves (region:*), then the kept dihedral ones."""
         if not self.decided:
             self._decide()
-        trimmed = self.trimmed
+        trimmed, trimmed_dih = self.trimmed, self.trimmed_dihedral
         if self.bars is not None:
             final = self.detector.bars()
             h, w = self.detector.height or 0, self.detector.width or 0
@@ -243,17 +253,20 @@ class _FrameHasher:
                 log.info(
                     "%s: bars %s not borne out by the whole video (%s)", name, self.bars, final
                 )
-                trimmed = []
+                trimmed, trimmed_dih = [], []
         # Frames may have arrived out of order (segments decoded in parallel): by time, stably.
         by_ts = functools.partial(sorted, key=lambda s: s.frame_ts or 0.0)
         plain = by_ts(self.plain)
-        all_dih = sorted(
-            self.dihedral, key=lambda group: (group[0].frame_ts or 0.0) if group else 0.0
-        )
-        n = len(all_dih)
-        keep = np.unique(np.linspace(0, n - 1, min(n, DIHEDRAL_FRAMES)).round().astype(int))
-        dihedral = [s for i in keep.tolist() for s in all_dih[i]] if n else []
+        dihedral = _spread(self.dihedral) + _spread(trimmed_dih)
         return [*plain, *by_ts(trimmed), *by_ts(self.regions), *dihedral]
+
+
+def _spread(groups: list[list[Signal]]) -> list[Signal]:
+    """The dihedral signals of :data:`DIHEDRAL_FRAMES` evenly spread frames (by time)."""
+    ordered = sorted(groups, key=lambda group: (group[0].frame_ts or 0.0) if group else 0.0)
+    n = len(ordered)
+    keep = np.unique(np.linspace(0, n - 1, min(n, DIHEDRAL_FRAMES)).round().astype(int))
+    return [s for i in keep.tolist() for s in ordered[i]] if n else []
 
 
 # --------------------------------------------------------------------------------------------

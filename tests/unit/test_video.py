@@ -102,11 +102,14 @@ def test_signals_dimensions_duration() -> None:
     assert algos.count(Algorithm.MD5) == 1 and algos.count(Algorithm.SHA256) == 1
     assert len(_frames(a)) == 23
     # Pillarboxed (32 px black each side): the same frames trimmed, the four halves of each
-    # trimmed frame, plus the dih: query hashes of 16 evenly spread frames.
+    # trimmed frame, plus the dih: query hashes of 16 evenly spread frames, as decoded and
+    # trimmed.
     assert [ts for ts, _, _ in _frames(a, "trimmed")] == [ts for ts, _, _ in _frames(a)]
     for half in ("top", "bottom", "left", "right"):
         assert [ts for ts, _, _ in _frames(a, f"region:{half}")] == [ts for ts, _, _ in _frames(a)]
-    assert algos.count(Algorithm.PDQ_FRAME) == 23 + 23 + 4 * 23 + 7 * 16
+    assert algos.count(Algorithm.PDQ_FRAME) == 23 + 23 + 4 * 23 + 7 * 16 + 7 * 16
+    turned_trimmed = [s for s in a.signals if s.variant.endswith(":trimmed")]
+    assert len({s.frame_ts for s in turned_trimmed}) == 16
     assert all(len(s.value) == 64 for s in a.signals if s.algorithm == Algorithm.PDQ_FRAME)
     assert a.mime == "video/mp4"
     assert a.error is None
