@@ -33,23 +33,25 @@ def _check(condition: bool, why: str) -> None:
 
 
 def _write_video(path: Path) -> None:
-    """A short mp4v clip: a sample picture panning, with a white disc moving across it."""
-    import cv2
+    """A short MPEG-4 clip (PyAV's encoder, the FFmpeg the bundle decodes with): a sample
+    picture panning, with a white disc moving across it."""
     import numpy as np
 
     from app.core.demo import sample_picture
+    from app.core.video_writer import write_mp4
 
     w, h = VIDEO_SIZE
-    base = cv2.cvtColor(np.asarray(sample_picture(4242, VIDEO_SIZE)), cv2.COLOR_RGB2BGR)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), VIDEO_FPS, (w, h))
-    _check(writer.isOpened(), "cv2.VideoWriter could not open an mp4v writer")
-    try:
+    base = np.asarray(sample_picture(4242, VIDEO_SIZE))
+    yy, xx = np.mgrid[0:h, 0:w]
+
+    def frames():
         for i in range(VIDEO_SECONDS * VIDEO_FPS):
             frame = np.roll(base, i * 4, axis=1).copy()
-            cv2.circle(frame, ((i * 11) % w, h // 2), 30, (255, 255, 255), -1)
-            writer.write(frame)
-    finally:
-        writer.release()
+            frame[(xx - (i * 11) % w) ** 2 + (yy - h // 2) ** 2 <= 30**2] = 255
+            yield frame
+
+    written = write_mp4(path, frames(), VIDEO_FPS)
+    _check(written == VIDEO_SECONDS * VIDEO_FPS, f"{written} frames encoded")
     _check(path.is_file() and path.stat().st_size > 0, f"no video was written to {path}")
 
 

@@ -131,15 +131,13 @@ def _png(img: Image.Image) -> bytes:
 
 def write_sample_video(path: Path, seed: int, seconds: int = 8, fps: int = 10) -> None:
     """A harmless moving picture (a pan across a sample picture), MPEG-4 in an MP4 file."""
-    from app.core.video import cv2  # through video: FFmpeg's log level is set first
+    from app.core.video_writer import write_mp4
 
-    wide = np.asarray(sample_picture(seed, (1280, 480)))[:, :, ::-1]
-    w, h = 640, 480
-    out = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
-    try:
-        total = seconds * fps
-        for i in range(total):
-            x = int((wide.shape[1] - w) * i / max(1, total - 1))
-            out.write(np.ascontiguousarray(wide[:, x : x + w]))
-    finally:
-        out.release()
+    wide = np.asarray(sample_picture(seed, (1280, 480)))
+    w = 640
+    total = seconds * fps
+    pan = (
+        wide[:, x : x + w]
+        for x in (int((wide.shape[1] - w) * i / max(1, total - 1)) for i in range(total))
+    )
+    write_mp4(path, pan, fps)

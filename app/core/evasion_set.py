@@ -231,17 +231,30 @@ def grey(rgb: np.ndarray) -> np.ndarray:
 def sticker(rgb: np.ndarray) -> np.ndarray:
     """A large round sticker (white disc, black ring and marks) over the top right corner, as
     the corpus's logo-stamped videos carry."""
-    import cv2
+    from PIL import ImageDraw
 
-    out = np.ascontiguousarray(rgb.copy())
-    h, w = out.shape[:2]
+    img = Image.fromarray(np.ascontiguousarray(rgb))
+    w, h = img.size
     cx, cy, r = int(w * 0.75), int(h * 0.25), int(min(h, w) * 0.2)
-    cv2.circle(out, (cx, cy), r, (255, 255, 255), -1)
-    cv2.circle(out, (cx, cy), r, (0, 0, 0), max(2, r // 12))
+    draw = ImageDraw.Draw(img)
+
+    def box(x: int, y: int, rx: float, ry: float) -> tuple[float, float, float, float]:
+        return (x - rx, y - ry, x + rx, y + ry)
+
+    # A line of width t centred on the outline, as a stroke of that width along it would be.
+    ring = max(2, r // 12)
+    draw.ellipse(box(cx, cy, r + ring / 2, r + ring / 2), fill="white", outline="black", width=ring)
     for dx in (-r // 3, r // 3):
-        cv2.circle(out, (cx + dx, cy - r // 4), r // 6, (0, 0, 0), -1)
-    cv2.ellipse(out, (cx, cy + r // 5), (r // 2, r // 3), 0, 0, 180, (0, 0, 0), max(2, r // 10))
-    return out
+        draw.ellipse(box(cx + dx, cy - r // 4, r // 6, r // 6), fill="black")
+    mouth = max(2, r // 10)
+    draw.arc(
+        box(cx, cy + r // 5, r // 2 + mouth / 2, r // 3 + mouth / 2),
+        0,
+        180,
+        fill="black",
+        width=mouth,
+    )
+    return np.asarray(img)
 
 
 def mirror(rgb: np.ndarray) -> np.ndarray:

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import functools
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 
@@ -112,7 +111,7 @@ def luma_from_rgb(rgb: npt.ArrayLike) -> FloatArray:
         block = a[top : top + step]
         if block.dtype == np.uint8:
             # De-interleaved first (a plain copy): the arithmetic is faster on contiguous planes.
-            red, green, blue = cv2.split(np.ascontiguousarray(block))[:3]
+            red, green, blue = (np.ascontiguousarray(block[:, :, c]) for c in range(3))
         else:
             red, green, blue = block[:, :, 0], block[:, :, 1], block[:, :, 2]
         out = luma[top : top + step]

@@ -46,6 +46,7 @@ import numpy as np
 
 from app.core.domain import Algorithm, Signal
 from app.core.pdq import DIHEDRAL_ORDER, luma_from_rgb, pdq_from_rgb, pdq_transformed_from_luma
+from app.core.resample import area_reduce
 from app.core.signal_types import dihedral_variant, region_variant
 
 REGIONS = ("top", "bottom", "left", "right")
@@ -56,14 +57,12 @@ MIN_REGION_SIDE = 32
 
 
 def _reduce(pixels: np.ndarray) -> np.ndarray:
-    import cv2  # here, not at the top: the matcher imports this module on the GUI's start
-
     h, w = pixels.shape[:2]
     scale = REGION_SIDE / max(h, w)
     if scale >= 1.0:
         return pixels
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA)
+    return area_reduce(pixels, size)
 
 
 def halves(pixels: np.ndarray) -> dict[str, np.ndarray]:

@@ -54,7 +54,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-import cv2  # quietened before it loads: app/core/__init__.py
 import numpy as np
 from PIL import Image, ImageSequence
 
@@ -62,6 +61,7 @@ from app.core.bars import BarDetector, Bars, bars_agree, crop
 from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal
 from app.core.pdq import DIHEDRAL_ORDER, luma_from_rgb, pdq_dihedral_from_luma, pdq_from_luma
 from app.core.regions import REGION_SIDE, halves
+from app.core.resample import area_reduce
 from app.core.signal_types import TRIMMED, dihedral_variant, region_variant
 
 if TYPE_CHECKING:
@@ -72,12 +72,6 @@ if TYPE_CHECKING:
     from av.video.stream import VideoStream
 
 log = logging.getLogger(__name__)
-
-# FFmpeg must never follow a playlist or reference inside a hostile "video" out to the network
-# (an .m3u8 or concat list disguised as .mp4): only local files may be opened. Decoding here
-# passes the same options to PyAV (_FFMPEG_OPTIONS); OpenCV (still used by tests and tools to
-# read videos) reads this variable on every open; set only when the deployment has not.
-os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", "protocol_whitelist;file|safe;1")
 
 FALLBACK_FPS = 25.0
 MAX_SAMPLED_FRAMES = 3600  # beyond an hour, sample less often than once a second
@@ -125,7 +119,7 @@ def _work_rgb(rgb: np.ndarray) -> np.ndarray:
     scale = PDQ_WORK_SIDE / max(h, w)
     if scale < 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+        rgb = area_reduce(rgb, size)
     return rgb
 
 
@@ -143,13 +137,13 @@ def _hash_frame(rgb: np.ndarray, ts: float) -> _Hashed:
 
 def _half_signals(luma: np.ndarray, ts: float) -> list[Signal]:
     """``region:<half>`` signals from a luma plane (bars trimmed): the plane reduced to
-    REGION_SIDE on its long side (INTER_AREA, as :func:`app.core.regions.region_signals`
+    REGION_SIDE on its long side (area averaging, as :func:`app.core.regions.region_signals`
     reduces RGB), then each half's PDQ."""
     h, w = luma.shape[:2]
     scale = REGION_SIDE / max(h, w, 1)
     if scale < 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        luma = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
+        luma = area_reduce(luma, size)
     out = []
     for name, part in halves(luma).items():
         hex_, quality = pdq_from_luma(part)
@@ -296,8 +290,12 @@ class _StripCollector:
         if sample % self.stride:
             return
         rgb = make()
-        interp = cv2.INTER_AREA if rgb.shape[0] > self.height else cv2.INTER_LINEAR
-        self.kept[sample] = cv2.resize(rgb, (self.width, self.height), interpolation=interp)
+        size = (self.width, self.height)
+        if rgb.shape[0] >= self.height and rgb.shape[1] >= self.width:
+            self.kept[sample] = area_reduce(rgb, size)
+        else:  # a small frame is enlarged (or stretched): a display copy, bilinear is enough
+            img = Image.fromarray(np.ascontiguousarray(rgb)).resize(size, Image.Resampling.BILINEAR)
+            self.kept[sample] = np.asarray(img)
         while len(self.kept) > 2 * STRIP_MAX_FRAMES:
             self.stride *= 2
             self.kept = {k: v for k, v in self.kept.items() if k % self.stride == 0}
@@ -690,7 +688,7 @@ def _segment_count(requested: int | None, samples: int) -> int:
 
 class _Decoder(threading.Thread):
     """Decodes one segment's sampled frames (a :class:`_Reader` of its own) on its own thread
-    and hashes each (:func:`_hash_frame`: FFmpeg, numpy and OpenCV release the GIL), handing
+    and hashes each (:func:`_hash_frame`: FFmpeg and numpy release the GIL), handing
     ``(segment, sample_number, frame_index, hashed)`` over ``out``, so decoding and hashing
     overlap the caller's work; the last item is ``(segment, None, None, None)``."""
 

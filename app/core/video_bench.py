@@ -7,8 +7,7 @@ machine weighs on all of them alike), and the fastest round of each is kept:
   one pass;
 * ``selective``: decoding the sampled frames only, as analysis does, without hashing;
 * ``floor``: decoding every frame (PyAV, FFmpeg's own threads), the floor under any hashing
-  that decodes everything;
-* ``grab``: OpenCV grabbing every frame, as analysis decoded before.
+  that decodes everything.
 
 A minute of the corpus's H.264 is its 720p clip (4 s) copied end to end, packets as they are
 (no re-encoding, timestamps shifted), so the minute has the clip's own GOPs and B-frames.
@@ -21,42 +20,44 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import cv2
 import numpy as np
+from PIL import Image
 
 from app.core.domain import Algorithm
 from app.core.video import _segment_count, analyze_video, decode_samples
+from app.core.video_writer import write_mp4
 
 ROUNDS = 3
 
 
 def write_synthetic_clip(path: Path, seconds: int = 60, size=(1280, 720), fps=30.0) -> None:
-    """A moving synthetic clip (mp4v, OpenCV's writer: a keyframe every 12 frames, no
-    B-frames): a scrolling texture, a new colouring every 5 s, a white disc crossing it."""
+    """A moving synthetic clip (mp4v, :func:`app.core.video_writer.write_mp4`: a keyframe
+    every 12 frames, no B-frames): a scrolling texture, a new colouring every 5 s, a white disc
+    crossing it."""
     w, h = size
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, (w, h))
-    if not writer.isOpened():
-        raise RuntimeError("cv2.VideoWriter could not open an mp4v writer")
     rng = np.random.default_rng(1)
-    base = cv2.resize(
-        rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8),
-        (w, h),
-        interpolation=cv2.INTER_CUBIC,
-    )
+    small = Image.fromarray(rng.integers(0, 256, (h // 16, w // 16, 3), dtype=np.uint8))
+    base = np.asarray(small.resize((w, h), Image.Resampling.BICUBIC))
     yy, xx = np.mgrid[0:h, 0:w]
-    try:
+    # The other scenes' colourings: the first channel through a per-scene colour table.
+    levels = np.arange(256)
+    tables = [
+        np.stack([(levels * k) % 256, 255 - levels, (levels * (k + 2)) % 256], axis=1).astype(
+            np.uint8
+        )
+        for k in range(4)
+    ]
+
+    def frames():
         for i in range(int(seconds * fps)):
             frame = np.roll(base, (i * 3) % w, axis=1)
             scene = (i // int(fps * 5)) % 4  # a new "scene" every 5 s
-            if scene:
-                frame = cv2.applyColorMap(frame[:, :, 0], scene * 3)
+            frame = tables[scene][frame[:, :, 0]] if scene else frame.copy()
             cx, cy = (i * 7) % w, (i * 5) % h
-            mask = (xx - cx) ** 2 + (yy - cy) ** 2 < 80**2
-            frame = frame.copy()
-            frame[mask] = (255, 255, 255)
-            writer.write(frame)
-    finally:
-        writer.release()
+            frame[(xx - cx) ** 2 + (yy - cy) ** 2 < 80**2] = (255, 255, 255)
+            yield frame
+
+    write_mp4(path, frames(), fps)
 
 
 def repeat_clip(src: Path, dst: Path, seconds: float) -> int:
@@ -99,17 +100,6 @@ def _decode_every_frame(path: Path) -> int:
         return sum(1 for _ in container.decode(stream))
 
 
-def _grab_every_frame(path: Path) -> int:
-    cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
-    try:
-        n = 0
-        while cap.grab():
-            n += 1
-        return n
-    finally:
-        cap.release()
-
-
 def bench_file(path: Path, rounds: int = ROUNDS) -> dict:
     """Seconds for each way of decoding ``path`` (fastest of ``rounds`` interleaved rounds),
     with the frames each decoded."""
@@ -133,15 +123,11 @@ def bench_file(path: Path, rounds: int = ROUNDS) -> dict:
     def floor() -> None:
         counts["floor_frames"] = _decode_every_frame(path)
 
-    def grab() -> None:
-        counts["grab_frames"] = _grab_every_frame(path)
-
     ways = {
         "hash": analyze(None),
         "one_pass": analyze(1),
         "selective": selective,
         "floor": floor,
-        "grab": grab,
     }
     selective()  # the file into the page cache
     best = {name: float("inf") for name in ways}

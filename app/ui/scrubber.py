@@ -4,7 +4,7 @@ eight), each with its timestamp, blurred like a picture and revealed the same wa
 Frames are decoded on a reader (``load_scrub``), never on the GUI thread; until they arrive the
 screen shows the keyframe strip made at ingest. The strip under the picture only ever shows the
 blurred frames; the frames whose PDQ matched the item's known content are marked on it. There is
-no audio anywhere: OpenCV decodes pictures only.
+no audio anywhere: only the video stream is decoded.
 """
 
 from __future__ import annotations
