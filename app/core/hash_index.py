@@ -39,10 +39,24 @@ added in id order (a bulk load, or any table after compaction, which sorts by id
 added out of order sit in a small dict until the next compaction. The dict of every entry
 this replaced cost ~100 bytes an entry more (a 1M-entry hash list: 587 bytes an entry
 resident, loaded row by row; 54-56 now, loaded through ``add_words``, see
-app/storage/hash_list_index.py). An item's whole-picture PDQs (as decoded, trimmed, seven
-rotations and mirrors) are searched in one ``search_many`` pass: about 1.3-1.7 ms a query per
-1M entries of CPU, so ~15 ms for an item against 1M; the 5 ms target for the full item would
-take a sub-linear index (multi-index hashing) or a compiled popcount kernel.
+app/storage/hash_list_index.py).
+
+A large 256-bit table (``mih_min_rows``, 65,536 rows by default) also gets a multi-index
+(multi-index hashing, :class:`_MultiIndex`): for each of its 16 blocks of 16 bits, the rows
+sorted by that block. Two hashes within 31 bits have some block within 1 bit (pigeonhole: 16
+blocks x 2 > 31), so a query probes 17 values a block, ~270 in all, and checks the ~4,000 rows
+they hold at 1M random entries instead of scanning the million; any threshold up to 47 stays
+exact (radii per block chosen so that the radii + 1 sum past it), above that, and for a query
+whose buckets are crowded (near-duplicates), the scan answers. An item's 16 whole-picture PDQs
+against 1M entries: ~3 ms of CPU instead of ~24 ms by the scan (random and clustered hashes
+alike; ``hashdesk bench --index``). Its price is memory: 64 bytes an entry (16 row numbers of 4
+bytes) on top of the table's 50, so a million entries take ~115 MB resident instead of ~54 MB.
+Nothing cheaper is exact at threshold 31: any multi-index over 2^b buckets a block costs at
+least b bits an entry a block, 256 bits in all. It is built by :meth:`HashIndex.prepare` (the
+hash-list watcher calls it after loading: ~0.4 s at 1M, searches scanning meanwhile) or by the
+searches themselves once they have scanned the table :data:`AUTO_BUILD_SCANS` times; rows added
+after it are scanned until the table has grown by a sixteenth, when the next ``prepare``
+rebuilds it.
 
 Many queries (video frames) against 1M: 50-60 frames take 68-79 ms with ``search_many``
 (chunk-outer loop, ~1.3 ms a frame), 89 ms with faiss on one thread and 44 ms on two.
@@ -52,9 +66,12 @@ only multi-query search using both cores is (and ``search_many`` could split chu
 threads the same way if that ever matters: numpy ufuncs release the GIL).
 
 Thread safety: every mutation runs under a lock. A bit-table search takes a snapshot (the
-arrays and the row count) under the lock and scans without it: appends only write rows past
-the snapshot's count, growth and compaction build new arrays, and a tombstone set concurrently
-is either seen or not (the removal happened "after" the search). Exact lookups hold the lock.
+arrays, the row count and the multi-index) under the lock and scans without it: appends only
+write rows past the snapshot's count, growth and compaction build new arrays, and a tombstone
+set concurrently is either seen or not (the removal happened "after" the search). Exact
+lookups hold the lock.
+A multi-index is built outside the lock from a snapshot (rows never change in place) and
+published under it unless a compaction moved the rows meanwhile; one build at a time.
 """
 
 from __future__ import annotations
@@ -66,6 +83,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
@@ -86,6 +104,9 @@ __all__ = [
 ]
 
 NO_REF = np.iinfo(np.int64).min  # stored in place of ``ref=None``
+#: A search builds the multi-index itself once searches have scanned the whole table this
+#: many times since (a build costs about as much as ~1,000 scans of it).
+AUTO_BUILD_SCANS = 256
 _CHUNK = 1 << 15
 _INITIAL_CAPACITY = 1024
 
@@ -228,16 +249,17 @@ def _new_bufs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _scan_many(
-    cols: np.ndarray, n: int, queries: np.ndarray, max_distance: int
+    cols: np.ndarray, n: int, queries: np.ndarray, max_distance: int, start: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """For each column of ``queries`` (words, Q): (rows, distances) within ``max_distance``.
+    """For each column of ``queries`` (words, Q): (rows, distances) within ``max_distance``
+    among rows ``[start, n)``.
 
     Chunk-outer, query-inner, so each chunk of the table is read from RAM once."""
     nq = queries.shape[1]
     parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(nq)]
     bufs = _new_bufs()
     qs = [np.ascontiguousarray(queries[:, i]) for i in range(nq)]
-    for s in range(0, n, _CHUNK):
+    for s in range(start, n, _CHUNK):
         e = min(n, s + _CHUNK)
         for i, q in enumerate(qs):
             hit = _scan_chunk(cols, s, e, q, max_distance, bufs)
@@ -253,6 +275,120 @@ def _scan_many(
         else:
             out.append((np.concatenate([r for r, _ in p]), np.concatenate([d for _, d in p])))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# multi-index hashing (256-bit table)
+
+_MIH_BLOCKS = 16  # substrings of 16 bits: word k holds blocks 4k .. 4k+3, high bits first
+_MIH_SHIFTS = np.array([48, 32, 16, 0], np.uint64)
+#: Below this many rows the scan is as fast as the probes (about 0.1 ms a query).
+MIH_MIN_ROWS = 1 << 16
+#: A query whose probes would gather more than 1/_MIH_MAX_SHARE of the rows is scanned instead.
+_MIH_MAX_SHARE = 16
+
+
+def _flip_masks(radius: int) -> np.ndarray:
+    """Every 16-bit mask with at most ``radius`` bits set (radius 0, 1, 2)."""
+    masks = [0]
+    if radius >= 1:
+        masks += [1 << i for i in range(16)]
+    if radius >= 2:
+        masks += [(1 << i) | (1 << j) for i in range(16) for j in range(i + 1, 16)]
+    return np.array(masks, np.uint16)
+
+
+_FLIPS = {r: _flip_masks(r) for r in (0, 1, 2)}
+
+
+def _blocks(cols: np.ndarray) -> np.ndarray:
+    """``(16, n)`` uint16: the 16-bit substrings of ``(4, n)`` words."""
+    n = cols.shape[1]
+    return (cols[:, None, :] >> _MIH_SHIFTS[None, :, None]).astype(np.uint16).reshape(16, n)
+
+
+def _block_radii(max_distance: int) -> list[int] | None:
+    """Per block, the radius to probe so that every hash within ``max_distance`` is found
+    (-1: not probed), or None when the probes would be too many (then: scan).
+
+    Pigeonhole: if the 16 block distances sum to at most t, then for any radii with
+    sum(r_j + 1) >= t + 1 some block j is within r_j. t = 31: every block at radius 1."""
+    s = max_distance + 1
+    base, extra = divmod(s, _MIH_BLOCKS)
+    radii = [base - 1 + (1 if j < extra else 0) for j in range(_MIH_BLOCKS)]
+    return radii if max(radii) <= 2 else None
+
+
+class _MultiIndex:
+    """Multi-index hashing (Norouzi et al.) over rows ``[0, n)`` of a 256-bit table: for each
+    of the 16 blocks of 16 bits, the rows sorted by that block's value (``post``, uint32) and
+    where each value's rows start (``offs``, 65,537 per block). A query probes, in every block,
+    the values within that block's radius (:func:`_block_radii`), gathers those rows and checks
+    their full distance: exact, and at the usual threshold 31 about 270 probes and ~4,000
+    candidates a query against a million random hashes instead of a scan of all of them.
+    Costs 64 bytes an entry (16 row numbers of 4 bytes) plus 4 MB. Rows never move while it
+    lives (growth copies them in place; compaction, which moves them, drops it)."""
+
+    __slots__ = ("n", "offs", "post")
+
+    def __init__(self, cols: np.ndarray, n: int) -> None:
+        self.n = n
+        self.post = np.empty((_MIH_BLOCKS, n), np.uint32)
+        self.offs = np.empty((_MIH_BLOCKS, 65537), np.uint32)
+        for k in range(4):  # word by word: a (4, n) uint16 temporary, not (16, n)
+            blocks = (cols[k, None, :n] >> _MIH_SHIFTS[:, None]).astype(np.uint16)
+            for b in range(4):
+                j = 4 * k + b
+                self.post[j] = np.argsort(blocks[b], kind="stable")  # radix sort: O(n)
+                self.offs[j, 0] = 0
+                np.cumsum(np.bincount(blocks[b], minlength=65536), out=self.offs[j, 1:])
+
+    def search(
+        self, cols: np.ndarray, queries: np.ndarray, max_distance: int, radii: list[int]
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
+        """For each query column of ``queries`` (4, Q): (rows, distances) among rows
+        ``[0, n)``, and the queries left to the caller to scan (too many candidates)."""
+        nq = queries.shape[1]
+        qb = _blocks(queries).astype(np.int64)  # (16, Q)
+        starts, lens, owner = [], [], []
+        for j, r in enumerate(radii):
+            if r < 0:
+                continue
+            keys = qb[j][:, None] ^ _FLIPS[r][None, :].astype(np.int64)  # (Q, P)
+            st = self.offs[j][keys].astype(np.int64)
+            starts.append((st + j * self.n).ravel())
+            lens.append((self.offs[j][keys + 1] - st).ravel())
+            owner.append(np.repeat(np.arange(nq), keys.shape[1]))
+        start = np.concatenate(starts)
+        length = np.concatenate(lens)
+        query = np.concatenate(owner)
+        per_query = np.bincount(query, weights=length, minlength=nq)
+        too_many = per_query * _MIH_MAX_SHARE > self.n
+        scan = np.flatnonzero(too_many).tolist()
+        if scan:  # uneven buckets (near-duplicates): those queries are scanned
+            keep = ~too_many[query]
+            start, length, query = start[keep], length[keep], query[keep]
+        total = int(length.sum())
+        ends = np.cumsum(length)
+        pos = np.repeat(start - (ends - length), length) + np.arange(total)
+        rows = self.post.ravel()[pos].astype(np.int64)
+        qi = np.repeat(query, length)
+        # Distances in two steps: words 0-1 for every candidate, 2-3 for the survivors.
+        dist = _popcount(cols[0, rows] ^ queries[0, qi]).astype(np.int32)
+        dist += _popcount(cols[1, rows] ^ queries[1, qi])
+        near = np.flatnonzero(dist <= max_distance)
+        rows, qi, dist = rows[near], qi[near], dist[near]
+        for k in (2, 3):
+            dist += _popcount(cols[k, rows] ^ queries[k, qi])
+        close = dist <= max_distance
+        # A row found through several blocks counts once: sort by (query, row), drop repeats.
+        key = qi[close] * self.n + rows[close]
+        key, first = np.unique(key, return_index=True)
+        dist = dist[close][first]
+        qi, rows = np.divmod(key, self.n)
+        bounds = np.searchsorted(qi, np.arange(nq + 1))
+        out = [(rows[a:b], dist[a:b]) for a, b in pairwise(bounds.tolist())]
+        return out, scan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,7 +416,21 @@ class _BitTable:
     what keeps an entry at 50 bytes (32 of words, 8 of id, 8 of ref, 2 of flags): a dict
     entry alone cost ~100 more."""
 
-    __slots__ = ("algs", "alive", "cols", "dead", "ids", "n", "refs", "sorted_n", "where", "words")
+    __slots__ = (
+        "algs",
+        "alive",
+        "cols",
+        "dead",
+        "epoch",
+        "ids",
+        "mih",
+        "n",
+        "refs",
+        "scan_work",
+        "sorted_n",
+        "where",
+        "words",
+    )
 
     def __init__(self, words: int, capacity: int = _INITIAL_CAPACITY) -> None:
         self.words = words
@@ -293,6 +443,18 @@ class _BitTable:
         self.dead = 0
         self.sorted_n = 0
         self.where: dict[int, int] = {}  # id -> row, for the live rows past sorted_n
+        self.mih: _MultiIndex | None = None  # over rows [0, mih.n), 256-bit table only
+        self.epoch = 0  # counts compactions: a multi-index built before one is stale
+        self.scan_work = 0  # rows x queries scanned since the last multi-index build
+
+    def mih_wanted(self, min_rows: int) -> bool:
+        """Whether a (new) multi-index would pay: a 256-bit table of ``min_rows`` rows or more
+        whose rows past the current multi-index (scanned by every query) have grown past
+        1/16 of it."""
+        if self.words != 4 or self.n < min_rows or self.n == 0:
+            return False
+        built = self.mih.n if self.mih is not None else 0
+        return self.n - built > max(min_rows // 4, built // 16)
 
     @property
     def live(self) -> int:
@@ -360,6 +522,7 @@ class _Snapshot(NamedTuple):
     algs: np.ndarray
     alive: np.ndarray
     n: int
+    mih: _MultiIndex | None
 
 
 class HashIndex:
@@ -368,10 +531,11 @@ class HashIndex:
     ``entry_id`` is the hash-list row id and must be unique across the index: adding an id that
     is already present replaces the old entry. ``ref`` is an opaque int (the item id) or None.
     Compaction drops tombstones once there are at least ``compact_min_dead`` of them and they
-    are a quarter of a table.
+    are a quarter of a table. A 256-bit table of ``mih_min_rows`` rows or more gets a
+    multi-index (:meth:`prepare`; :class:`_MultiIndex`).
     """
 
-    def __init__(self, compact_min_dead: int = 1024) -> None:
+    def __init__(self, compact_min_dead: int = 1024, mih_min_rows: int = MIH_MIN_ROWS) -> None:
         self._lock = threading.Lock()
         self._bits: dict[str, _BitTable] = {_B256: _BitTable(4), _B64: _BitTable(1)}
         self._exact: dict[str, dict[str, dict[int, int | None]]] = {"md5": {}, "sha256": {}}
@@ -380,6 +544,8 @@ class HashIndex:
         self._frame_count: Counter[int] = Counter()  # ref -> live pdq_frame entries
         self._compact_min_dead = max(1, compact_min_dead)
         self._spaces: dict[str, HashIndex] = {}
+        self._build_lock = threading.Lock()  # one multi-index build at a time
+        self._mih_min_rows = max(1, mih_min_rows)
 
     # -- spaces ---------------------------------------------------------------------------
 
@@ -395,7 +561,7 @@ class HashIndex:
         with self._lock:
             sub = self._spaces.get(name)
             if sub is None:
-                sub = self._spaces[name] = HashIndex(self._compact_min_dead)
+                sub = self._spaces[name] = HashIndex(self._compact_min_dead, self._mih_min_rows)
             return sub
 
     # -- size -----------------------------------------------------------------------------
@@ -619,6 +785,8 @@ class HashIndex:
         keep = keep[np.argsort(t.ids[keep], kind="stable")]
         cap = max(_INITIAL_CAPACITY, 1 << (2 * keep.size - 1).bit_length())
         t._realloc(cap, keep)
+        t.mih = None  # rows moved
+        t.epoch += 1
         t.dead = 0
         t.sorted_n = t.n
         t.where = {}
@@ -628,7 +796,7 @@ class HashIndex:
     def _snapshot(self, key: str) -> _Snapshot:
         with self._lock:
             t = self._bits[key]
-            return _Snapshot(t.cols, t.ids, t.refs, t.algs, t.alive, t.n)
+            return _Snapshot(t.cols, t.ids, t.refs, t.algs, t.alive, t.n, t.mih)
 
     def search(self, algorithm: str, value_hex: str, max_distance: int) -> list[Match]:
         """Entries within ``max_distance`` bits of ``value_hex`` (inclusive), nearest first
@@ -665,9 +833,80 @@ class HashIndex:
         inverse = inverse.reshape(-1)
         snap = self._snapshot(key)
         max_distance = min(int(max_distance), 64 * uniq.shape[0])
-        hits = _scan_many(snap.cols, snap.n, uniq, max_distance)
+        hits = self._search_table(key, snap, uniq, max_distance)
         results = [self._matches(snap, rows, dist) for rows, dist in hits]
         return [list(results[i]) for i in inverse.tolist()]
+
+    def _search_table(
+        self, key: str, snap: _Snapshot, queries: np.ndarray, max_distance: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(rows, distances) within ``max_distance`` of each query column, every row of the
+        snapshot considered: through the multi-index where there is one and the threshold
+        allows, the rows past it (and queries it would not narrow down) by the scan."""
+        nq = queries.shape[1]
+        radii = _block_radii(max_distance) if snap.mih is not None else None
+        if snap.mih is None or radii is None:
+            hits = _scan_many(snap.cols, snap.n, queries, max_distance)
+            self._count_scan(key, snap.n * nq)
+            return hits
+        hits, scan = snap.mih.search(snap.cols, queries, max_distance, radii)
+        if scan:  # those queries' buckets are crowded: scan the rows the multi-index holds
+            q = queries[:, scan]
+            for i, more in zip(
+                scan, _scan_many(snap.cols, snap.mih.n, q, max_distance), strict=True
+            ):
+                hits[i] = more
+        if snap.n > snap.mih.n:  # rows added since it was built
+            tail = _scan_many(snap.cols, snap.n, queries, max_distance, start=snap.mih.n)
+            hits = [
+                (np.concatenate([a, c]), np.concatenate([b, d]))
+                for (a, b), (c, d) in zip(hits, tail, strict=True)
+            ]
+        self._count_scan(key, (snap.n - snap.mih.n) * nq + snap.mih.n * len(scan))
+        return hits
+
+    # -- multi-index ----------------------------------------------------------------------
+
+    def _count_scan(self, key: str, work: int) -> None:
+        """Note rows x queries scanned; once the scans would have paid for a multi-index
+        (:data:`AUTO_BUILD_SCANS` scans of the whole table), build it (in this thread)."""
+        t = self._bits[key]
+        t.scan_work += work  # unlocked: a lost update only delays the build
+        if t.scan_work >= AUTO_BUILD_SCANS * t.n and t.mih_wanted(self._mih_min_rows):
+            self._build_mih(key)
+
+    def _build_mih(self, key: str) -> bool:
+        """Build the multi-index of the table ``key`` over its rows now, outside the index's
+        lock (searches and updates go on meanwhile; a compaction in between makes it stale
+        and it is thrown away). One build at a time. Whether one was published."""
+        if not self._build_lock.acquire(blocking=False):
+            return False  # another thread builds it
+        try:
+            with self._lock:
+                t = self._bits[key]
+                if not t.mih_wanted(self._mih_min_rows):
+                    return False
+                cols, n, epoch = t.cols, t.n, t.epoch
+            mih = _MultiIndex(cols, n)
+            with self._lock:
+                if t.epoch != epoch:
+                    return False
+                t.mih = mih
+                t.scan_work = 0
+            return True
+        finally:
+            self._build_lock.release()
+
+    def prepare(self) -> None:
+        """Build the multi-index of every large 256-bit table (this index's and its spaces')
+        that has none or has grown well past it; without it, searches scan (and build one
+        themselves once they have scanned enough, see :data:`AUTO_BUILD_SCANS`). A million
+        entries: about a second, on the calling thread; searches go on meanwhile."""
+        self._build_mih(_B256)
+        with self._lock:
+            spaces = list(self._spaces.values())
+        for sub in spaces:
+            sub.prepare()
 
     @staticmethod
     def _matches(snap: _Snapshot, rows: np.ndarray, dist: np.ndarray) -> list[Match]:

@@ -490,3 +490,145 @@ def test_add_words_checks_its_arrays() -> None:
     assert len(index) == 0
     index.add_words("pdq", np.array([2, 1]), words, np.array([matching.NO_REF, 7]))
     assert [m.ref for m in index.search("pdq", "0" * 64, 0)] == [7, None]
+
+
+# --- multi-index hashing: the same results as the brute force ------------------------------
+
+
+def _words_to_hex(words: np.ndarray) -> list[str]:
+    return [
+        "".join(format(int(words[k, i]), "016x") for k in range(4)) for i in range(words.shape[1])
+    ]
+
+
+def _brute(words: np.ndarray, ids_: np.ndarray, query: np.ndarray, t: int) -> list[tuple]:
+    """Every (distance, id) within ``t`` of ``query``, by comparing all of them."""
+    d = sum(np.bitwise_count(words[k] ^ query[k]).astype(np.int64) for k in range(4))
+    return sorted((int(d[r]), int(ids_[r])) for r in np.flatnonzero(d <= t))
+
+
+def _flip_words(words: np.ndarray, counts: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+    """A copy of ``words`` with ``counts[i]`` distinct bits of column i flipped."""
+    out = words.copy()
+    for i, c in enumerate(counts.tolist()):
+        for b in gen.choice(256, size=c, replace=False).tolist():
+            out[b // 64, i] ^= np.uint64(1) << np.uint64(b % 64)
+    return out
+
+
+def _random_words(gen: np.random.Generator, n: int) -> np.ndarray:
+    return gen.integers(0, 2**64, size=(4, n), dtype=np.uint64)
+
+
+def _clustered_words(gen: np.random.Generator, centres: int, per: int) -> np.ndarray:
+    """``centres`` random hashes, each with ``per`` near-duplicates (0-12 bits away): the
+    halves, frames and re-encodes of confirmed pictures, which crowd some buckets."""
+    base = np.repeat(_random_words(gen, centres), per, axis=1)
+    return _flip_words(base, gen.integers(0, 13, size=base.shape[1]), gen)
+
+
+def _assert_exact(index: HashIndex, words, ids_, queries, thresholds, alg="pdq") -> None:
+    qhex = _words_to_hex(queries)
+    for t in thresholds:
+        got = index.search_many(alg, qhex, t)
+        for i in range(queries.shape[1]):
+            want = _brute(words, ids_, queries[:, i], t)
+            assert [(m.distance, m.entry_id) for m in got[i]] == want, (t, i)
+
+
+THRESHOLDS = [0, 3, 8, 15, 16, 24, 31, 32, 40, 47, 48, 60]
+
+
+@pytest.mark.parametrize("kind", ["random", "clustered"])
+def test_multi_index_finds_exactly_what_the_scan_finds(kind: str) -> None:
+    gen = np.random.default_rng(7 if kind == "random" else 8)
+    words = _random_words(gen, 6000) if kind == "random" else _clustered_words(gen, 150, 40)
+    n = words.shape[1]
+    ids_ = np.arange(1, n + 1, dtype=np.int64) * 3
+    index = HashIndex(mih_min_rows=1000)
+    index.add_words("pdq", ids_, words, ids_ + 1)
+    index.prepare()
+    assert index._bits["b256"].mih is not None  # the searches below go through it
+    # Queries near entries (0-60 bits away: around every threshold) and unrelated ones.
+    near = _flip_words(words[:, gen.choice(n, 40)], gen.integers(0, 61, size=40), gen)
+    queries = np.concatenate([near, _random_words(gen, 5)], axis=1)
+    _assert_exact(index, words, ids_, queries, THRESHOLDS)
+
+
+def test_multi_index_with_rows_added_retracted_and_compacted_since() -> None:
+    gen = np.random.default_rng(9)
+    words = _clustered_words(gen, 100, 30)
+    n = words.shape[1]
+    ids_ = np.arange(1, n + 1, dtype=np.int64)
+    index = HashIndex(compact_min_dead=500, mih_min_rows=1000)
+    index.add_words("pdq", ids_, words, ids_)
+    index.prepare()
+    built = index._bits["b256"].mih
+    assert built is not None and built.n == n
+    # Rows past it (scanned), one entry replaced, some retracted (tombstones it still holds).
+    more = _flip_words(words[:, :200], gen.integers(0, 20, size=200), gen)
+    more_ids = np.arange(n + 1, n + 201, dtype=np.int64)
+    index.add_words("pdq", more_ids, more, more_ids)
+    index.add(int(ids_[5]), "pdq", _words_to_hex(words[:, 6:7])[0], None)  # now 6's hash
+    gone = gen.choice(ids_[10:], 300, replace=False)
+    index.remove_many(gone.tolist())
+    assert index._bits["b256"].mih is built
+    all_words = np.concatenate([words, more], axis=1)
+    all_ids = np.concatenate([ids_, more_ids])
+    all_words[:, 5] = words[:, 6]
+    live = ~np.isin(all_ids, gone)
+    queries = _flip_words(all_words[:, gen.choice(n, 30)], gen.integers(0, 35, size=30), gen)
+    _assert_exact(index, all_words[:, live], all_ids[live], queries, [0, 10, 31, 40])
+    # Compaction moves rows: the multi-index goes, the scan answers, a new one is built.
+    index.compact()
+    assert index._bits["b256"].mih is None
+    _assert_exact(index, all_words[:, live], all_ids[live], queries, [31])
+    index.prepare()
+    assert index._bits["b256"].mih is not None
+    _assert_exact(index, all_words[:, live], all_ids[live], queries, [0, 31, 47])
+
+
+def test_crowded_buckets_fall_back_to_the_scan_and_stay_exact() -> None:
+    gen = np.random.default_rng(10)
+    # Half the table one picture and its near-duplicates: every probe of it is crowded.
+    words = np.concatenate([_clustered_words(gen, 1, 2000), _random_words(gen, 2000)], axis=1)
+    ids_ = np.arange(1, words.shape[1] + 1, dtype=np.int64)
+    index = HashIndex(mih_min_rows=1000)
+    index.add_words("pdq_frame", ids_, words, ids_)
+    index.prepare()
+    mih = index._bits["b256"].mih
+    assert mih is not None
+    queries = np.concatenate([words[:, :3], words[:, -3:]], axis=1)
+    _, scanned = mih.search(index._bits["b256"].cols, queries, 31, matching._block_radii(31))
+    assert scanned == [0, 1, 2]  # the crowded picture's queries, not the others
+    _assert_exact(index, words, ids_, queries, [5, 31], alg="pdq_frame")
+
+
+def test_block_radii_cover_every_threshold_by_pigeonhole() -> None:
+    for t in range(0, 48):
+        radii = matching._block_radii(t)
+        assert radii is not None and sum(r + 1 for r in radii) >= t + 1
+    assert matching._block_radii(48) is None  # radius 3 would be too many probes: scan
+
+
+def test_searches_build_the_multi_index_themselves_once_it_pays() -> None:
+    gen = np.random.default_rng(11)
+    words = _random_words(gen, 3000)
+    ids_ = np.arange(1, 3001, dtype=np.int64)
+    index = HashIndex(mih_min_rows=1000)
+    index.add_words("pdq", ids_, words, ids_)
+    queries = _words_to_hex(_flip_words(words[:, :8], np.full(8, 9), gen))
+    index.search_many("pdq", queries, 31)
+    assert index._bits["b256"].mih is None  # 8 scans: not yet
+    for _ in range(matching.AUTO_BUILD_SCANS // 8):
+        got = index.search_many("pdq", queries, 31)
+    assert index._bits["b256"].mih is not None
+    assert [ids(g)[:1] for g in got] == [[i] for i in range(1, 9)]
+
+
+def test_small_tables_get_no_multi_index() -> None:
+    index = HashIndex()
+    gen = np.random.default_rng(12)
+    index.add_words("pdq", np.arange(1, 5001), _random_words(gen, 5000), np.arange(5000))
+    index.prepare()
+    assert index._bits["b256"].mih is None
