@@ -16,11 +16,13 @@ from pathlib import Path
 from app.core.config import Settings, data_dir, redact_url
 from app.core.contentstore import ContentStore
 from app.core.domain import UserInfo
+from app.core.hash_index import HashIndex
 from app.core.ingest_jobs import IngestJob, IngestSummary
 from app.core.taxonomy import Taxonomy, load_taxonomy
 from app.paths import resource
 from app.storage.db import Database, DatabaseError, open_database
 from app.storage.exposure import ExposureService
+from app.storage.hash_list_index import HashListWatcher
 from app.storage.hash_lists import HashListService
 from app.storage.history_queries import HistoryService
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
@@ -49,6 +51,9 @@ class AppContext:
     stats: StatsService = field(init=False)
     exposure: ExposureService = field(init=False)
     hash_lists: HashListService = field(init=False)
+    # The hash list in memory, one index for the whole process: loaded once (by the first
+    # ingest, or in the background by ``watcher.start()``) and kept current by its watcher.
+    watcher: HashListWatcher = field(init=False)
 
     def __post_init__(self) -> None:
         self.review = ReviewService(
@@ -64,6 +69,7 @@ class AppContext:
         )
         self.exposure = ExposureService(self.db)
         self.hash_lists = HashListService(self.db, self.settings.match)
+        self.watcher = HashListWatcher(self.db, HashIndex(), self.settings.match)
 
     @cached_property
     def journal(self) -> DecisionJournal:
@@ -93,6 +99,7 @@ class AppContext:
             policy=self.settings.match,
             source_deadlines=self.settings.source_deadlines,
             actor=actor,
+            watcher=self.watcher,
         )
 
     def ingest(
@@ -108,6 +115,7 @@ class AppContext:
         return summary
 
     def close(self) -> None:
+        self.watcher.stop()
         self.db.dispose()
 
 

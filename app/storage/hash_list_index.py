@@ -346,19 +346,42 @@ class HashListWatcher:
         self._thread: threading.Thread | None = None
         self._refresh_lock = threading.Lock()
         self.loaded = threading.Event()  # set once the index holds the whole list
+        self.loads = 0  # full loads done (one per process is the point of sharing it)
 
     # -- one refresh ---------------------------------------------------------------------
 
     def load_all(self) -> WatchReport:
         """Fill the index from scratch and set the watermark (at start)."""
-        with self._refresh_lock, self.db.session() as s:
+        with self._refresh_lock:
+            return self._load_locked()
+
+    def _load_locked(self) -> WatchReport:
+        with self.db.session() as s:
             mark = _watermark(s)
             added = add_hash_list_rows(s, self.index, self.policy, HashListEntry.id <= mark.max_id)
             self.lists = load_list_rules(s)
             self.mark = mark
+        self.loads += 1
         release_freed_memory()
         self.loaded.set()
         return WatchReport(added, 0)
+
+    def ensure_loaded(self) -> bool:
+        """Load the index unless it is (or, on another thread, is being) loaded already.
+        Whether this call loaded it: when not, :meth:`refresh` brings it up to date."""
+        if self.loaded.is_set():
+            return False
+        with self._refresh_lock:
+            if self.loaded.is_set():  # loaded meanwhile by the thread holding the lock
+                return False
+            self._load_locked()
+            return True
+
+    def prepare(self) -> None:
+        """Build the index's multi-index where it is worth it (:meth:`HashIndex.prepare`):
+        a second or so a million entries, searches going on (scanning) meanwhile."""
+        self.index.prepare()
+        release_freed_memory()  # the build's sorting buffers
 
     def watermark(self) -> Watermark:
         with self.db.session() as s:
@@ -404,6 +427,8 @@ class HashListWatcher:
                 if now.lists_changed != self.mark.lists_changed:
                     self.lists = load_list_rules(s)
             self.mark = now
+        if added:
+            self.index.prepare()  # a no-op unless the list grew by a sixteenth since the last
         report = WatchReport(added, retracted)
         if (added or retracted) and self.on_change is not None:
             self.on_change(report)
@@ -427,8 +452,8 @@ class HashListWatcher:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                if not self.loaded.is_set():
-                    self.load_all()  # on this thread: a large list takes a while to load
+                if self.ensure_loaded():  # on this thread: a large list takes a while
+                    self.prepare()  # then the multi-index; searches scan until it is ready
                 if self.db.dialect == "postgresql":
                     self._listen()
                 else:
