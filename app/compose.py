@@ -22,7 +22,7 @@ from app.core.taxonomy import Taxonomy, load_taxonomy
 from app.paths import resource
 from app.storage.db import Database, DatabaseError, open_database
 from app.storage.exposure import ExposureService
-from app.storage.hash_list_index import HashListWatcher
+from app.storage.hash_list_index import HashListWatcher, snapshot_path
 from app.storage.hash_lists import HashListService
 from app.storage.history_queries import HistoryService
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
@@ -69,7 +69,9 @@ class AppContext:
         )
         self.exposure = ExposureService(self.db)
         self.hash_lists = HashListService(self.db, self.settings.match)
-        self.watcher = HashListWatcher(self.db, HashIndex(), self.settings.match)
+        self.watcher = HashListWatcher(
+            self.db, HashIndex(), self.settings.match, snapshot=index_snapshot(self.settings)
+        )
 
     @cached_property
     def journal(self) -> DecisionJournal:
@@ -117,6 +119,17 @@ class AppContext:
     def close(self) -> None:
         self.watcher.stop()
         self.db.dispose()
+
+
+def index_snapshot(settings: Settings) -> Path | None:
+    """Where the hash list's index snapshot lives (Settings.index_snapshot_dir; by default
+    next to a SQLite file, in the data directory for PostgreSQL), or None: not kept."""
+    if not settings.index_snapshot:
+        return None
+    folder = settings.index_snapshot_dir
+    if folder is None and not settings.database_url.startswith("sqlite"):
+        folder = data_dir()
+    return snapshot_path(settings.database_url, folder)
 
 
 def open_db(settings: Settings, *, upgrade: bool = True) -> Database:

@@ -76,12 +76,13 @@ published under it unless a compaction moved the rows meanwhile; one build at a 
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import NamedTuple
@@ -119,6 +120,12 @@ _WORDS = {_B256: 4, _B64: 1}
 _HEX_LEN = {alg: t.hex_len for alg, t in SIGNAL_TYPES.items()}
 _BIT_ALGS = tuple(alg for alg, t in SIGNAL_TYPES.items() if t.near)  # code = position
 _ALG_CODE = {alg: i for i, alg in enumerate(_BIT_ALGS)}
+# What a dump's algorithm codes and tables mean: a dump is only read back by the same layout.
+_LAYOUT = np.array(
+    [f"{a.value}:{_TABLE_OF[a]}" for a in _BIT_ALGS]
+    + [f"{a.value}:{_TABLE_OF[a]}" for a in Algorithm if a not in _ALG_CODE],
+    dtype=np.str_,
+)
 
 # ---------------------------------------------------------------------------------------------
 # popcount
@@ -791,6 +798,74 @@ class HashIndex:
         t.sorted_n = t.n
         t.where = {}
 
+    # -- snapshot -------------------------------------------------------------------------
+
+    def dump(self) -> dict[str, np.ndarray]:
+        """Every live entry of this index and its spaces as plain arrays (no objects: safe to
+        save with ``np.savez`` and load without pickle), each bit table sorted by entry id;
+        :meth:`restore` reads them back. ``spaces`` lists the space paths (JSON), and the
+        arrays of space ``i`` are named ``"<i>.<table>.<field>"``."""
+        out: dict[str, np.ndarray] = {}
+        paths: list[list[str]] = []
+        self._dump_into(out, paths, [])
+        out["spaces"] = np.array([json.dumps(p) for p in paths], dtype=np.str_)
+        out["layout"] = _LAYOUT.copy()
+        return out
+
+    def _dump_into(self, out: dict[str, np.ndarray], paths: list, path: list[str]) -> None:
+        i = len(paths)
+        paths.append(path)
+        with self._lock:
+            for key, t in self._bits.items():
+                keep = np.flatnonzero(t.alive[: t.n])
+                keep = keep[np.argsort(t.ids[keep], kind="stable")]
+                out[f"{i}.{key}.cols"] = np.ascontiguousarray(t.cols[:, keep])
+                out[f"{i}.{key}.ids"] = t.ids[keep]
+                out[f"{i}.{key}.refs"] = t.refs[keep]
+                out[f"{i}.{key}.algs"] = t.algs[keep]
+            for key, table in self._exact.items():
+                rows = [(e, v, r) for v, b in table.items() for e, r in b.items()]
+                rows.sort()
+                out[f"{i}.{key}.ids"] = np.array([e for e, _, _ in rows], np.int64)
+                out[f"{i}.{key}.values"] = np.array([v for _, v, _ in rows], dtype=np.bytes_)
+                out[f"{i}.{key}.refs"] = np.array(
+                    [NO_REF if r is None else r for _, _, r in rows], np.int64
+                )
+            spaces = sorted(self._spaces.items())
+        for name, sub in spaces:
+            sub._dump_into(out, paths, [*path, name])
+
+    def restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Fill this empty index from :meth:`dump`'s arrays. Everything is checked before
+        anything is added: ValueError (and the index left empty) when they are not exactly
+        what ``dump`` writes."""
+        if len(self):
+            raise ValueError("restore: the index is not empty")
+        try:
+            plan = _restore_plan(arrays)
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"restore: {exc!r}") from None
+        for path, bits, exact in plan:
+            target = self
+            for name in path:
+                target = target.space(name)
+            with target._lock:
+                for key, (cols, ids, refs, algs) in bits.items():
+                    t = target._bits[key]
+                    n = ids.shape[0]
+                    if n == 0:
+                        continue  # keep the empty table's own capacity
+                    t.cols, t.ids, t.refs, t.algs = cols, ids, refs, algs
+                    t.alive = np.ones(n, bool)
+                    t.n = t.sorted_n = n
+                    frames = refs[(algs == _ALG_CODE[Algorithm.PDQ_FRAME]) & (refs != NO_REF)]
+                    target._frame_count.update(frames.tolist())
+            for alg, (ids, values, refs) in exact.items():
+                target.add_many(
+                    (e, alg.value, v, None if r == NO_REF else r)
+                    for e, v, r in zip(ids.tolist(), values, refs.tolist(), strict=True)
+                )
+
     # -- search ---------------------------------------------------------------------------
 
     def _snapshot(self, key: str) -> _Snapshot:
@@ -926,6 +1001,69 @@ class HashIndex:
         ):
             out.append(Match(entry_id, None if ref == NO_REF else ref, _BIT_ALGS[code], d))
         return out
+
+
+def _restore_plan(arrays: Mapping[str, np.ndarray]) -> list:
+    """:meth:`HashIndex.restore`'s arrays checked and grouped by space: (path, {table: (cols,
+    ids, refs, algs)}, {algorithm: (ids, hex values, refs)}). KeyError, TypeError or
+    ValueError when anything is off."""
+    layout = np.asarray(arrays["layout"])
+    if layout.shape != _LAYOUT.shape or not bool(np.all(layout == _LAYOUT)):
+        raise ValueError("restore: written by a Hashdesk with other hash types")
+    plan = []
+    seen: list[np.ndarray] = []
+    paths = [json.loads(str(p)) for p in np.asarray(arrays["spaces"]).tolist()]
+    if not paths or paths[0] != []:
+        raise ValueError("restore: no root space")
+    for i, path in enumerate(paths):
+        if not isinstance(path, list) or not all(isinstance(p, str) and p for p in path):
+            raise ValueError(f"restore: bad space path {path!r}")
+        bits = {}
+        for key, words in _WORDS.items():
+            cols = np.asarray(arrays[f"{i}.{key}.cols"])
+            ids = np.asarray(arrays[f"{i}.{key}.ids"])
+            refs = np.asarray(arrays[f"{i}.{key}.refs"])
+            algs = np.asarray(arrays[f"{i}.{key}.algs"])
+            n = ids.shape[0] if ids.ndim == 1 else -1
+            if (
+                cols.dtype != np.uint64
+                or ids.dtype != np.int64
+                or refs.dtype != np.int64
+                or algs.dtype != np.uint8
+                or cols.shape != (words, n)
+                or refs.shape != (n,)
+                or algs.shape != (n,)
+            ):
+                raise ValueError(f"restore: space {i} table {key}: bad arrays")
+            if n > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+                raise ValueError(f"restore: space {i} table {key}: ids not increasing")
+            codes = [_ALG_CODE[a] for a in _BIT_ALGS if _TABLE_OF[a] == key]
+            if n and not bool(np.isin(algs, codes).all()):
+                raise ValueError(f"restore: space {i} table {key}: bad algorithm codes")
+            bits[key] = (np.ascontiguousarray(cols), ids.copy(), refs.copy(), algs.copy())
+            seen.append(ids)
+        exact = {}
+        for alg in (a for a in Algorithm if a not in _ALG_CODE):
+            key = _TABLE_OF[alg]
+            ids = np.asarray(arrays[f"{i}.{key}.ids"])
+            refs = np.asarray(arrays[f"{i}.{key}.refs"])
+            raw = np.asarray(arrays[f"{i}.{key}.values"])
+            if ids.dtype != np.int64 or refs.dtype != np.int64 or ids.ndim != 1:
+                raise ValueError(f"restore: space {i} table {key}: bad arrays")
+            if raw.shape != ids.shape or refs.shape != ids.shape or raw.dtype.kind != "S":
+                raise ValueError(f"restore: space {i} table {key}: bad arrays")
+            values = [v.decode("ascii") for v in raw.tolist()]
+            _check_lengths(values, _HEX_LEN[alg], alg)
+            _check_hex("".join(values))
+            exact[alg] = (ids, values, refs)
+            seen.append(ids)
+        plan.append((path, bits, exact))
+    seen = [ids for ids in seen if ids.size]
+    if len(seen) > 1:  # each table's ids increase: only across tables can one come twice
+        every = np.concatenate(seen)
+        if np.unique(every).size != every.size:
+            raise ValueError("restore: an entry id twice")
+    return plan
 
 
 # ---------------------------------------------------------------------------------------------

@@ -632,3 +632,67 @@ def test_small_tables_get_no_multi_index() -> None:
     index.add_words("pdq", np.arange(1, 5001), _random_words(gen, 5000), np.arange(5000))
     index.prepare()
     assert index._bits["b256"].mih is None
+
+
+# --- dump and restore (the hash list's snapshot) ---------------------------------------------
+
+
+def _mixed_index(rng: random.Random) -> HashIndex:
+    index = filled_index(rng, 400)
+    index.add_many([(5000 + i, "md5", format(rng.getrandbits(128), "032x"), 7) for i in range(3)])
+    index.add(5010, "phash", rand_hex(rng, 64), None)
+    frames = index.space("list:x").space("region:bottom")
+    frames.add_many([(6000 + i, "pdq_frame", rand_hex(rng), -6000) for i in range(5)])
+    index.space("list:x").add(6100, "sha256", "ab" * 32, None)
+    index.remove_many([3, 5000, 6002])  # tombstones are not dumped
+    return index
+
+
+def test_dump_and_restore_give_the_same_index(rng: random.Random) -> None:
+    index = _mixed_index(rng)
+    copy = HashIndex()
+    copy.restore(index.dump())
+    assert len(copy) == len(index) == 400 - 1 + 2 + 1 + 4 + 1
+    frames = ("list:x", "region:bottom")
+    assert copy.space(frames[0]).space(frames[1]).frame_count(-6000) == 4
+    for _ in range(20):
+        q = rand_hex(rng)
+        assert copy.search("pdq", q, 110) == index.search("pdq", q, 110)
+    sub = copy.space(frames[0]).space(frames[1])
+    assert sorted(ids(sub.search("pdq", rand_hex(rng), 256))) == [6000, 6001, 6003, 6004]
+    assert ids(copy.space("list:x").search("sha256", "ab" * 32, 0)) == [6100]
+    assert 3 not in copy and 5000 not in copy and 6002 not in copy and 6003 in copy
+    # Still a working index: retract, add, compact.
+    copy.remove(4)
+    copy.add(9000, "pdq", "00" * 32, 1)
+    copy.compact()
+    assert 4 not in copy and ids(copy.search("pdq", "00" * 32, 0)) == [9000]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.pop("0.b256.refs"),
+        lambda d: d.__setitem__("0.b256.ids", d["0.b256.ids"][::-1].copy()),
+        lambda d: d.__setitem__("0.b256.algs", np.full_like(d["0.b256.algs"], 9)),
+        lambda d: d.__setitem__("0.b256.cols", d["0.b256.cols"][:3]),
+        lambda d: d.__setitem__("0.b256.cols", d["0.b256.cols"].astype(np.int64)),
+        lambda d: d.__setitem__("0.md5.values", np.array([b"zz" * 16] * 2)),
+        lambda d: d.__setitem__("layout", d["layout"][::-1].copy()),
+        lambda d: d.__setitem__("spaces", np.array(["[]", "[]", "not json"])),
+        lambda d: d.__setitem__("1.b256.ids", d["0.b256.ids"][:5].copy()),  # ids twice
+    ],
+)
+def test_restore_refuses_arrays_dump_did_not_write(rng: random.Random, damage) -> None:
+    arrays = _mixed_index(rng).dump()
+    damage(arrays)
+    index = HashIndex()
+    with pytest.raises(ValueError):
+        index.restore(arrays)
+    assert len(index) == 0  # nothing half-restored
+
+
+def test_restore_needs_an_empty_index(rng: random.Random) -> None:
+    index = _mixed_index(rng)
+    with pytest.raises(ValueError):
+        index.restore(index.dump())
