@@ -8,6 +8,7 @@ No Qt here: the self-test and the benchmark build the same context before any wi
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -16,7 +17,7 @@ from pathlib import Path
 from app.core.config import Settings, data_dir, redact_url
 from app.core.contentstore import ContentStore
 from app.core.domain import UserInfo
-from app.core.hash_index import HashIndex
+from app.core.hash_index import MIH_MIN_ROWS, HashIndex
 from app.core.ingest_jobs import IngestJob, IngestSummary
 from app.core.taxonomy import Taxonomy, load_taxonomy
 from app.paths import resource
@@ -69,8 +70,12 @@ class AppContext:
         )
         self.exposure = ExposureService(self.db)
         self.hash_lists = HashListService(self.db, self.settings.match)
+        multi = MIH_MIN_ROWS if self.settings.index_multi else sys.maxsize
         self.watcher = HashListWatcher(
-            self.db, HashIndex(), self.settings.match, snapshot=index_snapshot(self.settings)
+            self.db,
+            HashIndex(mih_min_rows=multi),
+            self.settings.match,
+            snapshot=index_snapshot(self.settings),
         )
 
     @cached_property
