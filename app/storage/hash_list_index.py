@@ -538,7 +538,9 @@ class HashListWatcher:
         self.mark = mark
         self.lists = ()  # read again by the refresh (its lists_changed differs from None)
         self.mark.lists_changed = None
-        since = self._refresh_locked(force=True)
+        # Not on the start's path: the multi-index (built after the load by the watcher's
+        # thread, or by the searches) would hold the first match back.
+        since = self._refresh_locked(force=True, prepare=False)
         self.restored = True
         self._snapshot_stale = (since.added + since.retracted) * 16 > max(n, 1)
         log.info(
@@ -597,7 +599,7 @@ class HashListWatcher:
             self.on_change(report)
         return report
 
-    def _refresh_locked(self, force: bool) -> WatchReport:
+    def _refresh_locked(self, force: bool, prepare: bool = True) -> WatchReport:
         now = self.watermark()
         if not force and now == self.mark:
             return WatchReport(0, 0)  # the cheap case: nothing changed
@@ -632,7 +634,7 @@ class HashListWatcher:
             if now.lists_changed != self.mark.lists_changed:
                 self.lists = load_list_rules(s)
         self.mark = now
-        if added:
+        if added and prepare:
             self.index.prepare()  # a no-op unless the list grew by a sixteenth since the last
         return WatchReport(added, retracted)
 
