@@ -48,15 +48,18 @@ blocks x 2 > 31), so a query probes 17 values a block, ~270 in all, and checks t
 they hold at 1M random entries instead of scanning the million; any threshold up to 47 stays
 exact (radii per block chosen so that the radii + 1 sum past it), above that, and for a query
 whose buckets are crowded (near-duplicates), the scan answers. An item's 16 whole-picture PDQs
-against 1M entries: ~3 ms of CPU instead of ~24 ms by the scan (random and clustered hashes
-alike; ``hashdesk bench --index``). Its price is memory: 64 bytes an entry (16 row numbers of 4
-bytes) on top of the table's 50, so a million entries take ~115 MB resident instead of ~54 MB.
+against 1M entries: 2.4-2.8 ms of CPU instead of ~23 ms by the scan (random and clustered
+hashes alike); against 10M, 20 ms instead of 230 (``hashdesk bench --index``). Its price is
+memory: 64 bytes an entry (16 row numbers of 4 bytes) and 4 MB on top of the table's ~54, so a
+million entries take ~122 MB resident instead of ~54 MB (``HASHDESK_INDEX_MULTI=off`` for the
+latter).
 Nothing cheaper is exact at threshold 31: any multi-index over 2^b buckets a block costs at
 least b bits an entry a block, 256 bits in all. It is built by :meth:`HashIndex.prepare` (the
-hash-list watcher calls it after loading: ~0.4 s at 1M, searches scanning meanwhile) or by the
-searches themselves once they have scanned the table :data:`AUTO_BUILD_SCANS` times; rows added
-after it are scanned until the table has grown by a sixteenth, when the next ``prepare``
-rebuilds it.
+hash-list watcher calls it after loading: 0.3 s of CPU at 1M, 7 s at 10M, searches scanning
+meanwhile) or by the searches themselves once they have scanned the table
+:data:`AUTO_BUILD_SCANS` times; rows added after it are scanned until the table has grown by a
+sixteenth, when the next ``prepare`` rebuilds it. :func:`bench_multi_index` compares the two
+on random and on clustered hashes (many near-duplicates, uneven buckets).
 
 Many queries (video frames) against 1M: 50-60 frames take 68-79 ms with ``search_many``
 (chunk-outer loop, ~1.3 ms a frame), 89 ms with faiss on one thread and 44 ms on two.
@@ -98,6 +101,7 @@ __all__ = [
     "Match",
     "VideoMatch",
     "bench_match",
+    "bench_multi_index",
     "best_video_matches",
     "hex_block_to_words",
     "hex_to_words",
@@ -1232,3 +1236,65 @@ def bench_match(n_hashes: int, queries: int = 50, seed: int = 0) -> dict:
         "planted_found": bool(found_all),
         "popcount": "np.bitwise_count" if _HAS_BITWISE_COUNT else "byte lookup table",
     }
+
+
+def bench_multi_index(n_hashes: int, queries: int = 16, repeats: int = 7, seed: int = 0) -> dict:
+    """``queries`` PDQ queries in one ``search_many`` (threshold 31) against ``n_hashes``
+    entries, by the scan and by the multi-index, on random hashes and on clustered ones (one
+    picture in 20 entries, each 0-12 bits from it, as a confirmed picture's frames, halves and
+    re-encodes make them), half of the queries near an entry. Median CPU milliseconds, the
+    candidates the multi-index checked a query, the build's seconds, and whether both found
+    the same matches."""
+    rng = np.random.default_rng(seed)
+    out: dict = {"n_hashes": n_hashes, "queries": queries}
+    for kind in ("random", "clustered"):
+        if kind == "random":
+            words = rng.integers(0, 2**64, size=(4, n_hashes), dtype=np.uint64)
+        else:
+            words = np.repeat(
+                rng.integers(0, 2**64, size=(4, -(-n_hashes // 20)), dtype=np.uint64), 20, axis=1
+            )[:, :n_hashes]
+            for _ in range(12):  # up to 12 bits each (a bit may flip back: 0-12 away)
+                rows = np.flatnonzero(rng.random(n_hashes) < 0.5)
+                bits = rng.integers(0, 256, size=rows.size)
+                words[bits // 64, rows] ^= np.uint64(1) << (bits % 64).astype(np.uint64)
+        index = HashIndex(mih_min_rows=1)  # built whatever the size, to compare
+        index.add_words("pdq", np.arange(1, n_hashes + 1), words, np.arange(n_hashes))
+        del words
+        q = rng.integers(0, 2**64, size=(4, queries), dtype=np.uint64)
+        near = rng.choice(n_hashes, queries // 2, replace=False)
+        t = index._bits[_B256]
+        q[:, : queries // 2] = t.cols[:, near] ^ np.uint64(0b101101)
+        qhex = ["".join(format(int(w), "016x") for w in q[:, i]) for i in range(queries)]
+        scan_ms, scanned = _timed_search(index, qhex, repeats)  # fewer than AUTO_BUILD_SCANS
+        c = time.process_time()
+        index.prepare()
+        build_s = time.process_time() - c
+        mih = t.mih
+        assert mih is not None
+        mih_ms, found = _timed_search(index, qhex, repeats)
+        _, crowded = mih.search(t.cols, q, 31, _block_radii(31) or [])
+        candidates = 0
+        for j in range(_MIH_BLOCKS):
+            keys = _blocks(q)[j].astype(np.int64)[:, None] ^ _FLIPS[1][None, :].astype(np.int64)
+            candidates += int((mih.offs[j][keys + 1] - mih.offs[j][keys]).astype(np.int64).sum())
+        out[kind] = {
+            "scan_cpu_ms": round(scan_ms, 2),
+            "mih_cpu_ms": round(mih_ms, 2),
+            "build_cpu_s": round(build_s, 2),
+            "candidates_per_query": candidates // queries,
+            "queries_scanned_instead": len(crowded),
+            "same_matches": found == scanned,
+            "matches": sum(len(m) for m in found),
+        }
+    return out
+
+
+def _timed_search(index: HashIndex, qhex: list[str], repeats: int) -> tuple[float, list]:
+    """Median CPU milliseconds of ``search_many(qhex)`` at threshold 31, and its result."""
+    cpu, got = [], []
+    for _ in range(repeats):
+        c = time.process_time()
+        got = index.search_many("pdq", qhex, 31)
+        cpu.append((time.process_time() - c) * 1e3)
+    return statistics.median(cpu), got

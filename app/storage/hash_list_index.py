@@ -509,6 +509,11 @@ class HashListWatcher:
                 )
                 self.lists = load_list_rules(s)
                 self.mark = mark
+            if self.db.dialect == "postgresql" and added >= LOAD_BATCH:
+                # libpq keeps its input buffer as large as the largest result (a batch's 16 MB
+                # of joined hashes) for the connection's life: close the idle connections (the
+                # load's among them; those in use elsewhere are left alone).
+                self.db.engine.pool.dispose()
             report = WatchReport(added, 0)
             self._snapshot_stale = True
         self.loads += 1

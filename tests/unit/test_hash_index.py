@@ -696,3 +696,11 @@ def test_restore_needs_an_empty_index(rng: random.Random) -> None:
     index = _mixed_index(rng)
     with pytest.raises(ValueError):
         index.restore(index.dump())
+
+
+def test_bench_multi_index_compares_like_with_like() -> None:
+    out = matching.bench_multi_index(70_000, queries=8, repeats=1)
+    for kind in ("random", "clustered"):
+        assert out[kind]["same_matches"]
+        assert out[kind]["matches"] >= 4  # the queries planted near entries found them
+        assert out[kind]["candidates_per_query"] > 0
