@@ -8,6 +8,7 @@ No Qt here: the self-test and the benchmark build the same context before any wi
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -16,11 +17,13 @@ from pathlib import Path
 from app.core.config import Settings, data_dir, redact_url
 from app.core.contentstore import ContentStore
 from app.core.domain import UserInfo
+from app.core.hash_index import MIH_MIN_ROWS, HashIndex
 from app.core.ingest_jobs import IngestJob, IngestSummary
 from app.core.taxonomy import Taxonomy, load_taxonomy
 from app.paths import resource
 from app.storage.db import Database, DatabaseError, open_database
 from app.storage.exposure import ExposureService
+from app.storage.hash_list_index import HashListWatcher, snapshot_path
 from app.storage.hash_lists import HashListService
 from app.storage.history_queries import HistoryService
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
@@ -49,6 +52,9 @@ class AppContext:
     stats: StatsService = field(init=False)
     exposure: ExposureService = field(init=False)
     hash_lists: HashListService = field(init=False)
+    # The hash list in memory, one index for the whole process: loaded once (by the first
+    # ingest, or in the background by ``watcher.start()``) and kept current by its watcher.
+    watcher: HashListWatcher = field(init=False)
 
     def __post_init__(self) -> None:
         self.review = ReviewService(
@@ -64,6 +70,13 @@ class AppContext:
         )
         self.exposure = ExposureService(self.db)
         self.hash_lists = HashListService(self.db, self.settings.match)
+        multi = MIH_MIN_ROWS if self.settings.index_multi else sys.maxsize
+        self.watcher = HashListWatcher(
+            self.db,
+            HashIndex(mih_min_rows=multi),
+            self.settings.match,
+            snapshot=index_snapshot(self.settings),
+        )
 
     @cached_property
     def journal(self) -> DecisionJournal:
@@ -93,6 +106,7 @@ class AppContext:
             policy=self.settings.match,
             source_deadlines=self.settings.source_deadlines,
             actor=actor,
+            watcher=self.watcher,
         )
 
     def ingest(
@@ -108,7 +122,19 @@ class AppContext:
         return summary
 
     def close(self) -> None:
+        self.watcher.stop()
         self.db.dispose()
+
+
+def index_snapshot(settings: Settings) -> Path | None:
+    """Where the hash list's index snapshot lives (Settings.index_snapshot_dir; by default
+    next to a SQLite file, in the data directory for PostgreSQL), or None: not kept."""
+    if not settings.index_snapshot:
+        return None
+    folder = settings.index_snapshot_dir
+    if folder is None and not settings.database_url.startswith("sqlite"):
+        folder = data_dir()
+    return snapshot_path(settings.database_url, folder)
 
 
 def open_db(settings: Settings, *, upgrade: bool = True) -> Database:

@@ -39,10 +39,27 @@ added in id order (a bulk load, or any table after compaction, which sorts by id
 added out of order sit in a small dict until the next compaction. The dict of every entry
 this replaced cost ~100 bytes an entry more (a 1M-entry hash list: 587 bytes an entry
 resident, loaded row by row; 54-56 now, loaded through ``add_words``, see
-app/storage/hash_list_index.py). An item's whole-picture PDQs (as decoded, trimmed, seven
-rotations and mirrors) are searched in one ``search_many`` pass: about 1.3-1.7 ms a query per
-1M entries of CPU, so ~15 ms for an item against 1M; the 5 ms target for the full item would
-take a sub-linear index (multi-index hashing) or a compiled popcount kernel.
+app/storage/hash_list_index.py).
+
+A large 256-bit table (``mih_min_rows``, 65,536 rows by default) also gets a multi-index
+(multi-index hashing, :class:`_MultiIndex`): for each of its 16 blocks of 16 bits, the rows
+sorted by that block. Two hashes within 31 bits have some block within 1 bit (pigeonhole: 16
+blocks x 2 > 31), so a query probes 17 values a block, ~270 in all, and checks the ~4,000 rows
+they hold at 1M random entries instead of scanning the million; any threshold up to 47 stays
+exact (radii per block chosen so that the radii + 1 sum past it), above that, and for a query
+whose buckets are crowded (near-duplicates), the scan answers. An item's 16 whole-picture PDQs
+against 1M entries: 2.4-2.8 ms of CPU instead of ~23 ms by the scan (random and clustered
+hashes alike); against 10M, 20 ms instead of 230 (``hashdesk bench --index``). Its price is
+memory: 64 bytes an entry (16 row numbers of 4 bytes) and 4 MB on top of the table's ~54, so a
+million entries take ~122 MB resident instead of ~54 MB (``HASHDESK_INDEX_MULTI=off`` for the
+latter).
+Nothing cheaper is exact at threshold 31: any multi-index over 2^b buckets a block costs at
+least b bits an entry a block, 256 bits in all. It is built by :meth:`HashIndex.prepare` (the
+hash-list watcher calls it after loading: 0.3 s of CPU at 1M, 7 s at 10M, searches scanning
+meanwhile) or by the searches themselves once they have scanned the table
+:data:`AUTO_BUILD_SCANS` times; rows added after it are scanned until the table has grown by a
+sixteenth, when the next ``prepare`` rebuilds it. :func:`bench_multi_index` compares the two
+on random and on clustered hashes (many near-duplicates, uneven buckets).
 
 Many queries (video frames) against 1M: 50-60 frames take 68-79 ms with ``search_many``
 (chunk-outer loop, ~1.3 ms a frame), 89 ms with faiss on one thread and 44 ms on two.
@@ -52,20 +69,25 @@ only multi-query search using both cores is (and ``search_many`` could split chu
 threads the same way if that ever matters: numpy ufuncs release the GIL).
 
 Thread safety: every mutation runs under a lock. A bit-table search takes a snapshot (the
-arrays and the row count) under the lock and scans without it: appends only write rows past
-the snapshot's count, growth and compaction build new arrays, and a tombstone set concurrently
-is either seen or not (the removal happened "after" the search). Exact lookups hold the lock.
+arrays, the row count and the multi-index) under the lock and scans without it: appends only
+write rows past the snapshot's count, growth and compaction build new arrays, and a tombstone
+set concurrently is either seen or not (the removal happened "after" the search). Exact
+lookups hold the lock.
+A multi-index is built outside the lock from a snapshot (rows never change in place) and
+published under it unless a compaction moved the rows meanwhile; one build at a time.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import NamedTuple
 
 import numpy as np
@@ -79,6 +101,7 @@ __all__ = [
     "Match",
     "VideoMatch",
     "bench_match",
+    "bench_multi_index",
     "best_video_matches",
     "hex_block_to_words",
     "hex_to_words",
@@ -86,6 +109,9 @@ __all__ = [
 ]
 
 NO_REF = np.iinfo(np.int64).min  # stored in place of ``ref=None``
+#: A search builds the multi-index itself once searches have scanned the whole table this
+#: many times since (a build costs about as much as ~1,000 scans of it).
+AUTO_BUILD_SCANS = 256
 _CHUNK = 1 << 15
 _INITIAL_CAPACITY = 1024
 
@@ -98,6 +124,12 @@ _WORDS = {_B256: 4, _B64: 1}
 _HEX_LEN = {alg: t.hex_len for alg, t in SIGNAL_TYPES.items()}
 _BIT_ALGS = tuple(alg for alg, t in SIGNAL_TYPES.items() if t.near)  # code = position
 _ALG_CODE = {alg: i for i, alg in enumerate(_BIT_ALGS)}
+# What a dump's algorithm codes and tables mean: a dump is only read back by the same layout.
+_LAYOUT = np.array(
+    [f"{a.value}:{_TABLE_OF[a]}" for a in _BIT_ALGS]
+    + [f"{a.value}:{_TABLE_OF[a]}" for a in Algorithm if a not in _ALG_CODE],
+    dtype=np.str_,
+)
 
 # ---------------------------------------------------------------------------------------------
 # popcount
@@ -228,16 +260,17 @@ def _new_bufs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _scan_many(
-    cols: np.ndarray, n: int, queries: np.ndarray, max_distance: int
+    cols: np.ndarray, n: int, queries: np.ndarray, max_distance: int, start: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """For each column of ``queries`` (words, Q): (rows, distances) within ``max_distance``.
+    """For each column of ``queries`` (words, Q): (rows, distances) within ``max_distance``
+    among rows ``[start, n)``.
 
     Chunk-outer, query-inner, so each chunk of the table is read from RAM once."""
     nq = queries.shape[1]
     parts: list[list[tuple[np.ndarray, np.ndarray]]] = [[] for _ in range(nq)]
     bufs = _new_bufs()
     qs = [np.ascontiguousarray(queries[:, i]) for i in range(nq)]
-    for s in range(0, n, _CHUNK):
+    for s in range(start, n, _CHUNK):
         e = min(n, s + _CHUNK)
         for i, q in enumerate(qs):
             hit = _scan_chunk(cols, s, e, q, max_distance, bufs)
@@ -253,6 +286,120 @@ def _scan_many(
         else:
             out.append((np.concatenate([r for r, _ in p]), np.concatenate([d for _, d in p])))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# multi-index hashing (256-bit table)
+
+_MIH_BLOCKS = 16  # substrings of 16 bits: word k holds blocks 4k .. 4k+3, high bits first
+_MIH_SHIFTS = np.array([48, 32, 16, 0], np.uint64)
+#: Below this many rows the scan is as fast as the probes (about 0.1 ms a query).
+MIH_MIN_ROWS = 1 << 16
+#: A query whose probes would gather more than 1/_MIH_MAX_SHARE of the rows is scanned instead.
+_MIH_MAX_SHARE = 16
+
+
+def _flip_masks(radius: int) -> np.ndarray:
+    """Every 16-bit mask with at most ``radius`` bits set (radius 0, 1, 2)."""
+    masks = [0]
+    if radius >= 1:
+        masks += [1 << i for i in range(16)]
+    if radius >= 2:
+        masks += [(1 << i) | (1 << j) for i in range(16) for j in range(i + 1, 16)]
+    return np.array(masks, np.uint16)
+
+
+_FLIPS = {r: _flip_masks(r) for r in (0, 1, 2)}
+
+
+def _blocks(cols: np.ndarray) -> np.ndarray:
+    """``(16, n)`` uint16: the 16-bit substrings of ``(4, n)`` words."""
+    n = cols.shape[1]
+    return (cols[:, None, :] >> _MIH_SHIFTS[None, :, None]).astype(np.uint16).reshape(16, n)
+
+
+def _block_radii(max_distance: int) -> list[int] | None:
+    """Per block, the radius to probe so that every hash within ``max_distance`` is found
+    (-1: not probed), or None when the probes would be too many (then: scan).
+
+    Pigeonhole: if the 16 block distances sum to at most t, then for any radii with
+    sum(r_j + 1) >= t + 1 some block j is within r_j. t = 31: every block at radius 1."""
+    s = max_distance + 1
+    base, extra = divmod(s, _MIH_BLOCKS)
+    radii = [base - 1 + (1 if j < extra else 0) for j in range(_MIH_BLOCKS)]
+    return radii if max(radii) <= 2 else None
+
+
+class _MultiIndex:
+    """Multi-index hashing (Norouzi et al.) over rows ``[0, n)`` of a 256-bit table: for each
+    of the 16 blocks of 16 bits, the rows sorted by that block's value (``post``, uint32) and
+    where each value's rows start (``offs``, 65,537 per block). A query probes, in every block,
+    the values within that block's radius (:func:`_block_radii`), gathers those rows and checks
+    their full distance: exact, and at the usual threshold 31 about 270 probes and ~4,000
+    candidates a query against a million random hashes instead of a scan of all of them.
+    Costs 64 bytes an entry (16 row numbers of 4 bytes) plus 4 MB. Rows never move while it
+    lives (growth copies them in place; compaction, which moves them, drops it)."""
+
+    __slots__ = ("n", "offs", "post")
+
+    def __init__(self, cols: np.ndarray, n: int) -> None:
+        self.n = n
+        self.post = np.empty((_MIH_BLOCKS, n), np.uint32)
+        self.offs = np.empty((_MIH_BLOCKS, 65537), np.uint32)
+        for k in range(4):  # word by word: a (4, n) uint16 temporary, not (16, n)
+            blocks = (cols[k, None, :n] >> _MIH_SHIFTS[:, None]).astype(np.uint16)
+            for b in range(4):
+                j = 4 * k + b
+                self.post[j] = np.argsort(blocks[b], kind="stable")  # radix sort: O(n)
+                self.offs[j, 0] = 0
+                np.cumsum(np.bincount(blocks[b], minlength=65536), out=self.offs[j, 1:])
+
+    def search(
+        self, cols: np.ndarray, queries: np.ndarray, max_distance: int, radii: list[int]
+    ) -> tuple[list[tuple[np.ndarray, np.ndarray]], list[int]]:
+        """For each query column of ``queries`` (4, Q): (rows, distances) among rows
+        ``[0, n)``, and the queries left to the caller to scan (too many candidates)."""
+        nq = queries.shape[1]
+        qb = _blocks(queries).astype(np.int64)  # (16, Q)
+        starts, lens, owner = [], [], []
+        for j, r in enumerate(radii):
+            if r < 0:
+                continue
+            keys = qb[j][:, None] ^ _FLIPS[r][None, :].astype(np.int64)  # (Q, P)
+            st = self.offs[j][keys].astype(np.int64)
+            starts.append((st + j * self.n).ravel())
+            lens.append((self.offs[j][keys + 1] - st).ravel())
+            owner.append(np.repeat(np.arange(nq), keys.shape[1]))
+        start = np.concatenate(starts)
+        length = np.concatenate(lens)
+        query = np.concatenate(owner)
+        per_query = np.bincount(query, weights=length, minlength=nq)
+        too_many = per_query * _MIH_MAX_SHARE > self.n
+        scan = np.flatnonzero(too_many).tolist()
+        if scan:  # uneven buckets (near-duplicates): those queries are scanned
+            keep = ~too_many[query]
+            start, length, query = start[keep], length[keep], query[keep]
+        total = int(length.sum())
+        ends = np.cumsum(length)
+        pos = np.repeat(start - (ends - length), length) + np.arange(total)
+        rows = self.post.ravel()[pos].astype(np.int64)
+        qi = np.repeat(query, length)
+        # Distances in two steps: words 0-1 for every candidate, 2-3 for the survivors.
+        dist = _popcount(cols[0, rows] ^ queries[0, qi]).astype(np.int32)
+        dist += _popcount(cols[1, rows] ^ queries[1, qi])
+        near = np.flatnonzero(dist <= max_distance)
+        rows, qi, dist = rows[near], qi[near], dist[near]
+        for k in (2, 3):
+            dist += _popcount(cols[k, rows] ^ queries[k, qi])
+        close = dist <= max_distance
+        # A row found through several blocks counts once: sort by (query, row), drop repeats.
+        key = qi[close] * self.n + rows[close]
+        key, first = np.unique(key, return_index=True)
+        dist = dist[close][first]
+        qi, rows = np.divmod(key, self.n)
+        bounds = np.searchsorted(qi, np.arange(nq + 1))
+        out = [(rows[a:b], dist[a:b]) for a, b in pairwise(bounds.tolist())]
+        return out, scan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,7 +427,21 @@ class _BitTable:
     what keeps an entry at 50 bytes (32 of words, 8 of id, 8 of ref, 2 of flags): a dict
     entry alone cost ~100 more."""
 
-    __slots__ = ("algs", "alive", "cols", "dead", "ids", "n", "refs", "sorted_n", "where", "words")
+    __slots__ = (
+        "algs",
+        "alive",
+        "cols",
+        "dead",
+        "epoch",
+        "ids",
+        "mih",
+        "n",
+        "refs",
+        "scan_work",
+        "sorted_n",
+        "where",
+        "words",
+    )
 
     def __init__(self, words: int, capacity: int = _INITIAL_CAPACITY) -> None:
         self.words = words
@@ -293,6 +454,18 @@ class _BitTable:
         self.dead = 0
         self.sorted_n = 0
         self.where: dict[int, int] = {}  # id -> row, for the live rows past sorted_n
+        self.mih: _MultiIndex | None = None  # over rows [0, mih.n), 256-bit table only
+        self.epoch = 0  # counts compactions: a multi-index built before one is stale
+        self.scan_work = 0  # rows x queries scanned since the last multi-index build
+
+    def mih_wanted(self, min_rows: int) -> bool:
+        """Whether a (new) multi-index would pay: a 256-bit table of ``min_rows`` rows or more
+        whose rows past the current multi-index (scanned by every query) have grown past
+        1/16 of it."""
+        if self.words != 4 or self.n < min_rows or self.n == 0:
+            return False
+        built = self.mih.n if self.mih is not None else 0
+        return self.n - built > max(min_rows // 4, built // 16)
 
     @property
     def live(self) -> int:
@@ -360,6 +533,7 @@ class _Snapshot(NamedTuple):
     algs: np.ndarray
     alive: np.ndarray
     n: int
+    mih: _MultiIndex | None
 
 
 class HashIndex:
@@ -368,10 +542,11 @@ class HashIndex:
     ``entry_id`` is the hash-list row id and must be unique across the index: adding an id that
     is already present replaces the old entry. ``ref`` is an opaque int (the item id) or None.
     Compaction drops tombstones once there are at least ``compact_min_dead`` of them and they
-    are a quarter of a table.
+    are a quarter of a table. A 256-bit table of ``mih_min_rows`` rows or more gets a
+    multi-index (:meth:`prepare`; :class:`_MultiIndex`).
     """
 
-    def __init__(self, compact_min_dead: int = 1024) -> None:
+    def __init__(self, compact_min_dead: int = 1024, mih_min_rows: int = MIH_MIN_ROWS) -> None:
         self._lock = threading.Lock()
         self._bits: dict[str, _BitTable] = {_B256: _BitTable(4), _B64: _BitTable(1)}
         self._exact: dict[str, dict[str, dict[int, int | None]]] = {"md5": {}, "sha256": {}}
@@ -380,6 +555,8 @@ class HashIndex:
         self._frame_count: Counter[int] = Counter()  # ref -> live pdq_frame entries
         self._compact_min_dead = max(1, compact_min_dead)
         self._spaces: dict[str, HashIndex] = {}
+        self._build_lock = threading.Lock()  # one multi-index build at a time
+        self._mih_min_rows = max(1, mih_min_rows)
 
     # -- spaces ---------------------------------------------------------------------------
 
@@ -395,7 +572,7 @@ class HashIndex:
         with self._lock:
             sub = self._spaces.get(name)
             if sub is None:
-                sub = self._spaces[name] = HashIndex(self._compact_min_dead)
+                sub = self._spaces[name] = HashIndex(self._compact_min_dead, self._mih_min_rows)
             return sub
 
     # -- size -----------------------------------------------------------------------------
@@ -619,16 +796,86 @@ class HashIndex:
         keep = keep[np.argsort(t.ids[keep], kind="stable")]
         cap = max(_INITIAL_CAPACITY, 1 << (2 * keep.size - 1).bit_length())
         t._realloc(cap, keep)
+        t.mih = None  # rows moved
+        t.epoch += 1
         t.dead = 0
         t.sorted_n = t.n
         t.where = {}
+
+    # -- snapshot -------------------------------------------------------------------------
+
+    def dump(self) -> dict[str, np.ndarray]:
+        """Every live entry of this index and its spaces as plain arrays (no objects: safe to
+        save with ``np.savez`` and load without pickle), each bit table sorted by entry id;
+        :meth:`restore` reads them back. ``spaces`` lists the space paths (JSON), and the
+        arrays of space ``i`` are named ``"<i>.<table>.<field>"``."""
+        out: dict[str, np.ndarray] = {}
+        paths: list[list[str]] = []
+        self._dump_into(out, paths, [])
+        out["spaces"] = np.array([json.dumps(p) for p in paths], dtype=np.str_)
+        out["layout"] = _LAYOUT.copy()
+        return out
+
+    def _dump_into(self, out: dict[str, np.ndarray], paths: list, path: list[str]) -> None:
+        i = len(paths)
+        paths.append(path)
+        with self._lock:
+            for key, t in self._bits.items():
+                keep = np.flatnonzero(t.alive[: t.n])
+                keep = keep[np.argsort(t.ids[keep], kind="stable")]
+                out[f"{i}.{key}.cols"] = np.ascontiguousarray(t.cols[:, keep])
+                out[f"{i}.{key}.ids"] = t.ids[keep]
+                out[f"{i}.{key}.refs"] = t.refs[keep]
+                out[f"{i}.{key}.algs"] = t.algs[keep]
+            for key, table in self._exact.items():
+                rows = [(e, v, r) for v, b in table.items() for e, r in b.items()]
+                rows.sort()
+                out[f"{i}.{key}.ids"] = np.array([e for e, _, _ in rows], np.int64)
+                out[f"{i}.{key}.values"] = np.array([v for _, v, _ in rows], dtype=np.bytes_)
+                out[f"{i}.{key}.refs"] = np.array(
+                    [NO_REF if r is None else r for _, _, r in rows], np.int64
+                )
+            spaces = sorted(self._spaces.items())
+        for name, sub in spaces:
+            sub._dump_into(out, paths, [*path, name])
+
+    def restore(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Fill this empty index from :meth:`dump`'s arrays. Everything is checked before
+        anything is added: ValueError (and the index left empty) when they are not exactly
+        what ``dump`` writes."""
+        if len(self):
+            raise ValueError("restore: the index is not empty")
+        try:
+            plan = _restore_plan(arrays)
+        except (KeyError, TypeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"restore: {exc!r}") from None
+        for path, bits, exact in plan:
+            target = self
+            for name in path:
+                target = target.space(name)
+            with target._lock:
+                for key, (cols, ids, refs, algs) in bits.items():
+                    t = target._bits[key]
+                    n = ids.shape[0]
+                    if n == 0:
+                        continue  # keep the empty table's own capacity
+                    t.cols, t.ids, t.refs, t.algs = cols, ids, refs, algs
+                    t.alive = np.ones(n, bool)
+                    t.n = t.sorted_n = n
+                    frames = refs[(algs == _ALG_CODE[Algorithm.PDQ_FRAME]) & (refs != NO_REF)]
+                    target._frame_count.update(frames.tolist())
+            for alg, (ids, values, refs) in exact.items():
+                target.add_many(
+                    (e, alg.value, v, None if r == NO_REF else r)
+                    for e, v, r in zip(ids.tolist(), values, refs.tolist(), strict=True)
+                )
 
     # -- search ---------------------------------------------------------------------------
 
     def _snapshot(self, key: str) -> _Snapshot:
         with self._lock:
             t = self._bits[key]
-            return _Snapshot(t.cols, t.ids, t.refs, t.algs, t.alive, t.n)
+            return _Snapshot(t.cols, t.ids, t.refs, t.algs, t.alive, t.n, t.mih)
 
     def search(self, algorithm: str, value_hex: str, max_distance: int) -> list[Match]:
         """Entries within ``max_distance`` bits of ``value_hex`` (inclusive), nearest first
@@ -665,9 +912,80 @@ class HashIndex:
         inverse = inverse.reshape(-1)
         snap = self._snapshot(key)
         max_distance = min(int(max_distance), 64 * uniq.shape[0])
-        hits = _scan_many(snap.cols, snap.n, uniq, max_distance)
+        hits = self._search_table(key, snap, uniq, max_distance)
         results = [self._matches(snap, rows, dist) for rows, dist in hits]
         return [list(results[i]) for i in inverse.tolist()]
+
+    def _search_table(
+        self, key: str, snap: _Snapshot, queries: np.ndarray, max_distance: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(rows, distances) within ``max_distance`` of each query column, every row of the
+        snapshot considered: through the multi-index where there is one and the threshold
+        allows, the rows past it (and queries it would not narrow down) by the scan."""
+        nq = queries.shape[1]
+        radii = _block_radii(max_distance) if snap.mih is not None else None
+        if snap.mih is None or radii is None:
+            hits = _scan_many(snap.cols, snap.n, queries, max_distance)
+            self._count_scan(key, snap.n * nq)
+            return hits
+        hits, scan = snap.mih.search(snap.cols, queries, max_distance, radii)
+        if scan:  # those queries' buckets are crowded: scan the rows the multi-index holds
+            q = queries[:, scan]
+            for i, more in zip(
+                scan, _scan_many(snap.cols, snap.mih.n, q, max_distance), strict=True
+            ):
+                hits[i] = more
+        if snap.n > snap.mih.n:  # rows added since it was built
+            tail = _scan_many(snap.cols, snap.n, queries, max_distance, start=snap.mih.n)
+            hits = [
+                (np.concatenate([a, c]), np.concatenate([b, d]))
+                for (a, b), (c, d) in zip(hits, tail, strict=True)
+            ]
+        self._count_scan(key, (snap.n - snap.mih.n) * nq + snap.mih.n * len(scan))
+        return hits
+
+    # -- multi-index ----------------------------------------------------------------------
+
+    def _count_scan(self, key: str, work: int) -> None:
+        """Note rows x queries scanned; once the scans would have paid for a multi-index
+        (:data:`AUTO_BUILD_SCANS` scans of the whole table), build it (in this thread)."""
+        t = self._bits[key]
+        t.scan_work += work  # unlocked: a lost update only delays the build
+        if t.scan_work >= AUTO_BUILD_SCANS * t.n and t.mih_wanted(self._mih_min_rows):
+            self._build_mih(key)
+
+    def _build_mih(self, key: str) -> bool:
+        """Build the multi-index of the table ``key`` over its rows now, outside the index's
+        lock (searches and updates go on meanwhile; a compaction in between makes it stale
+        and it is thrown away). One build at a time. Whether one was published."""
+        if not self._build_lock.acquire(blocking=False):
+            return False  # another thread builds it
+        try:
+            with self._lock:
+                t = self._bits[key]
+                if not t.mih_wanted(self._mih_min_rows):
+                    return False
+                cols, n, epoch = t.cols, t.n, t.epoch
+            mih = _MultiIndex(cols, n)
+            with self._lock:
+                if t.epoch != epoch:
+                    return False
+                t.mih = mih
+                t.scan_work = 0
+            return True
+        finally:
+            self._build_lock.release()
+
+    def prepare(self) -> None:
+        """Build the multi-index of every large 256-bit table (this index's and its spaces')
+        that has none or has grown well past it; without it, searches scan (and build one
+        themselves once they have scanned enough, see :data:`AUTO_BUILD_SCANS`). A million
+        entries: about a second, on the calling thread; searches go on meanwhile."""
+        self._build_mih(_B256)
+        with self._lock:
+            spaces = list(self._spaces.values())
+        for sub in spaces:
+            sub.prepare()
 
     @staticmethod
     def _matches(snap: _Snapshot, rows: np.ndarray, dist: np.ndarray) -> list[Match]:
@@ -687,6 +1005,69 @@ class HashIndex:
         ):
             out.append(Match(entry_id, None if ref == NO_REF else ref, _BIT_ALGS[code], d))
         return out
+
+
+def _restore_plan(arrays: Mapping[str, np.ndarray]) -> list:
+    """:meth:`HashIndex.restore`'s arrays checked and grouped by space: (path, {table: (cols,
+    ids, refs, algs)}, {algorithm: (ids, hex values, refs)}). KeyError, TypeError or
+    ValueError when anything is off."""
+    layout = np.asarray(arrays["layout"])
+    if layout.shape != _LAYOUT.shape or not bool(np.all(layout == _LAYOUT)):
+        raise ValueError("restore: written by a Hashdesk with other hash types")
+    plan = []
+    seen: list[np.ndarray] = []
+    paths = [json.loads(str(p)) for p in np.asarray(arrays["spaces"]).tolist()]
+    if not paths or paths[0] != []:
+        raise ValueError("restore: no root space")
+    for i, path in enumerate(paths):
+        if not isinstance(path, list) or not all(isinstance(p, str) and p for p in path):
+            raise ValueError(f"restore: bad space path {path!r}")
+        bits = {}
+        for key, words in _WORDS.items():
+            cols = np.asarray(arrays[f"{i}.{key}.cols"])
+            ids = np.asarray(arrays[f"{i}.{key}.ids"])
+            refs = np.asarray(arrays[f"{i}.{key}.refs"])
+            algs = np.asarray(arrays[f"{i}.{key}.algs"])
+            n = ids.shape[0] if ids.ndim == 1 else -1
+            if (
+                cols.dtype != np.uint64
+                or ids.dtype != np.int64
+                or refs.dtype != np.int64
+                or algs.dtype != np.uint8
+                or cols.shape != (words, n)
+                or refs.shape != (n,)
+                or algs.shape != (n,)
+            ):
+                raise ValueError(f"restore: space {i} table {key}: bad arrays")
+            if n > 1 and not bool(np.all(ids[1:] > ids[:-1])):
+                raise ValueError(f"restore: space {i} table {key}: ids not increasing")
+            codes = [_ALG_CODE[a] for a in _BIT_ALGS if _TABLE_OF[a] == key]
+            if n and not bool(np.isin(algs, codes).all()):
+                raise ValueError(f"restore: space {i} table {key}: bad algorithm codes")
+            bits[key] = (np.ascontiguousarray(cols), ids.copy(), refs.copy(), algs.copy())
+            seen.append(ids)
+        exact = {}
+        for alg in (a for a in Algorithm if a not in _ALG_CODE):
+            key = _TABLE_OF[alg]
+            ids = np.asarray(arrays[f"{i}.{key}.ids"])
+            refs = np.asarray(arrays[f"{i}.{key}.refs"])
+            raw = np.asarray(arrays[f"{i}.{key}.values"])
+            if ids.dtype != np.int64 or refs.dtype != np.int64 or ids.ndim != 1:
+                raise ValueError(f"restore: space {i} table {key}: bad arrays")
+            if raw.shape != ids.shape or refs.shape != ids.shape or raw.dtype.kind != "S":
+                raise ValueError(f"restore: space {i} table {key}: bad arrays")
+            values = [v.decode("ascii") for v in raw.tolist()]
+            _check_lengths(values, _HEX_LEN[alg], alg)
+            _check_hex("".join(values))
+            exact[alg] = (ids, values, refs)
+            seen.append(ids)
+        plan.append((path, bits, exact))
+    seen = [ids for ids in seen if ids.size]
+    if len(seen) > 1:  # each table's ids increase: only across tables can one come twice
+        every = np.concatenate(seen)
+        if np.unique(every).size != every.size:
+            raise ValueError("restore: an entry id twice")
+    return plan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -855,3 +1236,65 @@ def bench_match(n_hashes: int, queries: int = 50, seed: int = 0) -> dict:
         "planted_found": bool(found_all),
         "popcount": "np.bitwise_count" if _HAS_BITWISE_COUNT else "byte lookup table",
     }
+
+
+def bench_multi_index(n_hashes: int, queries: int = 16, repeats: int = 7, seed: int = 0) -> dict:
+    """``queries`` PDQ queries in one ``search_many`` (threshold 31) against ``n_hashes``
+    entries, by the scan and by the multi-index, on random hashes and on clustered ones (one
+    picture in 20 entries, each 0-12 bits from it, as a confirmed picture's frames, halves and
+    re-encodes make them), half of the queries near an entry. Median CPU milliseconds, the
+    candidates the multi-index checked a query, the build's seconds, and whether both found
+    the same matches."""
+    rng = np.random.default_rng(seed)
+    out: dict = {"n_hashes": n_hashes, "queries": queries}
+    for kind in ("random", "clustered"):
+        if kind == "random":
+            words = rng.integers(0, 2**64, size=(4, n_hashes), dtype=np.uint64)
+        else:
+            words = np.repeat(
+                rng.integers(0, 2**64, size=(4, -(-n_hashes // 20)), dtype=np.uint64), 20, axis=1
+            )[:, :n_hashes]
+            for _ in range(12):  # up to 12 bits each (a bit may flip back: 0-12 away)
+                rows = np.flatnonzero(rng.random(n_hashes) < 0.5)
+                bits = rng.integers(0, 256, size=rows.size)
+                words[bits // 64, rows] ^= np.uint64(1) << (bits % 64).astype(np.uint64)
+        index = HashIndex(mih_min_rows=1)  # built whatever the size, to compare
+        index.add_words("pdq", np.arange(1, n_hashes + 1), words, np.arange(n_hashes))
+        del words
+        q = rng.integers(0, 2**64, size=(4, queries), dtype=np.uint64)
+        near = rng.choice(n_hashes, queries // 2, replace=False)
+        t = index._bits[_B256]
+        q[:, : queries // 2] = t.cols[:, near] ^ np.uint64(0b101101)
+        qhex = ["".join(format(int(w), "016x") for w in q[:, i]) for i in range(queries)]
+        scan_ms, scanned = _timed_search(index, qhex, repeats)  # fewer than AUTO_BUILD_SCANS
+        c = time.process_time()
+        index.prepare()
+        build_s = time.process_time() - c
+        mih = t.mih
+        assert mih is not None
+        mih_ms, found = _timed_search(index, qhex, repeats)
+        _, crowded = mih.search(t.cols, q, 31, _block_radii(31) or [])
+        candidates = 0
+        for j in range(_MIH_BLOCKS):
+            keys = _blocks(q)[j].astype(np.int64)[:, None] ^ _FLIPS[1][None, :].astype(np.int64)
+            candidates += int((mih.offs[j][keys + 1] - mih.offs[j][keys]).astype(np.int64).sum())
+        out[kind] = {
+            "scan_cpu_ms": round(scan_ms, 2),
+            "mih_cpu_ms": round(mih_ms, 2),
+            "build_cpu_s": round(build_s, 2),
+            "candidates_per_query": candidates // queries,
+            "queries_scanned_instead": len(crowded),
+            "same_matches": found == scanned,
+            "matches": sum(len(m) for m in found),
+        }
+    return out
+
+
+def _timed_search(index: HashIndex, qhex: list[str], repeats: int) -> tuple[float, list]:
+    """Median CPU milliseconds of ``search_many(qhex)`` at threshold 31, and its result."""
+    cpu, got = [], []
+    for _ in range(repeats):
+        c = time.process_time()
+        got = index.search_many("pdq", qhex, 31)
+        cpu.append((time.process_time() - c) * 1e3)
+    return statistics.median(cpu), got

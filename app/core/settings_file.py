@@ -68,6 +68,9 @@ FILE_KEYS = {
     "daily_exposure_minutes": "HASHDESK_DAILY_EXPOSURE_MINUTES",
     "idle_lock_minutes": "HASHDESK_IDLE_LOCK_MINUTES",
     "greyscale": "HASHDESK_GREYSCALE",
+    "index_snapshot": "HASHDESK_INDEX_SNAPSHOT",
+    "index_snapshot_dir": "HASHDESK_INDEX_SNAPSHOT_DIR",
+    "index_multi": "HASHDESK_INDEX_MULTI",
 }
 
 

@@ -85,6 +85,7 @@ class IngestRecorder:
         match: bool = True,
         source_deadlines: Mapping[str, timedelta] | None = None,
         actor: UserInfo | None = None,
+        watcher: HashListWatcher | None = None,
     ) -> None:
         self.db = db
         # Who ingests (a team server checks events are in their own name); None: the system.
@@ -98,19 +99,20 @@ class IngestRecorder:
         self.policy = policy or MatchPolicy()
         self.match = match
         # The hash list, kept current by a watcher (a confirm or a retraction made on another
-        # workstation during a long ingest counts from the next file on).
-        self._watcher: HashListWatcher | None = None
+        # workstation during a long ingest counts from the next file on): the process's own
+        # (AppContext's, loaded once for every ingest and window) or, without one, our own.
+        self._watcher = watcher
         self._queue_index: HashIndex | None = None
         # The representative each new near-duplicate joined, in order (for the summary).
         self.joined: list[int] = []
 
     def _indexes(self) -> tuple[HashIndex, HashIndex]:
-        if self._watcher is None or self._queue_index is None:
+        if self._watcher is None:
             self._watcher = HashListWatcher(self.db, HashIndex(), policy=self.policy)
-            self._watcher.load_all()
-            self._queue_index = load_queue_index(self.db, self.policy)
-        else:
+        if not self._watcher.ensure_loaded():
             self._watcher.refresh()  # a watermark query; reloads only what changed
+        if self._queue_index is None:
+            self._queue_index = load_queue_index(self.db, self.policy)
         return self._watcher.index, self._queue_index
 
     def record(self, path: Path, analysis: MediaAnalysis, sighting: SightingInfo) -> str:

@@ -490,3 +490,217 @@ def test_add_words_checks_its_arrays() -> None:
     assert len(index) == 0
     index.add_words("pdq", np.array([2, 1]), words, np.array([matching.NO_REF, 7]))
     assert [m.ref for m in index.search("pdq", "0" * 64, 0)] == [7, None]
+
+
+# --- multi-index hashing: the same results as the brute force ------------------------------
+
+
+def _words_to_hex(words: np.ndarray) -> list[str]:
+    return [
+        "".join(format(int(words[k, i]), "016x") for k in range(4)) for i in range(words.shape[1])
+    ]
+
+
+def _brute(words: np.ndarray, ids_: np.ndarray, query: np.ndarray, t: int) -> list[tuple]:
+    """Every (distance, id) within ``t`` of ``query``, by comparing all of them."""
+    d = sum(np.bitwise_count(words[k] ^ query[k]).astype(np.int64) for k in range(4))
+    return sorted((int(d[r]), int(ids_[r])) for r in np.flatnonzero(d <= t))
+
+
+def _flip_words(words: np.ndarray, counts: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+    """A copy of ``words`` with ``counts[i]`` distinct bits of column i flipped."""
+    out = words.copy()
+    for i, c in enumerate(counts.tolist()):
+        for b in gen.choice(256, size=c, replace=False).tolist():
+            out[b // 64, i] ^= np.uint64(1) << np.uint64(b % 64)
+    return out
+
+
+def _random_words(gen: np.random.Generator, n: int) -> np.ndarray:
+    return gen.integers(0, 2**64, size=(4, n), dtype=np.uint64)
+
+
+def _clustered_words(gen: np.random.Generator, centres: int, per: int) -> np.ndarray:
+    """``centres`` random hashes, each with ``per`` near-duplicates (0-12 bits away): the
+    halves, frames and re-encodes of confirmed pictures, which crowd some buckets."""
+    base = np.repeat(_random_words(gen, centres), per, axis=1)
+    return _flip_words(base, gen.integers(0, 13, size=base.shape[1]), gen)
+
+
+def _assert_exact(index: HashIndex, words, ids_, queries, thresholds, alg="pdq") -> None:
+    qhex = _words_to_hex(queries)
+    for t in thresholds:
+        got = index.search_many(alg, qhex, t)
+        for i in range(queries.shape[1]):
+            want = _brute(words, ids_, queries[:, i], t)
+            assert [(m.distance, m.entry_id) for m in got[i]] == want, (t, i)
+
+
+THRESHOLDS = [0, 3, 8, 15, 16, 24, 31, 32, 40, 47, 48, 60]
+
+
+@pytest.mark.parametrize("kind", ["random", "clustered"])
+def test_multi_index_finds_exactly_what_the_scan_finds(kind: str) -> None:
+    gen = np.random.default_rng(7 if kind == "random" else 8)
+    words = _random_words(gen, 6000) if kind == "random" else _clustered_words(gen, 150, 40)
+    n = words.shape[1]
+    ids_ = np.arange(1, n + 1, dtype=np.int64) * 3
+    index = HashIndex(mih_min_rows=1000)
+    index.add_words("pdq", ids_, words, ids_ + 1)
+    index.prepare()
+    assert index._bits["b256"].mih is not None  # the searches below go through it
+    # Queries near entries (0-60 bits away: around every threshold) and unrelated ones.
+    near = _flip_words(words[:, gen.choice(n, 40)], gen.integers(0, 61, size=40), gen)
+    queries = np.concatenate([near, _random_words(gen, 5)], axis=1)
+    _assert_exact(index, words, ids_, queries, THRESHOLDS)
+
+
+def test_multi_index_with_rows_added_retracted_and_compacted_since() -> None:
+    gen = np.random.default_rng(9)
+    words = _clustered_words(gen, 100, 30)
+    n = words.shape[1]
+    ids_ = np.arange(1, n + 1, dtype=np.int64)
+    index = HashIndex(compact_min_dead=500, mih_min_rows=1000)
+    index.add_words("pdq", ids_, words, ids_)
+    index.prepare()
+    built = index._bits["b256"].mih
+    assert built is not None and built.n == n
+    # Rows past it (scanned), one entry replaced, some retracted (tombstones it still holds).
+    more = _flip_words(words[:, :200], gen.integers(0, 20, size=200), gen)
+    more_ids = np.arange(n + 1, n + 201, dtype=np.int64)
+    index.add_words("pdq", more_ids, more, more_ids)
+    index.add(int(ids_[5]), "pdq", _words_to_hex(words[:, 6:7])[0], None)  # now 6's hash
+    gone = gen.choice(ids_[10:], 300, replace=False)
+    index.remove_many(gone.tolist())
+    assert index._bits["b256"].mih is built
+    all_words = np.concatenate([words, more], axis=1)
+    all_ids = np.concatenate([ids_, more_ids])
+    all_words[:, 5] = words[:, 6]
+    live = ~np.isin(all_ids, gone)
+    queries = _flip_words(all_words[:, gen.choice(n, 30)], gen.integers(0, 35, size=30), gen)
+    _assert_exact(index, all_words[:, live], all_ids[live], queries, [0, 10, 31, 40])
+    # Compaction moves rows: the multi-index goes, the scan answers, a new one is built.
+    index.compact()
+    assert index._bits["b256"].mih is None
+    _assert_exact(index, all_words[:, live], all_ids[live], queries, [31])
+    index.prepare()
+    assert index._bits["b256"].mih is not None
+    _assert_exact(index, all_words[:, live], all_ids[live], queries, [0, 31, 47])
+
+
+def test_crowded_buckets_fall_back_to_the_scan_and_stay_exact() -> None:
+    gen = np.random.default_rng(10)
+    # Half the table one picture and its near-duplicates: every probe of it is crowded.
+    words = np.concatenate([_clustered_words(gen, 1, 2000), _random_words(gen, 2000)], axis=1)
+    ids_ = np.arange(1, words.shape[1] + 1, dtype=np.int64)
+    index = HashIndex(mih_min_rows=1000)
+    index.add_words("pdq_frame", ids_, words, ids_)
+    index.prepare()
+    mih = index._bits["b256"].mih
+    assert mih is not None
+    queries = np.concatenate([words[:, :3], words[:, -3:]], axis=1)
+    _, scanned = mih.search(index._bits["b256"].cols, queries, 31, matching._block_radii(31))
+    assert scanned == [0, 1, 2]  # the crowded picture's queries, not the others
+    _assert_exact(index, words, ids_, queries, [5, 31], alg="pdq_frame")
+
+
+def test_block_radii_cover_every_threshold_by_pigeonhole() -> None:
+    for t in range(0, 48):
+        radii = matching._block_radii(t)
+        assert radii is not None and sum(r + 1 for r in radii) >= t + 1
+    assert matching._block_radii(48) is None  # radius 3 would be too many probes: scan
+
+
+def test_searches_build_the_multi_index_themselves_once_it_pays() -> None:
+    gen = np.random.default_rng(11)
+    words = _random_words(gen, 3000)
+    ids_ = np.arange(1, 3001, dtype=np.int64)
+    index = HashIndex(mih_min_rows=1000)
+    index.add_words("pdq", ids_, words, ids_)
+    queries = _words_to_hex(_flip_words(words[:, :8], np.full(8, 9), gen))
+    index.search_many("pdq", queries, 31)
+    assert index._bits["b256"].mih is None  # 8 scans: not yet
+    for _ in range(matching.AUTO_BUILD_SCANS // 8):
+        got = index.search_many("pdq", queries, 31)
+    assert index._bits["b256"].mih is not None
+    assert [ids(g)[:1] for g in got] == [[i] for i in range(1, 9)]
+
+
+def test_small_tables_get_no_multi_index() -> None:
+    index = HashIndex()
+    gen = np.random.default_rng(12)
+    index.add_words("pdq", np.arange(1, 5001), _random_words(gen, 5000), np.arange(5000))
+    index.prepare()
+    assert index._bits["b256"].mih is None
+
+
+# --- dump and restore (the hash list's snapshot) ---------------------------------------------
+
+
+def _mixed_index(rng: random.Random) -> HashIndex:
+    index = filled_index(rng, 400)
+    index.add_many([(5000 + i, "md5", format(rng.getrandbits(128), "032x"), 7) for i in range(3)])
+    index.add(5010, "phash", rand_hex(rng, 64), None)
+    frames = index.space("list:x").space("region:bottom")
+    frames.add_many([(6000 + i, "pdq_frame", rand_hex(rng), -6000) for i in range(5)])
+    index.space("list:x").add(6100, "sha256", "ab" * 32, None)
+    index.remove_many([3, 5000, 6002])  # tombstones are not dumped
+    return index
+
+
+def test_dump_and_restore_give_the_same_index(rng: random.Random) -> None:
+    index = _mixed_index(rng)
+    copy = HashIndex()
+    copy.restore(index.dump())
+    assert len(copy) == len(index) == 400 - 1 + 2 + 1 + 4 + 1
+    frames = ("list:x", "region:bottom")
+    assert copy.space(frames[0]).space(frames[1]).frame_count(-6000) == 4
+    for _ in range(20):
+        q = rand_hex(rng)
+        assert copy.search("pdq", q, 110) == index.search("pdq", q, 110)
+    sub = copy.space(frames[0]).space(frames[1])
+    assert sorted(ids(sub.search("pdq", rand_hex(rng), 256))) == [6000, 6001, 6003, 6004]
+    assert ids(copy.space("list:x").search("sha256", "ab" * 32, 0)) == [6100]
+    assert 3 not in copy and 5000 not in copy and 6002 not in copy and 6003 in copy
+    # Still a working index: retract, add, compact.
+    copy.remove(4)
+    copy.add(9000, "pdq", "00" * 32, 1)
+    copy.compact()
+    assert 4 not in copy and ids(copy.search("pdq", "00" * 32, 0)) == [9000]
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.pop("0.b256.refs"),
+        lambda d: d.__setitem__("0.b256.ids", d["0.b256.ids"][::-1].copy()),
+        lambda d: d.__setitem__("0.b256.algs", np.full_like(d["0.b256.algs"], 9)),
+        lambda d: d.__setitem__("0.b256.cols", d["0.b256.cols"][:3]),
+        lambda d: d.__setitem__("0.b256.cols", d["0.b256.cols"].astype(np.int64)),
+        lambda d: d.__setitem__("0.md5.values", np.array([b"zz" * 16] * 2)),
+        lambda d: d.__setitem__("layout", d["layout"][::-1].copy()),
+        lambda d: d.__setitem__("spaces", np.array(["[]", "[]", "not json"])),
+        lambda d: d.__setitem__("1.b256.ids", d["0.b256.ids"][:5].copy()),  # ids twice
+    ],
+)
+def test_restore_refuses_arrays_dump_did_not_write(rng: random.Random, damage) -> None:
+    arrays = _mixed_index(rng).dump()
+    damage(arrays)
+    index = HashIndex()
+    with pytest.raises(ValueError):
+        index.restore(arrays)
+    assert len(index) == 0  # nothing half-restored
+
+
+def test_restore_needs_an_empty_index(rng: random.Random) -> None:
+    index = _mixed_index(rng)
+    with pytest.raises(ValueError):
+        index.restore(index.dump())
+
+
+def test_bench_multi_index_compares_like_with_like() -> None:
+    out = matching.bench_multi_index(70_000, queries=8, repeats=1)
+    for kind in ("random", "clustered"):
+        assert out[kind]["same_matches"]
+        assert out[kind]["matches"] >= 4  # the queries planted near entries found them
+        assert out[kind]["candidates_per_query"] > 0
