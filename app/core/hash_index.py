@@ -558,6 +558,16 @@ class HashIndex:
         self._build_lock = threading.Lock()  # one multi-index build at a time
         self._mih_min_rows = max(1, mih_min_rows)
 
+    def clear(self) -> None:
+        """Empty the index, every space with it (a snapshot that turned out wrong, before the
+        list is loaded again). Searches already running finish on what they snapshotted."""
+        with self._lock:
+            self._bits = {_B256: _BitTable(4), _B64: _BitTable(1)}
+            self._exact = {"md5": {}, "sha256": {}}
+            self._exact_where = {}
+            self._frame_count = Counter()
+            self._spaces = {}
+
     # -- spaces ---------------------------------------------------------------------------
 
     def space(self, name: str) -> HashIndex:
