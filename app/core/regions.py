@@ -36,10 +36,15 @@ the partner export (:meth:`app.storage.hash_lists.HashListService.export_active`
 
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
+import numpy.typing as npt
 
 from app.core.domain import Algorithm, Signal
-from app.core.pdq import pdq_from_rgb
+from app.core.pdq import _reduction_matrix, pdq_from_luma, pdq_from_rgb
+from app.core.pdq_scaled import Band, band_of, downsample_64_banded
 from app.core.signal_types import region_variant
 
 REGIONS = ("top", "bottom", "left", "right")
@@ -50,6 +55,7 @@ MIN_REGION_SIDE = 32
 
 
 def _reduce(pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` (HxWx3, or an HxW plane) with its long side at most :data:`REGION_SIDE`."""
     import cv2  # here, not at the top: the matcher imports this module on the GUI's start
 
     h, w = pixels.shape[:2]
@@ -88,5 +94,59 @@ def region_signals(
     out = []
     for name, part in halves(small).items():
         hex_, quality = pdq_from_rgb(np.ascontiguousarray(part))
+        out.append(Signal(algorithm, hex_, quality, frame_ts, region_variant(name)))
+    return out
+
+
+def _area_matrix(n: int, m: int) -> npt.NDArray[np.float64]:
+    """m x n: OpenCV's INTER_AREA reduction of n pixels to m (each output the mean of the
+    input span it covers, border pixels weighed by the part covered)."""
+    scale = n / m
+    out = np.zeros((m, n))
+    for i in range(m):
+        lo, hi = i * scale, (i + 1) * scale
+        for j in range(math.floor(lo), min(n, math.ceil(hi))):
+            out[i, j] = (min(hi, j + 1) - max(lo, j)) / scale
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _axis_bands(n: int, m: int) -> tuple[Band, Band, Band]:
+    """PDQ's map of the whole reduced axis, of its first half and of its second half (as
+    :func:`halves` cuts them), each composed with the reduction of ``n`` pixels to ``m``:
+    banded 64 x n maps of the full-size axis."""
+    area = _area_matrix(n, m)
+    parts = (slice(0, m), slice(0, m // 2), slice(m - m // 2, m))
+    bands = [band_of(_reduction_matrix(p.stop - p.start) @ area[p]) for p in parts]
+    return bands[0], bands[1], bands[2]
+
+
+def region_signals_from_luma(
+    luma: np.ndarray, *, algorithm: Algorithm = Algorithm.PDQ, frame_ts: float | None = None
+) -> list[Signal]:
+    """:func:`region_signals` of a picture given as its luma plane (HxW float32, from
+    :func:`app.core.pdq.luma_from_rgb`; bars already trimmed), for a caller that has it.
+
+    The reduction to :data:`REGION_SIDE` and PDQ's own filter are both linear maps, so each
+    half's 64x64 buffer is computed from the plane by their composition (cached per size),
+    without making the reduced copy. Only the colour picture's 8-bit rounding after the
+    reduction is missing, which moves a half's hash only at a near-tie."""
+    plane = np.asarray(luma, dtype=np.float32)
+    h, w = plane.shape
+    scale = REGION_SIDE / max(h, w)
+    if scale >= 1.0:  # not reduced: the halves of the plane itself
+        buffers = halves(plane)
+    else:
+        small_w, small_h = max(1, round(w * scale)), max(1, round(h * scale))
+        if not halves(np.empty((small_h, small_w), dtype=np.uint8)):
+            return []
+        rows, top, bottom = _axis_bands(h, small_h)
+        cols, left, right = _axis_bands(w, small_w)
+        pairs = {"top": (top, cols), "bottom": (bottom, cols), "left": (rows, left)}
+        pairs["right"] = (rows, right)
+        buffers = {name: downsample_64_banded(plane, *pairs[name]) for name in REGIONS}
+    out = []
+    for name, buffer in buffers.items():
+        hex_, quality = pdq_from_luma(buffer)
         out.append(Signal(algorithm, hex_, quality, frame_ts, region_variant(name)))
     return out
