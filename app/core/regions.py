@@ -44,7 +44,7 @@ import numpy.typing as npt
 
 from app.core.domain import Algorithm, Signal
 from app.core.pdq import _reduction_matrix, pdq_from_luma, pdq_from_rgb
-from app.core.pdq_scaled import Band, band_of, downsample_64_banded
+from app.core.pdq_scaled import Band, band_of, reduce_cols, reduce_rows
 from app.core.signal_types import region_variant
 
 REGIONS = ("top", "bottom", "left", "right")
@@ -142,9 +142,13 @@ def region_signals_from_luma(
             return []
         rows, top, bottom = _axis_bands(h, small_h)
         cols, left, right = _axis_bands(w, small_w)
-        pairs = {"top": (top, cols), "bottom": (bottom, cols), "left": (rows, left)}
-        pairs["right"] = (rows, right)
-        buffers = {name: downsample_64_banded(plane, *pairs[name]) for name in REGIONS}
+        full_rows = reduce_rows(plane, rows)  # shared by the left and right halves
+        buffers = {
+            "top": reduce_cols(reduce_rows(plane, top), cols),
+            "bottom": reduce_cols(reduce_rows(plane, bottom), cols),
+            "left": reduce_cols(full_rows, left),
+            "right": reduce_cols(full_rows, right),
+        }
     out = []
     for name, buffer in buffers.items():
         hex_, quality = pdq_from_luma(buffer)
