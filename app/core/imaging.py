@@ -22,6 +22,29 @@ Evasion-resistant signals (issue 3): besides the plain PDQ and pHash, an image g
 rotated/mirrored PDQ hashes as ``dih:<name>`` query-only signals (one ``compute_dihedral``, no
 extra cost), and when it has letterbox/pillarbox bars (:func:`app.core.bars.trim_bars`)
 the PDQ and pHash of its content as ``trimmed`` signals.
+
+Choosing the JPEG decode (measured 2026-11-30 on the bench's 2400x1600 q88 photos, decode
+alone, and against the ``pdqhash`` binding on the full-size decode for 23 JPEGs of 2000-4032
+px: equal / worst bits of the whole hash / worst of the 8 dihedral hashes):
+
+==============  =========  ====================  ==================================
+decode          time       hashed as decoded     full-size hash estimated
+==============  =========  ====================  ==================================
+full, RGB       13.1 ms    23/23, 0 / 0          (it is the reference's input)
+full, luma (Y)  9.4 ms     20/23, 2 / 2          -
+1/2, RGB        9.6 ms     3/23, 16 / 18         19/23, 2 / 2 (1000-2048 px: 37/38)
+1/2, luma (Y)   7.9 ms     3/23, 16 / 18         (block model) 19/23, 2 / 4
+1/4, RGB        8.2 ms     0/23, 28 / 34         21/23, 2 / 2 (under 2048 px: 4 / 6)
+1/8, RGB        7.4 ms     0/23, 46 / 52         17/23, 4 / 4
+==============  =========  ====================  ==================================
+
+Decoding only the luma (``draft("L")``: the Y plane, JFIF's weights are PDQ's) saves the
+colour conversion but is not the reference's luma, which comes from the rounded and clamped
+RGB (2 bits off at full size on 3 of 23), and the preview needs the colours of the same
+decode; so the decode is RGB, at 1/4 from 2048 px (1/2 when the short side would fall under
+256 px), and at full size under 2048 px (the corpus's 1600 px photos moved 2 bits at 1/2).
+MD5, SHA-256, the preview (at most :data:`PREVIEW_LONG_SIDE` px, from the decoded picture)
+and pHash come from the same bytes and decode.
 """
 
 from __future__ import annotations
