@@ -198,20 +198,23 @@ def _scaled_band(axis: ScaledAxis) -> Band:
 
 def reduce_rows(plane: pdq.FloatArray, rows: Band) -> pdq.FloatArray:
     """``rows @ plane`` (64 x W) for a banded 64 x H map: the rows each output reads are
-    gathered a few outputs at a time (about 1 MB, as ``pdq.downsample_64``)."""
+    gathered a few outputs at a time (about 1 MB, as ``pdq.downsample_64``) and weighed by a
+    batch of small matrix products (a quarter faster than ``einsum`` here; the sums differ
+    from ``pdq.downsample_64``'s in float rounding, which is why the reference's own map at
+    scale 1 keeps ``pdq.downsample_64``)."""
     row_index, row_weight = rows
     step = max(1, _GATHER_FLOATS // (row_index.shape[1] * plane.shape[1]))
     reduced = np.empty((_BUFFER_DIM, plane.shape[1]), dtype=_F32)
     for i in range(0, _BUFFER_DIM, step):
         gathered = plane[row_index[i : i + step]]
-        np.einsum("is,isw->iw", row_weight[i : i + step], gathered, out=reduced[i : i + step])
+        weights = row_weight[i : i + step, None, :]
+        reduced[i : i + step] = np.matmul(weights, gathered)[:, 0, :]
     return reduced
 
 
 def reduce_cols(reduced: pdq.FloatArray, cols: Band) -> pdq.FloatArray:
     """``reduced @ cols^T`` (64 x 64) for a 64 x W plane and a banded 64 x W map."""
-    col_index, col_weight = cols
-    return np.einsum("js,ijs->ij", col_weight, reduced[:, col_index]).astype(_F32, copy=False)
+    return reduce_rows(np.ascontiguousarray(reduced.T), cols).T
 
 
 def downsample_64_banded(plane: pdq.FloatArray, rows: Band, cols: Band) -> pdq.FloatArray:

@@ -259,3 +259,22 @@ def test_halves_from_luma_are_the_halves_of_the_reduced_picture() -> None:
         assert max(colour) <= 8, (cols, rows, colour)  # the 8-bit rounding of the colour route
     print(distances)  # measured: 0-6 bits on these grainy pictures, 0 when not reduced
     assert sum(distances) / len(distances) <= 3
+
+
+def test_trimmed_content_of_a_reduced_decode_hashes_as_the_reference() -> None:
+    """Letterboxed and pillarboxed large JPEGs: the trimmed PDQ (a sub-plane of the one luma
+    plane, its map cropped) against pdqhash on the full-size content."""
+    pdqhash = pytest.importorskip("pdqhash", reason="the reference binding is not installed")
+    rng = np.random.default_rng(11)
+    distances = []
+    for cols, rows, top, left in ((2400, 1800, 300, 0), (3000, 2000, 0, 400)):
+        canvas = Image.new("RGB", (cols, rows), (0, 0, 0))
+        canvas.paste(_photo(rng, cols - 2 * left, rows - 2 * top), (left, top))
+        data = _encode(canvas, "JPEG", quality=90)
+        trimmed = [s for s in _analyze(data).signals if s.variant == "trimmed"]
+        assert [s.algorithm for s in trimmed] == [Algorithm.PDQ, Algorithm.PHASH]
+        content = np.ascontiguousarray(_full_size(data)[top : rows - top, left : cols - left])
+        reference = _binding_hex(pdqhash.compute(content)[0])
+        distances.append(_ham(trimmed[0].value, reference))
+    print(distances)  # measured: 2, 2 (the bars' edges are found on the 1/4 decode)
+    assert max(distances) <= 4
