@@ -7,19 +7,48 @@ Decoding rules (docs/ARCHITECTURE.md, "Hashing and matching"; bad input never es
 * EXIF orientation is honoured; width/height are those of the oriented original;
 * every Pillow mode becomes RGB; alpha is dropped (not composited), the same as the reference
   ThreatExchange/HMA hasher, which hashes the first three channels;
-* large JPEGs are decoded at 1/2, 1/4 or 1/8 scale (DCT scaling) while the long side stays at
-  least :data:`DRAFT_MIN_LONG_SIDE` pixels: PDQ downsamples to 64x64 anyway;
+* JPEGs of :data:`DRAFT_MIN_ORIGINAL_LONG_SIDE` px or more are decoded at 1/2 or 1/4 scale
+  (DCT scaling) while the long side stays at least :data:`DRAFT_MIN_LONG_SIDE` pixels and the
+  short side half that; their whole-picture PDQ is the reference's full-size hash estimated
+  from that decode (:mod:`app.core.pdq_scaled`, which has the measured table: within 2 bits,
+  mostly equal, where hashing the small picture as it is moved 2-28 bits);
+* other formats over :data:`HASH_MAX_LONG_SIDE` get their whole-picture PDQ from the
+  full-size picture (the reference's hash exactly), then are box-reduced for the rest;
 * declared sizes above :data:`MAX_IMAGE_PIXELS` are refused before any pixel is decoded;
 * animated GIF/WebP: the first frame is hashed (kind IMAGE);
 * anything Pillow cannot decode gives an UNREADABLE analysis with a short reason.
 
 Evasion-resistant signals (issue 3): besides the plain PDQ and pHash, an image gets the 7
 rotated/mirrored PDQ hashes as ``dih:<name>`` query-only signals (each the hash the turned
-picture itself gets: :func:`app.core.pdq.pdq_transformed_from_luma`), and when it has
+picture itself gets: :func:`app.core.pdq.pdq_transformed_from_luma`; for a JPEG decoded at
+reduced scale, the exact turns of its estimated full-size buffer), and when it has
 letterbox/pillarbox bars (:func:`app.core.bars.trim_bars`) the PDQ and pHash of its content as
 ``trimmed`` signals, with the content's 7 turns (``dih:<code>:trimmed``); its halves
 (:mod:`app.core.regions`) come turned too (``dih:<code>:<half>``). Every combination of bars
 trimmed x turned x halves is thus a query (issue 15).
+
+Choosing the JPEG decode (measured 2026-11-30 on the bench's 2400x1600 q88 photos, decode
+alone, and against the ``pdqhash`` binding on the full-size decode for 23 JPEGs of 2000-4032
+px: equal / worst bits of the whole hash / worst of the 8 dihedral hashes):
+
+==============  =========  ====================  ==================================
+decode          time       hashed as decoded     full-size hash estimated
+==============  =========  ====================  ==================================
+full, RGB       13.1 ms    23/23, 0 / 0          (it is the reference's input)
+full, luma (Y)  9.4 ms     20/23, 2 / 2          -
+1/2, RGB        9.6 ms     3/23, 16 / 18         19/23, 2 / 2 (1000-2048 px: 37/38)
+1/2, luma (Y)   7.9 ms     3/23, 16 / 18         (block model) 19/23, 2 / 4
+1/4, RGB        8.2 ms     0/23, 28 / 34         21/23, 2 / 2 (under 2048 px: 4 / 6)
+1/8, RGB        7.4 ms     0/23, 46 / 52         17/23, 4 / 4
+==============  =========  ====================  ==================================
+
+Decoding only the luma (``draft("L")``: the Y plane, JFIF's weights are PDQ's) saves the
+colour conversion but is not the reference's luma, which comes from the rounded and clamped
+RGB (2 bits off at full size on 3 of 23), and the preview needs the colours of the same
+decode; so the decode is RGB, at 1/4 from 2048 px (1/2 when the short side would fall under
+256 px), and at full size under 2048 px (the corpus's 1600 px photos moved 2 bits at 1/2).
+MD5, SHA-256, the preview (at most :data:`PREVIEW_LONG_SIDE` px, from the decoded picture)
+and pHash come from the same bytes and decode.
 """
 
 from __future__ import annotations
@@ -29,6 +58,7 @@ import logging
 import math
 import re
 import struct
+from dataclasses import dataclass
 
 import imagehash
 import numpy as np
@@ -36,15 +66,22 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from app.core.bars import trim_bars
 from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal, UnreadableMedia
-from app.core.pdq import pdq_signals_with_dihedral
+from app.core.pdq import luma_from_rgb, pdq_signals_with_dihedral
+from app.core.pdq_scaled import ScaledAxis, downsample_64_rgb, downsample_64_scaled
 from app.core.signal_types import TRIMMED
 
 log = logging.getLogger(__name__)
 
 #: Largest declared image (width x height) that is decoded at all. Pillow's own default limit.
 MAX_IMAGE_PIXELS = 89_478_485
-#: A JPEG is decoded at reduced scale only while its long side stays at least this long.
+#: A JPEG is decoded at reduced scale only while its long side stays at least this long (and
+#: its short side at least half this).
 DRAFT_MIN_LONG_SIDE = 512
+#: JPEGs with a shorter long side are decoded at full size (4 megapixels at most).
+DRAFT_MIN_ORIGINAL_LONG_SIDE = 2048
+#: The DCT scales a JPEG may be decoded at, largest first. Not 1/8: there the whole-picture PDQ
+#: moves up to 4 bits from the reference's (:mod:`app.core.pdq_scaled`, measured table).
+DRAFT_SCALES = (4, 2)
 #: Decoded pictures with a longer side (PNG, WebP, TIFF...: JPEGs are drafted) are box-reduced
 #: by an integer factor before hashing, bounding memory and time (PDQ works at 64x64).
 HASH_MAX_LONG_SIDE = 2048
@@ -219,11 +256,30 @@ def make_preview_jpeg(img: Image.Image, long_side: int = PREVIEW_LONG_SIDE) -> b
 
 
 def _draft_scale(width: int, height: int, min_long_side: int) -> int:
-    """Largest JPEG DCT scale (8, 4, 2, 1) keeping the long side >= ``min_long_side``."""
-    for s in (8, 4, 2):
-        if max(width, height) // s >= min_long_side and min(width, height) // s >= 1:
+    """The JPEG DCT scale to decode at: 1 under :data:`DRAFT_MIN_ORIGINAL_LONG_SIDE`, else
+    the largest of :data:`DRAFT_SCALES` keeping the long side >= ``min_long_side`` and the
+    short side >= half that (1 when none does).
+
+    Measured against the reference on the full-size decode (:mod:`app.core.pdq_scaled`): 1/4
+    keeps the whole-picture PDQ within 2 bits (each dihedral hash too) from 2048 px up, and
+    moves up to 4 bits (6 for a dihedral hash) at 1000-1900 px or with a 1000 px short side;
+    1/2 keeps it within 2 bits from 1000 px up, but moved 2 bits on 6 of the corpus's 1600 px
+    photos, which the full-size decode hashes exactly."""
+    long_side, short_side = max(width, height), min(width, height)
+    if long_side < DRAFT_MIN_ORIGINAL_LONG_SIDE:
+        return 1
+    for s in DRAFT_SCALES:
+        if long_side // s >= min_long_side and short_side // s >= max(1, min_long_side // 2):
             return s
     return 1
+
+
+def _decoded_scale(decoded: tuple[int, int], original: tuple[int, int]) -> int:
+    """The DCT scale a JPEG was decoded at (its size rounded up, as libjpeg does)."""
+    for s in (1, 2, 4, 8):
+        if decoded == (-(-original[0] // s), -(-original[1] // s)):
+            return s
+    raise UnreadableMedia(f"unexpected JPEG decode size {decoded} of {original}")
 
 
 def _declared_size(data: bytes, mime: str | None) -> tuple[int, int] | None:
@@ -275,6 +331,30 @@ _ORIENTATION_TRANSPOSE = {
 }
 
 
+#: What each transpose does to the (rows, cols) axes of a plane: the axis that becomes the
+#: rows, the one that becomes the columns (0 = the old rows, 1 = the old columns) and whether
+#: each runs backwards (tests/unit/test_imaging.py checks it against Pillow).
+_TRANSPOSE_AXES: dict[Image.Transpose, tuple[tuple[int, bool], tuple[int, bool]]] = {
+    Image.Transpose.FLIP_LEFT_RIGHT: ((0, False), (1, True)),
+    Image.Transpose.FLIP_TOP_BOTTOM: ((0, True), (1, False)),
+    Image.Transpose.ROTATE_90: ((1, True), (0, False)),
+    Image.Transpose.ROTATE_180: ((0, True), (1, True)),
+    Image.Transpose.ROTATE_270: ((1, False), (0, True)),
+    Image.Transpose.TRANSPOSE: ((1, False), (0, False)),
+    Image.Transpose.TRANSVERSE: ((1, True), (0, True)),
+}
+
+
+def _transposed_axes(
+    method: Image.Transpose, rows: ScaledAxis, cols: ScaledAxis
+) -> tuple[ScaledAxis, ScaledAxis]:
+    old = (rows, cols)
+    (r, r_back), (c, c_back) = _TRANSPOSE_AXES[method]
+    new_rows = old[r].flipped() if r_back else old[r]
+    new_cols = old[c].flipped() if c_back else old[c]
+    return new_rows, new_cols
+
+
 def _orientation(img: Image.Image) -> int:
     try:
         value = img.getexif().get(0x0112)
@@ -283,16 +363,45 @@ def _orientation(img: Image.Image) -> int:
         return 1
 
 
-def decode_image(
+@dataclass(frozen=True)
+class DecodedPicture:
+    """A decoded picture (first frame, EXIF orientation applied, RGB) and how it relates to
+    the full-size original, for hashing it as the reference hashes the original."""
+
+    image: Image.Image
+    #: (width, height) of the oriented original
+    size: tuple[int, int]
+    animated: bool
+    #: the image's rows and columns against the oriented original (block means of it)
+    rows: ScaledAxis
+    cols: ScaledAxis
+    #: PDQ's 64x64 buffer of the full-size picture, when it was taken before a reduction
+    pdq_buffer: np.ndarray | None = None
+
+    def whole_pdq_plane(self, luma: np.ndarray) -> np.ndarray:
+        """What PDQ hashes for the whole original, given the image's luma plane: the plane
+        itself when the image is the full-size picture, else the reference's 64x64 buffer
+        (a 64x64 plane hashes as itself)."""
+        if self.pdq_buffer is not None:
+            return self.pdq_buffer
+        return _pdq_plane(luma, self.rows, self.cols)
+
+
+def _pdq_plane(luma: np.ndarray, rows: ScaledAxis, cols: ScaledAxis) -> np.ndarray:
+    if rows.scale == 1 and cols.scale == 1:
+        return luma
+    return downsample_64_scaled(luma, rows, cols)
+
+
+def decode_picture(
     data: bytes, mime: str | None = None, *, draft_min_long_side: int | None = DRAFT_MIN_LONG_SIDE
-) -> tuple[Image.Image, tuple[int, int], bool]:
+) -> DecodedPicture:
     """Decode (first frame), honour EXIF orientation, convert to RGB.
 
-    Returns ``(rgb_image, (width, height) of the oriented original, animated)``. The image may
-    be smaller than the original (JPEG draft, or reduced to :data:`HASH_MAX_LONG_SIDE`);
-    ``draft_min_long_side=None`` decodes JPEGs at full size.
-    Raises UnreadableMedia or Pillow's errors.
-    """
+    The image may be smaller than the original: a JPEG decoded at reduced DCT scale (see
+    :func:`_draft_scale`; ``draft_min_long_side=None`` decodes at full size), or a bigger
+    picture reduced to :data:`HASH_MAX_LONG_SIDE` by an integer box reduction, after its PDQ
+    buffer was taken at full size. Raises UnreadableMedia or Pillow's errors."""
     # Image, not ImageFile: transpose below returns a plain Image.
     img: Image.Image = _open(data, mime)
     orig_w, orig_h = img.size
@@ -304,6 +413,8 @@ def decode_image(
     if animated:
         img.seek(0)
     img.load()
+    scale = _decoded_scale(img.size, (orig_w, orig_h)) if img.size != (orig_w, orig_h) else 1
+    rows, cols = ScaledAxis(orig_h, scale), ScaledAxis(orig_w, scale)
     method = _ORIENTATION_TRANSPOSE.get(_orientation(img))
     if method is not None:
         stored = img.size
@@ -311,15 +422,36 @@ def decode_image(
             # The pixels of ImageOps.exif_transpose without its EXIF rewrite (a third of its
             # time; nothing here keeps the EXIF).
             img = img.transpose(method)
+            rows, cols = _transposed_axes(method, rows, cols)
         except Exception:  # hash the picture as stored
             log.debug("EXIF orientation ignored", exc_info=True)
         if img.size != stored:  # a quarter turn or a diagonal flip was applied
             orig_w, orig_h = orig_h, orig_w
     rgb = to_rgb(img)
+    buffer = None
     long_side = max(rgb.size)
     if long_side > HASH_MAX_LONG_SIDE:
-        rgb = rgb.reduce(math.ceil(long_side / HASH_MAX_LONG_SIDE))
-    return rgb, (orig_w, orig_h), animated
+        # The whole-picture PDQ from the full picture (the reference's hash), everything else
+        # from the reduced one.
+        pixels = np.asarray(rgb)
+        if scale == 1:
+            buffer = downsample_64_rgb(pixels)
+        else:
+            buffer = downsample_64_scaled(luma_from_rgb(pixels), rows, cols)
+        factor = math.ceil(long_side / HASH_MAX_LONG_SIDE)
+        rgb = rgb.reduce(factor)
+        rows = ScaledAxis(rows.length, rows.scale * factor, rows.reversed)
+        cols = ScaledAxis(cols.length, cols.scale * factor, cols.reversed)
+    return DecodedPicture(rgb, (orig_w, orig_h), animated, rows, cols, buffer)
+
+
+def decode_image(
+    data: bytes, mime: str | None = None, *, draft_min_long_side: int | None = DRAFT_MIN_LONG_SIDE
+) -> tuple[Image.Image, tuple[int, int], bool]:
+    """:func:`decode_picture`'s ``(rgb_image, (width, height) of the oriented original,
+    animated)``."""
+    pic = decode_picture(data, mime, draft_min_long_side=draft_min_long_side)
+    return pic.image, pic.size, pic.animated
 
 
 def _decodable_mimes() -> set[str]:
@@ -383,29 +515,33 @@ def analyze_image_bytes(
         sniffed = sniff(data[:64])
         mime = sniffed[1] if sniffed else None
     try:
-        rgb, (width, height), _animated = decode_image(
-            data, mime, draft_min_long_side=draft_min_long_side
-        )
-        from app.core.regions import region_signals  # it imports this module
+        pic = decode_picture(data, mime, draft_min_long_side=draft_min_long_side)
+        rgb, (width, height) = pic.image, pic.size
+        from app.core.regions import region_signals_from_luma  # it imports this module
 
+        # Every PDQ from one luma plane of the one decode; pHash and preview from its pixels.
         arr = np.asarray(rgb)
+        luma = luma_from_rgb(arr)
         # Rotations and mirrors hashed as the turned picture itself would be (query-only).
-        pdq_signals = pdq_signals_with_dihedral(arr, transformed=True)
+        pdq_signals = pdq_signals_with_dihedral(pic.whole_pdq_plane(luma), transformed=True)
         trimmed = trim_bars(arr)
-        content = arr
+        content = luma
         trimmed_turned: list[Signal] = []
         if trimmed is not None:  # letterbox/pillarbox bars: the content's hashes as well
-            content, (top, bottom, left, right) = trimmed
-            t_pdq, *trimmed_turned = pdq_signals_with_dihedral(
-                content, transformed=True, of=TRIMMED
+            _, (top, bottom, left, right) = trimmed
+            rows, cols = luma.shape
+            content = luma[top : rows - bottom, left : cols - right]
+            plane = _pdq_plane(
+                content, pic.rows.crop(top, rows - bottom), pic.cols.crop(left, cols - right)
             )
+            t_pdq, *trimmed_turned = pdq_signals_with_dihedral(plane, transformed=True, of=TRIMMED)
             t_phash = phash_hex(rgb.crop((left, top, rgb.width - right, rgb.height - bottom)))
             trimmed_signals = [t_pdq, Signal(Algorithm.PHASH, t_phash, variant=TRIMMED)]
         else:
             trimmed_signals = []
         # A logo over one corner leaves a half intact; a mirrored or turned copy's halves are
         # the original's, turned (dih:<code>:<half>, query-only).
-        halves = region_signals(content, dihedral=True)
+        halves = region_signals_from_luma(content, dihedral=True)
         phash = phash_hex(rgb)
         preview = make_preview_jpeg(rgb)
     except Exception as e:  # bad media must never escape (docs/ARCHITECTURE.md, "Bad input")

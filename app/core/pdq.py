@@ -266,23 +266,21 @@ def _build_dct_matrix() -> FloatArray:
 
 
 _DCT_MATRIX = _build_dct_matrix()
-_DCT_COLUMNS = [np.ascontiguousarray(_DCT_MATRIX[:, k : k + 1]) for k in range(_BUFFER_DIM)]
-_DCT_ROWS = [np.ascontiguousarray(_DCT_MATRIX[None, :, k]) for k in range(_BUFFER_DIM)]
+_DCT_TRANSPOSED = np.ascontiguousarray(_DCT_MATRIX.T)  # [k, i] = D[i, k]
 
 
 def _dct16(buffer: FloatArray) -> FloatArray:
     """``dct64To16``: ``B = (D A) D^T``, each sum accumulated in float32 over k = 0..63 as the
-    reference does (so an exact 64x64 buffer gives the reference's exact coefficients)."""
-    product = np.empty((_DCT_DIM, _BUFFER_DIM), dtype=_F32)
-    partial = np.zeros((_DCT_DIM, _BUFFER_DIM), dtype=_F32)
-    for k in range(_BUFFER_DIM):
-        np.multiply(_DCT_COLUMNS[k], buffer[k : k + 1, :], out=product)
-        partial += product
-    product16 = np.empty((_DCT_DIM, _DCT_DIM), dtype=_F32)
-    out = np.zeros((_DCT_DIM, _DCT_DIM), dtype=_F32)
-    for k in range(_BUFFER_DIM):
-        np.multiply(partial[:, k : k + 1], _DCT_ROWS[k], out=product16)
-        out += product16
+    reference does (so an exact 64x64 buffer gives the reference's exact coefficients).
+
+    All 64 products of a sum are made at once, ``[k, i, j]``, then added along the first
+    axis: numpy adds along an outer axis one slice after another, in order (pairwise summation
+    is only for the innermost axis), which is the reference's loop, three times faster than
+    64 separate numpy steps."""
+    products = _DCT_TRANSPOSED[:, :, None] * buffer[:, None, :]  # D[i, k] * A[k, j]
+    partial = np.add.reduce(products, axis=0)
+    products = partial.T[:, :, None] * _DCT_TRANSPOSED[:, None, :]  # (DA)[i, k] * D[j, k]
+    out: FloatArray = np.add.reduce(products, axis=0)
     return out
 
 
