@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PIL import Image
+
 from app.core.contentstore import ContentStore
 from app.core.demo import sample_picture
 from app.core.domain import Role, UserInfo
@@ -52,3 +54,17 @@ def ingest(db: Database, store: ContentStore, paths, source="test", reason="test
 
 def make_user(db: Database, name="mod1", role=Role.MODERATOR) -> UserInfo:
     return UserService(db).add(name, "correct horse battery", role)
+
+
+#: EXIF orientation tag -> the transform that turns an upright picture into what a camera
+#: stores with that tag (the inverse of what a reader applies; tag 1 stores it as it is).
+EXIF_STORED_AS: dict[int, Image.Transpose | None] = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}

@@ -36,6 +36,7 @@ from app.core.pdq import (
     pdq_from_rgb,
     pdq_hex,
 )
+from tests.helpers import EXIF_STORED_AS
 
 CORPUS = Path(__file__).parents[2].parent / "shared" / "corpus"
 IMAGES = CORPUS / "pdq-images"
@@ -346,16 +347,7 @@ def test_exif_orientation_all_eight_tags(tmp_path):
     upright = picture(320, 200)
     upright_pdq = pdq_of_bytes(encode(upright, "JPEG", quality=95))
     # the transform that turns the upright picture into what is stored for each tag
-    stored_as = {
-        1: None,
-        2: Image.Transpose.FLIP_LEFT_RIGHT,
-        3: Image.Transpose.ROTATE_180,
-        4: Image.Transpose.FLIP_TOP_BOTTOM,
-        5: Image.Transpose.TRANSPOSE,
-        6: Image.Transpose.ROTATE_90,
-        7: Image.Transpose.TRANSVERSE,
-        8: Image.Transpose.ROTATE_270,
-    }
+    stored_as = EXIF_STORED_AS
     distances = {}
     for tag, method in stored_as.items():
         stored = upright if method is None else upright.transpose(method)
