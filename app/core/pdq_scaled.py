@@ -143,17 +143,13 @@ def band_of(matrix: npt.NDArray[np.float64]) -> Band:
     """The band of a dense 64 x n map; weights under a :data:`_WEIGHT_FLOOR` share of a row's
     largest are left out."""
     n = matrix.shape[1]
-    spans = []
-    for row in np.abs(matrix):
-        keep = np.flatnonzero(row > row.max() * _WEIGHT_FLOOR)
-        spans.append((int(keep[0]), int(keep[-1])))
-    width = min(n, max(last - first + 1 for first, last in spans))
-    index = np.empty((matrix.shape[0], width), dtype=np.intp)
-    weight = np.empty((matrix.shape[0], width), dtype=_F32)
-    for i, (first, _last) in enumerate(spans):
-        start = min(first, n - width)
-        index[i] = np.arange(start, start + width)
-        weight[i] = matrix[i, start : start + width]
+    magnitude = np.abs(matrix)
+    keep = magnitude > magnitude.max(axis=1, keepdims=True) * _WEIGHT_FLOOR
+    first = keep.argmax(axis=1)
+    last = n - 1 - keep[:, ::-1].argmax(axis=1)
+    width = min(n, int((last - first).max()) + 1)
+    index = np.minimum(first, n - width)[:, None] + np.arange(width)
+    weight = np.take_along_axis(matrix, index, axis=1).astype(_F32)
     index.setflags(write=False)
     weight.setflags(write=False)
     return index, weight

@@ -197,47 +197,126 @@ def region_signals_from_luma(
     small_w, small_h = max(1, round(w * scale)), max(1, round(h * scale))
     if not halves(np.empty((small_h, small_w), dtype=np.uint8)):
         return []
+    if dihedral:
+        return _with_turns(_turned_halves(plane, small_h, small_w), algorithm, frame_ts)
     rows, top, bottom = _axis_bands(h, small_h)
     cols, left, right = _axis_bands(w, small_w)
     full_rows = reduce_rows(plane, rows)  # shared by the left and right halves
     top_rows, bottom_rows = reduce_rows(plane, top), reduce_rows(plane, bottom)
-    if not dihedral:
-        buffers = {
-            "top": reduce_cols(top_rows, cols),
-            "bottom": reduce_cols(bottom_rows, cols),
-            "left": reduce_cols(full_rows, left),
-            "right": reduce_cols(full_rows, right),
-        }
-        return [
-            Signal(algorithm, *_hash_buffer(buffer), frame_ts, region_variant(name))
-            for name, buffer in buffers.items()
-        ]
-    rows_t, top_t, bottom_t = _axis_bands(h, small_h, turned=True)
-    cols_t, left_t, right_t = _axis_bands(w, small_w, turned=True)
-    full_rows_t = reduce_rows(plane, rows_t)
-    # Per half: its rows as they are and upside down, its columns as they are and mirrored.
-    layout = {
-        "top": (top_rows, reduce_rows(plane, top_t), cols, cols_t),
-        "bottom": (bottom_rows, reduce_rows(plane, bottom_t), cols, cols_t),
-        "left": (full_rows, full_rows_t, left, left_t),
-        "right": (full_rows, full_rows_t, right, right_t),
+    buffers = {
+        "top": reduce_cols(top_rows, cols),
+        "bottom": reduce_cols(bottom_rows, cols),
+        "left": reduce_cols(full_rows, left),
+        "right": reduce_cols(full_rows, right),
     }
-    hashed = {}
-    for name, (upright, upside_down, c, c_t) in layout.items():
-        plain = reduce_cols(upright, c)
-        flips = np.stack(
-            [
-                plain,
-                reduce_cols(upside_down, c),
-                reduce_cols(upright, c_t),
-                reduce_cols(upside_down, c_t),
-            ]
-        )
-        dct, dct_x, dct_y, dct_xy = _DCT_MATRIX @ flips @ _DCT_MATRIX.T
-        # As app.core.pdq.pdq_transformed_from_luma orders them (DIHEDRAL_ORDER).
-        dcts = np.stack([dct, dct_y.T, dct_xy, dct_x.T, dct_x, dct_y, dct.T, dct_xy.T])
-        hashed[name] = (_hexes_from_dcts(dcts), _quality(plain))
-    return _with_turns(hashed, algorithm, frame_ts)
+    return [
+        Signal(algorithm, *_hash_buffer(buffer), frame_ts, region_variant(name))
+        for name, buffer in buffers.items()
+    ]
+
+
+#: Where each of a half's 8 DCTs (:data:`DIHEDRAL_ORDER`) comes from: which of its 4 flipped
+#: buffers (as it is, upside down, mirrored, both) and whether transposed (a quarter turn).
+_TURN_SOURCES = (
+    (0, False),
+    (2, True),
+    (3, False),
+    (1, True),
+    (1, False),
+    (2, False),
+    (0, True),
+    (3, True),
+)
+#: Into the 16 buffers' DCTs followed by their transposes: the 4 halves' 8 DCTs each.
+_TURN_PICK = np.array(
+    [4 * half + flip + 16 * transposed for half in range(4) for flip, transposed in _TURN_SOURCES]
+)
+#: Floats gathered at a time by :func:`_banded_rows` (about 1 MB, as ``pdq.downsample_64``).
+_GATHER_FLOATS = 1 << 18
+
+
+def _banded_rows(plane: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``map @ plane`` (n x W) for a banded n x H map given as its ``index`` and ``weight``
+    (n x b each): the rows each output reads are gathered a few outputs at a time and weighed
+    by a batch of small matrix products (as :func:`app.core.pdq_scaled.reduce_rows`)."""
+    n, width = index.shape
+    step = max(1, _GATHER_FLOATS // (width * plane.shape[1]))
+    out = np.empty((n, plane.shape[1]), dtype=np.float32)
+    for i in range(0, n, step):
+        gathered = plane[index[i : i + step]]
+        out[i : i + step] = np.matmul(weight[i : i + step, None, :], gathered)[:, 0, :]
+    return out
+
+
+def _banded_cols(reduced: np.ndarray, index: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """``reduced @ map^T`` (R x n) for an R x W plane and a banded n x W map: one gather of
+    the columns (R x n x b), weighed along the band."""
+    gathered = reduced[:, index].transpose(1, 0, 2)  # n x R x b
+    weighed: np.ndarray = np.matmul(gathered, weight[:, :, None])[:, :, 0].T
+    return weighed
+
+
+def _stacked(*bands: Band) -> tuple[np.ndarray, np.ndarray]:
+    """Banded maps as one (their rows one after the other), narrower bands padded with
+    zero weights."""
+    width = max(index.shape[1] for index, _ in bands)
+    pad = [((0, 0), (0, width - index.shape[1])) for index, _ in bands]
+    index = np.concatenate([np.pad(b[0], p, mode="edge") for b, p in zip(bands, pad, strict=True)])
+    weight = np.concatenate([np.pad(b[1], p) for b, p in zip(bands, pad, strict=True)])
+    return index, weight
+
+
+@functools.lru_cache(maxsize=64)
+def _turned_maps(
+    h: int, w: int, small_h: int, small_w: int
+) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """The stacked maps :func:`_turned_halves` reads: the whole picture's rows as they are and
+    upside down; the top's and the bottom's, each as they are and upside down; the whole
+    picture's columns as they are and mirrored; the left's and the right's, each as they are
+    and mirrored."""
+    rows, top, bottom = _axis_bands(h, small_h)
+    rows_t, top_t, bottom_t = _axis_bands(h, small_h, turned=True)
+    cols, left, right = _axis_bands(w, small_w)
+    cols_t, left_t, right_t = _axis_bands(w, small_w, turned=True)
+    return (
+        _stacked(rows, rows_t),
+        _stacked(top, top_t, bottom, bottom_t),
+        _stacked(cols, cols_t),
+        _stacked(left, left_t, right, right_t),
+    )
+
+
+def _turned_halves(
+    plane: np.ndarray, small_h: int, small_w: int
+) -> dict[str, tuple[list[str], int]]:
+    """Each half's hashes in :data:`DIHEDRAL_ORDER` and its quality. A half's 64x64 buffer as
+    it is, upside down, mirrored and both come from its rows' and columns' maps and the same
+    maps read in reverse: two gathers of rows (128 and 256 maps) and two of columns, then
+    the 16 buffers' DCTs in one product; the quarter turns are transposed DCTs."""
+    h, w = plane.shape
+    full_rows, half_rows, cols, half_cols = _turned_maps(h, w, small_h, small_w)
+    whole = _banded_rows(plane, *full_rows)  # whole picture, upside down: 128 x W
+    top_bottom = _banded_rows(plane, *half_rows)  # top, top upside down, bottom, bottom u.d.
+    # [half, row flip, 64, column flip, 64] -> [half, column flip, row flip, 64, 64]
+    tb = _banded_cols(top_bottom, *cols).reshape(2, 2, 64, 2, 64).transpose(0, 3, 1, 2, 4)
+    # [row flip, 64, half, column flip, 64] -> [half, column flip, row flip, 64, 64]
+    lr = _banded_cols(whole, *half_cols).reshape(2, 64, 2, 2, 64).transpose(2, 3, 0, 1, 4)
+    # Per half (REGIONS order): as it is, upside down, mirrored, both.
+    buffers = np.concatenate([tb.reshape(2, 4, 64, 64), lr.reshape(2, 4, 64, 64)])
+    dcts = _DCT_MATRIX @ buffers.reshape(16, 64, 64) @ _DCT_MATRIX.T
+    hexes = _hexes_from_dcts(np.concatenate([dcts, dcts.transpose(0, 2, 1)])[_TURN_PICK])
+    qualities = _qualities(buffers[:, 0])
+    return {name: (hexes[8 * i : 8 * i + 8], qualities[i]) for i, name in enumerate(REGIONS)}
+
+
+def _qualities(buffers: np.ndarray) -> list[int]:
+    """:func:`app.core.pdq._quality` of each of a stack of 64x64 buffers, in one pass."""
+    hundred, top = np.float32(100), np.float32(255)
+    down = ((buffers[:, :-1, :] - buffers[:, 1:, :]) * hundred) / top
+    across = ((buffers[:, :, :-1] - buffers[:, :, 1:]) * hundred) / top
+    sums = np.abs(np.trunc(down)).sum(axis=(1, 2), dtype=np.float64)
+    sums_across = np.abs(np.trunc(across)).sum(axis=(1, 2), dtype=np.float64)
+    return [min((int(a) + int(b)) // 90, 100) for a, b in zip(sums, sums_across, strict=True)]
 
 
 def _with_turns(

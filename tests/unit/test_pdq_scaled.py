@@ -23,7 +23,7 @@ from app.core.domain import Algorithm, MediaAnalysis, MediaKind
 from app.core.imaging import analyze_image_bytes, decode_picture
 from app.core.pdq_scaled import ScaledAxis, downsample_64_scaled, spline_map
 from app.core.regions import halves, region_signals, region_signals_from_luma
-from app.core.signal_types import is_region
+from app.core.signal_types import dihedral_variant, is_region, region_variant
 from tests.helpers import EXIF_STORED_AS
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
@@ -265,6 +265,31 @@ def test_halves_from_luma_are_the_halves_of_the_reduced_picture() -> None:
         assert max(colour) <= 8, (cols, rows, colour)  # the 8-bit rounding of the colour route
     print(distances)  # measured: 0-6 bits on these grainy pictures, 0 when not reduced
     assert sum(distances) / len(distances) <= 3
+
+
+def test_turned_halves_from_luma_are_the_turned_halves_of_the_reduced_picture() -> None:
+    """With ``dihedral=True`` each half's 7 turns (from the stacked maps and their reversed
+    reads) are the hashes of that half of the reduced luma plane turned, each hashed as
+    itself (pdq_transformed_from_luma), with the same quality."""
+    rng = np.random.default_rng(7)
+    distances: list[int] = []
+    for cols, rows in ((600, 400), (400, 600), (517, 301), (1000, 250)):
+        luma = pdq.luma_from_rgb(np.asarray(_photo(rng, cols, rows)))
+        ours = {s.variant: s for s in region_signals_from_luma(luma, dihedral=True)}
+        scale = 256 / max(rows, cols)
+        size = (max(1, round(cols * scale)), max(1, round(rows * scale)))
+        small = cv2.resize(luma, size, interpolation=cv2.INTER_AREA)
+        parts = halves(small)
+        assert len(ours) == 8 * len(parts) == 32
+        for name, part in parts.items():
+            hashes, quality = pdq.pdq_transformed_from_luma(part, faithful=False)
+            variants = [region_variant(name)] + [
+                dihedral_variant(how, region_variant(name)) for how in pdq.DIHEDRAL_ORDER[1:]
+            ]
+            distances += [_ham(ours[v].value, h) for v, h in zip(variants, hashes, strict=True)]
+            assert {ours[v].quality for v in variants} == {quality}
+    print(distances)  # measured: all 0 (the sums differ from the reduced plane's in rounding)
+    assert max(distances) <= 2
 
 
 def test_trimmed_content_of_a_reduced_decode_hashes_as_the_reference() -> None:
