@@ -455,6 +455,19 @@ def pdq_signals_with_dihedral(
     ``trimmed``): the plain signal carries it, the others are ``dih:<code>:<of>``."""
     compute = pdq_transformed_from_rgb if transformed else pdq_dihedral_from_rgb
     hashes, quality = compute(arr)
+    return dihedral_signals(hashes, quality, algorithm=algorithm, frame_ts=frame_ts, of=of)
+
+
+def dihedral_signals(
+    hashes: list[str],
+    quality: int,
+    *,
+    algorithm: Algorithm = Algorithm.PDQ,
+    frame_ts: float | None = None,
+    of: str = "",
+) -> list[Signal]:
+    """Signals of a picture's 8 hashes in :data:`DIHEDRAL_ORDER` (as the functions above give
+    them): the plain one as variant ``of``, then the 7 turns as ``dih:<code>:<of>``."""
     out = [Signal(algorithm, hashes[0], quality, frame_ts, of)]
     for name, value in zip(DIHEDRAL_ORDER[1:], hashes[1:], strict=True):
         out.append(Signal(algorithm, value, quality, frame_ts, dihedral_variant(name, of)))

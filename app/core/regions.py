@@ -51,11 +51,11 @@ import numpy.typing as npt
 from app.core.domain import Algorithm, Signal
 from app.core.pdq import (
     _DCT_MATRIX,
-    DIHEDRAL_ORDER,
     _hex_from_dct,
     _hexes_from_dcts,
     _quality,
     _reduction_matrix,
+    dihedral_signals,
     luma_from_rgb,
     pdq_from_luma,
     pdq_from_rgb,
@@ -63,7 +63,7 @@ from app.core.pdq import (
 )
 from app.core.pdq_scaled import Band, band_of, reduce_cols, reduce_rows
 from app.core.resample import area_reduce
-from app.core.signal_types import dihedral_variant, region_variant
+from app.core.signal_types import region_variant
 
 REGIONS = ("top", "bottom", "left", "right")
 #: Long side of the reduced picture the halves are cut from.
@@ -114,21 +114,17 @@ def region_signals(
     small = _reduce(pixels)
     if bgr:
         small = small[:, :, ::-1]  # BGR -> RGB (made contiguous per half below)
-    out = []
-    turned = []
-    for name, part in halves(small).items():
-        variant = region_variant(name)
-        if not dihedral:
-            hex_, quality = pdq_from_rgb(np.ascontiguousarray(part))
-            out.append(Signal(algorithm, hex_, quality, frame_ts, variant))
-            continue
-        luma = luma_from_rgb(np.ascontiguousarray(part))
-        hashes, quality = pdq_transformed_from_luma(luma, faithful=False)
-        out.append(Signal(algorithm, hashes[0], quality, frame_ts, variant))
-        for how, value in zip(DIHEDRAL_ORDER[1:], hashes[1:], strict=True):
-            v = dihedral_variant(how, variant)
-            turned.append(Signal(algorithm, value, quality, frame_ts, v))
-    return out + turned
+    parts = halves(small)
+    if not dihedral:
+        return [
+            Signal(algorithm, *pdq_from_rgb(np.ascontiguousarray(part)), frame_ts, variant)
+            for variant, part in ((region_variant(n), p) for n, p in parts.items())
+        ]
+    hashed = {
+        name: pdq_transformed_from_luma(luma_from_rgb(np.ascontiguousarray(part)), faithful=False)
+        for name, part in parts.items()
+    }
+    return _with_turns(hashed, algorithm, frame_ts)
 
 
 def _area_matrix(n: int, m: int) -> npt.NDArray[np.float64]:
@@ -326,12 +322,11 @@ def _with_turns(
     (``dih:<code>:<half>``), from each half's hashes in :data:`DIHEDRAL_ORDER`."""
     out, turned = [], []
     for name, (hashes, quality) in hashed.items():
-        variant = region_variant(name)
-        out.append(Signal(algorithm, hashes[0], quality, frame_ts, variant))
-        for how, value in zip(DIHEDRAL_ORDER[1:], hashes[1:], strict=True):
-            turned.append(
-                Signal(algorithm, value, quality, frame_ts, dihedral_variant(how, variant))
-            )
+        plain, *turns = dihedral_signals(
+            hashes, quality, algorithm=algorithm, frame_ts=frame_ts, of=region_variant(name)
+        )
+        out.append(plain)
+        turned.extend(turns)
     return out + turned
 
 

@@ -59,10 +59,10 @@ from PIL import Image, ImageSequence
 
 from app.core.bars import BarDetector, Bars, bars_agree, crop
 from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal
-from app.core.pdq import DIHEDRAL_ORDER, luma_from_rgb, pdq_dihedral_from_luma, pdq_from_luma
+from app.core.pdq import dihedral_signals, luma_from_rgb, pdq_dihedral_from_luma, pdq_from_luma
 from app.core.regions import REGION_SIDE, halves
 from app.core.resample import area_reduce
-from app.core.signal_types import TRIMMED, dihedral_variant, region_variant
+from app.core.signal_types import TRIMMED, region_variant
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -129,9 +129,7 @@ def _hash_frame(rgb: np.ndarray, ts: float) -> _Hashed:
     work = _work_rgb(rgb)
     luma = luma_from_rgb(work)
     hashes, quality = pdq_dihedral_from_luma(luma)
-    sigs = [Signal(Algorithm.PDQ_FRAME, hashes[0], quality, ts)]
-    for name, value in zip(DIHEDRAL_ORDER[1:], hashes[1:], strict=True):
-        sigs.append(Signal(Algorithm.PDQ_FRAME, value, quality, ts, dihedral_variant(name)))
+    sigs = dihedral_signals(hashes, quality, algorithm=Algorithm.PDQ_FRAME, frame_ts=ts)
     return _Hashed(rgb, luma, work is not rgb, sigs)
 
 
@@ -219,13 +217,11 @@ class _FrameHasher:
             # With its 7 turns (dih:<code>:trimmed), free with the hash: a mirrored or turned
             # copy with bars is matched through them.
             hashes, quality = pdq_dihedral_from_luma(luma)
-            self.trimmed.append(Signal(Algorithm.PDQ_FRAME, hashes[0], quality, ts, TRIMMED))
-            self.trimmed_dihedral.append(
-                [
-                    Signal(Algorithm.PDQ_FRAME, h, quality, ts, dihedral_variant(name, TRIMMED))
-                    for name, h in zip(DIHEDRAL_ORDER[1:], hashes[1:], strict=True)
-                ]
+            plain, *turns = dihedral_signals(
+                hashes, quality, algorithm=Algorithm.PDQ_FRAME, frame_ts=ts, of=TRIMMED
             )
+            self.trimmed.append(plain)
+            self.trimmed_dihedral.append(turns)
         self.regions.extend(_half_signals(luma, ts))
 
     def _decide(self) -> None:
