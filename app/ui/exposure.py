@@ -145,6 +145,17 @@ CALM_STYLE = (
 )
 
 
+def _calm_layout(screen: QWidget) -> QVBoxLayout:
+    """Style ``screen`` as a calm screen (nothing of the queue) and give it its layout, the
+    content pushed down a little."""
+    screen.setObjectName("calm")
+    screen.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
+    screen.setStyleSheet(CALM_STYLE)
+    layout = QVBoxLayout(screen)
+    layout.addStretch(2)
+    return layout
+
+
 class BreakScreen(QWidget):
     """A calm screen that hides the queue. Enter (or the button) goes back to the queue; past
     the daily limit, going on needs a second, explicit confirmation."""
@@ -153,11 +164,7 @@ class BreakScreen(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("calm")
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.setStyleSheet(CALM_STYLE)
-        layout = QVBoxLayout(self)
-        layout.addStretch(2)
+        layout = _calm_layout(self)
         self.title = QLabel("Time for a short break")
         self.title.setObjectName("calm_title")
         self.reason = QLabel("")
@@ -209,11 +216,7 @@ class LockScreen(QWidget):
 
     def __init__(self, username: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("calm")
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground, True)
-        self.setStyleSheet(CALM_STYLE)
-        layout = QVBoxLayout(self)
-        layout.addStretch(2)
+        layout = _calm_layout(self)
         title = QLabel(f"Locked: {username} was away")
         title.setObjectName("calm_title")
         hint = QLabel("Enter your password to go on (or sign out from the Session menu).")
