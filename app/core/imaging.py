@@ -445,15 +445,6 @@ def decode_picture(
     return DecodedPicture(rgb, (orig_w, orig_h), animated, rows, cols, buffer)
 
 
-def decode_image(
-    data: bytes, mime: str | None = None, *, draft_min_long_side: int | None = DRAFT_MIN_LONG_SIDE
-) -> tuple[Image.Image, tuple[int, int], bool]:
-    """:func:`decode_picture`'s ``(rgb_image, (width, height) of the oriented original,
-    animated)``."""
-    pic = decode_picture(data, mime, draft_min_long_side=draft_min_long_side)
-    return pic.image, pic.size, pic.animated
-
-
 def _decodable_mimes() -> set[str]:
     Image.init()
     return set(Image.MIME.values())

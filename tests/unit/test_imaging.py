@@ -24,7 +24,7 @@ from app.core import imaging, media
 from app.core.domain import Algorithm, MediaAnalysis, MediaKind
 from app.core.imaging import (
     analyze_image_bytes,
-    decode_image,
+    decode_picture,
     make_preview_jpeg,
     sniff,
 )
@@ -249,7 +249,7 @@ def test_analysis_pdq_is_pdqhash_of_the_decoded_picture():
     pdqhash = pytest.importorskip("pdqhash", reason="the reference binding is not installed")
     path = IMAGES / "bridge-mods__aaa-orig.jpg"
     for draft in (None, imaging.DRAFT_MIN_LONG_SIDE):
-        rgb, _, _ = decode_image(path.read_bytes(), "image/jpeg", draft_min_long_side=draft)
+        rgb = decode_picture(path.read_bytes(), "image/jpeg", draft_min_long_side=draft).image
         bits, quality = pdqhash.compute(np.asarray(rgb))
         a = analyze(path, draft_min_long_side=draft)
         assert signal(a, Algorithm.PDQ) == reference_hex(bits)
@@ -263,7 +263,7 @@ def test_phash_is_imagehash_of_the_decoded_picture_on_the_corpus():
     files = sorted(IMAGES.iterdir())
     assert len(files) >= 40
     for path in files:
-        rgb, _, _ = decode_image(path.read_bytes())
+        rgb = decode_picture(path.read_bytes()).image
         assert imaging.phash_hex(rgb) == str(imagehash.phash(rgb)), path.name
 
 
@@ -310,7 +310,7 @@ def test_unrelated_photos_do_not_match_the_bridge():
 @needs_corpus
 def test_dihedral_corpus_files_match_the_dihedral_hashes():
     orig = IMAGES / "dih__bridge-1-original.jpg"
-    rgb, _, _ = decode_image(orig.read_bytes(), "image/jpeg")
+    rgb = decode_picture(orig.read_bytes(), "image/jpeg").image
     hashes, _quality = pdq_dihedral_from_rgb(np.asarray(rgb))
     files = sorted(IMAGES.glob("dih__bridge-*"))  # 1-original .. 8-flip-minus-1: same order
     assert len(files) == 8
@@ -386,7 +386,8 @@ def test_every_mode_file_matches_the_original():
 def test_draft_decoding_keeps_the_full_size_hash():
     path = IMAGES / "exif-rotn__exif-rotn-1.jpg"  # 4032x3024: decoded at 1/4
     data = path.read_bytes()
-    small, dims, _ = decode_image(data, "image/jpeg")
+    pic = decode_picture(data, "image/jpeg")
+    small, dims = pic.image, pic.size
     assert dims == (4032, 3024)
     assert small.size == (1008, 756)
     full = Image.open(io.BytesIO(data)).convert("RGB")  # orientation tag 1: nothing to turn
@@ -397,7 +398,7 @@ def test_draft_decoding_keeps_the_full_size_hash():
     assert hamming_hex(pdq_of_bytes(data), full_hex) <= 2
     # the bridge (1600x1004, under DRAFT_MIN_ORIGINAL_LONG_SIDE) is decoded at full size
     bridge = (IMAGES / "bridge-mods__aaa-orig.jpg").read_bytes()
-    assert decode_image(bridge, "image/jpeg")[0].size == (1600, 1004)
+    assert decode_picture(bridge, "image/jpeg").image.size == (1600, 1004)
     assert hamming_hex(pdq_of_bytes(bridge), pdq_of(IMAGES / "bridge-mods__aaa-orig.jpg")) == 0
 
 
@@ -530,7 +531,8 @@ def test_animated_webp_hashes_the_first_frame():
 def test_big_non_jpeg_is_reduced_before_hashing():
     img = picture(3000, 2000)
     data = encode(img, "PNG")
-    rgb, dims, _ = decode_image(data, "image/png")
+    pic = decode_picture(data, "image/png")
+    rgb, dims = pic.image, pic.size
     assert dims == (3000, 2000)
     assert rgb.size == (1500, 1000)
     a = analyze_image_bytes(data, "s", "m")
