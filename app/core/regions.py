@@ -104,7 +104,8 @@ def region_signals(
     dihedral: bool = False,
 ) -> list[Signal]:
     """PDQ of each half of ``pixels`` (HxWx3 uint8, RGB or, with ``bgr=True``, OpenCV's BGR;
-    bars already trimmed), as ``region:<half>`` signals in :data:`REGIONS` order.
+    or an HxW luma plane, as a video frame's; bars already trimmed), as ``region:<half>``
+    signals in :data:`REGIONS` order.
 
     ``dihedral``: then also each half rotated and mirrored, as the query-only
     ``dih:<code>:<half>`` signals (:func:`app.core.signal_types.dihedral_variant`), each

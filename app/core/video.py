@@ -33,8 +33,9 @@ OpenCV's seek; on a long-GOP x264 minute (778 of 1800 frames decoded) 0.9-1.2 s,
 
 Each sampled frame is converted to RGB once and its luma computed once: the plain and seven
 dihedral PDQs come from one downsample of it, the bars-trimmed PDQ from a crop of it, the
-halves from it reduced (:func:`_half_signals`). Segments of a long video decode in parallel
-(each its own container, seeking to its first keyframe): the same frames by timestamp.
+halves from it reduced (:func:`app.core.regions.region_signals` of the plane). Segments of a
+long video decode in parallel (each its own container, seeking to its first keyframe): the same
+frames by timestamp.
 """
 
 from __future__ import annotations
@@ -59,10 +60,10 @@ from PIL import Image, ImageSequence
 
 from app.core.bars import BarDetector, Bars, bars_agree, crop
 from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal
-from app.core.pdq import dihedral_signals, luma_from_rgb, pdq_dihedral_from_luma, pdq_from_luma
-from app.core.regions import REGION_SIDE, halves
+from app.core.pdq import dihedral_signals, luma_from_rgb, pdq_dihedral_from_luma
+from app.core.regions import region_signals
 from app.core.resample import area_reduce
-from app.core.signal_types import TRIMMED, region_variant
+from app.core.signal_types import TRIMMED
 
 if TYPE_CHECKING:
     from av.container import InputContainer
@@ -131,22 +132,6 @@ def _hash_frame(rgb: np.ndarray, ts: float) -> _Hashed:
     hashes, quality = pdq_dihedral_from_luma(luma)
     sigs = dihedral_signals(hashes, quality, algorithm=Algorithm.PDQ_FRAME, frame_ts=ts)
     return _Hashed(rgb, luma, work is not rgb, sigs)
-
-
-def _half_signals(luma: np.ndarray, ts: float) -> list[Signal]:
-    """``region:<half>`` signals from a luma plane (bars trimmed): the plane reduced to
-    REGION_SIDE on its long side (area averaging, as :func:`app.core.regions.region_signals`
-    reduces RGB), then each half's PDQ."""
-    h, w = luma.shape[:2]
-    scale = REGION_SIDE / max(h, w, 1)
-    if scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        luma = area_reduce(luma, size)
-    out = []
-    for name, part in halves(luma).items():
-        hex_, quality = pdq_from_luma(part)
-        out.append(Signal(Algorithm.PDQ_FRAME, hex_, quality, ts, region_variant(name)))
-    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,7 +207,7 @@ class _FrameHasher:
             )
             self.trimmed.append(plain)
             self.trimmed_dihedral.append(turns)
-        self.regions.extend(_half_signals(luma, ts))
+        self.regions.extend(region_signals(luma, algorithm=Algorithm.PDQ_FRAME, frame_ts=ts))
 
     def _decide(self) -> None:
         self.decided = True
