@@ -68,6 +68,7 @@ from app.core.bars import trim_bars
 from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal, UnreadableMedia
 from app.core.pdq import luma_from_rgb, pdq_signals_with_dihedral
 from app.core.pdq_scaled import ScaledAxis, downsample_64_rgb, downsample_64_scaled
+from app.core.regions import region_signals_from_luma
 from app.core.signal_types import TRIMMED
 
 log = logging.getLogger(__name__)
@@ -508,8 +509,6 @@ def analyze_image_bytes(
     try:
         pic = decode_picture(data, mime, draft_min_long_side=draft_min_long_side)
         rgb, (width, height) = pic.image, pic.size
-        from app.core.regions import region_signals_from_luma  # it imports this module
-
         # Every PDQ from one luma plane of the one decode; pHash and preview from its pixels.
         arr = np.asarray(rgb)
         luma = luma_from_rgb(arr)
