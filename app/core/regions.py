@@ -51,9 +51,7 @@ import numpy.typing as npt
 from app.core.domain import Algorithm, Signal
 from app.core.pdq import (
     _DCT_MATRIX,
-    _hex_from_dct,
     _hexes_from_dcts,
-    _quality,
     _reduction_matrix,
     dihedral_signals,
     luma_from_rgb,
@@ -61,7 +59,7 @@ from app.core.pdq import (
     pdq_from_rgb,
     pdq_transformed_from_luma,
 )
-from app.core.pdq_scaled import Band, band_of, reduce_cols, reduce_rows
+from app.core.pdq_scaled import Band, band_of
 from app.core.resample import area_reduce
 from app.core.signal_types import region_variant
 
@@ -194,22 +192,8 @@ def region_signals_from_luma(
     small_w, small_h = max(1, round(w * scale)), max(1, round(h * scale))
     if not halves(np.empty((small_h, small_w), dtype=np.uint8)):
         return []
-    if dihedral:
-        return _with_turns(_turned_halves(plane, small_h, small_w), algorithm, frame_ts)
-    rows, top, bottom = _axis_bands(h, small_h)
-    cols, left, right = _axis_bands(w, small_w)
-    full_rows = reduce_rows(plane, rows)  # shared by the left and right halves
-    top_rows, bottom_rows = reduce_rows(plane, top), reduce_rows(plane, bottom)
-    buffers = {
-        "top": reduce_cols(top_rows, cols),
-        "bottom": reduce_cols(bottom_rows, cols),
-        "left": reduce_cols(full_rows, left),
-        "right": reduce_cols(full_rows, right),
-    }
-    return [
-        Signal(algorithm, *_hash_buffer(buffer), frame_ts, region_variant(name))
-        for name, buffer in buffers.items()
-    ]
+    signals = _with_turns(_turned_halves(plane, small_h, small_w), algorithm, frame_ts)
+    return signals if dihedral else signals[: len(REGIONS)]  # the plain halves come first
 
 
 #: Where each of a half's 8 DCTs (:data:`DIHEDRAL_ORDER`) comes from: which of its 4 flipped
@@ -329,13 +313,3 @@ def _with_turns(
         out.append(plain)
         turned.extend(turns)
     return out + turned
-
-
-def _hash_buffer(buffer: np.ndarray) -> tuple[str, int]:
-    """PDQ of a 64x64 buffer with the DCT as two BLAS products (4 us, against 76 for the
-    reference's summation order, which whole-picture hashes keep): halves need not agree
-    with any outside hasher, and the two orders gave the same hash for all 232 halves of the
-    corpus and bench photos (they differ only when a DCT value is within float rounding of
-    the median)."""
-    dct = (_DCT_MATRIX @ buffer) @ _DCT_MATRIX.T
-    return _hex_from_dct(dct), _quality(buffer)
