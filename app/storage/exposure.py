@@ -127,15 +127,16 @@ class ExposureService:
             )
             return True
 
-    def today(self, user_id: int) -> tuple[float, set[int]]:
-        """This person's unblurred seconds today (UTC) and the items they touched."""
+    def today(self, user_id: int, before: datetime | None = None) -> tuple[float, set[int]]:
+        """This person's unblurred seconds today (UTC) and the items they touched; ``before``:
+        only moments that began before it (a session's own start: what it tallies itself,
+        once synced, must not come back through this read and count twice)."""
         start = today_start()
+        where = [ExposureRow.user_id == user_id, ExposureRow.started_at >= start]
+        if before is not None:
+            where.append(ExposureRow.started_at < before)
         with self.db.session() as s:
-            rows = s.execute(
-                select(ExposureRow.seconds, ExposureRow.item_id).where(
-                    ExposureRow.user_id == user_id, ExposureRow.started_at >= start
-                )
-            ).all()
+            rows = s.execute(select(ExposureRow.seconds, ExposureRow.item_id).where(*where)).all()
         return sum(r[0] for r in rows), {r[1] for r in rows if r[1] is not None}
 
     def events(self, viewer: UserInfo, user_id: int | None = None) -> list[ExposureEvent]:

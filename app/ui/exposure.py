@@ -51,6 +51,9 @@ class ExposureMeter(QObject):
         self._open: tuple[int | None, ExposureKind, float, float, object] | None = None
         self._last_tick = self.clock()
         self.failed: str | None = None
+        #: When this meter began: moments from before it are today's earlier sessions
+        #: (:meth:`load_today`), the rest it tallies itself.
+        self.since = utcnow()
 
     # -- unblurred moments -------------------------------------------------------------------
 
@@ -94,7 +97,7 @@ class ExposureMeter(QObject):
     # -- time under review and breaks --------------------------------------------------------
 
     def load_today(self, seconds: float, items: set[int]) -> None:
-        """What the database already holds for today (an earlier session)."""
+        """What the database held for today from before :attr:`since` (earlier sessions)."""
         self.tally.today_seconds += seconds
         self.tally.today_items |= items
         self.changed.emit()

@@ -477,12 +477,12 @@ class ReviewWindow(QMainWindow):
             self.actions_by_id["undo"].setEnabled(False)
             self.decision_buttons["undo"].setEnabled(False)
         self.controller.start()
-        uid, exposure = self.user.id, self.ctx.exposure
+        uid, exposure, since = self.user.id, self.ctx.exposure, self.meter.since
         self.tasks.read(
             lambda: exposure.comfort(uid), on_done=self.apply_comfort, on_error=lambda e: None
         )
         self.tasks.read(
-            lambda: exposure.today(uid),
+            lambda: exposure.today(uid, before=since),
             on_done=lambda r: self.meter.load_today(*r),
             on_error=lambda e: None,
         )

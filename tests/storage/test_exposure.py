@@ -10,7 +10,7 @@ import pytest
 
 from app.core.decisions import DecisionRequest
 from app.core.domain import Role, Verdict, utcnow
-from app.core.exposure import ExposureEvent, ExposureKind
+from app.core.exposure import ExposureEvent, ExposureKind, today_start
 from app.core.reports import summary_csv, summary_html, to_text
 from app.core.roles import PermissionDenied
 from app.storage.exposure import ExposureService
@@ -94,3 +94,15 @@ def test_a_moderator_reads_only_their_own_rows(db, team):
     with pytest.raises(PermissionDenied):
         exposure.events(mod, user_id=other.id)
     assert sorted(e.seconds for e in exposure.events(lead)) == [1.0, 2.0]
+
+
+def test_today_before_a_session_leaves_out_the_session_own_moments(db, team):
+    """A review window reads today's earlier exposure in the background while its own moments
+    are already being synced: read up to the session's start, they are not counted twice."""
+    mod, _lead, _review, items = team
+    service = ExposureService(db)
+    since = max(utcnow(), today_start() + timedelta(seconds=2))  # "today" both sides of it
+    assert service.record(_event(mod, items[0].id, 4.0, since - timedelta(seconds=1)))
+    assert service.record(_event(mod, items[1].id, 7.0, since + timedelta(seconds=1)))
+    assert service.today(mod.id, before=since) == (4.0, {items[0].id})
+    assert service.today(mod.id) == (11.0, {items[0].id, items[1].id})
