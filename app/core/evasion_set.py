@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from app.core.domain import MediaAnalysis, Signal
+from app.core.domain import Algorithm, MediaAnalysis, Signal
 from app.core.hash_index import HashIndex
 from app.core.imaging import analyze_image_bytes
 from app.core.match_rules import MatchPolicy, find_known, index_signal
@@ -479,9 +479,12 @@ def format_table(columns: dict[str, Measurement]) -> list[str]:
 
 
 def without_turned_parts(sig: Signal) -> bool:
-    """Query filter: the query vocabulary before the trimmed picture and the halves were tried
-    turned and mirrored (``dih:<code>:trimmed`` and ``dih:<code>:<half>`` left out)."""
-    return not (is_dihedral(sig.variant) and dihedral_parts(sig.variant)[1] != "")
+    """Query filter: the query vocabulary before the trimmed picture, the halves and the pHash
+    were tried turned and mirrored (``dih:<code>:trimmed``, ``dih:<code>:<half>`` and the
+    pHash's ``dih:<name>`` left out; the whole picture's turned PDQs stay)."""
+    if not is_dihedral(sig.variant):
+        return True
+    return sig.algorithm is Algorithm.PDQ and dihedral_parts(sig.variant)[1] == ""
 
 
 def report(corpus: Path | None) -> list[str]:
@@ -514,6 +517,13 @@ def report(corpus: Path | None) -> list[str]:
         loose = measure(es, MatchPolicy(pdq_threshold=t))
         lines.append(
             f"margin: PDQ threshold {t} (matching uses {policy.pdq_threshold}): "
+            f"{len(loose.false_matches)} false matches of {loose.comparisons}, "
+            f"recall {loose.recall:.0%}"
+        )
+    for t in (12, 14):
+        loose = measure(es, MatchPolicy(phash_threshold=t))
+        lines.append(
+            f"margin: pHash threshold {t} (matching uses {policy.phash_threshold}): "
             f"{len(loose.false_matches)} false matches of {loose.comparisons}, "
             f"recall {loose.recall:.0%}"
         )

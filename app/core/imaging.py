@@ -66,10 +66,10 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from app.core.bars import trim_bars
 from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal, UnreadableMedia
-from app.core.pdq import luma_from_rgb, pdq_signals_with_dihedral
+from app.core.pdq import DIHEDRAL_ORDER, luma_from_rgb, pdq_signals_with_dihedral
 from app.core.pdq_scaled import ScaledAxis, downsample_64_rgb, downsample_64_scaled
 from app.core.regions import region_signals_from_luma
-from app.core.signal_types import TRIMMED
+from app.core.signal_types import TRIMMED, dihedral_variant
 
 log = logging.getLogger(__name__)
 
@@ -231,8 +231,8 @@ def to_rgb(img: Image.Image) -> Image.Image:
         return img.convert("L").convert("RGB")
 
 
-def phash_hex(img: Image.Image) -> str:
-    """pHash of a picture (any mode) as 16 lowercase hex digits (see :data:`PHASH_REDUCING_GAP`)."""
+def _phash_grey(img: Image.Image) -> Image.Image:
+    """The 32x32 grey picture pHash hashes (see :data:`PHASH_REDUCING_GAP`)."""
     grey = img.convert("L")
     if grey.size != (_PHASH_SIDE, _PHASH_SIDE):
         grey = grey.resize(
@@ -240,7 +240,54 @@ def phash_hex(img: Image.Image) -> str:
             Image.Resampling.LANCZOS,
             reducing_gap=PHASH_REDUCING_GAP,
         )
-    return str(imagehash.phash(grey)).lower()
+    return grey
+
+
+def phash_hex(img: Image.Image) -> str:
+    """pHash of a picture (any mode) as 16 lowercase hex digits (see :data:`PHASH_REDUCING_GAP`)."""
+    return str(imagehash.phash(_phash_grey(img))).lower()
+
+
+_PHASH_BITS_SIDE = 8  # imagehash's hash_size: the 8x8 lowest frequencies of the 32x32 DCT
+_PH_ROW_EVEN = (np.arange(_PHASH_BITS_SIDE) % 2 == 0)[:, None]
+_PH_COL_EVEN = (np.arange(_PHASH_BITS_SIDE) % 2 == 0)[None, :]
+#: A flip reverses one axis of the 32x32 grey picture: the DCT-II coefficient of frequency k
+#: along it changes sign when k is odd (the DC term, k = 0, keeps it).
+_PH_SIGN_COL = np.where(_PH_COL_EVEN, 1.0, -1.0)
+_PH_SIGN_ROW = np.where(_PH_ROW_EVEN, 1.0, -1.0)
+_PH_SIGN_CHECKER = _PH_SIGN_ROW * _PH_SIGN_COL
+
+
+def phash_dihedral_hexes(img: Image.Image) -> list[str]:
+    """The pHash of a picture and of its 7 rotations and mirrors, in
+    :data:`app.core.pdq.DIHEDRAL_ORDER` (the first is :func:`phash_hex`'s, bit for bit): one
+    32x32 grey picture and one DCT, as ``imagehash.phash`` computes it; each turn's 8x8 low
+    frequencies are the plain ones with signs flipped and/or transposed, which is what
+    ``imagehash.phash`` gives for the turned 32x32 picture (rotating a picture and reducing it
+    commute up to Pillow's rounding: a turned copy's own pHash is within a few bits of these).
+    Query-only, as the dihedral PDQs are."""
+    # imagehash's own DCT (scipy is imagehash's dependency; it ships no type stubs)
+    from scipy import fftpack  # type: ignore[import-untyped]
+
+    pixels = np.asarray(_phash_grey(img))
+    dct = fftpack.dct(fftpack.dct(pixels, axis=0), axis=1)
+    low = dct[:_PHASH_BITS_SIDE, :_PHASH_BITS_SIDE]
+    turned = np.stack(
+        [
+            low,  # original
+            (low * _PH_SIGN_COL).T,  # rotate90: np.rot90 (counter-clockwise)
+            low * _PH_SIGN_CHECKER,  # rotate180
+            (low * _PH_SIGN_ROW).T,  # rotate270
+            low * _PH_SIGN_ROW,  # flipx: upside down
+            low * _PH_SIGN_COL,  # flipy: mirrored left-right
+            low.T,  # flip_plus1: transposed
+            (low * _PH_SIGN_CHECKER).T,  # flip_minus1: anti-transposed
+        ]
+    )
+    # imagehash: bits above the median, read row by row, most significant first.
+    bits = turned.reshape(len(turned), -1)
+    above = bits > np.median(bits, axis=1, keepdims=True)
+    return [row.tobytes().hex() for row in np.packbits(above, axis=1)]
 
 
 def make_preview_jpeg(img: Image.Image, long_side: int = PREVIEW_LONG_SIDE) -> bytes:
@@ -532,7 +579,7 @@ def analyze_image_bytes(
         # A logo over one corner leaves a half intact; a mirrored or turned copy's halves are
         # the original's, turned (dih:<code>:<half>, query-only).
         halves = region_signals_from_luma(content, dihedral=True)
-        phash = phash_hex(rgb)
+        phash, *phash_turned = phash_dihedral_hexes(rgb)
         preview = make_preview_jpeg(rgb)
     except Exception as e:  # bad media must never escape (docs/ARCHITECTURE.md, "Bad input")
         return unreadable(sha256, md5, len(data), _reason(e, mime), mime)
@@ -551,6 +598,10 @@ def analyze_image_bytes(
             *halves,
             *pdq_signals[1:],
             *trimmed_turned,
+            *(
+                Signal(Algorithm.PHASH, value, variant=dihedral_variant(name))
+                for name, value in zip(DIHEDRAL_ORDER[1:], phash_turned, strict=True)
+            ),
             *byte_signals(sha256, md5),
         ],
         preview=preview,

@@ -10,7 +10,9 @@ Rules (docs/ARCHITECTURE.md, "Hashing and matching"):
   trimmed, or rotated/mirrored: the ``dih:*`` query-only variants) against any PDQ or video
   frame hash in the index. Hashes of quality below ``min_quality`` (50) never match: flat or
   tiny pictures give untrustworthy hashes.
-* pHash within ``phash_threshold`` (10), plain variant only; off for video.
+* pHash within ``phash_threshold`` (10) from the picture as decoded, and within 2 bits less
+  (8) from its rotations and mirrors (``dih:<name>``, query-only); not from the trimmed
+  picture; off for video.
 * Video: at least ``video_fraction`` (80 %) of the query's sampled frames are within the PDQ
   threshold of frames of one reference (vPDQ's rule, taken on the query side so that a clip cut
   from a confirmed video still matches). The plain and the bar-trimmed frame sets are tried and
@@ -39,11 +41,15 @@ from app.core.hash_index import HashIndex, best_video_matches
 from app.core.hash_lists import LOCAL_LIST, ListPolicy, ListRule
 from app.core.signal_types import (
     SIGNAL_TYPES,
+    dihedral_parts,
     half_query_space,
     is_dihedral,
     is_query_only,
     is_region,
 )
+
+#: How many bits tighter than ``phash_threshold`` a rotated or mirrored pHash query must be.
+TURNED_PHASH_TIGHTER = 2
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,15 @@ class MatchPolicy:
     # An imported entry matching more items than this in an hour is switched to "queue"
     # (0: no flood guard).
     flood_per_hour: int = 50
+
+    @property
+    def turned_phash_threshold(self) -> int:
+        """The pHash threshold of a rotated or mirrored query (``dih:<name>``): an item asks
+        8 pHashes instead of 1, so the 7 turned ones are held to :data:`TURNED_PHASH_TIGHTER`
+        bits less: for 64 random bits, 10 or fewer differ about 36 times as often as 8 or
+        fewer, so the 7 add about a fifth to the plain query's chance of a false match instead
+        of multiplying it by 8."""
+        return self.phash_threshold - TURNED_PHASH_TIGHTER
 
     def describe(self) -> str:
         """One line for logs and the ingest summary."""
@@ -203,6 +218,23 @@ def find_match(
         and (sig.quality is None or sig.quality >= policy.min_quality)
     ]
     pdq_hits = iter(index.search_many("pdq", wanted, policy.pdq_threshold) if wanted else ())
+    # pHash: the picture as decoded, and its rotations and mirrors held to a tighter threshold
+    # (not the trimmed picture).
+    plain_ph = [s.value for s in signals if s.algorithm is Algorithm.PHASH and not s.variant]
+    turned_ph = [
+        s.value for s in signals if s.algorithm is Algorithm.PHASH and _whole_turn(s.variant)
+    ]
+    video = kind is MediaKind.VIDEO
+    plain_hits = iter(
+        index.search_many("phash", plain_ph, policy.phash_threshold)
+        if plain_ph and not video
+        else ()
+    )
+    turned_hits = iter(
+        index.search_many("phash", turned_ph, policy.turned_phash_threshold)
+        if turned_ph and not video
+        else ()
+    )
     for sig in signals:
         trusted = sig.quality is None or sig.quality >= policy.min_quality
         if half_query_space(sig.variant) is not None:
@@ -215,8 +247,10 @@ def find_match(
             if hits:
                 m = hits[0]
                 consider(Evidence(m.entry_id, m.ref, "pdq", m.distance, sig.variant))
-        elif sig.algorithm is Algorithm.PHASH and not sig.variant and kind is not MediaKind.VIDEO:
-            hits = index.search("phash", sig.value, policy.phash_threshold)
+        elif sig.algorithm is Algorithm.PHASH and kind is not MediaKind.VIDEO:
+            if sig.variant and not _whole_turn(sig.variant):
+                continue
+            hits = next(plain_hits if not sig.variant else turned_hits)
             if hits:
                 m = hits[0]
                 consider(Evidence(m.entry_id, m.ref, "phash", m.distance, sig.variant))
@@ -228,6 +262,11 @@ def find_match(
     if best is None and policy.use_regions and regions:
         best = _match_regions(index, regions, policy)
     return best
+
+
+def _whole_turn(variant: str) -> bool:
+    """A rotation or mirror of the whole picture as decoded (``dih:<name>``)."""
+    return is_dihedral(variant) and dihedral_parts(variant)[1] == ""
 
 
 def _video_evidence(

@@ -200,8 +200,15 @@ def test_seven_dihedral_signals_named_and_computed_once():
     pic = soft_picture(320, 240)
     a = analyze_bytes(jpeg(pic))
     # The whole picture's turns (the trimmed picture's and the halves' carry ":<what>").
-    dih = [s for s in a.signals if s.variant.startswith("dih:") and ":" not in s.variant[4:]]
+    whole_turns = [
+        s for s in a.signals if s.variant.startswith("dih:") and ":" not in s.variant[4:]
+    ]
+    dih = [s for s in whole_turns if s.algorithm == Algorithm.PDQ]
     assert [s.variant for s in dih] == [f"dih:{n}" for n in DIHEDRAL_ORDER[1:]]
+    # pHash has the same 7 turns; nothing else is turned whole.
+    turned_phash = [s.variant for s in whole_turns if s.algorithm == Algorithm.PHASH]
+    assert turned_phash == [f"dih:{n}" for n in DIHEDRAL_ORDER[1:]]
+    assert len(whole_turns) == 14
     plain = one(a, Algorithm.PDQ)
     assert all(s.algorithm == Algorithm.PDQ and s.quality == plain.quality for s in dih)
     # the signals.variant column is String(16)
@@ -224,6 +231,103 @@ def test_seven_dihedral_signals_named_and_computed_once():
         dists = {c.variant or "plain": hamming_hex(direct, c.value) for c in candidates}
         nearest = min(dists, key=dists.get)
         assert nearest == f"dih:{name}" and dists[nearest] <= 2, (name, dists)
+
+
+_TURNS = {
+    "original": lambda a: a,
+    "rotate90": lambda a: np.rot90(a, 1),
+    "rotate180": lambda a: np.rot90(a, 2),
+    "rotate270": lambda a: np.rot90(a, -1),
+    "flipx": lambda a: a[::-1],
+    "flipy": lambda a: a[:, ::-1],
+    "flip_plus1": lambda a: a.swapaxes(0, 1),
+    "flip_minus1": lambda a: np.rot90(a, 2).swapaxes(0, 1),
+}
+
+
+@pytest.mark.corpus
+@needs_corpus
+def test_phash_turns_are_the_phash_of_the_turned_picture():
+    """The 7 turned pHashes come from one DCT by sign flips and transposes: each is exactly
+    imagehash's pHash of the turned 32x32 grey picture, and within the pHash threshold of the
+    pHash the turned photo itself gets (Pillow's reduction rounds a little differently)."""
+    import imagehash
+
+    from app.core.imaging import _phash_grey, decode_picture, phash_dihedral_hexes, phash_hex
+
+    threshold = MatchPolicy().turned_phash_threshold
+    files = [p for p in sorted(IMAGES.iterdir()) if not p.name.startswith("misc-images__modes")]
+    assert len(files) >= 30
+    far = []
+    for path in files:
+        rgb = decode_picture(path.read_bytes()).image
+        hexes = phash_dihedral_hexes(rgb)
+        assert hexes[0] == phash_hex(rgb), path.name
+        grey = np.asarray(_phash_grey(rgb))
+        pixels = np.asarray(rgb)
+        for name, value in zip(DIHEDRAL_ORDER, hexes, strict=True):
+            small = Image.fromarray(np.ascontiguousarray(_TURNS[name](grey)))
+            assert value == str(imagehash.phash(small)), (path.name, name)
+            turned = Image.fromarray(np.ascontiguousarray(_TURNS[name](pixels)))
+            far.append(hamming_hex(value, phash_hex(turned)))
+    assert max(far) <= threshold, far
+    print(f"turned pHash vs the turned photo's own: {np.bincount(far).tolist()} (count by bits)")
+
+
+def test_cropped_and_mirrored_photo_matches_through_a_turned_phash():
+    """A mirrored copy cropped by 3% a side moves every PDQ beyond the threshold on a
+    textured photo, and its plain pHash is the mirror's; its mirrored-back pHash (query-only
+    ``dih:flipy``) is the one that finds the confirmed original."""
+    data = pytest.importorskip("skimage.data")
+    from app.core import evasion_set as ev
+
+    original = data.chelsea()
+    copy = ev.jpeg(ev.mirror(ev.crop(original, 0.03)))
+    policy = MatchPolicy()
+    index = HashIndex()
+    confirmed = analyze_bytes(ev.jpeg(original))
+    for entry_id, sig in enumerate(confirmed.signals):
+        index_signal(index, entry_id, sig, None, policy)
+    query = analyze_bytes(copy)
+    turned = one(query, Algorithm.PHASH, "dih:flipy")
+    plain = one(query, Algorithm.PHASH)
+    stored = one(confirmed, Algorithm.PHASH).value
+    assert hamming_hex(plain.value, stored) > policy.phash_threshold
+    assert hamming_hex(turned.value, stored) <= policy.turned_phash_threshold
+    # Turned pHashes are query-only: the confirmed item's are never indexed.
+    assert not index_signal(index, -1, one(confirmed, Algorithm.PHASH, "dih:flipy"), None, policy)
+    ev_ = find_match(index, query.signals, MediaKind.IMAGE, policy)
+    assert ev_ is not None and ev_.algorithm == "phash" and ev_.variant == "dih:flipy", ev_
+    # Without the turned pHashes nothing matches (the PDQs, turned too, are all too far).
+    rest = [s for s in query.signals if not (s.algorithm is Algorithm.PHASH and s.variant)]
+    assert find_match(index, rest, MediaKind.IMAGE, policy) is None
+
+
+def test_turned_phash_queries_are_held_to_a_tighter_threshold():
+    """A rotated or mirrored pHash query matches within ``turned_phash_threshold`` (2 bits
+    under the plain threshold); the plain query keeps the plain threshold; the trimmed
+    picture's pHash is not queried; a video queries no pHash."""
+    policy = MatchPolicy()
+    stored = "0f0f0f0f0f0f0f0f"
+    index = HashIndex()
+    index_signal(index, 7, Signal(Algorithm.PHASH, stored), None, policy)
+
+    def away(bits: int) -> str:
+        return format(int(stored, 16) ^ ((1 << bits) - 1), "016x")
+
+    def found(value: str, variant: str, kind: MediaKind = MediaKind.IMAGE) -> int | None:
+        ev_ = find_match(index, [Signal(Algorithm.PHASH, value, variant=variant)], kind, policy)
+        return None if ev_ is None else ev_.distance
+
+    plain, turned = policy.phash_threshold, policy.turned_phash_threshold
+    assert turned == plain - 2
+    assert found(away(plain), "") == plain
+    assert found(away(plain + 1), "") is None
+    assert found(away(turned), "dih:flipy") == turned
+    assert found(away(turned + 1), "dih:rotate90") is None
+    assert found(away(0), "dih:fy:trimmed") is None  # the trimmed picture's turns: PDQ only
+    assert found(away(0), "trimmed") is None
+    assert found(away(0), "", MediaKind.VIDEO) is None
 
 
 @cache
