@@ -83,17 +83,20 @@ def _side_view(a: np.ndarray, side: str) -> np.ndarray:
 
 def _flat_lines(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """Bool per line: at least FLAT_FRACTION of its pixels within FLAT_TOLERANCE of colour."""
-    lines = np.ascontiguousarray(lines)
-    ok = np.ones(lines.shape[:2], dtype=bool)
+    # The pixels are compared where they lie: a left or right side's lines are the picture's
+    # columns, and copying them out line by line costs more than the comparisons themselves.
+    down = abs(lines.strides[0]) < abs(lines.strides[1])  # the lines are columns
+    pixels = lines.transpose(1, 0, 2) if down else lines
+    ok = np.ones(pixels.shape[:2], dtype=bool)
     for c in range(3):
         v = int(colour[c])
-        ch = lines[:, :, c]
+        ch = pixels[:, :, c]
         if v > FLAT_TOLERANCE:
             ok &= ch >= v - FLAT_TOLERANCE
         if v < 255 - FLAT_TOLERANCE:
             ok &= ch <= v + FLAT_TOLERANCE
     need = math.ceil(FLAT_FRACTION * lines.shape[1])
-    return np.count_nonzero(ok, axis=1) >= need
+    return np.count_nonzero(ok, axis=0 if down else 1) >= need
 
 
 def _scan_side(a: np.ndarray, side: str) -> tuple[int, tuple[int, int, int] | None]:
