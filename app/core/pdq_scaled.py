@@ -200,12 +200,12 @@ def reduce_rows(plane: pdq.FloatArray, rows: Band) -> pdq.FloatArray:
     scale 1 keeps ``pdq.downsample_64``)."""
     row_index, row_weight = rows
     step = max(1, _GATHER_FLOATS // (row_index.shape[1] * plane.shape[1]))
-    reduced = np.empty((_BUFFER_DIM, plane.shape[1]), dtype=_F32)
+    reduced = np.empty((_BUFFER_DIM, 1, plane.shape[1]), dtype=_F32)
     for i in range(0, _BUFFER_DIM, step):
         gathered = plane[row_index[i : i + step]]
         weights = row_weight[i : i + step, None, :]
-        reduced[i : i + step] = np.matmul(weights, gathered)[:, 0, :]
-    return reduced
+        np.matmul(weights, gathered, out=reduced[i : i + step])  # the products, in place
+    return reduced[:, 0, :]
 
 
 def reduce_cols(reduced: pdq.FloatArray, cols: Band) -> pdq.FloatArray:
