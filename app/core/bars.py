@@ -12,7 +12,9 @@ difference) of the side's bar colour, which is the median colour of the outermos
 :data:`MIN_BAR_FRACTION` band. The fraction, not a standard deviation, makes a few noisy or
 compressed pixels harmless while a textured dark border (vignette, night scene) is not flat.
 A bar is the run of flat lines from the edge (up to :data:`EDGE_SLACK_FRACTION` of odd lines at
-the very edge are tolerated, as some encoders leave one). A side counts only when its bar is at
+the very edge are tolerated, as some encoders leave one), and past lines of text written on it
+(a meme's caption band, a news strip) when they are still mostly bar-coloured and the band ends
+flat before the picture (:data:`CAPTION_FRACTION`). A side counts only when its bar is at
 least :data:`MIN_BAR_FRACTION` of the side; the content left must be at least
 :data:`MIN_CONTENT_FRACTION` of each dimension, or nothing is trimmed.
 
@@ -44,6 +46,11 @@ FLAT_FRACTION = 0.97
 EDGE_SLACK_FRACTION = 0.005
 #: Pixels sampled along each line.
 LINE_SAMPLES = 256
+#: A caption written on a bar (a meme's band of text, a news strip): its lines of text still
+#: have at least this share of bar-coloured pixels, and the band (text and margins) covers at
+#: most MAX_CAPTION_FRACTION of the side (:func:`_caption_end`).
+CAPTION_FRACTION = 0.25
+MAX_CAPTION_FRACTION = 0.4
 
 SIDES = ("top", "bottom", "left", "right")
 
@@ -81,8 +88,8 @@ def _side_view(a: np.ndarray, side: str) -> np.ndarray:
     return a[:, ::step]
 
 
-def _flat_lines(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    """Bool per line: at least FLAT_FRACTION of its pixels within FLAT_TOLERANCE of colour."""
+def _bar_counts(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Per line, how many of its pixels are within FLAT_TOLERANCE of colour."""
     # The pixels are compared where they lie: a left or right side's lines are the picture's
     # columns, and copying them out line by line costs more than the comparisons themselves.
     down = abs(lines.strides[0]) < abs(lines.strides[1])  # the lines are columns
@@ -95,8 +102,48 @@ def _flat_lines(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
             ok &= ch >= v - FLAT_TOLERANCE
         if v < 255 - FLAT_TOLERANCE:
             ok &= ch <= v + FLAT_TOLERANCE
-    need = math.ceil(FLAT_FRACTION * lines.shape[1])
-    return np.count_nonzero(ok, axis=0 if down else 1) >= need
+    counts: np.ndarray = np.count_nonzero(ok, axis=0 if down else 1)
+    return counts
+
+
+def _flat_lines(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Bool per line: at least FLAT_FRACTION of its pixels within FLAT_TOLERANCE of colour."""
+    return _bar_counts(lines, colour) >= math.ceil(FLAT_FRACTION * lines.shape[1])
+
+
+def _caption_end(view: np.ndarray, run: int, colour: np.ndarray) -> int:
+    """Where a bar whose flat run stops at line ``run`` really ends, when what stopped it is a
+    caption written on the bar (a meme's text band, a news strip): the lines go on mostly in
+    the bar colour (:data:`CAPTION_FRACTION`) and, after the text, flat again up to the
+    picture. Then the bar ends after its last flat line; otherwise at ``run``.
+
+    The band must end at content (a line mostly of other colours) within
+    :data:`MAX_CAPTION_FRACTION` of the side, and its last flat line must be at most
+    :func:`_caption_slack` lines before that content line: a bright picture (sky, snow,
+    a white wall), mostly bar-coloured far into the side, is left alone."""
+    n = view.shape[0]
+    limit = min(n, math.ceil(MAX_CAPTION_FRACTION * n))
+    if run >= limit:
+        return run
+    counts = _bar_counts(view[run:limit], colour)
+    samples = view.shape[1]
+    mostly = counts >= math.ceil(CAPTION_FRACTION * samples)
+    if mostly.all():
+        return run  # no content line within reach: not a caption band
+    content = int(np.argmin(mostly))
+    flat = np.flatnonzero(counts[:content] >= math.ceil(FLAT_FRACTION * samples))
+    if flat.size == 0:
+        return run  # text running into the picture, or a bright edge: not a clean band
+    end = int(flat[-1]) + 1
+    if content - end > _caption_slack(n):
+        return run
+    return run + end
+
+
+def _caption_slack(side_len: int) -> int:
+    """Lines between a caption band's last flat line and the picture tolerated (JPEG ringing
+    and resampling blur the edge)."""
+    return max(2, round(2 * EDGE_SLACK_FRACTION * side_len))
 
 
 def _scan_side(a: np.ndarray, side: str) -> tuple[int, tuple[int, int, int] | None]:
@@ -124,6 +171,8 @@ def _scan_side(a: np.ndarray, side: str) -> tuple[int, tuple[int, int, int] | No
             break
         run += len(flat)
         chunk *= 2
+    if run < n:
+        run = _caption_end(view, run, colour)
     return run, (int(colour[0]), int(colour[1]), int(colour[2]))
 
 

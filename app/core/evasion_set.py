@@ -15,9 +15,11 @@ Each original is reduced to at most :data:`ORIGINAL_LONG_SIDE` px and confirmed 
 edits (:data:`EDITS`) are made from the same pixels: re-encoding, resizing, mirroring, quarter
 turns, transposition, black letterbox/pillarbox bars, white borders, the picture set in a
 portrait (9:16) or landscape (16:9) frame, a crop, brightness/contrast, grey, a sticker over a
-corner, and combinations. Everything is deterministic (no random numbers). The corpus's own
-edits of the bridge (``bridge-mods__*``: blur, sharpen, contrast, shrink, squares;
-``dih__bridge-*``: its rotations and mirrors) are added as two more kinds (:data:`CORPUS_EDITS`).
+corner, a meme's caption band above the picture, a news strip laid over its bottom, a tilt of
+a few degrees, and combinations. Everything is deterministic (no random numbers; the text is
+drawn in Pillow's own bundled font). The corpus's own edits of the bridge (``bridge-mods__*``:
+blur, sharpen, contrast, shrink, squares; ``dih__bridge-*``: its rotations and mirrors) are
+added as two more kinds (:data:`CORPUS_EDITS`).
 
 Matching is the app's: an original's stored signals go in a :class:`HashIndex` through
 :func:`app.core.match_rules.index_signal` (what the hash list holds after a confirm), and an
@@ -257,6 +259,62 @@ def sticker(rgb: np.ndarray) -> np.ndarray:
     return np.asarray(img)
 
 
+def caption(rgb: np.ndarray, share: float = 0.2, colour: int = 255) -> np.ndarray:
+    """A meme's caption band: a band of ``colour`` ``share`` of the height added above the
+    picture, with a line of bold text in the opposite colour across most of its width."""
+    from PIL import ImageDraw, ImageFont
+
+    h, w = rgb.shape[:2]
+    band = max(8, round(h * share))
+    out = Image.fromarray(pad(rgb, band, 0, 0, 0, colour))
+    ink = 255 - colour
+    size = max(6, band * 2 // 5)
+    font = ImageFont.load_default(size=size)
+    text = "SHARE BEFORE THEY DELETE IT"
+    draw = ImageDraw.Draw(out)
+    # Shrink until the line fits in 90% of the width.
+    while size > 6 and draw.textlength(text, font=font) > 0.9 * w:
+        size -= 2
+        font = ImageFont.load_default(size=size)
+    x = (w - draw.textlength(text, font=font)) / 2
+    draw.text(
+        (x, (band - size) / 2),
+        text,
+        fill=(ink,) * 3,
+        font=font,
+        stroke_width=1,
+        stroke_fill=(ink,) * 3,
+    )
+    return np.asarray(out)
+
+
+def news_strip(rgb: np.ndarray, share: float = 0.18) -> np.ndarray:
+    """A news channel's strip laid over the bottom of the picture (it hides that part): dark,
+    with a line of white text."""
+    from PIL import ImageDraw, ImageFont
+
+    img = Image.fromarray(np.ascontiguousarray(rgb))
+    w, h = img.size
+    top = h - max(8, round(h * share))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((0, top, w, h), fill=(24, 24, 40))
+    size = max(6, (h - top) * 2 // 5)
+    draw.text(
+        (w // 20, top + (h - top - size) / 2),
+        "BREAKING: FOOTAGE FROM THE SCENE",
+        fill=(255, 255, 255),
+        font=ImageFont.load_default(size=size),
+    )
+    return np.asarray(img)
+
+
+def tilt(rgb: np.ndarray, degrees: float = 5.0) -> np.ndarray:
+    """Rotated by a few degrees in place (the corners it uncovers black), as a re-post
+    straightened or skewed by hand."""
+    img = Image.fromarray(np.ascontiguousarray(rgb))
+    return np.asarray(img.rotate(degrees, resample=Image.Resampling.BILINEAR, expand=False))
+
+
 def mirror(rgb: np.ndarray) -> np.ndarray:
     return rgb[:, ::-1]
 
@@ -299,6 +357,12 @@ EDITS: dict[str, Callable[[np.ndarray], bytes]] = {
     "flip+white border": lambda a: jpeg(border(flip(a))),
     "crop+mirror": lambda a: jpeg(mirror(crop(a, 0.03))),
     "grey+letterbox": lambda a: jpeg(letterbox(grey(a))),
+    "caption band": lambda a: jpeg(caption(a)),
+    "black caption band": lambda a: jpeg(caption(a, 0.15, 0)),
+    "mirror+caption band": lambda a: jpeg(caption(mirror(a))),
+    "news strip over bottom": lambda a: jpeg(news_strip(a)),
+    "tilt 2 degrees": lambda a: jpeg(tilt(a, 2.0)),
+    "tilt 5 degrees": lambda a: jpeg(tilt(a, 5.0)),
     "mirror+sticker": lambda a: jpeg(sticker(mirror(a))),
     "mirror+letterbox+sticker": lambda a: jpeg(sticker(letterbox(mirror(a)))),
 }

@@ -58,7 +58,7 @@ import logging
 import math
 import re
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import imagehash
 import numpy as np
@@ -69,7 +69,12 @@ from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal, Unreada
 from app.core.pdq import DIHEDRAL_ORDER, luma_from_rgb, pdq_signals_with_dihedral
 from app.core.pdq_scaled import ScaledAxis, downsample_64_rgb, downsample_64_scaled
 from app.core.regions import region_signals_from_luma
-from app.core.signal_types import TRIMMED, dihedral_variant
+from app.core.signal_types import (
+    REGION_PREFIX,
+    TRIMMED,
+    dihedral_variant,
+    untrimmed_half_variant,
+)
 
 log = logging.getLogger(__name__)
 
@@ -579,6 +584,11 @@ def analyze_image_bytes(
         # A logo over one corner leaves a half intact; a mirrored or turned copy's halves are
         # the original's, turned (dih:<code>:<half>, query-only).
         halves = region_signals_from_luma(content, dihedral=True)
+        if trimmed is not None:  # what was trimmed may be a strip laid over the picture
+            halves += [
+                replace(s, variant=untrimmed_half_variant(s.variant[len(REGION_PREFIX) :]))
+                for s in region_signals_from_luma(luma)
+            ]
         phash, *phash_turned = phash_dihedral_hexes(rgb)
         preview = make_preview_jpeg(rgb)
     except Exception as e:  # bad media must never escape (docs/ARCHITECTURE.md, "Bad input")

@@ -13,7 +13,8 @@ It also holds the vocabulary of signal *variants* (the same algorithm run on a c
 mirrored (query-only: never stored in the hash list; ``"dih:<code>:trimmed"`` and
 ``"dih:<code>:<half>"`` the trimmed picture or a half rotated or mirrored), ``"region:<half>"``
 a half picture (compared only with the same half, or a turned half with the half it lands
-on). See docs/ARCHITECTURE.md, "Hashing and matching".
+on), ``"untrimmed:<half>"`` a half of a barred picture as decoded (query-only). See
+docs/ARCHITECTURE.md, "Hashing and matching".
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ TRIMMED = "trimmed"
 DIHEDRAL_PREFIX = "dih:"
 #: Prefix of the variants of half-picture hashes (``region:top`` ...).
 REGION_PREFIX = "region:"
+#: Prefix of the halves of a picture as decoded, when its bars were trimmed (query-only: the
+#: halves stored are the trimmed picture's). A strip laid over an edge of a picture (a news
+#: ticker, a caption) is trimmed as a bar would be; the halves it leaves alone are found
+#: through these (``untrimmed:top`` ...).
+UNTRIMMED_HALF_PREFIX = "untrimmed:"
 
 
 #: Short names of the dihedral transforms (:data:`app.core.pdq.DIHEDRAL_ORDER`) in the variants
@@ -91,6 +97,15 @@ def is_region(variant: str | None) -> bool:
     return bool(variant) and str(variant).startswith(REGION_PREFIX)
 
 
+def untrimmed_half_variant(half: str) -> str:
+    """Variant of the query-only hash of one half (``top`` ...) of a picture as decoded."""
+    return UNTRIMMED_HALF_PREFIX + half
+
+
+def is_untrimmed_half(variant: str | None) -> bool:
+    return bool(variant) and str(variant).startswith(UNTRIMMED_HALF_PREFIX)
+
+
 def half_query_space(variant: str | None) -> str | None:
     """The index space a half's hash is looked up in: its own half's for ``region:<half>``;
     for a half turned or mirrored (``dih:<code>:<half>``, the transform applied to the query's
@@ -98,6 +113,8 @@ def half_query_space(variant: str | None) -> str | None:
     is the original's right half). None for a whole-picture variant."""
     if is_region(variant):
         return str(variant)
+    if is_untrimmed_half(variant):
+        return REGION_PREFIX + str(variant)[len(UNTRIMMED_HALF_PREFIX) :]
     if not is_dihedral(variant):
         return None
     name, of = dihedral_parts(str(variant))
@@ -108,7 +125,7 @@ def half_query_space(variant: str | None) -> str | None:
 
 def is_query_only(variant: str | None) -> bool:
     """Variants that are computed to search with and never written to the hash list."""
-    return is_dihedral(variant)
+    return is_dihedral(variant) or is_untrimmed_half(variant)
 
 
 @dataclass(frozen=True)

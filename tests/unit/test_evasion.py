@@ -106,6 +106,51 @@ def test_letterbox_found_exactly_with_noise_in_the_bars():
     assert np.array_equal(trimmed, content)
 
 
+def _ink_band(width: int, height: int, colour: int, ink_rows: slice, ink_share: float):
+    """A band of ``colour`` with ``ink_share`` of each of ``ink_rows`` in the other colour
+    (letters: short vertical strokes spread over the line)."""
+    band = np.full((height, width, 3), colour, np.uint8)
+    strokes = np.zeros(width, bool)
+    period = 10
+    strokes[np.arange(width) % period < round(ink_share * period)] = True
+    band[ink_rows, strokes] = 255 - colour
+    return band
+
+
+@pytest.mark.parametrize("colour", [255, 0])
+@pytest.mark.parametrize("ink_share", [0.3, 0.6])
+def test_caption_band_is_trimmed_to_the_picture(colour, ink_share):
+    """A meme's band: margin, text (up to 60% ink on a line), margin, then the picture."""
+    content = soft_picture(320, 200)
+    band = _ink_band(320, 50, colour, slice(15, 35), ink_share)
+    out = trim_bars(np.concatenate([band, content]))
+    assert out is not None
+    trimmed, bars = out
+    assert bars == (50, 0, 0, 0)
+    assert np.array_equal(trimmed, content)
+
+
+def test_caption_band_stops_where_its_text_runs_into_the_picture():
+    """No flat line between the text and the picture: the band is not a clean caption band,
+    and only the flat margin above the text is a bar."""
+    content = soft_picture(320, 200)
+    band = _ink_band(320, 30, 255, slice(15, 30), 0.3)
+    out = trim_bars(np.concatenate([band, content]))
+    assert out is not None and out[1] == (15, 0, 0, 0)
+
+
+def test_bright_picture_below_a_bar_is_not_taken_for_a_caption():
+    """A thin white bar over a picture whose upper part is mostly white (overexposed sky with
+    a few dark branches, then white haze) far into the side: no content line within reach of a
+    caption band, so only the flat bar is trimmed."""
+    sky = _ink_band(320, 150, 255, slice(0, 150), 0.3)
+    sky[:, :, 1] = np.where(sky[:, :, 1] == 0, 40, 255)  # the branches: dark green
+    white = np.full((10, 320, 3), 255, np.uint8)
+    picture = np.concatenate([white, sky, white[:5], soft_picture(320, 100)])
+    out = trim_bars(picture)
+    assert out is not None and out[1] == (10, 0, 0, 0)
+
+
 def test_flat_coloured_frame_on_all_four_sides():
     content = soft_picture(300, 200)
     barred = pad(content, 12, 20, 16, 24, (40, 90, 200))  # a flat blue frame, uneven
@@ -328,6 +373,34 @@ def test_turned_phash_queries_are_held_to_a_tighter_threshold():
     assert found(away(0), "dih:fy:trimmed") is None  # the trimmed picture's turns: PDQ only
     assert found(away(0), "trimmed") is None
     assert found(away(0), "", MediaKind.VIDEO) is None
+
+
+def test_news_strip_over_a_photo_matches_through_its_untrimmed_half():
+    """A dark strip with text laid over the bottom of a photo is trimmed like a bar, so the
+    trimmed picture and its halves are cut short; the untrimmed picture's top half
+    (``untrimmed:top``, query-only) is the original's and finds it."""
+    data = pytest.importorskip("skimage.data")
+    from app.core import evasion_set as ev
+
+    original = data.chelsea()
+    policy = MatchPolicy()
+    index = HashIndex()
+    confirmed = analyze_bytes(ev.jpeg(original))
+    for entry_id, sig in enumerate(confirmed.signals):
+        index_signal(index, entry_id, sig, None, policy)
+    query = analyze_bytes(ev.jpeg(ev.news_strip(original)))
+    untrimmed = [s for s in query.signals if s.variant.startswith("untrimmed:")]
+    assert sorted(s.variant for s in untrimmed) == [
+        f"untrimmed:{h}" for h in ("bottom", "left", "right", "top")
+    ]
+    assert all(half_query_space(s.variant) == "region:" + s.variant[10:] for s in untrimmed)
+    assert not index_signal(index, -1, untrimmed[0], None, policy)  # query-only
+    found = find_match(index, query.signals, MediaKind.IMAGE, policy)
+    assert found is not None and found.variant == "untrimmed:top", found
+    rest = [s for s in query.signals if not s.variant.startswith("untrimmed:")]
+    assert find_match(index, rest, MediaKind.IMAGE, policy) is None
+    # A picture without bars has none (its halves are the picture's already).
+    assert not [s for s in confirmed.signals if s.variant.startswith("untrimmed:")]
 
 
 @cache

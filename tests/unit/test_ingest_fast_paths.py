@@ -8,6 +8,7 @@ that they have pillarbox bars) and the reference corpus photos (decoded at full 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ import pytest
 from app.bench import _make_jpegs
 from app.core import bars, imaging, pdq, regions
 from app.core.domain import Algorithm
-from app.core.signal_types import TRIMMED
+from app.core.signal_types import TRIMMED, untrimmed_half_variant
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 IMAGES = CORPUS / "pdq-images"
@@ -107,8 +108,9 @@ def test_banded_maps_are_the_per_output_products(pictures: list[bytes]) -> None:
 
 
 def test_analysis_pdq_signals_are_those_of_the_plain_pieces(pictures: list[bytes]) -> None:
-    """Every PDQ signal of an analysis (whole, trimmed, halves, and their turns) as computed
-    from the plain luma and the full bar scan, with the same qualities."""
+    """Every PDQ signal of an analysis (whole, trimmed, halves, and their turns; a barred
+    picture's untrimmed halves) as computed from the plain luma and the full bar scan, with the
+    same qualities."""
     barred = 0
     for data in pictures:
         pic = _decoded(data)
@@ -126,6 +128,11 @@ def test_analysis_pdq_signals_are_those_of_the_plain_pieces(pictures: list[bytes
                 content, pic.rows.crop(top, rows - bottom), pic.cols.crop(left, cols - right)
             )
             expected += pdq.pdq_signals_with_dihedral(plane, transformed=True, of=TRIMMED)
+            # The untrimmed picture's halves, query-only (a strip laid over an edge).
+            expected += [
+                replace(s, variant=untrimmed_half_variant(s.variant.split(":")[1]))
+                for s in regions.region_signals_from_luma(luma)
+            ]
         expected += regions.region_signals_from_luma(content, dihedral=True)
         analysis = imaging.analyze_image_bytes(data, "sha", "md5")
         got = [s for s in analysis.signals if s.algorithm == Algorithm.PDQ]
