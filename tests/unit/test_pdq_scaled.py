@@ -139,6 +139,54 @@ def test_large_jpegs_and_pngs_hash_as_the_reference_at_full_size(tmp_path: Path)
     assert equal >= len(files) * 0.8, report
 
 
+def _encodings(img: Image.Image) -> dict[str, bytes]:
+    """One large picture as the files a platform receives: JPEG in grey, CMYK, progressive,
+    4:4:4 and turned by EXIF; PNG with a palette and in 16-bit grey; WebP."""
+
+    def saved(im: Image.Image, fmt: str, **kw) -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, fmt, **kw)
+        return buf.getvalue()
+
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned: shown rotated 90 degrees clockwise
+    grey16 = Image.fromarray(np.asarray(img.convert("L")).astype(np.uint16) * 257)
+    return {
+        "grey JPEG": saved(img.convert("L"), "JPEG", quality=90),
+        "CMYK JPEG": saved(img.convert("CMYK"), "JPEG", quality=90),
+        "progressive JPEG": saved(img, "JPEG", quality=90, progressive=True),
+        "4:4:4 JPEG": saved(img, "JPEG", quality=90, subsampling=0),
+        "EXIF-turned JPEG": saved(img, "JPEG", quality=90, exif=exif.tobytes()),
+        "palette PNG": saved(img.convert("P", palette=Image.Palette.ADAPTIVE), "PNG"),
+        "16-bit grey PNG": saved(grey16, "PNG"),
+        "WebP": saved(img, "WEBP", quality=90),
+    }
+
+
+def test_large_files_in_other_encodings_hash_as_the_reference() -> None:
+    """The whole-picture PDQ of a 3000x2000 photo in each encoding is the reference's of the
+    picture as shown (EXIF turn applied; 16-bit samples scaled to 8 bits, as a viewer shows
+    them, not clipped as Pillow's own conversion does)."""
+    pdqhash = pytest.importorskip("pdqhash", reason="the reference binding is not installed")
+    data = pytest.importorskip("skimage.data")
+    img = Image.fromarray(data.chelsea()).resize((3000, 2000), Image.Resampling.BICUBIC)
+    found = []
+    for name, encoded in _encodings(img).items():
+        a = _analyze(encoded)
+        shown = ImageOps.exif_transpose(Image.open(io.BytesIO(encoded)))
+        if shown.mode == "I;16":
+            grey = np.round(np.asarray(shown).astype(np.float64) / 257).astype(np.uint8)
+            full = np.stack([grey] * 3, axis=2)
+        else:
+            full = np.asarray(shown.convert("RGB"))
+        bits, quality = pdqhash.compute(full)
+        stored = next(s for s in a.signals if s.algorithm == Algorithm.PDQ and not s.variant)
+        assert (a.width, a.height) == (full.shape[1], full.shape[0]), name
+        found.append((name, _ham(stored.value, _binding_hex(bits)), stored.quality, int(quality)))
+    print(found)  # measured: 0 bits and the same quality for each
+    assert all(d <= 2 and abs(ours - ref) <= 1 for _, d, ours, ref in found), found
+
+
 def test_reduced_decode_is_used_and_the_small_picture_alone_would_drift() -> None:
     """Guards that the test above exercises the estimate: the JPEG is decoded at 1/4, and
     hashing that small picture as it is lands further from the full-size hash."""
