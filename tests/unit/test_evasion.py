@@ -394,6 +394,7 @@ def test_news_strip_over_a_photo_matches_through_its_untrimmed_half():
         f"untrimmed:{h}" for h in ("bottom", "left", "right", "top")
     ]
     assert all(half_query_space(s.variant) == "region:" + s.variant[10:] for s in untrimmed)
+    assert all(len(s.variant) <= 16 for s in query.signals)  # the signals.variant column
     assert not index_signal(index, -1, untrimmed[0], None, policy)  # query-only
     found = find_match(index, query.signals, MediaKind.IMAGE, policy)
     assert found is not None and found.variant == "untrimmed:top", found
