@@ -14,8 +14,9 @@ compressed pixels harmless while a textured dark border (vignette, night scene) 
 A bar is the run of flat lines from the edge (up to :data:`EDGE_SLACK_FRACTION` of odd lines at
 the very edge are tolerated, as some encoders leave one), and past lines of text written on it
 (a meme's caption band, a news strip) when they are still mostly bar-coloured and the band ends
-flat before the picture (:data:`CAPTION_FRACTION`). A side counts only when its bar is at
-least :data:`MIN_BAR_FRACTION` of the side; the content left must be at least
+flat before the picture (:data:`CAPTION_FRACTION`), or where most of the side's columns end
+together when something covers part of it (:data:`COLUMN_MAJORITY`). A side counts only when
+its bar is at least :data:`MIN_BAR_FRACTION` of the side; the content left must be at least
 :data:`MIN_CONTENT_FRACTION` of each dimension, or nothing is trimmed.
 
 Lines are point-sampled (at most :data:`LINE_SAMPLES` pixels a line, no averaging, so texture
@@ -51,6 +52,11 @@ LINE_SAMPLES = 256
 #: most MAX_CAPTION_FRACTION of the side (:func:`_caption_end`).
 CAPTION_FRACTION = 0.25
 MAX_CAPTION_FRACTION = 0.4
+#: Something over part of a bar (a sticker, a logo): the bar still ends where at least this
+#: share of the side's columns end together, and at most COLUMN_BEYOND of them go on further
+#: (:func:`_column_majority_end`).
+COLUMN_MAJORITY = 0.6
+COLUMN_BEYOND = 0.05
 
 SIDES = ("top", "bottom", "left", "right")
 
@@ -88,8 +94,9 @@ def _side_view(a: np.ndarray, side: str) -> np.ndarray:
     return a[:, ::step]
 
 
-def _bar_counts(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    """Per line, how many of its pixels are within FLAT_TOLERANCE of colour."""
+def _bar_pixels(lines: np.ndarray, colour: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Which pixels of ``lines`` (L, N, 3) are within FLAT_TOLERANCE of colour, as an (L, N)
+    bool array, or (N, L) with True second when the lines are the picture's columns."""
     # The pixels are compared where they lie: a left or right side's lines are the picture's
     # columns, and copying them out line by line costs more than the comparisons themselves.
     down = abs(lines.strides[0]) < abs(lines.strides[1])  # the lines are columns
@@ -102,6 +109,12 @@ def _bar_counts(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
             ok &= ch >= v - FLAT_TOLERANCE
         if v < 255 - FLAT_TOLERANCE:
             ok &= ch <= v + FLAT_TOLERANCE
+    return ok, down
+
+
+def _bar_counts(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """Per line, how many of its pixels are within FLAT_TOLERANCE of colour."""
+    ok, down = _bar_pixels(lines, colour)
     counts: np.ndarray = np.count_nonzero(ok, axis=0 if down else 1)
     return counts
 
@@ -140,6 +153,29 @@ def _caption_end(view: np.ndarray, run: int, colour: np.ndarray) -> int:
     return run + end
 
 
+def _column_majority_end(view: np.ndarray, run: int, colour: np.ndarray) -> int:
+    """Where a bar ends when something lies over part of it (a sticker, a logo, letters): each
+    sampled column's run of bar colour from the edge, and the bar ends where at least
+    :data:`COLUMN_MAJORITY` of the columns end within :func:`_caption_slack` lines of one another
+    (the rest, covered, end sooner). ``run`` when they do not agree."""
+    n = view.shape[0]
+    limit = min(n, math.ceil(MAX_CAPTION_FRACTION * n))
+    if run >= limit:
+        return run
+    ok, down = _bar_pixels(view[:limit], colour)
+    by_line = ok.T if down else ok  # lines x samples
+    ends = np.where(by_line.all(axis=0), limit, np.argmin(by_line, axis=0))
+    end = int(np.median(ends))
+    if end <= run or end >= limit:
+        return run
+    slack = _caption_slack(n)
+    agree = np.abs(ends - end) <= slack
+    # Columns may end sooner (covered), hardly any later: the picture starts at ``end``.
+    if agree.mean() < COLUMN_MAJORITY or (ends > end + slack).mean() > COLUMN_BEYOND:
+        return run
+    return end
+
+
 def _caption_slack(side_len: int) -> int:
     """Lines between a caption band's last flat line and the picture tolerated (JPEG ringing
     and resampling blur the edge)."""
@@ -172,7 +208,7 @@ def _scan_side(a: np.ndarray, side: str) -> tuple[int, tuple[int, int, int] | No
         run += len(flat)
         chunk *= 2
     if run < n:
-        run = _caption_end(view, run, colour)
+        run = max(_caption_end(view, run, colour), _column_majority_end(view, run, colour))
     return run, (int(colour[0]), int(colour[1]), int(colour[2]))
 
 

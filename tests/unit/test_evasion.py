@@ -130,11 +130,11 @@ def test_caption_band_is_trimmed_to_the_picture(colour, ink_share):
     assert np.array_equal(trimmed, content)
 
 
-def test_caption_band_stops_where_its_text_runs_into_the_picture():
-    """No flat line between the text and the picture: the band is not a clean caption band,
-    and only the flat margin above the text is a bar."""
+def test_caption_band_stops_where_its_dense_text_runs_into_the_picture():
+    """No flat line between the text and the picture, and the text covers most columns: the
+    band's end cannot be told, and only the flat margin above the text is a bar."""
     content = soft_picture(320, 200)
-    band = _ink_band(320, 30, 255, slice(15, 30), 0.3)
+    band = _ink_band(320, 30, 255, slice(15, 30), 0.6)
     out = trim_bars(np.concatenate([band, content]))
     assert out is not None and out[1] == (15, 0, 0, 0)
 
@@ -149,6 +149,31 @@ def test_bright_picture_below_a_bar_is_not_taken_for_a_caption():
     picture = np.concatenate([white, sky, white[:5], soft_picture(320, 100)])
     out = trim_bars(picture)
     assert out is not None and out[1] == (10, 0, 0, 0)
+
+
+def test_bar_partly_covered_by_a_sticker_is_trimmed_to_the_picture():
+    """A sticker over a third of a letterbox bar's width (and over the picture below it):
+    most columns still end at the picture, so the whole bar is trimmed, not just the part
+    above the sticker."""
+    content = soft_picture(300, 200)
+    barred = pad(content, 24, 24, 0, 0, (0, 0, 0))
+    barred[10:80, 180:280] = (250, 250, 250)  # the sticker: from inside the bar into the picture
+    out = trim_bars(barred)
+    assert out is not None and out[1] == (24, 24, 0, 0)
+
+
+def test_dark_picture_under_a_bar_is_not_taken_into_it():
+    """A black bar over a dark, uneven picture (night sky, darker at random depths): the
+    columns of the picture do not end together, so only the flat bar is trimmed."""
+    rng = np.random.default_rng(3)
+    content = soft_picture(300, 200)
+    depth = rng.integers(0, 60, 300)  # per column, how far the near-black sky reaches
+    depth[::10] = 0  # lit buildings: no line below the bar is flat
+    rows = np.arange(200)[:, None]
+    content[rows < depth[None, :]] = (6, 6, 10)
+    barred = pad(content, 20, 0, 0, 0, (0, 0, 0))
+    out = trim_bars(barred)
+    assert out is not None and out[1] == (20, 0, 0, 0)
 
 
 def test_flat_coloured_frame_on_all_four_sides():
