@@ -66,7 +66,12 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from app.core.bars import trim_bars
 from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal, UnreadableMedia
-from app.core.pdq import DIHEDRAL_ORDER, luma_from_rgb, pdq_signals_with_dihedral
+from app.core.pdq import (
+    DIHEDRAL_ORDER,
+    dihedral_dcts,
+    luma_from_rgb,
+    pdq_signals_with_dihedral,
+)
 from app.core.pdq_scaled import ScaledAxis, downsample_64_rgb, downsample_64_scaled
 from app.core.regions import region_signals_from_luma
 from app.core.signal_types import (
@@ -254,13 +259,6 @@ def phash_hex(img: Image.Image) -> str:
 
 
 _PHASH_BITS_SIDE = 8  # imagehash's hash_size: the 8x8 lowest frequencies of the 32x32 DCT
-_PH_ROW_EVEN = (np.arange(_PHASH_BITS_SIDE) % 2 == 0)[:, None]
-_PH_COL_EVEN = (np.arange(_PHASH_BITS_SIDE) % 2 == 0)[None, :]
-#: A flip reverses one axis of the 32x32 grey picture: the DCT-II coefficient of frequency k
-#: along it changes sign when k is odd (the DC term, k = 0, keeps it).
-_PH_SIGN_COL = np.where(_PH_COL_EVEN, 1.0, -1.0)
-_PH_SIGN_ROW = np.where(_PH_ROW_EVEN, 1.0, -1.0)
-_PH_SIGN_CHECKER = _PH_SIGN_ROW * _PH_SIGN_COL
 
 
 def phash_dihedral_hexes(img: Image.Image) -> list[str]:
@@ -277,18 +275,8 @@ def phash_dihedral_hexes(img: Image.Image) -> list[str]:
     pixels = np.asarray(_phash_grey(img))
     dct = fftpack.dct(fftpack.dct(pixels, axis=0), axis=1)
     low = dct[:_PHASH_BITS_SIDE, :_PHASH_BITS_SIDE]
-    turned = np.stack(
-        [
-            low,  # original
-            (low * _PH_SIGN_COL).T,  # rotate90: np.rot90 (counter-clockwise)
-            low * _PH_SIGN_CHECKER,  # rotate180
-            (low * _PH_SIGN_ROW).T,  # rotate270
-            low * _PH_SIGN_ROW,  # flipx: upside down
-            low * _PH_SIGN_COL,  # flipy: mirrored left-right
-            low.T,  # flip_plus1: transposed
-            (low * _PH_SIGN_CHECKER).T,  # flip_minus1: anti-transposed
-        ]
-    )
+    # The DC term is frequency 0: its row and column keep their sign under a flip.
+    turned = np.stack(dihedral_dcts(low, lowest_frequency=0))
     # imagehash: bits above the median, read row by row, most significant first.
     bits = turned.reshape(len(turned), -1)
     above = bits > np.median(bits, axis=1, keepdims=True)

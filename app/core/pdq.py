@@ -298,25 +298,31 @@ def _hexes_from_dcts(dcts: FloatArray) -> list[str]:
     return [row.tobytes().hex() for row in packed]
 
 
-_ROW_IS_ODD = (np.arange(_DCT_DIM) % 2 == 1)[:, None]
-_COL_IS_ODD = (np.arange(_DCT_DIM) % 2 == 1)[None, :]
-_SIGN_COL = np.where(_COL_IS_ODD, _F32(1), _F32(-1))  # + on odd columns, - on even
-_SIGN_ROW = np.where(_ROW_IS_ODD, _F32(1), _F32(-1))  # + on odd rows, - on even
-_SIGN_CHECKER = np.where(_ROW_IS_ODD ^ _COL_IS_ODD, _F32(-1), _F32(1))  # - where i + j is odd
+@functools.cache
+def _turn_signs(n: int, lowest: int, dtype: np.dtype) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """(by column, by row, both) signs of an n x n DCT whose first row and column are of
+    frequency ``lowest``: reversing an axis flips the sign of its odd frequencies."""
+    odd = (np.arange(n) + lowest) % 2 == 1
+    by_col = np.where(odd[None, :], -1, 1).astype(dtype)
+    by_row = np.where(odd[:, None], -1, 1).astype(dtype)
+    return by_col, by_row, by_row * by_col
 
 
-def _dihedral_dcts(dct: FloatArray) -> list[FloatArray]:
-    """The DCT of each dihedral transform of the picture, in :data:`DIHEDRAL_ORDER`, from the
-    original's DCT (``dct16OriginalToRotate90`` ... ``dct16OriginalToFlipMinus1``)."""
+def dihedral_dcts(dct: FloatArray, lowest_frequency: int = 1) -> list[FloatArray]:
+    """The DCT of each dihedral transform of a square picture, in :data:`DIHEDRAL_ORDER`, from
+    the original's (``dct16OriginalToRotate90`` ... ``dct16OriginalToFlipMinus1``): sign flips
+    and transposes. ``lowest_frequency``: that of the first row and column (PDQ's 16x16 DCT
+    starts at 1; pHash's 8x8 block at 0, the DC term)."""
+    by_col, by_row, both = _turn_signs(dct.shape[0], lowest_frequency, dct.dtype)
     return [
         dct,
-        (dct * _SIGN_COL).T,
-        dct * _SIGN_CHECKER,
-        (dct * _SIGN_ROW).T,
-        dct * _SIGN_ROW,
-        dct * _SIGN_COL,
-        dct.T,
-        (dct * _SIGN_CHECKER).T,
+        (dct * by_col).T,  # rotate90: np.rot90 (counter-clockwise)
+        dct * both,  # rotate180
+        (dct * by_row).T,  # rotate270
+        dct * by_row,  # flipx: upside down
+        dct * by_col,  # flipy: mirrored left-right
+        dct.T,  # flip_plus1: transposed
+        (dct * both).T,  # flip_minus1: anti-transposed
     ]
 
 
@@ -345,7 +351,7 @@ def pdq_dihedral_from_luma(luma: npt.ArrayLike) -> tuple[list[str], int]:
     if _too_small(plane):
         return [_ZERO_HEX] * len(DIHEDRAL_ORDER), 0
     buffer = downsample_64(plane)
-    dcts = _dihedral_dcts(_dct16(buffer))
+    dcts = dihedral_dcts(_dct16(buffer))
     return [_hex_from_dct(d) for d in dcts], _quality(buffer)
 
 
