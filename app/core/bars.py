@@ -112,34 +112,40 @@ def _bar_pixels(lines: np.ndarray, colour: np.ndarray) -> tuple[np.ndarray, bool
     return ok, down
 
 
-def _bar_counts(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
-    """Per line, how many of its pixels are within FLAT_TOLERANCE of colour."""
-    ok, down = _bar_pixels(lines, colour)
-    counts: np.ndarray = np.count_nonzero(ok, axis=0 if down else 1)
-    return counts
-
-
 def _flat_lines(lines: np.ndarray, colour: np.ndarray) -> np.ndarray:
     """Bool per line: at least FLAT_FRACTION of its pixels within FLAT_TOLERANCE of colour."""
-    return _bar_counts(lines, colour) >= math.ceil(FLAT_FRACTION * lines.shape[1])
+    ok, down = _bar_pixels(lines, colour)
+    counts = np.count_nonzero(ok, axis=0 if down else 1)
+    flat: np.ndarray = counts >= math.ceil(FLAT_FRACTION * lines.shape[1])
+    return flat
 
 
-def _caption_end(view: np.ndarray, run: int, colour: np.ndarray) -> int:
-    """Where a bar whose flat run stops at line ``run`` really ends, when what stopped it is a
-    caption written on the bar (a meme's text band, a news strip): the lines go on mostly in
-    the bar colour (:data:`CAPTION_FRACTION`) and, after the text, flat again up to the
-    picture. Then the bar ends after its last flat line; otherwise at ``run``.
-
-    The band must end at content (a line mostly of other colours) within
-    :data:`MAX_CAPTION_FRACTION` of the side, and its last flat line must be at most
-    :func:`_caption_slack` lines before that content line: a bright picture (sky, snow,
-    a white wall), mostly bar-coloured far into the side, is left alone."""
+def _bar_end(view: np.ndarray, run: int, colour: np.ndarray) -> int:
+    """Where a bar whose flat run stops at line ``run`` (of ``n``) really ends: past a caption
+    written on it (:func:`_caption_end`) or a sticker over part of it
+    (:func:`_column_majority_end`), within :data:`MAX_CAPTION_FRACTION` of the side; ``run``
+    when neither applies. One pixel test over those lines serves both."""
     n = view.shape[0]
     limit = min(n, math.ceil(MAX_CAPTION_FRACTION * n))
     if run >= limit:
         return run
-    counts = _bar_counts(view[run:limit], colour)
-    samples = view.shape[1]
+    ok, down = _bar_pixels(view[:limit], colour)
+    by_line = ok.T if down else ok  # lines x samples
+    slack = _caption_slack(n)
+    return max(_caption_end(by_line, run, slack), _column_majority_end(by_line, run, slack))
+
+
+def _caption_end(by_line: np.ndarray, run: int, slack: int) -> int:
+    """The end of a caption band written on the bar (a meme's text band, a news strip), given
+    which pixels of the lines up to the limit are bar-coloured: past ``run`` the lines go on
+    mostly in the bar colour (:data:`CAPTION_FRACTION`) and, after the text, flat again up to
+    the picture. Then the bar ends after its last flat line; otherwise at ``run``.
+
+    The band must end at content (a line mostly of other colours) before the limit, and its
+    last flat line must be at most ``slack`` lines before that content line: a bright picture
+    (sky, snow, a white wall), mostly bar-coloured far into the side, is left alone."""
+    counts = np.count_nonzero(by_line[run:], axis=1)
+    samples = by_line.shape[1]
     mostly = counts >= math.ceil(CAPTION_FRACTION * samples)
     if mostly.all():
         return run  # no content line within reach: not a caption band
@@ -148,27 +154,22 @@ def _caption_end(view: np.ndarray, run: int, colour: np.ndarray) -> int:
     if flat.size == 0:
         return run  # text running into the picture, or a bright edge: not a clean band
     end = int(flat[-1]) + 1
-    if content - end > _caption_slack(n):
+    if content - end > slack:
         return run
     return run + end
 
 
-def _column_majority_end(view: np.ndarray, run: int, colour: np.ndarray) -> int:
-    """Where a bar ends when something lies over part of it (a sticker, a logo, letters): each
-    sampled column's run of bar colour from the edge, and the bar ends where at least
-    :data:`COLUMN_MAJORITY` of the columns end within :func:`_caption_slack` lines of one another
-    (the rest, covered, end sooner). ``run`` when they do not agree."""
-    n = view.shape[0]
-    limit = min(n, math.ceil(MAX_CAPTION_FRACTION * n))
-    if run >= limit:
-        return run
-    ok, down = _bar_pixels(view[:limit], colour)
-    by_line = ok.T if down else ok  # lines x samples
+def _column_majority_end(by_line: np.ndarray, run: int, slack: int) -> int:
+    """The end of a bar something lies over (a sticker, a logo, letters), given which pixels
+    of the lines up to the limit are bar-coloured: each sampled column's run of bar colour
+    from the edge, and the bar ends where at least :data:`COLUMN_MAJORITY` of the columns end
+    within ``slack`` lines of one another (the rest, covered, end sooner). ``run`` when they
+    do not agree."""
+    limit = by_line.shape[0]
     ends = np.where(by_line.all(axis=0), limit, np.argmin(by_line, axis=0))
     end = int(np.median(ends))
     if end <= run or end >= limit:
         return run
-    slack = _caption_slack(n)
     agree = np.abs(ends - end) <= slack
     # Columns may end sooner (covered), hardly any later: the picture starts at ``end``.
     if agree.mean() < COLUMN_MAJORITY or (ends > end + slack).mean() > COLUMN_BEYOND:
@@ -208,7 +209,7 @@ def _scan_side(a: np.ndarray, side: str) -> tuple[int, tuple[int, int, int] | No
         run += len(flat)
         chunk *= 2
     if run < n:
-        run = max(_caption_end(view, run, colour), _column_majority_end(view, run, colour))
+        run = _bar_end(view, run, colour)
     return run, (int(colour[0]), int(colour[1]), int(colour[2]))
 
 
