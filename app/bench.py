@@ -16,9 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-#: The reference photos (ThreatExchange PDQ samples), where the tests find them: ``../shared``
-#: next to the repository (absent in a frozen build or a bare checkout: that set is skipped).
-CORPUS_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "pdq-images"
+from app.bench_images import CORPUS_IMAGES
+
 #: Each figure is timed over at least this many analyses (a small set is run several times).
 MIN_IMAGES = 96
 

@@ -27,19 +27,15 @@ from typing import Any
 
 import numpy as np
 
-#: The reference photos, as in app/bench.py (which imports this module, not the reverse).
+from app.core.pdq import hamming_hex, pdq_hex
+
+#: The reference photos (ThreatExchange PDQ samples), where the tests find them: ``../shared``
+#: next to the repository (absent in a frozen build or a bare checkout: that set is skipped).
+#: app/bench.py uses it too (it imports this module, not the reverse).
 CORPUS_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "pdq-images"
 
 #: Draft scales measured (1 = full size).
 SCALES = (1, 2, 4, 8)
-
-
-def _ham(a: str, b: str) -> int:
-    return (int(a, 16) ^ int(b, 16)).bit_count()
-
-
-def _binding_hex(bits: Any) -> str:
-    return np.packbits(np.asarray(bits, dtype=np.uint8)).tobytes().hex()
 
 
 def _stored_pdq(data: bytes) -> tuple[list[str], int]:
@@ -76,7 +72,7 @@ def corpus_fidelity(folder: Path = CORPUS_IMAGES) -> dict | None:
         hashes, quality = _stored_pdq((folder / row["file"]).read_bytes())
         refs = [row["pdq_hex"]]
         refs += row["dihedral_hex_rot90_rot180_rot270_flipx_flipy_flipplus1_flipminus1"].split()
-        d = [_ham(ours, ref) for ours, ref in zip(hashes, refs, strict=True)]
+        d = [hamming_hex(ours, ref) for ours, ref in zip(hashes, refs, strict=True)]
         equal += d[0] == 0
         worst, worst_dihedral = max(worst, d[0]), max(worst_dihedral, *d[1:])
         worst_quality = max(worst_quality, abs(quality - int(row["quality"])))
@@ -144,7 +140,7 @@ def large_fidelity(paths: list[Path], pdqhash: Any) -> dict:
         data = path.read_bytes()
         ref_bits, ref_quality = pdqhash.compute_dihedral(_full_size_rgb(data))
         hashes, quality = _stored_pdq(data)
-        d = [_ham(ours, _binding_hex(r)) for ours, r in zip(hashes, ref_bits, strict=True)]
+        d = [hamming_hex(ours, pdq_hex(r)) for ours, r in zip(hashes, ref_bits, strict=True)]
         equal += d[0] == 0
         worst, worst_dihedral = max(worst, d[0]), max(worst_dihedral, *d[1:])
         worst_quality = max(worst_quality, abs(quality - int(ref_quality)))
@@ -172,6 +168,8 @@ def scale_table(jpegs: list[Path], pdqhash: Any | None) -> list[dict]:
     the bits the whole-picture PDQ (and the worst dihedral hash) moves, hashed as decoded and
     estimated with the spline map. Files are hashed as stored (EXIF orientation ignored,
     here and in the reference)."""
+    from PIL import Image
+
     from app.core.pdq import luma_from_rgb, pdq_dihedral_from_luma
     from app.core.pdq_scaled import ScaledAxis, downsample_64_scaled
 
@@ -180,7 +178,7 @@ def scale_table(jpegs: list[Path], pdqhash: Any | None) -> list[dict]:
     if pdqhash is not None:
         for data in datas:
             bits, _quality = pdqhash.compute_dihedral(_decode_at(data, 1))
-            refs.append([_binding_hex(b) for b in bits])
+            refs.append([pdq_hex(b) for b in bits])
     out = []
     for scale in SCALES:
         times, naive, mapped = [], [], []
@@ -193,8 +191,8 @@ def scale_table(jpegs: list[Path], pdqhash: Any | None) -> list[dict]:
             times.append(best)
             if not refs:
                 continue
-            rows, cols = rgb.shape[:2]
-            full_rows, full_cols = _decode_at(data, 1).shape[:2] if scale > 1 else (rows, cols)
+            with Image.open(io.BytesIO(data)) as im:  # the full size, from the header
+                full_cols, full_rows = im.size
             luma = luma_from_rgb(rgb)
             plain, _ = pdq_dihedral_from_luma(luma)
             estimate, _ = pdq_dihedral_from_luma(
@@ -202,8 +200,8 @@ def scale_table(jpegs: list[Path], pdqhash: Any | None) -> list[dict]:
                     luma, ScaledAxis(full_rows, scale), ScaledAxis(full_cols, scale)
                 )
             )
-            naive.append([_ham(a, b) for a, b in zip(plain, refs[i], strict=True)])
-            mapped.append([_ham(a, b) for a, b in zip(estimate, refs[i], strict=True)])
+            naive.append([hamming_hex(a, b) for a, b in zip(plain, refs[i], strict=True)])
+            mapped.append([hamming_hex(a, b) for a, b in zip(estimate, refs[i], strict=True)])
         row: dict[str, Any] = {"scale": scale, "decode_ms": statistics.mean(times) * 1e3}
         for name, dists in (("as_decoded", naive), ("spline", mapped)):
             if dists:
