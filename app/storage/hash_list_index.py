@@ -521,6 +521,9 @@ class HashListWatcher:
     def _load_locked(self) -> WatchReport:
         report = self._restore_locked() if self.snapshot is not None else None
         if report is None:
+            # From scratch: whatever the index holds (a snapshot restored before its update
+            # failed) would otherwise stay, retracted entries with it.
+            self.index.clear()
             with self.db.session() as s:
                 mark = _watermark(s)
                 added = add_hash_list_rows(

@@ -57,6 +57,18 @@ def seed(db) -> list[int]:
         return list(s.scalars(select(HashListEntry.id).order_by(HashListEntry.id)))
 
 
+def test_a_load_from_the_database_starts_from_an_empty_index(db, tmp_path):
+    """What the index held before a full load (a snapshot restored, then its update failed:
+    the next start loads from the database) does not survive it: an entry retracted since,
+    or never in this database, would keep matching."""
+    seed(db)
+    w = watcher(db, tmp_path / "index.npz")
+    w.index.add(10**9, "pdq", "ef" * 32)  # no such row in the database
+    w.load_all()
+    assert 10**9 not in w.index
+    assert content(w.index) == fresh(db)
+
+
 def test_snapshot_saved_read_back_and_topped_up_with_changes_since(db, tmp_path):
     ids = seed(db)
     path = tmp_path / "index.npz"
