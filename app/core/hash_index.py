@@ -462,7 +462,7 @@ class _BitTable:
         """Whether a (new) multi-index would pay: a 256-bit table of ``min_rows`` rows or more
         whose rows past the current multi-index (scanned by every query) have grown past
         1/16 of it."""
-        if self.words != 4 or self.n < min_rows or self.n == 0:
+        if self.words != 4 or self.n < min_rows:
             return False
         built = self.mih.n if self.mih is not None else 0
         return self.n - built > max(min_rows // 4, built // 16)
