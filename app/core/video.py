@@ -360,17 +360,13 @@ def decode_samples(
     counted in output order. For the benchmark and the tests; raises on bad media."""
     p = Path(path).resolve()
     container = _open_container(p, TIME_BUDGET_SECONDS)
-    try:
-        stream = _video_stream(container)
-        if stream is None:
-            raise ValueError(f"{p.name}: no video stream")
-        fps = _stream_fps(stream)
-        pk = _scan(container, stream, time.monotonic() + TIME_BUDGET_SECONDS)
-    finally:
-        container.close()
+    probed = _probe(container, time.monotonic() + TIME_BUDGET_SECONDS)
+    if probed is None:
+        raise ValueError(f"{p.name}: no video stream")
+    fps, pk = probed
     if every_frame:
-        pk = replace(pk, index={}, position=[])
-    count = pk.frames if pk.exact else len(pk.pts)
+        pk = pk.in_order()
+    count = pk.count
     samples = [sample_index(k, 1.0, fps) for k in _samples_below(count, 1.0, fps)]
     reader = _Reader(p, pk, samples, TIME_BUDGET_SECONDS, to_end=every_frame)
     kept = {index: rgb for index, rgb in reader.frames() if keep}
@@ -446,6 +442,37 @@ class _Packets:
     @property
     def exact(self) -> bool:
         return bool(self.index)
+
+    @property
+    def count(self) -> int:
+        """The frames of the stream: those it shows when the timestamps name them, else every
+        packet (a decode of every frame counts them as they come out)."""
+        return self.frames if self.exact else len(self.pts)
+
+    def in_order(self) -> _Packets:
+        """The same packets with the frames unnamed: every frame decoded, counted in order."""
+        return replace(self, index={}, position=[])
+
+
+def _probe(
+    container: InputContainer, deadline: float, *, refuse_large: bool = False
+) -> tuple[float, _Packets] | None:
+    """The frame rate of an opened file's video stream and its one demux pass (:func:`_scan`),
+    or None when it has no video stream; the container is closed either way. Raises
+    _TimedOut from the scan and, with ``refuse_large``, _FrameTooLarge (before any scan) when
+    the stream's header gives frames over MAX_FRAME_PIXELS."""
+    try:
+        stream = _video_stream(container)
+        if stream is None:
+            return None
+        if refuse_large:
+            width, height = stream.codec_context.width, stream.codec_context.height
+            if width * height > MAX_FRAME_PIXELS:
+                raise _FrameTooLarge(width, height)
+        fps = _stream_fps(stream)
+        return fps, _scan(container, stream, deadline)
+    finally:
+        container.close()
 
 
 def _scan(container: InputContainer, stream: VideoStream, deadline: float) -> _Packets:
@@ -753,20 +780,15 @@ def _analyze_av(
         log.info("%s: not opened: %r", p.name, exc)
         return _unreadable(sha256, md5, size, "video could not be opened (unknown format)")
     try:
-        stream = _video_stream(container)
-        if stream is None:
-            return _unreadable(sha256, md5, size, "no video stream")
-        hdr_w, hdr_h = stream.codec_context.width, stream.codec_context.height
-        if hdr_w * hdr_h > MAX_FRAME_PIXELS:
-            return _unreadable(sha256, md5, size, f"video frames too large ({hdr_w}x{hdr_h})")
-        fps = _stream_fps(stream)
-        try:
-            pk = _scan(container, stream, deadline)
-        except _TimedOut:
-            return _unreadable(sha256, md5, size, "video decoding timed out before any frame")
-    finally:
-        container.close()
-    count = pk.frames if pk.exact else len(pk.pts)
+        probed = _probe(container, deadline, refuse_large=True)
+    except _FrameTooLarge as exc:
+        return _unreadable(sha256, md5, size, str(exc))
+    except _TimedOut:
+        return _unreadable(sha256, md5, size, "video decoding timed out before any frame")
+    if probed is None:
+        return _unreadable(sha256, md5, size, "no video stream")
+    fps, pk = probed
+    count = pk.count
     # Seconds between samples: 1, or more for very long videos so at most max_samples.
     interval = 1.0
     if count > 0 and count / fps > max_samples:
@@ -803,7 +825,7 @@ def _decode(job: _Job, n_seg: int, exact: bool) -> MediaAnalysis:
     """Decode the sampled frames in ``n_seg`` parallel segments and hash them (``exact``: a
     selective decode, else every frame). Raises _PlanMismatch when a selective decode missed
     a sampled frame."""
-    pk = job.packets if exact else replace(job.packets, index={}, position=[])
+    pk = job.packets if exact else job.packets.in_order()
     fps = job.fps
     bounds = [round(i * len(job.samples) / n_seg) for i in range(n_seg + 1)]
     out: queue.Queue = queue.Queue(maxsize=2 + n_seg)
@@ -867,7 +889,7 @@ def _decode(job: _Job, n_seg: int, exact: bool) -> MediaAnalysis:
     if stop_reason:
         log.info("%s: stopped after %d samples (%s)", job.path.name, len(frames), stop_reason)
     last = max((d.reader.last_index for d in decoders), default=0)
-    duration = max(job.packets.frames if exact else len(job.packets.pts), last + 1) / fps
+    duration = max(pk.count, last + 1) / fps
     preview, n_preview = strip.jpeg()
     return MediaAnalysis(
         sha256=job.sha256,
@@ -1034,18 +1056,14 @@ def decode_frames_at(
     try:
         p = Path(path).resolve()
         container = _open_container(p, TIME_BUDGET_SECONDS)
-        try:
-            stream = _video_stream(container)
-            if stream is None:
-                return out
-            fps = _stream_fps(stream)
-            pk = _scan(container, stream, time.monotonic() + TIME_BUDGET_SECONDS)
-        finally:
-            container.close()
+        probed = _probe(container, time.monotonic() + TIME_BUDGET_SECONDS)
+        if probed is None:
+            return out
+        fps, pk = probed
         wanted: dict[int, list[int]] = {}
         for i, ts in enumerate(times):
             wanted.setdefault(round(ts * fps), []).append(i)
-        for packets in (pk, replace(pk, index={}, position=[])) if pk.exact else (pk,):
+        for packets in (pk, pk.in_order()) if pk.exact else (pk,):
             reader = _Reader(p, packets, list(wanted), TIME_BUDGET_SECONDS)
             for index, rgb in reader.frames():
                 img = Image.fromarray(rgb)
