@@ -103,12 +103,13 @@ _TEXT_MAGIC = (b"#EXTM3U", b"ffconcat", b"file ", b"[playlist]", b"<?xml", b"<")
 @dataclass
 class _Hashed:
     """A sampled frame with what its hashing needs: RGB pixels (for the bars and the strip), the
-    luma plane of the frame PDQ works on (:func:`_work_rgb`), and the plain and dihedral
-    signals taken from it."""
+    luma plane of the frame PDQ works on (:func:`_work_rgb`), its time, and the plain and
+    dihedral signals taken from it (each with that time as its ``frame_ts``)."""
 
     rgb: np.ndarray
     luma: np.ndarray
     reduced: bool  # the luma is of a reduced copy (frames over PDQ_WORK_SIDE)
+    ts: float  # seconds, rounded to the millisecond
     signals: list[Signal]
 
 
@@ -131,7 +132,7 @@ def _hash_frame(rgb: np.ndarray, ts: float) -> _Hashed:
     luma = luma_from_rgb(work)
     hashes, quality = pdq_dihedral_from_luma(luma)
     sigs = dihedral_signals(hashes, quality, algorithm=Algorithm.PDQ_FRAME, frame_ts=ts)
-    return _Hashed(rgb, luma, work is not rgb, sigs)
+    return _Hashed(rgb, luma, work is not rgb, ts, sigs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,22 +166,22 @@ class _FrameHasher:
         self.trimmed_dihedral: list[list[Signal]] = []
         self.regions: list[Signal] = []
         self.detector = BarDetector()
-        self.pending: list[tuple[float, _Hashed]] = []
+        self.pending: list[_Hashed] = []
         self.decided = False
         self.bars: Bars | None = None
 
     def __len__(self) -> int:
         return len(self.plain)
 
-    def add(self, frame: _Hashed, ts: float) -> None:
+    def add(self, frame: _Hashed) -> None:
         """Add one sampled frame, hashed by :func:`_hash_frame` (on a decoder thread)."""
         self.plain.append(frame.signals[0])
         self.dihedral.append(frame.signals[1:])
         self.detector.add(frame.rgb)
         if self.decided:
-            self._content(frame, ts)
+            self._content(frame)
             return
-        self.pending.append((ts, frame))
+        self.pending.append(frame)
         if self.detector.frames >= BAR_DECIDE_FRAMES or (
             self.detector.frames and len(self.pending) >= BAR_MAX_PENDING
         ):
@@ -188,7 +189,7 @@ class _FrameHasher:
         elif len(self.pending) > BAR_MAX_PENDING:  # a long flat opening: nothing to learn yet
             self.pending.pop(0)
 
-    def _content(self, frame: _Hashed, ts: float) -> None:
+    def _content(self, frame: _Hashed) -> None:
         """The signals of the frame's content, once the bars are known: its PDQ with the bars
         trimmed (when there are bars) and the PDQ of its halves (region:*), both from the
         frame's luma plane (a crop of a plane is a view of it)."""
@@ -203,17 +204,17 @@ class _FrameHasher:
             # copy with bars is matched through them.
             hashes, quality = pdq_dihedral_from_luma(luma)
             plain, *turns = dihedral_signals(
-                hashes, quality, algorithm=Algorithm.PDQ_FRAME, frame_ts=ts, of=TRIMMED
+                hashes, quality, algorithm=Algorithm.PDQ_FRAME, frame_ts=frame.ts, of=TRIMMED
             )
             self.trimmed.append(plain)
             self.trimmed_dihedral.append(turns)
-        self.regions.extend(region_signals(luma, algorithm=Algorithm.PDQ_FRAME, frame_ts=ts))
+        self.regions.extend(region_signals(luma, algorithm=Algorithm.PDQ_FRAME, frame_ts=frame.ts))
 
     def _decide(self) -> None:
         self.decided = True
         self.bars = self.detector.bars()
-        for ts, frame in self.pending:
-            self._content(frame, ts)
+        for frame in self.pending:
+            self._content(frame)
         self.pending.clear()
 
     def signals(self, name: str = "") -> list[Signal]:
@@ -697,8 +698,8 @@ def _segment_count(requested: int | None, samples: int) -> int:
 class _Decoder(threading.Thread):
     """Decodes one segment's sampled frames (a :class:`_Reader` of its own) on its own thread
     and hashes each (:func:`_hash_frame`: FFmpeg and numpy release the GIL), handing
-    ``(segment, sample_number, frame_index, hashed)`` over ``out``, so decoding and hashing
-    overlap the caller's work; the last item is ``(segment, None, None, None)``."""
+    ``(sample_number, hashed)`` over ``out``, so decoding and hashing overlap the caller's
+    work; the last item is ``(None, None)``."""
 
     def __init__(
         self, reader: _Reader, samples: dict[int, int], fps: float, out: queue.Queue, segment: int
@@ -708,7 +709,6 @@ class _Decoder(threading.Thread):
         self.samples = samples  # frame index -> sample number
         self.fps = fps
         self.out = out
-        self.segment = segment
         self.stop = threading.Event()
         self.error: BaseException | None = None
 
@@ -716,11 +716,11 @@ class _Decoder(threading.Thread):
         try:
             for index, rgb in self.reader.frames(self.stop):
                 hashed = _hash_frame(rgb, round(index / self.fps, 3))
-                self._put((self.segment, self.samples[index], index, hashed))
+                self._put((self.samples[index], hashed))
         except BaseException as exc:  # reported to the caller, never lost in the thread
             self.error = exc
         finally:
-            self._put((self.segment, None, None, None))
+            self._put((None, None))
 
     def _put(self, item: tuple) -> None:
         while True:
@@ -728,7 +728,7 @@ class _Decoder(threading.Thread):
                 self.out.put(item, timeout=0.1)
                 return
             except queue.Full:
-                if self.stop.is_set() and item[1] is not None:
+                if self.stop.is_set() and item[0] is not None:
                     return
 
     def halt(self) -> None:
@@ -849,7 +849,7 @@ def _decode(job: _Job, n_seg: int, exact: bool) -> MediaAnalysis:
                 stop_reason = "time budget"
                 break
             try:
-                _seg, sample, index, hashed = out.get(timeout=min(remaining, 1.0))
+                sample, hashed = out.get(timeout=min(remaining, 1.0))
             except queue.Empty:
                 continue
             if sample is None:
@@ -858,7 +858,7 @@ def _decode(job: _Job, n_seg: int, exact: bool) -> MediaAnalysis:
             if strip is None:
                 height, width = hashed.rgb.shape[:2]
                 strip = _StripCollector(width, height)
-            frames.add(hashed, round(index / fps, 3))
+            frames.add(hashed)
             strip.offer(sample, functools.partial(np.asarray, hashed.rgb))
             if len(frames) >= job.max_samples:
                 stop_reason = "sample cap"
@@ -937,7 +937,7 @@ def _analyze_animated(
                 dur_s = (dur if dur > 10 else 100) / 1000.0
                 if t + 1e-9 >= next_sample:
                     rgb = np.asarray(frame.convert("RGB"))
-                    frames.add(_hash_frame(rgb, round(t, 3)), round(t, 3))
+                    frames.add(_hash_frame(rgb, round(t, 3)))
                     if strip is None:
                         strip = _StripCollector(*rgb.shape[1::-1])
                     # rgb as it is, no copy
