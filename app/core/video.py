@@ -50,7 +50,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -266,12 +266,11 @@ class _StripCollector:
     def frames(self) -> list[np.ndarray]:
         return [self.kept[k] for k in sorted(self.kept)]
 
-    def offer(self, sample: int, make: Callable[[], np.ndarray]) -> None:
-        """Consider sampled frame number ``sample``; ``make()`` gives its RGB pixels only if
-        kept."""
+    def offer(self, sample: int, rgb: np.ndarray) -> None:
+        """Consider sampled frame number ``sample`` (RGB pixels ``rgb``): a small copy is kept
+        when the sample falls on the stride."""
         if sample % self.stride:
             return
-        rgb = make()
         size = (self.width, self.height)
         if rgb.shape[0] >= self.height and rgb.shape[1] >= self.width:
             self.kept[sample] = area_reduce(rgb, size)
@@ -859,7 +858,7 @@ def _decode(job: _Job, n_seg: int, exact: bool) -> MediaAnalysis:
                 height, width = hashed.rgb.shape[:2]
                 strip = _StripCollector(width, height)
             frames.add(hashed)
-            strip.offer(sample, functools.partial(np.asarray, hashed.rgb))
+            strip.offer(sample, hashed.rgb)
             if len(frames) >= job.max_samples:
                 stop_reason = "sample cap"
                 break
@@ -940,8 +939,7 @@ def _analyze_animated(
                     frames.add(_hash_frame(rgb, round(t, 3)))
                     if strip is None:
                         strip = _StripCollector(*rgb.shape[1::-1])
-                    # rgb as it is, no copy
-                    strip.offer(len(frames) - 1, functools.partial(np.asarray, rgb))
+                    strip.offer(len(frames) - 1, rgb)
                     next_sample += interval
                     while next_sample <= t:
                         next_sample += interval
