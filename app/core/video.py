@@ -678,9 +678,10 @@ def _rotated(rgb: np.ndarray, degrees: float) -> np.ndarray:
 
 def _stream_fps(stream: VideoStream) -> float:
     """Frames per second from the stream's header (its average rate, else its base rate, as
-    OpenCV reads it), or FALLBACK_FPS when it says nothing usable."""
+    OpenCV reads it), or FALLBACK_FPS when it says nothing usable. PyAV gives each rate as a
+    Fraction of two nonzero C ints, or None: a finite number when there is one."""
     rate = stream.average_rate or stream.base_rate
-    fps = _finite(float(rate)) if rate else 0.0
+    fps = float(rate) if rate else 0.0
     if fps <= 0 or fps > 1000:
         log.info("fps %r unusable, assuming %s", fps, FALLBACK_FPS)
         return FALLBACK_FPS
@@ -994,10 +995,6 @@ def _looks_like_text(head: bytes) -> bool:
         return False
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     return stripped.startswith(_TEXT_MAGIC)
-
-
-def _finite(value: float) -> float:
-    return value if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
 
 
 def _short(exc: BaseException) -> str:
