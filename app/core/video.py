@@ -571,7 +571,6 @@ class _Reader:
         self.path = p
         self.to_end = to_end  # decode on past the last wanted frame, to the end of the stream
         self.pk = pk
-        self.exact = pk.exact
         # A selective decode names frames by timestamp: only frames the stream has.
         self.wanted = sorted(i for i in wanted if i >= 0 and (i < pk.frames or not self.exact))
         self.time_budget = time_budget
@@ -581,6 +580,11 @@ class _Reader:
         self.missing: set[int] = set()  # wanted frames (and keyframes) that did not come out
         self._keys: set[int] = set()  # pts of the keyframes the decode runs start from
         self._done: set[int] = set()
+
+    @property
+    def exact(self) -> bool:
+        """A selective decode: the timestamps name the frames."""
+        return self.pk.exact
 
     def frames(self, stop: threading.Event | None = None) -> Iterator[tuple[int, np.ndarray]]:
         import av
