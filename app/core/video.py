@@ -893,7 +893,8 @@ def _decode(job: _Job, n_seg: int, exact: bool) -> MediaAnalysis:
     if stop_reason:
         log.info("%s: stopped after %d samples (%s)", job.path.name, len(frames), stop_reason)
     last = max((d.reader.last_index for d in decoders), default=0)
-    duration = max(pk.count, last + 1) / fps
+    # A selective decode counts the frames the timestamps name; a full one, every packet.
+    duration = max(job.packets.frames if exact else len(job.packets.pts), last + 1) / fps
     preview, n_preview = strip.jpeg()
     return MediaAnalysis(
         sha256=job.sha256,
