@@ -12,15 +12,15 @@ import tempfile
 from pathlib import Path
 
 from app import __version__
-from app.bench import PARTS as BENCH_PARTS
 from app.compose import AppContext, SignInError, open_context, open_db, sign_in
-from app.core.config import ConfigError, Settings, load_settings
-from app.core.domain import UserInfo
-from app.core.ingest_jobs import IngestJob, ManifestError, jobs_from_paths, read_manifest
-from app.core.roles import PermissionDenied
-from app.core.taxonomy import TaxonomyError
+from app.core.ingest.jobs import IngestJob, ManifestError, jobs_from_paths, read_manifest
+from app.core.model.domain import UserInfo
+from app.core.model.roles import PermissionDenied
+from app.core.model.taxonomy import TaxonomyError
+from app.core.settings.config import ConfigError, Settings, load_settings
 from app.storage.db import DatabaseError
 from app.storage.users import UserError
+from app.tools.bench import PARTS as BENCH_PARTS
 
 
 class CliError(Exception):
@@ -207,7 +207,7 @@ def cmd_users(args, settings: Settings) -> int:
 def cmd_audit(args, settings: Settings) -> int:
     import json
 
-    from app.core.config import data_dir
+    from app.core.settings.config import data_dir
     from app.storage.audit import recent_events, verify_chains
     from app.storage.verification import (
         SeenHeads,
@@ -298,7 +298,7 @@ def cmd_db(args, settings: Settings) -> int:
         print(f"database:  {db.dialect} {db.label}")
         print(f"schema:    {current or 'empty'} (this Hashdesk: {head})")
         print(f"media:     {settings.media_root}")
-        from app.core.settings_file import settings_path
+        from app.core.settings.settings_file import settings_path
 
         print(f"settings:  {settings_path()}")
         if current is not None and current not in db.known_revisions():
@@ -336,7 +336,7 @@ def cmd_db(args, settings: Settings) -> int:
 
 
 def _set_db_password(args, settings: Settings) -> int:
-    from app.core.settings_file import store_password
+    from app.core.settings.settings_file import store_password
 
     url = settings.database_url
     if not url.startswith("postgresql"):
@@ -380,7 +380,7 @@ def _rows_progress(done: int, total: int) -> None:
 
 
 def cmd_lists(args, settings: Settings) -> int:
-    from app.core.hash_lists import FeedbackVerdict, ListPolicy
+    from app.core.matching.hash_lists import FeedbackVerdict, ListPolicy
     from app.storage.hash_lists import HashListError
     from app.storage.list_import import ListSettings
 
@@ -498,8 +498,8 @@ DEMO_LEAD = "lead"
 def prepare_demo(folder: Path, count: int = 40) -> AppContext:
     """A throwaway database, media root and decision journal in ``folder`` (nothing in the
     user data directory), filled with sample items and a demo moderator and lead."""
-    from app.core.demo import write_demo_media
-    from app.core.domain import Role
+    from app.core.model.domain import Role
+    from app.tools.demo import write_demo_media
 
     settings = load_settings(
         {
@@ -529,7 +529,7 @@ def cmd_demo(args, settings: Settings) -> int:
     try:
         ctx = prepare_demo(folder, args.count)
         if args.lead:
-            from app.storage.demo_history import simulate_team_history
+            from app.tools.demo_history import simulate_team_history
 
             lead = ctx.users.get(DEMO_LEAD)
             n = simulate_team_history(ctx.db, ctx.taxonomy, lead, DEMO_PASSWORD)
@@ -710,7 +710,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_self_test(args, settings: Settings) -> int:
-    from app.selftest import run_self_test
+    from app.tools.selftest import run_self_test
 
     return run_self_test()
 
@@ -735,21 +735,21 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         if cmd == "bench":
             if args.lists is not None:
-                from app.bench import bench_list_import
+                from app.tools.bench import bench_list_import
 
                 bench_list_import(args.lists or None, args.lines)
                 return 0
             if args.index is not None:
-                from app.bench import bench_index
+                from app.tools.bench import bench_index
 
                 bench_index(args.index or None, args.entries)
                 return 0
             if args.history:
-                from app.bench import bench_history
+                from app.tools.bench import bench_history
 
                 bench_history(args.history, args.decisions)
                 return 0
-            from app.bench import run_bench
+            from app.tools.bench import run_bench
 
             unknown = [p for p in args.parts if p not in BENCH_PARTS]
             if unknown:

@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
-from app.core.config import Settings, data_dir, redact_url
-from app.core.contentstore import ContentStore
-from app.core.domain import UserInfo
-from app.core.hash_index import MIH_MIN_ROWS, HashIndex
-from app.core.ingest_jobs import IngestJob, IngestSummary
-from app.core.taxonomy import Taxonomy, load_taxonomy
+from app.core.ingest.contentstore import ContentStore
+from app.core.ingest.jobs import IngestJob, IngestSummary
+from app.core.matching.hash_index import MIH_MIN_ROWS, HashIndex
+from app.core.model.domain import UserInfo
+from app.core.model.taxonomy import Taxonomy, load_taxonomy
+from app.core.settings.config import Settings, data_dir, redact_url
 from app.paths import resource
 from app.storage.db import Database, DatabaseError, open_database
 from app.storage.exposure import ExposureService

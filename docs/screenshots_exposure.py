@@ -29,14 +29,14 @@ def main() -> None:
     from PySide6.QtWidgets import QApplication
 
     from app.compose import AppContext, default_taxonomy
-    from app.core.config import Settings
-    from app.core.contentstore import ContentStore
-    from app.core.decisions import DecisionRequest
-    from app.core.domain import Role, Verdict, utcnow
-    from app.core.exposure import BreakPolicy, ExposureEvent, ExposureKind
-    from app.core.ingest_jobs import jobs_from_paths
-    from app.core.match_rules import MatchPolicy
-    from app.core.preview import BLUR_LEVELS, blur_small
+    from app.core.ingest.contentstore import ContentStore
+    from app.core.ingest.jobs import jobs_from_paths
+    from app.core.matching.match_rules import MatchPolicy
+    from app.core.model.decisions import DecisionRequest
+    from app.core.model.domain import Role, Verdict, utcnow
+    from app.core.model.exposure import BreakPolicy, ExposureEvent, ExposureKind
+    from app.core.review.preview import BLUR_LEVELS, blur_small
+    from app.core.settings.config import Settings
     from app.storage.db import open_database
     from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
     from app.storage.users import UserService

@@ -16,8 +16,8 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from app.core.contentstore import ContentStore
-from app.core.taxonomy import load_taxonomy
+from app.core.ingest.contentstore import ContentStore
+from app.core.model.taxonomy import load_taxonomy
 from app.paths import resource
 from app.storage.db import Database, open_database
 

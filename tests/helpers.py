@@ -6,13 +6,13 @@ from pathlib import Path
 
 from PIL import Image
 
-from app.core.contentstore import ContentStore
-from app.core.demo import sample_picture
-from app.core.domain import Role, UserInfo
-from app.core.ingest_jobs import jobs_from_paths
+from app.core.ingest.contentstore import ContentStore
+from app.core.ingest.jobs import jobs_from_paths
+from app.core.model.domain import Role, UserInfo
 from app.storage.db import Database
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
 from app.storage.users import UserService
+from app.tools.demo import sample_picture
 
 
 def write_samples(folder: Path, seeds: range | list[int]) -> list[Path]:

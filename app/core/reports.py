@@ -14,8 +14,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import TextIO
 
-from app.core.exposure import format_exposure
-from app.core.history_types import HistoryRow, PeriodStats
+from app.core.model.exposure import format_exposure
+from app.core.model.history_types import HistoryRow, PeriodStats
 
 HISTORY_COLUMNS = (
     "decided_at_utc",

@@ -2,7 +2,8 @@
 chains (decisions and audit events).
 
 Each entry carries the hash of the entry before it and a hash of its own fields
-(app.core.security.chain_hash). Appending takes a PostgreSQL advisory lock (one per chain) so that
+(app.core.model.security.chain_hash). Appending takes a PostgreSQL advisory lock (one per chain)
+so that
 many workstations writing at once still build one unbroken chain; on SQLite the write lock taken
 at BEGIN does the same. Verification walks a chain in id order and names the first entry whose
 fields were altered or whose link to the previous entry is broken (an entry deleted or reordered).
@@ -21,8 +22,8 @@ from typing import Any, TypedDict
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from app.core.chain import GENESIS_HASH, audit_chain_fields, chain_hash, decision_chain_fields
-from app.core.domain import utcnow
+from app.core.model.chain import GENESIS_HASH, audit_chain_fields, chain_hash, decision_chain_fields
+from app.core.model.domain import utcnow
 from app.storage.db import Database
 from app.storage.models import AuditEvent, Decision
 from app.storage.server_security import AUDIT_CHAIN_LOCK, chain_head

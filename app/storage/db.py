@@ -19,8 +19,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.core.config import redact_url
-from app.core.roles import PermissionDenied
+from app.core.model.roles import PermissionDenied
+from app.core.settings.config import redact_url
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 

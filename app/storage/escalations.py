@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from app.core.decisions import DecisionOutcome, DecisionRequest
-from app.core.domain import ItemStatus, QueueItem, Verdict, utcnow
-from app.core.roles import Permission
+from app.core.model.decisions import DecisionOutcome, DecisionRequest
+from app.core.model.domain import ItemStatus, QueueItem, Verdict, utcnow
+from app.core.model.roles import Permission
 from app.storage.models import Decision, Item, SecondReview, User
 from app.storage.overturn import overturn_in_session
 from app.storage.permissions import authorize

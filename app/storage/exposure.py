@@ -13,16 +13,16 @@ from datetime import date, datetime
 from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
-from app.core.domain import UserInfo, utcnow
-from app.core.exposure import (
+from app.core.model.domain import UserInfo, utcnow
+from app.core.model.exposure import (
     DailyExposure,
     ExposureEvent,
     ExposureKind,
     ExposureSummary,
     today_start,
 )
-from app.core.preview import ComfortDefaults
-from app.core.roles import Permission, PermissionDenied, allowed
+from app.core.model.roles import Permission, PermissionDenied, allowed
+from app.core.review.preview import ComfortDefaults
 from app.storage.db import Database
 from app.storage.models import ComfortPreference, Decision, ExposureRow, User
 from app.storage.permissions import authorize

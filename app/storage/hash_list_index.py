@@ -8,7 +8,8 @@ latest retraction and the latest other change (disable, enable, flood guard), al
 the latest change to a list's rule.
 
 ``local`` entries live in the index's root, every other list's in its own space
-(:func:`app.core.hash_lists.list_space`); an active entry is neither retracted nor disabled.
+(:func:`app.core.matching.hash_lists.list_space`); an active entry is neither retracted nor
+disabled.
 An entry's ``ref`` is its item; an imported entry has none, so its ref is the negative of its
 own id, or for the frames of one imported video (one external id) the negative of the first
 frame's id: :func:`entry_for` reads it back.
@@ -49,13 +50,18 @@ import numpy as np
 from sqlalchemy import String, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.core.config import redact_url
-from app.core.domain import Algorithm, Signal
-from app.core.hash_index import NO_REF, HashIndex, hex_block_to_words
-from app.core.hash_lists import LOCAL_LIST, ListPolicy, ListRule, list_space
-from app.core.match_rules import MatchPolicy, indexable, signal_space
-from app.core.regions import REGIONS
-from app.core.signal_types import DIHEDRAL_PREFIX, REGION_PREFIX, SIGNAL_TYPES, region_variant
+from app.core.hashing.regions import REGIONS
+from app.core.matching.hash_index import NO_REF, HashIndex, hex_block_to_words
+from app.core.matching.hash_lists import LOCAL_LIST, ListPolicy, ListRule, list_space
+from app.core.matching.match_rules import MatchPolicy, indexable, signal_space
+from app.core.matching.signal_types import (
+    DIHEDRAL_PREFIX,
+    REGION_PREFIX,
+    SIGNAL_TYPES,
+    region_variant,
+)
+from app.core.model.domain import Algorithm, Signal
+from app.core.settings.config import redact_url
 from app.storage.db import Database
 from app.storage.models import HashList, HashListEntry, User
 from app.storage.notify import CHANNEL
@@ -108,7 +114,8 @@ def _ints(joined: str | None) -> np.ndarray:
 
 
 def _indexable_where(policy: MatchPolicy) -> tuple:
-    """:func:`app.core.match_rules.indexable` as SQL: not query-only, not of too low quality."""
+    """:func:`app.core.matching.match_rules.indexable` as SQL: not query-only, not of too low
+    quality."""
     h = HashListEntry
     return (
         or_(h.variant.is_(None), h.variant.not_like(DIHEDRAL_PREFIX + "%")),

@@ -16,9 +16,8 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 
-from app.core.domain import Algorithm, UserInfo, utcnow
 from app.core.exchange import FORMATS, ExchangeEntry, ExchangeError, read_file, write_file
-from app.core.hash_lists import (
+from app.core.matching.hash_lists import (
     LOCAL_LIST,
     EntryFilter,
     EntryPage,
@@ -30,9 +29,10 @@ from app.core.hash_lists import (
     ListPolicy,
     check_list_name,
 )
-from app.core.match_rules import MatchPolicy
-from app.core.roles import Permission
-from app.core.signal_types import REGION_PREFIX, signal_type
+from app.core.matching.match_rules import MatchPolicy
+from app.core.matching.signal_types import REGION_PREFIX, signal_type
+from app.core.model.domain import Algorithm, UserInfo, utcnow
+from app.core.model.roles import Permission
 from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
 from app.storage.hash_list_index import active_entry

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.core.deadlines import deadline_state
-from app.core.domain import Algorithm, DecisionMethod, UserInfo, Verdict
-from app.core.history_types import (
+from app.core.matching.signal_types import DIHEDRAL_PREFIX
+from app.core.model.deadlines import deadline_state
+from app.core.model.domain import Algorithm, DecisionMethod, UserInfo, Verdict
+from app.core.model.history_types import (
     SYSTEM_USER,
     FilterOptions,
     HistoryCursor,
@@ -26,8 +27,7 @@ from app.core.history_types import (
     Timeline,
     TimelineEvent,
 )
-from app.core.roles import Permission
-from app.core.signal_types import DIHEDRAL_PREFIX
+from app.core.model.roles import Permission
 from app.storage.db import Database
 from app.storage.models import (
     Decision,

@@ -10,10 +10,21 @@ from pathlib import Path
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from app.core.contentstore import ContentStore
-from app.core.deadlines import DEFAULT_SOURCE_DEADLINES, with_source_deadline
-from app.core.decisions import DecisionRequest
-from app.core.domain import (
+from app.core.ingest.contentstore import ContentStore
+from app.core.ingest.jobs import IngestJob, IngestSummary, analyze_jobs
+from app.core.matching.hash_index import HashIndex
+from app.core.matching.hash_lists import LOCAL_LIST
+from app.core.matching.match_rules import (
+    Evidence,
+    KnownMatch,
+    MatchPolicy,
+    find_known,
+    find_match,
+    index_signal,
+)
+from app.core.model.deadlines import DEFAULT_SOURCE_DEADLINES, with_source_deadline
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import (
     IN_QUEUE_STATUSES,
     Algorithm,
     DecisionMethod,
@@ -25,17 +36,6 @@ from app.core.domain import (
     UserInfo,
     Verdict,
     utcnow,
-)
-from app.core.hash_index import HashIndex
-from app.core.hash_lists import LOCAL_LIST
-from app.core.ingest_jobs import IngestJob, IngestSummary, analyze_jobs
-from app.core.match_rules import (
-    Evidence,
-    KnownMatch,
-    MatchPolicy,
-    find_known,
-    find_match,
-    index_signal,
 )
 from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database

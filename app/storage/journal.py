@@ -28,10 +28,10 @@ from pathlib import Path
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from app.core.decisions import DecisionOutcome, DecisionRequest, ReviewError
-from app.core.domain import DecisionMethod, Verdict, utcnow
-from app.core.exposure import ExposureEvent, ExposureKind
-from app.core.roles import PermissionDenied
+from app.core.model.decisions import DecisionOutcome, DecisionRequest, ReviewError
+from app.core.model.domain import DecisionMethod, Verdict, utcnow
+from app.core.model.exposure import ExposureEvent, ExposureKind
+from app.core.model.roles import PermissionDenied
 from app.storage.exposure import ExposureService
 from app.storage.review import ReviewService
 
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 class EntryKind(StrEnum):
     DECIDE = "decide"
     UNDO = "undo"
-    EXPOSURE = "exposure"  # an unblurred moment (app.core.exposure): its person's work too
+    EXPOSURE = "exposure"  # an unblurred moment (app.core.model.exposure): its person's work too
 
 
 class EntryState(StrEnum):

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.core.decisions import LeadError, OverturnOutcome
-from app.core.domain import DecisionMethod, UserInfo
-from app.core.roles import Permission
+from app.core.model.decisions import LeadError, OverturnOutcome
+from app.core.model.domain import DecisionMethod, UserInfo
+from app.core.model.roles import Permission
 from app.storage.db import Database
 from app.storage.models import Decision
 from app.storage.overturn import overturn_in_session

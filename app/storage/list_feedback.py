@@ -9,9 +9,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.decisions import DecisionRequest
-from app.core.domain import DecisionMethod, Verdict, utcnow
-from app.core.hash_lists import LOCAL_LIST, FeedbackVerdict
+from app.core.matching.hash_lists import LOCAL_LIST, FeedbackVerdict
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import DecisionMethod, Verdict, utcnow
 from app.storage.models import HashListEntry, HashListFeedback, Item
 
 

@@ -28,10 +28,10 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
-from app.core.domain import Algorithm, UserInfo, utcnow
 from app.core.exchange import ParsedList
-from app.core.hash_lists import LOCAL_LIST, ImportSummary, ListPolicy, check_list_name
-from app.core.roles import Permission
+from app.core.matching.hash_lists import LOCAL_LIST, ImportSummary, ListPolicy, check_list_name
+from app.core.model.domain import Algorithm, UserInfo, utcnow
+from app.core.model.roles import Permission
 from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
 from app.storage.models import HashList, HashListEntry

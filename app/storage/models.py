@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from app.core.domain import utcnow
+from app.core.model.domain import utcnow
 
 
 class Base(DeclarativeBase):
@@ -148,7 +148,7 @@ class Decision(Base):
     # For an ``auto_match`` decision: the hash-list entry and distance that matched.
     matched_entry_id: Mapped[int | None] = mapped_column(ForeignKey("hash_list.id"))
     match_distance: Mapped[int | None] = mapped_column(Integer)
-    # A confirm's hash-list rows, digested (app.core.chain.hash_rows_digest); chained.
+    # A confirm's hash-list rows, digested (app.core.model.chain.hash_rows_digest); chained.
     hashes_digest: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -277,7 +277,7 @@ class SecondReview(Base):
 
 
 class ExposureRow(Base):
-    """One unblurred moment (app.core.exposure): who, which item, how long, how much of the
+    """One unblurred moment (app.core.model.exposure): who, which item, how long, how much of the
     picture. Append-only; daily totals, the limit passed and the trends are read from these."""
 
     __tablename__ = "exposure_events"

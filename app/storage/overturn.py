@@ -10,9 +10,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.core.decisions import DECIDING, DecisionRequest, LeadError, OverturnOutcome
-from app.core.domain import DecisionMethod, ItemStatus, Verdict, utcnow
-from app.core.roles import Permission
+from app.core.model.decisions import DECIDING, DecisionRequest, LeadError, OverturnOutcome
+from app.core.model.domain import DecisionMethod, ItemStatus, Verdict, utcnow
+from app.core.model.roles import Permission
 from app.storage.models import Decision
 from app.storage.permissions import authorize
 from app.storage.record import (

@@ -4,15 +4,15 @@ Judged by the database's current record of the account, inside the caller's tran
 disabled account, or a role changed since sign-in, counts at once, in a window opened long
 before. Every service path that changes or reads guarded data goes through :func:`authorize`
 (or :func:`authorize_or_system` where ingest or set-up code acts with no person behind it).
-Which role may do what is :mod:`app.core.roles`.
+Which role may do what is :mod:`app.core.model.roles`.
 """
 
 from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from app.core.domain import UserInfo
-from app.core.roles import Permission, PermissionDenied, require
+from app.core.model.domain import UserInfo
+from app.core.model.roles import Permission, PermissionDenied, require
 from app.storage.models import User
 
 

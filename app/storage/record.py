@@ -15,9 +15,10 @@ from typing import Any
 from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
-from app.core.chain import GENESIS_HASH, chain_hash, decision_chain_fields, hash_rows_digest
-from app.core.decisions import DECIDING, DecisionRequest, outcome_of
-from app.core.domain import (
+from app.core.matching.signal_types import is_query_only
+from app.core.model.chain import GENESIS_HASH, chain_hash, decision_chain_fields, hash_rows_digest
+from app.core.model.decisions import DECIDING, DecisionRequest, outcome_of
+from app.core.model.domain import (
     OPEN_STATUSES,
     DecisionMethod,
     ItemStatus,
@@ -26,7 +27,6 @@ from app.core.domain import (
     SightingInfo,
     Verdict,
 )
-from app.core.signal_types import is_query_only
 from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRow
 from app.storage.server_security import DECISION_CHAIN_LOCK, chain_head
 
@@ -288,5 +288,5 @@ def to_queue_item(s: Session, item: Item) -> QueueItem:
 
 
 def outcome_of_row(d: Decision) -> Verdict:
-    """:func:`app.core.decisions.outcome_of` for a stored decision."""
+    """:func:`app.core.model.decisions.outcome_of` for a stored decision."""
     return outcome_of(d.verdict, d.category)

@@ -17,7 +17,7 @@ from pathlib import Path
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.core.decisions import (
+from app.core.model.decisions import (
     QUEUES,
     UNDOABLE,
     DecisionOutcome,
@@ -25,7 +25,7 @@ from app.core.decisions import (
     QueueCounts,
     ReviewError,
 )
-from app.core.domain import (
+from app.core.model.domain import (
     IN_QUEUE_STATUSES,
     OPEN_STATUSES,
     DecisionMethod,
@@ -35,8 +35,8 @@ from app.core.domain import (
     open_status_for,
     utcnow,
 )
-from app.core.roles import Permission, allowed
-from app.core.video import SampledFrames
+from app.core.model.roles import Permission, allowed
+from app.core.video.analysis import SampledFrames
 from app.storage import escalations, second_review, video_frames
 from app.storage.db import Database
 from app.storage.list_feedback import feedback_from_decision

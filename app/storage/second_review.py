@@ -11,9 +11,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from app.core.decisions import DecisionOutcome, DecisionRequest, ReviewError, sampled
-from app.core.domain import DecisionMethod, ItemStatus, QueueItem, Verdict, utcnow
-from app.core.roles import Permission
+from app.core.model.decisions import DecisionOutcome, DecisionRequest, ReviewError, sampled
+from app.core.model.domain import DecisionMethod, ItemStatus, QueueItem, Verdict, utcnow
+from app.core.model.roles import Permission
 from app.storage.models import Decision, Item, SecondReview
 from app.storage.permissions import authorize
 from app.storage.record import append_decision, clear_claim, lock_item, to_queue_item

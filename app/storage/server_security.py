@@ -38,8 +38,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from app.core.domain import Role
-from app.core.roles import ROLE_PERMISSIONS
+from app.core.model.domain import Role
+from app.core.model.roles import ROLE_PERMISSIONS
 
 #: The chain advisory locks (app.storage.record, app.storage.audit use the same numbers).
 DECISION_CHAIN_LOCK = 0x48415348

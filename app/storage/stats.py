@@ -23,11 +23,18 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 
-from app.core.agreement import agreement
-from app.core.domain import IN_QUEUE_STATUSES, DecisionMethod, ItemStatus, UserInfo, Verdict, utcnow
-from app.core.exposure import ExposureSummary, today_start
-from app.core.history_types import FlagToDecision, PeriodStats
-from app.core.roles import Permission
+from app.core.model.agreement import agreement
+from app.core.model.domain import (
+    IN_QUEUE_STATUSES,
+    DecisionMethod,
+    ItemStatus,
+    UserInfo,
+    Verdict,
+    utcnow,
+)
+from app.core.model.exposure import ExposureSummary, today_start
+from app.core.model.history_types import FlagToDecision, PeriodStats
+from app.core.model.roles import Permission
 from app.storage.db import Database
 from app.storage.exposure import exposure_summary
 from app.storage.models import Decision, Item, SecondReview, Sighting, User

@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from app.core.domain import Role, UserInfo, utcnow
-from app.core.roles import Permission, PermissionDenied
-from app.core.security import hash_password, verify_password
+from app.core.model.domain import Role, UserInfo, utcnow
+from app.core.model.roles import Permission, PermissionDenied
+from app.core.model.security import hash_password, verify_password
 from app.storage import server_security
 from app.storage.audit import AuditKind, append_event, count_events, lock_audit_chain
 from app.storage.db import Database

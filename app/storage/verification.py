@@ -4,7 +4,7 @@ Three checks on top of the chains' own (app.storage.audit.verify_chains):
 
 * **The hash list the chain implies.** Every local hash-list row must have been added by a
   chained confirm (or overturn to confirm) of the same item, the rows a confirm added must
-  match the digest its chain entry carries (app.core.chain.hash_rows_digest), and a row is
+  match the digest its chain entry carries (app.core.model.chain.hash_rows_digest), and a row is
   retracted exactly when the record says so: an undo of the decision that added it, an
   overturn to reject of its item, or a chained retraction event naming it. Every row that
   differs is named: forged, altered, retracted by hand, un-retracted, deleted. Imported rows
@@ -29,9 +29,9 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
-from app.core.chain import hash_rows_digest
-from app.core.domain import DecisionMethod, Verdict, utcnow
-from app.core.signal_types import is_query_only
+from app.core.matching.signal_types import is_query_only
+from app.core.model.chain import hash_rows_digest
+from app.core.model.domain import DecisionMethod, Verdict, utcnow
 from app.storage.audit import CHAINS, AuditKind, ChainReport, verify_chains
 from app.storage.db import Database
 from app.storage.models import AuditEvent, Decision, HashListEntry, SignalRow

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app.core.domain import Algorithm, MediaKind
-from app.core.pdq import hamming_hex
-from app.core.video import SampledFrames
+from app.core.hashing.pdq import hamming_hex
+from app.core.model.domain import Algorithm, MediaKind
+from app.core.video.analysis import SampledFrames
 from app.storage.db import Database
 from app.storage.models import HashListEntry, Item, SignalRow
 

@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
-from app.core.taxonomy import Taxonomy
+from app.core.model.taxonomy import Taxonomy
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from PySide6.QtWidgets import QApplication
 
 from app import APP_ID, APP_NAME, __version__
 from app.compose import AppContext, sign_in
-from app.core.config import Settings, data_dir
-from app.core.domain import UserInfo
-from app.core.roles import Permission, allowed
+from app.core.model.domain import UserInfo
+from app.core.model.roles import Permission, allowed
+from app.core.settings.config import Settings, data_dir
 from app.paths import resource
 from app.ui.login import LoginDialog
 from app.ui.review_window import ReviewWindow

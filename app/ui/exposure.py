@@ -1,7 +1,8 @@
 """The review screen's exposure meter, break screen and lock screen.
 
 :class:`ExposureMeter` turns "the preview is unblurred now" / "blurred again" into one
-:class:`~app.core.exposure.ExposureEvent` each, journalled like a decision (an outbox: it lands
+:class:`~app.core.model.exposure.ExposureEvent` each, journalled like a decision (an outbox: it
+lands
 when the database is reachable), and keeps the person's tally for the status bar and the break
 rules. Time comes from an injected clock (``time.monotonic`` by default) so tests move it by hand.
 """
@@ -14,8 +15,8 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtWidgets import QLabel, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
-from app.core.domain import utcnow
-from app.core.exposure import (
+from app.core.model.domain import utcnow
+from app.core.model.exposure import (
     BreakPolicy,
     ExposureEvent,
     ExposureKind,

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
-from app.core.domain import UserInfo
+from app.core.model.domain import UserInfo
 from app.storage.users import UserService
 from app.ui.login import add_footer, password_field
 from app.ui.tasks import TaskRunner

@@ -6,8 +6,8 @@ from __future__ import annotations
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
-from app.core.domain import UserInfo, Verdict
-from app.core.history_types import HistoryCursor, HistoryFilter, HistoryPage, HistoryRow
+from app.core.model.domain import UserInfo, Verdict
+from app.core.model.history_types import HistoryCursor, HistoryFilter, HistoryPage, HistoryRow
 from app.storage.history_queries import PAGE_SIZE, HistoryService
 from app.ui.paged_model import KeysetPagedModel
 from app.ui.tasks import TaskRunner

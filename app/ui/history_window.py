@@ -31,11 +31,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.compose import AppContext
-from app.core.decisions import OverturnOutcome
-from app.core.domain import DecisionMethod, UserInfo, Verdict
-from app.core.history_types import HistoryFilter, HistoryRow
-from app.core.preview import BLUR_LEVELS
+from app.core.model.decisions import OverturnOutcome
+from app.core.model.domain import DecisionMethod, UserInfo, Verdict
+from app.core.model.history_types import HistoryFilter, HistoryRow
 from app.core.reports import history_csv
+from app.core.review.preview import BLUR_LEVELS
 from app.ui.actions import HISTORY_ACTIONS, build_actions
 from app.ui.history_model import HistoryModel
 from app.ui.tasks import TaskRunner

@@ -8,8 +8,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QTabWidget
 
 from app.compose import AppContext
-from app.core.domain import UserInfo
-from app.core.roles import Permission, allowed
+from app.core.model.domain import UserInfo
+from app.core.model.roles import Permission, allowed
 from app.ui.actions import (
     HISTORY_ACTIONS,
     LEAD_ACTIONS,

@@ -8,8 +8,8 @@ from __future__ import annotations
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QBrush, QColor
 
-from app.core.domain import UserInfo
-from app.core.hash_lists import EntryFilter, EntryPage, EntryRow, ListInfo
+from app.core.matching.hash_lists import EntryFilter, EntryPage, EntryRow, ListInfo
+from app.core.model.domain import UserInfo
 from app.storage.hash_lists import HashListService
 from app.ui.paged_model import KeysetPagedModel
 from app.ui.tasks import TaskRunner

@@ -29,10 +29,10 @@ from PySide6.QtWidgets import (
 )
 
 from app.compose import AppContext
-from app.core.domain import UserInfo
 from app.core.exchange import FORMATS
-from app.core.hash_lists import EntryFilter, ImportSummary, ListInfo, ListPolicy
-from app.core.roles import Permission, allowed
+from app.core.matching.hash_lists import EntryFilter, ImportSummary, ListInfo, ListPolicy
+from app.core.model.domain import UserInfo
+from app.core.model.roles import Permission, allowed
 from app.storage.list_import import ListSettings
 from app.ui.actions import LISTS_ACTIONS, build_actions
 from app.ui.lists_model import EntriesModel, ListsModel

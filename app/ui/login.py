@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.compose import SignInError
-from app.core.domain import UserInfo
+from app.core.model.domain import UserInfo
 from app.storage.users import LoginLocked
 from app.ui.tasks import TaskRunner
 

@@ -23,7 +23,7 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from app.core.preview import DEFAULT_BLUR_LEVEL, PreparedPreview
+from app.core.review.preview import DEFAULT_BLUR_LEVEL, PreparedPreview
 
 REVEAL_COLOR = "#d4145a"
 LENS_RADIUS = 56  # px on screen: a flag, a logo or a face, not the picture

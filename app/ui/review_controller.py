@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.compose import AppContext
-from app.core.decisions import DecisionOutcome, DecisionRequest, QueueCounts
-from app.core.domain import Category, DecisionMethod, MediaKind, QueueItem, UserInfo, Verdict
-from app.core.preview import prepare_preview
-from app.core.taxonomy import Taxonomy
+from app.core.model.decisions import DecisionOutcome, DecisionRequest, QueueCounts
+from app.core.model.domain import Category, DecisionMethod, MediaKind, QueueItem, UserInfo, Verdict
+from app.core.model.taxonomy import Taxonomy
+from app.core.review.preview import prepare_preview
 from app.storage.journal import EntryKind, JournalSync, SyncReport, backoff_seconds
 from app.ui.preview import ScreenPreview
 from app.ui.tasks import TaskRunner

@@ -25,11 +25,11 @@ from PySide6.QtWidgets import (
 )
 
 from app.compose import AppContext
-from app.core.decisions import QueueCounts
-from app.core.domain import Category, MediaKind, QueueItem, UserInfo, Verdict, utcnow
-from app.core.exposure import ExposureKind, ExposureSummary, format_exposure
-from app.core.preview import BLUR_LEVELS, ComfortDefaults
-from app.core.roles import Permission, allowed
+from app.core.model.decisions import QueueCounts
+from app.core.model.domain import Category, MediaKind, QueueItem, UserInfo, Verdict, utcnow
+from app.core.model.exposure import ExposureKind, ExposureSummary, format_exposure
+from app.core.model.roles import Permission, allowed
+from app.core.review.preview import BLUR_LEVELS, ComfortDefaults
 from app.ui.actions import (
     HOLD_KEYS,
     QUEUE_ACTIONS,

@@ -20,8 +20,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.compose import AppContext
-from app.core.domain import UserInfo, utcnow
-from app.core.history_types import PeriodStats
+from app.core.model.domain import UserInfo, utcnow
+from app.core.model.history_types import PeriodStats
 from app.core.reports import (
     EXPOSURE_CARE,
     format_duration,

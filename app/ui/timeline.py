@@ -13,9 +13,9 @@ from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QListView, QSizePolicy, QVBoxLayout, QWidget
 
 from app.compose import AppContext
-from app.core.domain import UserInfo
-from app.core.history_types import Timeline
-from app.core.preview import prepare_preview
+from app.core.model.domain import UserInfo
+from app.core.model.history_types import Timeline
+from app.core.review.preview import prepare_preview
 from app.ui.preview import PreviewWidget, ScreenPreview
 from app.ui.tasks import TaskRunner
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import time
 
-from app.core.decisions import DecisionRequest
-from app.core.domain import Verdict
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import Verdict
 from app.storage.db import open_database
 from app.storage.review import ReviewService
 

@@ -14,9 +14,9 @@ import psycopg
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from app.core.contentstore import ContentStore
-from app.core.decisions import DecisionRequest
-from app.core.domain import Role, Verdict
+from app.core.ingest.contentstore import ContentStore
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import Role, Verdict
 from app.storage.review import ReviewService
 from tests.helpers import ingest, write_samples
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, insert, select, text
 
-from app.core.domain import ItemStatus, Role, utcnow
+from app.core.model.domain import ItemStatus, Role, utcnow
 from app.storage.audit import verify_chains
 from app.storage.db import open_database
 from app.storage.journal import DecisionJournal, JournalSync
@@ -166,8 +166,8 @@ def _decided_items(db) -> set[int]:
 
 def test_dropped_network_during_review_nothing_lost_nothing_doubled(pg, qtbot, tmp_path, taxonomy):
     from app.compose import AppContext
-    from app.core.config import Settings
-    from app.core.contentstore import ContentStore
+    from app.core.ingest.contentstore import ContentStore
+    from app.core.settings.config import Settings
     from app.ui.review_window import ReviewWindow
     from tests.drills.proxy import TcpProxy
     from tests.ui.conftest import KEY, press

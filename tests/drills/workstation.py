@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from app.core.decisions import DecisionRequest
-from app.core.domain import Verdict
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import Verdict
 from app.storage.db import open_database
 from app.storage.journal import DecisionJournal, JournalSync
 from app.storage.review import ReviewService

@@ -3,7 +3,7 @@ not checked: no timing assertions)."""
 
 from __future__ import annotations
 
-from app.bench import bench_index
+from app.tools.bench import bench_index
 
 
 def test_bench_index_small(tmp_path) -> None:

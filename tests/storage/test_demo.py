@@ -43,7 +43,7 @@ def test_demo_for_leads_has_history_with_an_overturn(tmp_path, capsys):
 def test_demo_reasons_match_their_sources(tmp_path):
     import json
 
-    from app.core.demo import REASONS, write_demo_media
+    from app.tools.demo import REASONS, write_demo_media
 
     rows = [
         json.loads(line)

@@ -8,11 +8,11 @@ from datetime import timedelta
 
 import pytest
 
-from app.core.decisions import DecisionRequest
-from app.core.domain import Role, Verdict, utcnow
-from app.core.exposure import ExposureEvent, ExposureKind, today_start
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import Role, Verdict, utcnow
+from app.core.model.exposure import ExposureEvent, ExposureKind, today_start
+from app.core.model.roles import PermissionDenied
 from app.core.reports import summary_csv, summary_html, to_text
-from app.core.roles import PermissionDenied
 from app.storage.exposure import ExposureService
 from app.storage.journal import DecisionJournal, JournalSync
 from app.storage.review import ReviewService

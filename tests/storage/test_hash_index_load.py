@@ -10,11 +10,11 @@ import random
 import numpy as np
 import pytest
 
-from app.core.domain import Algorithm, Signal, utcnow
-from app.core.hash_index import HashIndex
-from app.core.hash_lists import LOCAL_LIST, list_space
-from app.core.match_rules import MatchPolicy, index_signal
-from app.core.signal_types import SIGNAL_TYPES
+from app.core.matching.hash_index import HashIndex
+from app.core.matching.hash_lists import LOCAL_LIST, list_space
+from app.core.matching.match_rules import MatchPolicy, index_signal
+from app.core.matching.signal_types import SIGNAL_TYPES
+from app.core.model.domain import Algorithm, Signal, utcnow
 from app.storage import hash_list_index
 from app.storage.hash_list_index import add_hash_list_rows, load_hash_index
 from app.storage.models import HashList, HashListEntry, Item

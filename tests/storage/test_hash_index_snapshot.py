@@ -10,13 +10,13 @@ import logging
 import numpy as np
 from sqlalchemy import select, update
 
-from app.core.domain import Role
-from app.core.hash_index import HashIndex
-from app.core.match_rules import MatchPolicy
-from app.storage.benchdata import fill_hash_list
+from app.core.matching.hash_index import HashIndex
+from app.core.matching.match_rules import MatchPolicy
+from app.core.model.domain import Role
 from app.storage.hash_list_index import HashListWatcher, write_snapshot
 from app.storage.hash_lists import HashListService
 from app.storage.models import HashListEntry
+from app.tools.benchdata import fill_hash_list
 from tests.helpers import make_user
 
 

@@ -21,12 +21,12 @@ from threatexchange.exchanges.impl.file_api import (
 from threatexchange.signal_type.pdq.pdq_index2 import PDQIndex2
 from threatexchange.signal_type.pdq.signal import PdqSignal
 
-from app.core.decisions import DecisionRequest
-from app.core.domain import DecisionMethod, ItemStatus, Role, Verdict
-from app.core.hash_index import HashIndex
-from app.core.hash_lists import EntryFilter, FeedbackVerdict, ListPolicy
-from app.core.match_rules import MatchPolicy
-from app.core.roles import PermissionDenied
+from app.core.matching.hash_index import HashIndex
+from app.core.matching.hash_lists import EntryFilter, FeedbackVerdict, ListPolicy
+from app.core.matching.match_rules import MatchPolicy
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import DecisionMethod, ItemStatus, Role, Verdict
+from app.core.model.roles import PermissionDenied
 from app.storage.audit import AuditKind
 from app.storage.hash_list_index import HashListWatcher
 from app.storage.hash_lists import HashListError, HashListService

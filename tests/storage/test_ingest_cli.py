@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from app.cli import main
-from app.core.demo import write_sample_video
+from app.tools.demo import write_sample_video
 from tests.helpers import write_cluster, write_samples
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.core.decisions import DecisionRequest
-from app.core.domain import DecisionMethod, ItemStatus, SightingInfo, Verdict, utcnow
-from app.core.match_rules import MatchPolicy
-from app.core.media import analyze_file
+from app.core.ingest.media import analyze_file
+from app.core.matching.match_rules import MatchPolicy
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import DecisionMethod, ItemStatus, SightingInfo, Verdict, utcnow
 from app.storage.ingest_recorder import IngestRecorder
 from app.storage.models import Decision, Item
 from app.storage.review import ReviewService

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from app.core.decisions import DecisionRequest
-from app.core.domain import ItemStatus, Role, Verdict, utcnow
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import ItemStatus, Role, Verdict, utcnow
 from app.storage.models import Decision, Item
 from app.storage.review import ReviewService
 from tests.helpers import ingest, make_user, write_samples

@@ -8,10 +8,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from app.core.decisions import DecisionRequest, LeadError, sampled
-from app.core.domain import DecisionMethod, ItemStatus, Role, Verdict, utcnow
-from app.core.history_types import HistoryFilter
-from app.core.roles import PermissionDenied
+from app.core.model.decisions import DecisionRequest, LeadError, sampled
+from app.core.model.domain import DecisionMethod, ItemStatus, Role, Verdict, utcnow
+from app.core.model.history_types import HistoryFilter
+from app.core.model.roles import PermissionDenied
 from app.storage.history_queries import HistoryService
 from app.storage.leads import LeadService
 from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRow

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from app.compose import SignInError, sign_in
-from app.core.config import load_settings
-from app.core.domain import Role
+from app.core.model.domain import Role
+from app.core.settings.config import load_settings
 from app.storage.db import DatabaseError, open_database
 from app.storage.server_security import install
 from app.storage.users import UserService

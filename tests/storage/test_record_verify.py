@@ -11,8 +11,8 @@ import json
 from sqlalchemy import func, select, text
 
 from app.cli import main
-from app.core.decisions import DecisionRequest
-from app.core.domain import Role, Verdict
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import Role, Verdict
 from app.storage.audit import verify_chains
 from app.storage.hash_lists import HashListService
 from app.storage.leads import LeadService

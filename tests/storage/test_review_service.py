@@ -6,9 +6,9 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 
-from app.core.chain import GENESIS_HASH, chain_hash
-from app.core.decisions import DecisionRequest
-from app.core.domain import Algorithm, ItemStatus, Role, Verdict, utcnow
+from app.core.model.chain import GENESIS_HASH, chain_hash
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import Algorithm, ItemStatus, Role, Verdict, utcnow
 from app.storage.models import Decision, HashListEntry, Item, Sighting
 from app.storage.review import ReviewService
 from tests.helpers import ingest, make_user, write_cluster, write_samples

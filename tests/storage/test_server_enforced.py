@@ -8,11 +8,11 @@ import psycopg
 import pytest
 from sqlalchemy import func, select, text
 
-from app.core.decisions import DecisionRequest
-from app.core.domain import DecisionMethod, ItemStatus, Role, Verdict
-from app.core.hash_index import HashIndex
-from app.core.history_types import HistoryFilter
-from app.core.roles import PermissionDenied
+from app.core.matching.hash_index import HashIndex
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import DecisionMethod, ItemStatus, Role, Verdict
+from app.core.model.history_types import HistoryFilter
+from app.core.model.roles import PermissionDenied
 from app.storage.audit import verify_chains
 from app.storage.hash_list_index import HashListWatcher
 from app.storage.history_queries import HistoryService
@@ -89,7 +89,7 @@ def test_every_flow_as_each_role(team_server, tmp_path):
     lead = server.add("lena", Role.LEAD, actor=root, via=rootdb)
     mo = server.add("mo", Role.MODERATOR, actor=root, via=rootdb)
     max_ = server.add("max", Role.MODERATOR, actor=root, via=rootdb)
-    from app.core.contentstore import ContentStore
+    from app.core.ingest.contentstore import ContentStore
 
     store = ContentStore(tmp_path / "media")
     paths = write_samples(tmp_path / "in", range(4))
@@ -244,8 +244,8 @@ def test_hash_list_exchange_as_each_role(team_server, tmp_path, corpus):
     feedback; a moderator may not import, disable or touch an imported row by hand."""
     import json
 
-    from app.core.hash_lists import ListPolicy
-    from app.core.match_rules import MatchPolicy
+    from app.core.matching.hash_lists import ListPolicy
+    from app.core.matching.match_rules import MatchPolicy
     from app.storage.hash_lists import HashListService
     from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
     from app.storage.list_import import ListSettings
@@ -284,8 +284,8 @@ def test_hash_list_exchange_as_each_role(team_server, tmp_path, corpus):
     assert lead_lists.set_enabled([entry_id], True, "checked again", actor=lead) == 1
 
     # Ingest (the admin) badges the bridge edits; the flood guard trips after 2.
-    from app.core.contentstore import ContentStore
-    from app.core.ingest_jobs import jobs_from_paths
+    from app.core.ingest.contentstore import ContentStore
+    from app.core.ingest.jobs import jobs_from_paths
 
     recorder = IngestRecorder(
         rootdb,
@@ -319,8 +319,8 @@ def test_hash_list_exchange_as_each_role(team_server, tmp_path, corpus):
 def test_exposure_only_in_ones_own_name_and_read_by_the_leads(team_server, facts):
     """A moderator records what they saw unblurred in their own name only (through the service
     or by hand), never changes it, and reads only their own rows; a lead reads everyone's."""
-    from app.core.domain import utcnow
-    from app.core.exposure import ExposureEvent, ExposureKind
+    from app.core.model.domain import utcnow
+    from app.core.model.exposure import ExposureEvent, ExposureKind
     from app.storage.exposure import ExposureService
 
     mo, max_, lead = facts["mo"], facts["max"], facts["lead"]
@@ -350,7 +350,7 @@ def test_exposure_only_in_ones_own_name_and_read_by_the_leads(team_server, facts
     as_lead = ExposureService(team_server.connect("lena"))
     assert sorted(e.seconds for e in as_lead.events(lead)) == [2.0, 5.0]
     # Comfort defaults: one's own row only.
-    from app.core.preview import ComfortDefaults
+    from app.core.review.preview import ComfortDefaults
 
     as_mo.keep_comfort(mo, ComfortDefaults(True, 2))
     as_mo.keep_comfort(mo, ComfortDefaults(False, 1))

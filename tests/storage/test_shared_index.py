@@ -6,10 +6,10 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app.compose import AppContext
-from app.core.config import Settings
-from app.core.decisions import DecisionRequest
-from app.core.domain import Verdict
-from app.core.ingest_jobs import jobs_from_paths
+from app.core.ingest.jobs import jobs_from_paths
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import Verdict
+from app.core.settings.config import Settings
 from app.storage.models import HashListEntry, Item, Sighting
 from app.storage.review import ReviewService
 from tests.helpers import make_user, write_cluster

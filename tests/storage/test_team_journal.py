@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from app.core.decisions import DecisionRequest
-from app.core.domain import ItemStatus, Verdict
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import ItemStatus, Verdict
 from app.storage.db import Database, make_engine
 from app.storage.journal import (
     DecisionJournal,

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import text
 
 from app.cli import main
-from app.core.decisions import DecisionRequest
-from app.core.domain import Role, Verdict
-from app.core.regions import REGIONS
-from app.core.roles import PermissionDenied
+from app.core.hashing.regions import REGIONS
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import Role, Verdict
+from app.core.model.roles import PermissionDenied
 from app.storage.audit import AuditKind, recent_events, verify_chains
 from app.storage.hash_lists import HashListService
 from app.storage.leads import LeadService

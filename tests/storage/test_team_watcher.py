@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from app.core.decisions import DecisionRequest
-from app.core.domain import Verdict
-from app.core.hash_index import HashIndex
+from app.core.matching.hash_index import HashIndex
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import Verdict
 from app.storage.db import open_database
 from app.storage.hash_list_index import HashListWatcher
 from app.storage.review import ReviewService

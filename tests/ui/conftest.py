@@ -4,7 +4,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.compose import AppContext
-from app.core.config import Settings
+from app.core.settings.config import Settings
 from app.ui.review_window import ReviewWindow
 from tests.helpers import ingest, make_user, write_samples
 

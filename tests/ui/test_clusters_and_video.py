@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.core.demo import write_sample_video
 from app.storage.models import Decision
+from app.tools.demo import write_sample_video
 from tests.ui.conftest import KEY, press
 
 

@@ -9,8 +9,8 @@ import pytest
 from sqlalchemy import select
 
 from app.cli import main
-from app.core.domain import Algorithm
-from app.core.imaging import analyze_image_bytes
+from app.core.hashing.imaging import analyze_image_bytes
+from app.core.model.domain import Algorithm
 from app.storage.models import HashListEntry
 from tests.ui.conftest import KEY, press
 

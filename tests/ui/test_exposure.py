@@ -11,8 +11,8 @@ import pytest
 from PySide6.QtCore import Qt
 from sqlalchemy import select
 
-from app.core.domain import ItemStatus, Role, utcnow
-from app.core.exposure import BreakPolicy
+from app.core.model.domain import ItemStatus, Role, utcnow
+from app.core.model.exposure import BreakPolicy
 from app.storage.models import ExposureRow, Item
 from app.storage.stats import StatsService
 from tests.helpers import make_user
@@ -186,7 +186,7 @@ def test_a_person_sees_their_own_trend(qtbot, make_window, db):
 
 
 def test_comfort_defaults_organisation_then_the_persons_own(qtbot, make_window, db):
-    from app.core.preview import ComfortDefaults
+    from app.core.review.preview import ComfortDefaults
     from app.ui.review_window import ReviewWindow
 
     w = make_window(db, breaks=NO_BREAKS, idle_lock_minutes=0, greyscale=True, blur_radius=0)

@@ -12,10 +12,10 @@ from PySide6.QtWidgets import QApplication
 from sqlalchemy import select
 
 from app.compose import AppContext
-from app.core.config import Settings
-from app.core.decisions import DecisionRequest
-from app.core.domain import DecisionMethod, ItemStatus, Role, Verdict
-from app.core.history_types import HistoryFilter
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import DecisionMethod, ItemStatus, Role, Verdict
+from app.core.model.history_types import HistoryFilter
+from app.core.settings.config import Settings
 from app.storage.models import HashListEntry
 from app.ui.lead_window import LeadWindow
 from app.ui.review_window import ReviewWindow
@@ -348,8 +348,8 @@ def test_moderator_opens_the_second_review_queue_by_key(qtbot, lead_env, db):
 
 
 def test_stats_view_shows_exposure_as_care_and_exports_it(qtbot, lead_env, db, tmp_path):
-    from app.core.domain import utcnow
-    from app.core.exposure import ExposureEvent, ExposureKind
+    from app.core.model.domain import utcnow
+    from app.core.model.exposure import ExposureEvent, ExposureKind
 
     ctx, mod1 = lead_env["ctx"], lead_env["mod1"]
     seen = _decide(ctx, mod1, Verdict.REJECT)

@@ -7,8 +7,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from app.compose import AppContext
-from app.core.config import Settings
-from app.core.domain import Role
+from app.core.model.domain import Role
+from app.core.settings.config import Settings
 from app.storage.list_import import ListSettings
 from app.ui.lead_window import LeadWindow
 from tests.helpers import make_user

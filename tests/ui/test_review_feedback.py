@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app.core.decisions import DecisionOutcome, DecisionRequest
-from app.core.domain import ItemStatus, Verdict
+from app.core.model.decisions import DecisionOutcome, DecisionRequest
+from app.core.model.domain import ItemStatus, Verdict
 from app.storage.models import Decision
 from app.ui.review_controller import category_range, decision_feedback, undo_feedback
 from tests.helpers import ingest, make_user, write_cluster, write_samples

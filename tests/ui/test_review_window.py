@@ -8,7 +8,7 @@ from PySide6.QtGui import QImage, QKeyEvent
 from PySide6.QtWidgets import QApplication
 from sqlalchemy import select
 
-from app.core.domain import ItemStatus
+from app.core.model.domain import ItemStatus
 from app.storage.models import Decision, HashListEntry
 from tests.ui.conftest import KEY, press, wait_saved
 
@@ -213,7 +213,7 @@ def test_items_appear_in_queue_order(qtbot, make_window, db, store, tmp_path):
 
     from sqlalchemy import update
 
-    from app.core.domain import utcnow
+    from app.core.model.domain import utcnow
     from app.storage.models import Item
     from tests.helpers import ingest, write_samples
 

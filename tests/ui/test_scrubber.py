@@ -9,11 +9,11 @@ from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 from sqlalchemy import select
 
-from app.core.decisions import DecisionRequest
-from app.core.domain import Algorithm, Verdict
-from app.core.exposure import BreakPolicy
-from app.core.ingest_jobs import jobs_from_paths
-from app.core.match_rules import MatchPolicy
+from app.core.ingest.jobs import jobs_from_paths
+from app.core.matching.match_rules import MatchPolicy
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import Algorithm, Verdict
+from app.core.model.exposure import BreakPolicy
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
 from app.storage.models import ExposureRow, SignalRow
 from app.storage.review import ReviewService

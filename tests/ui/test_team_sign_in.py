@@ -7,8 +7,8 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.compose import sign_in
-from app.core.config import load_settings
-from app.core.domain import Role
+from app.core.model.domain import Role
+from app.core.settings.config import load_settings
 from app.ui.login import LoginDialog
 from app.ui.tasks import TaskRunner
 

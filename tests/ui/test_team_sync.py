@@ -6,8 +6,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
-from app.core.decisions import DecisionRequest
-from app.core.domain import ItemStatus, Verdict
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import ItemStatus, Verdict
 from app.storage.journal import DecisionJournal
 from app.storage.models import Decision
 from tests.ui.conftest import KEY, press
@@ -84,8 +84,8 @@ def test_decisions_journalled_by_a_killed_run_land_on_the_next_start(
     ingest(db, store, write_samples(tmp_path / "earlier", range(100, 102)))
     earlier = make_user(db, "mod0")
     item = ReviewService(db).claim_next(earlier.id)
-    from app.core.config import data_dir
-    from app.core.config import redact_url as _r
+    from app.core.settings.config import data_dir
+    from app.core.settings.config import redact_url as _r
     from app.storage.journal import journal_path
 
     url = _r(db.engine.url.render_as_string(hide_password=True))
@@ -105,7 +105,7 @@ def test_decisions_journalled_by_a_killed_run_land_on_the_next_start(
 def test_first_start_on_an_empty_database_creates_the_admin(qtbot, sqlite_db):
     from PySide6.QtWidgets import QDialogButtonBox
 
-    from app.core.domain import Role
+    from app.core.model.domain import Role
     from app.storage.users import UserService
     from app.ui.first_run import FirstRunDialog
     from app.ui.tasks import TaskRunner

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.config import ConfigError, load_settings, redact_url
-from app.core.taxonomy import TaxonomyError, load_taxonomy
+from app.core.model.taxonomy import TaxonomyError, load_taxonomy
+from app.core.settings.config import ConfigError, load_settings, redact_url
 from app.paths import resource
 
 

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core.bars import BarDetector, bars_agree, scan_borders, trim_bars
-from app.core.domain import Algorithm, MediaAnalysis, MediaKind, Signal
-from app.core.hash_index import HashIndex, video_match_fraction
-from app.core.imaging import analyze_image_bytes
-from app.core.match_rules import MatchPolicy, find_match, index_signal
-from app.core.pdq import DIHEDRAL_ORDER, hamming_hex, pdq_from_rgb
-from app.core.signal_types import half_query_space
-from app.core.video import DIHEDRAL_FRAMES, analyze_video, parse_vpdq_file
+from app.core.hashing.bars import BarDetector, bars_agree, scan_borders, trim_bars
+from app.core.hashing.imaging import analyze_image_bytes
+from app.core.hashing.pdq import DIHEDRAL_ORDER, hamming_hex, pdq_from_rgb
+from app.core.matching.hash_index import HashIndex, video_match_fraction
+from app.core.matching.match_rules import MatchPolicy, find_match, index_signal
+from app.core.matching.signal_types import half_query_space
+from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind, Signal
+from app.core.video.analysis import DIHEDRAL_FRAMES, analyze_video, parse_vpdq_file
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 IMAGES = CORPUS / "pdq-images"
@@ -323,7 +323,12 @@ def test_phash_turns_are_the_phash_of_the_turned_picture():
     pHash the turned photo itself gets (Pillow's reduction rounds a little differently)."""
     import imagehash
 
-    from app.core.imaging import _phash_grey, decode_picture, phash_dihedral_hexes, phash_hex
+    from app.core.hashing.imaging import (
+        _phash_grey,
+        decode_picture,
+        phash_dihedral_hexes,
+        phash_hex,
+    )
 
     threshold = MatchPolicy().turned_phash_threshold
     files = [p for p in sorted(IMAGES.iterdir()) if not p.name.startswith("misc-images__modes")]
@@ -349,7 +354,7 @@ def test_cropped_and_mirrored_photo_matches_through_a_turned_phash():
     textured photo, and its plain pHash is the mirror's; its mirrored-back pHash (query-only
     ``dih:flipy``) is the one that finds the confirmed original."""
     data = pytest.importorskip("skimage.data")
-    from app.core import evasion_set as ev
+    from app.tools import evasion_set as ev
 
     original = data.chelsea()
     copy = ev.jpeg(ev.mirror(ev.crop(original, 0.03)))
@@ -405,7 +410,7 @@ def test_news_strip_over_a_photo_matches_through_its_untrimmed_half():
     trimmed picture and its halves are cut short; the untrimmed picture's top half
     (``untrimmed:top``, query-only) is the original's and finds it."""
     data = pytest.importorskip("skimage.data")
-    from app.core import evasion_set as ev
+    from app.tools import evasion_set as ev
 
     original = data.chelsea()
     policy = MatchPolicy()

@@ -1,7 +1,7 @@
 """Evasion edits caught once the original is confirmed (issue 15, part 4): every combination of
 bars trimmed x rotated/mirrored x halves is a query, with no false match.
 
-The set (:mod:`app.core.evasion_set`) is scikit-image's bundled photos and, when
+The set (:mod:`app.tools.evasion_set`) is scikit-image's bundled photos and, when
 ``../shared/corpus`` is there, the corpus's photos and its unrelated ``labelme`` set. Recall
 floors sit under what was measured (``hashdesk bench evasion``, printed with ``-s`` too), leaving
 room for one or two pictures per kind to move across the threshold after an unrelated change;
@@ -16,9 +16,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.core import evasion_set as es_mod
-from app.core.domain import Algorithm
-from app.core.evasion_set import (
+from app.core.hashing.pdq import (
+    DIHEDRAL_ORDER,
+    hamming_hex,
+    pdq_from_luma,
+    pdq_transformed_from_luma,
+)
+from app.core.hashing.regions import halves
+from app.core.matching.signal_types import (
+    HALF_AFTER,
+    dihedral_parts,
+    dihedral_variant,
+    half_query_space,
+    is_query_only,
+    region_variant,
+)
+from app.core.model.domain import Algorithm
+from app.tools import evasion_set as es_mod
+from app.tools.evasion_set import (
     EDITS,
     MIRRORED_WITH_BARS,
     EvasionSet,
@@ -31,20 +46,10 @@ from app.core.evasion_set import (
     unrelated_files,
     without_turned_parts,
 )
-from app.core.pdq import DIHEDRAL_ORDER, hamming_hex, pdq_from_luma, pdq_transformed_from_luma
-from app.core.regions import halves
-from app.core.signal_types import (
-    HALF_AFTER,
-    dihedral_parts,
-    dihedral_variant,
-    half_query_space,
-    is_query_only,
-    region_variant,
-)
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "pdq-images"
 
-#: numpy equivalents of each dihedral transform (as in app.core.pdq.DIHEDRAL_ORDER).
+#: numpy equivalents of each dihedral transform (as in app.core.hashing.pdq.DIHEDRAL_ORDER).
 TRANSFORMS = {
     "original": lambda p: p,
     "rotate90": lambda p: np.rot90(p, 1),
@@ -169,8 +174,8 @@ def test_turned_trimmed_picture_is_what_catches_them(evasion):
 
 def test_textured_photos_match_turned_and_mirrored(evasion):
     es, _m = evasion
-    from app.core.evasion_set import confirmed_index
-    from app.core.match_rules import MatchPolicy, find_known
+    from app.core.matching.match_rules import MatchPolicy, find_known
+    from app.tools.evasion_set import confirmed_index
 
     policy = MatchPolicy(phash_threshold=-1)  # PDQ alone
     index = confirmed_index(es.originals, policy)

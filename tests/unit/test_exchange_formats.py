@@ -23,8 +23,8 @@ from threatexchange.exchanges.impl.techagainstterrorism_api import _get_delta_ma
 from threatexchange.signal_type.md5 import VideoMD5Signal
 from threatexchange.signal_type.pdq.signal import PdqSignal
 
-from app.core.domain import Algorithm
 from app.core.exchange import detect_format, read_file, write_file
+from app.core.model.domain import Algorithm
 
 PDQ = [
     "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22",

@@ -1,4 +1,4 @@
-"""Exposure's plain rules (app.core.exposure), its settings, and the comfort defaults: the
+"""Exposure's plain rules (app.core.model.exposure), its settings, and the comfort defaults: the
 weakest blur leaves no recognisable shape in corpus photos."""
 
 from __future__ import annotations
@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core.config import ConfigError, load_settings
-from app.core.exposure import (
+from app.core.model.exposure import (
     BreakPolicy,
     ExposureEvent,
     ExposureKind,
@@ -18,8 +17,9 @@ from app.core.exposure import (
     break_due,
     format_exposure,
 )
-from app.core.preview import BLUR_LEVELS, ComfortDefaults, blur_small
-from app.core.settings_file import read_settings_file
+from app.core.review.preview import BLUR_LEVELS, ComfortDefaults, blur_small
+from app.core.settings.config import ConfigError, load_settings
+from app.core.settings.settings_file import read_settings_file
 
 
 def _seen(tally: SessionTally, item: int, seconds: float) -> None:

@@ -9,9 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-from app.core import hash_index as matching
-from app.core.domain import Algorithm
-from app.core.hash_index import (
+from app.core.matching import hash_index as matching
+from app.core.matching.hash_index import (
     HashIndex,
     Match,
     _hamming_hex,
@@ -20,6 +19,7 @@ from app.core.hash_index import (
     hex_to_words,
     video_match_fraction,
 )
+from app.core.model.domain import Algorithm
 
 
 def rand_hex(rng: random.Random, bits: int = 256) -> str:

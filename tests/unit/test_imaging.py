@@ -1,4 +1,4 @@
-"""Image decoding and hashing (app.core.imaging) and file analysis (app.core.media).
+"""Image decoding and hashing (app.core.hashing.imaging) and file analysis (app.core.ingest.media).
 
 Tests marked ``corpus`` use the reference media in ``../shared/corpus`` (ThreatExchange PDQ and
 vPDQ samples) and skip when it is absent. Everything else generates its input in ``tmp_path``.
@@ -20,15 +20,14 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile, features
 
-from app.core import imaging, media
-from app.core.domain import Algorithm, MediaAnalysis, MediaKind
-from app.core.imaging import (
+from app.core.hashing import imaging
+from app.core.hashing.imaging import (
     analyze_image_bytes,
     decode_picture,
     make_preview_jpeg,
     sniff,
 )
-from app.core.pdq import (
+from app.core.hashing.pdq import (
     DIHEDRAL_ORDER,
     hamming_hex,
     hex_to_bits,
@@ -36,6 +35,8 @@ from app.core.pdq import (
     pdq_from_rgb,
     pdq_hex,
 )
+from app.core.ingest import media
+from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind
 from tests.helpers import EXIF_STORED_AS
 
 CORPUS = Path(__file__).parents[2].parent / "shared" / "corpus"
@@ -210,7 +211,7 @@ def test_dihedral_order_matches_numpy_transforms():
 def test_trim_bars_quick_rejection_agrees_with_the_full_scan():
     """trim_bars first looks at one line per side; it must answer as the full border scan does,
     bars or not: noisy bars, an odd line at the very edge, any colour, tiny pictures."""
-    from app.core import bars as sv
+    from app.core.hashing import bars as sv
 
     def full_scan(a):
         scan = sv.scan_borders(a)
@@ -695,23 +696,23 @@ def test_unreadable_paths(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------
-# Video routing (app.core.video is another module: replaced here by a stub)
+# Video routing (app.core.video.analysis is another module: replaced here by a stub)
 
 
 @pytest.fixture
 def video_stub(monkeypatch):
     calls: list[tuple] = []
-    stub = types.ModuleType("app.core.video")
+    stub = types.ModuleType("app.core.video.analysis")
 
     def analyze_video(path, sha256, md5, size):
         calls.append((Path(path), sha256, md5, size))
         return MediaAnalysis(sha256=sha256, md5=md5, size=size, kind=MediaKind.VIDEO)
 
     stub.analyze_video = analyze_video
-    monkeypatch.setitem(sys.modules, "app.core.video", stub)
-    import app.core
+    monkeypatch.setitem(sys.modules, "app.core.video.analysis", stub)
+    import app.core.video
 
-    monkeypatch.setattr(app.core, "video", stub, raising=False)
+    monkeypatch.setattr(app.core.video, "analysis", stub, raising=False)
     return stub, calls
 
 

@@ -107,7 +107,7 @@ def test_the_graph_sees_function_local_and_package_imports():
     graph = import_graph()
     assert len(graph) > 50
     assert "app.storage.review" in graph["app.cli"] or "app.compose" in graph["app.cli"]
-    assert "app.core.video" in graph["app.core.media"]  # imported inside a function
+    assert "app.core.video.analysis" in graph["app.core.ingest.media"]  # imported inside a function
     assert "app.storage.escalations" in graph["app.storage.review"]  # from app.storage import
 
 

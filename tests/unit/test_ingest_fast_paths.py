@@ -1,6 +1,7 @@
 """Image ingest's fast paths give the floats and answers of their plain formulations, bit for
-bit: the luma plane (app/core/pdq.py), the bar scan's line test (app/core/bars.py), the halves'
-banded maps (app/core/regions.py), and so every PDQ signal of an analysis.
+bit: the luma plane (app/core/hashing/pdq.py), the bar scan's line test
+(app/core/hashing/bars.py), the halves'
+banded maps (app/core/hashing/regions.py), and so every PDQ signal of an analysis.
 
 The pictures are those the ingest bench times (2400x1600 JPEGs decoded at 1/4, some turned so
 that they have pillarbox bars) and the reference corpus photos (decoded at full size)."""
@@ -14,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.bench import _make_jpegs
-from app.core import bars, imaging, pdq, regions
-from app.core.domain import Algorithm
-from app.core.signal_types import TRIMMED, untrimmed_half_variant
+from app.core.hashing import bars, imaging, pdq, regions
+from app.core.matching.signal_types import TRIMMED, untrimmed_half_variant
+from app.core.model.domain import Algorithm
+from app.tools.bench import _make_jpegs
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 IMAGES = CORPUS / "pdq-images"

@@ -35,6 +35,40 @@ def test_core_imports_neither_qt_nor_sql_nor_upper_layers():
     assert _offenders("core", ("PySide6", "sqlalchemy", "alembic", "app.storage", "app.ui")) == []
 
 
+def test_nothing_in_the_product_imports_the_tools():
+    # app/tools (bench, demo, self-test, evasion sets, the clip writer) sits beside the product:
+    # only the CLI reaches it. core, storage, ui and the composition root never do.
+    product = {**_imports(APP / "core"), **_imports(APP / "storage"), **_imports(APP / "ui")}
+    product["compose.py"] = _imports(APP)["compose.py"]
+    assert [
+        f"{m} imports {n}" for m, ns in product.items() for n in ns if n.startswith("app.tools")
+    ] == []
+    assert any(n.startswith("app.tools") for n in _imports(APP)["cli.py"])  # guard
+
+
+def test_matching_imports_no_decoding():
+    # The index and the rules work on hashes: no PyAV, no picture or video decoding, no ingest.
+    banned = ("av", "PIL", "cv2", "app.core.video", "app.core.ingest", "app.core.hashing.imaging")
+    assert _offenders("core/matching", banned) == []
+    assert "numpy" in _imports(APP / "core" / "matching")["hash_index.py"]  # guard
+
+
+def test_the_vocabulary_imports_nothing_heavier():
+    # core/model is plain data: no numpy, no decoding, and none of the other rooms of core.
+    banned = (
+        "numpy",
+        "av",
+        "PIL",
+        "app.core.hashing",
+        "app.core.video",
+        "app.core.matching",
+        "app.core.ingest",
+        "app.core.exchange",
+    )
+    assert _offenders("core/model", banned) == []
+    assert "app.core.model.domain" in _imports(APP / "core" / "model")["decisions.py"]  # guard
+
+
 def test_storage_imports_no_qt_and_no_ui():
     assert _offenders("storage", ("PySide6", "app.ui")) == []
 

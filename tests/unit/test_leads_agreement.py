@@ -8,16 +8,16 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from app.core.agreement import agreement, cohen_kappa, percent_agreement
-from app.core.deadlines import (
+from app.core.model.agreement import agreement, cohen_kappa, percent_agreement
+from app.core.model.deadlines import (
     DeadlineConfigError,
     deadline_state,
     parse_source_deadlines,
     source_deadlines,
     with_source_deadline,
 )
-from app.core.domain import DecisionMethod, SightingInfo, Verdict
-from app.core.history_types import HistoryRow, PeriodStats
+from app.core.model.domain import DecisionMethod, SightingInfo, Verdict
+from app.core.model.history_types import HistoryRow, PeriodStats
 from app.core.reports import history_csv, summary_csv, summary_html
 
 

@@ -5,7 +5,7 @@ from datetime import datetime
 
 import pytest
 
-from app.core.ingest_jobs import ManifestError, jobs_from_paths, read_manifest
+from app.core.ingest.jobs import ManifestError, jobs_from_paths, read_manifest
 
 
 def test_csv_manifest_with_bad_rows(tmp_path):

@@ -27,7 +27,7 @@ def _cv2_imports(source: str, label: str) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level > 0:
-            names = [a.name for a in node.names]  # "from app.core.video import cv2"
+            names = [a.name for a in node.names]  # "from app.core.video.analysis import cv2"
         else:
             continue
         found += [
@@ -50,7 +50,7 @@ def test_no_application_module_imports_cv2():
 def test_the_checker_sees_a_lazy_import():
     """The scan above must be able to fail: an import inside a function, as regions.py once
     had, is found, and so is cv2 taken from a module that imported it."""
-    source = "def f():\n    import cv2\n    from app.core.video import cv2 as c\n"
+    source = "def f():\n    import cv2\n    from app.core.video.analysis import cv2 as c\n"
     assert len(_cv2_imports(source, "sample")) == 2
 
 
@@ -68,13 +68,19 @@ names = [
 for name in names:
     importlib.import_module(name)
 assert "cv2" not in sys.modules, "cv2 loaded by importing the application's modules"
-wanted = {"app.core.video", "app.storage.db", "app.compose", "app.ui.review_window", "app.cli"}
+wanted = {
+    "app.core.video.analysis",
+    "app.storage.db",
+    "app.compose",
+    "app.ui.review_window",
+    "app.cli",
+}
 assert wanted <= set(sys.modules), wanted - set(sys.modules)
 
 import numpy as np
-from app.core.demo import sample_picture, write_sample_video
-from app.core.regions import region_signals
-from app.core.video import analyze_video
+from app.tools.demo import sample_picture, write_sample_video
+from app.core.hashing.regions import region_signals
+from app.core.video.analysis import analyze_video
 
 with tempfile.TemporaryDirectory() as tmp:
     clip = Path(tmp) / "clip.mp4"

@@ -1,4 +1,5 @@
-"""app.core.pdq: the numpy PDQ against ports of the ThreatExchange C++ reference's steps, the
+"""app.core.hashing.pdq: the numpy PDQ against ports of the ThreatExchange C++ reference's steps,
+the
 reference hashes of the corpus photos and vPDQ frames, and (when installed) the pdqhash binding."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.core import pdq
+from app.core.hashing import pdq
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 REFERENCE_CSV = CORPUS / "pdq-reference.csv"

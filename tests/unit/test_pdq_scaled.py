@@ -1,5 +1,5 @@
 """The whole-picture PDQ of an image is the reference's hash of the full-size file, also when
-the file is decoded at reduced scale (app/core/pdq_scaled.py, app/core/imaging.py).
+the file is decoded at reduced scale (app/core/hashing/pdq_scaled.py, app/core/hashing/imaging.py).
 
 The reference is the ``pdqhash`` binding on the full-size decode (skipped when it is not
 installed) and, for the corpus photos, ``pdq-reference.csv``."""
@@ -17,13 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFilter, ImageOps
 
-from app.bench_images import make_large_photos
-from app.core import imaging, pdq
-from app.core.domain import Algorithm, MediaAnalysis, MediaKind
-from app.core.imaging import analyze_image_bytes, decode_picture
-from app.core.pdq_scaled import ScaledAxis, downsample_64_scaled, spline_map
-from app.core.regions import halves, region_signals, region_signals_from_luma
-from app.core.signal_types import dihedral_variant, is_region, region_variant
+from app.core.hashing import imaging, pdq
+from app.core.hashing.imaging import analyze_image_bytes, decode_picture
+from app.core.hashing.pdq_scaled import ScaledAxis, downsample_64_scaled, spline_map
+from app.core.hashing.regions import halves, region_signals, region_signals_from_luma
+from app.core.matching.signal_types import dihedral_variant, is_region, region_variant
+from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind
+from app.tools.bench_images import make_large_photos
 from tests.helpers import EXIF_STORED_AS
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
@@ -52,7 +52,8 @@ def _whole_and_dihedral(a: MediaAnalysis, data: bytes) -> tuple[list[str], int]:
     """The stored whole-picture PDQ with the reference's 7 dihedral hashes
     (``compute_dihedral``: the plain buffer's turns) computed by our PDQ from the same decode,
     and the quality. The analysis's own ``dih:*`` signals are query-only and hash each turned
-    picture as itself (app.core.pdq.pdq_transformed_from_luma), on purpose not the reference's."""
+    picture as itself (app.core.hashing.pdq.pdq_transformed_from_luma), on purpose not the
+    reference's."""
     plain = [s for s in a.signals if s.algorithm == Algorithm.PDQ and not s.variant]
     assert len(plain) == 1
     pic = decode_picture(data)

@@ -1,6 +1,6 @@
 """Half-picture hashes (region:*): a copy stamped with a large logo still matches.
 
-Real corpus videos; the figures printed are the ones quoted in app/core/regions.py."""
+Real corpus videos; the figures printed are the ones quoted in app/core/hashing/regions.py."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.core.domain import Algorithm, MediaAnalysis, MediaKind
-from app.core.hash_index import HashIndex, video_match_fraction
-from app.core.match_rules import MatchPolicy, find_match, index_signal
-from app.core.media import analyze_file
-from app.core.regions import REGIONS, region_signals
+from app.core.hashing.regions import REGIONS, region_signals
+from app.core.ingest.media import analyze_file
+from app.core.matching.hash_index import HashIndex, video_match_fraction
+from app.core.matching.match_rules import MatchPolicy, find_match, index_signal
+from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 VIDEOS = CORPUS / "videos"
@@ -177,7 +177,7 @@ def _stamp_logo(rgb: np.ndarray) -> np.ndarray:
 def test_logo_stamped_photo_matches_through_a_half(tmp_path):
     from PIL import Image
 
-    from app.core.pdq import hamming_hex
+    from app.core.hashing.pdq import hamming_hex
 
     orig_path = CORPUS / "pdq-images" / "bridge-mods__aaa-orig.jpg"
     orig = analyze_file(orig_path)

@@ -1,4 +1,4 @@
-"""Area reduction (app/core/resample.py) against OpenCV's INTER_AREA, an independent
+"""Area reduction (app/core/hashing/resample.py) against OpenCV's INTER_AREA, an independent
 implementation of the same averaging: at most one level apart (rounding) on uint8, and equal to
 float precision on float32 planes; on corpus photos and on noise, at integer and non-integer
 factors."""
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core.resample import area_reduce
+from app.core.hashing.resample import area_reduce
 
 cv2 = pytest.importorskip("cv2")
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from app.core.domain import Algorithm
-from app.core.hash_index import HashIndex
-from app.core.match_rules import MatchPolicy
-from app.core.signal_types import (
+from app.core.matching.hash_index import HashIndex
+from app.core.matching.match_rules import MatchPolicy
+from app.core.matching.signal_types import (
     SIGNAL_TYPES,
     by_exchange_name,
     is_dihedral,
@@ -15,6 +14,7 @@ from app.core.signal_types import (
     is_region,
     signal_type,
 )
+from app.core.model.domain import Algorithm
 
 
 def test_every_algorithm_has_one_entry():

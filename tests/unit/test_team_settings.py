@@ -7,9 +7,9 @@ import pytest
 from keyring.backend import KeyringBackend
 
 from app.cli import main
-from app.core.config import ConfigError, load_settings
-from app.core.match_rules import MatchPolicy
-from app.core.settings_file import keyring_account, settings_path
+from app.core.matching.match_rules import MatchPolicy
+from app.core.settings.config import ConfigError, load_settings
+from app.core.settings.settings_file import keyring_account, settings_path
 
 
 def _write(tmp_path, body: str):

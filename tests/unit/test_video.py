@@ -1,4 +1,5 @@
-"""app.core.video: vPDQ-compatible frame hashes against the ThreatExchange references, near-dup
+"""app.core.video.analysis: vPDQ-compatible frame hashes against the ThreatExchange references,
+near-dup
 matching between the corpus edits, bad input, and the keyframe strip."""
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.core.domain import Algorithm, MediaAnalysis, MediaKind
-from app.core.pdq import pdq_from_rgb
-from app.core.video import analyze_video, parse_vpdq_file
+from app.core.hashing.pdq import pdq_from_rgb
+from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind
+from app.core.video.analysis import analyze_video, parse_vpdq_file
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 VIDEOS = CORPUS / "videos"
@@ -363,7 +364,7 @@ def test_parallel_segments_give_the_sequential_result(monkeypatch, name, segment
     """Each later segment seeks (OpenCV: to a keyframe, then decodes forward) and must land on
     the very frame a sequential pass reaches: same hashes, timestamps, strip and duration.
     These H.264 files have B-frames (reordered) and a keyframe every 60 frames."""
-    from app.core import video
+    from app.core.video import analysis as video
 
     monkeypatch.setattr(video, "MIN_SEGMENT_SAMPLES", 2)  # the corpus clips are short
     path = VIDEOS / f"{name}.mp4"
@@ -380,7 +381,7 @@ def test_parallel_segments_of_a_truncated_file(monkeypatch, tmp_path, keep):
     """The header promises 23 samples; some of the data is not there. Every frame a sequential
     pass decodes, the segments decode alike; a later segment may recover more (it seeks past
     a broken packet that ends a sequential pass), never less."""
-    from app.core import video
+    from app.core.video import analysis as video
 
     monkeypatch.setattr(video, "MIN_SEGMENT_SAMPLES", 2)
     data = (VIDEOS / "chair-orig-22-sd-bar.mp4").read_bytes()
@@ -406,7 +407,7 @@ def test_keyframe_flags_that_lie_fall_back_to_a_full_decode(monkeypatch, caplog,
     there would give a damaged frame), the decoder's own verdict on that frame disagrees and
     the whole video is decoded again, every frame: the honest file's result. The lie is
     injected into the real demux pass of a real file."""
-    from app.core import video
+    from app.core.video import analysis as video
 
     monkeypatch.setattr(video, "MIN_SEGMENT_SAMPLES", 2)
     path = VIDEOS / "chair-orig-22-sd-bar.mp4"
@@ -423,7 +424,7 @@ def test_keyframe_flags_that_lie_fall_back_to_a_full_decode(monkeypatch, caplog,
         return replace(pk, keys=keys)
 
     monkeypatch.setattr(video, "_scan", lying_scan)
-    with caplog.at_level("INFO", logger="app.core.video"):
+    with caplog.at_level("INFO", logger="app.core.video.analysis"):
         lied_to = analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size, segments=segments)
     assert "decoding every frame" in caplog.text
     _same(lied_to, honest)
@@ -495,7 +496,7 @@ def test_selective_decode_gives_the_frames_of_a_full_decode(tmp_path, kind):
     independent decoder, counting frames); analysis hashes exactly those frames."""
     import av
 
-    from app.core.video import decode_samples
+    from app.core.video.analysis import decode_samples
 
     path = _clip(tmp_path, kind)
     with av.open(str(path)) as container:
@@ -538,7 +539,7 @@ def test_rotated_video_is_hashed_as_shown(tmp_path):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    from app.core.video import decode_samples
+    from app.core.video.analysis import decode_samples
 
     ours = decode_samples(path).samples
     reference = _opencv_every_frame(path, list(ours))
@@ -549,7 +550,7 @@ def test_rotated_video_is_hashed_as_shown(tmp_path):
 
 
 def test_segment_count_rules(monkeypatch):
-    from app.core import video
+    from app.core.video import analysis as video
 
     monkeypatch.setattr(video, "SEGMENTS", None)
     monkeypatch.setattr(video.os, "cpu_count", lambda: 8)

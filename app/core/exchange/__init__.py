@@ -12,7 +12,7 @@ One module per format, each with ``read(text) -> ParsedList`` and ``write(entrie
 ``vpdq``     the vPDQ reference's per-video frame lists (``frame,quality,hex,ts``)
 =========== ================================================================================
 
-Hash types are named through the signal-type registry (:mod:`app.core.signal_types`), never
+Hash types are named through the signal-type registry (:mod:`app.core.matching.signal_types`), never
 here. A bad line is reported with its number and the good ones still come through; a hash
 type Hashdesk cannot match is counted by name, not dropped silently. Hashes only: no format
 here carries media, and nothing fetches a URL. No Qt, no SQL.

@@ -7,8 +7,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from app.core.domain import Algorithm
-from app.core.signal_types import SIGNAL_TYPES
+from app.core.matching.signal_types import SIGNAL_TYPES
+from app.core.model.domain import Algorithm
 
 FORMATS = ("pytx", "pytx-csv", "tat", "tat-csv", "vics", "vpdq")
 

@@ -19,9 +19,9 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import TextIO
 
-from app.core.domain import Algorithm
 from app.core.exchange.entries import ExchangeEntry, ParsedList, check_hex
-from app.core.signal_types import SIGNAL_TYPES
+from app.core.matching.signal_types import SIGNAL_TYPES
+from app.core.model.domain import Algorithm
 
 FMT = "pytx"
 _HEX = re.compile(r"[0-9a-f]+")

@@ -22,7 +22,7 @@ from app.core.exchange.entries import (
     json_records,
     parse_time,
 )
-from app.core.signal_types import SIGNAL_TYPES, by_exchange_name
+from app.core.matching.signal_types import SIGNAL_TYPES, by_exchange_name
 
 FMT = "tat"
 FIELDS = (

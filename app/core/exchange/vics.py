@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any, TextIO
 
 from app.core.exchange.entries import ExchangeEntry, ParsedList, check_hex, json_records, parse_time
-from app.core.signal_types import SIGNAL_TYPES, by_exchange_name
+from app.core.matching.signal_types import SIGNAL_TYPES, by_exchange_name
 
 FMT = "vics"
 CONTEXT = "http://github.com/VICSDATAMODEL/ProjectVic/DataModels/2.0.xml/Default/$metadata#Media"

@@ -9,8 +9,8 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from app.core.domain import Algorithm
 from app.core.exchange.entries import ExchangeEntry, ExchangeError, ParsedList, check_hex
+from app.core.model.domain import Algorithm
 
 
 def read_text(text: str, video: str, out: ParsedList, where: str = "") -> None:

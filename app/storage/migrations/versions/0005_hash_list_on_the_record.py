@@ -17,7 +17,7 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("decisions") as batch:
-        # SHA-256 of the hash-list rows the decision added (app.core.chain.hash_rows_digest),
+        # SHA-256 of the hash-list rows the decision added (app.core.model.chain.hash_rows_digest),
         # covered by the chain hash: `audit verify` recomputes the active list from it.
         batch.add_column(sa.Column("hashes_digest", sa.String(length=64), nullable=True))
 

@@ -1,0 +1,115 @@
+"""Ingest analysis of one file: byte hashes, content sniffing, then the image or video path.
+
+Never raises for bad media: a file that cannot be decoded gives an UNREADABLE analysis with the
+reason, so the item stays visible and actionable. The format is decided by the content (magic
+bytes), never by the file name: a ``.jpg`` that holds a PNG is analysed as a PNG.
+
+The file is read once: the first chunk decides the route; an image is then read whole (its bytes
+are needed for decoding anyway) and hashed from memory, anything else is hashed in streamed
+chunks and, for video, handed to :mod:`app.core.video.analysis` with its path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+from app.core.hashing import imaging
+from app.core.model.domain import MediaAnalysis, MediaKind
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+#: A file that sniffs as an image but is bigger than this is not decoded (byte hashes only).
+MAX_IMAGE_FILE_BYTES = 512 << 20
+
+_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
+_EMPTY_MD5 = hashlib.md5(b"").hexdigest()
+
+
+def analyze_file(path: str | Path) -> MediaAnalysis:
+    """Hash and analyse one media file. Never raises: unreadable input -> UNREADABLE analysis."""
+    try:
+        return _analyze(Path(path))
+    except OSError as e:
+        # No content was hashed, so there is no content identity: sha256/md5 are "" and there
+        # are no signals (the caller reports the error rather than storing an item).
+        return MediaAnalysis(
+            sha256="",
+            md5="",
+            size=0,
+            kind=MediaKind.UNREADABLE,
+            error=f"cannot read file: {_os_why(e)}",
+        )
+
+
+def _os_why(e: OSError) -> str:
+    return e.strerror or str(e) or type(e).__name__
+
+
+def _analyze(path: Path) -> MediaAnalysis:
+    sha = hashlib.sha256()
+    md5 = hashlib.md5()
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(CHUNK)
+        if not head:
+            return imaging.unreadable(_EMPTY_SHA256, _EMPTY_MD5, 0, "empty file (0 bytes)")
+        sniffed = imaging.sniff(head[:64])
+        family, mime = sniffed if sniffed else (None, None)
+
+        if family == "image" and size <= MAX_IMAGE_FILE_BYTES:
+            data = head + f.read()
+            sha.update(data)
+            md5.update(data)
+            return _analyze_image(data, sha.hexdigest(), md5.hexdigest(), mime)
+
+        chunk = head
+        size = 0
+        while chunk:
+            sha.update(chunk)
+            md5.update(chunk)
+            size += len(chunk)
+            chunk = f.read(CHUNK)
+    sha256_hex, md5_hex = sha.hexdigest(), md5.hexdigest()
+
+    if family == "image":
+        return imaging.unreadable(
+            sha256_hex,
+            md5_hex,
+            size,
+            f"image file too large: {size} bytes (limit {MAX_IMAGE_FILE_BYTES})",
+            mime,
+        )
+    if family == "video":
+        try:
+            from app.core.video import analysis as video
+
+            return video.analyze_video(path, sha256_hex, md5_hex, size)
+        except Exception as e:  # the video path must not take ingest down either
+            log.warning("video analysis failed for %s: %r", path, e)
+            return imaging.unreadable(
+                sha256_hex, md5_hex, size, f"video analysis failed: {_describe(e)}", mime
+            )
+    return imaging.unreadable(
+        sha256_hex,
+        md5_hex,
+        size,
+        "not a supported image or video (content starts with "
+        f"{head[:4].hex(' ')}{' ...' if len(head) > 4 else ''})",
+    )
+
+
+def _analyze_image(data: bytes, sha256: str, md5: str, mime: str | None) -> MediaAnalysis:
+    try:
+        return imaging.analyze_image_bytes(data, sha256, md5, mime=mime)
+    except Exception as e:  # analyze_image_bytes already catches; this is the last guard
+        log.warning("image analysis failed: %r", e)
+        return imaging.unreadable(sha256, md5, len(data), _describe(e), mime)
+
+
+def _describe(e: BaseException) -> str:
+    msg = str(e).strip()
+    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__

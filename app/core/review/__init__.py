@@ -1,0 +1,1 @@
+"""The review screen's logic without Qt: previews and comfort settings, the presenter."""

@@ -1,0 +1,3 @@
+"""Configuration: ``Settings`` (environment over settings.toml over defaults) and the
+settings file with the keyring. The only way configuration enters.
+"""

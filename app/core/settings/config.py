@@ -1,0 +1,254 @@
+"""Workstation settings: where the database and the media root are, review defaults.
+
+Read from the environment (``HASHDESK_*``), over the settings file in the user config directory
+(app.core.settings.settings_file), over built-in defaults in the user's data directory. A PostgreSQL
+password comes from ``HASHDESK_DATABASE_PASSWORD`` or the OS keyring, never from the file.
+A bad value raises ConfigError with a message that names the variable and the value.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import platformdirs
+
+from app import APP_NAME
+from app.core.matching.match_rules import MatchPolicy
+from app.core.model.deadlines import DEFAULT_SOURCE_DEADLINES, DeadlineConfigError, source_deadlines
+from app.core.model.exposure import BreakPolicy
+from app.core.review.preview import BLUR_LEVELS, ComfortDefaults
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    media_root: Path
+    lease_seconds: int = 300
+    blur_radius: int = 24
+    match: MatchPolicy = field(default_factory=MatchPolicy)
+    #: A sighting's default deadline by source (HASHDESK_SOURCE_DEADLINES).
+    source_deadlines: dict[str, timedelta] = field(
+        default_factory=lambda: dict(DEFAULT_SOURCE_DEADLINES)
+    )
+    #: Share of manual confirms and rejects queued, blind, for a second moderator.
+    second_review_share: float = 0.05
+    #: TLS to a PostgreSQL server: libpq's sslmode, and the CA file to check its certificate.
+    database_sslmode: str | None = None
+    database_sslrootcert: Path | None = None
+    #: When to offer a break, and the soft daily limit of unblurred minutes
+    #: (app.core.model.exposure).
+    breaks: BreakPolicy = field(default_factory=BreakPolicy)
+    #: Minutes without a key or the mouse before a review window locks (0: never).
+    idle_lock_minutes: int = 5
+    #: The organisation's default for greyscale previews (a person may keep their own).
+    greyscale: bool = False
+    #: The hash list's index saved between runs (a million entries ready in a fraction of a
+    #: second): HASHDESK_INDEX_SNAPSHOT on/off, kept in HASHDESK_INDEX_SNAPSHOT_DIR (None:
+    #: next to a SQLite file; the data directory for PostgreSQL).
+    index_snapshot: bool = True
+    index_snapshot_dir: Path | None = None
+    #: A multi-index over large PDQ tables (HASHDESK_INDEX_MULTI on/off): an item's match ~8x
+    #: faster at 1M entries, 64 bytes an entry more memory (app.core.matching.hash_index).
+    index_multi: bool = True
+
+    @property
+    def comfort(self) -> ComfortDefaults:
+        """The organisation's comfort defaults: greyscale, and the blur level ``blur`` maps to
+        (0-19 the weakest, 20-39 the middle, 40-100 the strongest)."""
+        return ComfortDefaults(
+            greyscale=self.greyscale, blur_level=min(self.blur_radius // 20, len(BLUR_LEVELS) - 1)
+        )
+
+    @property
+    def team_sign_in(self) -> bool:
+        """PostgreSQL with no user name in the URL: people sign in as themselves."""
+        if not self.database_url.startswith("postgresql"):
+            return False
+        rest = self.database_url.split("://", 1)[1]
+        return "@" not in rest.split("/", 1)[0]
+
+    @property
+    def connect_args(self) -> dict[str, str]:
+        """What the database driver is given besides the URL (TLS)."""
+        args: dict[str, str] = {}
+        if self.database_sslmode:
+            args["sslmode"] = self.database_sslmode
+        if self.database_sslrootcert:
+            args["sslrootcert"] = str(self.database_sslrootcert)
+        return args
+
+    @property
+    def database_label(self) -> str:
+        """Where the database is, without any password, for the status bar and logs."""
+        return redact_url(self.database_url)
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def default_database_url(base: Path | None = None) -> str:
+    base = base or data_dir()
+    return f"sqlite:///{(base / 'hashdesk.sqlite3').as_posix()}"
+
+
+def redact_url(url: str) -> str:
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}" if user else f"{scheme}://{host}"
+
+
+def _int_env(env: dict[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}={raw!r} is out of range: use {lo} to {hi}")
+    return value
+
+
+def _choice_env(env: dict[str, str], name: str, choices: dict[str, bool], default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = choices.get(raw.strip().lower())
+    if value is None:
+        raise ConfigError(f"{name}={raw!r} is not one of: {', '.join(choices)}")
+    return value
+
+
+def match_policy(env: dict[str, str]) -> MatchPolicy:
+    """How ingest decides that an item is known content (docs/ARCHITECTURE.md, "Hashing and
+    matching")."""
+    return MatchPolicy(
+        pdq_threshold=_int_env(env, "HASHDESK_PDQ_THRESHOLD", MatchPolicy.pdq_threshold, 0, 64),
+        phash_threshold=_int_env(
+            env, "HASHDESK_PHASH_THRESHOLD", MatchPolicy.phash_threshold, 0, 24
+        ),
+        min_quality=_int_env(env, "HASHDESK_MIN_QUALITY", 50, 0, 100),
+        video_fraction=_int_env(env, "HASHDESK_VIDEO_MATCH_PERCENT", 80, 1, 100) / 100.0,
+        auto_resolve=_choice_env(
+            env, "HASHDESK_KNOWN_CONTENT", {"resolve": True, "queue": False}, True
+        ),
+        use_regions=_choice_env(env, "HASHDESK_MATCH_HALVES", {"on": True, "off": False}, True),
+        flood_per_hour=_int_env(
+            env, "HASHDESK_FLOOD_GUARD_PER_HOUR", MatchPolicy.flood_per_hour, 0, 1_000_000
+        ),
+    )
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    from app.core.settings.settings_file import (
+        SettingsFileError,
+        password_for,
+        read_settings_file,
+        settings_path,
+        with_password,
+    )
+
+    env = dict(os.environ if env is None else env)
+    try:
+        from_file = read_settings_file(settings_path(env))
+    except SettingsFileError as exc:
+        raise ConfigError(str(exc)) from None
+    env = {**from_file, **{k: v for k, v in env.items() if v.strip() or k not in from_file}}
+    url = env.get("HASHDESK_DATABASE_URL", "").strip() or default_database_url()
+    if not url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
+        raise ConfigError(
+            f"HASHDESK_DATABASE_URL={redact_url(url)!r} is not supported: use "
+            "sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        )
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if (
+        url.startswith("postgresql")
+        and "@" in url
+        and ":" not in url.split("://", 1)[1].split("@")[0]
+    ):
+        password = password_for(url, env)
+        if password:
+            url = with_password(url, password)
+    media = env.get("HASHDESK_MEDIA_ROOT", "").strip()
+    media_root = Path(media).expanduser() if media else data_dir() / "media"
+    if media_root.exists() and not media_root.is_dir():
+        raise ConfigError(f"HASHDESK_MEDIA_ROOT={media!r} exists and is not a folder")
+    return Settings(
+        database_url=url,
+        media_root=media_root,
+        lease_seconds=_int_env(env, "HASHDESK_LEASE_SECONDS", 300, 10, 86400),
+        blur_radius=_int_env(env, "HASHDESK_BLUR", 24, 0, 100),
+        match=match_policy(env),
+        source_deadlines=_source_deadlines(env),
+        second_review_share=_int_env(env, "HASHDESK_SECOND_REVIEW_PERCENT", 5, 0, 100) / 100.0,
+        database_sslmode=_sslmode(env),
+        database_sslrootcert=_sslrootcert(env),
+        breaks=break_policy(env),
+        idle_lock_minutes=_int_env(env, "HASHDESK_IDLE_LOCK_MINUTES", 5, 0, 24 * 60),
+        greyscale=_choice_env(env, "HASHDESK_GREYSCALE", {"on": True, "off": False}, False),
+        index_snapshot=_choice_env(
+            env, "HASHDESK_INDEX_SNAPSHOT", {"on": True, "off": False}, True
+        ),
+        index_multi=_choice_env(env, "HASHDESK_INDEX_MULTI", {"on": True, "off": False}, True),
+        index_snapshot_dir=(
+            Path(env["HASHDESK_INDEX_SNAPSHOT_DIR"].strip()).expanduser()
+            if env.get("HASHDESK_INDEX_SNAPSHOT_DIR", "").strip()
+            else None
+        ),
+    )
+
+
+def break_policy(env: dict[str, str]) -> BreakPolicy:
+    """When to offer a break (0 turns a rule off); defaults in app.core.model.exposure."""
+    d = BreakPolicy()
+    return BreakPolicy(
+        review_minutes=_int_env(env, "HASHDESK_BREAK_AFTER_MINUTES", d.review_minutes, 0, 1440),
+        reveals=_int_env(env, "HASHDESK_BREAK_AFTER_REVEALS", d.reveals, 0, 100_000),
+        graphic_items=_int_env(env, "HASHDESK_BREAK_AFTER_ITEMS", d.graphic_items, 0, 100_000),
+        daily_limit_minutes=_int_env(
+            env, "HASHDESK_DAILY_EXPOSURE_MINUTES", d.daily_limit_minutes, 0, 1440
+        ),
+    )
+
+
+SSLMODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+
+
+def _sslmode(env: dict[str, str]) -> str | None:
+    raw = env.get("HASHDESK_DATABASE_SSLMODE", "").strip()
+    if not raw:
+        return None
+    if raw not in SSLMODES:
+        raise ConfigError(f"HASHDESK_DATABASE_SSLMODE={raw!r} is not one of: {', '.join(SSLMODES)}")
+    return raw
+
+
+def _sslrootcert(env: dict[str, str]) -> Path | None:
+    raw = env.get("HASHDESK_DATABASE_SSLROOTCERT", "").strip()
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise ConfigError(f"HASHDESK_DATABASE_SSLROOTCERT={raw!r} is not a file")
+    return path
+
+
+def _source_deadlines(env: dict[str, str]) -> dict[str, timedelta]:
+    try:
+        return source_deadlines(env)
+    except DeadlineConfigError as exc:
+        raw = env.get("HASHDESK_SOURCE_DEADLINES", "")
+        raise ConfigError(f"HASHDESK_SOURCE_DEADLINES={raw!r}: {exc}") from None
