@@ -224,13 +224,11 @@ class HashListService:
             now = utcnow()
             row = s.scalar(select(HashList).where(HashList.name == list_name).with_for_update())
             if row is None:
-                row = HashList(
-                    name=list_name, policy=ListPolicy.QUEUE.value, allow=False, created_at=now
-                )
+                row = HashList(name=list_name, policy=ListPolicy.QUEUE, allow=False, created_at=now)
                 s.add(row)
             before = {"policy": row.policy, "pdq_threshold": row.pdq_threshold, "allow": row.allow}
             if policy is not None:
-                row.policy = policy.value
+                row.policy = policy
             if pdq_threshold is not None or clear_threshold:
                 row.pdq_threshold = pdq_threshold
             if allow is not None:
@@ -392,8 +390,8 @@ class HashListService:
                     "retracted" if r.retracted_at else "disabled" if r.disabled_at else "active",
                     r.retraction_reason if r.retracted_at else r.disabled_reason,
                     r.flood_guarded_at is not None,
-                    votes.get((r.id, FeedbackVerdict.AGREE.value), 0),
-                    votes.get((r.id, FeedbackVerdict.DISAGREE.value), 0),
+                    votes.get((r.id, FeedbackVerdict.AGREE), 0),
+                    votes.get((r.id, FeedbackVerdict.DISAGREE), 0),
                 )
                 for r in rows
             )

@@ -179,7 +179,7 @@ class IngestRecorder:
                 item = Item(
                     sha256=a.sha256,
                     md5=a.md5,
-                    kind=a.kind.value,
+                    kind=a.kind,
                     mime=a.mime,
                     size=a.size,
                     width=a.width,
@@ -188,7 +188,7 @@ class IngestRecorder:
                     content_key=content_key,
                     preview_key=preview_key,
                     preview_frames=a.preview_frames,
-                    status=(ItemStatus.UNREADABLE if unreadable else ItemStatus.QUEUED).value,
+                    status=ItemStatus.UNREADABLE if unreadable else ItemStatus.QUEUED,
                     priority=0,
                     deadline=sighting.deadline,
                     error=a.error,
@@ -267,7 +267,7 @@ class IngestRecorder:
         if not resolve:
             item.match_note = f"known match: {note}"
             return "new"
-        item.status = ItemStatus.AUTO_MATCHED.value
+        item.status = ItemStatus.AUTO_MATCHED
         item.match_note = note
         append_decision(
             s,

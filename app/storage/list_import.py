@@ -92,7 +92,7 @@ def _the_list(s: Session, name: str, settings: ListSettings, now: datetime) -> H
         row = HashList(
             name=name,
             source=settings.source,
-            policy=(settings.policy or ListPolicy.QUEUE).value,
+            policy=settings.policy or ListPolicy.QUEUE,
             pdq_threshold=settings.pdq_threshold,
             allow=bool(settings.allow),
             created_at=now,

@@ -131,7 +131,7 @@ class UserService:
         user = User(
             username=username,
             display_name=display,
-            role=role.value,
+            role=role,
             password_hash=pw_hash,
             active=True,
         )
@@ -146,11 +146,11 @@ class UserService:
             u = self._existing(s, username, lock=not self._server_enforced())
             if actor is not None and u.id == actor.id and not active:
                 raise UserError("you cannot disable your own account")
-            if not active and u.role == Role.ADMIN.value and u.active:
+            if not active and u.role == Role.ADMIN and u.active:
                 admins = s.scalar(
                     select(func.count())
                     .select_from(User)
-                    .where(User.role == Role.ADMIN.value, User.active.is_(True))
+                    .where(User.role == Role.ADMIN, User.active.is_(True))
                 )
                 if (admins or 0) <= 1:
                     raise UserError(f"{username} is the last active admin: add another first")

@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from app.core.model.domain import DecisionMethod, Verdict, utcnow
+from app.core.model.queues import Queue
 
 #: Verdicts that end a moderator's work on an item and that undo can take back.
 UNDOABLE = (Verdict.CONFIRM, Verdict.REJECT, Verdict.SKIP, Verdict.ESCALATE)
 #: Verdicts that decide what an item is (an overturn also does: see ``outcome_of``).
-DECIDING = (Verdict.CONFIRM.value, Verdict.REJECT.value)
+DECIDING = (Verdict.CONFIRM, Verdict.REJECT)
 #: The queues a reviewer can work: moderators' review, leads' escalations, blind second review.
-QUEUES = ("review", "escalations", "second_review")
+QUEUES: tuple[Queue, ...] = tuple(Queue)
 
 
 class ReviewError(RuntimeError):
