@@ -188,17 +188,6 @@ def clear_claim(item: Item) -> None:
     item.lease_expires_at = None
 
 
-def held_items(s: Session, user_id: int, item_ids: list[int], status: str) -> list[Item]:
-    """Those of ``item_ids`` that ``user_id`` holds a claim on, in ``status``."""
-    return list(
-        s.scalars(
-            select(Item).where(
-                Item.id.in_(item_ids), Item.claimed_by == user_id, Item.status == status
-            )
-        )
-    )
-
-
 def lock_item(s: Session, item_id: int) -> Item | None:
     return s.scalar(select(Item).where(Item.id == item_id).with_for_update())
 
