@@ -139,3 +139,35 @@ def test_an_unknown_queue_is_refused_by_name(db):
         review.claim_next(1, queue="inbox")
     with pytest.raises(ReviewError, match="unknown queue"):
         review.counts(1, "inbox")
+
+
+@pytest.mark.parametrize("queue", list(Queue))
+def test_a_row_another_workstation_is_claiming_is_skipped_not_waited_for(
+    db, store, tmp_path, queue
+):
+    """PostgreSQL: FOR UPDATE SKIP LOCKED. While one transaction holds the queue's first row,
+    another workstation's claim takes the next one at once (without SKIP LOCKED it would wait
+    for the lock: the lock timeout below turns that wait into a failure, not a hang)."""
+    if db.dialect != "postgresql":
+        pytest.skip("row locks: PostgreSQL only (SQLite serialises writers at BEGIN)")
+    from sqlalchemy import select
+
+    from app.storage.db import open_database
+
+    _review, one, _two = _fill(queue, db, store, tmp_path)
+    url = db.engine.url
+    options = f"{url.query.get('options', '')} -clock_timeout=3000".strip()
+    other_db = open_database(
+        url.update_query_dict({"options": options}).render_as_string(hide_password=False),
+        upgrade=False,
+    )
+    model = SecondReview if queue is Queue.SECOND_REVIEW else Item
+    key = SecondReview.item_id if queue is Queue.SECOND_REVIEW else Item.id
+    try:
+        with db.session() as s:
+            first_row = s.scalars(select(model).order_by(model.id).limit(1).with_for_update())
+            locked = s.scalar(select(key).where(model.id == first_row.one().id))
+            got = ReviewService(other_db, lease_seconds=60).claim_next(one.id, queue=queue)
+            assert got is not None and got.id != locked
+    finally:
+        other_db.dispose()
