@@ -171,4 +171,7 @@ def open_database(
     except SQLAlchemyError as exc:
         engine.dispose()
         raise DatabaseError(f"database error at {redact_url(url)}: {exc}") from None
+    except DatabaseError:  # a migration's refusal, or a schema newer than this Hashdesk
+        engine.dispose()
+        raise
     return db
