@@ -92,14 +92,14 @@ def describe(exc: BaseException) -> str:
         return text or type(exc).__name__
     found = _foreign(exc)
     if found is not None:
-        return found.line
+        return first_line(found.line)
     strerror = getattr(exc, "strerror", None)
     if isinstance(strerror, str) and strerror.strip():
         return first_line(strerror)
     text = first_line(str(exc))
     if isinstance(exc, OSError) and text:  # Pillow's "broken data stream ...": a sentence
         return text
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return first_line(f"{type(exc).__name__}: {text}") if text else type(exc).__name__
 
 
 def is_transient(exc: BaseException) -> bool:

@@ -264,7 +264,8 @@ class DecisionJournal:
                 self._conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
                 self._conn.execute("VACUUM")
             else:
-                self._conn.execute("PRAGMA incremental_vacuum").fetchall()
+                # executescript steps the pragma to the end (one step frees one page only)
+                self._conn.executescript("PRAGMA incremental_vacuum;")
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
 
 
@@ -293,6 +294,8 @@ class JournalSync:
     thread at a time (the workstation's serial writer, or a script's loop)."""
 
     PRUNE_EVERY = 600.0  # seconds between two prunings of landed entries (the first: at once)
+    keep_landed_days = KEEP_LANDED_DAYS
+    keep_landed_max = KEEP_LANDED_MAX
 
     def __init__(
         self,
@@ -378,7 +381,7 @@ class JournalSync:
             return
         self._pruned_at = now
         try:
-            report.pruned = self.journal.prune_landed()
+            report.pruned = self.journal.prune_landed(self.keep_landed_days, self.keep_landed_max)
         except sqlite3.Error:  # housekeeping: never fails the sync that landed the work
             log.exception("pruning the journal failed")
 
