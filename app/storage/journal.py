@@ -113,7 +113,7 @@ MAX_FAULTS = 3  # unexpected failures of one entry before it is refused as an in
 
 # Landed entries kept: for two days (what became of yesterday's decision can still be read
 # here, beside the shared record), and never more than this many (a long shift makes a few
-# thousand decisions and exposure moments; 5,000 landed rows are about 2 MB). Nothing needs
+# thousand decisions and exposure moments; 5,000 landed rows are about 2.7 MB). Nothing needs
 # them for idempotence: the shared database dedups every write by its UUID, and a landed
 # entry is never replayed. Refused entries are never pruned: they are the only copy of a
 # decision that did not land.
@@ -241,7 +241,8 @@ class DecisionJournal:
     ) -> int:
         """Drop landed entries that landed more than ``older_than_days`` ago, and the oldest
         beyond the newest ``keep_at_most``; then give the space back (``compact``). Pending
-        and refused entries are never touched. Returns how many went."""
+        and refused entries are never touched (why these limits: ``KEEP_LANDED_DAYS``). Returns
+        how many went."""
         cutoff = (utcnow() - timedelta(days=older_than_days)).isoformat(timespec="microseconds")
         with self._lock:
             gone = self._conn.execute(
