@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 
+from app.core.errors import Refusal
 from app.core.exchange import FORMATS, ExchangeEntry, ExchangeError, read_file, write_file
 from app.core.matching.hash_lists import (
     LOCAL_LIST,
@@ -44,7 +45,7 @@ from app.storage.permissions import authorize, authorize_or_system
 PAGE_SIZE = 200
 
 
-class HashListError(ValueError):
+class HashListError(Refusal, ValueError):
     pass
 
 

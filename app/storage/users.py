@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from app.core.errors import Refusal
 from app.core.model.domain import Role, UserInfo, utcnow
 from app.core.model.roles import Permission, PermissionDenied
 from app.core.model.security import hash_password, verify_password
@@ -23,7 +24,7 @@ MAX_FAILED_LOGINS = 5
 FAILED_LOGIN_WINDOW = timedelta(minutes=10)
 
 
-class UserError(ValueError):
+class UserError(Refusal, ValueError):
     pass
 
 

@@ -9,6 +9,7 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from app.core.errors import Refusal
 from app.core.model.domain import DecisionMethod, Verdict, utcnow
 from app.core.model.queues import Queue
 
@@ -20,11 +21,11 @@ DECIDING = (Verdict.CONFIRM, Verdict.REJECT)
 QUEUES: tuple[Queue, ...] = tuple(Queue)
 
 
-class ReviewError(RuntimeError):
+class ReviewError(Refusal, RuntimeError):
     """A decision or claim that cannot be made as asked (explained in one line)."""
 
 
-class LeadError(RuntimeError):
+class LeadError(Refusal, RuntimeError):
     """A lead's operation that cannot be made as asked (explained in one line)."""
 
 

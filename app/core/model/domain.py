@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from app.core.errors import Refusal
+
 
 class MediaKind(StrEnum):
     IMAGE = "image"
@@ -116,7 +118,7 @@ class MediaAnalysis:
     error: str | None = None
 
 
-class UnreadableMedia(Exception):
+class UnreadableMedia(Refusal):
     """Raised by decoders with a short human-readable reason ("truncated JPEG", ...)."""
 
 

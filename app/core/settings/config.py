@@ -16,6 +16,7 @@ from pathlib import Path
 import platformdirs
 
 from app import APP_NAME
+from app.core.errors import Refusal
 from app.core.matching.match_rules import MatchPolicy
 from app.core.model.deadlines import DEFAULT_SOURCE_DEADLINES, DeadlineConfigError, source_deadlines
 from app.core.model.exposure import BreakPolicy
@@ -23,7 +24,7 @@ from app.core.model.queues import DEFAULT_LEASE_SECONDS
 from app.core.review.preview import BLUR_LEVELS, ComfortDefaults
 
 
-class ConfigError(ValueError):
+class ConfigError(Refusal, ValueError):
     pass
 
 

@@ -43,6 +43,7 @@ from urllib.parse import quote, urlsplit
 import platformdirs
 
 from app import APP_NAME
+from app.core.errors import Refusal
 
 KEYRING_SERVICE = "hashdesk"
 # settings.toml key -> the environment variable it stands in for
@@ -74,7 +75,7 @@ FILE_KEYS = {
 }
 
 
-class SettingsFileError(ValueError):
+class SettingsFileError(Refusal, ValueError):
     pass
 
 
