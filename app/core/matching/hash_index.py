@@ -81,9 +81,7 @@ from __future__ import annotations
 
 import json
 import re
-import statistics
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -97,15 +95,15 @@ from app.core.model.domain import Algorithm
 
 __all__ = [
     "NO_REF",
+    "VIDEO_FRAMES",
     "HashIndex",
     "Match",
     "VideoMatch",
-    "bench_match",
-    "bench_multi_index",
     "best_video_matches",
     "hex_block_to_words",
     "hex_to_words",
     "video_match_fraction",
+    "video_matches",
 ]
 
 NO_REF = np.iinfo(np.int64).min  # stored in place of ``ref=None``
@@ -115,19 +113,24 @@ AUTO_BUILD_SCANS = 256
 _CHUNK = 1 << 15
 _INITIAL_CAPACITY = 1024
 
-# Bit tables: key -> number of 64-bit words.
-_B256 = "b256"
-_B64 = "b64"
-# Which table holds each hash type, and its length: from the signal-type registry.
+# Every table comes from the signal-type registry: which table holds each hash type, its
+# length, bit tables (near types: table -> number of 64-bit words) and exact ones.
 _TABLE_OF = {alg: t.index_table for alg, t in SIGNAL_TYPES.items()}
-_WORDS = {_B256: 4, _B64: 1}
+_WORDS = {t.index_table: t.bits // 64 for t in SIGNAL_TYPES.values() if t.near}
+_EXACT_TABLES = tuple(dict.fromkeys(t.index_table for t in SIGNAL_TYPES.values() if not t.near))
 _HEX_LEN = {alg: t.hex_len for alg, t in SIGNAL_TYPES.items()}
 _BIT_ALGS = tuple(alg for alg, t in SIGNAL_TYPES.items() if t.near)  # code = position
 _ALG_CODE = {alg: i for i, alg in enumerate(_BIT_ALGS)}
+_EXACT_ALGS = tuple(alg for alg, t in SIGNAL_TYPES.items() if not t.near)
+# A video's frame hashes: counted per ref (the video rule's target side).
+_FRAME_ALGS = frozenset(alg for alg, t in SIGNAL_TYPES.items() if t.video_frames)
+_FRAME_CODES = [_ALG_CODE[a] for a in _FRAME_ALGS if a in _ALG_CODE]
+#: What a video's frames are searched as (:func:`best_video_matches`).
+VIDEO_FRAMES = next(alg for alg in SIGNAL_TYPES if alg in _FRAME_ALGS)
 # What a dump's algorithm codes and tables mean: a dump is only read back by the same layout.
 _LAYOUT = np.array(
     [f"{a.value}:{_TABLE_OF[a]}" for a in _BIT_ALGS]
-    + [f"{a.value}:{_TABLE_OF[a]}" for a in Algorithm if a not in _ALG_CODE],
+    + [f"{a.value}:{_TABLE_OF[a]}" for a in _EXACT_ALGS],
     dtype=np.str_,
 )
 
@@ -154,7 +157,7 @@ def _popcount(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 # hex helpers
 
 
-_ALG_LOOKUP: dict[str, Algorithm] = {a.value: a for a in Algorithm}
+_ALG_LOOKUP: dict[str, Algorithm] = {a.value: a for a in SIGNAL_TYPES}
 
 
 def _algorithm(algorithm: str) -> Algorithm:
@@ -291,6 +294,7 @@ def _scan_many(
 # ---------------------------------------------------------------------------------------------
 # multi-index hashing (256-bit table)
 
+_MIH_WORDS = 4  # the multi-index is over 256-bit tables
 _MIH_BLOCKS = 16  # substrings of 16 bits: word k holds blocks 4k .. 4k+3, high bits first
 _MIH_SHIFTS = np.array([48, 32, 16, 0], np.uint64)
 #: Below this many rows the scan is as fast as the probes (about 0.1 ms a query).
@@ -462,7 +466,7 @@ class _BitTable:
         """Whether a (new) multi-index would pay: a 256-bit table of ``min_rows`` rows or more
         whose rows past the current multi-index (scanned by every query) have grown past
         1/16 of it."""
-        if self.words != 4 or self.n < min_rows:
+        if self.words != _MIH_WORDS or self.n < min_rows:
             return False
         built = self.mih.n if self.mih is not None else 0
         return self.n - built > max(min_rows // 4, built // 16)
@@ -526,6 +530,10 @@ class _BitTable:
         self.n = m
 
 
+def _new_bit_tables() -> dict[str, _BitTable]:
+    return {key: _BitTable(words) for key, words in _WORDS.items()}
+
+
 class _Snapshot(NamedTuple):
     cols: np.ndarray
     ids: np.ndarray
@@ -548,8 +556,9 @@ class HashIndex:
 
     def __init__(self, compact_min_dead: int = 1024, mih_min_rows: int = MIH_MIN_ROWS) -> None:
         self._lock = threading.Lock()
-        self._bits: dict[str, _BitTable] = {_B256: _BitTable(4), _B64: _BitTable(1)}
-        self._exact: dict[str, dict[str, dict[int, int | None]]] = {"md5": {}, "sha256": {}}
+        self._bits: dict[str, _BitTable] = _new_bit_tables()
+        # exact table -> value -> {entry_id: ref}
+        self._exact: dict[str, dict[str, dict[int, int | None]]] = {k: {} for k in _EXACT_TABLES}
         # entry_id -> (algorithm, value) for the exact tables (the bit tables find their own).
         self._exact_where: dict[int, tuple[Algorithm, str]] = {}
         self._frame_count: Counter[int] = Counter()  # ref -> live pdq_frame entries
@@ -562,8 +571,8 @@ class HashIndex:
         """Empty the index, every space with it (a snapshot that turned out wrong, before the
         list is loaded again). Searches already running finish on what they snapshotted."""
         with self._lock:
-            self._bits = {_B256: _BitTable(4), _B64: _BitTable(1)}
-            self._exact = {"md5": {}, "sha256": {}}
+            self._bits = _new_bit_tables()
+            self._exact = {k: {} for k in _EXACT_TABLES}
             self._exact_where = {}
             self._frame_count = Counter()
             self._spaces = {}
@@ -734,7 +743,7 @@ class HashIndex:
         else:
             t.where.update(zip(ids.tolist(), range(s, e), strict=True))
         t.n = e  # publish the rows last: a concurrent snapshot sees whole rows only
-        if alg is Algorithm.PDQ_FRAME:
+        if alg in _FRAME_ALGS:
             self._frame_count.update(r for r in refs.tolist() if r != NO_REF)
 
     def remove(self, entry_id: int) -> None:
@@ -758,7 +767,7 @@ class HashIndex:
         t.where.pop(int(t.ids[row]), None)
         t.alive[row] = False
         t.dead += 1
-        if _BIT_ALGS[int(t.algs[row])] is Algorithm.PDQ_FRAME:
+        if _BIT_ALGS[int(t.algs[row])] in _FRAME_ALGS:
             ref = int(t.refs[row])
             if ref != NO_REF:
                 self._frame_count[ref] -= 1
@@ -872,7 +881,7 @@ class HashIndex:
                     t.cols, t.ids, t.refs, t.algs = cols, ids, refs, algs
                     t.alive = np.ones(n, bool)
                     t.n = t.sorted_n = n
-                    frames = refs[(algs == _ALG_CODE[Algorithm.PDQ_FRAME]) & (refs != NO_REF)]
+                    frames = refs[np.isin(algs, _FRAME_CODES) & (refs != NO_REF)]
                     target._frame_count.update(frames.tolist())
             for alg, (ids, values, refs) in exact.items():
                 target.add_many(
@@ -991,7 +1000,9 @@ class HashIndex:
         that has none or has grown well past it; without it, searches scan (and build one
         themselves once they have scanned enough, see :data:`AUTO_BUILD_SCANS`). A million
         entries: about a second, on the calling thread; searches go on meanwhile."""
-        self._build_mih(_B256)
+        for key, words in _WORDS.items():
+            if words == _MIH_WORDS:
+                self._build_mih(key)
         with self._lock:
             spaces = list(self._spaces.values())
         for sub in spaces:
@@ -1057,7 +1068,7 @@ def _restore_plan(arrays: Mapping[str, np.ndarray]) -> list:
             bits[key] = (np.ascontiguousarray(cols), ids.copy(), refs.copy(), algs.copy())
             seen.append(ids)
         exact = {}
-        for alg in (a for a in Algorithm if a not in _ALG_CODE):
+        for alg in _EXACT_ALGS:
             key = _TABLE_OF[alg]
             ids = np.asarray(arrays[f"{i}.{key}.ids"])
             refs = np.asarray(arrays[f"{i}.{key}.refs"])
@@ -1143,7 +1154,20 @@ def best_video_matches(
     """
     if not frame_hexes:
         return []
-    results = index.search_many(Algorithm.PDQ_FRAME, frame_hexes, max_distance)
+    results = index.search_many(VIDEO_FRAMES, frame_hexes, max_distance)
+    return video_matches(index, results, min_fraction, min_target_fraction)
+
+
+def video_matches(
+    index: HashIndex,
+    results: Sequence[Sequence[Match]],
+    min_fraction: float = 0.8,
+    min_target_fraction: float = 0.0,
+) -> list[VideoMatch]:
+    """:func:`best_video_matches` from the frames' hits already found (one list per query
+    frame, as ``search_many`` gives them, in ``index``: the refs' frame counts are its own)."""
+    if not results:
+        return []
     hit_queries: dict[int, set[int]] = {}
     hit_frames: dict[int, set[int]] = {}
     best: dict[int, int] = {}
@@ -1152,11 +1176,11 @@ def best_video_matches(
             if m.ref is None:
                 continue
             hit_queries.setdefault(m.ref, set()).add(qi)
-            if m.algorithm is Algorithm.PDQ_FRAME:
+            if m.algorithm in _FRAME_ALGS:
                 hit_frames.setdefault(m.ref, set()).add(m.entry_id)
             if m.distance < best.get(m.ref, 1 << 30):
                 best[m.ref] = m.distance
-    nq = len(frame_hexes)
+    nq = len(results)
     out = []
     for ref, qset in hit_queries.items():
         fq = len(qset) / nq
@@ -1169,142 +1193,3 @@ def best_video_matches(
         out.append(VideoMatch(ref, fq, ft, len(qset), best[ref]))
     out.sort(key=lambda v: (-v.fraction_query, -(v.fraction_target or 0.0), v.ref))
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# benchmark
-
-
-def _flip_bits(value: int, n_bits: int, rng: np.random.Generator) -> int:
-    for b in rng.choice(256, size=n_bits, replace=False).tolist():
-        value ^= 1 << b
-    return value
-
-
-def bench_match(n_hashes: int, queries: int = 50, seed: int = 0) -> dict:
-    """Time one-item PDQ searches against ``n_hashes`` random hashes (threshold 31).
-
-    For each query a random hash is planted at distances 0, 5, 31 and 32; the search must find
-    the first three and not the fourth. Returns the figures (milliseconds unless named)."""
-    rng = np.random.default_rng(seed)
-    raw = rng.bytes(32 * n_hashes).hex()
-    values = [raw[i : i + 64] for i in range(0, len(raw), 64)]
-    del raw
-    rows: list[tuple[int, str, str, int | None]] = [(i, "pdq", v, i) for i, v in enumerate(values)]
-    planted: list[tuple[str, set[int], int]] = []  # (query hex, expected ids, id at 32)
-    next_id = n_hashes
-    for _ in range(queries):
-        q = int.from_bytes(rng.bytes(32), "big")
-        expected = set()
-        for dist in (0, 5, 31, 32):
-            v = format(_flip_bits(q, dist, rng), "064x")
-            rows.append((next_id, "pdq", v, next_id))
-            if dist <= 31:
-                expected.add(next_id)
-            else:
-                far = next_id
-            next_id += 1
-        planted.append((format(q, "064x"), expected, far))
-    index = HashIndex()
-    t0 = time.perf_counter()
-    index.add_many(rows)
-    load_s = time.perf_counter() - t0
-    del rows
-
-    times = []
-    found_all = True
-    for qhex, expected, far in planted:
-        t0 = time.perf_counter()
-        matches = index.search("pdq", qhex, 31)
-        times.append((time.perf_counter() - t0) * 1e3)
-        got = {m.entry_id for m in matches}
-        found_all &= expected <= got and far not in got
-    times.sort()
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-
-    frames = [p[0] for p in planted[:60]]
-    t0 = time.perf_counter()
-    index.search_many("pdq_frame", frames, 31)
-    many_ms = (time.perf_counter() - t0) * 1e3
-
-    sample = [int(v, 16) for v in values[: min(len(values), 20_000)]]
-    q = int(planted[0][0], 16)
-    t0 = time.perf_counter()
-    _ = [i for i, a in enumerate(sample) if bin(a ^ q).count("1") <= 31]
-    baseline_ms = (time.perf_counter() - t0) * 1e3 * (len(index) / max(1, len(sample)))
-    median = statistics.median(times)
-    return {
-        "n_hashes": len(index),
-        "queries": queries,
-        "load_s": round(load_s, 3),
-        "median_ms": round(median, 3),
-        "p95_ms": round(p95, 3),
-        "search_many_frames": len(frames),
-        "search_many_ms": round(many_ms, 2),
-        "baseline_python_ms": round(baseline_ms, 1),
-        "speedup": round(baseline_ms / median, 1) if median else None,
-        "planted_found": bool(found_all),
-        "popcount": "np.bitwise_count" if _HAS_BITWISE_COUNT else "byte lookup table",
-    }
-
-
-def bench_multi_index(n_hashes: int, queries: int = 16, repeats: int = 7, seed: int = 0) -> dict:
-    """``queries`` PDQ queries in one ``search_many`` (threshold 31) against ``n_hashes``
-    entries, by the scan and by the multi-index, on random hashes and on clustered ones (one
-    picture in 20 entries, each 0-12 bits from it, as a confirmed picture's frames, halves and
-    re-encodes make them), half of the queries near an entry. Median CPU milliseconds, the
-    candidates the multi-index checked a query, the build's seconds, and whether both found
-    the same matches."""
-    rng = np.random.default_rng(seed)
-    out: dict = {"n_hashes": n_hashes, "queries": queries}
-    for kind in ("random", "clustered"):
-        if kind == "random":
-            words = rng.integers(0, 2**64, size=(4, n_hashes), dtype=np.uint64)
-        else:
-            words = np.repeat(
-                rng.integers(0, 2**64, size=(4, -(-n_hashes // 20)), dtype=np.uint64), 20, axis=1
-            )[:, :n_hashes]
-            for _ in range(12):  # up to 12 bits each (a bit may flip back: 0-12 away)
-                rows = np.flatnonzero(rng.random(n_hashes) < 0.5)
-                bits = rng.integers(0, 256, size=rows.size)
-                words[bits // 64, rows] ^= np.uint64(1) << (bits % 64).astype(np.uint64)
-        index = HashIndex(mih_min_rows=1)  # built whatever the size, to compare
-        index.add_words("pdq", np.arange(1, n_hashes + 1), words, np.arange(n_hashes))
-        del words
-        q = rng.integers(0, 2**64, size=(4, queries), dtype=np.uint64)
-        near = rng.choice(n_hashes, queries // 2, replace=False)
-        t = index._bits[_B256]
-        q[:, : queries // 2] = t.cols[:, near] ^ np.uint64(0b101101)
-        qhex = ["".join(format(int(w), "016x") for w in q[:, i]) for i in range(queries)]
-        scan_ms, scanned = _timed_search(index, qhex, repeats)  # fewer than AUTO_BUILD_SCANS
-        c = time.process_time()
-        index.prepare()
-        build_s = time.process_time() - c
-        mih = t.mih
-        assert mih is not None
-        mih_ms, found = _timed_search(index, qhex, repeats)
-        _, crowded = mih.search(t.cols, q, 31, _block_radii(31) or [])
-        candidates = 0
-        for j in range(_MIH_BLOCKS):
-            keys = _blocks(q)[j].astype(np.int64)[:, None] ^ _FLIPS[1][None, :].astype(np.int64)
-            candidates += int((mih.offs[j][keys + 1] - mih.offs[j][keys]).astype(np.int64).sum())
-        out[kind] = {
-            "scan_cpu_ms": round(scan_ms, 2),
-            "mih_cpu_ms": round(mih_ms, 2),
-            "build_cpu_s": round(build_s, 2),
-            "candidates_per_query": candidates // queries,
-            "queries_scanned_instead": len(crowded),
-            "same_matches": found == scanned,
-            "matches": sum(len(m) for m in found),
-        }
-    return out
-
-
-def _timed_search(index: HashIndex, qhex: list[str], repeats: int) -> tuple[float, list]:
-    """Median CPU milliseconds of ``search_many(qhex)`` at threshold 31, and its result."""
-    cpu, got = [], []
-    for _ in range(repeats):
-        c = time.process_time()
-        got = index.search_many("pdq", qhex, 31)
-        cpu.append((time.process_time() - c) * 1e3)
-    return statistics.median(cpu), got
