@@ -1,80 +1,28 @@
 """In-memory matching of hashes against the hash list (no Qt, no SQL).
 
-``HashIndex`` holds the active hash-list entries in four tables:
+Contract:
 
-* one 256-bit table shared by ``pdq`` and ``pdq_frame`` (a frame of a confirmed video must
-  match a still image and vice versa),
-* one 64-bit table for ``phash``,
-* exact dict tables for ``md5`` and ``sha256``.
+* ``HashIndex`` holds entries ``(entry_id, algorithm, value, ref)``; an ``entry_id`` is unique
+  across the index and its spaces (adding it again replaces the entry). Each signal type lives
+  in the table its :class:`~app.core.matching.signal_types.SignalType` names
+  (``index_table``): near types in bit tables (PDQ and video-frame PDQ share one, so a
+  confirmed still matches a frame and back), exact types in dict tables.
+* ``search``/``search_many`` return every live entry within ``max_distance`` bits (inclusive;
+  exact types: equal), nearest first, ties by entry id; exact at any threshold (the
+  multi-index answers up to 47 bits, the scan the rest), whatever the table's size.
+* ``space(name)``: a sub-index (a list's, a half's); ``remove``, ``len`` and ``in`` reach every
+  space. ``dump``/``restore`` round-trip every live entry as plain arrays (the snapshot).
+* Thread safety: mutations hold a lock; a bit-table search scans a snapshot taken under it
+  (appends write past the snapshot, growth and compaction build new arrays), so a concurrent
+  retraction is either seen or not. The multi-index is built outside the lock and published
+  under it unless a compaction moved the rows meanwhile.
+* Memory: 50 bytes an entry of a bit table (no Python object per entry), 64 more for the
+  multi-index of a large 256-bit table (``HASHDESK_INDEX_MULTI=off`` to go without).
 
-A bit table is a ``(words, capacity)`` array of uint64, one contiguous row per 64-bit word
-("column-major": word ``k`` of every hash is contiguous), grown by doubling. Word 0 is the
-first 16 hex digits read as a big-endian integer, so ``int(hex, 16)`` and the words agree. A
-search scans the table in chunks of 32k hashes (so the temporaries stay in L2): XOR the query's
-first half of the words, popcount (``np.bitwise_count``, numpy >= 2.0; a byte lookup table
-otherwise), keep the rows whose partial distance is already <= max_distance (a lower bound of
-the full distance), then finish the other words only for those few rows. For PDQ at the usual
-threshold 31, two random hashes differ in ~64 of the first 128 bits (sd ~5.7), so the
-prefilter leaves essentially nothing to finish and the scan reads half of the table.
-
-Measured on the 2-core development VM (Xeon, Python 3.11, numpy 2.4; one PDQ query against
-1,000,000 random hashes, threshold 31; median / p95 ms):
-
-=======================================================  ==============
-uint64 (N, 4) row-wise ``bitwise_count(A ^ q).sum(1)``     29.0 /  30.5
-uint64 (4, N) column-wise, whole table at once              4.2 /   4.7
-uint64 (4, N) column-wise, 32k-row chunks                   3.3 /   3.4
-uint64 (4, N) 32k chunks + half-hash prefilter (chosen)     1.7 /   1.8
-  the same through ``HashIndex.search`` (``bench_match``)   1.9 /   2.0
-uint8 (N, 32) with a 256-entry lookup table                 126 /   154
-uint16 (16, N) column-wise, 65536-entry lookup table         46 /    46
-faiss-cpu 1.15 ``IndexBinaryFlat.range_search``, 1 thread   1.6 /   2.5
-faiss-cpu, 2 threads                                        1.6 /   1.7
-plain Python ``bin(a ^ b).count("1")`` (extrapolated)     ~1600
-=======================================================  ==============
-
-Memory: an entry of a bit table is 50 bytes (32 of words, 8 of entry id, 8 of ref, 2 of
-flags), with no Python object per entry: an entry's row is found by binary search over the rows
-added in id order (a bulk load, or any table after compaction, which sorts by id); only rows
-added out of order sit in a small dict until the next compaction. The dict of every entry
-this replaced cost ~100 bytes an entry more (a 1M-entry hash list: 587 bytes an entry
-resident, loaded row by row; 54-56 now, loaded through ``add_words``, see
-app/storage/hash_list_index.py).
-
-A large 256-bit table (``mih_min_rows``, 65,536 rows by default) also gets a multi-index
-(multi-index hashing, :class:`_MultiIndex`): for each of its 16 blocks of 16 bits, the rows
-sorted by that block. Two hashes within 31 bits have some block within 1 bit (pigeonhole: 16
-blocks x 2 > 31), so a query probes 17 values a block, ~270 in all, and checks the ~4,000 rows
-they hold at 1M random entries instead of scanning the million; any threshold up to 47 stays
-exact (radii per block chosen so that the radii + 1 sum past it), above that, and for a query
-whose buckets are crowded (near-duplicates), the scan answers. An item's 16 whole-picture PDQs
-against 1M entries: 2.4-2.8 ms of CPU instead of ~23 ms by the scan (random and clustered
-hashes alike); against 10M, 20 ms instead of 230 (``hashdesk bench --index``). Its price is
-memory: 64 bytes an entry (16 row numbers of 4 bytes) and 4 MB on top of the table's ~54, so a
-million entries take ~122 MB resident instead of ~54 MB (``HASHDESK_INDEX_MULTI=off`` for the
-latter).
-Nothing cheaper is exact at threshold 31: any multi-index over 2^b buckets a block costs at
-least b bits an entry a block, 256 bits in all. It is built by :meth:`HashIndex.prepare` (the
-hash-list watcher calls it after loading: 0.3 s of CPU at 1M, 7 s at 10M, searches scanning
-meanwhile) or by the searches themselves once they have scanned the table
-:data:`AUTO_BUILD_SCANS` times; rows added after it are scanned until the table has grown by a
-sixteenth, when the next ``prepare`` rebuilds it. :func:`bench_multi_index` compares the two
-on random and on clustered hashes (many near-duplicates, uneven buckets).
-
-Many queries (video frames) against 1M: 50-60 frames take 68-79 ms with ``search_many``
-(chunk-outer loop, ~1.3 ms a frame), 89 ms with faiss on one thread and 44 ms on two.
-``add_many`` of 1M PDQ rows from hex strings: 1.3-1.8 s; retracting 250k of them one by one,
-compaction included: 0.5 s. faiss is not worth the dependency: a single query is no faster,
-only multi-query search using both cores is (and ``search_many`` could split chunks over two
-threads the same way if that ever matters: numpy ufuncs release the GIL).
-
-Thread safety: every mutation runs under a lock. A bit-table search takes a snapshot (the
-arrays, the row count and the multi-index) under the lock and scans without it: appends only
-write rows past the snapshot's count, growth and compaction build new arrays, and a tombstone
-set concurrently is either seen or not (the removal happened "after" the search). Exact
-lookups hold the lock.
-A multi-index is built outside the lock from a snapshot (rows never change in place) and
-published under it unless a compaction moved the rows meanwhile; one build at a time.
+How it is built (column-major uint64 words, chunked XOR + popcount with a half-hash prefilter,
+multi-index hashing over 16 blocks of 16 bits) is told where it is done, below; the
+measurements behind those choices are in docs/PERFORMANCE.md, "Matching (hash index)", and
+the benchmarks in :mod:`app.tools.bench_index`.
 """
 
 from __future__ import annotations
@@ -216,6 +164,16 @@ def _hamming_hex(a: str, b: str) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # scanning
+#
+# A bit table is a ``(words, capacity)`` array of uint64, one contiguous row per 64-bit word
+# ("column-major": word ``k`` of every hash is contiguous), grown by doubling. Word 0 is the
+# first 16 hex digits read as a big-endian integer, so ``int(hex, 16)`` and the words agree. A
+# scan reads the table in chunks of 32k hashes (so the temporaries stay in L2): XOR the query's
+# first half of the words, popcount, keep the rows whose partial distance is already <= the
+# threshold (a lower bound of the full distance), then finish the other words only for those
+# few rows. For PDQ at threshold 31, two random hashes differ in ~64 of the first 128 bits
+# (sd ~5.7), so the prefilter leaves essentially nothing to finish and the scan reads half of
+# the table.
 
 
 def _scan_chunk(

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from app.core.matching.hash_index import HashIndex, Match, video_matches
 from app.core.matching.hash_lists import LOCAL_LIST, ListPolicy, ListRule
@@ -172,7 +173,7 @@ def find_known(
 def policy_for(rule: ListRule, policy: MatchPolicy) -> MatchPolicy:
     """``policy`` with the list's own threshold in place of the settings it replaces (each
     type says which: :meth:`SignalType.list_override`)."""
-    own: dict[str, int] = {}
+    own: dict[str, Any] = {}
     for t in SIGNAL_TYPES.values():
         own.update(t.list_override(rule.pdq_threshold))
     return replace(policy, **own) if own else policy

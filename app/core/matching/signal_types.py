@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from app.core.model.domain import Algorithm
 
@@ -222,7 +222,8 @@ def is_query_only(variant: str | None) -> bool:
 class _Policy(Protocol):
     """What a type reads of the match settings (``match_rules.MatchPolicy``)."""
 
-    min_quality: int
+    @property
+    def min_quality(self) -> int: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -345,7 +346,7 @@ SIGNAL_TYPES: dict[Algorithm, SignalType] = {}
 
 def signal_type(algorithm: Algorithm | str) -> SignalType:
     """The type of an algorithm (by member or stored name)."""
-    t = SIGNAL_TYPES.get(algorithm)  # type: ignore[call-overload]  # a StrEnum key finds its str
+    t = SIGNAL_TYPES.get(cast(Algorithm, algorithm))  # "pdq" finds Algorithm.PDQ (a StrEnum)
     if t is None:
         raise ValueError(f"unknown hash algorithm {algorithm!r}")
     return t
