@@ -24,6 +24,12 @@ Rules (docs/ARCHITECTURE.md, "Hashing and matching"):
   a half turned or mirrored (``dih:<code>:<half>``, query-only) with the half it lands on, so a
   mirrored and stamped copy matches too.
 
+How: each signal becomes a :class:`Query` (its type, its :class:`Variant`, the space it is
+looked up in and its threshold, all from its :class:`SignalType`), each query is looked up once
+(:func:`look_up`), and the rules read the list of (query, hits) pairs: exact hashes, then whole
+pictures and frame sets, then halves (each step looks up only its own queries, so an exact match
+costs no PDQ search).
+
 Lists (:mod:`app.core.matching.hash_lists`): ``local`` lives in the index's root, every other list
 in
 its own space, so :func:`find_known` applies each list's threshold and policy to its own
@@ -44,7 +50,7 @@ from app.core.matching.signal_types import SIGNAL_TYPES, SignalType, Variant, si
 from app.core.model.domain import Algorithm, MediaKind, Signal
 
 #: How many bits tighter than ``phash_threshold`` a rotated or mirrored pHash query must be.
-TURNED_PHASH_TIGHTER = 2
+TURNED_PHASH_TIGHTER = SIGNAL_TYPES[Algorithm.PHASH].turned_tighter
 
 
 @dataclass(frozen=True)
