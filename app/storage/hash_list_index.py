@@ -59,6 +59,7 @@ from app.core.matching.signal_types import (
     REGION_PREFIX,
     SIGNAL_TYPES,
     region_variant,
+    signal_type,
 )
 from app.core.model.domain import Algorithm, Signal
 from app.core.settings.config import redact_url
@@ -100,6 +101,7 @@ _REGION_CODES = {region_variant(r): i + 1 for i, r in enumerate(REGIONS)}  # 0: 
 _REGION_NAMES = ("", *_REGION_CODES)
 _EXACT = tuple(a.value for a, t in SIGNAL_TYPES.items() if not t.near)
 _GATED = tuple(a.value for a, t in SIGNAL_TYPES.items() if t.min_quality_applies)
+_FRAME_CODES = [i for i, a in enumerate(_ALGS) if signal_type(a).video_frames]
 
 
 def _joined(s: Session, column, sep: str):
@@ -190,7 +192,7 @@ def _add_batch(s, index, policy, row, names, videos) -> int:
     no_item = refs == 0
     refs[no_item] = np.where(spaces[no_item] // 8 == 0, NO_REF, -ids[no_item])
     # An imported video's frames (ref: the first frame's id) are read row by row.
-    spaces[no_item & (algs == _ALGS.index(Algorithm.PDQ_FRAME)) & (spaces // 8 > 0)] = -1
+    spaces[no_item & np.isin(algs, _FRAME_CODES) & (spaces // 8 > 0)] = -1
     order = np.argsort(ids, kind="stable")
     sorted_already = bool(np.all(order[1:] > order[:-1]))
     values = dict(zip(SIGNAL_TYPES, row[3:], strict=True))
@@ -238,7 +240,6 @@ def _add_rows_one_by_one(
     """The rows of ``ids`` read whole, each indexed by the rules of the module docstring."""
     h = HashListEntry
     batches: dict[tuple[str, str], list[tuple[int, str, str, int | None]]] = {}
-    frame = Algorithm.PDQ_FRAME.value
     for i in range(0, len(ids), 1000):
         rows = s.execute(
             select(
@@ -257,7 +258,7 @@ def _add_rows_one_by_one(
             ref = item_id
             if ref is None and list_name != LOCAL_LIST:
                 ref = -row_id
-                if algo == frame and external_id:
+                if signal_type(algo).video_frames and external_id:
                     ref = -videos.setdefault((list_name, external_id), row_id)
             key = (list_space(list_name), signal_space(sig) if sig is not None else "")
             batches.setdefault(key, []).append((row_id, algo, value, ref))

@@ -190,7 +190,7 @@ def print_bench_ingest() -> dict:
 
 
 def print_bench_match() -> None:
-    from app.core.matching.hash_index import bench_match
+    from app.tools.bench_index import bench_match
 
     for n in (100_000, 1_000_000):
         m = bench_match(n)
@@ -651,7 +651,7 @@ def bench_index(url: str | None = None, entries: int = 1_000_000, repeats: int =
         "snapshot_first_match_cpu_s": warm_cpu_s,
         "snapshot_used": restored,
     }
-    from app.core.matching.hash_index import bench_multi_index
+    from app.tools.bench_index import bench_multi_index
 
     # In memory, beside it: random and clustered hashes (uneven buckets), at most 1M.
     side = bench_multi_index(min(entries, 1_000_000))
