@@ -311,7 +311,7 @@ def _print_frame_pdq() -> None:
 
     clip = CORPUS_IMAGES.parent / "videos" / "doorknob-hd-no-bar.mp4"
     if clip.is_file():
-        from app.core.video.analysis import decode_samples
+        from app.core.video.decode import decode_samples
 
         rgb = next(iter(decode_samples(clip).samples.values()))
     else:
