@@ -24,7 +24,8 @@ from app.core.settings.config import Settings, data_dir, redact_url
 from app.paths import resource
 from app.storage.db import Database, DatabaseError, open_database
 from app.storage.exposure import ExposureService
-from app.storage.hash_list_index import HashListWatcher, snapshot_path
+from app.storage.hash_index_snapshot import snapshot_path
+from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.hash_lists import HashListService
 from app.storage.history_queries import HistoryService
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs

@@ -40,7 +40,8 @@ from app.core.model.domain import (
 )
 from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
-from app.storage.hash_list_index import EntryFacts, HashListWatcher, entry_for
+from app.storage.hash_list_index import EntryFacts, entry_for
+from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.models import HashListEntry, Item, Sighting, SignalRow
 from app.storage.record import append_decision
 

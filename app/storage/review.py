@@ -35,7 +35,7 @@ from app.core.model.domain import (
 )
 from app.core.model.queues import DEFAULT_LEASE_SECONDS, Queue
 from app.core.model.roles import Permission, allowed
-from app.core.video.analysis import SampledFrames
+from app.core.video.scrub import SampledFrames
 from app.storage import escalations, second_review, video_frames
 from app.storage.db import Database
 from app.storage.list_feedback import feedback_from_decision

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app.core.hashing.pdq import hamming_hex
 from app.core.model.domain import Algorithm, MediaKind
-from app.core.video.analysis import SampledFrames
+from app.core.video.scrub import SampledFrames
 from app.storage.db import Database
 from app.storage.models import HashListEntry, Item, SignalRow
 

@@ -311,7 +311,7 @@ def _print_frame_pdq() -> None:
 
     clip = CORPUS_IMAGES.parent / "videos" / "doorknob-hd-no-bar.mp4"
     if clip.is_file():
-        from app.core.video.analysis import decode_samples
+        from app.core.video.decode import decode_samples
 
         rgb = next(iter(decode_samples(clip).samples.values()))
     else:
@@ -422,7 +422,7 @@ def bench_list_import(url: str | None = None, lines: int = 1_000_000) -> dict:
     from app.core.matching.hash_index import HashIndex
     from app.core.model.domain import Role, UserInfo
     from app.core.settings.config import load_settings
-    from app.storage.hash_list_index import HashListWatcher
+    from app.storage.hash_list_watcher import HashListWatcher
     from app.storage.list_import import import_parsed
     from app.storage.users import UserService
 
@@ -512,7 +512,8 @@ def bench_index(url: str | None = None, entries: int = 1_000_000, repeats: int =
     from app.core.matching.match_rules import find_known
     from app.core.matching.signal_types import is_region
     from app.core.settings.config import load_settings
-    from app.storage.hash_list_index import HashListWatcher, release_freed_memory
+    from app.storage.hash_list_index import release_freed_memory
+    from app.storage.hash_list_watcher import HashListWatcher
     from app.storage.models import HashListEntry
     from app.tools.benchdata import fill_hash_list
 

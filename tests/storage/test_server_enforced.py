@@ -14,7 +14,7 @@ from app.core.model.domain import DecisionMethod, ItemStatus, Role, Verdict
 from app.core.model.history_types import HistoryFilter
 from app.core.model.roles import PermissionDenied
 from app.storage.audit import verify_chains
-from app.storage.hash_list_index import HashListWatcher
+from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.history_queries import HistoryService
 from app.storage.journal import DecisionJournal, JournalSync
 from app.storage.leads import LeadService

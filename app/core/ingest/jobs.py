@@ -187,9 +187,9 @@ def read_manifest(
 def _one_segment_per_video() -> None:
     """Pool workers decode each video in one pass: the pool already keeps every core busy with
     whole files, and a second decoding thread per worker would only contend with them."""
-    from app.core.video import analysis as video
+    from app.core.video import decode
 
-    video.SEGMENTS = 1
+    decode.SEGMENTS = 1
 
 
 def analyze_jobs(
