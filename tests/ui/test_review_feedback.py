@@ -59,7 +59,7 @@ def test_the_empty_message_agrees_with_the_count(qtbot, make_window, db, store, 
     qtbot.waitUntil(lambda: w.controller.current is None, timeout=10000)
     qtbot.waitUntil(lambda: w.status_left.text().startswith("1 left"), timeout=10000)
     message = w.preview._message
-    assert "empty" not in message and "1 item(s) left" in message
+    assert "empty" not in message and "the 1 item left is" in message
     # The other moderator decides it: now the queue is empty, and says so.
     w.ctx.review.decide(DecisionRequest(held.id, other.id, Verdict.REJECT))
     w.controller.refresh_counts()

@@ -129,7 +129,7 @@ def test_held_key_records_one_decision(qtbot, make_window, db):
 
 def test_double_press_within_dwell_records_one_decision(qtbot, make_window, db):
     w = make_window(db, n=3, dwell=30.0)
-    w.controller._shown_at -= 60  # the first item has been on screen long enough
+    w.presenter.guard.shown_at -= 60  # the first item has been on screen long enough
     press(qtbot, w, KEY.Key_N)
     press(qtbot, w, KEY.Key_N)  # lands on an item shown a moment ago: refused
     wait_saved(qtbot, w)
@@ -154,7 +154,7 @@ def test_preview_is_blurred_and_space_reveals(qtbot, make_window, db):
     assert w.preview.revealed
     revealed = _high_frequency_energy(w.preview)
     qtbot.keyRelease(w.preview, KEY.Key_Space)
-    assert not w.preview.revealed
+    qtbot.waitUntil(lambda: not w.preview.revealed, timeout=2000)  # after the hold's grace
     again = _high_frequency_energy(w.preview)
     print(f"high-frequency energy blurred={blurred:.2f} revealed={revealed:.2f}")
     assert blurred * 10 < revealed  # rendered pixels: far less fine detail when blurred
