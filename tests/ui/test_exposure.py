@@ -268,3 +268,49 @@ def test_the_lens_shows_the_picture_sharp_inside_and_blurred_outside(qtbot, make
         for dx in range(-20, 21, 5)
         for dy in range(-20, 21, 5)
     )
+
+
+def test_a_held_space_under_x11_auto_repeat_is_one_reveal(qtbot, make_window, db):
+    """Issue 25: X11 auto-repeat (660 ms, then 25/s) delivers a held Space as a press, then
+    release + press pairs that Qt mostly does not flag as repeats. It is one reveal of the
+    whole hold, the picture never blurs in between, and no break opens for "30 pictures"."""
+    clock = FakeClock()
+    policy = BreakPolicy(review_minutes=0, reveals=30, graphic_items=0, daily_limit_minutes=0)
+    w = make_window(db, clock=clock, breaks=policy, idle_lock_minutes=0)
+    item = w.controller.current.item
+    blurred_again = []
+    w.preview.revealed_changed.connect(lambda on: on or blurred_again.append(clock.now))
+    qtbot.keyPress(w.preview, KEY.Key_Space)
+    clock.advance(0.66)
+    for _ in range(29):
+        qtbot.keyRelease(w.preview, KEY.Key_Space)  # not flagged as an auto-repeat
+        qtbot.keyPress(w.preview, KEY.Key_Space)
+        clock.advance(0.04)
+    qtbot.keyRelease(w.preview, KEY.Key_Space)
+    qtbot.waitUntil(lambda: not w.preview.revealed, timeout=2000)
+    wait_saved(qtbot, w)
+    assert blurred_again == [clock.now]  # once, at the end: no flicker
+    ((uid, item_id, kind, seconds, _area),) = _rows(db)
+    assert (uid, item_id, kind) == (w.user.id, item.id, "reveal")
+    assert seconds == pytest.approx(0.66 + 29 * 0.04)
+    assert not w.on_break
+
+
+def test_unlocking_after_the_lock_passed_the_daily_limit_shows_the_limit(qtbot, make_window, db):
+    """Issue 25: the lock ended a reveal that passed the daily limit; unlocking used to count
+    as agreeing to go on (the limit screen came only after a restart)."""
+    clock = FakeClock()
+    policy = BreakPolicy(review_minutes=0, reveals=0, graphic_items=0, daily_limit_minutes=1)
+    w = make_window(db, clock=clock, breaks=policy, idle_lock_minutes=0)
+    qtbot.keyPress(w.preview, KEY.Key_Space)
+    clock.advance(65)
+    w.session_actions["lock"].trigger()  # Ctrl+L while the picture is unblurred
+    assert w.locked and not w.preview.revealed
+    qtbot.keyClicks(w.lock_screen.password, "correct horse battery")
+    qtbot.keyClick(w.lock_screen.password, KEY.Key_Return)
+    qtbot.waitUntil(lambda: not w.locked, timeout=10000)
+    assert w.on_break and w.break_screen.past_limit
+    assert "today's limit of 1 minute" in w.break_screen.reason.text()
+    assert not w.review_page.isVisible()
+    qtbot.keyClick(w.break_screen, KEY.Key_Return)  # the explicit "I understand, go on today"
+    assert not w.on_break and w.review_page.isVisible()

@@ -163,7 +163,11 @@ class ReviewPresenter:
 
     def _top_up(self) -> None:
         service, uid, queue = self.service, self.user.id, self.queue
-        while not self.exhausted and len(self.upcoming) + self.fetching < PREFETCH:
+        # Claimed and ready, claimed and preparing, ready but waiting for an earlier claim's
+        # preview: together never more than PREFETCH ahead.
+        while not self.exhausted and len(self.upcoming) + len(self._ready) + self.fetching < (
+            PREFETCH
+        ):
             self.fetching += 1
             exclude = self.held_ids() | self.skipped
             self.runner.write(
@@ -194,7 +198,7 @@ class ReviewPresenter:
         self.runner.read(lambda: prepare(item), on_done=self._prepared, on_error=self._fetch_failed)
 
     def _prepared(self, prepared: PreparedItem) -> None:
-        self.fetching -= 1
+        self.fetching -= 1  # ready now: counted in _ready until its turn comes
         self._ready[prepared.item.id] = prepared
         while self._claim_order and self._claim_order[0] in self._ready:
             ready = self._ready.pop(self._claim_order.popleft())
