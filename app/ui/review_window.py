@@ -542,8 +542,21 @@ class ReviewWindow(QMainWindow):
             app.quit()
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if event.type() in ACTIVITY_EVENTS and isinstance(obj, QWidget) and obj.window() is self:
+        kind = event.type()
+        if not (isinstance(obj, QWidget) and obj.window() is self):
+            return False
+        if kind in ACTIVITY_EVENTS:
             self.presenter.activity()
+        if kind in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) and isinstance(
+            event, QKeyEvent
+        ):
+            # A decision key's unflagged X11 auto-repeat (release + press at the same
+            # server time) must not reach its shortcut: accepted here, then dropped. Space
+            # has its own rule (the hold's grace) in keyPressEvent.
+            key = event.key()
+            if key != Qt.Key.Key_Space and self.presenter.is_repeat(key, event.timestamp()):
+                event.accept()
+                return True
         return False
 
     def tick(self) -> None:
@@ -619,7 +632,7 @@ class ReviewWindow(QMainWindow):
         if not event.isAutoRepeat():
             if event.key() == Qt.Key.Key_Shift:
                 self.preview.clear_lens()
-            self.presenter.key_released()
+            self.presenter.key_released(event.key(), event.timestamp())
         super().keyReleaseEvent(event)
 
     def focusOutEvent(self, event) -> None:

@@ -39,7 +39,7 @@ def test_skipped_items_come_back_after_the_rest_of_the_queue(qtbot, make_window,
     # Everything was skipped: the first skipped item is on screen again, never "empty".
     again = _next_item(qtbot, w, order[-1])
     assert again.id == order[0]
-    assert "you skipped come back" in w.statusBar().currentMessage()
+    assert "you skipped come" in w.statusBar().currentMessage()  # "comes back" for one
     assert [r.verdict for r in _decisions(db)] == ["skip"] * 3
     # And they keep coming round, in queue order, until decided.
     with qtbot.waitSignal(w.controller.decision_recorded, timeout=10000):

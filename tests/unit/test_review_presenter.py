@@ -442,6 +442,21 @@ def test_undo_reaches_back_undo_depth_decisions_then_asks_the_database():
     assert s.queue.undo_last_calls == 1
 
 
+def test_an_unflagged_auto_repeat_of_a_decision_key_is_dropped():
+    """X11 delivers a held N as release + press pairs at the same server time: the press is
+    the same hold (the window drops it before its shortcut), a later press is a new one."""
+    s = Screen([1, 2, 3]).start()
+    n_key = 78
+    assert s.p.decide(Verdict.REJECT, by_key=True)
+    s.p.key_released(n_key, 5000)  # a repeat's release: it re-arms the guard ...
+    assert s.p.is_repeat(n_key, 5000) and s.p.is_repeat(n_key, 5040)  # ... its press is dropped
+    assert not s.p.is_repeat(n_key, 5060)  # the grace passed: a person pressed again
+    assert not s.p.is_repeat(89, 5000)  # another key
+    assert not s.p.is_repeat(n_key, 0)  # synthetic events carry no time: never a repeat
+    s.p.key_released(n_key, 0)
+    assert not s.p.is_repeat(n_key, 5000)
+
+
 # -- exposure ------------------------------------------------------------------------------
 
 

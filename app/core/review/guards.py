@@ -36,3 +36,24 @@ class InputGuard:
         if self.busy or (by_key and not self.armed):
             return False
         return self.clock() - self.shown_at >= self.dwell_seconds
+
+
+class RepeatFilter:
+    """Auto-repeat the platform did not flag. X11 delivers a held key as release + press pairs
+    at the same server time, and Qt flags only some of them: a release re-arms the guard and
+    the next "press" decides again (holding N rejected 8 items in 2 s). A press of the key
+    just released within the grace, by the platform's own event times (milliseconds; 0 for
+    synthetic events, which are never repeats), is the same hold: the window drops it."""
+
+    def __init__(self, grace_ms: int) -> None:
+        self.grace_ms = grace_ms
+        self._released: tuple[int, int] | None = None  # (key, time) of the last release
+
+    def released(self, key: int, time_ms: int) -> None:
+        self._released = (key, time_ms) if time_ms else None
+
+    def is_repeat(self, key: int, time_ms: int) -> bool:
+        if not time_ms or self._released is None:
+            return False
+        last_key, last_ms = self._released
+        return last_key == key and 0 <= time_ms - last_ms < self.grace_ms

@@ -30,7 +30,7 @@ from app.core.review.feedback import (
     skipped_back_text,
     undo_feedback,
 )
-from app.core.review.guards import DWELL_SECONDS, InputGuard
+from app.core.review.guards import DWELL_SECONDS, InputGuard, RepeatFilter
 from app.core.review.locks import IdleLock, Page
 from app.core.review.ports import (
     Clock,
@@ -85,6 +85,7 @@ class ReviewPresenter:
         # "review", "escalations" (leads) or "second_review" (blind); see ReviewService.
         self.queue = queue
         self.guard = InputGuard(clock, dwell_seconds)
+        self.repeats = RepeatFilter(round(HOLD_GRACE_SECONDS * 1000))
         self.meter = ExposureMeter(user.id, policy, clock, self._exposure_ended)
         self.hold = RevealHold()
         self.idle = IdleLock(clock, idle_lock_seconds)
@@ -237,8 +238,15 @@ class ReviewPresenter:
     def busy(self) -> bool:
         return self.guard.busy
 
-    def key_released(self) -> None:
+    def key_released(self, key: int = 0, time_ms: int = 0) -> None:
+        """A key came up (``time_ms``: the platform's event time, 0 if unknown)."""
         self.guard.key_released()
+        self.repeats.released(key, time_ms)
+
+    def is_repeat(self, key: int, time_ms: int) -> bool:
+        """Whether a press is the platform's unflagged auto-repeat of the key just released
+        (the window drops it: a held key decides once)."""
+        return self.repeats.is_repeat(key, time_ms)
 
     def accepts(self, by_key: bool) -> bool:
         """Whether a key (or a button) may record a decision now."""
