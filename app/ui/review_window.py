@@ -191,6 +191,9 @@ ACTIVITY_EVENTS = frozenset(
     }
 )
 
+KEY_DOWN_EVENTS = frozenset({QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress})
+FILTERED_EVENTS = ACTIVITY_EVENTS | KEY_DOWN_EVENTS
+
 FACTS: tuple[tuple[str, str], ...] = (
     ("item", "Item"),
     ("kind", "Media"),
@@ -542,14 +545,12 @@ class ReviewWindow(QMainWindow):
             app.quit()
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        kind = event.type()
-        if not (isinstance(obj, QWidget) and obj.window() is self):
+        kind = event.type()  # every event of the application passes here: the cheap test first
+        if kind not in FILTERED_EVENTS or not isinstance(obj, QWidget) or obj.window() is not self:
             return False
         if kind in ACTIVITY_EVENTS:
             self.presenter.activity()
-        if kind in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress) and isinstance(
-            event, QKeyEvent
-        ):
+        if kind in KEY_DOWN_EVENTS and isinstance(event, QKeyEvent):
             # A decision key's unflagged X11 auto-repeat (release + press at the same
             # server time) must not reach its shortcut: accepted here, then dropped. Space
             # has its own rule (the hold's grace) in keyPressEvent.
