@@ -87,6 +87,7 @@ def test_scrubber_steps_through_every_sampled_frame_with_timestamps(qtbot, make_
     qtbot.keyPress(w.preview, KEY.Key_Space)
     clock.advance(2.0)
     qtbot.keyRelease(w.preview, KEY.Key_Space)
+    qtbot.waitUntil(lambda: not p.revealed, timeout=2000)  # blurred after the hold's grace
     wait_saved(qtbot, w)
     with db.session() as s:
         rows = [(r.item_id, r.kind, r.seconds) for r in s.scalars(select(ExposureRow))]
