@@ -25,6 +25,7 @@ def sync_result(report: SyncReport) -> SyncResult:
         refused=tuple((e.uuid, why) for e, why in report.refused),
         pending=report.pending,
         error=report.error,
+        fault=report.fault,
     )
 
 

@@ -231,10 +231,11 @@ class Syncer:
         self.journal = journal
         self.queue = queue
         self.runs = 0
+        self.fault = False  # the next failure is an entry's own bug, not the database away
 
     def sync(self) -> SyncReport:
         self.runs += 1
-        report = SyncReport()
+        report = SyncReport(fault=self.fault)
         requests = {u: p for u, k, p in self.journal.entries if k == "decide"}
         for seq, (uuid, kind, payload) in enumerate(self.journal.entries):
             if uuid in self.journal.landed:
@@ -707,6 +708,18 @@ def test_the_presenter_retries_on_the_outbox_schedule():
     assert s.view.last("show_sync") == (0, None)
     assert ("Database reachable again: waiting decisions saved.",) in s.view.of("show_message")
     assert s.view.of("decision_landed")[-1][0].item_id == 1
+
+
+def test_an_entry_that_fails_unexpectedly_is_not_called_an_outage():
+    # The journal retries an entry whose apply raised something unexpected (a bug) a few times
+    # before refusing it; meanwhile the screen must not claim the database is unreachable.
+    s = Screen([1, 2, 3]).start()
+    s.queue.down = True
+    s.syncer.fault = True
+    s.press()
+    said = [m for (m,) in s.view.of("show_message")]
+    assert [m for m in said if m.startswith("A decision could not be saved yet")] != []
+    assert [m for m in said if m.startswith("Database unreachable")] == []
 
 
 def test_a_journal_started_with_entries_from_an_earlier_run_lands_first():

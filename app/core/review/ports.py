@@ -44,7 +44,8 @@ class SyncResult:
     landed: tuple[Landed, ...] = ()
     refused: tuple[tuple[str, str], ...] = ()  # (uuid, why): the database said no, for good
     pending: int = 0
-    error: str | None = None  # why the shared database could not be reached
+    error: str | None = None  # why entries still wait (the database away, or ``fault``)
+    fault: bool = False  # ``error`` is one entry's unexpected failure, retried, not an outage
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from functools import partial
 
+from app.core.errors import describe
 from app.core.model.decisions import DecisionOutcome, DecisionRequest, QueueCounts
 from app.core.model.domain import Category, DecisionMethod, MediaKind, QueueItem, UserInfo, Verdict
 from app.core.model.exposure import BreakPolicy, ExposureEvent, ExposureKind
@@ -416,7 +417,11 @@ class ReviewPresenter:
             if uuid in self._undos_waiting:
                 self._undos_waiting.pop(uuid)
                 self.view.undo_landed(None)
-        if news.went_down:
+        if news.went_down and result.fault:
+            self.view.show_message(
+                f"A decision could not be saved yet and will be tried again: {result.error}"
+            )
+        elif news.went_down:
             self.view.show_message(
                 f"Database unreachable, decisions are kept on this workstation: {result.error}"
             )
@@ -433,7 +438,7 @@ class ReviewPresenter:
         self._after_sync(news)
 
     def _sync_crashed(self, exc: Exception) -> None:  # the journal itself failed
-        self.view.show_message(f"Could not read the local journal: {exc}")
+        self.view.show_message(f"Could not read the local journal: {describe(exc)}")
         self._after_sync(self.outbox.crashed(str(exc), self.clock()))
 
     def _after_sync(self, news: SyncNews) -> None:
