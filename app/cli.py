@@ -17,6 +17,7 @@ from app.core.ingest.jobs import IngestJob, ManifestError, jobs_from_paths, read
 from app.core.model.domain import UserInfo
 from app.core.model.roles import PermissionDenied
 from app.core.model.taxonomy import TaxonomyError
+from app.core.reports import plural
 from app.core.settings.config import ConfigError, Settings, load_settings
 from app.storage.db import DatabaseError
 from app.storage.users import UserError
@@ -43,10 +44,6 @@ def _progress(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
-def _plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one}" if n == 1 else f"{n} {many or one + 's'}"
-
-
 def print_summary(summary) -> None:
     """Totals that add up (each file in exactly one bucket), then the details."""
     f = summary.files
@@ -57,13 +54,13 @@ def print_summary(summary) -> None:
     ]
     if f.get("missing"):
         parts.append(f"{f['missing']} missing")
-    print(f"ingested {_plural(summary.total, 'file')}: {', '.join(parts)}")
+    print(f"ingested {plural(summary.total, 'file')}: {', '.join(parts)}")
     if summary.auto_matched:
         print(f"  {summary.auto_matched} new item(s) matched the hash list and were auto-resolved")
     if summary.clustered:
         print(
-            f"  {_plural(summary.clustered, 'near-duplicate')} joined "
-            f"{_plural(summary.clusters, 'cluster')} in the queue (one decision covers a cluster)"
+            f"  {plural(summary.clustered, 'near-duplicate')} joined "
+            f"{plural(summary.clusters, 'cluster')} in the queue (one decision covers a cluster)"
         )
     for path, why in summary.unreadable:
         print(f"  unreadable: {path}: {why}")
@@ -89,7 +86,7 @@ def cmd_ingest(args, settings: Settings) -> int:
         raise CliError("nothing to ingest: give files or folders, or --manifest FILE")
     ctx, who = _acting(settings, args.as_user, "ingest", required=settings.team_sign_in)
     try:
-        print(f"ingesting {_plural(len(jobs), 'file')}…", file=sys.stderr, flush=True)
+        print(f"ingesting {plural(len(jobs), 'file')}…", file=sys.stderr, flush=True)
         summary = ctx.ingest(jobs, problems, progress=_progress, actor=who)
         print_summary(summary)
     finally:
@@ -98,7 +95,7 @@ def cmd_ingest(args, settings: Settings) -> int:
         # Everything else is ingested; a file the manifest promised and did not deliver is an
         # error a script running this must see.
         print(
-            f"hashdesk: error: {_plural(len(summary.missing), 'file')} named in the manifest "
+            f"hashdesk: error: {plural(len(summary.missing), 'file')} named in the manifest "
             "not found",
             file=sys.stderr,
         )
