@@ -154,3 +154,10 @@ def test_one_home_per_concept():
     # ui/review_controller.py keeps its own _plural until its rewrite uses core.reports.plural.
     plurals = _defined("plural") + _defined("_plural")
     assert [m for m in plurals if m != "ui/review_controller.py"] == ["core/reports.py"]
+
+
+def test_the_cli_reads_through_storage_not_the_models():
+    # The commands ask storage's services and query functions for plain data.
+    names = _imports(APP)["cli.py"]
+    assert "app.storage.inventory" in names  # guard: function-local imports are seen
+    assert [n for n in names if n.startswith(("app.storage.models", "sqlalchemy"))] == []
