@@ -87,7 +87,8 @@ class IngestRecorder:
         match: bool = True,
         source_deadlines: Mapping[str, timedelta] | None = None,
         actor: UserInfo | None = None,
-        watcher: HashListWatcher | None = None,
+        *,
+        watcher: HashListWatcher,
     ) -> None:
         self.db = db
         # Who ingests (a team server checks events are in their own name); None: the system.
@@ -102,15 +103,13 @@ class IngestRecorder:
         self.match = match
         # The hash list, kept current by a watcher (a confirm or a retraction made on another
         # workstation during a long ingest counts from the next file on): the process's own
-        # (AppContext's, loaded once for every ingest and window) or, without one, our own.
+        # (AppContext's, loaded once for every ingest and window), received, never built here.
         self._watcher = watcher
         self._queue_index: HashIndex | None = None
         # The representative each new near-duplicate joined, in order (for the summary).
         self.joined: list[int] = []
 
     def _indexes(self) -> tuple[HashIndex, HashIndex]:
-        if self._watcher is None:
-            self._watcher = HashListWatcher(self.db, HashIndex(), policy=self.policy)
         if not self._watcher.ensure_loaded():
             self._watcher.refresh()  # a watermark query; reloads only what changed
         if self._queue_index is None:

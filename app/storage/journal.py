@@ -302,11 +302,11 @@ class JournalSync:
         self,
         journal: DecisionJournal,
         review: ReviewService,
-        exposure: ExposureService | None = None,
+        exposure: ExposureService,
     ) -> None:
         self.journal = journal
         self.review = review
-        self.exposure = exposure or ExposureService(review.db)
+        self.exposure = exposure  # received, as the review service is: app.compose builds them
         self._lock = threading.Lock()
         self._pruned_at: float | None = None
 

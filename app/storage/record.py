@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
+from app.core.matching.hash_lists import LOCAL_LIST
 from app.core.matching.signal_types import is_query_only
-from app.core.model.chain import GENESIS_HASH, chain_hash, decision_chain_fields, hash_rows_digest
+from app.core.model.chain import GENESIS_HASH, chain_hash, decision_fields_of, hash_rows_digest
 from app.core.model.decisions import DECIDING, DecisionRequest, outcome_of
 from app.core.model.domain import (
     OPEN_STATUSES,
@@ -31,7 +32,6 @@ from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRo
 from app.storage.server_security import DECISION_CHAIN_LOCK, chain_head
 
 _CHAIN_LOCK_ID = DECISION_CHAIN_LOCK  # "HASH": serialises the decision chain on PostgreSQL
-LOCAL_LIST = "local"
 
 
 # -- the chain -------------------------------------------------------------------------------
@@ -44,27 +44,24 @@ def append_decision(
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_ID})
     prev = chain_head(s, "decisions") or GENESIS_HASH
-    chained: dict[str, Any] = {  # the fields the chain hash covers, as stored
-        "uuid": req.uuid,
-        "item_id": req.item_id,
-        "user_id": req.user_id,
-        "verdict": req.verdict.value,
-        "category": req.category,
-        "note": req.note,
-        "method": req.method.value,
-        "supersedes": req.supersedes,
-        "decided_at": req.decided_at,
-        "parent_uuid": req.parent_uuid,
-        "matched_entry_id": req.matched_entry_id,
-        "match_distance": req.match_distance,
-        "hashes_digest": hashes_digest,
-    }
     row = Decision(
-        **chained,
+        uuid=req.uuid,
+        item_id=req.item_id,
+        user_id=req.user_id,
+        verdict=req.verdict.value,
+        category=req.category,
         category_label=req.category_label,
+        note=req.note,
+        method=req.method.value,
+        supersedes=req.supersedes,
+        decided_at=req.decided_at,
+        parent_uuid=req.parent_uuid,
+        matched_entry_id=req.matched_entry_id,
+        match_distance=req.match_distance,
+        hashes_digest=hashes_digest,
         prev_hash=prev,
-        entry_hash=chain_hash(prev, decision_chain_fields(**chained)),
     )
+    row.entry_hash = chain_hash(prev, decision_fields_of(row))  # chain.py names the fields
     s.add(row)
     s.flush()
     return row

@@ -29,13 +29,13 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
+from app.core.matching.hash_lists import LOCAL_LIST
 from app.core.matching.signal_types import is_query_only
 from app.core.model.chain import hash_rows_digest
 from app.core.model.domain import DecisionMethod, Verdict, utcnow
 from app.storage.audit import CHAINS, AuditKind, ChainReport, verify_chains
 from app.storage.db import Database
 from app.storage.models import AuditEvent, Decision, HashListEntry, SignalRow
-from app.storage.record import LOCAL_LIST
 from app.storage.server_security import enforced
 
 

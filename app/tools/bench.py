@@ -424,7 +424,6 @@ def bench_list_import(url: str | None = None, lines: int = 1_000_000) -> dict:
     from app.core.settings.config import load_settings
     from app.storage.hash_list_watcher import HashListWatcher
     from app.storage.list_import import import_parsed
-    from app.storage.users import UserService
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -432,7 +431,7 @@ def bench_list_import(url: str | None = None, lines: int = 1_000_000) -> dict:
         env = {"HASHDESK_DATABASE_URL": url, "HASHDESK_MEDIA_ROOT": str(folder / "media")}
         ctx = open_context(load_settings(env))
         try:
-            users = UserService(ctx.db)
+            users = ctx.users
             admin = users.get("benchadmin")
             if admin is None:
                 admin = users.add("benchadmin", "benchmark-password", Role.ADMIN)

@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.core.model.decisions import DecisionRequest, LeadError
 from app.core.model.domain import Verdict, utcnow
+from app.storage.exposure import ExposureService
 from app.storage.journal import MAX_FAULTS, DecisionJournal, EntryState, JournalSync
 from app.storage.models import Decision
 from app.storage.review import ReviewService
@@ -56,7 +57,7 @@ def test_a_bug_on_one_entry_is_refused_after_the_limit_and_the_rest_land_in_orde
 ):
     journal, (a, poison, c, d) = _four_decisions(db, store, tmp_path)
     service = _Poisoned(db, poison.item_id, RuntimeError("boom\nsecond line"))
-    sync = JournalSync(journal, service)
+    sync = JournalSync(journal, service, ExposureService(db))
     reports = []
     with caplog.at_level(logging.ERROR, logger="app.storage.journal"):
         for _ in range(MAX_FAULTS + 3):
@@ -87,7 +88,7 @@ def test_a_bug_on_one_entry_is_refused_after_the_limit_and_the_rest_land_in_orde
 def test_a_refusal_of_ours_is_refused_at_once_with_its_reason(db, store, tmp_path):
     journal, (a, poison, c, d) = _four_decisions(db, store, tmp_path)
     service = _Poisoned(db, poison.item_id, LeadError("item was overturned meanwhile"))
-    report = JournalSync(journal, service).sync()
+    report = JournalSync(journal, service, ExposureService(db)).sync()
     assert report.error is None and report.pending == 0
     assert report.refused == [(report.refused[0][0], "item was overturned meanwhile")]
     assert report.refused[0][0].uuid == poison.uuid and service.calls == 1
@@ -98,7 +99,7 @@ def test_a_refusal_of_ours_is_refused_at_once_with_its_reason(db, store, tmp_pat
 def test_a_failure_that_passes_delays_the_rest_but_loses_nothing(db, store, tmp_path):
     journal, (a, flaky, c, d) = _four_decisions(db, store, tmp_path)
     service = _Poisoned(db, flaky.item_id, KeyError("once"), times=1)
-    sync = JournalSync(journal, service)
+    sync = JournalSync(journal, service, ExposureService(db))
     first = sync.sync()
     assert [e.uuid for e, _ in first.landed] == [a.uuid] and first.pending == 3
     second = sync.sync()
@@ -111,7 +112,7 @@ def test_the_database_away_keeps_the_entry_pending_and_the_rest_behind_it(db, st
     journal, (a, blocked, c, d) = _four_decisions(db, store, tmp_path)
     outage = OperationalError("INSERT", {}, ConnectionRefusedError("connection refused"))
     service = _Poisoned(db, blocked.item_id, outage)
-    sync = JournalSync(journal, service)
+    sync = JournalSync(journal, service, ExposureService(db))
     for attempt in range(MAX_FAULTS + 2):  # never refused however long it lasts
         report = sync.sync()
         assert report.unreachable and not report.fault and not report.refused

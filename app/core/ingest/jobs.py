@@ -14,7 +14,7 @@ from pathlib import Path
 
 from app.core.errors import Refusal
 from app.core.ingest.media import analyze_file
-from app.core.model.domain import MediaAnalysis, SightingInfo
+from app.core.model.domain import MediaAnalysis, SightingInfo, utcnow
 
 
 class ManifestError(Refusal, ValueError):
@@ -48,10 +48,6 @@ class IngestSummary:
         self.files[bucket] = self.files.get(bucket, 0) + 1
 
 
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
-
-
 def parse_time(value: str, what: str) -> datetime:
     """ISO 8601; an offset is converted to UTC, a naive time is taken as UTC."""
     try:
@@ -80,7 +76,7 @@ def walk_files(paths: Iterable[str | Path]) -> Iterator[Path]:
 def jobs_from_paths(
     paths: Iterable[str | Path], source: str = "manual", reason: str | None = None
 ) -> list[IngestJob]:
-    now = _now()
+    now = utcnow()
     base = SightingInfo(
         source=source, external_id=None, source_url=None, reason=reason, score=None, flagged_at=now
     )
@@ -144,7 +140,7 @@ def read_manifest(
         rows.extend((n, row) for n, row in enumerate(reader, 2))
 
     jobs: list[IngestJob] = []
-    now = _now()
+    now = utcnow()
     for n, row in rows:
         where = f"{manifest.name} line {n}"
         raw_path = str(row.get("path") or "").strip()
