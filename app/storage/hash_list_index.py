@@ -64,7 +64,7 @@ from app.core.model.domain import Algorithm, Signal
 from app.core.settings.config import redact_url
 from app.storage.db import Database
 from app.storage.models import HashList, HashListEntry, User
-from app.storage.notify import CHANNEL
+from app.storage.notify import listen_statement
 
 log = logging.getLogger(__name__)
 
@@ -722,7 +722,7 @@ class HashListWatcher:
         url = self.db.engine.url.set(drivername="postgresql")
         params = url.render_as_string(hide_password=False)
         with psycopg.connect(params, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"LISTEN {CHANNEL}")
+            conn.execute(listen_statement())
             self.refresh(force=True)  # anything that changed before LISTEN took hold
             last_poll = time.monotonic()
             while not self._stop.is_set():

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Float,
     ForeignKey,
@@ -35,6 +36,15 @@ PK = BigInteger().with_variant(Integer(), "sqlite")
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (
+        # On a team server a user name becomes part of a login role's name (migration 0011;
+        # the same rule as app.storage.server_roles.username_problem).
+        CheckConstraint(
+            "ltrim(username, 'abcdefghijklmnopqrstuvwxyz0123456789_.-') = '' "
+            "AND length(username) BETWEEN 1 AND 50",
+            name="ck_users_username",
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
