@@ -4,9 +4,10 @@ Each Hashdesk account is its own PostgreSQL login role, a member of one group ro
 Hashdesk role (lead includes moderator, admin includes lead), named per database
 (app.storage.server_roles).
 
-The program is SQL, in ``app/storage/sql/`` (:data:`PROGRAM`, run in that order). What varies
-per database (the role prefix, the schema) and the role table (ROLE_PERMISSIONS) reach it as
-settings bound by the driver (``hashdesk.role_prefix``, ``hashdesk.role_permissions``); the
+The program is SQL, in ``app/storage/sql/`` (:data:`PROGRAM`, run in that order, in one
+transaction). What varies per database (the role prefix) and the role table (ROLE_PERMISSIONS)
+reach it as settings bound by the driver (``hashdesk.role_prefix``,
+``hashdesk.role_permissions``); the schema is the connection's own (``current_schema()``); the
 server quotes every name itself (``format('%I')``). Nothing here formats SQL from data.
 
 What the groups may do is granted here and nothing more; every write a person can make is
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from importlib import resources
+from pathlib import Path
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -43,7 +44,10 @@ from sqlalchemy.engine import Engine
 from app.core.model.roles import ROLE_PERMISSIONS
 from app.storage.server_roles import role_prefix
 
-#: The server-side program, in the order it runs (app/storage/sql/, shipped as package data).
+#: The server-side program's files, shipped as package data beside this module (the frozen
+#: bundle puts them at the same place, like the migrations: packaging/hashdesk.spec).
+SQL_DIR = Path(__file__).resolve().parent / "sql"
+#: The server-side program, in the order it runs.
 PROGRAM = (
     "roles.sql",  # the role prefix, the user-name rule, group roles, people's login roles
     "identity.sql",  # who is acting and what their role allows
@@ -77,7 +81,7 @@ def enforced(engine: Engine) -> bool:
 
 def program_sql(name: str) -> str:
     """One file of the server-side program (:data:`PROGRAM`), from the package's data."""
-    return (resources.files("app.storage") / "sql" / name).read_text(encoding="utf-8")
+    return (SQL_DIR / name).read_text(encoding="utf-8")
 
 
 def _role_permissions() -> str:
