@@ -13,6 +13,7 @@ from pathlib import Path
 
 from app import __version__
 from app.compose import AppContext, SignInError, open_context, open_db, sign_in
+from app.core.errors import Refusal, describe
 from app.core.ingest.jobs import IngestJob, ManifestError, jobs_from_paths, read_manifest
 from app.core.model.domain import UserInfo
 from app.core.model.roles import PermissionDenied
@@ -23,7 +24,7 @@ from app.storage.users import UserError
 from app.tools.bench import PARTS as BENCH_PARTS
 
 
-class CliError(Exception):
+class CliError(Refusal):
     pass
 
 
@@ -767,7 +768,7 @@ def main(argv: list[str] | None = None) -> int:
         TaxonomyError,
         PermissionDenied,
     ) as exc:
-        print(f"hashdesk: error: {exc}", file=sys.stderr)
+        print(f"hashdesk: error: {describe(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

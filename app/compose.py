@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from app.core.errors import Refusal
 from app.core.ingest.contentstore import ContentStore
 from app.core.ingest.jobs import IngestJob, IngestSummary
 from app.core.matching.hash_index import MIH_MIN_ROWS, HashIndex
@@ -143,7 +144,7 @@ def open_db(settings: Settings, *, upgrade: bool = True) -> Database:
     return open_database(settings.database_url, upgrade=upgrade, connect_args=settings.connect_args)
 
 
-class SignInError(RuntimeError):
+class SignInError(Refusal, RuntimeError):
     """A person could not sign in (explained in one line)."""
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 
+from app.core.errors import Refusal
 from app.core.exchange import FORMATS, ExchangeEntry, ExchangeError, read_file, write_file
 from app.core.matching.hash_lists import (
     LOCAL_LIST,
@@ -44,7 +45,7 @@ from app.storage.permissions import authorize, authorize_or_system
 PAGE_SIZE = 200
 
 
-class HashListError(ValueError):
+class HashListError(Refusal, ValueError):
     pass
 
 
@@ -224,13 +225,11 @@ class HashListService:
             now = utcnow()
             row = s.scalar(select(HashList).where(HashList.name == list_name).with_for_update())
             if row is None:
-                row = HashList(
-                    name=list_name, policy=ListPolicy.QUEUE.value, allow=False, created_at=now
-                )
+                row = HashList(name=list_name, policy=ListPolicy.QUEUE, allow=False, created_at=now)
                 s.add(row)
             before = {"policy": row.policy, "pdq_threshold": row.pdq_threshold, "allow": row.allow}
             if policy is not None:
-                row.policy = policy.value
+                row.policy = policy
             if pdq_threshold is not None or clear_threshold:
                 row.pdq_threshold = pdq_threshold
             if allow is not None:
@@ -392,8 +391,8 @@ class HashListService:
                     "retracted" if r.retracted_at else "disabled" if r.disabled_at else "active",
                     r.retraction_reason if r.retracted_at else r.disabled_reason,
                     r.flood_guarded_at is not None,
-                    votes.get((r.id, FeedbackVerdict.AGREE.value), 0),
-                    votes.get((r.id, FeedbackVerdict.DISAGREE.value), 0),
+                    votes.get((r.id, FeedbackVerdict.AGREE), 0),
+                    votes.get((r.id, FeedbackVerdict.DISAGREE), 0),
                 )
                 for r in rows
             )

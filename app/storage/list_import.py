@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from app.core.errors import Refusal
 from app.core.exchange import ParsedList
 from app.core.matching.hash_lists import LOCAL_LIST, ImportSummary, ListPolicy, check_list_name
 from app.core.model.domain import Algorithm, UserInfo, utcnow
@@ -75,7 +76,7 @@ def _pg_statements() -> tuple[Composed, Composed]:
     return insert, SQL("COPY hash_list ({}) FROM STDIN").format(columns)
 
 
-class ListImportError(ValueError):
+class ListImportError(Refusal, ValueError):
     """An import refused as a whole (the list cannot take it): one line saying why."""
 
 
@@ -108,7 +109,7 @@ def _the_list(s: Session, name: str, settings: ListSettings, now: datetime) -> H
         row = HashList(
             name=name,
             source=settings.source,
-            policy=(settings.policy or ListPolicy.QUEUE).value,
+            policy=settings.policy or ListPolicy.QUEUE,
             pdq_threshold=settings.pdq_threshold,
             allow=bool(settings.allow),
             created_at=now,

@@ -109,15 +109,13 @@ def current_decision(s: Session, item_id: int) -> Decision | None:
         select(Decision).where(Decision.item_id == item_id).order_by(Decision.id)
     ).all()
     taken_back = {
-        r.supersedes
-        for r in rows
-        if r.supersedes and r.verdict in (Verdict.UNDO.value, Verdict.OVERTURN.value)
+        r.supersedes for r in rows if r.supersedes and r.verdict in (Verdict.UNDO, Verdict.OVERTURN)
     }
     standing = None
     for r in rows:
-        if r.method == DecisionMethod.SECOND_REVIEW.value or r.uuid in taken_back:
+        if r.method == DecisionMethod.SECOND_REVIEW or r.uuid in taken_back:
             continue
-        if r.verdict in DECIDING or r.verdict == Verdict.OVERTURN.value:
+        if r.verdict in DECIDING or r.verdict == Verdict.OVERTURN:
             standing = r
     return standing
 
@@ -129,7 +127,7 @@ def cluster_decisions(s: Session, parent_uuid: str) -> list[Decision]:
             select(Decision)
             .where(
                 Decision.parent_uuid == parent_uuid,
-                Decision.method == DecisionMethod.CLUSTER.value,
+                Decision.method == DecisionMethod.CLUSTER,
             )
             .order_by(Decision.id)
         )
@@ -188,17 +186,6 @@ def retract_item_hashes(
 def clear_claim(item: Item) -> None:
     item.claimed_by = None
     item.lease_expires_at = None
-
-
-def held_items(s: Session, user_id: int, item_ids: list[int], status: str) -> list[Item]:
-    """Those of ``item_ids`` that ``user_id`` holds a claim on, in ``status``."""
-    return list(
-        s.scalars(
-            select(Item).where(
-                Item.id.in_(item_ids), Item.claimed_by == user_id, Item.status == status
-            )
-        )
-    )
 
 
 def lock_item(s: Session, item_id: int) -> Item | None:

@@ -41,6 +41,7 @@ from pathlib import Path
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
+from app.core.errors import Refusal
 from app.core.model.roles import ROLE_PERMISSIONS
 from app.storage.server_roles import role_prefix
 
@@ -63,7 +64,7 @@ _GIVE_CREATEROLE = "(a superuser gives it: ALTER ROLE <owner> CREATEROLE)"
 _enforced: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
 
 
-class ServerSecurityError(RuntimeError):
+class ServerSecurityError(Refusal, RuntimeError):
     pass
 
 

@@ -41,15 +41,15 @@ from app.storage.models import Decision, Item, SecondReview, Sighting, User
 from app.storage.permissions import authorize
 
 HUMAN_METHODS = (
-    DecisionMethod.MANUAL.value,
-    DecisionMethod.CLUSTER.value,
-    DecisionMethod.SECOND_REVIEW.value,
+    DecisionMethod.MANUAL,
+    DecisionMethod.CLUSTER,
+    DecisionMethod.SECOND_REVIEW,
 )
-HUMAN_VERDICTS = (Verdict.CONFIRM.value, Verdict.REJECT.value, Verdict.OVERTURN.value)
+HUMAN_VERDICTS = (Verdict.CONFIRM, Verdict.REJECT, Verdict.OVERTURN)
 DECIDING_METHODS = (
-    DecisionMethod.MANUAL.value,
-    DecisionMethod.CLUSTER.value,
-    DecisionMethod.AUTO_MATCH.value,
+    DecisionMethod.MANUAL,
+    DecisionMethod.CLUSTER,
+    DecisionMethod.AUTO_MATCH,
 )
 AGE_BUCKETS = (
     ("< 1 h", timedelta(hours=1)),
@@ -70,7 +70,7 @@ def _hour(s: Session, col):
 def _undone():
     """UUIDs of the decisions an undo took back."""
     return select(Decision.supersedes).where(
-        Decision.verdict == Verdict.UNDO.value, Decision.supersedes.is_not(None)
+        Decision.verdict == Verdict.UNDO, Decision.supersedes.is_not(None)
     )
 
 
@@ -157,12 +157,12 @@ class StatsService:
                 .select_from(d)
                 .where(
                     *in_period,
-                    d.method == DecisionMethod.AUTO_MATCH.value,
-                    d.verdict == Verdict.CONFIRM.value,
+                    d.method == DecisionMethod.AUTO_MATCH,
+                    d.verdict == Verdict.CONFIRM,
                 )
             )
             if auto:
-                st.by_method[DecisionMethod.AUTO_MATCH.value] = int(auto)
+                st.by_method[DecisionMethod.AUTO_MATCH] = int(auto)
             label = func.coalesce(d.category_label, d.category)
             st.by_category = {
                 str(c): int(n)
@@ -170,9 +170,9 @@ class StatsService:
                     select(label, func.count())
                     .where(
                         *in_period,
-                        d.verdict.in_([Verdict.CONFIRM.value, Verdict.OVERTURN.value]),
+                        d.verdict.in_([Verdict.CONFIRM, Verdict.OVERTURN]),
                         d.category.is_not(None),
-                        d.method != DecisionMethod.SECOND_REVIEW.value,
+                        d.method != DecisionMethod.SECOND_REVIEW,
                     )
                     .group_by(label)
                 )
@@ -182,7 +182,7 @@ class StatsService:
                 for src, n in s.execute(
                     select(Sighting.source, func.count(func.distinct(d.id)))
                     .join(Sighting, Sighting.item_id == d.item_id)
-                    .where(*in_period, d.verdict.in_([Verdict.CONFIRM.value, Verdict.REJECT.value]))
+                    .where(*in_period, d.verdict.in_([Verdict.CONFIRM, Verdict.REJECT]))
                     .group_by(Sighting.source)
                 )
             }
@@ -194,7 +194,7 @@ class StatsService:
                     .select_from(d)
                     .where(
                         *in_period,
-                        d.verdict.in_([Verdict.CONFIRM.value, Verdict.REJECT.value]),
+                        d.verdict.in_([Verdict.CONFIRM, Verdict.REJECT]),
                         d.method.in_(DECIDING_METHODS),
                     )
                 )
@@ -206,8 +206,8 @@ class StatsService:
                     .select_from(d)
                     .where(
                         *in_period,
-                        d.verdict == Verdict.OVERTURN.value,
-                        d.method == DecisionMethod.MANUAL.value,
+                        d.verdict == Verdict.OVERTURN,
+                        d.method == DecisionMethod.MANUAL,
                     )
                 )
                 or 0
@@ -240,9 +240,7 @@ class StatsService:
         st.oldest_open_s = max(0.0, (now - _as_dt(oldest)).total_seconds()) if oldest else None
         st.queue_escalated = int(
             s.scalar(
-                select(func.count())
-                .select_from(Item)
-                .where(Item.status == ItemStatus.ESCALATED.value)
+                select(func.count()).select_from(Item).where(Item.status == ItemStatus.ESCALATED)
             )
             or 0
         )
@@ -260,7 +258,7 @@ class StatsService:
         it; and the items still open past their deadline, which are not met either."""
         d = Decision
         deciding = (
-            d.verdict.in_([Verdict.CONFIRM.value, Verdict.REJECT.value]),
+            d.verdict.in_([Verdict.CONFIRM, Verdict.REJECT]),
             d.method.in_(DECIDING_METHODS),
             d.uuid.not_in(_undone()),
         )
@@ -292,7 +290,7 @@ class StatsService:
                 .where(
                     or_(
                         Item.status.in_(IN_QUEUE_STATUSES),
-                        Item.status == ItemStatus.ESCALATED.value,
+                        Item.status == ItemStatus.ESCALATED,
                     ),
                     Item.deadline < now,
                     Item.id.not_in(decided),
@@ -341,7 +339,7 @@ class StatsService:
             .where(
                 d.decided_at >= since,
                 d.decided_at < until,
-                d.verdict.in_([Verdict.CONFIRM.value, Verdict.REJECT.value]),
+                d.verdict.in_([Verdict.CONFIRM, Verdict.REJECT]),
                 d.method.in_(DECIDING_METHODS),
             )
             .order_by(d.decided_at.desc())

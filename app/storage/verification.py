@@ -72,18 +72,17 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
             ).order_by(Decision.id)
         ):
             ids_of[d.uuid] = d.id
-            if d.verdict in (Verdict.UNDO.value, Verdict.OVERTURN.value):
+            if d.verdict in (Verdict.UNDO, Verdict.OVERTURN):
                 taking_back[d.uuid] = (d.verdict, d.item_id)
                 if d.supersedes:
                     undone.add(d.supersedes)
             confirming = (
-                d.verdict == Verdict.CONFIRM.value
-                and d.method
-                not in (DecisionMethod.AUTO_MATCH.value, DecisionMethod.SECOND_REVIEW.value)
-            ) or (d.verdict == Verdict.OVERTURN.value and d.category)
+                d.verdict == Verdict.CONFIRM
+                and d.method not in (DecisionMethod.AUTO_MATCH, DecisionMethod.SECOND_REVIEW)
+            ) or (d.verdict == Verdict.OVERTURN and d.category)
             if confirming:
                 adds[d.uuid] = (d.item_id, d.hashes_digest)
-            if d.verdict == Verdict.OVERTURN.value and not d.category:
+            if d.verdict == Verdict.OVERTURN and not d.category:
                 rejected_after[d.item_id].append(d.id)
         event_retracted: set[int] = set()
         imported_lists: set[str] = set()

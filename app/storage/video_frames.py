@@ -30,7 +30,7 @@ def sampled_frames(
     """``store_path``: the content store's key -> path (the file is read on a worker)."""
     with db.session() as s:
         item = s.get(Item, item_id)
-        if item is None or item.kind != MediaKind.VIDEO.value or not item.content_key:
+        if item is None or item.kind != MediaKind.VIDEO or not item.content_key:
             return SampledFrames(None)
         rows = s.execute(
             select(SignalRow.frame_ts, SignalRow.value)

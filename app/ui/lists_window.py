@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.compose import AppContext
+from app.core.errors import describe
 from app.core.exchange import FORMATS
 from app.core.matching.hash_lists import EntryFilter, ImportSummary, ListInfo, ListPolicy
 from app.core.model.domain import UserInfo
@@ -175,7 +176,7 @@ class ListsView(QWidget):
         self.tasks.read(
             lambda: service.lists(actor=user),
             on_done=self._lists_arrived,
-            on_error=lambda exc: self.status.setText(f"Could not read the lists: {exc}"),
+            on_error=lambda exc: self.status.setText(f"Could not read the lists: {describe(exc)}"),
         )
 
     def _lists_arrived(self, rows: list[ListInfo]) -> None:
@@ -242,7 +243,7 @@ class ListsView(QWidget):
         self.tasks.write(
             lambda: service.set_enabled(ids, enabled, reason, actor=user),
             on_done=lambda n: self._changed(f"{'Enabled' if enabled else 'Disabled'} {n}."),
-            on_error=lambda exc: self.status.setText(str(exc)),
+            on_error=lambda exc: self.status.setText(describe(exc)),
         )
 
     def _changed(self, message: str) -> None:
@@ -296,7 +297,7 @@ class ListsView(QWidget):
 
     def _failed(self, exc: Exception) -> None:
         self.progress.setVisible(False)
-        self.status.setText(str(exc))
+        self.status.setText(describe(exc))
 
     def export_dialog(self) -> None:
         name = self.selected_list() or "local"

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.core.errors import Refusal
 from app.core.ingest.media import analyze_file
 from app.core.model.domain import MediaAnalysis, SightingInfo
 
 
-class ManifestError(ValueError):
+class ManifestError(Refusal, ValueError):
     pass
 
 

@@ -16,6 +16,7 @@ import logging
 import os
 from pathlib import Path
 
+from app.core.errors import describe
 from app.core.hashing import imaging
 from app.core.model.domain import MediaAnalysis, MediaKind
 
@@ -41,12 +42,8 @@ def analyze_file(path: str | Path) -> MediaAnalysis:
             md5="",
             size=0,
             kind=MediaKind.UNREADABLE,
-            error=f"cannot read file: {_os_why(e)}",
+            error=f"cannot read file: {describe(e)}",
         )
-
-
-def _os_why(e: OSError) -> str:
-    return e.strerror or str(e) or type(e).__name__
 
 
 def _analyze(path: Path) -> MediaAnalysis:
@@ -91,7 +88,7 @@ def _analyze(path: Path) -> MediaAnalysis:
         except Exception as e:  # the video path must not take ingest down either
             log.warning("video analysis failed for %s: %r", path, e)
             return imaging.unreadable(
-                sha256_hex, md5_hex, size, f"video analysis failed: {_describe(e)}", mime
+                sha256_hex, md5_hex, size, f"video analysis failed: {describe(e)}", mime
             )
     return imaging.unreadable(
         sha256_hex,
@@ -107,9 +104,4 @@ def _analyze_image(data: bytes, sha256: str, md5: str, mime: str | None) -> Medi
         return imaging.analyze_image_bytes(data, sha256, md5, mime=mime)
     except Exception as e:  # analyze_image_bytes already catches; this is the last guard
         log.warning("image analysis failed: %r", e)
-        return imaging.unreadable(sha256, md5, len(data), _describe(e), mime)
-
-
-def _describe(e: BaseException) -> str:
-    msg = str(e).strip()
-    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+        return imaging.unreadable(sha256, md5, len(data), describe(e), mime)

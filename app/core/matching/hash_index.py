@@ -92,7 +92,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from app.core.matching.signal_types import SIGNAL_TYPES
+from app.core.matching.signal_types import SIGNAL_TYPES, IndexTable
 from app.core.model.domain import Algorithm
 
 __all__ = [
@@ -116,8 +116,8 @@ _CHUNK = 1 << 15
 _INITIAL_CAPACITY = 1024
 
 # Bit tables: key -> number of 64-bit words.
-_B256 = "b256"
-_B64 = "b64"
+_B256 = IndexTable.B256
+_B64 = IndexTable.B64
 # Which table holds each hash type, and its length: from the signal-type registry.
 _TABLE_OF = {alg: t.index_table for alg, t in SIGNAL_TYPES.items()}
 _WORDS = {_B256: 4, _B64: 1}

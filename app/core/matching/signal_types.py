@@ -21,8 +21,27 @@ docs/ARCHITECTURE.md, "Hashing and matching".
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from app.core.model.domain import Algorithm
+
+
+class Comparison(StrEnum):
+    """How two values of a type compare."""
+
+    HAMMING = "hamming"  # a near match: the number of differing bits, within a threshold
+    EXACT = "exact"  # equal or not
+
+
+class IndexTable(StrEnum):
+    """The :class:`~app.core.matching.hash_index.HashIndex` tables: bit tables by width
+    (near types), exact tables by hash."""
+
+    B256 = "b256"
+    B64 = "b64"
+    MD5 = "md5"
+    SHA256 = "sha256"
+
 
 #: Variant of the signals hashed with letterbox/pillarbox bars trimmed (stored in the list).
 TRIMMED = "trimmed"
@@ -135,8 +154,8 @@ def is_query_only(variant: str | None) -> bool:
 class SignalType:
     """One hash type.
 
-    ``bits``: length of the value (hex digits = bits / 4). ``compare``: ``"hamming"`` (a near
-    match within a threshold) or ``"exact"``. ``index_table``: the :class:`HashIndex` table.
+    ``bits``: length of the value (hex digits = bits / 4). ``compare``: a :class:`Comparison`
+    (Hamming within a threshold, or exact). ``index_table``: the :class:`HashIndex` table.
     ``default_threshold``: the largest Hamming distance that matches by default (0 for exact).
     ``computed_by``: the function that computes it, for readers. ``exchange_names``: how the
     exchange formats call it, by format (``pytx``: python-threatexchange's signal type names;
@@ -149,8 +168,8 @@ class SignalType:
     algorithm: Algorithm
     label: str
     bits: int
-    compare: str
-    index_table: str
+    compare: Comparison
+    index_table: IndexTable
     default_threshold: int
     computed_by: str
     exchange_names: tuple[tuple[str, str], ...] = ()
@@ -166,7 +185,7 @@ class SignalType:
 
     @property
     def near(self) -> bool:
-        return self.compare == "hamming"
+        return self.compare is Comparison.HAMMING
 
     def exchange_name(self, fmt: str) -> str | None:
         """The name ``fmt`` writes for this type, or None when the format cannot carry it."""
@@ -192,8 +211,8 @@ SIGNAL_TYPES: dict[Algorithm, SignalType] = {
             Algorithm.PDQ,
             "PDQ",
             256,
-            "hamming",
-            "b256",
+            Comparison.HAMMING,
+            IndexTable.B256,
             31,
             "app.core.hashing.pdq (whole picture, trimmed, halves, dihedral)",
             (("pytx", "pdq"), ("tat", "PDQ"), ("vics", "PDQ")),
@@ -203,8 +222,8 @@ SIGNAL_TYPES: dict[Algorithm, SignalType] = {
             Algorithm.PDQ_FRAME,
             "video frame PDQ",
             256,
-            "hamming",
-            "b256",
+            Comparison.HAMMING,
+            IndexTable.B256,
             31,
             "app.core.video.analysis (one sampled frame a second, vPDQ-compatible)",
             (("pytx", "vpdq"), ("tat", "VPDQ"), ("vpdq", "pdq")),
@@ -214,8 +233,8 @@ SIGNAL_TYPES: dict[Algorithm, SignalType] = {
             Algorithm.PHASH,
             "pHash",
             64,
-            "hamming",
-            "b64",
+            Comparison.HAMMING,
+            IndexTable.B64,
             10,
             "app.core.hashing.imaging (imagehash.phash of the grey picture)",
             (("pytx", "phash"), ("tat", "PHASH")),
@@ -224,8 +243,8 @@ SIGNAL_TYPES: dict[Algorithm, SignalType] = {
             Algorithm.MD5,
             "MD5",
             128,
-            "exact",
-            "md5",
+            Comparison.EXACT,
+            IndexTable.MD5,
             0,
             "app.core.ingest.media (MD5 of the file's bytes)",
             (("pytx", "video_md5"), ("pytx", "md5"), ("tat", "MD5"), ("vics", "MD5")),
@@ -234,8 +253,8 @@ SIGNAL_TYPES: dict[Algorithm, SignalType] = {
             Algorithm.SHA256,
             "SHA-256",
             256,
-            "exact",
-            "sha256",
+            Comparison.EXACT,
+            IndexTable.SHA256,
             0,
             "app.core.ingest.media (SHA-256 of the file's bytes)",
             # python-threatexchange names file SHA-256 ``video_sha256`` (VideoSHA256Signal).

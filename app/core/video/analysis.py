@@ -58,6 +58,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 from PIL import Image, ImageSequence
 
+from app.core.errors import Refusal, describe
 from app.core.hashing.bars import BarDetector, Bars, bars_agree, crop
 from app.core.hashing.pdq import dihedral_signals, luma_from_rgb, pdq_dihedral_from_luma
 from app.core.hashing.regions import region_signals
@@ -327,7 +328,7 @@ def analyze_video(
         return _unreadable(sha256, md5, size, "video too large to decode")
     except Exception as exc:  # adversarial input: nothing may escape
         log.warning("video analysis failed for %s: %r", path, exc)
-        return _unreadable(sha256, md5, size, f"video could not be decoded ({_short(exc)})")
+        return _unreadable(sha256, md5, size, f"video could not be decoded ({describe(exc)})")
 
 
 def parse_vpdq_file(path: str | os.PathLike[str]) -> list[tuple[int, int, str, float]]:
@@ -396,11 +397,11 @@ _REFS_ONLY: _SkipLevel = (
 _SCAN_CHECK_EVERY = 1024  # packets demuxed between two looks at the clock while scanning
 
 
-class _TimedOut(Exception):
+class _TimedOut(Refusal):
     """The time budget ran out before any frame was decoded."""
 
 
-class _PlanMismatch(Exception):
+class _PlanMismatch(Refusal):
     """A wanted frame did not come out of a selective decode intact (a file whose keyframe
     flags or timestamps do not say what they should): it is decoded again in full."""
 
@@ -669,7 +670,7 @@ class _Reader:
             yield index, _rotated(frame.to_ndarray(format="rgb24"), frame.rotation)
 
 
-class _FrameTooLarge(Exception):
+class _FrameTooLarge(Refusal):
     def __init__(self, width: int, height: int) -> None:
         super().__init__(f"video frames too large ({width}x{height})")
 
@@ -878,7 +879,7 @@ def _decode(job: _Job, n_seg: int, exact: bool) -> MediaAnalysis:
             return job.unreadable(str(err))
     if exact and not stop_reason:
         if errors:  # a segment that could not seek or read: its samples are not to be lost
-            raise _PlanMismatch(f"a segment failed ({_short(errors[0])})")
+            raise _PlanMismatch(f"a segment failed ({describe(errors[0])})")
         missing = sorted(i for d in decoders for i in d.reader.missing)
         if missing:
             raise _PlanMismatch(
@@ -956,7 +957,7 @@ def _analyze_animated(
         except (OSError, EOFError, ValueError) as exc:  # truncated animation: keep what decoded
             if not len(frames):
                 return _unreadable(
-                    sha256, md5, size, f"animation could not be decoded ({_short(exc)})"
+                    sha256, md5, size, f"animation could not be decoded ({describe(exc)})"
                 )
             log.info("%s: animation truncated after %d samples: %r", p.name, len(frames), exc)
     if not len(frames) or strip is None:
@@ -1001,11 +1002,6 @@ def _looks_like_text(head: bytes) -> bool:
         return False
     stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
     return stripped.startswith(_TEXT_MAGIC)
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:120]
 
 
 def _mime_for(head: bytes) -> str:
