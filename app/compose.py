@@ -155,7 +155,7 @@ def sign_in(settings: Settings, username: str, password: str) -> tuple[AppContex
     not upgraded from here: only the owner does that (`hashdesk db upgrade`)."""
     from sqlalchemy.engine import make_url
 
-    from app.storage.server_security import person_role, prefix_for_url
+    from app.storage.server_roles import person_role, prefix_for_url
 
     username = username.strip()
     url = (

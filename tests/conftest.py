@@ -120,12 +120,12 @@ class TeamServer:
     PASSWORD = "correct horse battery"
 
     def __init__(self, schema: str, install: bool = True) -> None:
-        from app.storage import server_security
+        from app.storage import server_roles
 
         self.schema = schema
         self.owner_url = _pg_schema_url(schema)
         self.owner = open_database(self.owner_url)
-        self.prefix = server_security.prefix_for_url(self.owner_url)
+        self.prefix = server_roles.prefix_for_url(self.owner_url)
         if install:
             self.install()
         self._open: list[Database] = []
@@ -138,7 +138,7 @@ class TeamServer:
     def url_for(self, username: str) -> str:
         from sqlalchemy.engine import make_url
 
-        from app.storage.server_security import person_role
+        from app.storage.server_roles import person_role
 
         return (
             make_url(self.owner_url)

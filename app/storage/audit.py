@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 
 from app.core.model.chain import GENESIS_HASH, audit_fields_of, chain_hash, decision_fields_of
 from app.core.model.domain import utcnow
+from app.storage.chain import AUDIT_CHAIN_LOCK, chain_head
 from app.storage.db import Database
 from app.storage.models import AuditEvent, Decision
-from app.storage.server_security import AUDIT_CHAIN_LOCK, chain_head
 
 _AUDIT_LOCK_ID = AUDIT_CHAIN_LOCK  # "AUDT": serialises the audit chain on PostgreSQL
 

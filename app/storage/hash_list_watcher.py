@@ -45,7 +45,7 @@ from app.storage.hash_list_index import (
     release_freed_memory,
 )
 from app.storage.models import HashListEntry
-from app.storage.notify import CHANNEL
+from app.storage.notify import listen_statement
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +297,7 @@ class HashListWatcher:
         url = self.db.engine.url.set(drivername="postgresql")
         params = url.render_as_string(hide_password=False)
         with psycopg.connect(params, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f"LISTEN {CHANNEL}")
+            conn.execute(listen_statement())
             self.refresh(force=True)  # anything that changed before LISTEN took hold
             last_poll = time.monotonic()
             while not self._stop.is_set():

@@ -18,14 +18,15 @@ Measured with ``hashdesk bench --lists`` on the shared 2-core VM, 1,000,000 PDQ 
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, bindparam, insert, select, text, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.core.errors import Refusal
@@ -36,9 +37,12 @@ from app.core.model.roles import Permission
 from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
 from app.storage.models import HashList, HashListEntry
-from app.storage.notify import CHANNEL
+from app.storage.notify import notify_hash_list
 from app.storage.permissions import authorize
 from app.storage.server_security import enforced
+
+if TYPE_CHECKING:
+    from psycopg.sql import Composed
 
 BATCH = 20_000
 _FRAME = Algorithm.PDQ_FRAME.value
@@ -58,6 +62,18 @@ COLUMNS = (
     "first_seen",
     "last_seen",
 )
+
+
+@functools.cache
+def _pg_statements() -> tuple[Composed, Composed]:
+    """PostgreSQL's two bulk writes (INSERT, COPY), names quoted by the driver."""
+    from psycopg.sql import SQL, Identifier, Placeholder  # PostgreSQL only: not at every start
+
+    columns = SQL(", ").join(Identifier(c) for c in COLUMNS)
+    insert = SQL("INSERT INTO hash_list ({}) VALUES ({})").format(
+        columns, SQL(", ").join(Placeholder() for _ in COLUMNS)
+    )
+    return insert, SQL("COPY hash_list ({}) FROM STDIN").format(columns)
 
 
 class ListImportError(Refusal, ValueError):
@@ -287,7 +303,7 @@ def import_parsed(
         the_list.last_import_at = now
         the_list.last_import_note = summary.lines_text()[0]
         if total and s.get_bind().dialect.name == "postgresql":
-            s.execute(text(f"NOTIFY {CHANNEL}"))  # core SQL: the flush hook does not see it
+            notify_hash_list(s)  # core SQL: the flush hook does not see it
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -300,22 +316,18 @@ def _insert(s: Session, rows: list[tuple[Any, ...]], step: Callable[[int], None]
         # A team server: COPY does not run under row-level security; plain INSERTs (each
         # checked by the server) in batches of the driver's executemany.
         raw_pg: Any = s.connection().connection.driver_connection
-        cols = ", ".join(COLUMNS)
-        marks = ", ".join(["%s"] * len(COLUMNS))
         with raw_pg.cursor() as cur:
             for batch in _chunks(rows, BATCH):
-                cur.executemany(f"INSERT INTO hash_list ({cols}) VALUES ({marks})", batch)
+                cur.executemany(_pg_statements()[0], batch)
                 step(len(batch))
         return
     if engine.dialect.name == "postgresql":
         raw: Any = s.connection().connection.driver_connection
-        with raw.cursor() as cur:
-            cols = ", ".join(COLUMNS)
-            with cur.copy(f"COPY hash_list ({cols}) FROM STDIN") as copy:
-                for batch in _chunks(rows, BATCH):
-                    for r in batch:
-                        copy.write_row(r)
-                    step(len(batch))
+        with raw.cursor() as cur, cur.copy(_pg_statements()[1]) as copy:
+            for batch in _chunks(rows, BATCH):
+                for r in batch:
+                    copy.write_row(r)
+                step(len(batch))
         return
     # SQLite: the driver's executemany with plain tuples, times in SQLAlchemy's own stored
     # form (its per-row parameter processing doubled the time of a 1M-line import).

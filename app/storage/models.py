@@ -11,6 +11,7 @@ from enum import StrEnum
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     Enum,
     Float,
@@ -77,6 +78,15 @@ def _vocab(table: str, column: str) -> Enum:
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = (
+        # On a team server a user name becomes part of a login role's name (migration 0011;
+        # the same rule as app.storage.server_roles.username_problem).
+        CheckConstraint(
+            "ltrim(username, 'abcdefghijklmnopqrstuvwxyz0123456789_.-') = '' "
+            "AND length(username) BETWEEN 1 AND 50",
+            name="ck_users_username",
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)

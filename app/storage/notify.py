@@ -4,12 +4,30 @@ and only if, it commits). The listening side is the watcher in app.storage.hash_
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.storage.models import HashListEntry
 
+if TYPE_CHECKING:
+    from psycopg.sql import Composed
+
 CHANNEL = "hashdesk_hash_list"
+_NOTIFY = text("SELECT pg_notify(:channel, '')")
+
+
+def notify_hash_list(session: Session) -> None:
+    """Tell the listening workstations, when this transaction commits, that the list changed."""
+    session.execute(_NOTIFY, {"channel": CHANNEL})
+
+
+def listen_statement() -> Composed:
+    """``LISTEN`` on the channel, for a psycopg connection (the name quoted by the driver)."""
+    from psycopg.sql import SQL, Identifier  # PostgreSQL only: not at every start
+
+    return SQL("LISTEN {}").format(Identifier(CHANNEL))
 
 
 def _after_flush(session: Session, _ctx) -> None:
@@ -17,7 +35,7 @@ def _after_flush(session: Session, _ctx) -> None:
         return
     touched = any(isinstance(o, HashListEntry) for o in (*session.new, *session.dirty))
     if touched and session.get_bind().dialect.name == "postgresql":
-        session.execute(text(f"NOTIFY {CHANNEL}"))
+        notify_hash_list(session)
         session.info["hash_list_notified"] = True
 
 

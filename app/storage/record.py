@@ -28,8 +28,8 @@ from app.core.model.domain import (
     SightingInfo,
     Verdict,
 )
+from app.storage.chain import DECISION_CHAIN_LOCK, chain_head
 from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRow
-from app.storage.server_security import DECISION_CHAIN_LOCK, chain_head
 
 _CHAIN_LOCK_ID = DECISION_CHAIN_LOCK  # "HASH": serialises the decision chain on PostgreSQL
 

@@ -17,6 +17,7 @@ from app.storage.audit import AuditKind, append_event, count_events, lock_audit_
 from app.storage.db import Database
 from app.storage.models import User
 from app.storage.permissions import authorize_or_system
+from app.storage.server_roles import username_problem
 
 # Failed sign-ins: after this many for one user name within the window, refuse further attempts
 # (without checking the password) until the window has passed.
@@ -38,8 +39,9 @@ def _info(u: User) -> UserInfo:
 
 def _validate(username: str, password: str, role: Role | str) -> tuple[str, str, Role]:
     username = username.strip()
-    if not username or len(username) > 64 or any(c.isspace() for c in username):
-        raise UserError(f"user name {username!r} must be 1 to 64 characters without spaces")
+    problem = username_problem(username)  # it becomes part of a role name on a team server
+    if problem is not None:
+        raise UserError(problem)
     try:
         role = Role(role)
     except ValueError:
@@ -115,11 +117,6 @@ class UserService:
             "detail": {"role": role.value, "display_name": display},
         }
         if self._server_enforced():
-            if len(username.encode()) > server_security.MAX_TEAM_USERNAME:
-                raise UserError(
-                    f"user name {username!r} is too long for a PostgreSQL login: at most "
-                    f"{server_security.MAX_TEAM_USERNAME} bytes"
-                )
             # A PostgreSQL login role of its own; the server requires the event first.
             append_event(s, AuditKind.USER_ADDED, **event)
             new_id = s.execute(

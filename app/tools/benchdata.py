@@ -64,11 +64,16 @@ def _copy_or_insert(db: Database, table, rows: list[dict]) -> None:
     if not rows:
         return
     if db.dialect == "postgresql":
+        from psycopg.sql import SQL, Identifier
+
         cols = list(rows[0])
+        copy_sql = SQL("COPY {} ({}) FROM STDIN").format(
+            Identifier(table.name), SQL(", ").join(Identifier(c) for c in cols)
+        )
         raw = db.engine.raw_connection()
         try:
             cur = raw.cursor()
-            with cur.copy(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN") as copy:
+            with cur.copy(copy_sql) as copy:
                 for r in rows:
                     copy.write_row([r[c] for c in cols])
             raw.commit()
@@ -195,9 +200,14 @@ def generate(
         say(f"  {min(decisions, lo + batch):,} decisions")
     if db.dialect == "postgresql":
         with db.engine.begin() as conn:
-            for t in ("items", "sightings", "decisions", "users"):
-                conn.exec_driver_sql(
-                    f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT max(id) FROM {t}))"
+            for table in (Item, Sighting, Decision, User):
+                conn.execute(
+                    select(
+                        func.setval(
+                            func.pg_get_serial_sequence(table.__tablename__, "id"),
+                            select(func.max(table.id)).scalar_subquery(),
+                        )
+                    )
                 )
             conn.exec_driver_sql("ANALYZE")
     else:
@@ -205,6 +215,19 @@ def generate(
             conn.exec_driver_sql("ANALYZE")
     with db.session() as s:
         return int(s.scalar(select(func.count()).select_from(Decision)) or 0)
+
+
+# N random PDQ rows made by the database itself, one statement per dialect.
+_FILL_POSTGRESQL = (
+    "INSERT INTO hash_list (algorithm, value, variant, list_name, external_id, added_at) "
+    "SELECT 'pdq', md5(random()::text) || md5(random()::text), '', :name, NULL, :now "
+    "FROM generate_series(1, :n)"
+)
+_FILL_SQLITE = (
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < :n) "
+    "INSERT INTO hash_list (algorithm, value, variant, list_name, external_id, added_at) "
+    "SELECT 'pdq', lower(hex(randomblob(32))), '', :name, NULL, :now FROM c"
+)
 
 
 def fill_hash_list(
@@ -231,18 +254,7 @@ def fill_hash_list(
             )
             or 0
         )
-    if db.dialect == "postgresql":
-        value = "md5(random()::text) || md5(random()::text)"
-        source = "generate_series(1, :n)"
-        head = ""
-    else:
-        value = "lower(hex(randomblob(32)))"
-        source = "c"
-        head = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < :n) "
-    sql = text(
-        f"{head}INSERT INTO hash_list (algorithm, value, variant, list_name, external_id, "
-        f"added_at) SELECT 'pdq', {value}, '', :name, NULL, :now FROM {source}"
-    )
+    sql = text(_FILL_POSTGRESQL if db.dialect == "postgresql" else _FILL_SQLITE)
     while have < entries:
         n = min(batch, entries - have)
         with db.session() as s:

@@ -77,9 +77,16 @@ class SelfTest:
 
         taxonomy = load_taxonomy(resource("taxonomy.toml"))
         _check(len(taxonomy.categories) > 0, "the taxonomy has no categories")
+        from app.storage.server_security import PROGRAM, program_sql
+
         icon = resource("icons/hashdesk.png")
         _check(icon.is_file(), f"icon missing at {icon}")
-        return f"taxonomy ({len(taxonomy.categories)} categories), icon, from {resource('')}"
+        # The team server's program ships as SQL files (package data): `db upgrade` reads them.
+        _check(all(program_sql(name).strip() for name in PROGRAM), "server program incomplete")
+        return (
+            f"taxonomy ({len(taxonomy.categories)} categories), icon, server program "
+            f"({len(PROGRAM)} SQL files), from {resource('')}"
+        )
 
     def step_database(self) -> str:
         from app.compose import open_context

@@ -180,7 +180,7 @@ def test_every_flow_as_each_role(team_server, tmp_path):
 
 
 def test_the_roles_of_two_databases_do_not_collide(team_server):
-    from app.storage.server_security import role_prefix
+    from app.storage.server_roles import role_prefix
 
     assert role_prefix("hashdesk", "public") != role_prefix("hashdesk_staging", "public")
     assert role_prefix("test", "t_a") != role_prefix("test", "t_b")

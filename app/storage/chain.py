@@ -1,0 +1,38 @@
+"""The two chains as stored: which lock serialises each, and its newest entry (its head).
+
+The chain hash itself, and what it covers, is app.core.model.chain; the record
+(app.storage.record) and the audit trail (app.storage.audit) append to their chains here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from app.storage.server_security import enforced
+
+Chain = Literal["decisions", "audit events"]
+
+#: The chains' advisory locks on PostgreSQL ("HASH", "AUDT"); the team server's checks take the
+#: same ones (app/storage/sql/write_checks.sql; tests/storage/test_server_sql.py compares).
+DECISION_CHAIN_LOCK = 0x48415348
+AUDIT_CHAIN_LOCK = 0x41554454
+
+
+def chain_head(s: Session, chain: Chain) -> str | None:
+    """The newest entry hash of a chain. On an enforced database a person may not see every
+    decision (blind second review), so the server says."""
+    bind = s.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    if enforced(engine):
+        return s.execute(text("SELECT hd_chain_head(:c)"), {"c": chain}).scalar()
+    return s.execute(_HEAD[chain]).scalar()
+
+
+_HEAD = {
+    "decisions": text("SELECT entry_hash FROM decisions ORDER BY id DESC LIMIT 1"),
+    "audit events": text("SELECT entry_hash FROM audit_events ORDER BY id DESC LIMIT 1"),
+}
