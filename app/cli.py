@@ -240,26 +240,29 @@ def cmd_audit(args, settings: Settings) -> int:
         seen = SeenHeads(data_dir() / "chain-heads.json")
         problems = [str(p) for p in verify_hash_list(db)]
         earlier = seen.get(db.label)
+        compared: list[str] = []
         if earlier is not None:
-            problems += [str(p) for p in compare_with(earlier, reports, db, "this workstation")]
+            compared += [str(p) for p in compare_with(earlier, reports, db, "this workstation")]
         if kept is not None:
-            problems += [str(p) for p in compare_with(kept, reports, db, "the checkpoint")]
+            compared += [str(p) for p in compare_with(kept, reports, db, "the checkpoint")]
         if all(r.ok for r in reports):
             seen.remember(db.label, checkpoint(db, reports)["chains"])
     finally:
         ctx.close()
     bad = [r for r in reports if not r.ok]
     for r in reports:
-        state = "intact" if r.ok else "BROKEN"
+        state = "intact" if r.ok else f"BROKEN ({len(r.problems)} entries)"
         print(f"{r.chain}: {r.entries} entries checked, {state}, head {r.head[:16]}")
-    for r in bad:
-        print(f"first problem: {r.problem}")
+        for problem in r.problems:
+            print(f"  {problem}")
     if kept is not None:
         print(f"checkpoint of {kept.get('taken_at', '?')}: compared")
+    for p in compared:
+        print(p)
     print(f"hash list: {'matches the record' if not problems else 'DIFFERS from the record'}")
     for p in problems:
         print(f"  {p}")
-    return 1 if bad or problems else 0
+    return 1 if bad or problems or compared else 0
 
 
 def cmd_db(args, settings: Settings) -> int:
