@@ -274,6 +274,12 @@ def cmd_db(args, settings: Settings) -> int:
                 "`db upgrade` runs as the schema owner: put the owner's user name in the URL "
                 "(HASHDESK_DATABASE_URL=postgresql+psycopg://OWNER@HOST/DB)"
             )
+        from app.compose import check_server_asks_passwords
+
+        try:
+            check_server_asks_passwords(settings, settings.database_url)
+        except SignInError as exc:
+            raise CliError(str(exc)) from None
         db = open_db(settings)
         try:
             print(f"database at {db.label} is at schema revision {db.current_revision()}")

@@ -169,6 +169,11 @@ def sign_in(settings: Settings, username: str, password: str) -> tuple[AppContex
         )
     except DatabaseError as exc:
         raise SignInError(str(exc)) from None
+    try:
+        check_server_asks_passwords(settings, url.render_as_string(hide_password=False))
+    except SignInError:
+        db.dispose()
+        raise
     current, head = db.current_revision(), db.head_revision()
     if current != head:
         db.dispose()
@@ -182,6 +187,20 @@ def sign_in(settings: Settings, username: str, password: str) -> tuple[AppContex
         ctx.close()
         raise SignInError(f"{username} has no active Hashdesk account in this database")
     return ctx, user
+
+
+def check_server_asks_passwords(settings: Settings, url: str) -> None:
+    """Refuse a PostgreSQL server that let a connection in with a wrong password (trust
+    authentication: anyone could sign in as anyone), naming the pg_hba.conf line to change;
+    with Settings.allow_trust_auth (tests, development) go on with a loud warning."""
+    from app.storage.server_auth import accepts_any_password, warning
+
+    problem = accepts_any_password(url, settings.connect_args)
+    if problem is None:
+        return
+    if not settings.allow_trust_auth:
+        raise SignInError(problem)
+    print(warning(problem), file=sys.stderr)
 
 
 def default_taxonomy() -> Taxonomy:

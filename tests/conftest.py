@@ -40,6 +40,9 @@ def _private_user_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("HASHDESK_NO_KEYRING", "1")  # never the tester's real keyring
+    # The test PostgreSQL trusts 127.0.0.1 (no password asked): the explicit opt-out, with its
+    # warning, so the team tests can sign in; tests of the refusal remove it.
+    monkeypatch.setenv("HASHDESK_ALLOW_TRUST_AUTH", "1")
     for name in ("HASHDESK_CONFIG", "HASHDESK_DATABASE_PASSWORD", "HASHDESK_ADMIN_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
 

@@ -57,6 +57,9 @@ class Settings:
     #: A multi-index over large PDQ tables (HASHDESK_INDEX_MULTI on/off): an item's match ~8x
     #: faster at 1M entries, 64 bytes an entry more memory (app.core.matching.hash_index).
     index_multi: bool = True
+    #: HASHDESK_ALLOW_TRUST_AUTH=1: go on (with a loud warning) on a PostgreSQL server that
+    #: checks no passwords (app.storage.server_auth). For test and development servers only.
+    allow_trust_auth: bool = False
 
     @property
     def comfort(self) -> ComfortDefaults:
@@ -203,6 +206,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             env, "HASHDESK_INDEX_SNAPSHOT", {"on": True, "off": False}, True
         ),
         index_multi=_choice_env(env, "HASHDESK_INDEX_MULTI", {"on": True, "off": False}, True),
+        allow_trust_auth=_choice_env(
+            env,
+            "HASHDESK_ALLOW_TRUST_AUTH",
+            {"1": True, "0": False, "on": True, "off": False},
+            False,
+        ),
         index_snapshot_dir=(
             Path(env["HASHDESK_INDEX_SNAPSHOT_DIR"].strip()).expanduser()
             if env.get("HASHDESK_INDEX_SNAPSHOT_DIR", "").strip()
