@@ -152,10 +152,11 @@ def _acting(
         raise
 
 
-def _sign_in(users, name: str | None, what: str):
-    """The acting account for a change: signs in (rate-limited and recorded like the GUI)."""
+def _sign_in(users, name: str | None, what: str, who: str = "an admin"):
+    """The acting account for a change: signs in (rate-limited and recorded like the GUI).
+    ``who``: the accounts that may make it, for the message when none is given."""
     if not name:
-        raise CliError(f"{what} needs an admin: give --as ADMIN_NAME")
+        raise CliError(f"{what} needs {who}: give --as NAME")
     actor = users.authenticate(name, _password_of(name))
     if actor is None:
         raise CliError(f"sign-in as {name} failed: wrong password, or the account is disabled")
@@ -207,6 +208,7 @@ def cmd_users(args, settings: Settings) -> int:
 def cmd_audit(args, settings: Settings) -> int:
     import json
 
+    from app.core.model.domain import Role
     from app.core.settings.config import data_dir
     from app.storage.audit import recent_events, verify_chains
     from app.storage.verification import (
@@ -223,7 +225,12 @@ def cmd_audit(args, settings: Settings) -> int:
             kept = read_checkpoint(Path(args.checkpoint))
         except ValueError as exc:
             raise CliError(str(exc)) from None
-    ctx, _who = _acting(settings, args.as_user, f"audit {args.audit_cmd}")
+    ctx, who = _acting(settings, args.as_user, f"audit {args.audit_cmd}")
+    if who is not None and who.role not in (Role.LEAD, Role.ADMIN):
+        ctx.close()
+        raise CliError(
+            f"audit {args.audit_cmd} needs a lead or admin: {who.username} is a {who.role.value}"
+        )
     db = ctx.db
     try:
         if args.audit_cmd == "list":
@@ -390,7 +397,7 @@ def _rows_progress(done: int, total: int) -> None:
 
 def cmd_lists(args, settings: Settings) -> int:
     from app.core.matching.hash_lists import FeedbackVerdict, ListPolicy
-    from app.storage.hash_lists import HashListError
+    from app.storage.hash_lists import HashListError, UnknownEntries
     from app.storage.list_import import ListSettings
 
     # On a team database everything runs on the person's own connection (--as NAME).
@@ -442,7 +449,9 @@ def cmd_lists(args, settings: Settings) -> int:
                     print(line)
                 print(f"  in {summary.seconds:.1f} s; import {summary.import_id}")
             elif args.lists_cmd == "export":
-                actor = signed or _sign_in(ctx.users, args.as_user, "exporting a hash list")
+                actor = signed or _sign_in(
+                    ctx.users, args.as_user, "exporting a hash list", "a lead or admin"
+                )
                 out = service.export_file(
                     Path(args.path),
                     args.format,
@@ -463,16 +472,23 @@ def cmd_lists(args, settings: Settings) -> int:
                     policy=ListPolicy(args.policy) if args.policy else None,
                     pdq_threshold=args.threshold,
                     allow={"allow": True, "block": False}.get(args.kind or ""),
+                    create=args.create,
                 )
-                print(f"changed {args.name}")
+                print(f"{'made' if args.create else 'changed'} {args.name}")
             elif args.lists_cmd in ("disable", "enable"):
-                actor = signed or _sign_in(ctx.users, args.as_user, f"{args.lists_cmd} entries")
-                n = service.set_enabled(
-                    args.entries, args.lists_cmd == "enable", args.reason or "", actor=actor
+                actor = signed or _sign_in(
+                    ctx.users, args.as_user, f"{args.lists_cmd} entries", "a lead or admin"
                 )
+                try:
+                    n = service.set_enabled(
+                        args.entries, args.lists_cmd == "enable", args.reason or "", actor=actor
+                    )
+                except UnknownEntries as exc:
+                    print(f"hashdesk: error: {exc}", file=sys.stderr)
+                    return 1
                 print(f"{args.lists_cmd}d {n} entr{'y' if n == 1 else 'ies'}")
             elif args.lists_cmd == "feedback":
-                actor = signed or _sign_in(ctx.users, args.as_user, "feedback")
+                actor = signed or _sign_in(ctx.users, args.as_user, "feedback", "your account")
                 if args.export:
                     n = service.export_feedback(Path(args.export), args.list, actor=actor)
                     print(f"wrote feedback on {n} entr{'y' if n == 1 else 'ies'} to {args.export}")
@@ -669,13 +685,18 @@ def build_parser() -> argparse.ArgumentParser:
     lset.add_argument("--policy", choices=["resolve", "queue", "off"])
     lset.add_argument("--threshold", type=int, help="the list's own PDQ threshold (0-64)")
     lset.add_argument("--kind", choices=["allow", "block"])
+    lset.add_argument(
+        "--create", action="store_true", help="make the list (empty) if there is none of that name"
+    )
     lset.add_argument("--as", dest="as_user", help=as_help)
     for verb in ("disable", "enable"):
         p_ = lsub.add_parser(verb, help=f"{verb} hash-list entries (with a reason)")
         p_.add_argument("entries", nargs="+", type=int, help="entry ids")
         p_.add_argument("--reason", required=True)
         p_.add_argument("--as", dest="as_user", help="a lead or admin (password asked)")
-    fb = lsub.add_parser("feedback", help="agree/disagree on an entry, or export a list's")
+    fb = lsub.add_parser(
+        "feedback", help="agree or disagree with an entry, or export a list's feedback"
+    )
     fb.add_argument("--list", default="local")
     fb.add_argument("--entry", type=int)
     fb.add_argument("--verdict", choices=["agree", "disagree"])
