@@ -52,11 +52,15 @@ def print_summary(summary) -> None:
     f = summary.files
     parts = [
         f"{f.get('new', 0)} new",
-        f"{f.get('copy', 0)} exact {'copy' if f.get('copy', 0) == 1 else 'copies'} of known items",
+        # A copy of an item already in the database, or of a file earlier in this run.
+        f"{f.get('copy', 0)} exact {'copy' if f.get('copy', 0) == 1 else 'copies'} "
+        "(a sighting added to the item)",
         f"{f.get('unreadable', 0)} unreadable",
     ]
     if f.get("missing"):
         parts.append(f"{f['missing']} missing")
+    if f.get("skipped"):
+        parts.append(f"{f['skipped']} skipped")
     print(f"ingested {_plural(summary.total, 'file')}: {', '.join(parts)}")
     if summary.auto_matched:
         print(f"  {summary.auto_matched} new item(s) matched the hash list and were auto-resolved")
@@ -69,11 +73,15 @@ def print_summary(summary) -> None:
         print(f"  unreadable: {path}: {why}")
     for path in summary.missing:
         print(f"  missing: {path} (named in the manifest, not found)")
+    for path, why in summary.skipped:
+        print(f"  skipped: {path}: {why}")
     for problem in summary.manifest_problems:
         print(f"  manifest: {problem}")
 
 
 def cmd_ingest(args, settings: Settings) -> int:
+    from app.core.ingest.jobs import presence
+
     jobs: list[IngestJob] = []
     problems: list[str] = []
     if args.manifest:
@@ -81,9 +89,12 @@ def cmd_ingest(args, settings: Settings) -> int:
         jobs += m_jobs
         problems += m_problems
     if args.paths:
-        missing = [p for p in args.paths if not Path(p).exists()]
-        if missing:
-            raise CliError(f"no such file or folder: {', '.join(missing)}")
+        for p in args.paths:
+            why = presence(Path(p))
+            if why == "missing":
+                raise CliError(f"no such file or folder: {p}")
+            if why is not None:
+                raise CliError(f"{p}: {why}")
         jobs += jobs_from_paths(args.paths, source=args.source or "manual", reason=args.reason)
     if not jobs:
         raise CliError("nothing to ingest: give files or folders, or --manifest FILE")
