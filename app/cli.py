@@ -317,8 +317,10 @@ def cmd_db(args, settings: Settings) -> int:
         return 0
     from sqlalchemy import func, select
 
+    from app.core.settings.config import check_media_root
     from app.storage.models import Decision, HashListEntry, Item, User
 
+    check_media_root(settings.media_root)
     db = open_db(settings, upgrade=False)
     try:
         current, head = db.current_revision(), db.head_revision()

@@ -19,7 +19,7 @@ from app.core.ingest.jobs import IngestJob, IngestSummary
 from app.core.matching.hash_index import MIH_MIN_ROWS, HashIndex
 from app.core.model.domain import UserInfo
 from app.core.model.taxonomy import Taxonomy, load_taxonomy
-from app.core.settings.config import Settings, data_dir, redact_url
+from app.core.settings.config import Settings, check_media_root, data_dir, redact_url
 from app.paths import resource
 from app.storage.db import Database, DatabaseError, open_database
 from app.storage.exposure import ExposureService
@@ -210,7 +210,14 @@ def default_taxonomy() -> Taxonomy:
 def open_context(
     settings: Settings, *, db: Database | None = None, journal_dir: Path | None = None
 ) -> AppContext:
-    """The whole application wired from ``settings`` (``db``: one already open)."""
+    """The whole application wired from ``settings`` (``db``: one already open). An unusable
+    media root is a ConfigError naming it (before any database is opened here)."""
+    try:
+        check_media_root(settings.media_root)
+    except Exception:
+        if db is not None:
+            db.dispose()
+        raise
     return AppContext(
         settings=settings,
         db=db if db is not None else open_db(settings),
