@@ -61,3 +61,24 @@ def test_lists_view_shows_searches_disables_and_imports(qtbot, db, store, taxono
     (news,) = [r for r in view.lists_model.rows if r.name == "news"]
     assert news.allow and news.active == 1
     w.close()
+
+
+def test_the_import_button_says_why_a_lead_cannot_use_it(qtbot, db, store, taxonomy):
+    """Issue 25 (14): for a lead the Import button is disabled, not silently dead, and its
+    tooltip says why; an admin's works."""
+    from PySide6.QtWidgets import QPushButton
+
+    settings = Settings(database_url=str(db.engine.url), media_root=store.root)
+    ctx = AppContext(settings=settings, db=db, store=store, taxonomy=taxonomy)
+    for user, may in (
+        (make_user(db, "lead1", Role.LEAD), False),
+        (make_user(db, "a1", Role.ADMIN), True),
+    ):
+        w = LeadWindow(ctx, user)
+        qtbot.addWidget(w)
+        button = w.lists.findChild(QPushButton, "button_lists_import")
+        assert button is not None
+        assert button.isEnabled() is may
+        if not may:
+            assert "needs an admin: you are signed in as a lead" in button.toolTip()
+        w.close()
