@@ -208,7 +208,13 @@ def cmd_users(args, settings: Settings) -> int:
             info = users.set_password(args.name, _read_password(args), actor=actor)
             print(f"changed the password of {info.username}")
         else:
-            for u in users.list():
+            accounts = users.list()
+            if not accounts:
+                print(
+                    "no users yet: add the first admin with "
+                    "`hashdesk users add NAME --role admin` (or start `hashdesk gui`)"
+                )
+            for u in accounts:
                 state = "active" if u.active else "disabled"
                 print(f"{u.username:20} {u.role.value:10} {state:9} {u.display_name}")
     finally:

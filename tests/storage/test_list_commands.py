@@ -127,3 +127,10 @@ def test_the_list_messages_read_whole():
     with pytest.raises(ValueError) as bad:
         check_hex(Algorithm.PDQ, "zzzz-not-hex")
     assert str(bad.value) == "PDQ hash 'zzzz-not-hex' is not hexadecimal"
+
+
+def test_users_list_says_when_there_are_none(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HASHDESK_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    monkeypatch.setenv("HASHDESK_MEDIA_ROOT", str(tmp_path / "media"))
+    assert main(["users", "list"]) == 0
+    assert capsys.readouterr().out.startswith("no users yet: add the first admin with")
