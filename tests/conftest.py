@@ -21,7 +21,27 @@ from app.core.model.taxonomy import load_taxonomy
 from app.paths import resource
 from app.storage.db import Database, open_database
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+#: The reference corpus: ../shared/corpus beside the repository, or HASHDESK_TEST_CORPUS.
+CORPUS = Path(
+    os.environ.get("HASHDESK_TEST_CORPUS", "").strip()
+    or Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+)
+#: The one wording of every corpus skip (README: "Tests").
+CORPUS_SKIP = f"reference corpus not found at {CORPUS}"
+
+
+def corpus_mark(*paths: Path):
+    """The skip mark of a test that reads the corpus (``paths``: the parts it reads; by
+    default the corpus folder itself)."""
+    return pytest.mark.skipif(not all(p.exists() for p in (paths or (CORPUS,))), reason=CORPUS_SKIP)
+
+
+def skip_without_corpus(*paths: Path) -> None:
+    """Inside a test: skip it, with the one wording, when the corpus (or ``paths``) is absent."""
+    if not all(p.exists() for p in (paths or (CORPUS,))):
+        pytest.skip(CORPUS_SKIP)
+
+
 PG_URL = os.environ.get("HASHDESK_TEST_POSTGRES_URL", "").strip()
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -49,8 +69,7 @@ def _private_user_dirs(tmp_path, monkeypatch):
 
 @pytest.fixture
 def corpus() -> Path:
-    if not CORPUS.is_dir():
-        pytest.skip(f"reference corpus not found at {CORPUS}")
+    skip_without_corpus()
     return CORPUS
 
 

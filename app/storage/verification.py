@@ -307,7 +307,9 @@ def _position_of(db: Database, chain: str, entry_hash: str) -> int | None:
         entry_id = s.scalar(select(model.id).where(model.entry_hash == entry_hash).limit(1))
         if entry_id is None:
             return None
-        return int(s.scalar(select(func.count()).select_from(model).where(model.id <= entry_id)))
+        return int(
+            s.scalar(select(func.count()).select_from(model).where(model.id <= entry_id)) or 0
+        )
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

@@ -25,13 +25,13 @@ from app.core.matching.match_rules import MatchPolicy, find_match, index_signal
 from app.core.matching.signal_types import half_query_space
 from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind, Signal
 from app.core.video.analysis import DIHEDRAL_FRAMES, analyze_video, parse_vpdq_file
+from tests.conftest import CORPUS, corpus_mark
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 IMAGES = CORPUS / "pdq-images"
 VIDEOS = CORPUS / "videos"
 MATCH = 31  # PDQ distance at which two hashes match
 
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
+needs_corpus = corpus_mark()
 
 
 # ---------------------------------------------------------------------------------------------
