@@ -13,17 +13,19 @@ from pathlib import Path
 
 from app import __version__
 from app.compose import AppContext, SignInError, open_context, open_db, sign_in
+from app.core.errors import Refusal, describe
 from app.core.ingest.jobs import IngestJob, ManifestError, jobs_from_paths, read_manifest
 from app.core.model.domain import UserInfo
 from app.core.model.roles import PermissionDenied
 from app.core.model.taxonomy import TaxonomyError
+from app.core.reports import plural
 from app.core.settings.config import ConfigError, Settings, load_settings
 from app.storage.db import DatabaseError
 from app.storage.users import UserError
 from app.tools.bench import PARTS as BENCH_PARTS
 
 
-class CliError(Exception):
+class CliError(Refusal):
     pass
 
 
@@ -43,10 +45,6 @@ def _progress(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
-def _plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{n} {one}" if n == 1 else f"{n} {many or one + 's'}"
-
-
 def print_summary(summary) -> None:
     """Totals that add up (each file in exactly one bucket), then the details."""
     f = summary.files
@@ -61,13 +59,13 @@ def print_summary(summary) -> None:
         parts.append(f"{f['missing']} missing")
     if f.get("skipped"):
         parts.append(f"{f['skipped']} skipped")
-    print(f"ingested {_plural(summary.total, 'file')}: {', '.join(parts)}")
+    print(f"ingested {plural(summary.total, 'file')}: {', '.join(parts)}")
     if summary.auto_matched:
         print(f"  {summary.auto_matched} new item(s) matched the hash list and were auto-resolved")
     if summary.clustered:
         print(
-            f"  {_plural(summary.clustered, 'near-duplicate')} joined "
-            f"{_plural(summary.clusters, 'cluster')} in the queue (one decision covers a cluster)"
+            f"  {plural(summary.clustered, 'near-duplicate')} joined "
+            f"{plural(summary.clusters, 'cluster')} in the queue (one decision covers a cluster)"
         )
     for path, why in summary.unreadable:
         print(f"  unreadable: {path}: {why}")
@@ -100,7 +98,7 @@ def cmd_ingest(args, settings: Settings) -> int:
         raise CliError("nothing to ingest: give files or folders, or --manifest FILE")
     ctx, who = _acting(settings, args.as_user, "ingest", required=settings.team_sign_in)
     try:
-        print(f"ingesting {_plural(len(jobs), 'file')}…", file=sys.stderr, flush=True)
+        print(f"ingesting {plural(len(jobs), 'file')}…", file=sys.stderr, flush=True)
         summary = ctx.ingest(jobs, problems, progress=_progress, actor=who)
         print_summary(summary)
     finally:
@@ -109,7 +107,7 @@ def cmd_ingest(args, settings: Settings) -> int:
         # Everything else is ingested; a file the manifest promised and did not deliver is an
         # error a script running this must see.
         print(
-            f"hashdesk: error: {_plural(len(summary.missing), 'file')} named in the manifest "
+            f"hashdesk: error: {plural(len(summary.missing), 'file')} named in the manifest "
             "not found",
             file=sys.stderr,
         )
@@ -321,10 +319,8 @@ def cmd_db(args, settings: Settings) -> int:
         finally:
             db.dispose()
         return 0
-    from sqlalchemy import func, select
-
     from app.core.settings.config import check_media_root
-    from app.storage.models import Decision, HashListEntry, Item, User
+    from app.storage.inventory import record_counts
 
     check_media_root(settings.media_root)
     db = open_db(settings, upgrade=False)
@@ -356,15 +352,8 @@ def cmd_db(args, settings: Settings) -> int:
                 "run `hashdesk db upgrade` (every workstation should run the same version)"
             )
             return 2
-        with db.session() as s:
-            for name, model in (
-                ("users", User),
-                ("items", Item),
-                ("decisions", Decision),
-                ("hash list", HashListEntry),
-            ):
-                n = s.scalar(select(func.count()).select_from(model))
-                print(f"{name + ':':11}{n}")
+        for name, n in record_counts(db).lines():
+            print(f"{name + ':':11}{n}")
     finally:
         db.dispose()
     return 0
@@ -506,6 +495,13 @@ def cmd_lists(args, settings: Settings) -> int:
                     print(f"hashdesk: error: {exc}", file=sys.stderr)
                     return 1
                 print(f"{args.lists_cmd}d {n} entr{'y' if n == 1 else 'ies'}")
+            elif args.lists_cmd == "clear-guard":
+                actor = signed or _sign_in(ctx.users, args.as_user, "clearing the flood guard")
+                name = service.clear_flood_guard(args.entry, args.reason, actor=actor)
+                print(
+                    f"cleared the flood guard of entry #{args.entry} ({name}): it resolves "
+                    "again as its list's policy says"
+                )
             elif args.lists_cmd == "feedback":
                 actor = signed or _sign_in(ctx.users, args.as_user, "feedback", "your account")
                 if args.export:
@@ -539,9 +535,10 @@ DEMO_USER, DEMO_PASSWORD = "demo", "demo-password"
 DEMO_LEAD = "lead"
 
 
-def prepare_demo(folder: Path, count: int = 40) -> AppContext:
+def prepare_demo(folder: Path, count: int = 40, *, team: bool = False) -> AppContext:
     """A throwaway database, media root and decision journal in ``folder`` (nothing in the
-    user data directory), filled with sample items and a demo moderator and lead."""
+    user data directory), filled with sample items and a demo moderator and lead. ``team``:
+    a quarter of decisions sampled for second review (the simulated team's history has some)."""
     from app.core.model.domain import Role
     from app.tools.demo import write_demo_media
 
@@ -549,6 +546,7 @@ def prepare_demo(folder: Path, count: int = 40) -> AppContext:
         {
             "HASHDESK_DATABASE_URL": f"sqlite:///{(folder / 'demo.sqlite3').as_posix()}",
             "HASHDESK_MEDIA_ROOT": str(folder / "media"),
+            **({"HASHDESK_SECOND_REVIEW_PERCENT": "25"} if team else {}),
         }
     )
     ctx = open_context(settings, journal_dir=folder)
@@ -571,12 +569,12 @@ def cmd_demo(args, settings: Settings) -> int:
     folder = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="hashdesk-demo-"))
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        ctx = prepare_demo(folder, args.count)
+        ctx = prepare_demo(folder, args.count, team=args.lead)
         if args.lead:
             from app.tools.demo_history import simulate_team_history
 
             lead = ctx.users.get(DEMO_LEAD)
-            n = simulate_team_history(ctx.db, ctx.taxonomy, lead, DEMO_PASSWORD)
+            n = simulate_team_history(ctx, lead, DEMO_PASSWORD)
             print(f"simulated a few hours of team work: {n} decisions")
         print(
             f"demo data in {folder} (users {DEMO_USER!r}, a moderator, and {DEMO_LEAD!r}, a "
@@ -713,6 +711,13 @@ def build_parser() -> argparse.ArgumentParser:
         p_.add_argument("entries", nargs="+", type=int, help="entry ids")
         p_.add_argument("--reason", required=True)
         p_.add_argument("--as", dest="as_user", help="a lead or admin (password asked)")
+    guard = lsub.add_parser(
+        "clear-guard",
+        help="let an entry the flood guard holds resolve again (a lead or admin, audited)",
+    )
+    guard.add_argument("entry", type=int, help="the entry id (`lists` shows flood-guarded counts)")
+    guard.add_argument("--reason", required=True)
+    guard.add_argument("--as", dest="as_user", help="a lead or admin (password asked)")
     fb = lsub.add_parser(
         "feedback", help="agree or disagree with an entry, or export a list's feedback"
     )
@@ -816,7 +821,7 @@ def main(argv: list[str] | None = None) -> int:
         TaxonomyError,
         PermissionDenied,
     ) as exc:
-        print(f"hashdesk: error: {exc}", file=sys.stderr)
+        print(f"hashdesk: error: {describe(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from app.core.errors import Refusal
 from app.core.ingest.contentstore import ContentStore
 from app.core.ingest.jobs import IngestJob, IngestSummary
 from app.core.matching.hash_index import MIH_MIN_ROWS, HashIndex
@@ -23,7 +24,8 @@ from app.core.settings.config import Settings, check_media_root, data_dir, redac
 from app.paths import resource
 from app.storage.db import Database, DatabaseError, open_database
 from app.storage.exposure import ExposureService
-from app.storage.hash_list_index import HashListWatcher, snapshot_path
+from app.storage.hash_index_snapshot import snapshot_path
+from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.hash_lists import HashListService
 from app.storage.history_queries import HistoryService
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
@@ -143,7 +145,7 @@ def open_db(settings: Settings, *, upgrade: bool = True) -> Database:
     return open_database(settings.database_url, upgrade=upgrade, connect_args=settings.connect_args)
 
 
-class SignInError(RuntimeError):
+class SignInError(Refusal, RuntimeError):
     """A person could not sign in (explained in one line)."""
 
 

@@ -8,8 +8,11 @@ from PIL import Image
 
 from app.core.ingest.contentstore import ContentStore
 from app.core.ingest.jobs import jobs_from_paths
+from app.core.matching.hash_index import HashIndex
+from app.core.matching.match_rules import MatchPolicy
 from app.core.model.domain import Role, UserInfo
 from app.storage.db import Database
+from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
 from app.storage.users import UserService
 from app.tools.demo import sample_picture
@@ -47,9 +50,16 @@ def write_cluster(folder: Path, seed: int, size: int = 5) -> list[Path]:
     return paths
 
 
+def recorder(db: Database, store: ContentStore, policy: MatchPolicy | None = None, **kw):
+    """An ingest recorder with a hash-list watcher of its own (the application passes the
+    process's: AppContext.recorder)."""
+    watcher = HashListWatcher(db, HashIndex(), policy=policy)
+    return IngestRecorder(db, store, policy=policy, watcher=watcher, **kw)
+
+
 def ingest(db: Database, store: ContentStore, paths, source="test", reason="test flag"):
     jobs = jobs_from_paths(paths, source=source, reason=reason)
-    return ingest_jobs(IngestRecorder(db, store), jobs, workers=1)
+    return ingest_jobs(recorder(db, store), jobs, workers=1)
 
 
 def make_user(db: Database, name="mod1", role=Role.MODERATOR) -> UserInfo:

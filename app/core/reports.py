@@ -79,6 +79,11 @@ def history_csv(rows: Iterable[HistoryRow], out: TextIO) -> int:
     return n
 
 
+def plural(n: int, one: str, many: str | None = None) -> str:
+    """``n`` with its noun: "1 file", "3 files", "2 copies" (``many`` when not ``one`` + s)."""
+    return f"{n} {one}" if n == 1 else f"{n} {many or one + 's'}"
+
+
 def format_duration(s: float | None) -> str:
     """A duration as the statistics view and its exports both show it: seconds up to two
     minutes, then minutes to a tenth, then hours to a tenth."""

@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from app.core.model.chain import GENESIS_HASH, audit_chain_fields, chain_hash, decision_chain_fields
+from app.core.model.chain import GENESIS_HASH, audit_fields_of, chain_hash, decision_fields_of
 from app.core.model.domain import utcnow
 from app.storage.db import Database
 from app.storage.models import AuditEvent, Decision
@@ -54,18 +54,6 @@ def _canonical(detail: dict[str, Any] | None) -> str | None:
     return json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
 
 
-class _AuditValues(TypedDict):
-    """The columns append_event fills in, exactly the keyword arguments of audit_chain_fields."""
-
-    uuid: str
-    kind: str
-    actor_id: int | None
-    actor_name: str | None
-    subject: str | None
-    detail: str | None
-    occurred_at: datetime
-
-
 def append_event(
     s: Session,
     kind: AuditKind | str,
@@ -81,20 +69,17 @@ def append_event(
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_ID})
     prev = chain_head(s, "audit events") or GENESIS_HASH
-    values: _AuditValues = {
-        "uuid": str(uuidlib.uuid4()),
-        "kind": str(AuditKind(kind).value),
-        "actor_id": actor_id,
-        "actor_name": actor_name,
-        "subject": subject,
-        "detail": _canonical(detail),
-        "occurred_at": occurred_at or utcnow(),
-    }
     row = AuditEvent(
-        **values,
+        uuid=str(uuidlib.uuid4()),
+        kind=str(AuditKind(kind).value),
+        actor_id=actor_id,
+        actor_name=actor_name,
+        subject=subject,
+        detail=_canonical(detail),
+        occurred_at=occurred_at or utcnow(),
         prev_hash=prev,
-        entry_hash=chain_hash(prev, audit_chain_fields(**values)),
     )
+    row.entry_hash = chain_hash(prev, audit_fields_of(row))  # chain.py names the fields
     s.add(row)
     s.flush()
     return row
@@ -174,21 +159,7 @@ def _decision_rows(s: Session) -> Iterator[tuple[int, str, str, str, dict[str, A
             d.uuid,
             d.prev_hash,
             d.entry_hash,
-            decision_chain_fields(
-                uuid=d.uuid,
-                item_id=d.item_id,
-                user_id=d.user_id,
-                verdict=d.verdict,
-                category=d.category,
-                note=d.note,
-                method=d.method,
-                supersedes=d.supersedes,
-                decided_at=d.decided_at,
-                parent_uuid=d.parent_uuid,
-                matched_entry_id=d.matched_entry_id,
-                match_distance=d.match_distance,
-                hashes_digest=d.hashes_digest,
-            ),
+            decision_fields_of(d),
         )
 
 
@@ -201,15 +172,7 @@ def _audit_rows(s: Session) -> Iterator[tuple[int, str, str, str, dict[str, Any]
             e.uuid,
             e.prev_hash,
             e.entry_hash,
-            audit_chain_fields(
-                uuid=e.uuid,
-                kind=e.kind,
-                actor_id=e.actor_id,
-                actor_name=e.actor_name,
-                subject=e.subject,
-                detail=e.detail,
-                occurred_at=e.occurred_at,
-            ),
+            audit_fields_of(e),
         )
 
 

@@ -19,14 +19,25 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.errors import HashdeskError, Refusal, Unavailable, first_line, is_transient
 from app.core.model.roles import PermissionDenied
 from app.core.settings.config import redact_url
+from app.storage import errors as _errors  # noqa: F401  (registers the SQL errors' one line)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
-class DatabaseError(RuntimeError):
+class DatabaseError(HashdeskError, RuntimeError):
     """A database problem explained in one line, with what to do about it."""
+
+
+class DatabaseUnreachable(DatabaseError, Unavailable):
+    """The database cannot be reached now (down, refused the connection, a timeout)."""
+
+
+class DatabaseRefused(DatabaseError, Refusal):
+    """The database was reached but cannot be used as asked (its schema is newer than this
+    Hashdesk, the URL names no usable database, a migration failed)."""
 
 
 def _sqlite_pragmas(dbapi_conn, _record) -> None:
@@ -123,7 +134,7 @@ class Database:
                 yield s
         except DBAPIError as exc:
             if getattr(exc.orig, "sqlstate", None) == "42501":
-                reason = str(exc.orig).strip().splitlines()[0].removeprefix("hashdesk: ")
+                reason = first_line(str(exc.orig)).removeprefix("hashdesk: ")
                 raise PermissionDenied(f"refused by the server: {reason}") from None
             raise
 
@@ -143,7 +154,7 @@ class Database:
         script = ScriptDirectory.from_config(alembic_config(self.engine))
         known = {rev.revision for rev in script.walk_revisions()}
         if current is not None and current not in known:
-            raise DatabaseError(
+            raise DatabaseRefused(
                 f"the database at {self.label} has schema revision {current}, newer than this "
                 "Hashdesk knows: update Hashdesk on this workstation"
             )
@@ -170,11 +181,15 @@ def open_database(
             db.upgrade()
     except OperationalError as exc:
         engine.dispose()
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
-        raise DatabaseError(
+        reason = first_line(str(exc.orig if exc.orig is not None else exc))
+        raise DatabaseUnreachable(
             f"cannot connect to the database at {redact_url(url)}: {explain_connect_error(reason)}"
         ) from None
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise DatabaseError(f"database error at {redact_url(url)}: {exc}") from None
+        failed = DatabaseUnreachable if is_transient(exc) else DatabaseRefused
+        raise failed(f"database error at {redact_url(url)}: {first_line(str(exc))}") from None
+    except DatabaseError:  # a migration's refusal, or a schema newer than this Hashdesk
+        engine.dispose()
+        raise
     return db

@@ -4,15 +4,13 @@ if the lead says otherwise)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import replace
-from datetime import datetime, timedelta
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.core.model.decisions import DecisionOutcome, DecisionRequest
-from app.core.model.domain import ItemStatus, QueueItem, Verdict, utcnow
+from app.core.model.domain import ItemStatus, Verdict
 from app.core.model.roles import Permission
 from app.storage.models import Decision, Item, SecondReview, User
 from app.storage.overturn import overturn_in_session
@@ -22,10 +20,7 @@ from app.storage.record import (
     append_decision,
     clear_claim,
     current_decision,
-    held_items,
     outcome_of_row,
-    queue_order,
-    to_queue_item,
 )
 
 
@@ -36,7 +31,7 @@ def escalation_note(s: Session, item_id: int) -> str:
     names: dict[int | None, str] = dict(s.execute(select(User.id, User.username)).all())
     last_esc = s.scalar(
         select(Decision)
-        .where(Decision.item_id == item_id, Decision.verdict == Verdict.ESCALATE.value)
+        .where(Decision.item_id == item_id, Decision.verdict == Verdict.ESCALATE)
         .order_by(Decision.id.desc())
         .limit(1)
     )
@@ -78,7 +73,7 @@ def escalation_note(s: Session, item_id: int) -> str:
         select(Decision)
         .where(
             Decision.item_id == item_id,
-            Decision.verdict == Verdict.SKIP.value,
+            Decision.verdict == Verdict.SKIP,
             Decision.note.is_not(None),
             Decision.id > since,
         )
@@ -101,7 +96,7 @@ def resolve_escalation(s: Session, item: Item, req: DecisionRequest) -> Decision
         return DecisionOutcome(req.uuid, item.id, Verdict.SKIP)
     standing = current_decision(s, item.id)
     if standing is not None and outcome_of_row(standing) is not req.verdict:
-        why = req.note or f"resolved on escalation: {req.verdict.value}"
+        why = req.note or f"resolved on escalation: {req.verdict}"
         out = overturn_in_session(
             s,
             req.user_id,
@@ -124,55 +119,6 @@ def resolve_escalation(s: Session, item: Item, req: DecisionRequest) -> Decision
         added = append_confirm(s, req, item)
     else:
         append_decision(s, req)
-    item.status = ItemStatus.DECIDED.value
+    item.status = ItemStatus.DECIDED
     clear_claim(item)
     return DecisionOutcome(req.uuid, item.id, req.verdict, hashes_added=added)
-
-
-def claim_escalation(
-    s: Session, user_id: int, exclude: Collection[int], lease: timedelta
-) -> QueueItem | None:
-    authorize(s, user_id, Permission.HANDLE_ESCALATIONS)
-    now = utcnow()
-    q = (
-        select(Item)
-        .where(
-            Item.status == ItemStatus.ESCALATED.value,
-            or_(Item.claimed_by.is_(None), Item.lease_expires_at < now),
-        )
-        .order_by(*queue_order(Item.updated_at))
-        .limit(1)
-        .with_for_update(skip_locked=True)
-    )
-    if exclude:
-        q = q.where(Item.id.not_in(list(exclude)))
-    item = s.scalar(q)
-    if item is None:
-        return None
-    item.claimed_by = user_id
-    item.lease_expires_at = now + lease
-    s.flush()
-    return replace(to_queue_item(s, item), escalation_note=escalation_note(s, item.id))
-
-
-def _held(s: Session, user_id: int, item_ids: list[int]) -> list[Item]:
-    return held_items(s, user_id, item_ids, ItemStatus.ESCALATED.value)
-
-
-def renew_escalation_claims(s: Session, user_id: int, item_ids: list[int], until: datetime) -> int:
-    items = _held(s, user_id, item_ids)
-    for item in items:
-        item.lease_expires_at = until
-    return len(items)
-
-
-def release_escalation_claims(s: Session, user_id: int, item_ids: list[int]) -> int:
-    items = _held(s, user_id, item_ids)
-    for item in items:
-        clear_claim(item)
-    return len(items)
-
-
-def escalation_count(s: Session) -> int:
-    q = select(func.count()).select_from(Item).where(Item.status == ItemStatus.ESCALATED.value)
-    return int(s.scalar(q) or 0)

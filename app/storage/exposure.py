@@ -119,7 +119,7 @@ class ExposureService:
                     uuid=event.uuid,
                     user_id=event.user_id,
                     item_id=event.item_id,
-                    kind=event.kind.value,
+                    kind=event.kind,
                     started_at=event.started_at,
                     seconds=event.seconds,
                     area=event.area,

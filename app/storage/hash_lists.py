@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import and_, case, func, or_, select
 
+from app.core.errors import Refusal
 from app.core.exchange import FORMATS, ExchangeEntry, ExchangeError, read_file, write_file
 from app.core.matching.hash_lists import (
     LOCAL_LIST,
@@ -45,7 +46,7 @@ from app.storage.permissions import authorize, authorize_or_system
 PAGE_SIZE = 200
 
 
-class HashListError(ValueError):
+class HashListError(Refusal, ValueError):
     pass
 
 
@@ -243,13 +244,11 @@ class HashListService:
                         f"there is no list {list_name!r}: lists are made by an import, or "
                         "by `lists set NAME --create`"
                     )
-                row = HashList(
-                    name=list_name, policy=ListPolicy.QUEUE.value, allow=False, created_at=now
-                )
+                row = HashList(name=list_name, policy=ListPolicy.QUEUE, allow=False, created_at=now)
                 s.add(row)
             before = {"policy": row.policy, "pdq_threshold": row.pdq_threshold, "allow": row.allow}
             if policy is not None:
-                row.policy = policy.value
+                row.policy = policy
             if pdq_threshold is not None or clear_threshold:
                 row.pdq_threshold = pdq_threshold
             if allow is not None:
@@ -396,26 +395,7 @@ class HashListService:
                     .group_by(fb.entry_id, fb.verdict)
                 ):
                     votes[(entry_id, verdict)] = int(n)
-            page = tuple(
-                EntryRow(
-                    r.id,
-                    r.list_name,
-                    r.algorithm,
-                    r.value,
-                    r.variant or "",
-                    r.labels or "",
-                    r.external_id,
-                    r.category,
-                    r.added_at,
-                    r.last_seen,
-                    "retracted" if r.retracted_at else "disabled" if r.disabled_at else "active",
-                    r.retraction_reason if r.retracted_at else r.disabled_reason,
-                    r.flood_guarded_at is not None,
-                    votes.get((r.id, FeedbackVerdict.AGREE.value), 0),
-                    votes.get((r.id, FeedbackVerdict.DISAGREE.value), 0),
-                )
-                for r in rows
-            )
+            page = tuple(_entry_row(r, votes) for r in rows)
         return EntryPage(page, page[-1].id if more and page else None)
 
     def set_enabled(
@@ -457,15 +437,25 @@ class HashListService:
                 r.changed_at = now
             return len(rows)
 
-    def clear_flood_guard(self, entry_id: int, reason: str, *, actor: UserInfo) -> bool:
-        """A lead lets a flood-guarded entry resolve again (audited as an enable)."""
+    def clear_flood_guard(self, entry_id: int, reason: str, *, actor: UserInfo) -> str:
+        """A lead or admin lets a flood-guarded entry resolve again, with a reason (audited as
+        an enable that clears the flood guard; every workstation's index follows). Refused
+        with the reason for an entry that does not exist, is retracted, or is not guarded.
+        Returns the entry's list."""
+        reason = reason.strip()
+        if not reason:
+            raise HashListError("clearing the flood guard needs a reason")
         with self.db.session() as s:
             user = authorize(s, actor, Permission.RETRACT)
             r = s.get(HashListEntry, entry_id, with_for_update=True)
-            if r is None or r.flood_guarded_at is None:
-                return False
+            if r is None:
+                raise HashListError(f"hash-list entry #{entry_id} does not exist")
+            if r.retracted_at is not None:
+                raise HashListError(f"hash-list entry #{entry_id} is retracted: nothing to clear")
+            if r.flood_guarded_at is None:
+                raise HashListError(f"hash-list entry #{entry_id} is not held by the flood guard")
             now = utcnow()
-            append_event(
+            append_event(  # the event first: a team server accepts the change only on the record
                 s,
                 AuditKind.ENTRY_ENABLED,
                 actor_id=user.id,
@@ -476,7 +466,7 @@ class HashListService:
             )
             r.flood_guarded_at = None
             r.changed_at = now
-            return True
+            return r.list_name
 
     # -- feedback ------------------------------------------------------------------------
 
@@ -557,6 +547,27 @@ class HashListService:
                 detail={"feedback_entries": len(per), "file": Path(path).name},
             )
             return len(per)
+
+
+def _entry_row(r: HashListEntry, votes: dict[tuple[int, str], int]) -> EntryRow:
+    """An entry as the lists view shows it (``votes``: feedback counts by (entry, verdict))."""
+    return EntryRow(
+        r.id,
+        r.list_name,
+        r.algorithm,
+        r.value,
+        r.variant or "",
+        r.labels or "",
+        r.external_id,
+        r.category,
+        r.added_at,
+        r.last_seen,
+        "retracted" if r.retracted_at else "disabled" if r.disabled_at else "active",
+        r.retraction_reason if r.retracted_at else r.disabled_reason,
+        r.flood_guarded_at is not None,
+        votes.get((r.id, FeedbackVerdict.AGREE), 0),
+        votes.get((r.id, FeedbackVerdict.DISAGREE), 0),
+    )
 
 
 def _list_name(name: str) -> str:

@@ -102,11 +102,11 @@ class HistoryService:
                 conds.append(d.user_id.is_(None))
             q = q.where(or_(*conds)) if conds else q.where(d.id < 0)
         if f.verdicts:
-            q = q.where(d.verdict.in_([v.value for v in f.verdicts]))
+            q = q.where(d.verdict.in_(list(f.verdicts)))
         if f.categories:
             q = q.where(d.category.in_(list(f.categories)))
         if f.methods:
-            q = q.where(d.method.in_([m.value for m in f.methods]))
+            q = q.where(d.method.in_(list(f.methods)))
         if f.since is not None:
             q = q.where(d.decided_at >= f.since)
         if f.until is not None:
@@ -257,15 +257,15 @@ class HistoryService:
             ):
                 who = names.get(d.user_id, "?") if d.user_id is not None else SYSTEM_USER
                 kind = {
-                    Verdict.OVERTURN.value: "overturn",
-                    Verdict.UNDO.value: "undo",
+                    Verdict.OVERTURN: "overturn",
+                    Verdict.UNDO: "undo",
                 }.get(d.verdict, "decision")
-                if d.method == DecisionMethod.SECOND_REVIEW.value:
+                if d.method == DecisionMethod.SECOND_REVIEW:
                     kind = "second_review"
-                if d.method == DecisionMethod.AUTO_MATCH.value:
+                if d.method == DecisionMethod.AUTO_MATCH:
                     kind = "match"
                 title = f"{d.verdict} by {who} ({d.method})"
-                if d.verdict == Verdict.OVERTURN.value:
+                if d.verdict == Verdict.OVERTURN:
                     title = f"overturned by {who}: now {'confirm' if d.category else 'reject'}"
                 parts = []
                 if d.category_label or d.category:

@@ -28,6 +28,7 @@ from app.core.model.domain import (
     IN_QUEUE_STATUSES,
     Algorithm,
     DecisionMethod,
+    IngestOutcome,
     ItemStatus,
     MediaAnalysis,
     MediaKind,
@@ -39,7 +40,8 @@ from app.core.model.domain import (
 )
 from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
-from app.storage.hash_list_index import EntryFacts, HashListWatcher, entry_for
+from app.storage.hash_list_index import EntryFacts, entry_for
+from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.models import HashListEntry, Item, Sighting, SignalRow
 from app.storage.record import append_decision
 
@@ -85,7 +87,8 @@ class IngestRecorder:
         match: bool = True,
         source_deadlines: Mapping[str, timedelta] | None = None,
         actor: UserInfo | None = None,
-        watcher: HashListWatcher | None = None,
+        *,
+        watcher: HashListWatcher,
     ) -> None:
         self.db = db
         # Who ingests (a team server checks events are in their own name); None: the system.
@@ -100,23 +103,21 @@ class IngestRecorder:
         self.match = match
         # The hash list, kept current by a watcher (a confirm or a retraction made on another
         # workstation during a long ingest counts from the next file on): the process's own
-        # (AppContext's, loaded once for every ingest and window) or, without one, our own.
+        # (AppContext's, loaded once for every ingest and window), received, never built here.
         self._watcher = watcher
         self._queue_index: HashIndex | None = None
         # The representative each new near-duplicate joined, in order (for the summary).
         self.joined: list[int] = []
 
     def _indexes(self) -> tuple[HashIndex, HashIndex]:
-        if self._watcher is None:
-            self._watcher = HashListWatcher(self.db, HashIndex(), policy=self.policy)
         if not self._watcher.ensure_loaded():
             self._watcher.refresh()  # a watermark query; reloads only what changed
         if self._queue_index is None:
             self._queue_index = load_queue_index(self.db, self.policy)
         return self._watcher.index, self._queue_index
 
-    def record(self, path: Path, analysis: MediaAnalysis, sighting: SightingInfo) -> str:
-        """Store one analysed file. Returns "new" or "copy"."""
+    def record(self, path: Path, analysis: MediaAnalysis, sighting: SightingInfo) -> IngestOutcome:
+        """Store one analysed file: a new item (queued or auto-matched) or a copy."""
         sighting = with_source_deadline(sighting, self.source_deadlines)
         content_key = None
         try:
@@ -167,19 +168,19 @@ class IngestRecorder:
         known: KnownMatch | None = None,
         facts: tuple[EntryFacts | None, EntryFacts | None] = (None, None),
         cluster: Evidence | None = None,
-    ) -> str:
+    ) -> IngestOutcome:
         new_signals: list[tuple[int, Signal]] = []
         joined: int | None = None
         with self.db.session() as s:
             item = s.scalar(select(Item).where(Item.sha256 == a.sha256))
-            outcome = "copy"
+            outcome = IngestOutcome.COPY
             if item is None:
-                outcome = "new"
+                outcome = IngestOutcome.NEW
                 unreadable = a.kind is MediaKind.UNREADABLE
                 item = Item(
                     sha256=a.sha256,
                     md5=a.md5,
-                    kind=a.kind.value,
+                    kind=a.kind,
                     mime=a.mime,
                     size=a.size,
                     width=a.width,
@@ -188,7 +189,7 @@ class IngestRecorder:
                     content_key=content_key,
                     preview_key=preview_key,
                     preview_frames=a.preview_frames,
-                    status=(ItemStatus.UNREADABLE if unreadable else ItemStatus.QUEUED).value,
+                    status=ItemStatus.UNREADABLE if unreadable else ItemStatus.QUEUED,
                     priority=0,
                     deadline=sighting.deadline,
                     error=a.error,
@@ -213,7 +214,7 @@ class IngestRecorder:
                     outcome = self._known(s, item, known, *facts)
                 elif known is not None and known.allowed is not None:
                     item.match_note = _allow_note(known, facts[1])
-                if outcome == "new" and cluster is not None and cluster.ref is not None:
+                if outcome is IngestOutcome.NEW and cluster is not None and cluster.ref is not None:
                     rep = s.get(Item, cluster.ref)
                     if rep is not None and rep.status in IN_QUEUE_STATUSES:
                         rep.cluster_id = rep.id
@@ -238,7 +239,12 @@ class IngestRecorder:
             open_now = item.status in IN_QUEUE_STATUSES and item.cluster_id in (None, item.id)
         if joined is not None:
             self.joined.append(joined)
-        if self.match and outcome == "new" and open_now and self._queue_index is not None:
+        if (
+            self.match
+            and outcome is IngestOutcome.NEW
+            and open_now
+            and self._queue_index is not None
+        ):
             for sig_id, sig in new_signals:
                 index_signal(self._queue_index, sig_id, sig, ref, self.policy)
         return outcome
@@ -250,7 +256,7 @@ class IngestRecorder:
         km: KnownMatch,
         facts: EntryFacts | None,
         allow_facts: EntryFacts | None,
-    ) -> str:
+    ) -> IngestOutcome:
         """A new item matched a block list: resolve it, or badge it, per the list's policy
         (queued whatever the policy when an allow list matches too, or the flood guard has
         switched the entry)."""
@@ -266,8 +272,8 @@ class IngestRecorder:
             note += "; " + _allow_note(km, allow_facts) + ": not resolved automatically"
         if not resolve:
             item.match_note = f"known match: {note}"
-            return "new"
-        item.status = ItemStatus.AUTO_MATCHED.value
+            return IngestOutcome.NEW
+        item.status = ItemStatus.AUTO_MATCHED
         item.match_note = note
         append_decision(
             s,
@@ -282,7 +288,7 @@ class IngestRecorder:
                 match_distance=ev.distance,
             ),
         )
-        return "auto_matched"
+        return IngestOutcome.AUTO_MATCHED
 
     def _flood_guard(self, s, item: Item, facts: EntryFacts) -> bool:
         """Whether the entry is (now) held to "queue": it already was, or this item makes
@@ -365,29 +371,29 @@ def ingest_jobs(
         absent = presence(job.path)
         if absent == "missing":
             summary.missing.append(str(job.path))
-            summary.count("missing")
+            summary.count(IngestOutcome.MISSING)
         elif absent is not None or not analysis.sha256:
             # Not a file that can be read at all (a pipe, a broken link, a name too long):
             # nothing to store, so it is reported and skipped.
             why = absent or analysis.error or "cannot read file"
             summary.skipped.append((str(job.path), why))
-            summary.count("skipped")
+            summary.count(IngestOutcome.SKIPPED)
         else:
             outcome = recorder.record(job.path, analysis, job.sighting)
-            if outcome == "new":
+            if outcome is IngestOutcome.NEW:
                 summary.new += 1
-            elif outcome == "auto_matched":
+            elif outcome is IngestOutcome.AUTO_MATCHED:
                 summary.new += 1
                 summary.auto_matched += 1
             else:
                 summary.copies += 1
-            if outcome == "copy":
-                summary.count("copy")  # a copy of a known item, readable or not
+            if outcome is IngestOutcome.COPY:
+                summary.count(IngestOutcome.COPY)  # a copy of a known item, readable or not
             elif analysis.error:
-                summary.count("unreadable")  # a new item, queued with the reason
+                summary.count(IngestOutcome.UNREADABLE)  # a new item, queued with the reason
             else:
-                summary.count("new")
-            if analysis.error and outcome != "copy":
+                summary.count(IngestOutcome.NEW)
+            if analysis.error and outcome is not IngestOutcome.COPY:
                 summary.unreadable.append((str(job.path), analysis.error))
         if progress:
             progress(done, len(jobs))

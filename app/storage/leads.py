@@ -58,7 +58,7 @@ class LeadService:
                     .select_from(Decision)
                     .where(
                         Decision.parent_uuid == decision_uuid,
-                        Decision.method == DecisionMethod.CLUSTER.value,
+                        Decision.method == DecisionMethod.CLUSTER,
                     )
                 )
                 or 0

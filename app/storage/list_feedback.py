@@ -27,7 +27,7 @@ def add_feedback(
         entry_id=entry_id,
         item_id=item_id,
         user_id=user_id,
-        verdict=verdict.value,
+        verdict=verdict,
         note=note,
         created_at=utcnow(),
     )

@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.orm import Session
 
+from app.core.errors import Refusal
 from app.core.exchange import ParsedList
 from app.core.matching.hash_lists import (
     LOCAL_LIST,
@@ -65,7 +66,7 @@ COLUMNS = (
 )
 
 
-class ListImportError(ValueError):
+class ListImportError(Refusal, ValueError):
     """An import refused as a whole (the list cannot take it): one line saying why."""
 
 
@@ -98,7 +99,7 @@ def _the_list(s: Session, name: str, settings: ListSettings, now: datetime) -> H
         row = HashList(
             name=name,
             source=settings.source,
-            policy=(settings.policy or ListPolicy.QUEUE).value,
+            policy=settings.policy or ListPolicy.QUEUE,
             pdq_threshold=settings.pdq_threshold,
             allow=bool(settings.allow),
             created_at=now,

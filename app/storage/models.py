@@ -6,12 +6,14 @@ Times are stored as naive UTC so that SQLite and PostgreSQL behave the same.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
+    Enum,
     Float,
     ForeignKey,
     Index,
@@ -23,7 +25,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from app.core.model.domain import utcnow
+from app.core.matching.hash_lists import FeedbackVerdict, ListPolicy
+from app.core.model.domain import DecisionMethod, ItemStatus, MediaKind, Role, Verdict, utcnow
+from app.core.model.exposure import ExposureKind
+from app.core.model.queues import SecondReviewState
 
 
 class Base(DeclarativeBase):
@@ -34,13 +39,50 @@ class Base(DeclarativeBase):
 PK = BigInteger().with_variant(Integer(), "sqlite")
 
 
+def vocabulary(kind: type[StrEnum], table: str, column: str) -> Enum:
+    """A column that holds one word of ``kind``: stored as its value in a VARCHAR(16), under a
+    CHECK constraint named ``ck_<table>_<column>`` that refuses any other word (migration 0009
+    adds them to older databases). The ORM reads and writes the enum member; a plain string
+    of the vocabulary is accepted too (a ``StrEnum`` member equals its value)."""
+    return Enum(
+        kind,
+        name=f"ck_{table}_{column}",
+        native_enum=False,
+        create_constraint=True,
+        validate_strings=True,
+        length=16,
+        values_callable=lambda members: [m.value for m in members],
+    )
+
+
+#: Every column that holds a vocabulary: (table, column) -> the enum. The migration that adds
+#: the constraints and the tests that try to break them read this table.
+VOCABULARY_COLUMNS: dict[tuple[str, str], type[StrEnum]] = {
+    ("users", "role"): Role,
+    ("items", "kind"): MediaKind,
+    ("items", "status"): ItemStatus,
+    ("decisions", "verdict"): Verdict,
+    ("decisions", "method"): DecisionMethod,
+    ("hash_lists", "policy"): ListPolicy,
+    ("hash_list_feedback", "verdict"): FeedbackVerdict,
+    ("second_reviews", "status"): SecondReviewState,
+    ("second_reviews", "first_verdict"): Verdict,
+    ("second_reviews", "second_verdict"): Verdict,
+    ("exposure_events", "kind"): ExposureKind,
+}
+
+
+def _vocab(table: str, column: str) -> Enum:
+    return vocabulary(VOCABULARY_COLUMNS[table, column], table, column)
+
+
 class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(128))
-    role: Mapped[str] = mapped_column(String(16))
+    role: Mapped[Role] = mapped_column(_vocab("users", "role"))
     password_hash: Mapped[str] = mapped_column(String(255))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -56,7 +98,7 @@ class Item(Base):
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True)
     md5: Mapped[str] = mapped_column(String(32), index=True)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[MediaKind] = mapped_column(_vocab("items", "kind"))
     mime: Mapped[str | None] = mapped_column(String(64))
     size: Mapped[int] = mapped_column(BigInteger)
     width: Mapped[int | None] = mapped_column(Integer)
@@ -65,7 +107,7 @@ class Item(Base):
     content_key: Mapped[str | None] = mapped_column(String(64))
     preview_key: Mapped[str | None] = mapped_column(String(64))
     preview_frames: Mapped[int] = mapped_column(Integer, default=1)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[ItemStatus] = mapped_column(_vocab("items", "status"))
     claimed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     priority: Mapped[int] = mapped_column(Integer, default=0)
@@ -138,11 +180,11 @@ class Decision(Base):
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    verdict: Mapped[str] = mapped_column(String(16))
+    verdict: Mapped[Verdict] = mapped_column(_vocab("decisions", "verdict"))
     category: Mapped[str | None] = mapped_column(String(64))
     category_label: Mapped[str | None] = mapped_column(String(255))
     note: Mapped[str | None] = mapped_column(Text)
-    method: Mapped[str] = mapped_column(String(16))
+    method: Mapped[DecisionMethod] = mapped_column(_vocab("decisions", "method"))
     supersedes: Mapped[str | None] = mapped_column(String(36))
     # For a ``cluster`` decision: the manual decision on the cluster's representative.
     parent_uuid: Mapped[str | None] = mapped_column(String(36), index=True)
@@ -163,7 +205,7 @@ class HashList(Base):
 
     __tablename__ = "hash_lists"
     __table_args__ = (
-        # The range app.core.matching.hash_lists.check_pdq_threshold checks (migration 0009).
+        # The range app.core.matching.hash_lists.check_pdq_threshold checks (migration 0010).
         CheckConstraint(
             "pdq_threshold IS NULL OR (pdq_threshold >= 0 AND pdq_threshold <= 64)",
             name="ck_hash_lists_pdq_threshold",
@@ -173,7 +215,9 @@ class HashList(Base):
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)
     source: Mapped[str | None] = mapped_column(String(255))
-    policy: Mapped[str] = mapped_column(String(16), default="queue")
+    policy: Mapped[ListPolicy] = mapped_column(
+        _vocab("hash_lists", "policy"), default=ListPolicy.QUEUE
+    )
     pdq_threshold: Mapped[int | None] = mapped_column(Integer)
     allow: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
@@ -237,7 +281,7 @@ class HashListFeedback(Base):
     entry_id: Mapped[int] = mapped_column(ForeignKey("hash_list.id"), index=True)
     item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    verdict: Mapped[str] = mapped_column(String(16))
+    verdict: Mapped[FeedbackVerdict] = mapped_column(_vocab("hash_list_feedback", "verdict"))
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
@@ -272,13 +316,17 @@ class SecondReview(Base):
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
     first_decision_uuid: Mapped[str] = mapped_column(String(36), unique=True)
     first_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
-    first_verdict: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending/claimed/done
+    first_verdict: Mapped[Verdict] = mapped_column(_vocab("second_reviews", "first_verdict"))
+    status: Mapped[SecondReviewState] = mapped_column(
+        _vocab("second_reviews", "status"), default=SecondReviewState.PENDING
+    )
     claimed_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
     second_user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     second_decision_uuid: Mapped[str | None] = mapped_column(String(36))
-    second_verdict: Mapped[str | None] = mapped_column(String(16))
+    second_verdict: Mapped[Verdict | None] = mapped_column(
+        _vocab("second_reviews", "second_verdict")
+    )
     agreed: Mapped[bool | None] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     done_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
@@ -295,7 +343,7 @@ class ExposureRow(Base):
     uuid: Mapped[str] = mapped_column(String(36), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[ExposureKind] = mapped_column(_vocab("exposure_events", "kind"))
     started_at: Mapped[datetime] = mapped_column(DateTime)
     seconds: Mapped[float] = mapped_column(Float)
     area: Mapped[float] = mapped_column(Float, default=1.0)

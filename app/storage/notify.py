@@ -1,6 +1,6 @@
 """PostgreSQL tells every workstation when the hash list changes: any transaction that adds or
 retracts hash-list rows through the ORM also sends ``NOTIFY hashdesk_hash_list`` (delivered when,
-and only if, it commits). The listening side is the watcher in app.storage.hash_list_index."""
+and only if, it commits). The listening side is the watcher in app.storage.hash_list_watcher."""
 
 from __future__ import annotations
 

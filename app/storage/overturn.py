@@ -63,7 +63,7 @@ def _overturn_one(
         )
     else:
         added = append_confirm(s, req, item)
-    item.status = ItemStatus.DECIDED.value
+    item.status = ItemStatus.DECIDED
     clear_claim(item)
     return was, now, added, retracted
 
@@ -88,12 +88,12 @@ def overturn_in_session(
     target = s.scalar(select(Decision).where(Decision.uuid == decision_uuid))
     if target is None:
         raise LeadError(f"decision {decision_uuid} does not exist")
-    if target.method == DecisionMethod.SECOND_REVIEW.value:
+    if target.method == DecisionMethod.SECOND_REVIEW:
         raise LeadError(
             "a second-review verdict is an opinion, not the outcome: overturn the "
             "item's decision instead"
         )
-    if target.verdict not in DECIDING and target.verdict != Verdict.OVERTURN.value:
+    if target.verdict not in DECIDING and target.verdict != Verdict.OVERTURN:
         raise LeadError(f"only a confirm or a reject can be overturned, not a {target.verdict}")
     standing = current_decision(s, target.item_id)
     if standing is None or standing.uuid != target.uuid:

@@ -15,8 +15,9 @@ from typing import Any
 from sqlalchemy import case, func, select, text
 from sqlalchemy.orm import Session
 
+from app.core.matching.hash_lists import LOCAL_LIST
 from app.core.matching.signal_types import is_query_only
-from app.core.model.chain import GENESIS_HASH, chain_hash, decision_chain_fields, hash_rows_digest
+from app.core.model.chain import GENESIS_HASH, chain_hash, decision_fields_of, hash_rows_digest
 from app.core.model.decisions import DECIDING, DecisionRequest, outcome_of
 from app.core.model.domain import (
     OPEN_STATUSES,
@@ -31,7 +32,6 @@ from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRo
 from app.storage.server_security import DECISION_CHAIN_LOCK, chain_head
 
 _CHAIN_LOCK_ID = DECISION_CHAIN_LOCK  # "HASH": serialises the decision chain on PostgreSQL
-LOCAL_LIST = "local"
 
 
 # -- the chain -------------------------------------------------------------------------------
@@ -44,27 +44,24 @@ def append_decision(
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_ID})
     prev = chain_head(s, "decisions") or GENESIS_HASH
-    chained: dict[str, Any] = {  # the fields the chain hash covers, as stored
-        "uuid": req.uuid,
-        "item_id": req.item_id,
-        "user_id": req.user_id,
-        "verdict": req.verdict.value,
-        "category": req.category,
-        "note": req.note,
-        "method": req.method.value,
-        "supersedes": req.supersedes,
-        "decided_at": req.decided_at,
-        "parent_uuid": req.parent_uuid,
-        "matched_entry_id": req.matched_entry_id,
-        "match_distance": req.match_distance,
-        "hashes_digest": hashes_digest,
-    }
     row = Decision(
-        **chained,
+        uuid=req.uuid,
+        item_id=req.item_id,
+        user_id=req.user_id,
+        verdict=req.verdict.value,
+        category=req.category,
         category_label=req.category_label,
+        note=req.note,
+        method=req.method.value,
+        supersedes=req.supersedes,
+        decided_at=req.decided_at,
+        parent_uuid=req.parent_uuid,
+        matched_entry_id=req.matched_entry_id,
+        match_distance=req.match_distance,
+        hashes_digest=hashes_digest,
         prev_hash=prev,
-        entry_hash=chain_hash(prev, decision_chain_fields(**chained)),
     )
+    row.entry_hash = chain_hash(prev, decision_fields_of(row))  # chain.py names the fields
     s.add(row)
     s.flush()
     return row
@@ -109,15 +106,13 @@ def current_decision(s: Session, item_id: int) -> Decision | None:
         select(Decision).where(Decision.item_id == item_id).order_by(Decision.id)
     ).all()
     taken_back = {
-        r.supersedes
-        for r in rows
-        if r.supersedes and r.verdict in (Verdict.UNDO.value, Verdict.OVERTURN.value)
+        r.supersedes for r in rows if r.supersedes and r.verdict in (Verdict.UNDO, Verdict.OVERTURN)
     }
     standing = None
     for r in rows:
-        if r.method == DecisionMethod.SECOND_REVIEW.value or r.uuid in taken_back:
+        if r.method == DecisionMethod.SECOND_REVIEW or r.uuid in taken_back:
             continue
-        if r.verdict in DECIDING or r.verdict == Verdict.OVERTURN.value:
+        if r.verdict in DECIDING or r.verdict == Verdict.OVERTURN:
             standing = r
     return standing
 
@@ -129,7 +124,7 @@ def cluster_decisions(s: Session, parent_uuid: str) -> list[Decision]:
             select(Decision)
             .where(
                 Decision.parent_uuid == parent_uuid,
-                Decision.method == DecisionMethod.CLUSTER.value,
+                Decision.method == DecisionMethod.CLUSTER,
             )
             .order_by(Decision.id)
         )
@@ -188,17 +183,6 @@ def retract_item_hashes(
 def clear_claim(item: Item) -> None:
     item.claimed_by = None
     item.lease_expires_at = None
-
-
-def held_items(s: Session, user_id: int, item_ids: list[int], status: str) -> list[Item]:
-    """Those of ``item_ids`` that ``user_id`` holds a claim on, in ``status``."""
-    return list(
-        s.scalars(
-            select(Item).where(
-                Item.id.in_(item_ids), Item.claimed_by == user_id, Item.status == status
-            )
-        )
-    )
 
 
 def lock_item(s: Session, item_id: int) -> Item | None:

@@ -14,11 +14,10 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.model.decisions import (
-    QUEUES,
     UNDOABLE,
     DecisionOutcome,
     DecisionRequest,
@@ -26,7 +25,6 @@ from app.core.model.decisions import (
     ReviewError,
 )
 from app.core.model.domain import (
-    IN_QUEUE_STATUSES,
     OPEN_STATUSES,
     DecisionMethod,
     ItemStatus,
@@ -35,33 +33,43 @@ from app.core.model.domain import (
     open_status_for,
     utcnow,
 )
+from app.core.model.queues import DEFAULT_LEASE_SECONDS, Queue
 from app.core.model.roles import Permission, allowed
-from app.core.video.analysis import SampledFrames
+from app.core.video.scrub import SampledFrames
 from app.storage import escalations, second_review, video_frames
 from app.storage.db import Database
 from app.storage.list_feedback import feedback_from_decision
-from app.storage.models import Decision, HashListEntry, Item, SecondReview, User
+from app.storage.models import Decision, HashListEntry, Item, User
 from app.storage.permissions import authorize
+from app.storage.queues import QUEUES, QueueStrategy
 from app.storage.record import (
     append_confirm,
     append_decision,
     clear_claim,
     cluster_decisions,
     current_decision,
-    held_items,
     lock_item,
     open_members,
     outcome_of_row,
-    queue_order,
     recorded,
     retract_decision_hashes,
     to_queue_item,
 )
 
 
+def _strategy(queue: Queue | str) -> QueueStrategy:
+    try:
+        return QUEUES[Queue(queue)]
+    except ValueError:
+        raise ReviewError(f"unknown queue {queue!r}: use one of {', '.join(Queue)}") from None
+
+
 class ReviewService:
     def __init__(
-        self, db: Database, lease_seconds: int = 300, second_review_share: float = 0.05
+        self,
+        db: Database,
+        lease_seconds: int = DEFAULT_LEASE_SECONDS,
+        second_review_share: float = 0.05,
     ) -> None:
         self.db = db
         self.lease = timedelta(seconds=lease_seconds)
@@ -71,78 +79,25 @@ class ReviewService:
     # -- the queue -------------------------------------------------------------------------
 
     def claim_next(
-        self, user_id: int, exclude: Collection[int] = (), queue: str = "review"
+        self, user_id: int, exclude: Collection[int] = (), queue: Queue | str = Queue.REVIEW
     ) -> QueueItem | None:
-        """Claim the next open item for ``user_id`` (deadline first, then priority, then age).
+        """Claim the next item of ``queue`` for ``user_id`` (review: deadline first, then
+        priority, then age), under a lease; None when the queue has nothing for them.
 
         An item claimed by someone else whose lease has run out is open again. On PostgreSQL the
-        row lock skips rows another workstation is claiming at this moment. ``queue`` is
-        "review" (the moderators' queue), "escalations" (leads) or "second_review" (blind).
+        row lock skips rows another workstation is claiming at this moment. What each queue
+        claims is its strategy (app.storage.queues).
         """
-        if queue not in QUEUES:
-            raise ReviewError(f"unknown queue {queue!r}: use one of {', '.join(QUEUES)}")
-        if queue != "review":
-            claim = (
-                escalations.claim_escalation
-                if queue == "escalations"
-                else second_review.claim_second_review
-            )
-            with self.db.session() as s:
-                return claim(s, user_id, exclude, self.lease)
-        now = utcnow()
-        claimable = or_(
-            Item.status.in_(OPEN_STATUSES),
-            and_(Item.status == ItemStatus.CLAIMED.value, Item.lease_expires_at < now),
-        )
-        query = (
-            select(Item)
-            .where(claimable)
-            .where(or_(Item.cluster_id.is_(None), Item.cluster_id == Item.id))
-            .order_by(*queue_order(Item.created_at))
-            .limit(1)
-            .with_for_update(skip_locked=True)
-        )
-        if exclude:
-            query = query.where(Item.id.not_in(list(exclude)))
+        strategy = _strategy(queue)
         with self.db.session() as s:
-            authorize(s, user_id, Permission.REVIEW)
-            item = s.scalar(query)
-            if item is None:
-                return None
-            item.status = ItemStatus.CLAIMED.value
-            item.claimed_by = user_id
-            item.lease_expires_at = now + self.lease
-            s.flush()
-            return to_queue_item(s, item)
+            return strategy.claim(s, user_id, exclude, self.lease)
 
-    def my_claims(self, user_id: int, queue: str | None = None) -> list[int]:
+    def my_claims(self, user_id: int, queue: Queue | str | None = None) -> list[int]:
         """Items this user still holds (after a restart, or claimed by work still in flight
-        when a window closed), oldest first: in ``queue`` ("review", "escalations",
-        "second_review"), or in any queue when None."""
+        when a window closed), oldest first: in ``queue``, or in any queue when None."""
+        strategies = QUEUES.values() if queue is None else [_strategy(queue)]
         with self.db.session() as s:
-            statuses = {
-                "review": [ItemStatus.CLAIMED.value],
-                "escalations": [ItemStatus.ESCALATED.value],
-                "second_review": [],
-            }.get(queue or "", [ItemStatus.CLAIMED.value, ItemStatus.ESCALATED.value])
-            items = (
-                s.scalars(
-                    select(Item.id).where(Item.claimed_by == user_id, Item.status.in_(statuses))
-                ).all()
-                if statuses
-                else []
-            )
-            reviews = (
-                s.scalars(
-                    select(SecondReview.item_id).where(
-                        SecondReview.claimed_by == user_id,
-                        SecondReview.status == second_review.SR_CLAIMED,
-                    )
-                ).all()
-                if queue in (None, "second_review")
-                else []
-            )
-            return sorted({*items, *reviews})
+            return sorted({i for q in strategies for i in q.held_item_ids(s, user_id)})
 
     def sampled_frames(
         self, item_id: int, store_path: Callable[[str], Path], threshold: int
@@ -172,56 +127,29 @@ class ReviewService:
             return [to_queue_item(s, item) for item in rows]
 
     def renew(self, user_id: int, item_ids: Collection[int]) -> int:
+        """Extend this user's claims on ``item_ids``, in whichever queue they hold them."""
         if not item_ids:
             return 0
         with self.db.session() as s:
-            ids = list(item_ids)
-            rows = held_items(s, user_id, ids, ItemStatus.CLAIMED.value)
             until = utcnow() + self.lease
-            for item in rows:
-                item.lease_expires_at = until
-            return (
-                len(rows)
-                + escalations.renew_escalation_claims(s, user_id, ids, until)
-                + second_review.renew_second_review_claims(s, user_id, ids, until)
-            )
+            return sum(q.renew(s, user_id, item_ids, until) for q in QUEUES.values())
 
     def release(self, user_id: int, item_ids: Collection[int]) -> int:
-        """Give claimed items back to the queue (on close, or when the screen moves away)."""
+        """Give claimed items back to their queue (on close, or when the screen moves away)."""
         if not item_ids:
             return 0
         with self.db.session() as s:
-            ids = list(item_ids)
-            rows = held_items(s, user_id, ids, ItemStatus.CLAIMED.value)
-            for item in rows:
-                item.status = open_status_for(item.kind)
-                clear_claim(item)
-            return (
-                len(rows)
-                + escalations.release_escalation_claims(s, user_id, ids)
-                + second_review.release_second_review_claims(s, user_id, ids)
-            )
+            return sum(q.release(s, user_id, item_ids) for q in QUEUES.values())
 
-    def counts(self, user_id: int, queue: str = "review") -> QueueCounts:
+    def counts(self, user_id: int, queue: Queue | str = Queue.REVIEW) -> QueueCounts:
         start = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
+        strategy = _strategy(queue)
         with self.db.session() as s:
-            if queue == "escalations":
-                open_items = escalations.escalation_count(s)
-            elif queue == "second_review":
-                open_items = second_review.second_review_count(s, user_id)
-            else:
-                open_items = int(
-                    s.scalar(
-                        select(func.count())
-                        .select_from(Item)
-                        .where(Item.status.in_(IN_QUEUE_STATUSES))
-                    )
-                    or 0
-                )
+            open_items = strategy.count(s, user_id)
             # Decisions of today that stand: a confirm, reject or escalate (cluster members
             # included) that no undo took back. Skips and undos are not decisions made.
             undone = select(Decision.supersedes).where(
-                Decision.verdict == Verdict.UNDO.value, Decision.supersedes.is_not(None)
+                Decision.verdict == Verdict.UNDO, Decision.supersedes.is_not(None)
             )
             decided = s.scalar(
                 select(func.count())
@@ -229,9 +157,7 @@ class ReviewService:
                 .where(
                     Decision.user_id == user_id,
                     Decision.decided_at >= start,
-                    Decision.verdict.in_(
-                        [Verdict.CONFIRM.value, Verdict.REJECT.value, Verdict.ESCALATE.value]
-                    ),
+                    Decision.verdict.in_([Verdict.CONFIRM, Verdict.REJECT, Verdict.ESCALATE]),
                     Decision.uuid.not_in(undone),
                 )
             )
@@ -241,7 +167,7 @@ class ReviewService:
 
     def decide(self, req: DecisionRequest) -> DecisionOutcome:
         if req.verdict not in UNDOABLE:
-            raise ReviewError(f"{req.verdict.value} is not a review verdict")
+            raise ReviewError(f"{req.verdict} is not a review verdict")
         if req.verdict is Verdict.CONFIRM and not req.category:
             raise ReviewError("a confirmation needs a category")
         with self.db.session() as s:
@@ -253,14 +179,14 @@ class ReviewService:
             item = lock_item(s, req.item_id)
             if item is None:
                 raise ReviewError(f"item {req.item_id} does not exist")
-            if item.status == ItemStatus.ESCALATED.value:
+            if item.status == ItemStatus.ESCALATED:
                 if allowed(user.role, Permission.HANDLE_ESCALATIONS):
                     return escalations.resolve_escalation(s, item, req)
                 return self._late(s, item, req, current_decision(s, item.id))
             standing = current_decision(s, item.id)
             if standing is not None or item.status in (
-                ItemStatus.DECIDED.value,
-                ItemStatus.AUTO_MATCHED.value,
+                ItemStatus.DECIDED,
+                ItemStatus.AUTO_MATCHED,
             ):
                 # Decided already (on a team server a standing decision under blind second
                 # review is not visible to other moderators: the status still tells).
@@ -301,7 +227,7 @@ class ReviewService:
             and req.verdict in (Verdict.CONFIRM, Verdict.REJECT, Verdict.ESCALATE)
             and outcome_of_row(standing) is not req.verdict
         )
-        if conflict and item.status != ItemStatus.ESCALATED.value:
+        if conflict and item.status != ItemStatus.ESCALATED:
             assert standing is not None
             # User ids can be NULL (system decisions): None is never a key, .get falls back.
             names: dict[int | None, str] = dict(s.execute(select(User.id, User.username)).all())
@@ -314,15 +240,15 @@ class ReviewService:
                     user_id=None,
                     verdict=Verdict.ESCALATE,
                     note=(
-                        f"Conflicting decisions: {outcome_of_row(standing).value} by {first}, "
-                        f"then {req.verdict.value} by {late} (landed late); the standing "
+                        f"Conflicting decisions: {outcome_of_row(standing)} by {first}, "
+                        f"then {req.verdict} by {late} (landed late); the standing "
                         "decision and its hashes are unchanged until a lead decides"
                     ),
                     method=DecisionMethod.MANUAL,
                     supersedes=None,
                 ),
             )
-            item.status = ItemStatus.ESCALATED.value
+            item.status = ItemStatus.ESCALATED
             clear_claim(item)
         return DecisionOutcome(req.uuid, item.id, req.verdict, late=True, conflict=conflict)
 
@@ -334,9 +260,9 @@ class ReviewService:
         else:
             append_decision(s, req)
         if req.verdict in (Verdict.CONFIRM, Verdict.REJECT):
-            item.status = ItemStatus.DECIDED.value
+            item.status = ItemStatus.DECIDED
         elif req.verdict is Verdict.ESCALATE:
-            item.status = ItemStatus.ESCALATED.value
+            item.status = ItemStatus.ESCALATED
         else:  # skip: back to the queue for someone else
             item.status = open_status_for(item.kind)
         clear_claim(item)
@@ -359,12 +285,12 @@ class ReviewService:
                 return DecisionOutcome(undo_uuid, done.item_id, Verdict.UNDO, duplicate=True)
             authorize(s, user_id, Permission.REVIEW)
             undone = select(Decision.supersedes).where(
-                Decision.verdict == Verdict.UNDO.value, Decision.supersedes.is_not(None)
+                Decision.verdict == Verdict.UNDO, Decision.supersedes.is_not(None)
             )
             query = select(Decision).where(
                 Decision.user_id == user_id,
-                Decision.verdict.in_([v.value for v in UNDOABLE]),
-                Decision.method == DecisionMethod.MANUAL.value,
+                Decision.verdict.in_(UNDOABLE),
+                Decision.method == DecisionMethod.MANUAL,
                 Decision.uuid.not_in(undone),
             )
             if target_uuid is not None:
@@ -384,7 +310,7 @@ class ReviewService:
                     member.status = open_status_for(member.kind)
             item = lock_item(s, target.item_id)
             assert item is not None
-            item.status = ItemStatus.CLAIMED.value
+            item.status = ItemStatus.CLAIMED
             item.claimed_by = user_id
             item.lease_expires_at = now + self.lease
             return DecisionOutcome(

@@ -38,6 +38,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from app.core.errors import Refusal
 from app.core.model.domain import Role
 from app.core.model.roles import ROLE_PERMISSIONS
 
@@ -50,7 +51,7 @@ MAX_TEAM_USERNAME = 50
 _enforced: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
 
 
-class ServerSecurityError(RuntimeError):
+class ServerSecurityError(Refusal, RuntimeError):
     pass
 
 

@@ -41,15 +41,15 @@ from app.storage.models import Decision, Item, SecondReview, Sighting, User
 from app.storage.permissions import authorize
 
 HUMAN_METHODS = (
-    DecisionMethod.MANUAL.value,
-    DecisionMethod.CLUSTER.value,
-    DecisionMethod.SECOND_REVIEW.value,
+    DecisionMethod.MANUAL,
+    DecisionMethod.CLUSTER,
+    DecisionMethod.SECOND_REVIEW,
 )
-HUMAN_VERDICTS = (Verdict.CONFIRM.value, Verdict.REJECT.value, Verdict.OVERTURN.value)
+HUMAN_VERDICTS = (Verdict.CONFIRM, Verdict.REJECT, Verdict.OVERTURN)
 DECIDING_METHODS = (
-    DecisionMethod.MANUAL.value,
-    DecisionMethod.CLUSTER.value,
-    DecisionMethod.AUTO_MATCH.value,
+    DecisionMethod.MANUAL,
+    DecisionMethod.CLUSTER,
+    DecisionMethod.AUTO_MATCH,
 )
 AGE_BUCKETS = (
     ("< 1 h", timedelta(hours=1)),
@@ -72,7 +72,7 @@ def _hour(s: Session, col):
 def _undone():
     """UUIDs of the decisions an undo took back."""
     return select(Decision.supersedes).where(
-        Decision.verdict == Verdict.UNDO.value, Decision.supersedes.is_not(None)
+        Decision.verdict == Verdict.UNDO, Decision.supersedes.is_not(None)
     )
 
 
@@ -163,7 +163,7 @@ class StatsService:
                     select(d.verdict, func.count())
                     .where(
                         *in_period,
-                        d.verdict.in_([Verdict.SKIP.value, Verdict.ESCALATE.value]),
+                        d.verdict.in_([Verdict.SKIP, Verdict.ESCALATE]),
                         d.user_id.is_not(None),
                         d.uuid.not_in(_undone()),
                     )
@@ -175,15 +175,15 @@ class StatsService:
                 .select_from(d)
                 .where(
                     *in_period,
-                    d.method == DecisionMethod.AUTO_MATCH.value,
-                    d.verdict == Verdict.CONFIRM.value,
+                    d.method == DecisionMethod.AUTO_MATCH,
+                    d.verdict == Verdict.CONFIRM,
                 )
             )
             if auto:
-                st.by_method[DecisionMethod.AUTO_MATCH.value] = int(auto)
+                st.by_method[DecisionMethod.AUTO_MATCH] = int(auto)
             # A reject (or an overturn to not violating) has no category, whatever it carried.
             label = case(
-                (d.verdict == Verdict.REJECT.value, literal(NOT_VIOLATING)),
+                (d.verdict == Verdict.REJECT, literal(NOT_VIOLATING)),
                 else_=func.coalesce(d.category_label, d.category, literal(NOT_VIOLATING)),
             )
             st.by_category = {
@@ -219,7 +219,7 @@ class StatsService:
                     .select_from(d)
                     .where(
                         *in_period,
-                        d.verdict.in_([Verdict.CONFIRM.value, Verdict.REJECT.value]),
+                        d.verdict.in_([Verdict.CONFIRM, Verdict.REJECT]),
                         d.method.in_(DECIDING_METHODS),
                     )
                 )
@@ -231,8 +231,8 @@ class StatsService:
                     .select_from(d)
                     .where(
                         *in_period,
-                        d.verdict == Verdict.OVERTURN.value,
-                        d.method == DecisionMethod.MANUAL.value,
+                        d.verdict == Verdict.OVERTURN,
+                        d.method == DecisionMethod.MANUAL,
                     )
                 )
                 or 0
@@ -265,9 +265,7 @@ class StatsService:
         st.oldest_open_s = max(0.0, (now - _as_dt(oldest)).total_seconds()) if oldest else None
         st.queue_escalated = int(
             s.scalar(
-                select(func.count())
-                .select_from(Item)
-                .where(Item.status == ItemStatus.ESCALATED.value)
+                select(func.count()).select_from(Item).where(Item.status == ItemStatus.ESCALATED)
             )
             or 0
         )
@@ -285,7 +283,7 @@ class StatsService:
         it; and the items still open past their deadline, which are not met either."""
         d = Decision
         deciding = (
-            d.verdict.in_([Verdict.CONFIRM.value, Verdict.REJECT.value]),
+            d.verdict.in_([Verdict.CONFIRM, Verdict.REJECT]),
             d.method.in_(DECIDING_METHODS),
             d.uuid.not_in(_undone()),
         )
@@ -317,7 +315,7 @@ class StatsService:
                 .where(
                     or_(
                         Item.status.in_(IN_QUEUE_STATUSES),
-                        Item.status == ItemStatus.ESCALATED.value,
+                        Item.status == ItemStatus.ESCALATED,
                     ),
                     Item.deadline < now,
                     Item.id.not_in(decided),
@@ -366,7 +364,7 @@ class StatsService:
             .where(
                 d.decided_at >= since,
                 d.decided_at < until,
-                d.verdict.in_([Verdict.CONFIRM.value, Verdict.REJECT.value]),
+                d.verdict.in_([Verdict.CONFIRM, Verdict.REJECT]),
                 d.method.in_(DECIDING_METHODS),
             )
             .order_by(d.decided_at.desc())

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from app.core.errors import Refusal
 from app.core.model.domain import Role, UserInfo, utcnow
 from app.core.model.roles import Permission, PermissionDenied
 from app.core.model.security import hash_password, verify_password
@@ -23,7 +24,7 @@ MAX_FAILED_LOGINS = 5
 FAILED_LOGIN_WINDOW = timedelta(minutes=10)
 
 
-class UserError(ValueError):
+class UserError(Refusal, ValueError):
     pass
 
 
@@ -131,7 +132,7 @@ class UserService:
         user = User(
             username=username,
             display_name=display,
-            role=role.value,
+            role=role,
             password_hash=pw_hash,
             active=True,
         )
@@ -146,11 +147,11 @@ class UserService:
             u = self._existing(s, username, lock=not self._server_enforced())
             if actor is not None and u.id == actor.id and not active:
                 raise UserError("you cannot disable your own account")
-            if not active and u.role == Role.ADMIN.value and u.active:
+            if not active and u.role == Role.ADMIN and u.active:
                 admins = s.scalar(
                     select(func.count())
                     .select_from(User)
-                    .where(User.role == Role.ADMIN.value, User.active.is_(True))
+                    .where(User.role == Role.ADMIN, User.active.is_(True))
                 )
                 if (admins or 0) <= 1:
                     raise UserError(f"{username} is the last active admin: add another first")

@@ -29,13 +29,13 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
+from app.core.matching.hash_lists import LOCAL_LIST
 from app.core.matching.signal_types import is_query_only
 from app.core.model.chain import hash_rows_digest
 from app.core.model.domain import DecisionMethod, Verdict, utcnow
 from app.storage.audit import CHAINS, AuditKind, ChainReport, verify_chains
 from app.storage.db import Database
 from app.storage.models import AuditEvent, Decision, HashListEntry, SignalRow
-from app.storage.record import LOCAL_LIST
 from app.storage.server_security import enforced
 
 
@@ -74,19 +74,18 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
             ).order_by(Decision.id)
         ):
             ids_of[d.uuid] = d.id
-            if d.verdict in (Verdict.UNDO.value, Verdict.OVERTURN.value):
+            if d.verdict in (Verdict.UNDO, Verdict.OVERTURN):
                 taking_back[d.uuid] = (d.verdict, d.item_id)
                 if d.supersedes:
                     undone.add(d.supersedes)
             confirming = (
-                d.verdict == Verdict.CONFIRM.value
-                and d.method
-                not in (DecisionMethod.AUTO_MATCH.value, DecisionMethod.SECOND_REVIEW.value)
-            ) or (d.verdict == Verdict.OVERTURN.value and d.category)
+                d.verdict == Verdict.CONFIRM
+                and d.method not in (DecisionMethod.AUTO_MATCH, DecisionMethod.SECOND_REVIEW)
+            ) or (d.verdict == Verdict.OVERTURN and d.category)
             if confirming:
                 adds[d.uuid] = (d.item_id, d.hashes_digest)
                 made_by[d.uuid] = (d.category, d.user_id)
-            if d.verdict == Verdict.OVERTURN.value and not d.category:
+            if d.verdict == Verdict.OVERTURN and not d.category:
                 rejected_after[d.item_id].append(d.id)
         event_retracted: set[int] = set()
         imported_lists: set[str] = set()

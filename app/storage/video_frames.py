@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from app.core.hashing.pdq import hamming_hex
 from app.core.model.domain import Algorithm, MediaKind
-from app.core.video.analysis import SampledFrames
+from app.core.video.scrub import SampledFrames
 from app.storage.db import Database
 from app.storage.models import HashListEntry, Item, SignalRow
 
@@ -30,7 +30,7 @@ def sampled_frames(
     """``store_path``: the content store's key -> path (the file is read on a worker)."""
     with db.session() as s:
         item = s.get(Item, item_id)
-        if item is None or item.kind != MediaKind.VIDEO.value or not item.content_key:
+        if item is None or item.kind != MediaKind.VIDEO or not item.content_key:
             return SampledFrames(None)
         rows = s.execute(
             select(SignalRow.frame_ts, SignalRow.value)

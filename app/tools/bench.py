@@ -227,7 +227,7 @@ def print_bench_ingest() -> dict:
 
 
 def print_bench_match() -> None:
-    from app.core.matching.hash_index import bench_match
+    from app.tools.bench_index import bench_match
 
     for n in (100_000, 1_000_000):
         m = bench_match(n)
@@ -349,7 +349,7 @@ def _print_frame_pdq() -> None:
 
     clip = CORPUS_IMAGES.parent / "videos" / "doorknob-hd-no-bar.mp4"
     if clip.is_file():
-        from app.core.video.analysis import decode_samples
+        from app.core.video.decode import decode_samples
 
         rgb = next(iter(decode_samples(clip).samples.values()))
     else:
@@ -462,9 +462,8 @@ def bench_list_import(url: str | None = None, lines: int = 1_000_000) -> dict:
     from app.core.matching.hash_index import HashIndex
     from app.core.model.domain import Role, UserInfo
     from app.core.settings.config import load_settings
-    from app.storage.hash_list_index import HashListWatcher
+    from app.storage.hash_list_watcher import HashListWatcher
     from app.storage.list_import import import_parsed
-    from app.storage.users import UserService
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -472,7 +471,7 @@ def bench_list_import(url: str | None = None, lines: int = 1_000_000) -> dict:
         env = {"HASHDESK_DATABASE_URL": url, "HASHDESK_MEDIA_ROOT": str(folder / "media")}
         ctx = open_context(load_settings(env))
         try:
-            users = UserService(ctx.db)
+            users = ctx.users
             admin = users.get("benchadmin")
             if admin is None:
                 admin = users.add("benchadmin", "benchmark-password", Role.ADMIN)
@@ -553,7 +552,8 @@ def bench_index(url: str | None = None, entries: int = 1_000_000, repeats: int =
     from app.core.matching.match_rules import find_known
     from app.core.matching.signal_types import is_region
     from app.core.settings.config import load_settings
-    from app.storage.hash_list_index import HashListWatcher, release_freed_memory
+    from app.storage.hash_list_index import release_freed_memory
+    from app.storage.hash_list_watcher import HashListWatcher
     from app.storage.models import HashListEntry
     from app.tools.benchdata import fill_hash_list
 
@@ -692,7 +692,7 @@ def bench_index(url: str | None = None, entries: int = 1_000_000, repeats: int =
         "snapshot_first_match_cpu_s": warm_cpu_s,
         "snapshot_used": restored,
     }
-    from app.core.matching.hash_index import bench_multi_index
+    from app.tools.bench_index import bench_multi_index
 
     # In memory, beside it: random and clustered hashes (uneven buckets), at most 1M.
     side = bench_multi_index(min(entries, 1_000_000))

@@ -12,10 +12,11 @@ import random
 import uuid as uuidlib
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 
 from sqlalchemy import func, insert, select, text
 
-from app.core.model.chain import GENESIS_HASH, chain_hash, decision_chain_fields
+from app.core.model.chain import GENESIS_HASH, chain_hash, decision_fields_of
 from app.core.model.domain import utcnow
 from app.core.model.security import hash_password
 from app.storage.db import Database
@@ -166,12 +167,6 @@ def generate(
             at: datetime = start + timedelta(seconds=k * step + rng.random() * step)
             uuid = str(uuidlib.UUID(int=rng.getrandbits(128), version=4))
             item_id = first_item + rng.randrange(items)
-            fields = decision_chain_fields(
-                uuid=uuid, item_id=item_id, user_id=user, verdict=verdict, category=cat[0],
-                note=note, method=method, supersedes=None, decided_at=at, parent_uuid=None,
-                matched_entry_id=None, match_distance=None,
-            )  # fmt: skip
-            entry = chain_hash(prev, fields)
             rows.append(
                 {
                     "id": first_decision + k,
@@ -189,11 +184,13 @@ def generate(
                     "match_distance": None,
                     "decided_at": at,
                     "recorded_at": at,
+                    "hashes_digest": None,
                     "prev_hash": prev,
-                    "entry_hash": entry,
                 }
             )
-            prev = entry
+            # chain.py names the fields the hash covers; read them off the row as stored
+            prev = chain_hash(prev, decision_fields_of(SimpleNamespace(**rows[-1])))
+            rows[-1]["entry_hash"] = prev
         _copy_or_insert(db, Decision.__table__, rows)
         say(f"  {min(decisions, lo + batch):,} decisions")
     if db.dialect == "postgresql":

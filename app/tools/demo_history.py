@@ -8,16 +8,11 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
+from app.compose import AppContext
 from app.core.model.decisions import DecisionRequest
 from app.core.model.domain import DecisionMethod, Role, UserInfo, Verdict, utcnow
 from app.core.model.history_types import HistoryFilter
-from app.core.model.taxonomy import Taxonomy
-from app.storage.db import Database
-from app.storage.history_queries import HistoryService
-from app.storage.leads import LeadService
 from app.storage.models import Item
-from app.storage.review import ReviewService
-from app.storage.users import UserService
 
 MODERATORS = (("amira", "Amira K."), ("jonas", "Jonas B."), ("li", "Li W."), ("sofia", "Sofia R."))
 NOTES = (
@@ -35,18 +30,17 @@ NOTES = (
 
 
 def simulate_team_history(
-    db: Database,
-    taxonomy: Taxonomy,
+    ctx: AppContext,
     lead: UserInfo,
     password: str,
     share: float = 0.7,
     seed: int = 3,
 ) -> int:
     """Four demo moderators decide about ``share`` of the open queue over the last few hours
-    (with second reviews), and ``lead`` overturns one decision. Returns decisions made."""
-    users = UserService(db)
+    (with second reviews, as many as the context's settings sample), and ``lead`` overturns
+    one decision. Uses the context's services. Returns decisions made."""
+    db, taxonomy, users, review = ctx.db, ctx.taxonomy, ctx.users, ctx.review
     mods = [users.get(n) or users.add(n, password, Role.MODERATOR, d) for n, d in MODERATORS]
-    review = ReviewService(db, second_review_share=0.25)
     rng = random.Random(seed)
     with db.session() as s:  # some removal orders already overdue
         s.execute(
@@ -92,13 +86,10 @@ def simulate_team_history(
                 )
             )
             made += 1
-    confirms = (
-        HistoryService(db)
-        .page(lead, HistoryFilter(verdicts=(Verdict.CONFIRM,), methods=(DecisionMethod.MANUAL,)))
-        .rows
-    )
+    mine = HistoryFilter(verdicts=(Verdict.CONFIRM,), methods=(DecisionMethod.MANUAL,))
+    confirms = ctx.history.page(lead, mine).rows
     if len(confirms) > 3:
-        LeadService(db).overturn(
+        ctx.leads.overturn(
             lead, confirms[3].uuid, "news footage of the aftermath, not glorification"
         )
         made += 1

@@ -18,12 +18,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from app.core.errors import Refusal
+
 STEP_TIMEOUT = 30.0  # seconds a GUI step may take before it counts as hung
 VIDEO_SECONDS, VIDEO_FPS, VIDEO_SIZE = 3, 10, (320, 240)
 USER, PASSWORD = "selftest", "self-test-password-1"
 
 
-class StepFailed(Exception):
+class StepFailed(Refusal):
     pass
 
 

@@ -25,7 +25,8 @@ import numpy as np
 from PIL import Image
 
 from app.core.model.domain import Algorithm
-from app.core.video.analysis import _segment_count, analyze_video, decode_samples
+from app.core.video.analysis import analyze_video
+from app.core.video.decode import _segment_count, decode_samples
 from app.tools.video_writer import write_mp4
 
 ROUNDS = 3

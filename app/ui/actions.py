@@ -104,6 +104,9 @@ LISTS_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("lists_refresh", "Reload the lists", ("Shift+F5",), "lists"),
     ActionSpec("lists_disable", "Disable the selected entries", ("Ctrl+D",), "lists"),
     ActionSpec("lists_enable", "Enable the selected entries", ("Ctrl+Shift+D",), "lists"),
+    ActionSpec(
+        "lists_clear_guard", "Clear the flood guard of the selected entry", ("Ctrl+G",), "lists"
+    ),
     ActionSpec("lists_import", "Import a list from a file", ("Ctrl+I",), "lists"),
     ActionSpec("lists_export", "Export the selected list", ("Ctrl+Shift+X",), "lists"),
 )

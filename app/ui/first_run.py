@@ -10,6 +10,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
 )
 
+from app.core.errors import describe
 from app.core.model.domain import UserInfo
 from app.storage.users import UserService
 from app.ui.login import add_footer, password_field
@@ -72,4 +73,4 @@ class FirstRunDialog(QDialog):
 
     def _failed(self, exc: Exception) -> None:
         self.buttons.setEnabled(True)
-        self.error.setText(str(exc))
+        self.error.setText(describe(exc))

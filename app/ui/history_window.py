@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.compose import AppContext
+from app.core.errors import describe
 from app.core.model.decisions import OverturnOutcome
 from app.core.model.domain import DecisionMethod, UserInfo, Verdict
 from app.core.model.history_types import HistoryFilter, HistoryRow
@@ -283,7 +284,7 @@ class HistoryView(QWidget):
         self.tasks.read(
             lambda: self.history.options(self.viewer),
             on_done=self._options,
-            on_error=lambda e: self.status.setText(f"Could not load filters: {e}"),
+            on_error=lambda e: self.status.setText(f"Could not load filters: {describe(e)}"),
         )
         self.model.set_filter(HistoryFilter())
         self.focus_table()
@@ -443,7 +444,7 @@ class HistoryView(QWidget):
         self.tasks.write(
             lambda: leads.overturn(viewer, row.uuid, reason, key, label, cluster),
             on_done=lambda out: self._overturned(out, row),
-            on_error=lambda e: self.notice.setText(f"Overturn failed: {e}"),
+            on_error=lambda e: self.notice.setText(f"Overturn failed: {describe(e)}"),
         )
 
     def _overturned(self, out: OverturnOutcome, row: HistoryRow | None = None) -> None:
@@ -484,7 +485,7 @@ class HistoryView(QWidget):
         self.tasks.read(
             work,
             on_done=self._exported,
-            on_error=lambda e: self.notice.setText(f"Export failed: {e}"),
+            on_error=lambda e: self.notice.setText(f"Export failed: {describe(e)}"),
         )
 
     def _exported(self, result: tuple[Path, int]) -> None:

@@ -1,6 +1,7 @@
 """The lead's hash-lists view: the lists with their counts, policy and last import on top; the
 entries of the selected list below, searchable by hash prefix and label, paged lazily;
-disable/enable with a reason; import and export with a progress bar. Every read and write runs
+disable/enable with a reason; an entry the flood guard holds let resolve again, with a reason;
+import and export with a progress bar. Every read and write runs
 on the task runner (reads in parallel, writes in order), never on the GUI thread."""
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.compose import AppContext
+from app.core.errors import describe
 from app.core.exchange import FORMATS
 from app.core.matching.hash_lists import EntryFilter, ImportSummary, ListInfo, ListPolicy
 from app.core.model.domain import UserInfo
@@ -135,6 +137,7 @@ class ListsView(QWidget):
             "lists_refresh": self.refresh,
             "lists_disable": lambda: self.set_enabled(False),
             "lists_enable": lambda: self.set_enabled(True),
+            "lists_clear_guard": self.clear_guard,
             "lists_import": self.import_dialog,
             "lists_export": self.export_dialog,
         }
@@ -143,9 +146,16 @@ class ListsView(QWidget):
         bar.addWidget(QLabel("Entries of the selected list:"))
         bar.addWidget(self.prefix)
         bar.addWidget(self.label)
-        for key in ("lists_disable", "lists_enable", "lists_import", "lists_export"):
+        for key in (
+            "lists_disable",
+            "lists_enable",
+            "lists_clear_guard",
+            "lists_import",
+            "lists_export",
+        ):
             a = self.actions_by_id[key]
-            b = QPushButton(a.text().split(" the ")[0].split(" a ")[0])
+            short = "Clear flood guard" if key == "lists_clear_guard" else None
+            b = QPushButton(short or a.text().split(" the ")[0].split(" a ")[0])
             b.setObjectName(f"button_{key}")
             b.setToolTip(a.toolTip())
             b.clicked.connect(a.trigger)
@@ -161,6 +171,8 @@ class ListsView(QWidget):
                 f"Importing a list needs an admin: you are signed in as a {user.role.value}"
             )
         importing.setEnabled(may_import)
+        may_clear = allowed(user.role, Permission.RETRACT)
+        self.actions_by_id["lists_clear_guard"].setEnabled(may_clear)
         lower = QWidget()
         lv = QVBoxLayout(lower)
         lv.setContentsMargins(0, 0, 0, 0)
@@ -184,7 +196,7 @@ class ListsView(QWidget):
         self.tasks.read(
             lambda: service.lists(actor=user),
             on_done=self._lists_arrived,
-            on_error=lambda exc: self.status.setText(f"Could not read the lists: {exc}"),
+            on_error=lambda exc: self.status.setText(f"Could not read the lists: {describe(exc)}"),
         )
 
     def _lists_arrived(self, rows: list[ListInfo]) -> None:
@@ -251,6 +263,33 @@ class ListsView(QWidget):
         self.tasks.write(
             lambda: service.set_enabled(ids, enabled, reason, actor=user),
             on_done=lambda n: self._changed(f"{'Enabled' if enabled else 'Disabled'} {n}."),
+            on_error=lambda exc: self.status.setText(describe(exc)),
+        )
+
+    def clear_guard(self) -> None:
+        """Let the one selected entry the flood guard holds resolve again (asks the reason)."""
+        rows = {i.row() for i in self.entries_table.selectionModel().selectedRows()}
+        selected = [r for r in (self.entries.row_at(i) for i in sorted(rows)) if r is not None]
+        if len(selected) != 1:
+            self.status.setText("Select the one entry whose flood guard to clear.")
+            return
+        entry = selected[0]
+        if not entry.flood_guarded:
+            self.status.setText(f"Entry #{entry.id} is not held by the flood guard.")
+            return
+        reason, ok = QInputDialog.getText(
+            self, f"Clear the flood guard of entry #{entry.id}", "Reason (required):"
+        )
+        if ok:
+            self.run_clear_guard(entry.id, reason)
+
+    def run_clear_guard(self, entry_id: int, reason: str) -> None:
+        service, user = self.service, self.user
+        self.tasks.write(
+            lambda: service.clear_flood_guard(entry_id, reason, actor=user),
+            on_done=lambda name: self._changed(
+                f"Cleared the flood guard of entry #{entry_id} ({name}): it resolves again."
+            ),
             on_error=lambda exc: self.status.setText(str(exc)),
         )
 
@@ -305,7 +344,7 @@ class ListsView(QWidget):
 
     def _failed(self, exc: Exception) -> None:
         self.progress.setVisible(False)
-        self.status.setText(str(exc))
+        self.status.setText(describe(exc))
 
     def export_dialog(self) -> None:
         name = self.selected_list() or "local"

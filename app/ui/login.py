@@ -14,6 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.compose import SignInError
+from app.core.errors import describe
 from app.core.model.domain import UserInfo
 from app.storage.users import LoginLocked
 from app.ui.tasks import TaskRunner
@@ -114,8 +115,8 @@ class LoginDialog(QDialog):
     def _failed(self, exc: Exception) -> None:
         self.buttons.setEnabled(True)
         if isinstance(exc, LoginLocked | SignInError):
-            text = str(exc)
+            text = describe(exc)
             self.error.setText(text[:1].upper() + text[1:].rstrip(".") + ".")
             self.password.clear()
             return
-        self.error.setText(f"Could not check the password: {exc}")
+        self.error.setText(f"Could not check the password: {describe(exc)}")

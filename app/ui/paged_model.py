@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 
+from app.core.errors import describe
 from app.ui.tasks import TaskRunner
 
 _Index = QModelIndex | QPersistentModelIndex
@@ -103,7 +104,7 @@ class KeysetPagedModel(QAbstractTableModel):
         self._loading = False
         self._more = False
         self.loading_changed.emit(False)
-        self.failed.emit(str(exc))
+        self.failed.emit(describe(exc))
 
     # -- the table -------------------------------------------------------------------------
 

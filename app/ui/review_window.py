@@ -1,4 +1,6 @@
-"""The moderator's review window: layout and wiring only; the controller holds the state."""
+"""The moderator's review window: layout, keys bound to the review presenter's calls
+(``app.core.review.presenter``, through its Qt adapter ``review_controller``), and painting
+what the presenter says. The screen's rules are the presenter's."""
 
 from __future__ import annotations
 
@@ -27,8 +29,11 @@ from PySide6.QtWidgets import (
 from app.compose import AppContext
 from app.core.model.decisions import QueueCounts
 from app.core.model.domain import Category, MediaKind, QueueItem, UserInfo, Verdict, utcnow
-from app.core.model.exposure import ExposureKind, ExposureSummary, format_exposure
+from app.core.model.exposure import ExposureSummary
 from app.core.model.roles import Permission, allowed
+from app.core.review.feedback import cluster_text, empty_queue_text, my_exposure_text
+from app.core.review.locks import Page
+from app.core.review.ports import Clock, PreparedItem
 from app.core.review.preview import BLUR_LEVELS, ComfortDefaults
 from app.ui.actions import (
     HOLD_KEYS,
@@ -42,9 +47,9 @@ from app.ui.actions import (
     category_specs,
     key_text,
 )
-from app.ui.exposure import BreakScreen, Clock, ExposureMeter, LockScreen
+from app.ui.exposure import BreakScreen, LockScreen
 from app.ui.preview import PreviewWidget
-from app.ui.review_controller import PreparedItem, ReviewController
+from app.ui.review_controller import ReviewController
 from app.ui.scrubber import FrameStrip, ScrubFrames, format_ts, load_scrub
 from app.ui.tasks import TaskRunner
 
@@ -170,34 +175,6 @@ FEEDBACK_STYLE = (
 FEEDBACK_MS = 8000
 
 
-def empty_queue_text(counts: QueueCounts | None) -> str:
-    """What the screen says with no item to show, in agreement with the count beside it."""
-    if counts is None or counts.open_items == 0:
-        return "The queue is empty. New items appear here."
-    n = counts.open_items
-    return (
-        f"Nothing for you right now: the {n} item(s) left are with other reviewers or wait "
-        "behind a cluster they are deciding. They appear here when they are free."
-    )
-
-
-def my_exposure_text(summary: ExposureSummary) -> str:
-    """A person's own days, newest first, said plainly and kindly."""
-    lines = [
-        "What you have seen unblurred, day by day. It is here so that you can look after "
-        "yourself: less is better, and a high day is a reason for a break, not a failure.",
-        "",
-    ]
-    for d in reversed(summary.days):
-        past = "  · past the daily limit" if d.limit_passed else ""
-        lines.append(
-            f"{d.day.isoformat()}   {format_exposure(d.seconds)} unblurred, {d.items} item(s){past}"
-        )
-    if not summary.days:
-        lines.append("Nothing unblurred in the last 14 days.")
-    return "\n".join(lines)
-
-
 QUEUE_TITLES = {
     "review": "review",
     "escalations": "escalations (lead queue)",
@@ -214,8 +191,29 @@ ACTIVITY_EVENTS = frozenset(
     }
 )
 
+KEY_DOWN_EVENTS = frozenset({QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress})
+FILTERED_EVENTS = ACTIVITY_EVENTS | KEY_DOWN_EVENTS
+
+FACTS: tuple[tuple[str, str], ...] = (
+    ("item", "Item"),
+    ("kind", "Media"),
+    ("source", "Source"),
+    ("external_id", "External id"),
+    ("url", "Source URL"),
+    ("flagged_at", "Flagged at"),
+    ("score", "Score"),
+    ("sightings", "Sightings"),
+    ("cluster", "Cluster"),
+    ("match", "Known match"),
+    ("deadline", "Deadline"),
+    ("sha256", "SHA-256"),
+    ("escalation", "Escalation"),
+)
+
 
 class ReviewWindow(QMainWindow):
+    """Layout, keys bound to the presenter's calls, and painting what the presenter says."""
+
     # The person signed out (their claims given back): the application asks who is next.
     signed_out = Signal()
 
@@ -233,15 +231,17 @@ class ReviewWindow(QMainWindow):
         self.user = user
         self.tasks = tasks or TaskRunner(self)
         self.queue = queue
-        self.controller = ReviewController(ctx, user, self.tasks, queue=queue)
-        self.meter = ExposureMeter(user.id, ctx.journal, ctx.settings.breaks, clock, self)
-        self.clock = self.meter.clock
-        self.verify_password = verify_password or ctx.check_password
-        self.idle_lock_seconds = ctx.settings.idle_lock_minutes * 60
-        self._last_activity = self.clock()
+        self.controller = ReviewController(
+            ctx, user, self.tasks, queue=queue, clock=clock, verify_password=verify_password
+        )
+        self.presenter = self.controller.presenter
+        self.meter = self.presenter.meter
+        self.clock = self.presenter.clock
         self._signing_out = False
         self.counts: QueueCounts | None = None
         self.shown_item: QueueItem | None = None  # whose facts the side pane shows
+        self.scrub_item: int | None = None  # the item whose every sampled frame is shown
+        self.second_review_window: ReviewWindow | None = None
         self._reason_dialog: ReasonDialog | None = None
         what = QUEUE_TITLES.get(queue, queue)
         self.setWindowTitle(f"Hashdesk — {what} — {user.display_name} ({user.role.value})")
@@ -251,7 +251,7 @@ class ReviewWindow(QMainWindow):
         self._countdown = QTimer(self)
         self._countdown.timeout.connect(self._update_deadline)
         self._countdown.start(1000)
-        self._tick = QTimer(self)  # review time for the break rules, and the idle lock
+        self._tick = QTimer(self)  # review time, the idle lock, leases, retries
         self._tick.timeout.connect(self.tick)
         self._tick.start(1000)
         QApplication.instance().installEventFilter(self)
@@ -261,6 +261,19 @@ class ReviewWindow(QMainWindow):
     def _build(self) -> None:
         central = QWidget(self)
         outer = QVBoxLayout(central)
+        outer.addWidget(self._build_warning())
+        middle = QHBoxLayout()
+        middle.addLayout(self._build_picture(), 1)
+        middle.addWidget(self._build_side())
+        outer.addLayout(middle, 1)
+        outer.addWidget(self._build_feedback())
+        self._build_actions()
+        outer.addLayout(self._build_decision_bar())
+        self._build_pages(central)
+        self._build_menus()
+        self._build_status_bar()
+
+    def _build_warning(self) -> QLabel:
         self.warning = QLabel("Loading…")
         self.warning.setObjectName("warning")
         self.warning.setWordWrap(True)
@@ -269,9 +282,10 @@ class ReviewWindow(QMainWindow):
             "QLabel#warning { background: #5a1e1e; color: #ffdede; padding: 6px; "
             "font-weight: bold; border-radius: 3px; }"
         )
-        outer.addWidget(self.warning)
+        return self.warning
 
-        middle = QHBoxLayout()
+    def _build_picture(self) -> QVBoxLayout:
+        """The preview, a video's frame strip under it, and the frame line."""
         left = QVBoxLayout()
         self.preview = PreviewWidget(self)
         self.apply_comfort(self.ctx.settings.comfort)  # the person's own arrive at start()
@@ -282,29 +296,17 @@ class ReviewWindow(QMainWindow):
         self.frame_label = QLabel("")
         self.frame_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
         left.addWidget(self.frame_label)
-        middle.addLayout(left, 1)
+        return left
 
+    def _build_side(self) -> QFrame:
+        """What the item is, the category picker, the note."""
         side = QFrame(self)
         side.setFrameShape(QFrame.Shape.StyledPanel)
         side.setFixedWidth(360)
         side_layout = QVBoxLayout(side)
         facts = QFormLayout()
         self.facts: dict[str, QLabel] = {}
-        for key, title in (
-            ("item", "Item"),
-            ("kind", "Media"),
-            ("source", "Source"),
-            ("external_id", "External id"),
-            ("url", "Source URL"),
-            ("flagged_at", "Flagged at"),
-            ("score", "Score"),
-            ("sightings", "Sightings"),
-            ("cluster", "Cluster"),
-            ("match", "Known match"),
-            ("deadline", "Deadline"),
-            ("sha256", "SHA-256"),
-            ("escalation", "Escalation"),
-        ):
+        for key, title in FACTS:
             label = QLabel("")
             label.setTextFormat(Qt.TextFormat.PlainText)  # flagged text is never markup or a link
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -320,7 +322,7 @@ class ReviewWindow(QMainWindow):
             b.setCheckable(True)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             b.setStyleSheet(CATEGORY_STYLE)
-            b.clicked.connect(lambda _c=False, c=cat: self.controller.choose_category(c))
+            b.clicked.connect(lambda _c=False, c=cat: self.presenter.choose_category(c))
             side_layout.addWidget(b)
             self.category_buttons[cat.key] = b
         side_layout.addWidget(QLabel("<b>Note</b>"))
@@ -329,9 +331,10 @@ class ReviewWindow(QMainWindow):
         self.note.returnPressed.connect(self.preview.setFocus)
         side_layout.addWidget(self.note)
         side_layout.addStretch(1)
-        middle.addWidget(side)
-        outer.addLayout(middle, 1)
-        # What the last key did, for a few seconds; a label never takes the keyboard focus.
+        return side
+
+    def _build_feedback(self) -> QLabel:
+        """What the last key did, for a few seconds; a label never takes the keyboard focus."""
         self.feedback = QLabel("")
         self.feedback.setObjectName("feedback")
         self.feedback.setTextFormat(Qt.TextFormat.PlainText)
@@ -339,18 +342,21 @@ class ReviewWindow(QMainWindow):
         self.feedback.setStyleSheet(FEEDBACK_STYLE)
         self.feedback.setFixedHeight(28)
         self.feedback.setProperty("empty", True)
-        outer.addWidget(self.feedback)
         self._feedback_timer = QTimer(self)
         self._feedback_timer.setSingleShot(True)
         self._feedback_timer.timeout.connect(lambda: self._show_feedback(""))
+        return self.feedback
 
+    def _build_actions(self) -> None:
+        """Every key from the one registry (ui/actions.py), bound to the presenter's calls."""
+        p = self.presenter
         self.cat_specs = category_specs(self.ctx.taxonomy)
-        handlers = {
+        handlers: dict[str, Callable[[], object]] = {
             "confirm": lambda: self._decide("confirm"),
             "reject": lambda: self._decide("reject"),
             "skip": lambda: self._decide("skip"),
             "escalate": lambda: self._decide("escalate"),
-            "undo": lambda: self.controller.undo(by_key=True),
+            "undo": lambda: p.undo(by_key=True),
             "greyscale": self._toggle_grey,
             "blur": self._cycle_blur,
             "keep_comfort": self.keep_comfort,
@@ -358,58 +364,18 @@ class ReviewWindow(QMainWindow):
             "next_frame": lambda: self._step(1),
             "back_ten": lambda: self._step(-10),
             "forward_ten": lambda: self._step(10),
-            "prev_member": lambda: self.controller.page_member(-1),
-            "next_member": lambda: self.controller.page_member(1),
+            "prev_member": lambda: p.page_member(-1),
+            "next_member": lambda: p.page_member(1),
             "note": self.note.setFocus,
             "cheatsheet": self.show_cheatsheet,
         }
         for spec in self.cat_specs:
             cat = self.ctx.taxonomy.by_key(spec.id.split(":", 1)[1])
-            handlers[spec.id] = lambda c=cat: self.controller.choose_category(c)
+            handlers[spec.id] = lambda c=cat: p.choose_category(c)
         self.labels = QUEUE_LABELS.get(self.queue, {})
         self.actions_by_id = build_actions(
             self, REVIEW_ACTIONS + self.cat_specs, handlers, self.ctx.key_overrides, self.labels
         )
-
-        bar = QHBoxLayout()
-        self.decision_buttons: dict[str, QPushButton] = {}
-        for spec in REVIEW_ACTIONS:
-            if spec.group != "decide":
-                continue
-            label = self.labels.get(spec.id, spec.label)
-            b = QPushButton(f"{label}   [{key_text(self.actions_by_id[spec.id])}]")
-            b.setObjectName(f"button_{spec.id}")
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            b.setMinimumHeight(36)
-            if spec.id == "undo":
-                b.clicked.connect(lambda: self.controller.undo(by_key=False))
-            else:
-                b.clicked.connect(lambda _c=False, i=spec.id: self._decide(i, by_key=False))
-            bar.addWidget(b)
-            self.decision_buttons[spec.id] = b
-        outer.addLayout(bar)
-        # The review, the break screen and the lock screen: only one is ever visible.
-        self.pages = QStackedWidget(self)
-        self.pages.addWidget(central)
-        self.review_page = central
-        self.break_screen = BreakScreen(self)
-        self.break_screen.resume_requested.connect(self.end_break)
-        self.pages.addWidget(self.break_screen)
-        self.lock_screen = LockScreen(self.user.display_name, self)
-        self.lock_screen.unlock_requested.connect(self._unlock)
-        self.pages.addWidget(self.lock_screen)
-        self.setCentralWidget(self.pages)
-        self._page_before_lock: QWidget = central
-        self.scrub_item: int | None = None  # the item whose every sampled frame is shown
-
-        menu = self.menuBar().addMenu("&Review")
-        for spec in REVIEW_ACTIONS:
-            if spec.group == "decide":
-                menu.addAction(self.actions_by_id[spec.id])
-        view = self.menuBar().addMenu("&View")
-        for spec in REVIEW_ACTIONS:
-            if spec.group == "view":
-                view.addAction(self.actions_by_id[spec.id])
         if self.queue == "review" and allowed(self.user.role, Permission.SECOND_REVIEW):
             self.actions_by_id.update(
                 build_actions(
@@ -419,9 +385,6 @@ class ReviewWindow(QMainWindow):
                     self.ctx.key_overrides,
                 )
             )
-            queues = self.menuBar().addMenu("&Queues")
-            queues.addAction(self.actions_by_id["queue_second_review"])
-        self.second_review_window: ReviewWindow | None = None
         self.session_actions = build_actions(
             self,
             SESSION_ACTIONS,
@@ -433,12 +396,59 @@ class ReviewWindow(QMainWindow):
             },
             self.ctx.key_overrides,
         )
+
+    def _build_decision_bar(self) -> QHBoxLayout:
+        """The decision buttons, each showing its key."""
+        bar = QHBoxLayout()
+        self.decision_buttons: dict[str, QPushButton] = {}
+        for spec in REVIEW_ACTIONS:
+            if spec.group != "decide":
+                continue
+            label = self.labels.get(spec.id, spec.label)
+            b = QPushButton(f"{label}   [{key_text(self.actions_by_id[spec.id])}]")
+            b.setObjectName(f"button_{spec.id}")
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b.setMinimumHeight(36)
+            if spec.id == "undo":
+                b.clicked.connect(lambda: self.presenter.undo(by_key=False))
+            else:
+                b.clicked.connect(lambda _c=False, i=spec.id: self._decide(i, by_key=False))
+            bar.addWidget(b)
+            self.decision_buttons[spec.id] = b
+        return bar
+
+    def _build_pages(self, central: QWidget) -> None:
+        """The review, the break screen and the lock screen: only one is ever visible."""
+        self.pages = QStackedWidget(self)
+        self.pages.addWidget(central)
+        self.review_page = central
+        self.break_screen = BreakScreen(self)
+        self.break_screen.resume_requested.connect(self.end_break)
+        self.pages.addWidget(self.break_screen)
+        self.lock_screen = LockScreen(self.user.display_name, self)
+        self.lock_screen.unlock_requested.connect(self.presenter.unlock)
+        self.pages.addWidget(self.lock_screen)
+        self.setCentralWidget(self.pages)
+
+    def _build_menus(self) -> None:
+        menu = self.menuBar().addMenu("&Review")
+        for spec in REVIEW_ACTIONS:
+            if spec.group == "decide":
+                menu.addAction(self.actions_by_id[spec.id])
+        view = self.menuBar().addMenu("&View")
+        for spec in REVIEW_ACTIONS:
+            if spec.group == "view":
+                view.addAction(self.actions_by_id[spec.id])
+        if "queue_second_review" in self.actions_by_id:
+            queues = self.menuBar().addMenu("&Queues")
+            queues.addAction(self.actions_by_id["queue_second_review"])
         session = self.menuBar().addMenu("&Session")
         for spec in SESSION_ACTIONS:
             session.addAction(self.session_actions[spec.id])
         helpm = self.menuBar().addMenu("&Help")
         helpm.addAction(self.actions_by_id["cheatsheet"])
 
+    def _build_status_bar(self) -> None:
         sb = self.statusBar()
         self.status_left = QLabel("")
         self.status_today = QLabel("")
@@ -455,19 +465,18 @@ class ReviewWindow(QMainWindow):
         c.item_changed.connect(self._show_item)
         c.counts_changed.connect(self._show_counts)
         c.sync_changed.connect(self._show_sync)
-        c.sync_problem.connect(lambda _why: self._show_sync(c.pending))
         c.message.connect(lambda m: self.statusBar().showMessage(m, 6000))
         c.category_changed.connect(self._show_category)
         c.member_changed.connect(self._show_member)
         c.feedback.connect(self._show_feedback)
-        self.preview.revealed_changed.connect(lambda _on: self._exposure_state())
-        self.preview.region_changed.connect(lambda _area: self._exposure_state())
+        c.revealed_changed.connect(self.preview.set_revealed)
+        c.exposure_changed.connect(lambda text: self.status_exposure.setText(text + "  ·"))
+        c.review_shown.connect(self._page_review)
+        c.break_shown.connect(self._page_break)
+        c.lock_shown.connect(self._page_lock)
+        self.preview.region_changed.connect(self.presenter.region_changed)
         self.preview.frame_changed.connect(lambda _i: self._show_frame_label())
-        m = self.meter
-        m.changed.connect(lambda: self.status_exposure.setText(m.status_text() + "  ·"))
-        m.recorded.connect(lambda _e: c.exposure_journalled())
-        m.break_due.connect(self.show_break)
-        self._show_sync(0)
+        self._show_sync(0, None)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -476,27 +485,20 @@ class ReviewWindow(QMainWindow):
             # Undo takes back moderator-queue decisions; here a lead overturns from history.
             self.actions_by_id["undo"].setEnabled(False)
             self.decision_buttons["undo"].setEnabled(False)
-        self.controller.start()
-        uid, exposure, since = self.user.id, self.ctx.exposure, self.meter.since
+        self.presenter.start()
+        uid, exposure = self.user.id, self.ctx.exposure
         self.tasks.read(
             lambda: exposure.comfort(uid), on_done=self.apply_comfort, on_error=lambda e: None
-        )
-        self.tasks.read(
-            lambda: exposure.today(uid, before=since),
-            on_done=lambda r: self.meter.load_today(*r),
-            on_error=lambda e: None,
         )
         self.preview.setFocus()
 
     def closeEvent(self, event) -> None:
-        self.preview.set_revealed(False)
         self.preview.clear_lens()
-        self.meter.end()  # journalled before the last sync below
         self._tick.stop()
         app = QApplication.instance()
         if app is not None:
             app.removeEventFilter(self)
-        self.controller.shutdown()
+        self.presenter.shutdown()  # the moment on screen is journalled before the last sync
         super().closeEvent(event)
         if self._signing_out:
             self.signed_out.emit()
@@ -543,27 +545,44 @@ class ReviewWindow(QMainWindow):
             app.quit()
 
     def eventFilter(self, obj: QObject, event: QEvent) -> bool:
-        if event.type() in ACTIVITY_EVENTS and isinstance(obj, QWidget) and obj.window() is self:
-            self._last_activity = self.clock()
+        kind = event.type()  # every event of the application passes here: the cheap test first
+        if kind not in FILTERED_EVENTS or not isinstance(obj, QWidget) or obj.window() is not self:
+            return False
+        if kind in ACTIVITY_EVENTS:
+            self.presenter.activity()
+        if kind in KEY_DOWN_EVENTS and isinstance(event, QKeyEvent):
+            # A decision key's unflagged X11 auto-repeat (release + press at the same
+            # server time) must not reach its shortcut: accepted here, then dropped. Space
+            # has its own rule (the hold's grace) in keyPressEvent.
+            key = event.key()
+            if key != Qt.Key.Key_Space and self.presenter.is_repeat(key, event.timestamp()):
+                event.accept()
+                return True
         return False
 
     def tick(self) -> None:
-        """About once a second: review time for the break rules, and the idle lock."""
-        self.meter.tick()
-        if (
-            self.idle_lock_seconds
-            and self.pages.currentWidget() is not self.lock_screen
-            and self.clock() - self._last_activity >= self.idle_lock_seconds
-        ):
-            self.lock()
+        """About once a second: review time for the break rules, the idle lock, upkeep."""
+        self.presenter.tick()
 
     @property
     def locked(self) -> bool:
-        return self.pages.currentWidget() is self.lock_screen
+        return self.presenter.page is Page.LOCK
 
     @property
     def on_break(self) -> bool:
-        return self.pages.currentWidget() is self.break_screen
+        return self.presenter.page is Page.BREAK
+
+    def lock(self) -> None:
+        """Nothing of the queue stays on screen; the password brings it back."""
+        self.presenter.lock()
+
+    def show_break(self, why: str) -> None:
+        self.presenter.show_break(why)
+
+    def end_break(self) -> None:
+        self.presenter.end_break()
+
+    # -- the pages, as the presenter says ------------------------------------------------------
 
     def _review_keys(self, on: bool) -> None:
         for spec_id, action in self.actions_by_id.items():
@@ -572,81 +591,32 @@ class ReviewWindow(QMainWindow):
             b.setEnabled(on)
 
     def _leave_review(self, page: QWidget) -> None:
-        self.preview.set_revealed(False)
         self.preview.clear_lens()
-        self.meter.end()
-        self.meter.paused = True
         self._review_keys(False)
         self.pages.setCurrentWidget(page)
 
-    def lock(self) -> None:
-        """Nothing of the queue stays on screen; the password brings it back."""
-        if self.locked:
-            return
-        self._page_before_lock = self.pages.currentWidget()
-        self._leave_review(self.lock_screen)
-        self.lock_screen.problem.setText("")
-        self.lock_screen.password.setFocus()
-
-    def _unlock(self, password: str) -> None:
-        name, check = self.user.username, self.verify_password
-
-        def checked(ok: bool) -> None:
-            if not ok:
-                self.lock_screen.problem.setText("That password is not right.")
-                return
-            self._last_activity = self.clock()
-            if self._page_before_lock is self.break_screen:
-                self.pages.setCurrentWidget(self.break_screen)
-                self.break_screen.setFocus()
-                return
-            self._back_to_review()
-
-        self.tasks.read(
-            lambda: check(name, password),
-            on_done=checked,
-            on_error=lambda e: self.lock_screen.problem.setText(str(e)),
-        )
-
-    def _back_to_review(self) -> None:
-        self.meter.resume()
+    def _page_review(self) -> None:
         self._review_keys(True)
         self.pages.setCurrentWidget(self.review_page)
         self.preview.setFocus()
 
-    def show_break(self, why: str) -> None:
-        """A break is due: a calm screen hides the queue until the person comes back."""
-        if self.locked or self.on_break:
-            return
-        self.break_screen.show_reason(why, self.meter.limit_reached())
+    def _page_break(self, why: str, past_limit: bool) -> None:
+        """A calm screen hides the queue until the person comes back."""
+        self.break_screen.show_reason(why, past_limit)
         self._leave_review(self.break_screen)
         self.break_screen.setFocus()
 
-    def end_break(self) -> None:
-        if self.on_break:
-            self._back_to_review()
-
-    def _exposure_state(self) -> None:
-        """What the preview shows unblurred now, for the meter: all of it, a region, nothing."""
-        item = self.shown_item
-        item_id = item.id if item is not None else None
-        p = self.preview
-        if self.pages.currentWidget() is not self.review_page:
-            self.meter.end()
-        elif p.revealed:
-            video = item is not None and item.kind is MediaKind.VIDEO
-            self.meter.begin(item_id, ExposureKind.FRAME if video else ExposureKind.REVEAL)
-        elif p.lens is not None:
-            self.meter.begin(item_id, ExposureKind.REGION, p.lens_area())
-        else:
-            self.meter.end()
+    def _page_lock(self, problem: str) -> None:
+        if self.pages.currentWidget() is not self.lock_screen:
+            self._leave_review(self.lock_screen)
+            self.lock_screen.password.setFocus()
+        self.lock_screen.problem.setText(problem)
 
     # -- keyboard --------------------------------------------------------------------------
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
         if event.key() == Qt.Key.Key_Space:
-            if not event.isAutoRepeat() and self.pages.currentWidget() is self.review_page:
-                self.preview.set_revealed(True)
+            self.presenter.reveal_pressed(auto_repeat=event.isAutoRepeat())
             event.accept()
             return
         if event.key() == Qt.Key.Key_Escape:
@@ -656,16 +626,18 @@ class ReviewWindow(QMainWindow):
         super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event: QKeyEvent) -> None:
+        if event.key() == Qt.Key.Key_Space:
+            # Blurred again once the release stands for the grace: a press within it is the
+            # platform's auto-repeat (X11 sends release + press pairs), the same hold.
+            self.presenter.reveal_released(auto_repeat=event.isAutoRepeat())
         if not event.isAutoRepeat():
-            if event.key() == Qt.Key.Key_Space:
-                self.preview.set_revealed(False)
-            elif event.key() == Qt.Key.Key_Shift:
+            if event.key() == Qt.Key.Key_Shift:
                 self.preview.clear_lens()
-            self.controller.key_released()
+            self.presenter.key_released(event.key(), event.timestamp())
         super().keyReleaseEvent(event)
 
     def focusOutEvent(self, event) -> None:
-        self.preview.set_revealed(False)
+        self.presenter.conceal()
         self.preview.clear_lens()
         super().focusOutEvent(event)
 
@@ -673,7 +645,7 @@ class ReviewWindow(QMainWindow):
         # Never leave content revealed when the window loses focus mid-hold.
         preview = getattr(self, "preview", None)  # changeEvent also fires during __init__
         if preview is not None and not self.isActiveWindow():
-            preview.set_revealed(False)
+            self.presenter.conceal()
             preview.clear_lens()
         super().changeEvent(event)
 
@@ -683,14 +655,14 @@ class ReviewWindow(QMainWindow):
         if action_id == "escalate":
             self.ask_reason(by_key)
             return
-        if self.controller.decide(VERDICT_FOR[action_id], self.note.text(), by_key=by_key):
+        if self.presenter.decide(VERDICT_FOR[action_id], self.note.text(), by_key=by_key):
             self.note.clear()
 
     def ask_reason(self, by_key: bool = True) -> ReasonDialog | None:
         """E: escalating asks why in one line (Enter sends, Esc cancels). On the leads'
         escalation queue E passes the item on to another lead (a skip, with the note)."""
-        cur = self.controller.current
-        if cur is None or not self.controller.accepts(by_key):
+        cur = self.presenter.current
+        if cur is None or not self.presenter.accepts(by_key):
             return None
         passing = self.queue == "escalations"
         dialog = ReasonDialog(
@@ -704,11 +676,11 @@ class ReviewWindow(QMainWindow):
         item_id = cur.item.id
 
         def send() -> None:
-            now = self.controller.current
+            now = self.presenter.current
             if now is None or now.item.id != item_id:
                 return  # the screen moved on meanwhile (an undo landed): decide nothing
             verdict = Verdict.SKIP if passing else Verdict.ESCALATE
-            if self.controller.decide(verdict, dialog.text(), by_key=False):
+            if self.presenter.decide(verdict, dialog.text(), by_key=False):
                 self.note.clear()
 
         dialog.accepted.connect(send)
@@ -816,11 +788,7 @@ class ReviewWindow(QMainWindow):
         self._show_facts(prepared.item)
         item = prepared.item
         self._load_scrub(item)
-        self.facts["cluster"].setText(
-            f"{item.cluster_size} item(s) (PgUp/PgDn to look through them)"
-            if item.cluster_size > 1
-            else "1 item(s)"
-        )
+        self.facts["cluster"].setText(cluster_text(item.cluster_size))
         self._show_frame_label()
 
     def _show_facts(self, item: QueueItem) -> None:
@@ -855,9 +823,7 @@ class ReviewWindow(QMainWindow):
         self.preview.show_preview(prepared.preview, prepared.message)
         self._show_facts(prepared.item)
         self._load_scrub(prepared.item)
-        self.facts["cluster"].setText(
-            f"{size} item(s): showing {index + 1} of {size} (PgUp/PgDn); one decision covers all"
-        )
+        self.facts["cluster"].setText(cluster_text(size, index))
         self._show_frame_label()
 
     def _show_feedback(self, text: str) -> None:
@@ -901,13 +867,12 @@ class ReviewWindow(QMainWindow):
 
     def _show_counts(self, counts: QueueCounts) -> None:
         self.counts = counts
-        if self.controller.current is None:
+        if self.presenter.current is None:
             self.preview.show_preview(None, empty_queue_text(counts))
         self.status_left.setText(f"{counts.open_items} left  ·")
         self.status_today.setText(f"{counts.decided_today} decided today  ·")
 
-    def _show_sync(self, pending: int) -> None:
-        problem = self.controller.sync_error
+    def _show_sync(self, pending: int, problem: str | None) -> None:
         if problem is not None:
             self.status_sync.setText(f"database unreachable: {pending} waiting to sync")
             self.status_sync.setToolTip(problem)

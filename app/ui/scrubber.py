@@ -19,7 +19,7 @@ from PySide6.QtGui import QColor, QImage, QPainter, QPen
 from PySide6.QtWidgets import QWidget
 
 from app.core.review.preview import BLUR_LEVELS, PreparedPreview, blur_small
-from app.core.video.analysis import decode_frames_at
+from app.core.video.scrub import decode_frames_at
 from app.storage.review import ReviewService
 from app.ui.preview import PreviewWidget, ScreenPreview
 

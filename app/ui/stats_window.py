@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.compose import AppContext
+from app.core.errors import describe
 from app.core.model.domain import UserInfo, utcnow
 from app.core.model.history_types import PeriodStats
 from app.core.reports import (
@@ -158,7 +159,7 @@ class StatsView(QWidget):
 
     def _failed(self, exc: Exception) -> None:
         self.loading = False
-        self.status.setText(f"Could not compute statistics: {exc}")
+        self.status.setText(f"Could not compute statistics: {describe(exc)}")
 
     def show_stats(self, st: PeriodStats) -> None:
         self.loading = False

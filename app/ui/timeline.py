@@ -13,6 +13,7 @@ from PySide6.QtCore import QStringListModel, Qt, QTimer, Signal
 from PySide6.QtWidgets import QLabel, QListView, QSizePolicy, QVBoxLayout, QWidget
 
 from app.compose import AppContext
+from app.core.errors import describe
 from app.core.model.domain import UserInfo
 from app.core.model.history_types import Timeline
 from app.core.review.preview import prepare_preview
@@ -113,7 +114,7 @@ class TimelineView(QWidget):
             try:
                 prepared = prepare_preview(store.get_bytes(t.preview_key), t.preview_frames)
             except Exception as exc:  # the timeline still shows without a picture
-                return LoadedTimeline(t, None, f"preview missing or damaged: {exc}")
+                return LoadedTimeline(t, None, f"preview missing or damaged: {describe(exc)}")
             return LoadedTimeline(t, ScreenPreview.from_prepared(prepared), "")
 
         self.tasks.read(work, on_done=self._arrived, on_error=self._failed)
@@ -140,7 +141,7 @@ class TimelineView(QWidget):
         self.loaded.emit(loaded)
 
     def _failed(self, exc: Exception) -> None:
-        self.title.setText(f"Could not load the timeline: {exc}")
+        self.title.setText(f"Could not load the timeline: {describe(exc)}")
 
     def refresh(self) -> None:
         """Reload the item shown (after an overturn changed it)."""

@@ -17,6 +17,7 @@ from sqlalchemy import func, insert, select, text
 from app.core.model.domain import ItemStatus, Role, utcnow
 from app.storage.audit import verify_chains
 from app.storage.db import open_database
+from app.storage.exposure import ExposureService
 from app.storage.journal import DecisionJournal, JournalSync
 from app.storage.models import Decision, Item
 from app.storage.review import ReviewService
@@ -132,7 +133,7 @@ def test_killed_workstation_loses_nothing_and_its_claims_come_back(pg, tmp_path)
 
     # The restart: the journal is applied first; every journalled decision lands exactly once.
     review = ReviewService(pg, lease_seconds=lease, second_review_share=0.0)
-    report = JournalSync(journal, review).sync()
+    report = JournalSync(journal, review, ExposureService(pg)).sync()
     assert report.error is None and report.pending == 0
     with pg.session() as s:
         rows = s.execute(

@@ -11,6 +11,7 @@ import sys
 from app.core.model.decisions import DecisionRequest
 from app.core.model.domain import Verdict
 from app.storage.db import open_database
+from app.storage.exposure import ExposureService
 from app.storage.journal import DecisionJournal, JournalSync
 from app.storage.review import ReviewService
 
@@ -19,7 +20,7 @@ def main(url: str, journal_file: str, user_id: int, lease: int) -> None:
     db = open_database(url, upgrade=False)
     review = ReviewService(db, lease_seconds=lease, second_review_share=0.0)
     journal = DecisionJournal(journal_file)
-    sync = JournalSync(journal, review)
+    sync = JournalSync(journal, review, ExposureService(db))
     n = 0
     while True:
         # Like the window: a couple of items claimed ahead, the decision journalled first.

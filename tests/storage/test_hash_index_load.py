@@ -63,7 +63,7 @@ def test_bulk_load_equals_the_row_rules(db, monkeypatch: pytest.MonkeyPatch) -> 
         s.add_all([HashList(name="gifct", policy="resolve"), HashList(name="allow", allow=True)])
         items = []
         for i in range(3):
-            item = Item(sha256=f"{i:064x}", md5=f"{i:032x}", size=1, kind="image", status="new")
+            item = Item(sha256=f"{i:064x}", md5=f"{i:032x}", size=1, kind="image", status="decided")
             s.add(item)
             items.append(item)
         s.flush()

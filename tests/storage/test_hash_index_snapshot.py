@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from app.core.matching.hash_index import HashIndex
 from app.core.matching.match_rules import MatchPolicy
 from app.core.model.domain import Role
-from app.storage.hash_list_index import HashListWatcher, write_snapshot
+from app.storage.hash_index_snapshot import write_snapshot
+from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.hash_lists import HashListService
 from app.storage.models import HashListEntry
 from app.tools.benchdata import fill_hash_list
@@ -112,7 +113,7 @@ def test_damaged_snapshot_is_not_used(db, tmp_path, caplog):
         bad[cut : cut + 64] = bytes(64)  # zeroes over part of the file
         path.write_bytes(bytes(bad))
         w = watcher(db, path)
-        with caplog.at_level(logging.WARNING, logger="app.storage.hash_list_index"):
+        with caplog.at_level(logging.WARNING, logger="app.storage.hash_list_watcher"):
             w.load_all()
         assert not w.restored and content(w.index) == fresh(db)
         assert "not used" in caplog.text

@@ -28,7 +28,7 @@ from app.core.model.decisions import DecisionRequest
 from app.core.model.domain import DecisionMethod, ItemStatus, Role, Verdict
 from app.core.model.roles import PermissionDenied
 from app.storage.audit import AuditKind
-from app.storage.hash_list_index import HashListWatcher
+from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.hash_lists import HashListError, HashListService
 from app.storage.list_import import ListSettings
 from app.storage.models import AuditEvent, Decision, HashListEntry, HashListFeedback

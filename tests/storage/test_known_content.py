@@ -13,10 +13,10 @@ from app.core.ingest.media import analyze_file
 from app.core.matching.match_rules import MatchPolicy
 from app.core.model.decisions import DecisionRequest
 from app.core.model.domain import DecisionMethod, ItemStatus, SightingInfo, Verdict, utcnow
-from app.storage.ingest_recorder import IngestRecorder
 from app.storage.models import Decision, Item
 from app.storage.review import ReviewService
 from tests.helpers import make_user
+from tests.helpers import recorder as make_recorder
 
 _cache: dict[str, object] = {}
 
@@ -29,7 +29,7 @@ def analysed(path):
 
 
 def record(db, store, paths, policy=None):
-    rec = IngestRecorder(db, store, policy=policy)
+    rec = make_recorder(db, store, policy=policy)
     sighting = SightingInfo("test", None, None, "test", None, utcnow())
     out = {}
     for p in paths:

@@ -14,7 +14,8 @@ from app.core.model.domain import DecisionMethod, ItemStatus, Role, Verdict
 from app.core.model.history_types import HistoryFilter
 from app.core.model.roles import PermissionDenied
 from app.storage.audit import verify_chains
-from app.storage.hash_list_index import HashListWatcher
+from app.storage.exposure import ExposureService
+from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.history_queries import HistoryService
 from app.storage.journal import DecisionJournal, JournalSync
 from app.storage.leads import LeadService
@@ -24,6 +25,7 @@ from app.storage.users import UserService
 from app.storage.verification import verify_hash_list
 from tests.drills import insider
 from tests.helpers import ingest, write_samples
+from tests.helpers import recorder as make_recorder
 
 pytestmark = pytest.mark.postgres
 
@@ -121,7 +123,7 @@ def test_every_flow_as_each_role(team_server, tmp_path):
     journal = DecisionJournal(tmp_path / "journal.sqlite3")
     nxt = review.claim_next(mo.id)
     journal.record_decision(DecisionRequest(nxt.id, mo.id, Verdict.ESCALATE, note="unsure"))
-    report = JournalSync(journal, review).sync()
+    report = JournalSync(journal, review, ExposureService(modb)).sync()
     assert report.error is None and len(report.landed) == 1 and not report.refused
     journal.close()
 
@@ -247,7 +249,7 @@ def test_hash_list_exchange_as_each_role(team_server, tmp_path, corpus):
     from app.core.matching.hash_lists import ListPolicy
     from app.core.matching.match_rules import MatchPolicy
     from app.storage.hash_lists import HashListService
-    from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
+    from app.storage.ingest_recorder import ingest_jobs
     from app.storage.list_import import ListSettings
     from app.storage.models import HashListFeedback
     from tests.storage.test_hash_list_exchange import bridge, pytx_file, reference_pdq
@@ -287,7 +289,7 @@ def test_hash_list_exchange_as_each_role(team_server, tmp_path, corpus):
     from app.core.ingest.contentstore import ContentStore
     from app.core.ingest.jobs import jobs_from_paths
 
-    recorder = IngestRecorder(
+    recorder = make_recorder(
         rootdb,
         ContentStore(tmp_path / "media"),
         policy=MatchPolicy(flood_per_hour=2),

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from app.core.model.decisions import DecisionRequest
 from app.core.model.domain import ItemStatus, Verdict
 from app.storage.db import Database, make_engine
+from app.storage.exposure import ExposureService
 from app.storage.journal import (
     DecisionJournal,
     EntryState,
@@ -67,14 +68,14 @@ def test_pending_decisions_land_once_when_the_database_returns(db, store, tmp_pa
 
     down = _unreachable()
     try:
-        report = JournalSync(journal, ReviewService(down)).sync()
+        report = JournalSync(journal, ReviewService(down), ExposureService(down)).sync()
     finally:
         down.dispose()
     assert report.unreachable and report.pending == 3 and not report.landed
     assert _count(db) == 0
     assert journal.pending()[0].attempts == 1
 
-    report = JournalSync(journal, review).sync()
+    report = JournalSync(journal, review, ExposureService(review.db)).sync()
     assert report.error is None and report.pending == 0 and len(report.landed) == 3
     # Landing again (a retry after a lost reply, a second workstation run) writes nothing.
     for entry, _outcome in report.landed:
@@ -100,7 +101,7 @@ def test_undo_of_a_decision_still_pending_lands_after_it(db, store, tmp_path):
     # The moderator undoes twice: the reject, then the confirm, all before anything landed.
     journal.record_undo(user.id, "undo-1-" + reject.uuid[:29], reject.uuid)
     journal.record_undo(user.id, "undo-2-" + confirm.uuid[:29], confirm.uuid)
-    report = JournalSync(journal, review).sync()
+    report = JournalSync(journal, review, ExposureService(review.db)).sync()
     assert report.pending == 0 and len(report.landed) == 4
     rows = _decisions(db)
     assert [(r.verdict, r.supersedes) for r in rows] == [
@@ -122,7 +123,7 @@ def test_a_decision_the_database_refuses_is_kept_and_does_not_block_others(db, s
     journal.record_decision(DecisionRequest(999_999, admin.id, Verdict.REJECT))  # no such item
     other = review.claim_next(admin.id)
     journal.record_decision(DecisionRequest(other.id, admin.id, Verdict.REJECT))
-    report = JournalSync(journal, review).sync()
+    report = JournalSync(journal, review, ExposureService(review.db)).sync()
     assert len(report.landed) == 2 and report.pending == 0
     ((entry, why),) = report.refused
     assert entry.request().item_id == 999_999 and "does not exist" in why

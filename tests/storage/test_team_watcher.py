@@ -8,7 +8,7 @@ from app.core.matching.hash_index import HashIndex
 from app.core.model.decisions import DecisionRequest
 from app.core.model.domain import Verdict
 from app.storage.db import open_database
-from app.storage.hash_list_index import HashListWatcher
+from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.review import ReviewService
 from tests.helpers import ingest, make_user, write_samples
 

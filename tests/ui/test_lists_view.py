@@ -82,3 +82,74 @@ def test_the_import_button_says_why_a_lead_cannot_use_it(qtbot, db, store, taxon
         if not may:
             assert "needs an admin: you are signed in as a lead" in button.toolTip()
         w.close()
+
+
+def test_the_lists_view_clears_a_flood_guard_off_the_gui_thread(
+    qtbot, db, store, taxonomy, tmp_path, monkeypatch
+):
+    import threading
+
+    from PySide6.QtWidgets import QInputDialog, QPushButton
+    from sqlalchemy import select, update
+
+    from app.core.model.domain import utcnow
+    from app.storage.audit import AuditKind
+    from app.storage.models import AuditEvent, HashListEntry
+
+    settings = Settings(database_url=str(db.engine.url), media_root=store.root)
+    ctx = AppContext(settings=settings, db=db, store=store, taxonomy=taxonomy)
+    admin = make_user(db, "admin1", Role.ADMIN)
+    lead = make_user(db, "lead1", Role.LEAD)
+    path = tmp_path / "partner.txt"
+    path.write_text(f"pdq {HASHES[0]}\npdq {HASHES[1]}\n")
+    ctx.hash_lists.import_file(path, "partner", actor=admin)
+    with db.session() as s:
+        guarded = s.scalar(select(HashListEntry.id).where(HashListEntry.value == HASHES[0]))
+        s.execute(
+            update(HashListEntry)
+            .where(HashListEntry.id == guarded)
+            .values(flood_guarded_at=utcnow())
+        )
+    threads: list[threading.Thread] = []
+    real = ctx.hash_lists.clear_flood_guard
+
+    def clear(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(ctx.hash_lists, "clear_flood_guard", clear)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("checked by hand", True))
+    w = LeadWindow(ctx, lead)
+    qtbot.addWidget(w)
+    with qtbot.waitActive(w):
+        w.show()
+        w.activateWindow()
+    view = w.lists
+    with qtbot.waitSignal(view.entries.page_loaded, timeout=10000):
+        qtbot.keyClick(w, Qt.Key.Key_3, Qt.KeyboardModifier.ControlModifier)
+    view.lists_table.selectRow([r.name for r in view.lists_model.rows].index("partner"))
+    qtbot.waitUntil(lambda: len(view.entries.rows) == 2, timeout=10000)
+    button = view.findChild(QPushButton, "button_lists_clear_guard")
+    assert button is not None and button.isEnabled()
+    row = {r.id: i for i, r in enumerate(view.entries.rows)}
+    plain = next(r.id for r in view.entries.rows if r.id != guarded)
+
+    view.entries_table.selectRow(row[plain])  # not guarded: said, nothing written
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert view.status.text() == f"Entry #{plain} is not held by the flood guard."
+    assert threads == []
+
+    view.entries_table.selectRow(row[guarded])
+    assert view.entries.rows[row[guarded]].flood_guarded
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Cleared the flood guard" in view.status.text(), timeout=10000)
+    qtbot.waitUntil(
+        lambda: [r.flood_guarded for r in view.entries.rows if r.id == guarded] == [False],
+        timeout=10000,
+    )
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()
+    with db.session() as s:
+        assert s.get(HashListEntry, guarded).flood_guarded_at is None
+        event = s.scalar(select(AuditEvent).where(AuditEvent.kind == AuditKind.ENTRY_ENABLED.value))
+    assert event.actor_id == lead.id and "checked by hand" in event.detail
+    w.close()

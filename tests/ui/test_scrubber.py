@@ -14,10 +14,11 @@ from app.core.matching.match_rules import MatchPolicy
 from app.core.model.decisions import DecisionRequest
 from app.core.model.domain import Algorithm, Verdict
 from app.core.model.exposure import BreakPolicy
-from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
+from app.storage.ingest_recorder import ingest_jobs
 from app.storage.models import ExposureRow, SignalRow
 from app.storage.review import ReviewService
 from tests.helpers import ingest, make_user
+from tests.helpers import recorder as make_recorder
 from tests.ui.conftest import KEY, FakeClock, press, wait_saved
 
 NO_BREAKS = BreakPolicy(review_minutes=0, reveals=0, graphic_items=0, daily_limit_minutes=0)
@@ -87,6 +88,7 @@ def test_scrubber_steps_through_every_sampled_frame_with_timestamps(qtbot, make_
     qtbot.keyPress(w.preview, KEY.Key_Space)
     clock.advance(2.0)
     qtbot.keyRelease(w.preview, KEY.Key_Space)
+    qtbot.waitUntil(lambda: not p.revealed, timeout=2000)  # blurred after the hold's grace
     wait_saved(qtbot, w)
     with db.session() as s:
         rows = [(r.item_id, r.kind, r.seconds) for r in s.scalars(select(ExposureRow))]
@@ -101,7 +103,7 @@ def test_frames_that_matched_known_content_are_marked(qtbot, make_window, db, st
     original = review.claim_next(first.id)
     review.decide(DecisionRequest(original.id, first.id, Verdict.CONFIRM, "glorification"))
     # A copy with a logo waits in the queue with its "known match" badge.
-    recorder = IngestRecorder(db, store, policy=MatchPolicy(auto_resolve=False))
+    recorder = make_recorder(db, store, policy=MatchPolicy(auto_resolve=False))
     ingest_jobs(recorder, jobs_from_paths([videos / "chair-22-with-small-logo-bar.mp4"]), workers=1)
     w = make_window(db, paths=[], breaks=NO_BREAKS, idle_lock_minutes=0)
     item = w.controller.current.item

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.core.exchange.vpdq import read_frames
 from app.core.hashing.bars import BarDetector, bars_agree, scan_borders, trim_bars
 from app.core.hashing.imaging import analyze_image_bytes
 from app.core.hashing.pdq import DIHEDRAL_ORDER, hamming_hex, pdq_from_rgb
@@ -24,7 +25,8 @@ from app.core.matching.hash_index import HashIndex, video_match_fraction
 from app.core.matching.match_rules import MatchPolicy, find_match, index_signal
 from app.core.matching.signal_types import half_query_space
 from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind, Signal
-from app.core.video.analysis import DIHEDRAL_FRAMES, analyze_video, parse_vpdq_file
+from app.core.video.analysis import analyze_video
+from app.core.video.frames import DIHEDRAL_FRAMES
 from tests.conftest import CORPUS, corpus_mark
 
 IMAGES = CORPUS / "pdq-images"
@@ -703,7 +705,7 @@ def test_rotated_or_mirrored_video_matches_through_dihedral_frames(tmp_path, tra
 def test_pillarboxed_chair_matches_the_unbarred_reference_hashes(edit, hd):
     """The corpus has only the vPDQ reference hashes (every frame) of the unbarred hd/fhd chair
     originals: the sd pillarboxed versions reach them through their trimmed frames only."""
-    bank = [h for _, q, h, _ in parse_vpdq_file(CORPUS / "vpdq-hashes" / f"{hd}.txt") if q >= 50]
+    bank = [h for _, q, h, _ in read_frames(CORPUS / "vpdq-hashes" / f"{hd}.txt") if q >= 50]
     a = corpus_video(edit)
     plain = video_match_fraction([s.value for s in frame_hashes(a)], bank, MATCH)
     trimmed = video_match_fraction([s.value for s in frame_hashes(a, "trimmed")], bank, MATCH)

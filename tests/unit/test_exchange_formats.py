@@ -23,7 +23,7 @@ from threatexchange.exchanges.impl.techagainstterrorism_api import _get_delta_ma
 from threatexchange.signal_type.md5 import VideoMD5Signal
 from threatexchange.signal_type.pdq.signal import PdqSignal
 
-from app.core.exchange import detect_format, read_file, write_file
+from app.core.exchange import detect_format, read_file, vpdq, write_file
 from app.core.model.domain import Algorithm
 
 PDQ = [
@@ -289,6 +289,17 @@ def test_vpdq_reference_frame_lists_read_as_frames_of_their_video(corpus, tmp_pa
     assert [(e.value, e.quality, e.frame_ts) for e in again.entries] == [
         (e.value, e.quality, e.frame_ts) for e in p.entries
     ]
+
+
+def test_a_vpdq_frame_list_read_as_rows(tmp_path):
+    # The reference's frame lists as rows, for comparing with our frames frame by frame (the
+    # parser the import uses: the same checks, a bad line raises).
+    path = tmp_path / "x.txt"
+    path.write_text("0,100,AB" + "0" * 62 + ",0.000\n\n1,37," + "f" * 64 + ",0.033\n")
+    assert vpdq.read_frames(path) == [(0, 100, "ab" + "0" * 62, 0.0), (1, 37, "f" * 64, 0.033)]
+    path.write_text("0,100," + "0" * 63 + ",0.000\n")
+    with pytest.raises(ValueError, match="63 hex digits"):
+        vpdq.read_frames(path)
 
 
 def test_formats_are_detected_from_the_content(tmp_path):

@@ -33,7 +33,7 @@ def test_break_rules_each_fire_at_their_count_and_zero_turns_one_off():
     _seen(t, 7, 1.0)
     assert break_due(policy, t) is None
     _seen(t, 8, 1.0)
-    assert "revealed 3 pictures" in break_due(policy, t)
+    assert "unblurred 2 pictures 3 times" in break_due(policy, t)  # item 7 twice
     t.took_break()
     _seen(t, 9, 1.0)
     _seen(t, 10, 1.0)
@@ -45,7 +45,7 @@ def test_daily_limit_is_soft_once_acknowledged():
     policy = BreakPolicy(review_minutes=0, reveals=0, graphic_items=0, daily_limit_minutes=1)
     t = SessionTally()
     _seen(t, 1, 60.0)
-    assert "today's limit of 1 minutes" in break_due(policy, t)
+    assert "today's limit of 1 minute unblurred" in break_due(policy, t)
     t.limit_acknowledged = True
     assert break_due(policy, t) is None
 

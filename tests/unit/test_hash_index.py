@@ -14,12 +14,12 @@ from app.core.matching.hash_index import (
     HashIndex,
     Match,
     _hamming_hex,
-    bench_match,
     best_video_matches,
     hex_to_words,
     video_match_fraction,
 )
 from app.core.model.domain import Algorithm
+from app.tools.bench_index import bench_match, bench_multi_index
 
 
 def rand_hex(rng: random.Random, bits: int = 256) -> str:
@@ -699,7 +699,7 @@ def test_restore_needs_an_empty_index(rng: random.Random) -> None:
 
 
 def test_bench_multi_index_compares_like_with_like() -> None:
-    out = matching.bench_multi_index(70_000, queries=8, repeats=1)
+    out = bench_multi_index(70_000, queries=8, repeats=1)
     for kind in ("random", "clustered"):
         assert out[kind]["same_matches"]
         assert out[kind]["matches"] >= 4  # the queries planted near entries found them

@@ -24,8 +24,10 @@ from app.core.hashing import imaging
 from app.core.hashing.imaging import (
     analyze_image_bytes,
     decode_picture,
+    looks_like_text,
     make_preview_jpeg,
     sniff,
+    video_mime,
 )
 from app.core.hashing.pdq import (
     DIHEDRAL_ORDER,
@@ -787,6 +789,44 @@ def test_video_analyzer_failure_becomes_unreadable(tmp_path, video_stub):
 )
 def test_sniff(head, expected):
     assert sniff(head) == expected
+
+
+@pytest.mark.parametrize(
+    ("head", "expected"),
+    [
+        (b"\x00\x00\x00\x20ftypisom\x00\x00\x02\x00", "video/mp4"),
+        (b"\x00\x00\x00\x1cftyp3gp4\x00\x00\x00\x00", "video/mp4"),  # sniff: video/3gpp
+        (b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00", "video/quicktime"),
+        (b"\x00\x00\x00\x08wide\x00\x00\x00\x00mdat", "application/octet-stream"),
+        (b"\x1a\x45\xdf\xa3\x9f\x42\x86\x81\x01\x42\x82\x84webm", "video/webm"),
+        (b"\x1a\x45\xdf\xa3\xa3\x42\x86\x81\x01\x42\x82\x88matroska", "video/x-matroska"),
+        (b"RIFF\x00\x10\x00\x00AVI LIST", "video/x-msvideo"),
+        (b"FLV\x01\x05", "video/x-flv"),
+        (b"OggS\x00\x02", "video/ogg"),
+        (b"\x00\x00\x01\xba\x44", "video/mpeg"),
+        (b"\x47\x40\x00\x10", "video/mp2t"),
+        (b"\x30\x26\xb2\x75\x8e\x66", "video/x-ms-asf"),
+        (b"%PDF-1.7\n", "application/octet-stream"),
+    ],
+)
+def test_video_mime(head, expected):
+    # The MIME a video's analysis records: its own table, not sniff's routing.
+    assert video_mime(head) == expected
+
+
+@pytest.mark.parametrize(
+    ("head", "text"),
+    [
+        (b"#EXTM3U\n#EXTINF:1,\n", True),
+        (b"\xef\xbb\xbf  ffconcat version 1.0\n", True),  # BOM and spaces first
+        (b"file 'a.mp4'\n", True),
+        (b"<?xml version", True),
+        (b"\x00\x00\x00\x20ftypisom", False),
+        (b"", False),
+    ],
+)
+def test_looks_like_text(head, text):
+    assert looks_like_text(head) is text
 
 
 @needs_corpus

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from app.core.exchange.vpdq import read_frames
 from app.core.hashing import pdq
 from tests.conftest import CORPUS, corpus_mark
 
@@ -266,12 +267,8 @@ def test_photos_match_the_reference_csv() -> None:
 
 
 def _vpdq_reference(stem: str) -> dict[int, tuple[int, str]]:
-    out = {}
-    for line in (VPDQ / f"{stem}.txt").read_text().splitlines():
-        if line.strip():
-            frame, quality, hex_, _ts = line.split(",")
-            out[int(frame)] = (int(quality), hex_)
-    return out
+    rows = read_frames(VPDQ / f"{stem}.txt")
+    return {frame: (quality, hex_) for frame, quality, hex_, _ts in rows}
 
 
 #: Frames read from the start of each clip, and the step between hashed frames: 30 frames a

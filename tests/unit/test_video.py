@@ -1,4 +1,4 @@
-"""app.core.video.analysis: vPDQ-compatible frame hashes against the ThreatExchange references,
+"""app.core.video: vPDQ-compatible frame hashes against the ThreatExchange references,
 near-dup
 matching between the corpus edits, bad input, and the keyframe strip."""
 
@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from app.core.exchange.vpdq import read_frames
 from app.core.hashing.pdq import pdq_from_rgb
 from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind
-from app.core.video.analysis import analyze_video, parse_vpdq_file
+from app.core.video.analysis import analyze_video
 from tests.conftest import CORPUS, corpus_mark
 
 VIDEOS = CORPUS / "videos"
@@ -70,9 +71,7 @@ def _corpus_videos_with_refs() -> list[str]:
 def test_frame_pdq_matches_vpdq_reference(name: str, record_property) -> None:
     a = _analyze(name)
     assert a.kind == MediaKind.VIDEO, a.error
-    ref = {
-        frame: (quality, hex_) for frame, quality, hex_, _ in parse_vpdq_file(REFS / f"{name}.txt")
-    }
+    ref = {frame: (quality, hex_) for frame, quality, hex_, _ in read_frames(REFS / f"{name}.txt")}
     fps = 30.0  # every corpus clip is 30 fps (the reference timestamps say so too)
     frames = _frames(a)
     # About one sample a second, at frames round(k * fps).
@@ -169,7 +168,7 @@ def test_edit_matches_original(edit: str, orig: str, minimum: float, record_prop
 def test_edit_matches_reference_every_frame_hashes(edit: str, orig: str) -> None:
     """Our sampled hashes against a bank holding the reference vPDQ hash of every frame."""
     ours = [h for _, h, _ in _frames(_analyze(edit))]
-    bank = [hex_ for _, q, hex_, _ in parse_vpdq_file(REFS / f"{orig}.txt") if q >= 50]
+    bank = [hex_ for _, q, hex_, _ in read_frames(REFS / f"{orig}.txt") if q >= 50]
     frac = sum(1 for h in ours if min(_ham(h, b) for b in bank) <= MATCH) / len(ours)
     print(f"{edit} vs every reference frame of {orig}: {frac:.2f}")
     assert frac >= 0.8
@@ -339,12 +338,6 @@ def test_animated_gif(tmp_path: Path) -> None:
     assert Image.open(io.BytesIO(a.preview)).size == (a.preview_frames * 480, 360)
 
 
-def test_parse_vpdq_file(tmp_path: Path) -> None:
-    path = tmp_path / "x.txt"
-    path.write_text("0,100,AB" + "0" * 62 + ",0.000\n\n1,37," + "f" * 64 + ",0.033\n")
-    assert parse_vpdq_file(path) == [(0, 100, "ab" + "0" * 62, 0.0), (1, 37, "f" * 64, 0.033)]
-
-
 # ---------------------------------------------------------------------------------------------
 # Parallel segments: the same result as one sequential pass
 
@@ -364,14 +357,14 @@ def test_parallel_segments_give_the_sequential_result(monkeypatch, name, segment
     """Each later segment seeks (OpenCV: to a keyframe, then decodes forward) and must land on
     the very frame a sequential pass reaches: same hashes, timestamps, strip and duration.
     These H.264 files have B-frames (reordered) and a keyframe every 60 frames."""
-    from app.core.video import analysis as video
+    from app.core.video import decode
 
-    monkeypatch.setattr(video, "MIN_SEGMENT_SAMPLES", 2)  # the corpus clips are short
+    monkeypatch.setattr(decode, "MIN_SEGMENT_SAMPLES", 2)  # the corpus clips are short
     path = VIDEOS / f"{name}.mp4"
     one = analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size, segments=1)
     many = analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size, segments=segments)
     _same(many, one)
-    assert len(_frames(one)) == len(parse_vpdq_file(REFS / f"{name}.txt")[::30])
+    assert len(_frames(one)) == len(read_frames(REFS / f"{name}.txt")[::30])
 
 
 @pytest.mark.corpus
@@ -381,9 +374,9 @@ def test_parallel_segments_of_a_truncated_file(monkeypatch, tmp_path, keep):
     """The header promises 23 samples; some of the data is not there. Every frame a sequential
     pass decodes, the segments decode alike; a later segment may recover more (it seeks past
     a broken packet that ends a sequential pass), never less."""
-    from app.core.video import analysis as video
+    from app.core.video import decode
 
-    monkeypatch.setattr(video, "MIN_SEGMENT_SAMPLES", 2)
+    monkeypatch.setattr(decode, "MIN_SEGMENT_SAMPLES", 2)
     data = (VIDEOS / "chair-orig-22-sd-bar.mp4").read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: int(len(data) * keep)])
@@ -407,12 +400,14 @@ def test_keyframe_flags_that_lie_fall_back_to_a_full_decode(monkeypatch, caplog,
     there would give a damaged frame), the decoder's own verdict on that frame disagrees and
     the whole video is decoded again, every frame: the honest file's result. The lie is
     injected into the real demux pass of a real file."""
-    from app.core.video import analysis as video
+    from app.core.video import decode
 
-    monkeypatch.setattr(video, "MIN_SEGMENT_SAMPLES", 2)
+    monkeypatch.setattr(decode, "MIN_SEGMENT_SAMPLES", 2)
     path = VIDEOS / "chair-orig-22-sd-bar.mp4"
     honest = analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size, segments=1)
-    real_scan = video._scan
+    from app.core.video import probe
+
+    real_scan = probe._scan
 
     def lying_scan(container, stream, deadline):
         pk = real_scan(container, stream, deadline)
@@ -423,7 +418,7 @@ def test_keyframe_flags_that_lie_fall_back_to_a_full_decode(monkeypatch, caplog,
             keys = [k or (d % 60 == 15 and d > 60) for d, k in enumerate(pk.keys)]
         return replace(pk, keys=keys)
 
-    monkeypatch.setattr(video, "_scan", lying_scan)
+    monkeypatch.setattr(probe, "_scan", lying_scan)
     with caplog.at_level("INFO", logger="app.core.video.analysis"):
         lied_to = analyze_video(path, "0" * 64, "0" * 32, path.stat().st_size, segments=segments)
     assert "decoding every frame" in caplog.text
@@ -496,7 +491,7 @@ def test_selective_decode_gives_the_frames_of_a_full_decode(tmp_path, kind):
     independent decoder, counting frames); analysis hashes exactly those frames."""
     import av
 
-    from app.core.video.analysis import decode_samples
+    from app.core.video.decode import decode_samples
 
     path = _clip(tmp_path, kind)
     with av.open(str(path)) as container:
@@ -539,7 +534,7 @@ def test_rotated_video_is_hashed_as_shown(tmp_path):
                 out.mux(packet)
         for packet in stream.encode():
             out.mux(packet)
-    from app.core.video.analysis import decode_samples
+    from app.core.video.decode import decode_samples
 
     ours = decode_samples(path).samples
     reference = _opencv_every_frame(path, list(ours))
@@ -550,16 +545,16 @@ def test_rotated_video_is_hashed_as_shown(tmp_path):
 
 
 def test_segment_count_rules(monkeypatch):
-    from app.core.video import analysis as video
+    from app.core.video import decode, plan
 
-    monkeypatch.setattr(video, "SEGMENTS", None)
-    monkeypatch.setattr(video.os, "cpu_count", lambda: 8)
-    assert video._segment_count(None, 60) == 4  # one per core, at most MAX_SEGMENTS
-    assert video._segment_count(None, 20) == 1  # too short to be worth a seek
-    assert video._segment_count(2, 600) == 2
-    monkeypatch.setattr(video, "SEGMENTS", 1)  # what the ingest pool's workers set
-    assert video._segment_count(None, 600) == 1
-    assert list(video._samples_below(61, 1.0, 30.0)) == [0, 1, 2]
-    assert list(video._samples_below(60, 1.0, 30.0)) == [0, 1]
-    assert list(video._samples_below(0, 1.0, 30.0)) == []
-    assert len(video._samples_below(673, 1.0, 29.97)) == 23
+    monkeypatch.setattr(decode, "SEGMENTS", None)
+    monkeypatch.setattr(decode.os, "cpu_count", lambda: 8)
+    assert decode._segment_count(None, 60) == 4  # one per core, at most MAX_SEGMENTS
+    assert decode._segment_count(None, 20) == 1  # too short to be worth a seek
+    assert decode._segment_count(2, 600) == 2
+    monkeypatch.setattr(decode, "SEGMENTS", 1)  # what the ingest pool's workers set
+    assert decode._segment_count(None, 600) == 1
+    assert list(plan._samples_below(61, 1.0, 30.0)) == [0, 1, 2]
+    assert list(plan._samples_below(60, 1.0, 30.0)) == [0, 1]
+    assert list(plan._samples_below(0, 1.0, 30.0)) == []
+    assert len(plan._samples_below(673, 1.0, 29.97)) == 23

@@ -7,13 +7,14 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from app.core.errors import Refusal
 from app.core.matching.signal_types import SIGNAL_TYPES
 from app.core.model.domain import Algorithm
 
 FORMATS = ("pytx", "pytx-csv", "tat", "tat-csv", "vics", "vpdq")
 
 
-class ExchangeError(ValueError):
+class ExchangeError(Refusal, ValueError):
     """A file that is not in the format asked for at all (one line: what and where)."""
 
 

@@ -20,26 +20,21 @@ from collections.abc import Iterable
 from typing import TextIO
 
 from app.core.exchange.entries import ExchangeEntry, ParsedList, check_hex
-from app.core.matching.signal_types import SIGNAL_TYPES
-from app.core.model.domain import Algorithm
+from app.core.matching.signal_types import SIGNAL_TYPES, SignalType, signal_type
 
 FMT = "pytx"
 _HEX = re.compile(r"[0-9a-f]+")
 NEGATIVE = "NEGATIVE_CLASS"
 
 
-def _types() -> dict[str, Algorithm]:
-    """Every pytx name Hashdesk reads, lowercased, with its algorithm."""
-    return {
-        n.lower(): t.algorithm
-        for t in SIGNAL_TYPES.values()
-        for f, n in t.exchange_names
-        if f == FMT
-    }
+def _types() -> dict[str, SignalType]:
+    """Every pytx name Hashdesk reads, lowercased, with its type."""
+    return {n.lower(): t for t in SIGNAL_TYPES.values() for f, n in t.exchange_names if f == FMT}
 
 
-def _frames(signal: str, video: str, line: int) -> list[ExchangeEntry]:
-    """A pytx ``vpdq`` signal (a JSON list of "hex,quality,seconds") as frame entries."""
+def _frames(t: SignalType, signal: str, video: str, line: int) -> list[ExchangeEntry]:
+    """A pytx video-frames signal (``vpdq``: a JSON list of "hex,quality,seconds") as frame
+    entries of type ``t``."""
     try:
         raw = json.loads(signal)
     except json.JSONDecodeError as exc:
@@ -51,10 +46,10 @@ def _frames(signal: str, video: str, line: int) -> list[ExchangeEntry]:
         parts = str(feature).split(",")
         if len(parts) != 3:
             raise ValueError(f"vpdq frame {k}: expected hex,quality,seconds")
-        value = check_hex(Algorithm.PDQ_FRAME, parts[0])
+        value = check_hex(t.algorithm, parts[0])
         out.append(
             ExchangeEntry(
-                Algorithm.PDQ_FRAME,
+                t.algorithm,
                 value,
                 quality=int(parts[1]),
                 frame_ts=float(parts[2]),
@@ -73,7 +68,6 @@ def _video_id(signal: str) -> str:
 def read_local(text: str) -> ParsedList:
     out = ParsedList("pytx")
     names = _types()
-    hex_len = {a: SIGNAL_TYPES[a].hex_len for a in Algorithm}
     entries = out.entries
     append = entries.append
     for n, raw in enumerate(text.splitlines(), 1):
@@ -83,25 +77,25 @@ def read_local(text: str) -> ParsedList:
         out.lines += 1
         name, _, signal = line.partition(" ")
         signal = signal.strip()
-        alg = names.get(name.lower())
-        if alg is None:
+        t = names.get(name.lower())
+        if t is None:
             if not signal or " " in signal:  # only a vpdq signal (JSON) holds spaces
                 out.problems.append((n, f"expected '<signal_type> <signal>', got {line[:80]!r}"))
             else:
                 out.unsupported[name] += 1
             continue
-        if alg is Algorithm.PDQ_FRAME:
+        if t.video_frames:
             try:
-                entries.extend(_frames(signal, _video_id(signal), n))
+                entries.extend(_frames(t, signal, _video_id(signal), n))
             except ValueError as exc:
                 out.problems.append((n, str(exc)))
             continue
         value = signal.lower()
-        if len(value) == hex_len[alg] and _HEX.fullmatch(value):
-            append(ExchangeEntry(alg, value, line=n))
+        if len(value) == t.hex_len and _HEX.fullmatch(value):
+            append(ExchangeEntry(t.algorithm, value, line=n))
             continue
         try:
-            check_hex(alg, signal)
+            check_hex(t.algorithm, signal)
         except ValueError as exc:
             out.problems.append((n, str(exc)))
     return out
@@ -121,11 +115,11 @@ def read_csv(text: str) -> ParsedList:
         out.lines += 1
         row = {(k or "").strip(): (v or "") for k, v in row.items()}
         name, signal = row.get("signal_type", "").strip(), row.get("signal_str", "").strip()
-        alg = names.get(name.lower())
+        t = names.get(name.lower())
         if not name or not signal:
             out.problems.append((n, "signal_type or signal_str is empty"))
             continue
-        if alg is None:
+        if t is None:
             out.unsupported[name] += 1
             continue
         category = row.get("category", "").strip()
@@ -136,10 +130,10 @@ def read_csv(text: str) -> ParsedList:
             if v
         )
         try:
-            if alg is Algorithm.PDQ_FRAME:
-                frames = _frames(signal, _video_id(signal), n)
+            if t.video_frames:
+                frames = _frames(t, signal, _video_id(signal), n)
             else:
-                frames = [ExchangeEntry(alg, check_hex(alg, signal), line=n)]
+                frames = [ExchangeEntry(t.algorithm, check_hex(t.algorithm, signal), line=n)]
         except ValueError as exc:
             out.problems.append((n, str(exc)))
             continue
@@ -167,14 +161,19 @@ def _vpdq_signal(frames: list[ExchangeEntry]) -> str:
     )
 
 
-def _split(entries: Iterable[ExchangeEntry]) -> tuple[list, list, Counter[str]]:
-    plain, frames = [], []
+def _split(entries: Iterable[ExchangeEntry]) -> tuple[list, dict[str, list], Counter[str]]:
+    """The entries written one a line, the video frames by their type's pytx name (one signal
+    per video), and how many of each type pytx cannot carry."""
+    plain: list[ExchangeEntry] = []
+    frames: dict[str, list[ExchangeEntry]] = {}
     skipped: Counter[str] = Counter()
     for e in entries:
-        if e.algorithm is Algorithm.PDQ_FRAME:
-            frames.append(e)
-        elif SIGNAL_TYPES[e.algorithm].exchange_name(FMT) is None:
+        t = signal_type(e.algorithm)
+        name = t.exchange_name(FMT)
+        if name is None:
             skipped[e.algorithm.value] += 1
+        elif t.video_frames:
+            frames.setdefault(name, []).append(e)
         else:
             plain.append(e)
     return plain, frames, skipped
@@ -184,11 +183,12 @@ def write_local(f: TextIO, entries: Iterable[ExchangeEntry]) -> tuple[int, Count
     plain, frames, skipped = _split(entries)
     n = 0
     for e in plain:
-        f.write(f"{SIGNAL_TYPES[e.algorithm].exchange_name(FMT)} {e.value}\n")
+        f.write(f"{signal_type(e.algorithm).exchange_name(FMT)} {e.value}\n")
         n += 1
-    for video in _grouped_frames(frames).values():
-        f.write(f"vpdq {_vpdq_signal(video)}\n")
-        n += len(video)
+    for name, of_type in frames.items():
+        for video in _grouped_frames(of_type).values():
+            f.write(f"{name} {_vpdq_signal(video)}\n")
+            n += len(video)
     return n, skipped
 
 
@@ -211,9 +211,10 @@ def write_csv(f: TextIO, entries: Iterable[ExchangeEntry], collab: str) -> tuple
         )
 
     for e in plain:
-        row(SIGNAL_TYPES[e.algorithm].exchange_name(FMT) or "", e.value, e)
+        row(signal_type(e.algorithm).exchange_name(FMT) or "", e.value, e)
         n += 1
-    for video in _grouped_frames(frames).values():
-        row("vpdq", _vpdq_signal(video), video[0])
-        n += len(video)
+    for name, of_type in frames.items():
+        for video in _grouped_frames(of_type).values():
+            row(name, _vpdq_signal(video), video[0])
+            n += len(video)
     return n, skipped

@@ -6,27 +6,51 @@ rule already used for our own videos)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from app.core.exchange.entries import ExchangeEntry, ExchangeError, ParsedList, check_hex
 from app.core.model.domain import Algorithm
 
 
-def read_text(text: str, video: str, out: ParsedList, where: str = "") -> None:
+def _frame_lines(text: str) -> Iterator[tuple[int, str]]:
+    """The frame lines of a list, with their line numbers: blank lines and ``#`` comments
+    skipped, each line stripped."""
     for n, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
+        yield n, line
+
+
+def _fields(line: str) -> tuple[str, int, str, float]:
+    """A frame line's fields: the frame number as written, the quality, the hash (checked,
+    lowercase) and the time in seconds. ValueError saying what is wrong."""
+    parts = [p.strip() for p in line.split(",")]
+    if len(parts) != 4:
+        raise ValueError(f"expected frame,quality,hex,seconds, got {line[:80]!r}")
+    value = check_hex(Algorithm.PDQ_FRAME, parts[2])
+    quality, ts = int(parts[1]), float(parts[3])
+    if not 0 <= quality <= 100 or ts < 0:
+        raise ValueError(f"quality {quality} or time {ts} out of range")
+    return parts[0], quality, value, ts
+
+
+def read_frames(path: Path) -> list[tuple[int, int, str, float]]:
+    """One video's frame list as ``(frame_number, quality, hex, seconds)`` rows, in file order
+    (the reference's output, compared frame by frame). ValueError at the first bad line."""
+    rows: list[tuple[int, int, str, float]] = []
+    for _n, line in _frame_lines(path.read_text(encoding="utf-8-sig")):
+        frame, quality, value, ts = _fields(line)
+        rows.append((int(frame), quality, value, ts))
+    return rows
+
+
+def read_text(text: str, video: str, out: ParsedList, where: str = "") -> None:
+    for n, line in _frame_lines(text):
         out.lines += 1
-        parts = [p.strip() for p in line.split(",")]
         try:
-            if len(parts) != 4:
-                raise ValueError(f"expected frame,quality,hex,seconds, got {line[:80]!r}")
-            value = check_hex(Algorithm.PDQ_FRAME, parts[2])
-            quality, ts = int(parts[1]), float(parts[3])
-            if not 0 <= quality <= 100 or ts < 0:
-                raise ValueError(f"quality {quality} or time {ts} out of range")
+            _frame, quality, value, ts = _fields(line)
         except ValueError as exc:
             out.problems.append((n, f"{where}{exc}"))
             continue

@@ -133,6 +133,7 @@ _HEIF_BRANDS = {b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b
 _AVIF_BRANDS = {b"avif", b"avis"}
 _BMP_DIB_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
 _ALPHA_MODES = {"LA": "L", "La": "L", "PA": "RGB", "RGBA": "RGB", "RGBa": "RGB"}
+_TEXT_MAGIC = (b"#EXTM3U", b"ffconcat", b"file ", b"[playlist]", b"<?xml", b"<")
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,6 +179,39 @@ def sniff(head: bytes) -> tuple[str, str] | None:
             return "video", "video/webm"
         return "video", "video/x-matroska"
     return None
+
+
+def looks_like_text(head: bytes) -> bool:
+    """Whether the head is text: playlists and concat lists are, real containers start with
+    binary headers (a video path refuses them before FFmpeg sees them)."""
+    if not head:
+        return False
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return stripped.startswith(_TEXT_MAGIC)
+
+
+def video_mime(head: bytes) -> str:
+    """The MIME a video's analysis records, from the container's own header (extensions lie).
+    Not :func:`sniff`'s routing: it also names FLV, Ogg, MPEG and ASF, and calls 3GP
+    ``video/mp4``."""
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return "video/quicktime" if brand == b"qt  " else "video/mp4"
+    if head.startswith(b"\x1a\x45\xdf\xa3"):
+        return "video/webm" if b"webm" in head else "video/x-matroska"
+    if head[:4] == b"RIFF" and head[8:11] == b"AVI":
+        return "video/x-msvideo"
+    if head[:3] == b"FLV":
+        return "video/x-flv"
+    if head[:4] == b"OggS":
+        return "video/ogg"
+    if head[:4] == b"\x00\x00\x01\xba":
+        return "video/mpeg"
+    if head[:1] == b"\x47":
+        return "video/mp2t"
+    if head[:4] == b"\x30\x26\xb2\x75":
+        return "video/x-ms-asf"
+    return "application/octet-stream"
 
 
 def format_name(mime: str | None) -> str:

@@ -12,11 +12,12 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from app.core.errors import Refusal
 from app.core.ingest.media import analyze_file
-from app.core.model.domain import MediaAnalysis, SightingInfo
+from app.core.model.domain import MediaAnalysis, SightingInfo, utcnow
 
 
-class ManifestError(ValueError):
+class ManifestError(Refusal, ValueError):
     pass
 
 
@@ -49,10 +50,6 @@ class IngestSummary:
 
     def count(self, bucket: str) -> None:
         self.files[bucket] = self.files.get(bucket, 0) + 1
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def parse_time(value: str, what: str) -> datetime:
@@ -105,7 +102,7 @@ def presence(path: Path) -> str | None:
 def jobs_from_paths(
     paths: Iterable[str | Path], source: str = "manual", reason: str | None = None
 ) -> list[IngestJob]:
-    now = _now()
+    now = utcnow()
     base = SightingInfo(
         source=source, external_id=None, source_url=None, reason=reason, score=None, flagged_at=now
     )
@@ -169,7 +166,7 @@ def read_manifest(
         rows.extend((n, row) for n, row in enumerate(reader, 2))
 
     jobs: list[IngestJob] = []
-    now = _now()
+    now = utcnow()
     for n, row in rows:
         where = f"{manifest.name} line {n}"
         raw_path = str(row.get("path") or "").strip()
@@ -212,9 +209,9 @@ def read_manifest(
 def _one_segment_per_video() -> None:
     """Pool workers decode each video in one pass: the pool already keeps every core busy with
     whole files, and a second decoding thread per worker would only contend with them."""
-    from app.core.video import analysis as video
+    from app.core.video import decode
 
-    video.SEGMENTS = 1
+    decode.SEGMENTS = 1
 
 
 def analyze_jobs(

@@ -17,6 +17,7 @@ import os
 import stat
 from pathlib import Path
 
+from app.core.errors import describe
 from app.core.hashing import imaging
 from app.core.model.domain import MediaAnalysis, MediaKind
 
@@ -44,7 +45,7 @@ def analyze_file(path: str | Path) -> MediaAnalysis:
     try:
         st = os.stat(path)
     except OSError as e:
-        return _not_read(f"cannot read file: {_os_why(e)}")
+        return _not_read(f"cannot read file: {describe(e)}")
     if not stat.S_ISREG(st.st_mode):
         return _not_read(f"not a regular file ({_file_kind(st.st_mode)}): skipped")
     try:
@@ -55,7 +56,7 @@ def analyze_file(path: str | Path) -> MediaAnalysis:
             md5="",
             size=st.st_size,
             kind=MediaKind.UNREADABLE,
-            error=f"cannot read file: {_os_why(e)} (its content was not read)",
+            error=f"cannot read file: {describe(e)} (its content was not read)",
         )
 
 
@@ -84,10 +85,6 @@ def _file_kind(mode: int) -> str:
         if test(mode):
             return name
     return "special file"
-
-
-def _os_why(e: OSError) -> str:
-    return e.strerror or str(e) or type(e).__name__
 
 
 def _analyze(path: Path) -> MediaAnalysis:
@@ -132,7 +129,7 @@ def _analyze(path: Path) -> MediaAnalysis:
         except Exception as e:  # the video path must not take ingest down either
             log.warning("video analysis failed for %s: %r", path, e)
             return imaging.unreadable(
-                sha256_hex, md5_hex, size, f"video analysis failed: {_describe(e)}", mime
+                sha256_hex, md5_hex, size, f"video analysis failed: {describe(e)}", mime
             )
     return imaging.unreadable(
         sha256_hex,
@@ -148,9 +145,4 @@ def _analyze_image(data: bytes, sha256: str, md5: str, mime: str | None) -> Medi
         return imaging.analyze_image_bytes(data, sha256, md5, mime=mime)
     except Exception as e:  # analyze_image_bytes already catches; this is the last guard
         log.warning("image analysis failed: %r", e)
-        return imaging.unreadable(sha256, md5, len(data), _describe(e), mime)
-
-
-def _describe(e: BaseException) -> str:
-    msg = str(e).strip()
-    return f"{type(e).__name__}: {msg}" if msg else type(e).__name__
+        return imaging.unreadable(sha256, md5, len(data), describe(e), mime)

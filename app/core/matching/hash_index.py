@@ -1,89 +1,35 @@
 """In-memory matching of hashes against the hash list (no Qt, no SQL).
 
-``HashIndex`` holds the active hash-list entries in four tables:
+Contract:
 
-* one 256-bit table shared by ``pdq`` and ``pdq_frame`` (a frame of a confirmed video must
-  match a still image and vice versa),
-* one 64-bit table for ``phash``,
-* exact dict tables for ``md5`` and ``sha256``.
+* ``HashIndex`` holds entries ``(entry_id, algorithm, value, ref)``; an ``entry_id`` is unique
+  across the index and its spaces (adding it again replaces the entry). Each signal type lives
+  in the table its :class:`~app.core.matching.signal_types.SignalType` names
+  (``index_table``): near types in bit tables (PDQ and video-frame PDQ share one, so a
+  confirmed still matches a frame and back), exact types in dict tables.
+* ``search``/``search_many`` return every live entry within ``max_distance`` bits (inclusive;
+  exact types: equal), nearest first, ties by entry id; exact at any threshold (the
+  multi-index answers up to 47 bits, the scan the rest), whatever the table's size.
+* ``space(name)``: a sub-index (a list's, a half's); ``remove``, ``len`` and ``in`` reach every
+  space. ``dump``/``restore`` round-trip every live entry as plain arrays (the snapshot).
+* Thread safety: mutations hold a lock; a bit-table search scans a snapshot taken under it
+  (appends write past the snapshot, growth and compaction build new arrays), so a concurrent
+  retraction is either seen or not. The multi-index is built outside the lock and published
+  under it unless a compaction moved the rows meanwhile.
+* Memory: 50 bytes an entry of a bit table (no Python object per entry), 64 more for the
+  multi-index of a large 256-bit table (``HASHDESK_INDEX_MULTI=off`` to go without).
 
-A bit table is a ``(words, capacity)`` array of uint64, one contiguous row per 64-bit word
-("column-major": word ``k`` of every hash is contiguous), grown by doubling. Word 0 is the
-first 16 hex digits read as a big-endian integer, so ``int(hex, 16)`` and the words agree. A
-search scans the table in chunks of 32k hashes (so the temporaries stay in L2): XOR the query's
-first half of the words, popcount (``np.bitwise_count``, numpy >= 2.0; a byte lookup table
-otherwise), keep the rows whose partial distance is already <= max_distance (a lower bound of
-the full distance), then finish the other words only for those few rows. For PDQ at the usual
-threshold 31, two random hashes differ in ~64 of the first 128 bits (sd ~5.7), so the
-prefilter leaves essentially nothing to finish and the scan reads half of the table.
-
-Measured on the 2-core development VM (Xeon, Python 3.11, numpy 2.4; one PDQ query against
-1,000,000 random hashes, threshold 31; median / p95 ms):
-
-=======================================================  ==============
-uint64 (N, 4) row-wise ``bitwise_count(A ^ q).sum(1)``     29.0 /  30.5
-uint64 (4, N) column-wise, whole table at once              4.2 /   4.7
-uint64 (4, N) column-wise, 32k-row chunks                   3.3 /   3.4
-uint64 (4, N) 32k chunks + half-hash prefilter (chosen)     1.7 /   1.8
-  the same through ``HashIndex.search`` (``bench_match``)   1.9 /   2.0
-uint8 (N, 32) with a 256-entry lookup table                 126 /   154
-uint16 (16, N) column-wise, 65536-entry lookup table         46 /    46
-faiss-cpu 1.15 ``IndexBinaryFlat.range_search``, 1 thread   1.6 /   2.5
-faiss-cpu, 2 threads                                        1.6 /   1.7
-plain Python ``bin(a ^ b).count("1")`` (extrapolated)     ~1600
-=======================================================  ==============
-
-Memory: an entry of a bit table is 50 bytes (32 of words, 8 of entry id, 8 of ref, 2 of
-flags), with no Python object per entry: an entry's row is found by binary search over the rows
-added in id order (a bulk load, or any table after compaction, which sorts by id); only rows
-added out of order sit in a small dict until the next compaction. The dict of every entry
-this replaced cost ~100 bytes an entry more (a 1M-entry hash list: 587 bytes an entry
-resident, loaded row by row; 54-56 now, loaded through ``add_words``, see
-app/storage/hash_list_index.py).
-
-A large 256-bit table (``mih_min_rows``, 65,536 rows by default) also gets a multi-index
-(multi-index hashing, :class:`_MultiIndex`): for each of its 16 blocks of 16 bits, the rows
-sorted by that block. Two hashes within 31 bits have some block within 1 bit (pigeonhole: 16
-blocks x 2 > 31), so a query probes 17 values a block, ~270 in all, and checks the ~4,000 rows
-they hold at 1M random entries instead of scanning the million; any threshold up to 47 stays
-exact (radii per block chosen so that the radii + 1 sum past it), above that, and for a query
-whose buckets are crowded (near-duplicates), the scan answers. An item's 16 whole-picture PDQs
-against 1M entries: 2.4-2.8 ms of CPU instead of ~23 ms by the scan (random and clustered
-hashes alike); against 10M, 20 ms instead of 230 (``hashdesk bench --index``). Its price is
-memory: 64 bytes an entry (16 row numbers of 4 bytes) and 4 MB on top of the table's ~54, so a
-million entries take ~122 MB resident instead of ~54 MB (``HASHDESK_INDEX_MULTI=off`` for the
-latter).
-Nothing cheaper is exact at threshold 31: any multi-index over 2^b buckets a block costs at
-least b bits an entry a block, 256 bits in all. It is built by :meth:`HashIndex.prepare` (the
-hash-list watcher calls it after loading: 0.3 s of CPU at 1M, 7 s at 10M, searches scanning
-meanwhile) or by the searches themselves once they have scanned the table
-:data:`AUTO_BUILD_SCANS` times; rows added after it are scanned until the table has grown by a
-sixteenth, when the next ``prepare`` rebuilds it. :func:`bench_multi_index` compares the two
-on random and on clustered hashes (many near-duplicates, uneven buckets).
-
-Many queries (video frames) against 1M: 50-60 frames take 68-79 ms with ``search_many``
-(chunk-outer loop, ~1.3 ms a frame), 89 ms with faiss on one thread and 44 ms on two.
-``add_many`` of 1M PDQ rows from hex strings: 1.3-1.8 s; retracting 250k of them one by one,
-compaction included: 0.5 s. faiss is not worth the dependency: a single query is no faster,
-only multi-query search using both cores is (and ``search_many`` could split chunks over two
-threads the same way if that ever matters: numpy ufuncs release the GIL).
-
-Thread safety: every mutation runs under a lock. A bit-table search takes a snapshot (the
-arrays, the row count and the multi-index) under the lock and scans without it: appends only
-write rows past the snapshot's count, growth and compaction build new arrays, and a tombstone
-set concurrently is either seen or not (the removal happened "after" the search). Exact
-lookups hold the lock.
-A multi-index is built outside the lock from a snapshot (rows never change in place) and
-published under it unless a compaction moved the rows meanwhile; one build at a time.
+How it is built (column-major uint64 words, chunked XOR + popcount with a half-hash prefilter,
+multi-index hashing over 16 blocks of 16 bits) is told where it is done, below; the
+measurements behind those choices are in docs/PERFORMANCE.md, "Matching (hash index)", and
+the benchmarks in :mod:`app.tools.bench_index`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import statistics
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -97,15 +43,15 @@ from app.core.model.domain import Algorithm
 
 __all__ = [
     "NO_REF",
+    "VIDEO_FRAMES",
     "HashIndex",
     "Match",
     "VideoMatch",
-    "bench_match",
-    "bench_multi_index",
     "best_video_matches",
     "hex_block_to_words",
     "hex_to_words",
     "video_match_fraction",
+    "video_matches",
 ]
 
 NO_REF = np.iinfo(np.int64).min  # stored in place of ``ref=None``
@@ -115,19 +61,24 @@ AUTO_BUILD_SCANS = 256
 _CHUNK = 1 << 15
 _INITIAL_CAPACITY = 1024
 
-# Bit tables: key -> number of 64-bit words.
-_B256 = "b256"
-_B64 = "b64"
-# Which table holds each hash type, and its length: from the signal-type registry.
+# Every table comes from the signal-type registry: which table holds each hash type, its
+# length, bit tables (near types: table -> number of 64-bit words) and exact ones.
 _TABLE_OF = {alg: t.index_table for alg, t in SIGNAL_TYPES.items()}
-_WORDS = {_B256: 4, _B64: 1}
+_WORDS = {t.index_table: t.bits // 64 for t in SIGNAL_TYPES.values() if t.near}
+_EXACT_TABLES = tuple(dict.fromkeys(t.index_table for t in SIGNAL_TYPES.values() if not t.near))
 _HEX_LEN = {alg: t.hex_len for alg, t in SIGNAL_TYPES.items()}
 _BIT_ALGS = tuple(alg for alg, t in SIGNAL_TYPES.items() if t.near)  # code = position
 _ALG_CODE = {alg: i for i, alg in enumerate(_BIT_ALGS)}
+_EXACT_ALGS = tuple(alg for alg, t in SIGNAL_TYPES.items() if not t.near)
+# A video's frame hashes: counted per ref (the video rule's target side).
+_FRAME_ALGS = frozenset(alg for alg, t in SIGNAL_TYPES.items() if t.video_frames)
+_FRAME_CODES = [_ALG_CODE[a] for a in _FRAME_ALGS if a in _ALG_CODE]
+#: What a video's frames are searched as (:func:`best_video_matches`).
+VIDEO_FRAMES = next(alg for alg in SIGNAL_TYPES if alg in _FRAME_ALGS)
 # What a dump's algorithm codes and tables mean: a dump is only read back by the same layout.
 _LAYOUT = np.array(
     [f"{a.value}:{_TABLE_OF[a]}" for a in _BIT_ALGS]
-    + [f"{a.value}:{_TABLE_OF[a]}" for a in Algorithm if a not in _ALG_CODE],
+    + [f"{a.value}:{_TABLE_OF[a]}" for a in _EXACT_ALGS],
     dtype=np.str_,
 )
 
@@ -154,7 +105,7 @@ def _popcount(x: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
 # hex helpers
 
 
-_ALG_LOOKUP: dict[str, Algorithm] = {a.value: a for a in Algorithm}
+_ALG_LOOKUP: dict[str, Algorithm] = {a.value: a for a in SIGNAL_TYPES}
 
 
 def _algorithm(algorithm: str) -> Algorithm:
@@ -213,6 +164,16 @@ def _hamming_hex(a: str, b: str) -> int:
 
 # ---------------------------------------------------------------------------------------------
 # scanning
+#
+# A bit table is a ``(words, capacity)`` array of uint64, one contiguous row per 64-bit word
+# ("column-major": word ``k`` of every hash is contiguous), grown by doubling. Word 0 is the
+# first 16 hex digits read as a big-endian integer, so ``int(hex, 16)`` and the words agree. A
+# scan reads the table in chunks of 32k hashes (so the temporaries stay in L2): XOR the query's
+# first half of the words, popcount, keep the rows whose partial distance is already <= the
+# threshold (a lower bound of the full distance), then finish the other words only for those
+# few rows. For PDQ at threshold 31, two random hashes differ in ~64 of the first 128 bits
+# (sd ~5.7), so the prefilter leaves essentially nothing to finish and the scan reads half of
+# the table.
 
 
 def _scan_chunk(
@@ -291,6 +252,7 @@ def _scan_many(
 # ---------------------------------------------------------------------------------------------
 # multi-index hashing (256-bit table)
 
+_MIH_WORDS = 4  # the multi-index is over 256-bit tables
 _MIH_BLOCKS = 16  # substrings of 16 bits: word k holds blocks 4k .. 4k+3, high bits first
 _MIH_SHIFTS = np.array([48, 32, 16, 0], np.uint64)
 #: Below this many rows the scan is as fast as the probes (about 0.1 ms a query).
@@ -462,7 +424,7 @@ class _BitTable:
         """Whether a (new) multi-index would pay: a 256-bit table of ``min_rows`` rows or more
         whose rows past the current multi-index (scanned by every query) have grown past
         1/16 of it."""
-        if self.words != 4 or self.n < min_rows:
+        if self.words != _MIH_WORDS or self.n < min_rows:
             return False
         built = self.mih.n if self.mih is not None else 0
         return self.n - built > max(min_rows // 4, built // 16)
@@ -526,6 +488,10 @@ class _BitTable:
         self.n = m
 
 
+def _new_bit_tables() -> dict[str, _BitTable]:
+    return {key: _BitTable(words) for key, words in _WORDS.items()}
+
+
 class _Snapshot(NamedTuple):
     cols: np.ndarray
     ids: np.ndarray
@@ -548,8 +514,9 @@ class HashIndex:
 
     def __init__(self, compact_min_dead: int = 1024, mih_min_rows: int = MIH_MIN_ROWS) -> None:
         self._lock = threading.Lock()
-        self._bits: dict[str, _BitTable] = {_B256: _BitTable(4), _B64: _BitTable(1)}
-        self._exact: dict[str, dict[str, dict[int, int | None]]] = {"md5": {}, "sha256": {}}
+        self._bits: dict[str, _BitTable] = _new_bit_tables()
+        # exact table -> value -> {entry_id: ref}
+        self._exact: dict[str, dict[str, dict[int, int | None]]] = {k: {} for k in _EXACT_TABLES}
         # entry_id -> (algorithm, value) for the exact tables (the bit tables find their own).
         self._exact_where: dict[int, tuple[Algorithm, str]] = {}
         self._frame_count: Counter[int] = Counter()  # ref -> live pdq_frame entries
@@ -562,8 +529,8 @@ class HashIndex:
         """Empty the index, every space with it (a snapshot that turned out wrong, before the
         list is loaded again). Searches already running finish on what they snapshotted."""
         with self._lock:
-            self._bits = {_B256: _BitTable(4), _B64: _BitTable(1)}
-            self._exact = {"md5": {}, "sha256": {}}
+            self._bits = _new_bit_tables()
+            self._exact = {k: {} for k in _EXACT_TABLES}
             self._exact_where = {}
             self._frame_count = Counter()
             self._spaces = {}
@@ -734,7 +701,7 @@ class HashIndex:
         else:
             t.where.update(zip(ids.tolist(), range(s, e), strict=True))
         t.n = e  # publish the rows last: a concurrent snapshot sees whole rows only
-        if alg is Algorithm.PDQ_FRAME:
+        if alg in _FRAME_ALGS:
             self._frame_count.update(r for r in refs.tolist() if r != NO_REF)
 
     def remove(self, entry_id: int) -> None:
@@ -758,7 +725,7 @@ class HashIndex:
         t.where.pop(int(t.ids[row]), None)
         t.alive[row] = False
         t.dead += 1
-        if _BIT_ALGS[int(t.algs[row])] is Algorithm.PDQ_FRAME:
+        if _BIT_ALGS[int(t.algs[row])] in _FRAME_ALGS:
             ref = int(t.refs[row])
             if ref != NO_REF:
                 self._frame_count[ref] -= 1
@@ -872,7 +839,7 @@ class HashIndex:
                     t.cols, t.ids, t.refs, t.algs = cols, ids, refs, algs
                     t.alive = np.ones(n, bool)
                     t.n = t.sorted_n = n
-                    frames = refs[(algs == _ALG_CODE[Algorithm.PDQ_FRAME]) & (refs != NO_REF)]
+                    frames = refs[np.isin(algs, _FRAME_CODES) & (refs != NO_REF)]
                     target._frame_count.update(frames.tolist())
             for alg, (ids, values, refs) in exact.items():
                 target.add_many(
@@ -991,7 +958,9 @@ class HashIndex:
         that has none or has grown well past it; without it, searches scan (and build one
         themselves once they have scanned enough, see :data:`AUTO_BUILD_SCANS`). A million
         entries: about a second, on the calling thread; searches go on meanwhile."""
-        self._build_mih(_B256)
+        for key, words in _WORDS.items():
+            if words == _MIH_WORDS:
+                self._build_mih(key)
         with self._lock:
             spaces = list(self._spaces.values())
         for sub in spaces:
@@ -1057,7 +1026,7 @@ def _restore_plan(arrays: Mapping[str, np.ndarray]) -> list:
             bits[key] = (np.ascontiguousarray(cols), ids.copy(), refs.copy(), algs.copy())
             seen.append(ids)
         exact = {}
-        for alg in (a for a in Algorithm if a not in _ALG_CODE):
+        for alg in _EXACT_ALGS:
             key = _TABLE_OF[alg]
             ids = np.asarray(arrays[f"{i}.{key}.ids"])
             refs = np.asarray(arrays[f"{i}.{key}.refs"])
@@ -1143,7 +1112,20 @@ def best_video_matches(
     """
     if not frame_hexes:
         return []
-    results = index.search_many(Algorithm.PDQ_FRAME, frame_hexes, max_distance)
+    results = index.search_many(VIDEO_FRAMES, frame_hexes, max_distance)
+    return video_matches(index, results, min_fraction, min_target_fraction)
+
+
+def video_matches(
+    index: HashIndex,
+    results: Sequence[Sequence[Match]],
+    min_fraction: float = 0.8,
+    min_target_fraction: float = 0.0,
+) -> list[VideoMatch]:
+    """:func:`best_video_matches` from the frames' hits already found (one list per query
+    frame, as ``search_many`` gives them, in ``index``: the refs' frame counts are its own)."""
+    if not results:
+        return []
     hit_queries: dict[int, set[int]] = {}
     hit_frames: dict[int, set[int]] = {}
     best: dict[int, int] = {}
@@ -1152,11 +1134,11 @@ def best_video_matches(
             if m.ref is None:
                 continue
             hit_queries.setdefault(m.ref, set()).add(qi)
-            if m.algorithm is Algorithm.PDQ_FRAME:
+            if m.algorithm in _FRAME_ALGS:
                 hit_frames.setdefault(m.ref, set()).add(m.entry_id)
             if m.distance < best.get(m.ref, 1 << 30):
                 best[m.ref] = m.distance
-    nq = len(frame_hexes)
+    nq = len(results)
     out = []
     for ref, qset in hit_queries.items():
         fq = len(qset) / nq
@@ -1169,142 +1151,3 @@ def best_video_matches(
         out.append(VideoMatch(ref, fq, ft, len(qset), best[ref]))
     out.sort(key=lambda v: (-v.fraction_query, -(v.fraction_target or 0.0), v.ref))
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# benchmark
-
-
-def _flip_bits(value: int, n_bits: int, rng: np.random.Generator) -> int:
-    for b in rng.choice(256, size=n_bits, replace=False).tolist():
-        value ^= 1 << b
-    return value
-
-
-def bench_match(n_hashes: int, queries: int = 50, seed: int = 0) -> dict:
-    """Time one-item PDQ searches against ``n_hashes`` random hashes (threshold 31).
-
-    For each query a random hash is planted at distances 0, 5, 31 and 32; the search must find
-    the first three and not the fourth. Returns the figures (milliseconds unless named)."""
-    rng = np.random.default_rng(seed)
-    raw = rng.bytes(32 * n_hashes).hex()
-    values = [raw[i : i + 64] for i in range(0, len(raw), 64)]
-    del raw
-    rows: list[tuple[int, str, str, int | None]] = [(i, "pdq", v, i) for i, v in enumerate(values)]
-    planted: list[tuple[str, set[int], int]] = []  # (query hex, expected ids, id at 32)
-    next_id = n_hashes
-    for _ in range(queries):
-        q = int.from_bytes(rng.bytes(32), "big")
-        expected = set()
-        for dist in (0, 5, 31, 32):
-            v = format(_flip_bits(q, dist, rng), "064x")
-            rows.append((next_id, "pdq", v, next_id))
-            if dist <= 31:
-                expected.add(next_id)
-            else:
-                far = next_id
-            next_id += 1
-        planted.append((format(q, "064x"), expected, far))
-    index = HashIndex()
-    t0 = time.perf_counter()
-    index.add_many(rows)
-    load_s = time.perf_counter() - t0
-    del rows
-
-    times = []
-    found_all = True
-    for qhex, expected, far in planted:
-        t0 = time.perf_counter()
-        matches = index.search("pdq", qhex, 31)
-        times.append((time.perf_counter() - t0) * 1e3)
-        got = {m.entry_id for m in matches}
-        found_all &= expected <= got and far not in got
-    times.sort()
-    p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
-
-    frames = [p[0] for p in planted[:60]]
-    t0 = time.perf_counter()
-    index.search_many("pdq_frame", frames, 31)
-    many_ms = (time.perf_counter() - t0) * 1e3
-
-    sample = [int(v, 16) for v in values[: min(len(values), 20_000)]]
-    q = int(planted[0][0], 16)
-    t0 = time.perf_counter()
-    _ = [i for i, a in enumerate(sample) if bin(a ^ q).count("1") <= 31]
-    baseline_ms = (time.perf_counter() - t0) * 1e3 * (len(index) / max(1, len(sample)))
-    median = statistics.median(times)
-    return {
-        "n_hashes": len(index),
-        "queries": queries,
-        "load_s": round(load_s, 3),
-        "median_ms": round(median, 3),
-        "p95_ms": round(p95, 3),
-        "search_many_frames": len(frames),
-        "search_many_ms": round(many_ms, 2),
-        "baseline_python_ms": round(baseline_ms, 1),
-        "speedup": round(baseline_ms / median, 1) if median else None,
-        "planted_found": bool(found_all),
-        "popcount": "np.bitwise_count" if _HAS_BITWISE_COUNT else "byte lookup table",
-    }
-
-
-def bench_multi_index(n_hashes: int, queries: int = 16, repeats: int = 7, seed: int = 0) -> dict:
-    """``queries`` PDQ queries in one ``search_many`` (threshold 31) against ``n_hashes``
-    entries, by the scan and by the multi-index, on random hashes and on clustered ones (one
-    picture in 20 entries, each 0-12 bits from it, as a confirmed picture's frames, halves and
-    re-encodes make them), half of the queries near an entry. Median CPU milliseconds, the
-    candidates the multi-index checked a query, the build's seconds, and whether both found
-    the same matches."""
-    rng = np.random.default_rng(seed)
-    out: dict = {"n_hashes": n_hashes, "queries": queries}
-    for kind in ("random", "clustered"):
-        if kind == "random":
-            words = rng.integers(0, 2**64, size=(4, n_hashes), dtype=np.uint64)
-        else:
-            words = np.repeat(
-                rng.integers(0, 2**64, size=(4, -(-n_hashes // 20)), dtype=np.uint64), 20, axis=1
-            )[:, :n_hashes]
-            for _ in range(12):  # up to 12 bits each (a bit may flip back: 0-12 away)
-                rows = np.flatnonzero(rng.random(n_hashes) < 0.5)
-                bits = rng.integers(0, 256, size=rows.size)
-                words[bits // 64, rows] ^= np.uint64(1) << (bits % 64).astype(np.uint64)
-        index = HashIndex(mih_min_rows=1)  # built whatever the size, to compare
-        index.add_words("pdq", np.arange(1, n_hashes + 1), words, np.arange(n_hashes))
-        del words
-        q = rng.integers(0, 2**64, size=(4, queries), dtype=np.uint64)
-        near = rng.choice(n_hashes, queries // 2, replace=False)
-        t = index._bits[_B256]
-        q[:, : queries // 2] = t.cols[:, near] ^ np.uint64(0b101101)
-        qhex = ["".join(format(int(w), "016x") for w in q[:, i]) for i in range(queries)]
-        scan_ms, scanned = _timed_search(index, qhex, repeats)  # fewer than AUTO_BUILD_SCANS
-        c = time.process_time()
-        index.prepare()
-        build_s = time.process_time() - c
-        mih = t.mih
-        assert mih is not None
-        mih_ms, found = _timed_search(index, qhex, repeats)
-        _, crowded = mih.search(t.cols, q, 31, _block_radii(31) or [])
-        candidates = 0
-        for j in range(_MIH_BLOCKS):
-            keys = _blocks(q)[j].astype(np.int64)[:, None] ^ _FLIPS[1][None, :].astype(np.int64)
-            candidates += int((mih.offs[j][keys + 1] - mih.offs[j][keys]).astype(np.int64).sum())
-        out[kind] = {
-            "scan_cpu_ms": round(scan_ms, 2),
-            "mih_cpu_ms": round(mih_ms, 2),
-            "build_cpu_s": round(build_s, 2),
-            "candidates_per_query": candidates // queries,
-            "queries_scanned_instead": len(crowded),
-            "same_matches": found == scanned,
-            "matches": sum(len(m) for m in found),
-        }
-    return out
-
-
-def _timed_search(index: HashIndex, qhex: list[str], repeats: int) -> tuple[float, list]:
-    """Median CPU milliseconds of ``search_many(qhex)`` at threshold 31, and its result."""
-    cpu, got = [], []
-    for _ in range(repeats):
-        c = time.process_time()
-        got = index.search_many("pdq", qhex, 31)
-        cpu.append((time.process_time() - c) * 1e3)
-    return statistics.median(cpu), got

@@ -24,6 +24,12 @@ Rules (docs/ARCHITECTURE.md, "Hashing and matching"):
   a half turned or mirrored (``dih:<code>:<half>``, query-only) with the half it lands on, so a
   mirrored and stamped copy matches too.
 
+How: each signal becomes a :class:`Query` (its type, its :class:`Variant`, the space it is
+looked up in and its threshold, all from its :class:`SignalType`), each query is looked up once
+(:func:`look_up`), and the rules read the list of (query, hits) pairs: exact hashes, then whole
+pictures and frame sets, then halves (each step looks up only its own queries, so an exact match
+costs no PDQ search).
+
 Lists (:mod:`app.core.matching.hash_lists`): ``local`` lives in the index's root, every other list
 in
 its own space, so :func:`find_known` applies each list's threshold and policy to its own
@@ -36,21 +42,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Any
 
-from app.core.matching.hash_index import HashIndex, best_video_matches
+from app.core.matching.hash_index import HashIndex, Match, video_matches
 from app.core.matching.hash_lists import LOCAL_LIST, ListPolicy, ListRule
-from app.core.matching.signal_types import (
-    SIGNAL_TYPES,
-    dihedral_parts,
-    half_query_space,
-    is_dihedral,
-    is_query_only,
-    is_region,
-)
+from app.core.matching.signal_types import SIGNAL_TYPES, SignalType, Variant, signal_type
 from app.core.model.domain import Algorithm, MediaKind, Signal
 
 #: How many bits tighter than ``phash_threshold`` a rotated or mirrored pHash query must be.
-TURNED_PHASH_TIGHTER = 2
+TURNED_PHASH_TIGHTER = SIGNAL_TYPES[Algorithm.PHASH].turned_tighter
 
 
 @dataclass(frozen=True)
@@ -105,18 +105,12 @@ class Evidence:
 
 def indexable(sig: Signal, policy: MatchPolicy) -> bool:
     """Whether a stored signal may match at all: not query-only, not of too low quality."""
-    if is_query_only(sig.variant):
-        return False  # rotated/mirrored hashes are for querying, not for the list
-    return not (
-        SIGNAL_TYPES[sig.algorithm].min_quality_applies
-        and sig.quality is not None
-        and sig.quality < policy.min_quality
-    )
+    return signal_type(sig.algorithm).indexable(sig.variant, sig.quality, policy)
 
 
 def signal_space(sig: Signal) -> str:
     """The index space a stored signal goes in (its half's, or "" for a whole picture)."""
-    return sig.variant if is_region(sig.variant) else ""
+    return Variant.parse(sig.variant).stored_space
 
 
 def index_signal(index: HashIndex, entry_id: int, sig: Signal, ref: int | None, policy) -> bool:
@@ -163,12 +157,7 @@ def find_known(
         space = index.space(rule.space)
         if len(space) == 0:
             continue
-        own = (
-            policy
-            if rule.pdq_threshold is None
-            else replace(policy, pdq_threshold=rule.pdq_threshold)
-        )
-        ev = find_match(space, signals, kind, own)
+        ev = find_match(space, signals, kind, policy_for(rule, policy))
         if ev is None:
             continue
         if rule.allow:
@@ -187,97 +176,125 @@ def find_known(
     return KnownMatch(ev, name, resolve)
 
 
+def policy_for(rule: ListRule, policy: MatchPolicy) -> MatchPolicy:
+    """``policy`` with the list's own threshold in place of the settings it replaces (each
+    type says which: :meth:`SignalType.list_override`)."""
+    own: dict[str, Any] = {}
+    for t in SIGNAL_TYPES.values():
+        own.update(t.list_override(rule.pdq_threshold))
+    return replace(policy, **own) if own else policy
+
+
+@dataclass(frozen=True)
+class Query:
+    """One signal of the item as a query: its type, its variant (read once), the space it is
+    looked up in (``""``, or the half it stands for) and the distance within which it matches
+    (None: it is not looked up: its type does not search with that variant, or it is below the
+    quality floor)."""
+
+    signal: Signal
+    type: SignalType
+    variant: Variant
+    space: str
+    threshold: int | None
+
+    @classmethod
+    def of(cls, sig: Signal, kind: MediaKind, policy: MatchPolicy) -> Query:
+        t = signal_type(sig.algorithm)
+        v = Variant.parse(sig.variant)
+        threshold = (
+            t.query_threshold(policy, v, kind is MediaKind.VIDEO)
+            if t.trusted(sig.quality, policy)
+            else None
+        )
+        return cls(sig, t, v, v.query_space or "", threshold)
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A query and what it found: entries nearest first, or None when it was not looked up."""
+
+    query: Query
+    hits: list[Match] | None
+
+
+def look_up(index: HashIndex, queries: list[Query]) -> list[Lookup]:
+    """Each query looked up once in its own space within its own threshold, in one
+    ``search_many`` per (space, algorithm, threshold): each chunk of a table is read once for
+    all of them. One :class:`Lookup` per query, in order."""
+    groups: dict[tuple[str, Algorithm, int], list[int]] = {}
+    for i, q in enumerate(queries):
+        if q.threshold is not None:
+            groups.setdefault((q.space, q.signal.algorithm, q.threshold), []).append(i)
+    hits: dict[int, list[Match]] = {}
+    for (space, algorithm, threshold), members in groups.items():
+        values = [queries[i].signal.value for i in members]
+        found = index.space(space).search_many(algorithm, values, threshold)
+        hits.update(zip(members, found, strict=True))
+    return [Lookup(q, hits.get(i)) for i, q in enumerate(queries)]
+
+
 def find_match(
     index: HashIndex, signals: list[Signal], kind: MediaKind, policy: MatchPolicy
 ) -> Evidence | None:
+    """The best evidence ``index`` holds for an item, by the rules of the module docstring:
+    every signal becomes a :class:`Query`, the queries are looked up (:func:`look_up`) and the
+    rules read the (query, hits) pairs: exact hashes first, then whole pictures and frame sets,
+    then halves."""
     if len(index) == 0:
         return None
-    best: Evidence | None = None
-
-    def consider(ev: Evidence) -> None:
-        nonlocal best
-        if best is None or (ev.distance, ev.fraction is None) < (
-            best.distance,
-            best.fraction is None,
-        ):
-            best = ev
-
-    for sig in signals:
-        if sig.algorithm in (Algorithm.SHA256, Algorithm.MD5):
-            for m in index.search(sig.algorithm.value, sig.value, 0)[:1]:
-                return Evidence(m.entry_id, m.ref, sig.algorithm.value, 0)
-
-    frame_sets: dict[str, list[str]] = {}
-    regions: list[Signal] = []
-    # Every whole-picture PDQ of the item (as decoded, trimmed, each rotated and mirrored) in
-    # one pass over the table: each chunk is read once for all of them.
-    wanted = [
-        sig.value
-        for sig in signals
-        if sig.algorithm is Algorithm.PDQ
-        and half_query_space(sig.variant) is None
-        and (sig.quality is None or sig.quality >= policy.min_quality)
-    ]
-    pdq_hits = iter(index.search_many("pdq", wanted, policy.pdq_threshold) if wanted else ())
-    # pHash: the picture as decoded, and its rotations and mirrors held to a tighter threshold
-    # (not the trimmed picture).
-    plain_ph = [s.value for s in signals if s.algorithm is Algorithm.PHASH and not s.variant]
-    turned_ph = [
-        s.value for s in signals if s.algorithm is Algorithm.PHASH and _whole_turn(s.variant)
-    ]
-    video = kind is MediaKind.VIDEO
-    plain_hits = iter(
-        index.search_many("phash", plain_ph, policy.phash_threshold)
-        if plain_ph and not video
-        else ()
+    queries = [Query.of(sig, kind, policy) for sig in signals]
+    for lk in look_up(index, [q for q in queries if not q.type.near]):
+        if lk.hits:
+            m = lk.hits[0]
+            return Evidence(m.entry_id, m.ref, lk.query.signal.algorithm.value, 0)
+    best = _match_whole(
+        index, look_up(index, [q for q in queries if q.type.near and q.variant.whole]), policy
     )
-    turned_hits = iter(
-        index.search_many("phash", turned_ph, policy.turned_phash_threshold)
-        if turned_ph and not video
-        else ()
-    )
-    for sig in signals:
-        trusted = sig.quality is None or sig.quality >= policy.min_quality
-        if half_query_space(sig.variant) is not None:
-            regions.append(sig)
-        elif sig.algorithm is Algorithm.PDQ_FRAME:
-            if trusted:
-                frame_sets.setdefault(sig.variant, []).append(sig.value)
-        elif sig.algorithm is Algorithm.PDQ and trusted:
-            hits = next(pdq_hits)
-            if hits:
-                m = hits[0]
-                consider(Evidence(m.entry_id, m.ref, "pdq", m.distance, sig.variant))
-        elif sig.algorithm is Algorithm.PHASH and kind is not MediaKind.VIDEO:
-            if sig.variant and not _whole_turn(sig.variant):
-                continue
-            hits = next(plain_hits if not sig.variant else turned_hits)
-            if hits:
-                m = hits[0]
-                consider(Evidence(m.entry_id, m.ref, "phash", m.distance, sig.variant))
-
-    for variant, frames in frame_sets.items():
-        if is_dihedral(variant) and len(frames) < 2:
-            continue
-        best = _more_frames(best, _video_evidence(index, frames, variant, policy))
-    if best is None and policy.use_regions and regions:
-        best = _match_regions(index, regions, policy)
+    if best is None and policy.use_regions:
+        halves = [q for q in queries if q.type.near and not q.variant.whole]
+        if halves:
+            best = _match_halves(index, look_up(index, halves), policy)
     return best
 
 
-def _whole_turn(variant: str) -> bool:
-    """A rotation or mirror of the whole picture as decoded (``dih:<name>``)."""
-    return is_dihedral(variant) and dihedral_parts(variant)[1] == ""
+def _better(best: Evidence | None, ev: Evidence) -> Evidence:
+    """The nearer of two (a still's match before a video's at the same distance; the first
+    found on a tie)."""
+    if best is None or (ev.distance, ev.fraction is None) < (best.distance, best.fraction is None):
+        return ev
+    return best
+
+
+def _match_whole(index: HashIndex, lookups: list[Lookup], policy: MatchPolicy) -> Evidence | None:
+    """Whole pictures: the nearest still hit; then each variant's frame set by the video rule
+    (a turned set of fewer than 2 frames is left out), the one covering most of the query."""
+    best: Evidence | None = None
+    frame_sets: dict[str, list[Lookup]] = {}
+    for lk in lookups:
+        q = lk.query
+        if q.type.video_frames:
+            if lk.hits is not None:
+                frame_sets.setdefault(q.signal.variant, []).append(lk)
+        elif lk.hits:
+            m = lk.hits[0]
+            ev = Evidence(m.entry_id, m.ref, q.signal.algorithm.value, m.distance, q.signal.variant)
+            best = _better(best, ev)
+    for variant, frames in frame_sets.items():
+        if frames[0].query.variant.turn is not None and len(frames) < 2:
+            continue
+        best = _more_frames(best, _video_evidence(index, frames, variant, policy))
+    return best
 
 
 def _video_evidence(
-    index: HashIndex, frames: list[str], variant: str, policy: MatchPolicy, total: int = 0
+    index: HashIndex, frames: list[Lookup], variant: str, policy: MatchPolicy, total: int = 0
 ) -> Evidence | None:
     """The best video match of one frame set by the video rule. ``total``: how many frames the
-    set stands for when some were left out of ``frames`` and must count as misses (0: as many
-    as given)."""
-    matches = best_video_matches(
-        index, frames, max_distance=policy.pdq_threshold, min_fraction=policy.video_fraction
+    set stands for when some were not looked up and must count as misses (0: as many as
+    given)."""
+    matches = video_matches(
+        index, [lk.hits or [] for lk in frames], min_fraction=policy.video_fraction
     )
     if not matches:
         return None
@@ -285,7 +302,8 @@ def _video_evidence(
     fraction = vm.matched_frames / total if total else vm.fraction_query
     if fraction < policy.video_fraction:
         return None
-    return Evidence(None, vm.ref, "pdq_frame", vm.min_distance, variant, fraction=fraction)
+    algorithm = frames[0].query.signal.algorithm.value
+    return Evidence(None, vm.ref, algorithm, vm.min_distance, variant, fraction=fraction)
 
 
 def _more_frames(best: Evidence | None, ev: Evidence | None) -> Evidence | None:
@@ -297,35 +315,32 @@ def _more_frames(best: Evidence | None, ev: Evidence | None) -> Evidence | None:
     return best
 
 
-def _match_regions(index: HashIndex, regions: list[Signal], policy: MatchPolicy) -> Evidence | None:
+def _match_halves(index: HashIndex, lookups: list[Lookup], policy: MatchPolicy) -> Evidence | None:
     """The best half-picture match: per half, a still image's hash, or a video's frames by the
     video rule, each looked up in the space of the half it stands for
-    (:func:`app.core.matching.signal_types.half_query_space`: its own, or for a half turned or
-    mirrored the half it lands on). A half of low quality (flat: sky, wall) never matches, on
-    either side, and counts as a miss among a video's frames."""
-    frames: dict[str, list[str]] = {}
+    (:attr:`Variant.query_space`: its own, or for a half turned or mirrored the half it lands
+    on). A half of low quality (flat: sky, wall) never matches, on either side, and counts as a
+    miss among a video's frames. Stills are read space by space (in the order the spaces first
+    come), then the frame sets."""
+    stills: dict[str, list[Lookup]] = {}
+    frames: dict[str, list[Lookup]] = {}
     totals: dict[str, int] = {}
-    stills: dict[str, list[Signal]] = {}  # space -> the still hashes looked up in it
+    for lk in lookups:
+        q = lk.query
+        if q.type.video_frames:
+            totals[q.signal.variant] = totals.get(q.signal.variant, 0) + 1
+            if lk.hits is not None:
+                frames.setdefault(q.signal.variant, []).append(lk)
+        elif lk.hits is not None:
+            stills.setdefault(q.space, []).append(lk)
     best: Evidence | None = None
-    for sig in regions:
-        trusted = sig.quality is None or sig.quality >= policy.min_quality
-        if sig.algorithm is Algorithm.PDQ_FRAME:
-            totals[sig.variant] = totals.get(sig.variant, 0) + 1
-            if trusted:
-                frames.setdefault(sig.variant, []).append(sig.value)
-        elif sig.algorithm is Algorithm.PDQ and trusted:
-            stills.setdefault(str(half_query_space(sig.variant)), []).append(sig)
-    for space_name, sigs in stills.items():
-        space = index.space(space_name)
-        if len(space) == 0:
-            continue
-        found = space.search_many("pdq", [s.value for s in sigs], policy.pdq_threshold)
-        for sig, hits in zip(sigs, found, strict=True):
-            if hits and (best is None or hits[0].distance < best.distance):
-                m = hits[0]
-                best = Evidence(m.entry_id, m.ref, "pdq", m.distance, sig.variant)
+    for space_lookups in stills.values():
+        for lk in space_lookups:
+            if lk.hits and (best is None or lk.hits[0].distance < best.distance):
+                m, sig = lk.hits[0], lk.query.signal
+                best = Evidence(m.entry_id, m.ref, sig.algorithm.value, m.distance, sig.variant)
     for variant, values in frames.items():
-        space = index.space(str(half_query_space(variant)))
+        space = index.space(values[0].query.space)
         ev = _video_evidence(space, values, variant, policy, totals[variant])
         best = _more_frames(best, ev)
     return best

@@ -1,26 +1,33 @@
-"""One entry per hash type: what it is, how it is computed, how two values compare, which index
-table holds it, its default match threshold and its names in the exchange formats.
+"""The signal types (one :class:`SignalType` per hash: its facts and its behaviour) and the
+signal variants (:class:`Variant`).
 
-Adding a hash type means adding a :class:`SignalType` here (and its ``Algorithm`` member in
-:mod:`app.core.model.domain`); the index (:mod:`app.core.matching.hash_index`), the match policy
-defaults
-(:mod:`app.core.matching.match_rules`) and the exchange formats read this table instead of naming
-algorithms themselves. The specialised index stays specialised: ``index_table`` says which of
-its tables a type lives in (PDQ and video-frame PDQ share one, so a confirmed still matches a
-frame of a video and the other way round).
+A type holds everything the rest of the program asks about a hash: its length, how two values
+compare (:meth:`SignalType.distance`), its default threshold and which match setting and list
+rule set it (:meth:`SignalType.query_threshold`), which variants it is searched with, which
+index table holds it (``index_table``: PDQ and video-frame PDQ share one, so a confirmed still
+matches a frame and back), whether it may be indexed (:meth:`SignalType.indexable`: PDQ's
+quality floor), whether it is a video's frame list (``video_frames``: the video rule, frame
+counts, the exchange formats' frame lists) and its names in the exchange formats. The index
+(:mod:`app.core.matching.hash_index`), the match rules (:mod:`app.core.matching.match_rules`)
+and the exchange formats (:mod:`app.core.exchange`) ask the type; none names an algorithm.
+Adding a hash type is adding a :class:`SignalType` to :data:`SIGNAL_TYPES` here (with its
+``Algorithm`` member in :mod:`app.core.model.domain`) and its tests.
 
-It also holds the vocabulary of signal *variants* (the same algorithm run on a changed picture):
-``""`` as decoded, ``"trimmed"`` with letterbox bars removed, ``"dih:<name>"`` rotated or
-mirrored (query-only: never stored in the hash list; ``"dih:<code>:trimmed"`` and
-``"dih:<code>:<half>"`` the trimmed picture or a half rotated or mirrored), ``"region:<half>"``
-a half picture (compared only with the same half, or a turned half with the half it lands
-on), ``"untrimmed:<half>"`` a half of a barred picture as decoded (query-only). See
+A *variant* is the same algorithm run on a changed picture, stored as a short string (the
+database and the exports hold it; at most 16 characters) and read once into a
+:class:`Variant`: ``""`` as decoded, ``"trimmed"`` with letterbox bars removed,
+``"region:<half>"`` a half picture (compared only with the same half), ``"untrimmed:<half>"``
+a half of a barred picture as decoded (query-only), and turned or mirrored (query-only, never
+in the hash list): ``"dih:<name>"`` the picture as decoded, ``"dih:<code>:trimmed"`` the
+trimmed picture, ``"dih:<code>:<half>"`` a half (looked up in the half it lands on). See
 docs/ARCHITECTURE.md, "Hashing and matching".
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Protocol, cast
 
 from app.core.model.domain import Algorithm
 
@@ -68,105 +75,217 @@ HALF_AFTER: dict[str, dict[str, str]] = {
 }
 
 
+#: The kinds of variant (:attr:`Variant.kind`): the picture as decoded, bars trimmed, a half of
+#: the (trimmed) picture, a half of a barred picture as decoded.
+PLAIN, REGION, UNTRIMMED = "", "region", "untrimmed"
+_KINDS = (PLAIN, TRIMMED, REGION, UNTRIMMED)
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A signal variant read from its stored string once (:meth:`parse`; ``str()`` writes the
+    same string back). ``kind``: :data:`PLAIN` (``""``), :data:`TRIMMED`, :data:`REGION` or
+    :data:`UNTRIMMED`; ``half``: ``top``, ``bottom``, ``left`` or ``right`` for the last two;
+    ``turn``: the dihedral transform (:data:`app.core.hashing.pdq.DIHEDRAL_ORDER`'s names)
+    applied to that picture, or None."""
+
+    kind: str = PLAIN
+    half: str | None = None
+    turn: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in _KINDS:
+            raise ValueError(f"unknown variant kind {self.kind!r}")
+        if (self.half is not None) != (self.kind in (REGION, UNTRIMMED)):
+            raise ValueError(f"variant {self.kind!r}: half {self.half!r}")
+        if self.turn is not None and (self.kind == UNTRIMMED or not self.turn):
+            raise ValueError(f"variant {self.kind!r} cannot be turned ({self.turn!r})")
+        if self.turn is not None and self.kind != PLAIN and self.turn not in DIHEDRAL_CODES:
+            raise ValueError(f"unknown dihedral transform {self.turn!r}")
+
+    @classmethod
+    def parse(cls, variant: str | None) -> Variant:
+        """The variant a stored string names (None reads as ``""``). ValueError for a string
+        no Hashdesk writes."""
+        return _parse(variant or "")
+
+    def __str__(self) -> str:
+        if self.turn is None:
+            if self.kind in (PLAIN, TRIMMED):
+                return self.kind
+            return f"{self.kind}:{self.half}"
+        if self.kind == PLAIN:
+            return DIHEDRAL_PREFIX + self.turn
+        base = TRIMMED if self.kind == TRIMMED else self.half
+        return f"{DIHEDRAL_PREFIX}{DIHEDRAL_CODES[self.turn]}:{base}"
+
+    @property
+    def query_only(self) -> bool:
+        """Computed to search with, never written to the hash list: turned or mirrored
+        pictures and halves, and the halves of a barred picture as decoded."""
+        return self.turn is not None or self.kind == UNTRIMMED
+
+    @property
+    def whole(self) -> bool:
+        """A whole picture (as decoded or trimmed, turned or not), not a half."""
+        return self.half is None
+
+    @property
+    def stored_space(self) -> str:
+        """The index space a stored signal of this variant goes in: its half's
+        (``region:<half>``), or ``""`` (the root) for a whole picture."""
+        return str(self) if self.kind == REGION and self.turn is None else ""
+
+    @property
+    def query_space(self) -> str | None:
+        """The index space a half is looked up in: its own half's; for a half turned or
+        mirrored (the transform applied to the query's half), the half the transform moves it
+        to (the left half of a mirrored copy, mirrored back, is the original's right half).
+        None for a whole picture."""
+        if self.half is None:
+            return None
+        half = self.half if self.turn is None else HALF_AFTER[self.turn][self.half]
+        return REGION_PREFIX + half
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(variant: str) -> Variant:
+    if variant in (PLAIN, TRIMMED):
+        return Variant(variant)
+    prefix, sep, rest = variant.partition(":")
+    if sep and rest:
+        if prefix + ":" == REGION_PREFIX:
+            return Variant(REGION, half=rest)
+        if prefix + ":" == UNTRIMMED_HALF_PREFIX:
+            return Variant(UNTRIMMED, half=rest)
+        if prefix + ":" == DIHEDRAL_PREFIX:
+            code, sep2, base = rest.partition(":")
+            if not sep2:
+                return Variant(PLAIN, turn=rest)
+            name = _DIHEDRAL_NAMES.get(code)
+            if name is not None and base == TRIMMED:
+                return Variant(TRIMMED, turn=name)
+            if name is not None and base:
+                return Variant(REGION, half=base, turn=name)
+    raise ValueError(f"not a signal variant: {variant!r}")
+
+
 def dihedral_variant(name: str, of: str = "") -> str:
     """Signal variant of a rotated/mirrored query hash (query-only): ``dih:<name>`` of the
     picture as decoded; ``dih:<code>:trimmed`` of the picture with its bars trimmed (``of`` =
     :data:`TRIMMED`); ``dih:<code>:<half>`` of one half (``of`` = ``region:<half>``)."""
-    if not of:
-        return DIHEDRAL_PREFIX + name
-    base = of[len(REGION_PREFIX) :] if of.startswith(REGION_PREFIX) else of
-    return f"{DIHEDRAL_PREFIX}{DIHEDRAL_CODES[name]}:{base}"
+    base = Variant.parse(of)
+    return str(Variant(base.kind, base.half, name))
 
 
 def dihedral_parts(variant: str) -> tuple[str, str]:
     """``(transform name, of)`` of a dihedral variant: ``of`` is "" (the picture as decoded),
     :data:`TRIMMED` or ``region:<half>`` (see :func:`dihedral_variant`)."""
-    rest = variant[len(DIHEDRAL_PREFIX) :]
-    code, sep, base = rest.partition(":")
-    if not sep:
-        return rest, ""
-    return _DIHEDRAL_NAMES[code], (base if base == TRIMMED else REGION_PREFIX + base)
+    v = Variant.parse(variant)
+    if v.turn is None:
+        raise ValueError(f"not a turned variant: {variant!r}")
+    return v.turn, str(Variant(v.kind, v.half))
 
 
 def is_dihedral(variant: str | None) -> bool:
-    return bool(variant) and str(variant).startswith(DIHEDRAL_PREFIX)
+    return bool(variant) and Variant.parse(variant).turn is not None
 
 
 def region_variant(name: str) -> str:
-    return REGION_PREFIX + name
+    return str(Variant(REGION, half=name))
 
 
 def is_region(variant: str | None) -> bool:
-    return bool(variant) and str(variant).startswith(REGION_PREFIX)
+    """A stored half (``region:<half>``, not turned)."""
+    return bool(variant) and Variant.parse(variant).stored_space != ""
 
 
 def untrimmed_half_variant(half: str) -> str:
     """Variant of the query-only hash of one half (``top`` ...) of a picture as decoded."""
-    return UNTRIMMED_HALF_PREFIX + half
+    return str(Variant(UNTRIMMED, half=half))
 
 
 def is_untrimmed_half(variant: str | None) -> bool:
-    return bool(variant) and str(variant).startswith(UNTRIMMED_HALF_PREFIX)
+    return bool(variant) and Variant.parse(variant).kind == UNTRIMMED
 
 
 def half_query_space(variant: str | None) -> str | None:
-    """The index space a half's hash is looked up in: its own half's for ``region:<half>``;
-    for a half turned or mirrored (``dih:<code>:<half>``, the transform applied to the query's
-    half), the half the transform moves it to (the left half of a mirrored copy, mirrored back,
-    is the original's right half). None for a whole-picture variant."""
-    if is_region(variant):
-        return str(variant)
-    if is_untrimmed_half(variant):
-        return REGION_PREFIX + str(variant)[len(UNTRIMMED_HALF_PREFIX) :]
-    if not is_dihedral(variant):
-        return None
-    name, of = dihedral_parts(str(variant))
-    if not of.startswith(REGION_PREFIX):
-        return None
-    return REGION_PREFIX + HALF_AFTER[name][of[len(REGION_PREFIX) :]]
+    """:attr:`Variant.query_space` of a stored string."""
+    return Variant.parse(variant).query_space
 
 
 def is_query_only(variant: str | None) -> bool:
     """Variants that are computed to search with and never written to the hash list."""
-    return is_dihedral(variant) or is_untrimmed_half(variant)
+    return Variant.parse(variant).query_only
 
 
-@dataclass(frozen=True)
+class _Policy(Protocol):
+    """What a type reads of the match settings (``match_rules.MatchPolicy``)."""
+
+    @property
+    def min_quality(self) -> int: ...
+
+
+@dataclass(frozen=True, kw_only=True)
 class SignalType:
-    """One hash type.
+    """One hash type, constructed by keyword.
 
-    ``bits``: length of the value (hex digits = bits / 4). ``compare``: ``"hamming"`` (a near
-    match within a threshold) or ``"exact"``. ``index_table``: the :class:`HashIndex` table.
-    ``default_threshold``: the largest Hamming distance that matches by default (0 for exact).
-    ``computed_by``: the function that computes it, for readers. ``exchange_names``: how the
-    exchange formats call it, by format (``pytx``: python-threatexchange's signal type names;
-    ``tat``: Tech Against Terrorism's ``algorithm``; ``vics``: the VICS 2.0 field; ``vpdq``:
-    the vPDQ reference's frame lists). A format may name a type more than once: the first name
-    is the one written, every one is read. ``min_quality_applies``: whether the quality gate
-    (PDQ's own metric) applies.
+    Facts: ``algorithm`` (its stored name), ``label``, ``bits`` (hex digits = bits / 4),
+    ``computed_by`` (for readers), ``index_table`` (the :class:`HashIndex` table that holds it;
+    types of one table must have the same bits), ``exchange_names``: how the exchange formats
+    call it, by format (``pytx``: python-threatexchange's signal type names; ``tat``: Tech
+    Against Terrorism's ``algorithm``; ``vics``: the VICS 2.0 field; ``vpdq``: the vPDQ
+    reference's frame lists). A format may name a type more than once: the first name is the one
+    written, every one is read.
+
+    Behaviour: ``near`` (compared by Hamming distance within a threshold) or exact (equal or
+    not); ``default_threshold``; ``threshold_setting``: the match setting that holds its
+    threshold (a :class:`MatchPolicy` field; "" for ``default_threshold``); ``list_threshold``:
+    whether a list's own threshold (``ListRule.pdq_threshold``) replaces it for that list's
+    entries; ``query_kinds``: which whole-picture variant kinds (:attr:`Variant.kind`) it is
+    searched with; ``turned_tighter``: how many bits tighter a turned or mirrored query is
+    held; ``halves``: whether its halves are searched (in their own spaces) when nothing whole
+    matched; ``on_video``: whether it is searched for a video at all; ``video_frames``: one hash
+    per sampled frame of a video, matched by the video rule and exchanged as the video's frame
+    list; ``min_quality_applies``: whether the quality floor (PDQ's own metric) applies.
     """
 
     algorithm: Algorithm
     label: str
     bits: int
-    compare: str
     index_table: str
-    default_threshold: int
     computed_by: str
-    exchange_names: tuple[tuple[str, str], ...] = ()
+    near: bool
+    default_threshold: int = 0
+    threshold_setting: str = ""
+    list_threshold: bool = False
+    query_kinds: frozenset[str] = frozenset({PLAIN})
+    turned_tighter: int = 0
+    halves: bool = False
+    on_video: bool = True
+    video_frames: bool = False
     min_quality_applies: bool = False
+    exchange_names: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.bits <= 0 or self.bits % 4 or (self.near and self.bits % 64):
+            raise ValueError(f"{self.algorithm}: {self.bits} bits")
+        if not self.near and (self.default_threshold or self.threshold_setting):
+            raise ValueError(f"{self.algorithm}: an exact type has no threshold")
+        if not set(self.query_kinds) <= {PLAIN, TRIMMED}:
+            raise ValueError(f"{self.algorithm}: query kinds {sorted(self.query_kinds)}")
 
     @property
     def name(self) -> str:
-        return self.algorithm.value
+        return str(self.algorithm)
 
     @property
     def hex_len(self) -> int:
         return self.bits // 4
 
     @property
-    def near(self) -> bool:
-        return self.compare == "hamming"
+    def compare(self) -> str:
+        return "hamming" if self.near else "exact"
 
     def exchange_name(self, fmt: str) -> str | None:
         """The name ``fmt`` writes for this type, or None when the format cannot carry it."""
@@ -184,72 +303,53 @@ class SignalType:
             return (int(a, 16) ^ int(b, 16)).bit_count()
         return 0 if a.lower() == b.lower() else self.bits
 
+    def threshold(self, policy: object) -> int:
+        """The largest distance that matches under ``policy`` (0 for an exact type)."""
+        if not self.threshold_setting:
+            return self.default_threshold
+        return int(getattr(policy, self.threshold_setting))
 
-SIGNAL_TYPES: dict[Algorithm, SignalType] = {
-    t.algorithm: t
-    for t in (
-        SignalType(
-            Algorithm.PDQ,
-            "PDQ",
-            256,
-            "hamming",
-            "b256",
-            31,
-            "app.core.hashing.pdq (whole picture, trimmed, halves, dihedral)",
-            (("pytx", "pdq"), ("tat", "PDQ"), ("vics", "PDQ")),
-            min_quality_applies=True,
-        ),
-        SignalType(
-            Algorithm.PDQ_FRAME,
-            "video frame PDQ",
-            256,
-            "hamming",
-            "b256",
-            31,
-            "app.core.video.analysis (one sampled frame a second, vPDQ-compatible)",
-            (("pytx", "vpdq"), ("tat", "VPDQ"), ("vpdq", "pdq")),
-            min_quality_applies=True,
-        ),
-        SignalType(
-            Algorithm.PHASH,
-            "pHash",
-            64,
-            "hamming",
-            "b64",
-            10,
-            "app.core.hashing.imaging (imagehash.phash of the grey picture)",
-            (("pytx", "phash"), ("tat", "PHASH")),
-        ),
-        SignalType(
-            Algorithm.MD5,
-            "MD5",
-            128,
-            "exact",
-            "md5",
-            0,
-            "app.core.ingest.media (MD5 of the file's bytes)",
-            (("pytx", "video_md5"), ("pytx", "md5"), ("tat", "MD5"), ("vics", "MD5")),
-        ),
-        SignalType(
-            Algorithm.SHA256,
-            "SHA-256",
-            256,
-            "exact",
-            "sha256",
-            0,
-            "app.core.ingest.media (SHA-256 of the file's bytes)",
-            # python-threatexchange names file SHA-256 ``video_sha256`` (VideoSHA256Signal).
-            (("pytx", "video_sha256"), ("pytx", "sha256"), ("tat", "SHA256"), ("vics", "SHA256")),
-        ),
-    )
-}
+    def list_override(self, list_threshold: int | None) -> dict[str, int]:
+        """The match settings a list's own threshold replaces for this type (none when the list
+        has none or it does not apply to this type)."""
+        if list_threshold is None or not self.list_threshold or not self.threshold_setting:
+            return {}
+        return {self.threshold_setting: list_threshold}
+
+    def query_threshold(self, policy: object, variant: Variant, video: bool) -> int | None:
+        """The distance within which a query hash of this type and ``variant`` matches (0: equal),
+        or None when such a hash is not searched with (``video``: the item is a video)."""
+        if not self.near:
+            return 0
+        if video and not self.on_video:
+            return None
+        if variant.half is not None:
+            return self.threshold(policy) if self.halves else None
+        if variant.kind not in self.query_kinds:
+            return None
+        t = self.threshold(policy)
+        return t - self.turned_tighter if variant.turn is not None else t
+
+    def trusted(self, quality: int | None, policy: _Policy) -> bool:
+        """Whether a hash of this quality may match (the quality floor, where it applies)."""
+        return not (
+            self.min_quality_applies and quality is not None and quality < policy.min_quality
+        )
+
+    def indexable(self, variant: str, quality: int | None, policy: _Policy) -> bool:
+        """Whether a stored hash may match at all: not query-only, not of too low quality."""
+        return not Variant.parse(variant).query_only and self.trusted(quality, policy)
+
+
+SIGNAL_TYPES: dict[Algorithm, SignalType] = {}
 
 
 def signal_type(algorithm: Algorithm | str) -> SignalType:
-    try:
-        return SIGNAL_TYPES[Algorithm(algorithm)]
-    except ValueError:
-        raise ValueError(f"unknown hash algorithm {algorithm!r}") from None
+    """The type of an algorithm (by member or stored name)."""
+    t = SIGNAL_TYPES.get(cast(Algorithm, algorithm))  # "pdq" finds Algorithm.PDQ (a StrEnum)
+    if t is None:
+        raise ValueError(f"unknown hash algorithm {algorithm!r}")
+    return t
 
 
 def by_exchange_name(fmt: str, name: str) -> SignalType | None:
@@ -258,3 +358,105 @@ def by_exchange_name(fmt: str, name: str) -> SignalType | None:
         if t.reads_as(fmt, name):
             return t
     return None
+
+
+def register(t: SignalType) -> SignalType:
+    """Add a type to the registry (ValueError when its algorithm or an exchange name is taken)."""
+    if t.algorithm in SIGNAL_TYPES:
+        raise ValueError(f"signal type {t.name!r} is registered already")
+    for fmt, name in t.exchange_names:
+        other = by_exchange_name(fmt, name)
+        if other is not None:
+            raise ValueError(f"{fmt} name {name!r} is {other.name}'s already")
+    SIGNAL_TYPES[t.algorithm] = t
+    return t
+
+
+def unregister(algorithm: Algorithm | str) -> None:
+    """Take a type out of the registry (tests)."""
+    SIGNAL_TYPES.pop(signal_type(algorithm).algorithm)
+
+
+_WHOLE = frozenset({PLAIN, TRIMMED})
+
+register(
+    SignalType(
+        algorithm=Algorithm.PDQ,
+        label="PDQ",
+        bits=256,
+        index_table="b256",
+        computed_by="app.core.hashing.pdq (whole picture, trimmed, halves, dihedral)",
+        near=True,
+        default_threshold=31,
+        threshold_setting="pdq_threshold",
+        list_threshold=True,
+        query_kinds=_WHOLE,
+        halves=True,
+        min_quality_applies=True,
+        exchange_names=(("pytx", "pdq"), ("tat", "PDQ"), ("vics", "PDQ")),
+    )
+)
+register(
+    SignalType(
+        algorithm=Algorithm.PDQ_FRAME,
+        label="video frame PDQ",
+        bits=256,
+        index_table="b256",
+        computed_by="app.core.video.analysis (one sampled frame a second, vPDQ-compatible)",
+        near=True,
+        default_threshold=31,
+        threshold_setting="pdq_threshold",
+        list_threshold=True,
+        query_kinds=_WHOLE,
+        halves=True,
+        video_frames=True,
+        min_quality_applies=True,
+        exchange_names=(("pytx", "vpdq"), ("tat", "VPDQ"), ("vpdq", "pdq")),
+    )
+)
+register(
+    SignalType(
+        algorithm=Algorithm.PHASH,
+        label="pHash",
+        bits=64,
+        index_table="b64",
+        computed_by="app.core.hashing.imaging (imagehash.phash of the grey picture)",
+        near=True,
+        default_threshold=10,
+        threshold_setting="phash_threshold",
+        # An item asks 8 pHashes instead of 1: the 7 turned ones are held 2 bits tighter (see
+        # MatchPolicy.turned_phash_threshold). Not the trimmed picture; off for video.
+        query_kinds=frozenset({PLAIN}),
+        turned_tighter=2,
+        on_video=False,
+        exchange_names=(("pytx", "phash"), ("tat", "PHASH")),
+    )
+)
+register(
+    SignalType(
+        algorithm=Algorithm.MD5,
+        label="MD5",
+        bits=128,
+        index_table="md5",
+        computed_by="app.core.ingest.media (MD5 of the file's bytes)",
+        near=False,
+        exchange_names=(("pytx", "video_md5"), ("pytx", "md5"), ("tat", "MD5"), ("vics", "MD5")),
+    )
+)
+register(
+    SignalType(
+        algorithm=Algorithm.SHA256,
+        label="SHA-256",
+        bits=256,
+        index_table="sha256",
+        computed_by="app.core.ingest.media (SHA-256 of the file's bytes)",
+        near=False,
+        # python-threatexchange names file SHA-256 ``video_sha256`` (VideoSHA256Signal).
+        exchange_names=(
+            ("pytx", "video_sha256"),
+            ("pytx", "sha256"),
+            ("tat", "SHA256"),
+            ("vics", "SHA256"),
+        ),
+    )
+)

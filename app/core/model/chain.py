@@ -1,10 +1,12 @@
 """The tamper-evident chains: the entry hash, and exactly which fields of a decision and of an
 audit event it covers. Pure functions, used to append (app.storage.record, app.storage.audit)
-and to verify (app.storage.audit), so the two can never disagree."""
+and to verify (app.storage.audit), so the two can never disagree: the one place that names
+the chained fields (``decision_fields_of`` and ``audit_fields_of`` read them off a row)."""
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 from collections.abc import Iterable
 from datetime import datetime
@@ -88,3 +90,20 @@ def audit_chain_fields(
         "detail": detail,
         "occurred_at": occurred_at.isoformat(timespec="microseconds"),
     }
+
+
+#: The columns of a decision row its chain hash covers: exactly the keyword arguments of
+#: :func:`decision_chain_fields` (the row stores each under the same name).
+DECISION_CHAINED: tuple[str, ...] = tuple(inspect.signature(decision_chain_fields).parameters)
+#: The columns of an audit event its chain hash covers (of :func:`audit_chain_fields`).
+AUDIT_CHAINED: tuple[str, ...] = tuple(inspect.signature(audit_chain_fields).parameters)
+
+
+def decision_fields_of(row: Any) -> dict[str, Any]:
+    """The chained fields of a stored decision (anything with the columns as attributes)."""
+    return decision_chain_fields(**{name: getattr(row, name) for name in DECISION_CHAINED})
+
+
+def audit_fields_of(row: Any) -> dict[str, Any]:
+    """The chained fields of a stored audit event."""
+    return audit_chain_fields(**{name: getattr(row, name) for name in AUDIT_CHAINED})

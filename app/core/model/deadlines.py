@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from app.core.errors import Refusal
 from app.core.model.domain import SightingInfo
 
 DEFAULT_SOURCE_DEADLINES: dict[str, timedelta] = {"removal_order": timedelta(hours=1)}
@@ -16,7 +17,7 @@ _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
-class DeadlineConfigError(ValueError):
+class DeadlineConfigError(Refusal, ValueError):
     pass
 
 

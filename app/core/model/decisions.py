@@ -9,21 +9,23 @@ import uuid as uuidlib
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from app.core.errors import Refusal
 from app.core.model.domain import DecisionMethod, Verdict, utcnow
+from app.core.model.queues import Queue
 
 #: Verdicts that end a moderator's work on an item and that undo can take back.
 UNDOABLE = (Verdict.CONFIRM, Verdict.REJECT, Verdict.SKIP, Verdict.ESCALATE)
 #: Verdicts that decide what an item is (an overturn also does: see ``outcome_of``).
-DECIDING = (Verdict.CONFIRM.value, Verdict.REJECT.value)
+DECIDING = (Verdict.CONFIRM, Verdict.REJECT)
 #: The queues a reviewer can work: moderators' review, leads' escalations, blind second review.
-QUEUES = ("review", "escalations", "second_review")
+QUEUES: tuple[Queue, ...] = tuple(Queue)
 
 
-class ReviewError(RuntimeError):
+class ReviewError(Refusal, RuntimeError):
     """A decision or claim that cannot be made as asked (explained in one line)."""
 
 
-class LeadError(RuntimeError):
+class LeadError(Refusal, RuntimeError):
     """A lead's operation that cannot be made as asked (explained in one line)."""
 
 

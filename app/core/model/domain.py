@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from app.core.errors import Refusal
+
 
 class MediaKind(StrEnum):
     IMAGE = "image"
@@ -33,14 +35,27 @@ class Verdict(StrEnum):
 
 
 #: Items a moderator can claim from the review queue.
-OPEN_STATUSES: tuple[str, ...] = (ItemStatus.QUEUED.value, ItemStatus.UNREADABLE.value)
+OPEN_STATUSES: tuple[ItemStatus, ...] = (ItemStatus.QUEUED, ItemStatus.UNREADABLE)
 #: Items in the open queue: claimable, or held by someone right now.
-IN_QUEUE_STATUSES: tuple[str, ...] = (*OPEN_STATUSES, ItemStatus.CLAIMED.value)
+IN_QUEUE_STATUSES: tuple[ItemStatus, ...] = (*OPEN_STATUSES, ItemStatus.CLAIMED)
 
 
-def open_status_for(kind: str) -> str:
+def open_status_for(kind: str) -> ItemStatus:
     """The status an item returns to when it goes back to the queue."""
-    return ItemStatus.UNREADABLE.value if kind == MediaKind.UNREADABLE.value else "queued"
+    return ItemStatus.UNREADABLE if kind == MediaKind.UNREADABLE else ItemStatus.QUEUED
+
+
+class IngestOutcome(StrEnum):
+    """What ingest made of one file (app.storage.ingest_recorder), and the buckets of
+    ``IngestSummary.files``: each file is counted in exactly one of new, copy, unreadable,
+    missing, skipped; auto_matched is a new item that a known hash resolved without a human."""
+
+    NEW = "new"  # a new item in the queue
+    COPY = "copy"  # an exact copy of a known item: a sighting added to it
+    AUTO_MATCHED = "auto_matched"  # a new item resolved by a hash-list match
+    UNREADABLE = "unreadable"  # a new item whose media could not be read (or no bytes at all)
+    MISSING = "missing"  # the file was not there
+    SKIPPED = "skipped"  # not a file that can be read at all (a pipe, a broken link): reported
 
 
 def utcnow() -> datetime:
@@ -104,7 +119,7 @@ class MediaAnalysis:
     error: str | None = None
 
 
-class UnreadableMedia(Exception):
+class UnreadableMedia(Refusal):
     """Raised by decoders with a short human-readable reason ("truncated JPEG", ...)."""
 
 

@@ -120,13 +120,23 @@ class SessionTally:
 
 def break_due(policy: BreakPolicy, tally: SessionTally) -> str | None:
     """Why a break is due now (one line), or None."""
+
+    def n_of(n: int, what: str) -> str:
+        return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
     limit = policy.daily_limit_minutes
     if limit and not tally.limit_acknowledged and tally.today_seconds >= limit * 60:
-        return f"You have reached today's limit of {limit} minutes unblurred."
+        return f"You have reached today's limit of {n_of(limit, 'minute')} unblurred."
     if policy.review_minutes and tally.review_seconds >= policy.review_minutes * 60:
-        return f"You have been reviewing for {policy.review_minutes} minutes."
+        return f"You have been reviewing for {n_of(policy.review_minutes, 'minute')}."
     if policy.reveals and tally.reveals >= policy.reveals:
-        return f"You have revealed {tally.reveals} pictures since your last break."
+        pictures = len(tally.graphic_items)  # one picture unblurred 30 times is one picture
+        if pictures == tally.reveals:
+            return f"You have revealed {n_of(pictures, 'picture')} since your last break."
+        return (
+            f"You have unblurred {n_of(pictures, 'picture')} {n_of(tally.reveals, 'time')} "
+            "since your last break."
+        )
     if policy.graphic_items and len(tally.graphic_items) >= policy.graphic_items:
         return f"You have seen {len(tally.graphic_items)} graphic items since your last break."
     return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from app.core.errors import Refusal
 from app.core.model.domain import Role
 
 
@@ -39,7 +40,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
 }
 
 
-class PermissionDenied(PermissionError):
+class PermissionDenied(Refusal, PermissionError):
     """A role tried something it may not do. The message says who, what, and which role may."""
 
 

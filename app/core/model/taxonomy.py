@@ -6,10 +6,11 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.errors import Refusal
 from app.core.model.domain import Category
 
 
-class TaxonomyError(ValueError):
+class TaxonomyError(Refusal, ValueError):
     pass
 
 

@@ -16,13 +16,15 @@ from pathlib import Path
 import platformdirs
 
 from app import APP_NAME
+from app.core.errors import Refusal
 from app.core.matching.match_rules import MatchPolicy
 from app.core.model.deadlines import DEFAULT_SOURCE_DEADLINES, DeadlineConfigError, source_deadlines
 from app.core.model.exposure import BreakPolicy
+from app.core.model.queues import DEFAULT_LEASE_SECONDS
 from app.core.review.preview import BLUR_LEVELS, ComfortDefaults
 
 
-class ConfigError(ValueError):
+class ConfigError(Refusal, ValueError):
     pass
 
 
@@ -30,7 +32,7 @@ class ConfigError(ValueError):
 class Settings:
     database_url: str
     media_root: Path
-    lease_seconds: int = 300
+    lease_seconds: int = DEFAULT_LEASE_SECONDS
     blur_radius: int = 24
     match: MatchPolicy = field(default_factory=MatchPolicy)
     #: A sighting's default deadline by source (HASHDESK_SOURCE_DEADLINES).
@@ -232,7 +234,7 @@ def _settings(env: dict[str, str]) -> Settings:
     return Settings(
         database_url=url,
         media_root=media_root,
-        lease_seconds=_int_env(env, "HASHDESK_LEASE_SECONDS", 300, 10, 86400),
+        lease_seconds=_int_env(env, "HASHDESK_LEASE_SECONDS", DEFAULT_LEASE_SECONDS, 10, 86400),
         blur_radius=_int_env(env, "HASHDESK_BLUR", 24, 0, 100),
         match=match_policy(env),
         source_deadlines=_source_deadlines(env),

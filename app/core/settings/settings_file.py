@@ -6,7 +6,7 @@
     database_sslmode = "verify-full"          # TLS, the server's certificate checked
     database_sslrootcert = "/etc/hashdesk/ca.pem"
     media_root = "/mnt/hashdesk-media"
-    lease_seconds = 300
+    lease_seconds = 300         # a claim's lease (the default: core.model.queues)
     blur = 24                   # the organisation's blur default: 0-19 weakest ... 40-100 strongest
     # matching at ingest (defaults shown)
     pdq_threshold = 31          # PDQ bits
@@ -43,6 +43,7 @@ from urllib.parse import quote, urlsplit
 import platformdirs
 
 from app import APP_NAME
+from app.core.errors import Refusal
 
 KEYRING_SERVICE = "hashdesk"
 # settings.toml key -> the environment variable it stands in for
@@ -74,7 +75,7 @@ FILE_KEYS = {
 }
 
 
-class SettingsFileError(ValueError):
+class SettingsFileError(Refusal, ValueError):
     pass
 
 

@@ -20,15 +20,37 @@ def run_migrations() -> None:
             poolclass=pool.NullPool,
         )
     with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=target_metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
-            compare_type=True,
-        )
-        with context.begin_transaction():
-            context.run_migrations()
-        connection.commit()
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # Batch mode rebuilds a table (copy, drop, rename): with foreign keys enforced, the
+            # drop of a table other rows refer to fails. Off for the run, on the raw connection
+            # before the transaction begins (the pragma does nothing inside one), checked after.
+            _sqlite_pragma(connection, "PRAGMA foreign_keys=OFF")
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=target_metadata,
+                render_as_batch=sqlite,
+                compare_type=True,
+            )
+            with context.begin_transaction():
+                context.run_migrations()
+            connection.commit()
+        finally:
+            if sqlite:
+                _sqlite_pragma(connection, "PRAGMA foreign_keys=ON")
+        if sqlite:
+            broken = _sqlite_pragma(connection, "PRAGMA foreign_key_check")
+            if broken:
+                raise RuntimeError(f"the migration left rows with broken references: {broken}")
+
+
+def _sqlite_pragma(connection, pragma: str) -> list:
+    cur = connection.connection.driver_connection.cursor()
+    try:
+        return cur.execute(pragma).fetchall()
+    finally:
+        cur.close()
 
 
 run_migrations()
