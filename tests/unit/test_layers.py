@@ -151,9 +151,8 @@ def test_one_home_per_concept():
     assert _defined("utcnow") == ["core/model/domain.py"]
     assert _defined("_now") == []
     assert _defined("decision_chain_fields") == ["core/model/chain.py"]
-    # ui/review_controller.py keeps its own _plural until its rewrite uses core.reports.plural.
     plurals = _defined("plural") + _defined("_plural")
-    assert [m for m in plurals if m != "ui/review_controller.py"] == ["core/reports.py"]
+    assert plurals == ["core/reports.py"]
 
 
 def test_the_cli_reads_through_storage_not_the_models():

@@ -27,7 +27,7 @@ from app.core.model.exposure import (
     break_due,
     format_exposure,
 )
-from app.core.review.feedback import plural
+from app.core.reports import plural
 from app.core.review.ports import Clock
 
 # X11 repeats at 25/s (40 ms apart) after a 660 ms delay by default; a person cannot let go

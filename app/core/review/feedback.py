@@ -8,6 +8,7 @@ from app.core.model.decisions import DecisionOutcome, DecisionRequest, QueueCoun
 from app.core.model.domain import Verdict
 from app.core.model.exposure import ExposureSummary, format_exposure
 from app.core.model.taxonomy import Taxonomy
+from app.core.reports import plural
 
 _DONE = {
     Verdict.CONFIRM: "Confirmed",
@@ -16,11 +17,6 @@ _DONE = {
     Verdict.ESCALATE: "Escalated",
     Verdict.OVERTURN: "Overturned the standing decision on",
 }
-
-
-def plural(n: int, one: str, many: str | None = None) -> str:
-    """ "1 item", "2 items" (``many`` when the plural is not ``one`` + "s")."""
-    return f"{n} {one}" if n == 1 else f"{n} {many or one + 's'}"
 
 
 def _what(verdict: Verdict, item_id: int, members: int, queue: str) -> str:
