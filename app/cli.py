@@ -50,11 +50,15 @@ def print_summary(summary) -> None:
     f = summary.files
     parts = [
         f"{f.get('new', 0)} new",
-        f"{f.get('copy', 0)} exact {'copy' if f.get('copy', 0) == 1 else 'copies'} of known items",
+        # A copy of an item already in the database, or of a file earlier in this run.
+        f"{f.get('copy', 0)} exact {'copy' if f.get('copy', 0) == 1 else 'copies'} "
+        "(a sighting added to the item)",
         f"{f.get('unreadable', 0)} unreadable",
     ]
     if f.get("missing"):
         parts.append(f"{f['missing']} missing")
+    if f.get("skipped"):
+        parts.append(f"{f['skipped']} skipped")
     print(f"ingested {plural(summary.total, 'file')}: {', '.join(parts)}")
     if summary.auto_matched:
         print(f"  {summary.auto_matched} new item(s) matched the hash list and were auto-resolved")
@@ -67,11 +71,15 @@ def print_summary(summary) -> None:
         print(f"  unreadable: {path}: {why}")
     for path in summary.missing:
         print(f"  missing: {path} (named in the manifest, not found)")
+    for path, why in summary.skipped:
+        print(f"  skipped: {path}: {why}")
     for problem in summary.manifest_problems:
         print(f"  manifest: {problem}")
 
 
 def cmd_ingest(args, settings: Settings) -> int:
+    from app.core.ingest.jobs import presence
+
     jobs: list[IngestJob] = []
     problems: list[str] = []
     if args.manifest:
@@ -79,9 +87,12 @@ def cmd_ingest(args, settings: Settings) -> int:
         jobs += m_jobs
         problems += m_problems
     if args.paths:
-        missing = [p for p in args.paths if not Path(p).exists()]
-        if missing:
-            raise CliError(f"no such file or folder: {', '.join(missing)}")
+        for p in args.paths:
+            why = presence(Path(p))
+            if why == "missing":
+                raise CliError(f"no such file or folder: {p}")
+            if why is not None:
+                raise CliError(f"{p}: {why}")
         jobs += jobs_from_paths(args.paths, source=args.source or "manual", reason=args.reason)
     if not jobs:
         raise CliError("nothing to ingest: give files or folders, or --manifest FILE")
@@ -150,10 +161,11 @@ def _acting(
         raise
 
 
-def _sign_in(users, name: str | None, what: str):
-    """The acting account for a change: signs in (rate-limited and recorded like the GUI)."""
+def _sign_in(users, name: str | None, what: str, who: str = "an admin"):
+    """The acting account for a change: signs in (rate-limited and recorded like the GUI).
+    ``who``: the accounts that may make it, for the message when none is given."""
     if not name:
-        raise CliError(f"{what} needs an admin: give --as ADMIN_NAME")
+        raise CliError(f"{what} needs {who}: give --as NAME")
     actor = users.authenticate(name, _password_of(name))
     if actor is None:
         raise CliError(f"sign-in as {name} failed: wrong password, or the account is disabled")
@@ -194,7 +206,13 @@ def cmd_users(args, settings: Settings) -> int:
             info = users.set_password(args.name, _read_password(args), actor=actor)
             print(f"changed the password of {info.username}")
         else:
-            for u in users.list():
+            accounts = users.list()
+            if not accounts:
+                print(
+                    "no users yet: add the first admin with "
+                    "`hashdesk users add NAME --role admin` (or start `hashdesk gui`)"
+                )
+            for u in accounts:
                 state = "active" if u.active else "disabled"
                 print(f"{u.username:20} {u.role.value:10} {state:9} {u.display_name}")
     finally:
@@ -205,6 +223,7 @@ def cmd_users(args, settings: Settings) -> int:
 def cmd_audit(args, settings: Settings) -> int:
     import json
 
+    from app.core.model.domain import Role
     from app.core.settings.config import data_dir
     from app.storage.audit import recent_events, verify_chains
     from app.storage.verification import (
@@ -221,7 +240,12 @@ def cmd_audit(args, settings: Settings) -> int:
             kept = read_checkpoint(Path(args.checkpoint))
         except ValueError as exc:
             raise CliError(str(exc)) from None
-    ctx, _who = _acting(settings, args.as_user, f"audit {args.audit_cmd}")
+    ctx, who = _acting(settings, args.as_user, f"audit {args.audit_cmd}")
+    if who is not None and who.role not in (Role.LEAD, Role.ADMIN):
+        ctx.close()
+        raise CliError(
+            f"audit {args.audit_cmd} needs a lead or admin: {who.username} is a {who.role.value}"
+        )
     db = ctx.db
     try:
         if args.audit_cmd == "list":
@@ -238,26 +262,29 @@ def cmd_audit(args, settings: Settings) -> int:
         seen = SeenHeads(data_dir() / "chain-heads.json")
         problems = [str(p) for p in verify_hash_list(db)]
         earlier = seen.get(db.label)
+        compared: list[str] = []
         if earlier is not None:
-            problems += [str(p) for p in compare_with(earlier, reports, db, "this workstation")]
+            compared += [str(p) for p in compare_with(earlier, reports, db, "this workstation")]
         if kept is not None:
-            problems += [str(p) for p in compare_with(kept, reports, db, "the checkpoint")]
+            compared += [str(p) for p in compare_with(kept, reports, db, "the checkpoint")]
         if all(r.ok for r in reports):
             seen.remember(db.label, checkpoint(db, reports)["chains"])
     finally:
         ctx.close()
     bad = [r for r in reports if not r.ok]
     for r in reports:
-        state = "intact" if r.ok else "BROKEN"
+        state = "intact" if r.ok else f"BROKEN ({len(r.problems)} entries)"
         print(f"{r.chain}: {r.entries} entries checked, {state}, head {r.head[:16]}")
-    for r in bad:
-        print(f"first problem: {r.problem}")
+        for problem in r.problems:
+            print(f"  {problem}")
     if kept is not None:
         print(f"checkpoint of {kept.get('taken_at', '?')}: compared")
+    for p in compared:
+        print(p)
     print(f"hash list: {'matches the record' if not problems else 'DIFFERS from the record'}")
     for p in problems:
         print(f"  {p}")
-    return 1 if bad or problems else 0
+    return 1 if bad or problems or compared else 0
 
 
 def cmd_db(args, settings: Settings) -> int:
@@ -269,6 +296,12 @@ def cmd_db(args, settings: Settings) -> int:
                 "`db upgrade` runs as the schema owner: put the owner's user name in the URL "
                 "(HASHDESK_DATABASE_URL=postgresql+psycopg://OWNER@HOST/DB)"
             )
+        from app.compose import check_server_asks_passwords
+
+        try:
+            check_server_asks_passwords(settings, settings.database_url)
+        except SignInError as exc:
+            raise CliError(str(exc)) from None
         db = open_db(settings)
         try:
             print(f"database at {db.label} is at schema revision {db.current_revision()}")
@@ -286,8 +319,10 @@ def cmd_db(args, settings: Settings) -> int:
         finally:
             db.dispose()
         return 0
+    from app.core.settings.config import check_media_root
     from app.storage.inventory import record_counts
 
+    check_media_root(settings.media_root)
     db = open_db(settings, upgrade=False)
     try:
         current, head = db.current_revision(), db.head_revision()
@@ -370,7 +405,7 @@ def _rows_progress(done: int, total: int) -> None:
 
 def cmd_lists(args, settings: Settings) -> int:
     from app.core.matching.hash_lists import FeedbackVerdict, ListPolicy
-    from app.storage.hash_lists import HashListError
+    from app.storage.hash_lists import HashListError, UnknownEntries
     from app.storage.list_import import ListSettings
 
     # On a team database everything runs on the person's own connection (--as NAME).
@@ -422,7 +457,9 @@ def cmd_lists(args, settings: Settings) -> int:
                     print(line)
                 print(f"  in {summary.seconds:.1f} s; import {summary.import_id}")
             elif args.lists_cmd == "export":
-                actor = signed or _sign_in(ctx.users, args.as_user, "exporting a hash list")
+                actor = signed or _sign_in(
+                    ctx.users, args.as_user, "exporting a hash list", "a lead or admin"
+                )
                 out = service.export_file(
                     Path(args.path),
                     args.format,
@@ -443,13 +480,20 @@ def cmd_lists(args, settings: Settings) -> int:
                     policy=ListPolicy(args.policy) if args.policy else None,
                     pdq_threshold=args.threshold,
                     allow={"allow": True, "block": False}.get(args.kind or ""),
+                    create=args.create,
                 )
-                print(f"changed {args.name}")
+                print(f"{'made' if args.create else 'changed'} {args.name}")
             elif args.lists_cmd in ("disable", "enable"):
-                actor = signed or _sign_in(ctx.users, args.as_user, f"{args.lists_cmd} entries")
-                n = service.set_enabled(
-                    args.entries, args.lists_cmd == "enable", args.reason or "", actor=actor
+                actor = signed or _sign_in(
+                    ctx.users, args.as_user, f"{args.lists_cmd} entries", "a lead or admin"
                 )
+                try:
+                    n = service.set_enabled(
+                        args.entries, args.lists_cmd == "enable", args.reason or "", actor=actor
+                    )
+                except UnknownEntries as exc:
+                    print(f"hashdesk: error: {exc}", file=sys.stderr)
+                    return 1
                 print(f"{args.lists_cmd}d {n} entr{'y' if n == 1 else 'ies'}")
             elif args.lists_cmd == "clear-guard":
                 actor = signed or _sign_in(ctx.users, args.as_user, "clearing the flood guard")
@@ -459,7 +503,7 @@ def cmd_lists(args, settings: Settings) -> int:
                     "again as its list's policy says"
                 )
             elif args.lists_cmd == "feedback":
-                actor = signed or _sign_in(ctx.users, args.as_user, "feedback")
+                actor = signed or _sign_in(ctx.users, args.as_user, "feedback", "your account")
                 if args.export:
                     n = service.export_feedback(Path(args.export), args.list, actor=actor)
                     print(f"wrote feedback on {n} entr{'y' if n == 1 else 'ies'} to {args.export}")
@@ -658,6 +702,9 @@ def build_parser() -> argparse.ArgumentParser:
     lset.add_argument("--policy", choices=["resolve", "queue", "off"])
     lset.add_argument("--threshold", type=int, help="the list's own PDQ threshold (0-64)")
     lset.add_argument("--kind", choices=["allow", "block"])
+    lset.add_argument(
+        "--create", action="store_true", help="make the list (empty) if there is none of that name"
+    )
     lset.add_argument("--as", dest="as_user", help=as_help)
     for verb in ("disable", "enable"):
         p_ = lsub.add_parser(verb, help=f"{verb} hash-list entries (with a reason)")
@@ -671,7 +718,9 @@ def build_parser() -> argparse.ArgumentParser:
     guard.add_argument("entry", type=int, help="the entry id (`lists` shows flood-guarded counts)")
     guard.add_argument("--reason", required=True)
     guard.add_argument("--as", dest="as_user", help="a lead or admin (password asked)")
-    fb = lsub.add_parser("feedback", help="agree/disagree on an entry, or export a list's")
+    fb = lsub.add_parser(
+        "feedback", help="agree or disagree with an entry, or export a list's feedback"
+    )
     fb.add_argument("--list", default="local")
     fb.add_argument("--entry", type=int)
     fb.add_argument("--verdict", choices=["agree", "disagree"])

@@ -20,7 +20,7 @@ from app.core.ingest.jobs import IngestJob, IngestSummary
 from app.core.matching.hash_index import MIH_MIN_ROWS, HashIndex
 from app.core.model.domain import UserInfo
 from app.core.model.taxonomy import Taxonomy, load_taxonomy
-from app.core.settings.config import Settings, data_dir, redact_url
+from app.core.settings.config import Settings, check_media_root, data_dir, redact_url
 from app.paths import resource
 from app.storage.db import Database, DatabaseError, open_database
 from app.storage.exposure import ExposureService
@@ -171,6 +171,11 @@ def sign_in(settings: Settings, username: str, password: str) -> tuple[AppContex
         )
     except DatabaseError as exc:
         raise SignInError(str(exc)) from None
+    try:
+        check_server_asks_passwords(settings, url.render_as_string(hide_password=False))
+    except SignInError:
+        db.dispose()
+        raise
     current, head = db.current_revision(), db.head_revision()
     if current != head:
         db.dispose()
@@ -186,6 +191,20 @@ def sign_in(settings: Settings, username: str, password: str) -> tuple[AppContex
     return ctx, user
 
 
+def check_server_asks_passwords(settings: Settings, url: str) -> None:
+    """Refuse a PostgreSQL server that let a connection in with a wrong password (trust
+    authentication: anyone could sign in as anyone), naming the pg_hba.conf line to change;
+    with Settings.allow_trust_auth (tests, development) go on with a loud warning."""
+    from app.storage.server_auth import accepts_any_password, warning
+
+    problem = accepts_any_password(url, settings.connect_args)
+    if problem is None:
+        return
+    if not settings.allow_trust_auth:
+        raise SignInError(problem)
+    print(warning(problem), file=sys.stderr)
+
+
 def default_taxonomy() -> Taxonomy:
     return load_taxonomy(resource("taxonomy.toml"))
 
@@ -193,7 +212,14 @@ def default_taxonomy() -> Taxonomy:
 def open_context(
     settings: Settings, *, db: Database | None = None, journal_dir: Path | None = None
 ) -> AppContext:
-    """The whole application wired from ``settings`` (``db``: one already open)."""
+    """The whole application wired from ``settings`` (``db``: one already open). An unusable
+    media root is a ConfigError naming it (before any database is opened here)."""
+    try:
+        check_media_root(settings.media_root)
+    except Exception:
+        if db is not None:
+            db.dispose()
+        raise
     return AppContext(
         settings=settings,
         db=db if db is not None else open_db(settings),

@@ -21,7 +21,27 @@ from app.core.model.taxonomy import load_taxonomy
 from app.paths import resource
 from app.storage.db import Database, open_database
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+#: The reference corpus: ../shared/corpus beside the repository, or HASHDESK_TEST_CORPUS.
+CORPUS = Path(
+    os.environ.get("HASHDESK_TEST_CORPUS", "").strip()
+    or Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+)
+#: The one wording of every corpus skip (README: "Tests").
+CORPUS_SKIP = f"reference corpus not found at {CORPUS}"
+
+
+def corpus_mark(*paths: Path):
+    """The skip mark of a test that reads the corpus (``paths``: the parts it reads; by
+    default the corpus folder itself)."""
+    return pytest.mark.skipif(not all(p.exists() for p in (paths or (CORPUS,))), reason=CORPUS_SKIP)
+
+
+def skip_without_corpus(*paths: Path) -> None:
+    """Inside a test: skip it, with the one wording, when the corpus (or ``paths``) is absent."""
+    if not all(p.exists() for p in (paths or (CORPUS,))):
+        pytest.skip(CORPUS_SKIP)
+
+
 PG_URL = os.environ.get("HASHDESK_TEST_POSTGRES_URL", "").strip()
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
@@ -40,14 +60,16 @@ def _private_user_dirs(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("HASHDESK_NO_KEYRING", "1")  # never the tester's real keyring
+    # The test PostgreSQL trusts 127.0.0.1 (no password asked): the explicit opt-out, with its
+    # warning, so the team tests can sign in; tests of the refusal remove it.
+    monkeypatch.setenv("HASHDESK_ALLOW_TRUST_AUTH", "1")
     for name in ("HASHDESK_CONFIG", "HASHDESK_DATABASE_PASSWORD", "HASHDESK_ADMIN_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture
 def corpus() -> Path:
-    if not CORPUS.is_dir():
-        pytest.skip(f"reference corpus not found at {CORPUS}")
+    skip_without_corpus()
     return CORPUS
 
 

@@ -105,12 +105,17 @@ def summary_rows(st: PeriodStats) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = [
         ("period", "from_utc", safe_cell(st.since)),
         ("period", "until_utc", safe_cell(st.until)),
+        ("cards", "human_decisions", str(st.human_decided)),
+        ("cards", "auto_matched", str(st.auto_matched)),
     ]
+    # verdict, category, source: the human decisions, each adding up to the card; method: the
+    # human decisions and the auto-matches, adding up to the two cards.
     for section, counts in (
         ("verdict", st.by_verdict),
         ("category", st.by_category),
         ("source", st.by_source),
         ("method", st.by_method),
+        ("not_a_decision", st.other_actions),
     ):
         for key, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
             rows.append((section, key, str(n)))
@@ -183,24 +188,25 @@ def summary_csv(st: PeriodStats, out: TextIO) -> None:
 
 
 def _svg_bars(title: str, items: list[tuple[str, int]], color: str = "#3d7bd9") -> str:
-    """A horizontal bar chart as inline SVG."""
+    """A horizontal bar chart as inline SVG: each label whole on its own line, its bar below."""
     if not items:
         return f"<p class='empty'>{html.escape(title)}: nothing in this period.</p>"
     top = max(n for _, n in items) or 1
-    bar_h, gap, label_w, width = 18, 6, 260, 640
-    height = len(items) * (bar_h + gap) + 30
+    label_h, bar_h, gap, width = 15, 14, 8, 640
+    row = label_h + bar_h + gap
+    height = len(items) * row + 30
     parts = [
         f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
         f"role='img' aria-label='{html.escape(title, quote=True)}'>",
         f"<text x='0' y='14' class='t'>{html.escape(title)}</text>",
     ]
     for i, (label, n) in enumerate(items):
-        y = 26 + i * (bar_h + gap)
-        w = max(1, int((width - label_w - 60) * n / top)) if n else 0
+        y = 26 + i * row
+        w = max(1, int((width - 60) * n / top)) if n else 0
         parts.append(
-            f"<text x='0' y='{y + 13}' class='l'>{html.escape(label[:40])}</text>"
-            f"<rect x='{label_w}' y='{y}' width='{w}' height='{bar_h}' fill='{color}'/>"
-            f"<text x='{label_w + w + 6}' y='{y + 13}' class='l'>{n}</text>"
+            f"<text x='0' y='{y + 12}' class='l'>{html.escape(label)}</text>"
+            f"<rect x='0' y='{y + label_h}' width='{w}' height='{bar_h}' fill='{color}'/>"
+            f"<text x='{w + 6}' y='{y + label_h + 11}' class='l'>{n}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
@@ -243,9 +249,14 @@ def summary_html(st: PeriodStats, title: str = "Hashdesk period summary") -> str
         *(f"<div class='card'>{esc(k)}<b>{esc(v)}</b></div>" for k, v in cards),
         "</div>",
         "<h2>Decisions</h2>",
+        "<p class='sub'>Each chart breaks down the same human decisions as the card.</p>",
         _svg_bars("By verdict", sorted(st.by_verdict.items(), key=lambda kv: -kv[1])),
-        _svg_bars("By category (confirmed)", sorted(st.by_category.items(), key=lambda kv: -kv[1])),
-        _svg_bars("By source", sorted(st.by_source.items(), key=lambda kv: -kv[1]), "#7a55c7"),
+        _svg_bars("By category", sorted(st.by_category.items(), key=lambda kv: -kv[1])),
+        _svg_bars(
+            "By source (first flagged by)",
+            sorted(st.by_source.items(), key=lambda kv: -kv[1]),
+            "#7a55c7",
+        ),
         _svg_bars("By moderator", [(n, sum(c.values())) for n, c in st.per_moderator], "#2e9b6a"),
         "<h2>Exposure: looking after people</h2>",
         f"<p class='sub'>{esc(EXPOSURE_CARE)}</p><div class='cards'>",

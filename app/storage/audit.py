@@ -5,7 +5,7 @@ Each entry carries the hash of the entry before it and a hash of its own fields
 (app.core.model.security.chain_hash). Appending takes a PostgreSQL advisory lock (one per chain)
 so that
 many workstations writing at once still build one unbroken chain; on SQLite the write lock taken
-at BEGIN does the same. Verification walks a chain in id order and names the first entry whose
+at BEGIN does the same. Verification walks a chain in id order and names every entry whose
 fields were altered or whose link to the previous entry is broken (an entry deleted or reordered).
 """
 
@@ -104,47 +104,52 @@ class ChainReport:
     chain: str
     entries: int
     head: str  # the last entry's hash (GENESIS_HASH for an empty chain)
-    problem: ChainProblem | None
+    problems: tuple[ChainProblem, ...] = ()
+
+    @property
+    def problem(self) -> ChainProblem | None:
+        """The first problem (the walk goes on past it and names every one)."""
+        return self.problems[0] if self.problems else None
 
     @property
     def ok(self) -> bool:
-        return self.problem is None
+        return not self.problems
 
 
 def _walk(
     chain: str,
     rows: Iterator[tuple[int, str, str, str, dict[str, Any]]],
     at: dict[int, str] | None = None,
-) -> tuple[int, str, ChainProblem | None]:
-    """Walk a chain in order; ``at``: positions (1-based) whose entry hash to fill in."""
+) -> tuple[int, str, list[ChainProblem]]:
+    """Walk a whole chain in order, naming every entry that was altered or does not follow the
+    one before it; ``at``: positions (1-based) whose entry hash to fill in.
+
+    The walk goes on from an entry's stored hash after a problem, so one edited entry is named
+    alone: the entries after it still follow it, the length and head stay what they are, and
+    nothing is mistaken for a truncated chain."""
     expected_prev = GENESIS_HASH
     n = 0
+    problems: list[ChainProblem] = []
     for entry_id, uuid, prev_hash, entry_hash, fields in rows:
         n += 1
         if at is not None and n in at:
             at[n] = entry_hash
         if prev_hash != expected_prev:
-            return (
-                n,
-                expected_prev,
+            problems.append(
                 ChainProblem(
                     chain,
                     entry_id,
                     uuid,
                     "does not follow the entry before it: an entry before it was deleted, "
                     "reordered or rewritten",
-                ),
+                )
             )
-        if chain_hash(prev_hash, fields) != entry_hash:
-            return (
-                n,
-                expected_prev,
-                ChainProblem(
-                    chain, entry_id, uuid, "was altered: its fields do not match its hash"
-                ),
+        elif chain_hash(prev_hash, fields) != entry_hash:
+            problems.append(
+                ChainProblem(chain, entry_id, uuid, "was altered: its fields do not match its hash")
             )
         expected_prev = entry_hash
-    return n, expected_prev, None
+    return n, expected_prev, problems
 
 
 def _decision_rows(s: Session) -> Iterator[tuple[int, str, str, str, dict[str, Any]]]:
@@ -182,8 +187,8 @@ def verify_chains(
     reports = []
     with db.session() as s:
         for chain, rows in (("decisions", _decision_rows(s)), ("audit events", _audit_rows(s))):
-            n, head, problem = _walk(chain, rows, (positions or {}).get(chain))
-            reports.append(ChainReport(chain, n, head, problem))
+            n, head, problems = _walk(chain, rows, (positions or {}).get(chain))
+            reports.append(ChainReport(chain, n, head, tuple(problems)))
     return reports
 
 

@@ -90,6 +90,12 @@ def explain_connect_error(reason: str) -> str:
         or ("role" in low and "does not exist" in low)
     ):
         return "wrong user name or password, or the account is disabled"
+    if "does not support ssl" in low:
+        return (
+            f"{reason}: the server offers no TLS. Turn it on there (ssl = on, with a "
+            "certificate, in postgresql.conf), or, only on a network you trust, set "
+            "HASHDESK_DATABASE_SSLMODE to prefer"
+        )
     if "certificate" in low or "ssl" in low:
         return (
             f"{reason}: the server's certificate is not the one expected (check "

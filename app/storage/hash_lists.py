@@ -29,6 +29,7 @@ from app.core.matching.hash_lists import (
     ListInfo,
     ListPolicy,
     check_list_name,
+    check_pdq_threshold,
 )
 from app.core.matching.match_rules import MatchPolicy
 from app.core.matching.signal_types import REGION_PREFIX, signal_type
@@ -47,6 +48,15 @@ PAGE_SIZE = 200
 
 class HashListError(Refusal, ValueError):
     pass
+
+
+class UnknownEntries(HashListError):
+    """Entry ids that name no hash-list entry (nothing was changed)."""
+
+    def __init__(self, ids: list[int]) -> None:
+        self.ids = ids
+        names = ", ".join(f"#{i}" for i in ids[:10]) + (" …" if len(ids) > 10 else "")
+        super().__init__(f"no hash-list entry {names}: nothing changed")
 
 
 @dataclass(frozen=True)
@@ -214,17 +224,26 @@ class HashListService:
         clear_threshold: bool = False,
         allow: bool | None = None,
         source: str | None = None,
+        create: bool = False,
     ) -> None:
         """Change a list's policy, threshold, allow flag or source (audited). A list that does
-        not exist yet is created empty (an allow list is often started this way)."""
+        not exist yet is an error (a mistyped name), unless ``create``: then it is made empty
+        (an allow list is often started this way)."""
         list_name = _list_name(list_name)
-        if pdq_threshold is not None and not 0 <= pdq_threshold <= 64:
-            raise HashListError(f"PDQ threshold {pdq_threshold} is out of range: use 0 to 64")
+        try:
+            check_pdq_threshold(pdq_threshold)
+        except ValueError as exc:
+            raise HashListError(str(exc)) from None
         with self.db.session() as s:
             user = authorize(s, actor, Permission.IMPORT_HASHES)
             now = utcnow()
             row = s.scalar(select(HashList).where(HashList.name == list_name).with_for_update())
             if row is None:
+                if not create:
+                    raise HashListError(
+                        f"there is no list {list_name!r}: lists are made by an import, or "
+                        "by `lists set NAME --create`"
+                    )
                 row = HashList(name=list_name, policy=ListPolicy.QUEUE, allow=False, created_at=now)
                 s.add(row)
             before = {"policy": row.policy, "pdq_threshold": row.pdq_threshold, "allow": row.allow}
@@ -390,6 +409,10 @@ class HashListService:
         e = HashListEntry
         with self.db.session() as s:
             user = authorize(s, actor, Permission.RETRACT)
+            wanted = set(entry_ids)
+            missing = wanted - set(s.scalars(select(e.id).where(e.id.in_(list(wanted)))))
+            if missing:
+                raise UnknownEntries(sorted(missing))
             state = e.disabled_at.is_not(None) if enabled else e.disabled_at.is_(None)
             rows = s.scalars(
                 select(e)

@@ -11,7 +11,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from app.core.ingest.contentstore import ContentStore
-from app.core.ingest.jobs import IngestJob, IngestSummary, analyze_jobs
+from app.core.ingest.jobs import IngestJob, IngestSummary, analyze_jobs, presence
 from app.core.matching.hash_index import HashIndex
 from app.core.matching.hash_lists import LOCAL_LIST
 from app.core.matching.match_rules import (
@@ -368,13 +368,16 @@ def ingest_jobs(
     summary = IngestSummary()
     joined_before = len(recorder.joined)
     for done, (job, analysis) in enumerate(analyze_jobs(jobs, workers=workers), 1):
-        if not job.path.exists():
+        absent = presence(job.path)
+        if absent == "missing":
             summary.missing.append(str(job.path))
             summary.count(IngestOutcome.MISSING)
-        elif not analysis.sha256:
-            # Not even the bytes could be read: nothing to store, so it is reported instead.
-            summary.unreadable.append((str(job.path), analysis.error or "cannot read file"))
-            summary.count(IngestOutcome.UNREADABLE)
+        elif absent is not None or not analysis.sha256:
+            # Not a file that can be read at all (a pipe, a broken link, a name too long):
+            # nothing to store, so it is reported and skipped.
+            why = absent or analysis.error or "cannot read file"
+            summary.skipped.append((str(job.path), why))
+            summary.count(IngestOutcome.SKIPPED)
         else:
             outcome = recorder.record(job.path, analysis, job.sighting)
             if outcome is IngestOutcome.NEW:

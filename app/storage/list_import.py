@@ -31,7 +31,13 @@ from sqlalchemy.orm import Session
 
 from app.core.errors import Refusal
 from app.core.exchange import ParsedList
-from app.core.matching.hash_lists import LOCAL_LIST, ImportSummary, ListPolicy, check_list_name
+from app.core.matching.hash_lists import (
+    LOCAL_LIST,
+    ImportSummary,
+    ListPolicy,
+    check_list_name,
+    check_pdq_threshold,
+)
 from app.core.model.domain import Algorithm, UserInfo, utcnow
 from app.core.model.roles import Permission
 from app.storage.audit import AuditKind, append_event
@@ -149,8 +155,19 @@ def import_parsed(
     t0 = time.perf_counter()
     try:
         list_name = check_list_name(list_name)
+        check_pdq_threshold(settings.pdq_threshold)
     except ValueError as exc:
         raise ListImportError(str(exc)) from None
+    if not parsed.entries:
+        # Nothing to import (a wrong format, a folder of pictures): the list stays untouched.
+        first = (
+            f": line {parsed.problems[0][0]}: {parsed.problems[0][1]}" if parsed.problems else ""
+        )
+        raise ListImportError(
+            f"no hash could be read from {file_name or 'the file'} as {parsed.fmt} "
+            f"({parsed.lines} line(s), {len(parsed.problems)} bad{first}): nothing imported, "
+            f"list {list_name} left as it was"
+        )
     if list_name == LOCAL_LIST:
         raise ListImportError(
             "the local list holds our own confirms: import into a list of its own"

@@ -213,6 +213,13 @@ class HashList(Base):
     (docs/ARCHITECTURE.md, "Hash lists and exchange"). ``policy``: resolve / queue / off."""
 
     __tablename__ = "hash_lists"
+    __table_args__ = (
+        # The range app.core.matching.hash_lists.check_pdq_threshold checks (migration 0010).
+        CheckConstraint(
+            "pdq_threshold IS NULL OR (pdq_threshold >= 0 AND pdq_threshold <= 64)",
+            name="ck_hash_lists_pdq_threshold",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     name: Mapped[str] = mapped_column(String(64), unique=True)

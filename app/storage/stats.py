@@ -20,7 +20,7 @@ from __future__ import annotations
 import statistics
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, literal_column, or_, select
+from sqlalchemy import case, func, literal, literal_column, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.model.agreement import agreement
@@ -58,6 +58,8 @@ AGE_BUCKETS = (
     ("1–7 d", timedelta(days=7)),
     ("> 7 d", None),
 )
+NOT_VIOLATING = "(not violating)"  # the category key of a reject
+NO_SOURCE = "(no sighting)"
 FLAG_SAMPLE = 50_000  # flag-to-decision times: the newest this many decisions of the period
 
 
@@ -146,10 +148,26 @@ class StatsService:
                 counts[verdict] = counts.get(verdict, 0) + int(n)
                 st.by_method[method] = st.by_method.get(method, 0) + int(n)
             st.per_moderator = sorted(per_mod.items(), key=lambda kv: -sum(kv[1].values()))
+            # The export's sections break down the same human-decision rows as the card, so
+            # each section adds up to it: by verdict, by category (none for a reject), by the
+            # source that first flagged the item (one source per decision).
             st.by_verdict = {
                 v: int(n)
                 for v, n in s.execute(
-                    select(d.verdict, func.count()).where(*in_period).group_by(d.verdict)
+                    select(d.verdict, func.count()).where(*in_period, *_human()).group_by(d.verdict)
+                )
+            }
+            st.other_actions = {
+                v: int(n)
+                for v, n in s.execute(
+                    select(d.verdict, func.count())
+                    .where(
+                        *in_period,
+                        d.verdict.in_([Verdict.SKIP, Verdict.ESCALATE]),
+                        d.user_id.is_not(None),
+                        d.uuid.not_in(_undone()),
+                    )
+                    .group_by(d.verdict)
                 )
             }
             auto = s.scalar(
@@ -163,27 +181,34 @@ class StatsService:
             )
             if auto:
                 st.by_method[DecisionMethod.AUTO_MATCH] = int(auto)
-            label = func.coalesce(d.category_label, d.category)
+            # A reject (or an overturn to not violating) has no category, whatever it carried.
+            label = case(
+                (d.verdict == Verdict.REJECT, literal(NOT_VIOLATING)),
+                else_=func.coalesce(d.category_label, d.category, literal(NOT_VIOLATING)),
+            )
             st.by_category = {
                 str(c): int(n)
                 for c, n in s.execute(
-                    select(label, func.count())
-                    .where(
-                        *in_period,
-                        d.verdict.in_([Verdict.CONFIRM, Verdict.OVERTURN]),
-                        d.category.is_not(None),
-                        d.method != DecisionMethod.SECOND_REVIEW,
-                    )
-                    .group_by(label)
+                    select(label, func.count()).where(*in_period, *_human()).group_by(label)
                 )
             }
+            first_source = (
+                select(Sighting.source)
+                .where(Sighting.item_id == d.item_id)
+                .order_by(Sighting.flagged_at, Sighting.id)
+                .limit(1)
+                .correlate(d)
+                .scalar_subquery()
+            )
+            per_decision = (
+                select(func.coalesce(first_source, literal(NO_SOURCE)).label("source"))
+                .where(*in_period, *_human())
+                .subquery()
+            )
             st.by_source = {
-                src: int(n)
+                str(src): int(n)
                 for src, n in s.execute(
-                    select(Sighting.source, func.count(func.distinct(d.id)))
-                    .join(Sighting, Sighting.item_id == d.item_id)
-                    .where(*in_period, d.verdict.in_([Verdict.CONFIRM, Verdict.REJECT]))
-                    .group_by(Sighting.source)
+                    select(per_decision.c.source, func.count()).group_by(per_decision.c.source)
                 )
             }
             self._queue(s, st, now)

@@ -55,6 +55,7 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
     problems: list[RecordProblem] = []
     with db.session() as s:
         adds: dict[str, tuple[int, str | None]] = {}  # confirming decision -> item, digest
+        made_by: dict[str, tuple[str | None, int | None]] = {}  # -> category, user
         undone: set[str] = set()  # decisions an undo or overturn took back
         rejected_after: dict[int, list[int]] = defaultdict(list)  # item -> overturn-to-reject ids
         ids_of: dict[str, int] = {}
@@ -69,6 +70,7 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
                 Decision.category,
                 Decision.supersedes,
                 Decision.hashes_digest,
+                Decision.user_id,
             ).order_by(Decision.id)
         ):
             ids_of[d.uuid] = d.id
@@ -82,6 +84,7 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
             ) or (d.verdict == Verdict.OVERTURN and d.category)
             if confirming:
                 adds[d.uuid] = (d.item_id, d.hashes_digest)
+                made_by[d.uuid] = (d.category, d.user_id)
             if d.verdict == Verdict.OVERTURN and not d.category:
                 rejected_after[d.item_id].append(d.id)
         event_retracted: set[int] = set()
@@ -138,6 +141,17 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
                 )
                 continue
             rows_of[r.decision_uuid or ""].append(r)
+            category, user_id = made_by[r.decision_uuid or ""]
+            changed = [
+                f"{name} {have!r} (the confirm's: {want!r})"
+                for name, have, want in (
+                    ("category", r.category, category),
+                    ("added by", r.added_by, user_id),
+                )
+                if have != want
+            ]
+            if changed:
+                problems.append(RecordProblem(f"{label} was altered: " + ", ".join(changed)))
             should_retract = (
                 r.decision_uuid in undone
                 or any(i > ids_of[r.decision_uuid or ""] for i in rejected_after[r.item_id])
@@ -255,14 +269,27 @@ def compare_with(
         ((n, found),) = positions.items()
         expected = seen["chains"][chain]["head"]
         have = now[chain].entries if chain in now else 0
-        if have < n:
+        if found == expected:
+            continue
+        moved = _position_of(db, chain, expected)
+        if moved is not None:
+            # The entry seen as the head is still there, at another position: entries before
+            # it were deleted (or put in), which the chain walk names where it happened.
+            change = f"{n - moved} before it were deleted" if moved < n else "some were put in"
+            problems.append(
+                RecordProblem(
+                    f"{chain}: the entry {source} saw at position {n} (head {expected[:16]}) "
+                    f"is now at position {moved}: {change}"
+                )
+            )
+        elif have < n:
             problems.append(
                 RecordProblem(
                     f"{chain}: {have} entries, but {source} saw {n}: the newest "
                     f"{n - have} were deleted (the chain was truncated)"
                 )
             )
-        elif found != expected:
+        else:
             problems.append(
                 RecordProblem(
                     f"{chain}: entry {n} is not the one {source} saw (head {expected[:16]}): "
@@ -270,6 +297,18 @@ def compare_with(
                 )
             )
     return problems
+
+
+def _position_of(db: Database, chain: str, entry_hash: str) -> int | None:
+    """The 1-based position in ``chain`` of the entry with ``entry_hash``, if it is there."""
+    model = Decision if chain == "decisions" else AuditEvent
+    with db.session() as s:
+        entry_id = s.scalar(select(model.id).where(model.entry_hash == entry_hash).limit(1))
+        if entry_id is None:
+            return None
+        return int(
+            s.scalar(select(func.count()).select_from(model).where(model.id <= entry_id)) or 0
+        )
 
 
 def read_checkpoint(path: Path) -> dict[str, Any]:

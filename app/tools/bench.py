@@ -6,17 +6,54 @@ machines are shared and noisy).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import io
 import os
+import signal
 import statistics
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
 from app.tools.bench_images import CORPUS_IMAGES
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a `kill`, a stopped CI job) ends a run as Ctrl+C does: as KeyboardInterrupt,
+    so every temporary folder of generated pictures, videos and databases is removed on the
+    way out instead of staying behind in /tmp."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    before = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def _stops_cleanly(fn: _F) -> _F:
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with _terminate_as_interrupt():
+            return fn(*args, **kwargs)
+
+    return run  # type: ignore[return-value]
+
 
 #: Each figure is timed over at least this many analyses (a small set is run several times).
 MIN_IMAGES = 96
@@ -264,6 +301,7 @@ def estimate_seconds(part: str) -> float:
     return PARTS[part][1]
 
 
+@_stops_cleanly
 def run_bench(parts: list[str] | None = None) -> int:
     """Run ``parts`` (every part when None), each announced with how long it should take."""
     chosen = parts or list(PARTS)
@@ -331,6 +369,7 @@ def _print_frame_pdq() -> None:
     )
 
 
+@_stops_cleanly
 def bench_history(url: str, decisions: int = 1_000_000, repeats: int = 5) -> dict:
     """First-page time of the lead's history (100 rows, newest first) under typical filters,
     on a database holding at least ``decisions`` decisions (generated and bulk-inserted first
@@ -412,6 +451,7 @@ def bench_history(url: str, decisions: int = 1_000_000, repeats: int = 5) -> dic
         db.dispose()
 
 
+@_stops_cleanly
 def bench_list_import(url: str | None = None, lines: int = 1_000_000) -> dict:
     """Import a ``lines``-line python-threatexchange PDQ list (random hashes) into a fresh list
     on the database at ``url`` (None: a throwaway SQLite file), with another workstation's
@@ -489,6 +529,7 @@ def _resident_bytes() -> int | None:
         return None
 
 
+@_stops_cleanly
 def bench_index(url: str | None = None, entries: int = 1_000_000, repeats: int = 30) -> dict:
     """A hash list of ``entries`` random PDQ hashes (one imported list, policy resolve) in the
     database at ``url`` (None: a throwaway SQLite file; a database given keeps its entries, so

@@ -159,9 +159,18 @@ class ListsView(QWidget):
             b.setObjectName(f"button_{key}")
             b.setToolTip(a.toolTip())
             b.clicked.connect(a.trigger)
+            # The button follows its action: a disabled action's button looks disabled too.
+            a.changed.connect(
+                lambda a=a, b=b: (b.setEnabled(a.isEnabled()), b.setToolTip(a.toolTip()))
+            )
             bar.addWidget(b)
         may_import = allowed(user.role, Permission.IMPORT_HASHES)
-        self.actions_by_id["lists_import"].setEnabled(may_import)
+        importing = self.actions_by_id["lists_import"]
+        if not may_import:
+            importing.setToolTip(
+                f"Importing a list needs an admin: you are signed in as a {user.role.value}"
+            )
+        importing.setEnabled(may_import)
         may_clear = allowed(user.role, Permission.RETRACT)
         self.actions_by_id["lists_clear_guard"].setEnabled(may_clear)
         lower = QWidget()

@@ -269,7 +269,7 @@ def test_stats_deadlines_and_throughput(db, team):
     assert dict(st.per_moderator)["mod1"] == {"confirm": 1, "reject": 1}
     assert sum(n for _, n in st.per_hour) == 3
     assert st.queue_open == 3 and st.human_decided == 3 and st.auto_matched == 0
-    assert st.by_category == {"Manifesto": 1}
+    assert st.by_category == {"Manifesto": 1, "(not violating)": 2}
     assert st.flag_to_decision.count == 3
     rows = HistoryService(db).page(lead, HistoryFilter(usernames=("mod1",))).rows
     assert sorted(r.deadline_state for r in rows) == ["met", "missed"]

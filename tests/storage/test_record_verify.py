@@ -194,3 +194,72 @@ def test_a_hand_disabled_entry_is_named(db, store, tmp_path):
     assert len(problems) == 2
     assert any(f"entry #{a} " in p and "is enabled, but no disable" in p for p in problems)
     assert any(f"entry #{b} " in p and "is disabled, but no disable" in p for p in problems)
+
+
+def _cli_db(tmp_path, monkeypatch, store):
+    monkeypatch.setenv("HASHDESK_DATABASE_URL", f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+    monkeypatch.setenv("HASHDESK_MEDIA_ROOT", str(store.root))
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    from app.storage.db import open_database
+
+    return open_database(f"sqlite:///{tmp_path / 'cli.sqlite3'}")
+
+
+def test_one_edited_note_is_named_alone(tmp_path, monkeypatch, capsys, store):
+    """Issue 25 (4): one hand-edited decision note after a verify this workstation remembers:
+    verify names that decision and nothing else (no truncation, the hash list matches)."""
+    db = _cli_db(tmp_path, monkeypatch, store)
+    outs = _busy(db, store, tmp_path)
+    assert main(["audit", "verify"]) == 0
+    capsys.readouterr()
+    edited = _decision_id(db, outs[1].uuid)
+    _owner(db, "UPDATE decisions SET note = 'edited by hand' WHERE id = :i", i=edited)
+    db.dispose()
+    assert main(["audit", "verify"]) == 1
+    out = capsys.readouterr().out
+    named = [line for line in out.splitlines() if line.startswith("  ")]
+    assert named == [f"  decisions: entry #{edited} ({outs[1].uuid}) was altered: its fields "
+                     "do not match its hash"]  # fmt: skip
+    assert "truncated" not in out and "deleted" not in out
+    assert "decisions: 7 entries checked" in out
+    assert "hash list: matches the record" in out
+
+
+def test_one_edited_hash_list_row_is_named(db, store, tmp_path):
+    """Issue 25 (4): a hand-edited hash-list row (its category, or who added it) is named."""
+    outs = _busy(db, store, tmp_path)
+    with db.session() as s:
+        a, b = s.scalars(
+            select(HashListEntry.id)
+            .where(HashListEntry.decision_uuid == outs[3].uuid)
+            .order_by(HashListEntry.id)
+            .limit(2)
+        ).all()
+    _owner(db, "UPDATE hash_list SET category = 'glorification' WHERE id = :i", i=a)
+    problems = [str(p) for p in verify_hash_list(db)]
+    assert len(problems) == 1 and f"entry #{a} " in problems[0]
+    assert "category 'glorification' (the confirm's: 'manifesto')" in problems[0]
+    _owner(db, "UPDATE hash_list SET category = 'manifesto' WHERE id = :i", i=a)
+    _owner(db, "UPDATE hash_list SET added_by = NULL WHERE id = :i", i=b)
+    problems = [str(p) for p in verify_hash_list(db)]
+    assert len(problems) == 1 and f"entry #{b} " in problems[0] and "added by" in problems[0]
+
+
+def test_a_deleted_middle_entry_is_not_called_truncation(db, store, tmp_path):
+    """A decision deleted from the middle of the chain: the walk names the entry after the
+    hole, and the comparison says the seen head moved, not that the tail was cut."""
+    _busy(db, store, tmp_path)
+    kept = checkpoint(db, verify_chains(db))
+    with db.session() as s:
+        ids = s.scalars(select(Decision.id).order_by(Decision.id)).all()
+    _owner(db, "UPDATE hash_list SET retraction_decision_uuid = NULL")
+    _owner(db, "DELETE FROM decisions WHERE id = :i", i=ids[2])
+    reports = verify_chains(db)
+    decisions = reports[0]
+    assert [p.entry_id for p in decisions.problems] == [ids[3]]
+    problems = [str(p) for p in compare_with(kept, reports, db, "the checkpoint")]
+    assert problems == [
+        f"decisions: the entry the checkpoint saw at position 7 (head "
+        f"{kept['chains']['decisions']['head'][:16]}) is now at position 6: 1 before it were "
+        "deleted"
+    ]

@@ -200,4 +200,4 @@ def test_cli_first_admin_then_admin_only_changes_and_audit_verify(tmp_path, monk
     assert run("audit", "verify") == 1
     out = capsys.readouterr().out
     assert "audit events: 3 entries checked, BROKEN" in out
-    assert "first problem: audit events: entry #4" in out
+    assert "  audit events: entry #4 " in out and "does not follow the entry before it" in out

@@ -309,7 +309,8 @@ def test_stats_view_charts_and_summary_export(qtbot, lead_env, db, tmp_path):
     qtbot.waitUntil(lambda: w.stats.stats is not None, timeout=10000)
     st = w.stats.stats
     assert w.stats.cards["human"].text() == "2"  # confirm + reject; an escalation decides nothing
-    assert st.by_verdict == {"confirm": 1, "reject": 1, "escalate": 1}
+    assert st.by_verdict == {"confirm": 1, "reject": 1}  # the human decisions, as the card
+    assert st.other_actions == {"escalate": 1}
     per_mod = w.stats.charts["per_moderator"]
     assert sorted(per_mod.labels) == ["mod1", "mod2"]
     per_hour = w.stats.charts["per_hour"]

@@ -63,6 +63,27 @@ def test_lists_view_shows_searches_disables_and_imports(qtbot, db, store, taxono
     w.close()
 
 
+def test_the_import_button_says_why_a_lead_cannot_use_it(qtbot, db, store, taxonomy):
+    """Issue 25 (14): for a lead the Import button is disabled, not silently dead, and its
+    tooltip says why; an admin's works."""
+    from PySide6.QtWidgets import QPushButton
+
+    settings = Settings(database_url=str(db.engine.url), media_root=store.root)
+    ctx = AppContext(settings=settings, db=db, store=store, taxonomy=taxonomy)
+    for user, may in (
+        (make_user(db, "lead1", Role.LEAD), False),
+        (make_user(db, "a1", Role.ADMIN), True),
+    ):
+        w = LeadWindow(ctx, user)
+        qtbot.addWidget(w)
+        button = w.lists.findChild(QPushButton, "button_lists_import")
+        assert button is not None
+        assert button.isEnabled() is may
+        if not may:
+            assert "needs an admin: you are signed in as a lead" in button.toolTip()
+        w.close()
+
+
 def test_the_lists_view_clears_a_flood_guard_off_the_gui_thread(
     qtbot, db, store, taxonomy, tmp_path, monkeypatch
 ):

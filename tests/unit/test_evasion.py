@@ -27,13 +27,13 @@ from app.core.matching.signal_types import half_query_space
 from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind, Signal
 from app.core.video.analysis import analyze_video
 from app.core.video.frames import DIHEDRAL_FRAMES
+from tests.conftest import CORPUS, corpus_mark
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 IMAGES = CORPUS / "pdq-images"
 VIDEOS = CORPUS / "videos"
 MATCH = 31  # PDQ distance at which two hashes match
 
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
+needs_corpus = corpus_mark()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -11,8 +11,6 @@ are asserted edit by edit.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -46,8 +44,9 @@ from app.tools.evasion_set import (
     unrelated_files,
     without_turned_parts,
 )
+from tests.conftest import CORPUS, corpus_mark
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "pdq-images"
+PHOTOS = CORPUS / "pdq-images"
 
 #: numpy equivalents of each dihedral transform (as in app.core.hashing.pdq.DIHEDRAL_ORDER).
 TRANSFORMS = {
@@ -107,10 +106,10 @@ TURNS = ("mirror", "flip upside down", "rotate 90", "rotate 180", "rotate 270", 
 
 @pytest.fixture(scope="module")
 def evasion() -> tuple[EvasionSet, Measurement]:
-    photos = load_photos(CORPUS if CORPUS.is_dir() else None)
+    photos = load_photos(PHOTOS if PHOTOS.is_dir() else None)
     if len(photos) < 2:
         pytest.skip("no evasion photos: scikit-image is not installed and no corpus")
-    corpus = CORPUS if CORPUS.is_dir() else None
+    corpus = PHOTOS if PHOTOS.is_dir() else None
     es = build_set(photos, unrelated_files(corpus), extra=corpus_edits(corpus, photos))
     m = measure(es)
     print("\n" + "\n".join(format_table({"recall": m})))
@@ -196,7 +195,7 @@ def test_no_false_match_between_originals_or_with_unrelated_photos(evasion):
     assert m.false_matches == []
 
 
-@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
+@corpus_mark(PHOTOS)
 def test_labelme_set_is_part_of_the_false_match_check(evasion):
     es, m = evasion
     assert len(es.unrelated) >= 5
@@ -216,7 +215,7 @@ def test_recall_by_kind_at_or_above_the_floors(evasion):
 
 
 def test_the_set_is_deterministic():
-    photos = load_photos(None)[:1] or load_photos(CORPUS if CORPUS.is_dir() else None)[:1]
+    photos = load_photos(None)[:1] or load_photos(PHOTOS if PHOTOS.is_dir() else None)[:1]
     if not photos:
         pytest.skip("no evasion photos")
     for kind in ("mirror+letterbox q60", "white portrait frame q60", "mirror+sticker"):

@@ -39,15 +39,15 @@ from app.core.hashing.pdq import (
 )
 from app.core.ingest import media
 from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind
+from tests.conftest import CORPUS, corpus_mark
 from tests.helpers import EXIF_STORED_AS
 
-CORPUS = Path(__file__).parents[2].parent / "shared" / "corpus"
 IMAGES = CORPUS / "pdq-images"
 PDQ_MATCH = 31  # DESIGN: PDQ distance <= 31 is a match
 
 
 def needs_corpus(fn):
-    fn = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"reference corpus absent: {CORPUS}")(fn)
+    fn = corpus_mark()(fn)
     return pytest.mark.corpus(fn)
 
 
@@ -694,7 +694,8 @@ def test_unreadable_paths(tmp_path):
     assert missing.signals == []
     directory = media.analyze_file(tmp_path)
     assert directory.kind == MediaKind.UNREADABLE
-    assert directory.error.startswith("cannot read file: ")
+    assert directory.error == "not a regular file (folder): skipped"
+    assert directory.sha256 == ""  # no content identity: reported, never an item
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,8 +18,8 @@ from app.core.hashing import bars, imaging, pdq, regions
 from app.core.matching.signal_types import TRIMMED, untrimmed_half_variant
 from app.core.model.domain import Algorithm
 from app.tools.bench import _make_jpegs
+from tests.conftest import CORPUS
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 IMAGES = CORPUS / "pdq-images"
 F32 = np.float32
 

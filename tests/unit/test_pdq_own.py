@@ -14,16 +14,14 @@ import pytest
 
 from app.core.exchange.vpdq import read_frames
 from app.core.hashing import pdq
+from tests.conftest import CORPUS, corpus_mark
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 REFERENCE_CSV = CORPUS / "pdq-reference.csv"
 IMAGES = CORPUS / "pdq-images"
 VIDEOS = CORPUS / "videos"
 VPDQ = CORPUS / "vpdq-hashes"
 
-needs_corpus = pytest.mark.skipif(
-    not REFERENCE_CSV.is_file(), reason=f"reference corpus not found at {CORPUS}"
-)
+needs_corpus = corpus_mark(REFERENCE_CSV)
 
 F32 = np.float32
 
@@ -284,10 +282,7 @@ VPDQ_MIN_QUALITY = 80
 
 
 @pytest.mark.corpus
-@pytest.mark.skipif(
-    not (VIDEOS.is_dir() and VPDQ.is_dir()),
-    reason=f"corpus videos or vPDQ hashes not found at {CORPUS}",
-)
+@corpus_mark(VIDEOS, VPDQ)
 def test_video_frames_match_the_vpdq_reference() -> None:
     videos = sorted(p for p in VIDEOS.glob("*.mp4") if (VPDQ / f"{p.stem}.txt").is_file())
     assert len(videos) >= 10

@@ -24,14 +24,12 @@ from app.core.hashing.regions import halves, region_signals, region_signals_from
 from app.core.matching.signal_types import dihedral_variant, is_region, region_variant
 from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind
 from app.tools.bench_images import make_large_photos
+from tests.conftest import CORPUS, corpus_mark
 from tests.helpers import EXIF_STORED_AS
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 IMAGES = CORPUS / "pdq-images"
 REFERENCE_CSV = CORPUS / "pdq-reference.csv"
-needs_corpus = pytest.mark.skipif(
-    not REFERENCE_CSV.is_file(), reason=f"reference corpus not found at {CORPUS}"
-)
+needs_corpus = corpus_mark(REFERENCE_CSV)
 
 
 def _ham(a: str, b: str) -> int:

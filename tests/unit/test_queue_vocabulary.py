@@ -33,5 +33,6 @@ def test_the_vocabularies_are_str_enums_of_their_stored_words():
         "auto_matched",
         "unreadable",
         "missing",
+        "skipped",
     }
     assert all(isinstance(m, str) for m in (*Queue, *SecondReviewState, *IngestOutcome))

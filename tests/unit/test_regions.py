@@ -5,7 +5,6 @@ Real corpus videos; the figures printed are the ones quoted in app/core/hashing/
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,12 +14,12 @@ from app.core.ingest.media import analyze_file
 from app.core.matching.hash_index import HashIndex, video_match_fraction
 from app.core.matching.match_rules import MatchPolicy, find_match, index_signal
 from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind
+from tests.conftest import CORPUS, corpus_mark
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 VIDEOS = CORPUS / "videos"
 MATCH = 31
 
-needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason=f"corpus not found at {CORPUS}")
+needs_corpus = corpus_mark()
 
 A = "0" * 64
 B = "f" * 64

@@ -5,17 +5,16 @@ factors."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from app.core.hashing.resample import area_reduce
+from tests.conftest import CORPUS, CORPUS_SKIP, skip_without_corpus
 
 cv2 = pytest.importorskip("cv2")
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "pdq-images"
+PHOTOS = CORPUS / "pdq-images"
 
 
 def _cases(rng: np.random.Generator, count: int):
@@ -53,9 +52,10 @@ def test_strided_crops_and_integer_factors():
 
 @pytest.mark.corpus
 def test_corpus_photos_match_inter_area():
-    photos = sorted(CORPUS.glob("*.jpg"))[:12]
+    skip_without_corpus(PHOTOS)
+    photos = sorted(PHOTOS.glob("*.jpg"))[:12]
     if not photos:
-        pytest.skip("no corpus photos")
+        pytest.skip(CORPUS_SKIP)
     for path in photos:
         with Image.open(path) as img:
             rgb = np.asarray(img.convert("RGB"))

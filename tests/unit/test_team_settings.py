@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keyring
 import pytest
 from keyring.backend import KeyringBackend
@@ -43,7 +45,7 @@ def test_default_file_is_in_the_user_config_dir(tmp_path):
         ("colour = 3\n", "unknown setting(s) colour"),
         ("lease_seconds = [1]\n", "lease_seconds must be text or a number"),
         ("lease_seconds = \n", "cannot be read"),
-        ("lease_seconds = 2\n", "HASHDESK_LEASE_SECONDS='2' is out of range"),
+        ("lease_seconds = 2\n", "settings.toml: lease_seconds = '2' is out of range"),
     ],
 )
 def test_bad_file_is_named(tmp_path, body, named):
@@ -131,11 +133,11 @@ def test_match_policy_comes_from_the_file_and_the_environment(tmp_path):
 @pytest.mark.parametrize(
     ("body", "named"),
     [
-        ("pdq_threshold = 200\n", "HASHDESK_PDQ_THRESHOLD='200' is out of range: use 0 to 64"),
-        ('min_quality = "high"\n', "HASHDESK_MIN_QUALITY='high' is not a whole number"),
-        ("video_match_percent = 0\n", "HASHDESK_VIDEO_MATCH_PERCENT='0' is out of range"),
-        ('known_content = "ignore"\n', "HASHDESK_KNOWN_CONTENT='ignore' is not one of: resolve"),
-        ('match_halves = "yes"\n', "HASHDESK_MATCH_HALVES='yes' is not one of: on, off"),
+        ("pdq_threshold = 200\n", "pdq_threshold = '200' is out of range: use 0 to 64"),
+        ('min_quality = "high"\n', "min_quality = 'high' is not a whole number"),
+        ("video_match_percent = 0\n", "video_match_percent = '0' is out of range"),
+        ('known_content = "ignore"\n', "known_content = 'ignore' is not one of: resolve"),
+        ('match_halves = "yes"\n', "match_halves = 'yes' is not one of: on, off"),
     ],
 )
 def test_bad_match_setting_is_named(tmp_path, body, named):
@@ -179,3 +181,41 @@ def test_bad_source_deadlines_is_one_line_naming_the_value(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and named in err and "Traceback" not in err
     assert not (tmp_path / "d.sqlite3").exists()  # refused before anything was opened
+
+
+def test_settings_problems_are_named_where_they_are(tmp_path, monkeypatch, capsys):
+    """Issue 25 (9, 10, 16): a missing HASHDESK_CONFIG file, a bad value in settings.toml
+    (named by file and key, not by the environment variable), an unusable media root, and a
+    server without TLS under sslmode=require: each one line naming the thing."""
+    from app.cli import main
+    from app.core.settings.config import ConfigError, check_media_root
+    from app.storage.db import explain_connect_error
+
+    missing = tmp_path / "nowhere.toml"
+    with pytest.raises(ConfigError) as exc:
+        load_settings({"HASHDESK_CONFIG": str(missing)})
+    assert str(exc.value) == (
+        f"HASHDESK_CONFIG={str(missing)!r}: the settings file {missing} does not exist"
+    )
+    body = 'lease_seconds = 5\nmedia_root = "/tmp"\n'
+    env = _write(tmp_path, body)
+    with pytest.raises(ConfigError) as exc:
+        load_settings(env)
+    path = env["HASHDESK_CONFIG"]
+    assert str(exc.value).startswith(f"settings file {path}: lease_seconds = '5' is out of range")
+    # The environment still wins, and is named as such.
+    with pytest.raises(ConfigError, match=r"^HASHDESK_LEASE_SECONDS='4' is out of range"):
+        load_settings({**env, "HASHDESK_LEASE_SECONDS": "4"})
+
+    with pytest.raises(ConfigError, match="HASHDESK_MEDIA_ROOT='/proc/hashdesk-media' cannot"):
+        check_media_root(Path("/proc/hashdesk-media"))
+    monkeypatch.setenv("HASHDESK_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    monkeypatch.setenv("HASHDESK_MEDIA_ROOT", "/proc/hashdesk-media")
+    capsys.readouterr()
+    for argv in (["db", "info"], ["users", "list"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "HASHDESK_MEDIA_ROOT='/proc/hashdesk-media'" in err
+
+    why = explain_connect_error("server does not support SSL, but SSL was required")
+    assert "offers no TLS" in why and "certificate is not" not in why

@@ -19,13 +19,13 @@ from app.core.exchange.vpdq import read_frames
 from app.core.hashing.pdq import pdq_from_rgb
 from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind
 from app.core.video.analysis import analyze_video
+from tests.conftest import CORPUS, corpus_mark
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
 VIDEOS = CORPUS / "videos"
 REFS = CORPUS / "vpdq-hashes"
 MATCH = 31  # PDQ distance at which two frames match (vPDQ)
 
-needs_corpus = pytest.mark.skipif(not VIDEOS.is_dir(), reason=f"corpus not found at {CORPUS}")
+needs_corpus = corpus_mark(VIDEOS)
 
 
 def _ham(a: str, b: str) -> int:

@@ -33,11 +33,15 @@ class IngestSummary:
     copies: int = 0  # exact copies of known items: a sighting added
     unreadable: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
     missing: list[str] = field(default_factory=list)
+    # Not files Hashdesk can read at all (a named pipe, a device, a broken link, a name too
+    # long): reported with the reason, never an item, never waited on.
+    skipped: list[tuple[str, str]] = field(default_factory=list)
     manifest_problems: list[str] = field(default_factory=list)
     auto_matched: int = 0
     clustered: int = 0  # new items that joined a near-duplicate's cluster in the queue
     clusters: int = 0  # the distinct clusters they joined
-    # Each file counted once, in exactly one of: "new", "copy", "unreadable", "missing".
+    # Each file counted once, in exactly one of: "new", "copy", "unreadable", "missing",
+    # "skipped".
     files: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -63,7 +67,11 @@ def walk_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Files under the given paths (folders recursively, sorted, hidden files skipped)."""
     for p in paths:
         p = Path(p)
-        if p.is_dir():
+        try:
+            folder = p.is_dir()
+        except OSError:  # a name too long, say: the analysis names the reason
+            folder = False
+        if folder:
             for root, dirs, files in os.walk(p):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(files):
@@ -71,6 +79,24 @@ def walk_files(paths: Iterable[str | Path]) -> Iterator[Path]:
                         yield Path(root) / name
         else:
             yield p
+
+
+def presence(path: Path) -> str | None:
+    """None when ``path`` names something to analyse; else why not: "missing" (nothing
+    there), or a reason it is skipped (a broken link, a name the system refuses)."""
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"cannot read file: {exc.strerror or exc}"
+    if path.is_symlink() and not os.path.exists(path):
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"broken link (points to {target}, which does not exist)"
+    return None
 
 
 def jobs_from_paths(

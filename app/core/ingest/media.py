@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from pathlib import Path
 
 from app.core.errors import describe
@@ -31,19 +32,59 @@ _EMPTY_MD5 = hashlib.md5(b"").hexdigest()
 
 
 def analyze_file(path: str | Path) -> MediaAnalysis:
-    """Hash and analyse one media file. Never raises: unreadable input -> UNREADABLE analysis."""
+    """Hash and analyse one media file. Never raises, never blocks on a special file:
+
+    * a path that cannot even be looked at (a name too long, a loop of links) or that is not a
+      regular file (a named pipe, a device, a socket, a folder): an analysis without a content
+      identity (``sha256 == ""``), and the reason; the caller reports it and skips it;
+    * a regular file whose bytes cannot be read (no read permission, an I/O error): an
+      UNREADABLE analysis identified by :func:`unread_identity`, so it still becomes an item a
+      person sees and can act on, like any other unreadable file;
+    * anything else that cannot be decoded: UNREADABLE with its byte hashes and the reason."""
+    path = Path(path)
     try:
-        return _analyze(Path(path))
+        st = os.stat(path)
     except OSError as e:
-        # No content was hashed, so there is no content identity: sha256/md5 are "" and there
-        # are no signals (the caller reports the error rather than storing an item).
+        return _not_read(f"cannot read file: {describe(e)}")
+    if not stat.S_ISREG(st.st_mode):
+        return _not_read(f"not a regular file ({_file_kind(st.st_mode)}): skipped")
+    try:
+        return _analyze(path)
+    except OSError as e:
         return MediaAnalysis(
-            sha256="",
+            sha256=unread_identity(path, st),
             md5="",
-            size=0,
+            size=st.st_size,
             kind=MediaKind.UNREADABLE,
-            error=f"cannot read file: {describe(e)}",
+            error=f"cannot read file: {describe(e)} (its content was not read)",
         )
+
+
+def unread_identity(path: Path, st: os.stat_result) -> str:
+    """The stand-in identity of a file whose bytes could not be read: a digest of where it is,
+    its size and its modification time (never of content, and never a hash-list signal: the
+    analysis carries no signals). Ingesting the same unread file again adds a sighting."""
+    where = f"hashdesk-unread:{os.path.abspath(path)}:{st.st_size}:{st.st_mtime_ns}"
+    return hashlib.sha256(where.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _not_read(reason: str) -> MediaAnalysis:
+    # No content was read, so there is no content identity: sha256/md5 are "" and there are
+    # no signals (the caller reports the file rather than storing an item).
+    return MediaAnalysis(sha256="", md5="", size=0, kind=MediaKind.UNREADABLE, error=reason)
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "named pipe"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+        (stat.S_ISDIR, "folder"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
 
 
 def _analyze(path: Path) -> MediaAnalysis:

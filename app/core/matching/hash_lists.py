@@ -52,6 +52,26 @@ def check_list_name(name: str) -> str:
     return name
 
 
+#: A list's own PDQ threshold, in bits of 256 (the database holds the same CHECK).
+PDQ_THRESHOLD_MIN, PDQ_THRESHOLD_MAX = 0, 64
+
+
+def check_pdq_threshold(value: int | None) -> int | None:
+    """A list's PDQ threshold as stored (None: the workstation's); ValueError with the reason
+    when it cannot be one. The one check every path that sets a list rule goes through: the
+    CLI (`lists set`, `lists import`), the lists view, the import, and the rule itself."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"PDQ threshold {value!r} is not a whole number")
+    if not PDQ_THRESHOLD_MIN <= value <= PDQ_THRESHOLD_MAX:
+        raise ValueError(
+            f"PDQ threshold {value} is out of range: use {PDQ_THRESHOLD_MIN} to "
+            f"{PDQ_THRESHOLD_MAX} (bits of 256; 31 is the usual)"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class ListRule:
     """How matches on one list count (read by the matcher at ingest)."""
@@ -60,6 +80,9 @@ class ListRule:
     policy: ListPolicy
     pdq_threshold: int | None = None  # None: the workstation's threshold
     allow: bool = False
+
+    def __post_init__(self) -> None:
+        check_pdq_threshold(self.pdq_threshold)
 
     @property
     def space(self) -> str:

@@ -48,13 +48,14 @@ def open_status_for(kind: str) -> ItemStatus:
 class IngestOutcome(StrEnum):
     """What ingest made of one file (app.storage.ingest_recorder), and the buckets of
     ``IngestSummary.files``: each file is counted in exactly one of new, copy, unreadable,
-    missing; auto_matched is a new item that a known hash resolved without a human."""
+    missing, skipped; auto_matched is a new item that a known hash resolved without a human."""
 
     NEW = "new"  # a new item in the queue
     COPY = "copy"  # an exact copy of a known item: a sighting added to it
     AUTO_MATCHED = "auto_matched"  # a new item resolved by a hash-list match
     UNREADABLE = "unreadable"  # a new item whose media could not be read (or no bytes at all)
     MISSING = "missing"  # the file was not there
+    SKIPPED = "skipped"  # not a file that can be read at all (a pipe, a broken link): reported
 
 
 def utcnow() -> datetime:

@@ -146,10 +146,13 @@ class PeriodStats:
     # Human decisions (app.storage.stats): per hour, per moderator and verdict, per method.
     per_hour: list[tuple[datetime, int]] = field(default_factory=list)
     per_moderator: list[tuple[str, dict[str, int]]] = field(default_factory=list)
+    # The export's breakdowns of those same human decisions (each adds up to human_decided).
     by_verdict: dict[str, int] = field(default_factory=dict)
     by_category: dict[str, int] = field(default_factory=dict)
     by_source: dict[str, int] = field(default_factory=dict)
     by_method: dict[str, int] = field(default_factory=dict)
+    # Standing skips and escalations in the period: recorded, but not decisions.
+    other_actions: dict[str, int] = field(default_factory=dict)
     queue_open: int = 0
     queue_escalated: int = 0
     queue_second_review: int = 0

@@ -59,6 +59,9 @@ class Settings:
     #: A multi-index over large PDQ tables (HASHDESK_INDEX_MULTI on/off): an item's match ~8x
     #: faster at 1M entries, 64 bytes an entry more memory (app.core.matching.hash_index).
     index_multi: bool = True
+    #: HASHDESK_ALLOW_TRUST_AUTH=1: go on (with a loud warning) on a PostgreSQL server that
+    #: checks no passwords (app.storage.server_auth). For test and development servers only.
+    allow_trust_auth: bool = False
 
     @property
     def comfort(self) -> ComfortDefaults:
@@ -155,19 +158,59 @@ def match_policy(env: dict[str, str]) -> MatchPolicy:
 
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     from app.core.settings.settings_file import (
+        FILE_KEYS,
         SettingsFileError,
-        password_for,
         read_settings_file,
         settings_path,
-        with_password,
     )
 
     env = dict(os.environ if env is None else env)
+    path = settings_path(env)
+    named = env.get("HASHDESK_CONFIG", "").strip()
+    if named and not path.is_file():
+        why = "is a folder" if path.is_dir() else "does not exist"
+        raise ConfigError(f"HASHDESK_CONFIG={named!r}: the settings file {path} {why}")
     try:
-        from_file = read_settings_file(settings_path(env))
+        from_file = read_settings_file(path)
     except SettingsFileError as exc:
         raise ConfigError(str(exc)) from None
+    # A value from the file (not overridden by the environment) is named by its file and key.
+    file_keys = {v: k for k, v in FILE_KEYS.items()}
+    origin = {
+        name: f"settings file {path}: {file_keys[name]} = "
+        for name in from_file
+        if not env.get(name, "").strip()
+    }
     env = {**from_file, **{k: v for k, v in env.items() if v.strip() or k not in from_file}}
+    try:
+        return _settings(env)
+    except ConfigError as exc:
+        text = str(exc)
+        for name, where in origin.items():
+            if text.startswith(f"{name}="):
+                raise ConfigError(where + text[len(name) + 1 :]) from None
+        raise
+
+
+def check_media_root(path: Path) -> None:
+    """The media root can be used: it is (or can be made) a folder this account can read.
+    A ConfigError naming it otherwise (checked where the store is opened, and by `db info`)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        raise ConfigError(
+            f"HASHDESK_MEDIA_ROOT={str(path)!r} cannot be used: the folder cannot be made ({why})"
+        ) from None
+    if not path.is_dir() or not os.access(path, os.R_OK | os.X_OK):
+        raise ConfigError(
+            f"HASHDESK_MEDIA_ROOT={str(path)!r} cannot be used: not a readable folder"
+        )
+
+
+def _settings(env: dict[str, str]) -> Settings:
+    from app.core.settings.settings_file import password_for, with_password
+
     url = env.get("HASHDESK_DATABASE_URL", "").strip() or default_database_url()
     if not url.startswith(("sqlite://", "postgresql://", "postgresql+psycopg://")):
         raise ConfigError(
@@ -205,6 +248,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
             env, "HASHDESK_INDEX_SNAPSHOT", {"on": True, "off": False}, True
         ),
         index_multi=_choice_env(env, "HASHDESK_INDEX_MULTI", {"on": True, "off": False}, True),
+        allow_trust_auth=_choice_env(
+            env,
+            "HASHDESK_ALLOW_TRUST_AUTH",
+            {"1": True, "0": False, "on": True, "off": False},
+            False,
+        ),
         index_snapshot_dir=(
             Path(env["HASHDESK_INDEX_SNAPSHOT_DIR"].strip()).expanduser()
             if env.get("HASHDESK_INDEX_SNAPSHOT_DIR", "").strip()
