@@ -51,7 +51,7 @@ def test_every_exception_class_of_ours_derives_from_the_root():
     assert len(classes) >= 25
     for known in (
         "app.core.settings.config.ConfigError",
-        "app.core.video.analysis._TimedOut",
+        "app.core.video.probe._TimedOut",
         "app.storage.db.DatabaseUnreachable",
         "app.cli.CliError",
         "app.tools.selftest.StepFailed",

@@ -7,7 +7,7 @@ schema owner (an account's name is its sign-in and, on a team server, its login 
 silently mapped to something else.
 
 Revision ID: 0011
-Revises: 0009 (0010 may be added in parallel; the chain is fixed at merge)
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from alembic import op
 from app.storage.db import DatabaseError
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
