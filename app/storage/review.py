@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.core.model.decisions import (
+    DECIDING,
     UNDOABLE,
     DecisionOutcome,
     DecisionRequest,
@@ -146,8 +147,9 @@ class ReviewService:
         strategy = _strategy(queue)
         with self.db.session() as s:
             open_items = strategy.count(s, user_id)
-            # Decisions of today that stand: a confirm, reject or escalate (cluster members
-            # included) that no undo took back. Skips and undos are not decisions made.
+            # Decisions of today that stand: a confirm or reject (cluster members included)
+            # that no undo took back. Skips and undos are not decisions made, and neither is an
+            # escalation: it hands the item to a lead, who decides it (issue 25).
             undone = select(Decision.supersedes).where(
                 Decision.verdict == Verdict.UNDO, Decision.supersedes.is_not(None)
             )
@@ -157,7 +159,7 @@ class ReviewService:
                 .where(
                     Decision.user_id == user_id,
                     Decision.decided_at >= start,
-                    Decision.verdict.in_([Verdict.CONFIRM, Verdict.REJECT, Verdict.ESCALATE]),
+                    Decision.verdict.in_(DECIDING),
                     Decision.uuid.not_in(undone),
                 )
             )

@@ -13,6 +13,7 @@ from PySide6.QtCore import QPointF, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import (
     QColor,
     QFont,
+    QFontMetricsF,
     QImage,
     QMouseEvent,
     QPainter,
@@ -29,6 +30,42 @@ REVEAL_COLOR = "#d4145a"
 LENS_RADIUS = 56  # px on screen: a flag, a logo or a face, not the picture
 LENS_TEXT = "REGION UNBLURRED under the pointer while you hold Shift (counted as exposure)"
 REVEAL_TEXT = "UNBLURRED — shown as it is while you hold Space (counted as exposure)"
+BANNER_FLAGS = Qt.AlignmentFlag.AlignCenter | Qt.TextFlag.TextWordWrap
+BANNER_PAD = 8  # px of banner colour round the words
+BANNER_MIN_POINTS = 7  # below this the words are elided rather than shrunk further
+
+
+@dataclass(frozen=True)
+class Banner:
+    """A banner over the top of the picture: where, in what font, what it says (wrapped in
+    ``rect`` with ``BANNER_FLAGS``). Sized from the picture's own width, whatever its aspect:
+    the words wrap, then shrink, and only past ``BANNER_MIN_POINTS`` are they elided."""
+
+    rect: QRectF
+    font: QFont
+    text: str
+
+    def text_rect(self) -> QRectF:
+        """Where the words land when painted into ``rect``."""
+        return QFontMetricsF(self.font).boundingRect(self.rect, BANNER_FLAGS, self.text)
+
+
+def fit_banner(target: QRectF, base: QFont, text: str, points: int, min_height: float) -> Banner:
+    """The banner for ``text`` over ``target``: as wide as the picture, as tall as the wrapped
+    words need (at least ``min_height``, at most the picture's height)."""
+    inner = max(1.0, target.width() - 2 * BANNER_PAD)
+    font = QFont(base)
+    for size in range(points, BANNER_MIN_POINTS - 1, -1):
+        font.setPointSize(size)
+        need = QFontMetricsF(font).boundingRect(QRectF(0, 0, inner, 1e6), BANNER_FLAGS, text)
+        height = max(min_height, need.height() + 2 * BANNER_PAD)
+        if need.width() <= inner and height <= target.height():
+            return Banner(QRectF(target.x(), target.y(), target.width(), height), font, text)
+    # A sliver of a picture: one line, elided, at the smallest size.
+    metrics = QFontMetricsF(font)
+    line = metrics.elidedText(text, Qt.TextElideMode.ElideRight, inner)
+    height = min(target.height(), max(min_height, metrics.height() + 2 * BANNER_PAD))
+    return Banner(QRectF(target.x(), target.y(), target.width(), height), font, line)
 
 
 def pil_to_qimage(img: Image.Image) -> QImage:
@@ -267,10 +304,33 @@ class PreviewWidget(QWidget):
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
         painter.drawEllipse(self.lens, r, r)
-        banner = QRectF(target.x(), target.y(), target.width(), 26)
-        painter.fillRect(banner, QColor(REVEAL_COLOR))
+        self._paint_banner(painter, self.lens_banner())
+
+    def reveal_banner(self) -> Banner | None:
+        """The banner shown while Space reveals the picture (None: no picture on screen)."""
+        target = self._target()
+        if target is None:
+            return None
+        font = QFont(self.font())
+        font.setBold(True)
+        return fit_banner(target, font, REVEAL_TEXT, points=13, min_height=34)
+
+    def lens_banner(self) -> Banner | None:
+        """The banner shown while the region lens is on (None: no picture on screen)."""
+        target = self._target()
+        if target is None:
+            return None
+        points = max(BANNER_MIN_POINTS, self.font().pointSize())  # -1: a pixel-sized font
+        return fit_banner(target, self.font(), LENS_TEXT, points=points, min_height=26)
+
+    @staticmethod
+    def _paint_banner(painter: QPainter, banner: Banner | None) -> None:
+        if banner is None:
+            return
+        painter.fillRect(banner.rect, QColor(REVEAL_COLOR))
+        painter.setFont(banner.font)
         painter.setPen(QColor("#ffffff"))
-        painter.drawText(banner, Qt.AlignmentFlag.AlignCenter, LENS_TEXT)
+        painter.drawText(banner.rect, BANNER_FLAGS, banner.text)
 
     def _paint_reveal_banner(self, painter: QPainter, target: QRectF) -> None:
         """Unmistakable: a thick frame round the picture and a banner that says so in words."""
@@ -279,11 +339,4 @@ class PreviewWidget(QWidget):
         painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
         painter.drawRect(target.adjusted(4, 4, -4, -4))
-        banner = QRectF(target.x(), target.y(), target.width(), 34)
-        painter.fillRect(banner, QColor(REVEAL_COLOR))
-        font = QFont(painter.font())
-        font.setBold(True)
-        font.setPointSize(13)
-        painter.setFont(font)
-        painter.setPen(QColor("#ffffff"))
-        painter.drawText(banner, Qt.AlignmentFlag.AlignCenter, REVEAL_TEXT)
+        self._paint_banner(painter, self.reveal_banner())

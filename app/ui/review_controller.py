@@ -70,6 +70,7 @@ class ReviewController(QObject):
     category_changed = Signal(object)  # Category | None
     member_changed = Signal(object, int, int)  # PreparedItem shown, index, cluster size
     feedback = Signal(str)  # what the last key press did, in one line
+    refused = Signal(str)  # a key press that did not happen, and why (until the next one)
     revealed_changed = Signal(bool)  # the whole picture unblurred (the held key)
     exposure_changed = Signal(str)  # the exposure status line
     review_shown = Signal()
@@ -131,6 +132,9 @@ class ReviewController(QObject):
 
     def show_feedback(self, text: str) -> None:
         self.feedback.emit(text)
+
+    def show_refusal(self, text: str) -> None:
+        self.refused.emit(text)
 
     def show_revealed(self, on: bool) -> None:
         self.revealed_changed.emit(on)

@@ -170,6 +170,8 @@ CATEGORY_STYLE = (
 FEEDBACK_STYLE = (
     "QLabel#feedback { background: #e6f0e8; color: #1d3b26; border: 1px solid #9cc3a6; "
     "border-radius: 3px; padding: 4px 8px; }"
+    'QLabel#feedback[refused="true"] { background: #fdecea; color: #7a1c12; '
+    "border: 1px solid #e3a29a; }"
     'QLabel#feedback[empty="true"] { background: transparent; border: none; }'
 )
 FEEDBACK_MS = 8000
@@ -469,6 +471,7 @@ class ReviewWindow(QMainWindow):
         c.category_changed.connect(self._show_category)
         c.member_changed.connect(self._show_member)
         c.feedback.connect(self._show_feedback)
+        c.refused.connect(self._show_refusal)
         c.revealed_changed.connect(self.preview.set_revealed)
         c.exposure_changed.connect(lambda text: self.status_exposure.setText(text + "  ·"))
         c.review_shown.connect(self._page_review)
@@ -826,13 +829,19 @@ class ReviewWindow(QMainWindow):
         self.facts["cluster"].setText(cluster_text(size, index))
         self._show_frame_label()
 
-    def _show_feedback(self, text: str) -> None:
+    def _show_feedback(self, text: str, refused: bool = False) -> None:
         self.feedback.setText(text)
         self.feedback.setProperty("empty", not text)
+        self.feedback.setProperty("refused", refused)
         self.feedback.style().unpolish(self.feedback)
         self.feedback.style().polish(self.feedback)
-        if text:
+        if text and not refused:
             self._feedback_timer.start(FEEDBACK_MS)
+
+    def _show_refusal(self, text: str) -> None:
+        """What did not happen stays on the line until the next action (no fading)."""
+        self._feedback_timer.stop()
+        self._show_feedback(text, refused=True)
 
     def _update_deadline(self) -> None:
         item = self.shown_item

@@ -169,8 +169,9 @@ def test_counts(db, store, tmp_path):
 
 def test_decided_today_counts_the_decisions_that_stand(db, store, tmp_path):
     """Issue 14's sequence: confirm a 5-item cluster, N, S, E, then U three times, then N.
-    Decided today counts confirm/reject/escalate rows (cluster members too) no undo took back;
-    skips and undos of skips change nothing."""
+    Decided today counts confirm/reject rows (cluster members too) no undo took back; skips,
+    escalations (issue 25: handing an item to a lead is not a decision) and undos of either
+    change nothing."""
     ingest(db, store, write_cluster(tmp_path / "c", 900))
     ingest(db, store, write_samples(tmp_path / "in", range(4)))
     review, user = ReviewService(db, lease_seconds=60), make_user(db)
@@ -191,15 +192,27 @@ def test_decided_today_counts_the_decisions_that_stand(db, store, tmp_path):
         assert review.undo_last(user.id) is not None
         seen.append(review.counts(user.id).decided_today)
     decide(Verdict.REJECT)
-    assert seen == [5, 6, 6, 7, 6, 6, 5, 6]
-    # The figure is the rows': every standing confirm/reject/escalate of this user today.
+    assert seen == [5, 6, 6, 6, 6, 6, 5, 6]
+    # The figure is the rows': every standing confirm/reject of this user today.
     with db.session() as s:
         rows = s.scalars(select(Decision).where(Decision.user_id == user.id)).all()
     undone = {r.supersedes for r in rows if r.verdict == "undo"}
-    standing = [
-        r for r in rows if r.verdict in ("confirm", "reject", "escalate") and r.uuid not in undone
-    ]
+    standing = [r for r in rows if r.verdict in ("confirm", "reject") and r.uuid not in undone]
     assert len(standing) == seen[-1]
+
+
+def test_an_escalation_is_not_counted_as_decided_today(db, store, tmp_path):
+    """Issue 25: escalating hands the item to a lead; the status bar's "decided today" must not
+    grow, while a confirm and a reject each add one."""
+    review, user = _setup(db, store, tmp_path, n=3)
+    first = review.claim_next(user.id)
+    review.decide(DecisionRequest(first.id, user.id, Verdict.ESCALATE, note="not sure"))
+    assert review.counts(user.id).decided_today == 0
+    second = review.claim_next(user.id)
+    review.decide(DecisionRequest(second.id, user.id, Verdict.CONFIRM, "manifesto", "M"))
+    third = review.claim_next(user.id)
+    review.decide(DecisionRequest(third.id, user.id, Verdict.REJECT))
+    assert review.counts(user.id).decided_today == 2
 
 
 def test_lead_role_is_stored(db):

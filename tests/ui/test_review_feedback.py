@@ -97,6 +97,9 @@ def test_each_key_says_what_it_did(qtbot, make_window, db, tmp_path):
     press(qtbot, w, KEY.Key_Y)  # no category yet
     n = len(w.ctx.taxonomy.categories)
     assert w.statusBar().currentMessage() == f"Choose a category (1-{n}) before confirming."
+    # Issue 25: the last-action line says so too, not the previous action, and does not fade.
+    assert w.feedback.text() == f"Not confirmed: choose a category (1-{n}) first"
+    assert not w._feedback_timer.isActive()
     press(qtbot, w, KEY.Key_1)
     with qtbot.waitSignal(w.controller.decision_recorded, timeout=10000) as done:
         press(qtbot, w, KEY.Key_Y)

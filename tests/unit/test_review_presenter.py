@@ -406,6 +406,33 @@ def test_confirm_needs_a_category():
     assert (req.verdict, req.category, req.item_id) == (Verdict.CONFIRM, "violence", 1)
 
 
+def _last_action_line(s: Screen) -> str:
+    """The last-action line as the window shows it: the latest feedback or refusal."""
+    return [args[0] for n, args in s.view.calls if n in ("show_feedback", "show_refusal")][-1]
+
+
+def test_a_confirm_without_category_says_on_the_last_action_line_it_did_not_happen():
+    """Issue 25: the line showed the previous action, as if the confirm had gone through. It
+    says the confirm did not happen and why, and keeps saying so until the next action, even
+    when the previous decision lands afterwards."""
+    s = Screen([1, 2, 3]).start()
+    s.queue.down = True  # the reject below waits in the journal
+    assert s.press(Verdict.REJECT)
+    assert _last_action_line(s).startswith("Rejected #1")
+    assert not s.press(Verdict.CONFIRM)
+    not_confirmed = "Not confirmed: choose a category (1-2) first"
+    assert _last_action_line(s) == not_confirmed
+    s.queue.down = False
+    s.p.sync_now()  # the reject lands now: its line must not come back over the refusal
+    s.runner.drain()
+    assert ("reject", 1) in s.queue.decided
+    assert _last_action_line(s) == not_confirmed
+    s.p.choose_category(CATS.categories[0])
+    assert _last_action_line(s) == not_confirmed
+    assert s.press(Verdict.CONFIRM)  # the next action replaces it
+    assert _last_action_line(s).startswith("Confirmed #2")
+
+
 # -- undo ----------------------------------------------------------------------------------
 
 

@@ -90,6 +90,12 @@ def category_range(taxonomy: Taxonomy) -> str:
     return ", ".join(keys)
 
 
+def not_confirmed_text(taxonomy: Taxonomy) -> str:
+    """The last-action line when Confirm was pressed with no category chosen: it says the
+    confirm did not happen, so the previous action's line is not taken for this one's."""
+    return f"Not confirmed: choose a category ({category_range(taxonomy)}) first"
+
+
 def skipped_back_text(n: int) -> str:
     """The queue is served: the items skipped in this session come round again."""
     if n == 1:

@@ -28,6 +28,7 @@ from app.core.review.exposure_meter import HOLD_GRACE_SECONDS, ExposureMeter, Ho
 from app.core.review.feedback import (
     category_range,
     decision_feedback,
+    not_confirmed_text,
     skipped_back_text,
     undo_feedback,
 )
@@ -269,6 +270,10 @@ class ReviewPresenter:
             self.view.show_message(
                 f"Choose a category ({category_range(self.taxonomy)}) before confirming."
             )
+            # On the last-action line too, until the next action replaces it (issue 25): the
+            # previous decision's line, even when it lands later, must not stand for this one.
+            self._last_press = ""
+            self.view.show_refusal(not_confirmed_text(self.taxonomy))
             return False
         cat = self.category if verdict is Verdict.CONFIRM else None
         req = DecisionRequest(
