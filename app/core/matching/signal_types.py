@@ -25,6 +25,7 @@ docs/ARCHITECTURE.md, "Hashing and matching".
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -379,38 +380,31 @@ def unregister(algorithm: Algorithm | str) -> None:
 
 _WHOLE = frozenset({PLAIN, TRIMMED})
 
-register(
-    SignalType(
-        algorithm=Algorithm.PDQ,
-        label="PDQ",
-        bits=256,
-        index_table="b256",
-        computed_by="app.core.hashing.pdq (whole picture, trimmed, halves, dihedral)",
-        near=True,
-        default_threshold=31,
-        threshold_setting="pdq_threshold",
-        list_threshold=True,
-        query_kinds=_WHOLE,
-        halves=True,
-        min_quality_applies=True,
-        exchange_names=(("pytx", "pdq"), ("tat", "PDQ"), ("vics", "PDQ")),
-    )
+_PDQ = SignalType(
+    algorithm=Algorithm.PDQ,
+    label="PDQ",
+    bits=256,
+    index_table="b256",
+    computed_by="app.core.hashing.pdq (whole picture, trimmed, halves, dihedral)",
+    near=True,
+    default_threshold=31,
+    threshold_setting="pdq_threshold",
+    list_threshold=True,
+    query_kinds=_WHOLE,
+    halves=True,
+    min_quality_applies=True,
+    exchange_names=(("pytx", "pdq"), ("tat", "PDQ"), ("vics", "PDQ")),
 )
+register(_PDQ)
+# A video frame's PDQ is PDQ itself, one per sampled frame: the same table, threshold and
+# rules, matched by the video rule and exchanged as the video's frame list.
 register(
-    SignalType(
+    dataclasses.replace(
+        _PDQ,
         algorithm=Algorithm.PDQ_FRAME,
         label="video frame PDQ",
-        bits=256,
-        index_table="b256",
-        computed_by="app.core.video.analysis (one sampled frame a second, vPDQ-compatible)",
-        near=True,
-        default_threshold=31,
-        threshold_setting="pdq_threshold",
-        list_threshold=True,
-        query_kinds=_WHOLE,
-        halves=True,
+        computed_by="app.core.video.frames (one sampled frame a second, vPDQ-compatible)",
         video_frames=True,
-        min_quality_applies=True,
         exchange_names=(("pytx", "vpdq"), ("tat", "VPDQ"), ("vpdq", "pdq")),
     )
 )
