@@ -73,9 +73,14 @@ def corpus() -> Path:
     return CORPUS
 
 
-def _pg_schema_url(schema: str) -> str:
-    sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+def _pg_schema_url(schema: str, user: str | None = None) -> str:
+    from sqlalchemy.engine import make_url
+
+    url = PG_URL
+    if user is not None:
+        url = make_url(PG_URL).set(username=user).render_as_string(hide_password=False)
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
 
 
 def _make_pg_database() -> tuple[Database, callable]:
@@ -134,18 +139,35 @@ def taxonomy():
     return load_taxonomy(resource("taxonomy.toml"))
 
 
+def create_team_schema(schema: str) -> str:
+    """A schema owned by its own owner role, made as the README's team steps make it: a login
+    with CREATEROLE and pg_signal_backend, not a superuser. Returns the owner's role name."""
+    from sqlalchemy import create_engine, text
+
+    owner = f"{schema}_owner"
+    admin = create_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE ROLE "{owner}" LOGIN CREATEROLE'))
+        conn.execute(text(f'GRANT pg_signal_backend TO "{owner}"'))
+        conn.execute(text(f'CREATE SCHEMA "{schema}" AUTHORIZATION "{owner}"'))
+    admin.dispose()
+    return owner
+
+
 class TeamServer:
     """A Hashdesk database on the PostgreSQL server with the server-side roles installed (as
-    ``hashdesk db upgrade`` does), accounts made through the admin path, and a connection per
-    person with that person's own PostgreSQL login."""
+    ``hashdesk db upgrade`` does) by a schema owner that is not a superuser (CREATEROLE, as the
+    README sets it up), accounts made through the admin path, and a connection per person with
+    that person's own PostgreSQL login."""
 
     PASSWORD = "correct horse battery"
 
-    def __init__(self, schema: str, install: bool = True) -> None:
+    def __init__(self, schema: str, install: bool = True, owner: str | None = None) -> None:
         from app.storage import server_roles
 
         self.schema = schema
-        self.owner_url = _pg_schema_url(schema)
+        self.owner_role = owner
+        self.owner_url = _pg_schema_url(schema, owner)
         self.owner = open_database(self.owner_url)
         self.prefix = server_roles.prefix_for_url(self.owner_url)
         if install:
@@ -190,6 +212,10 @@ class TeamServer:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{self.schema}" CASCADE'))
         drop_roles(admin, self.prefix)
+        if self.owner_role is not None:
+            with admin.begin() as conn:
+                conn.execute(text(f'DROP OWNED BY "{self.owner_role}"'))
+                conn.execute(text(f'DROP ROLE "{self.owner_role}"'))
         admin.dispose()
 
 
@@ -197,17 +223,12 @@ class TeamServer:
 def team_server(request):
     """A team database with server-enforced roles (PostgreSQL only). Indirect parameter
     ``False``: the roles are not installed yet (an older team database)."""
-    from sqlalchemy import create_engine, text
-
     if not PG_URL:
         if IN_CI:
             raise RuntimeError("HASHDESK_TEST_POSTGRES_URL is not set under CI")
         pytest.skip("PostgreSQL not configured: set HASHDESK_TEST_POSTGRES_URL to run these")
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    admin.dispose()
-    server = TeamServer(schema, install=getattr(request, "param", True))
+    owner = create_team_schema(schema)
+    server = TeamServer(schema, install=getattr(request, "param", True), owner=owner)
     yield server
     server.close()

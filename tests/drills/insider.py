@@ -239,8 +239,15 @@ def main() -> None:  # pragma: no cover - a printing aid for the closing note
     admin = create_engine(conftest.PG_URL)
     with admin.begin() as conn:
         conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    server = conftest.TeamServer(schema)
+        left = conn.execute(
+            text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": f"{schema}_owner"}
+        ).first()
+        if left:  # an earlier run's owner
+            conn.execute(text(f'DROP OWNED BY "{schema}_owner"'))
+            conn.execute(text(f'DROP ROLE "{schema}_owner"'))
+    admin.dispose()
+    owner = conftest.create_team_schema(schema)
+    server = conftest.TeamServer(schema, owner=owner)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             facts = setup(server, Path(tmp))
