@@ -19,6 +19,13 @@ BEGIN
   EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM PUBLIC', s);
   EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM PUBLIC', s);
   EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM PUBLIC', s);
+  -- From scratch each time, so an upgrade takes away what an older program granted.
+  EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I, %I, %I', s, moderator, lead,
+                 admin);
+  EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA %I FROM %I, %I, %I', s, moderator, lead,
+                 admin);
+  EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM %I, %I, %I', s, moderator, lead,
+                 admin);
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s, moderator);
   EXECUTE format('GRANT SELECT ON users, items, sightings, signals, decisions, hash_list, '
                  'audit_events, second_reviews, alembic_version, hash_lists, '
@@ -34,7 +41,17 @@ BEGIN
   EXECUTE format('GRANT UPDATE (retracted_at, retracted_by, retraction_reason, '
                  'retraction_decision_uuid) ON hash_list TO %I', moderator);
   EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA %I TO %I', s, moderator);
-  EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA %I TO %I', s, moderator);
+  -- Functions: the write API (hd_api_*: each checks who may do what itself) and what the
+  -- reads need (row-level security's predicates, the chain heads). Nothing else: the owner's
+  -- internal functions (hd_append_decision, hd_append_audit, ...) are the server's alone.
+  FOR f IN SELECT p.oid FROM pg_proc p
+           WHERE p.pronamespace = s::regnamespace
+             AND (p.proname LIKE 'hd\_api\_%' OR p.proname IN (
+                  'hd_me_id', 'hd_may_see_decision', 'hd_chain_head', 'hd_chain_state',
+                  'hd_account_create', 'hd_account_set_active', 'hd_account_set_password'))
+  LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, moderator);
+  END LOOP;
   EXECUTE format('GRANT UPDATE (disabled_at, disabled_by, disabled_reason, flood_guarded_at, '
                  'changed_at) ON hash_list TO %I', lead);
   EXECUTE format('GRANT INSERT ON items, sightings, signals, hash_lists TO %I', admin);
