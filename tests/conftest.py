@@ -195,6 +195,13 @@ class TeamServer:
         self._open.append(db)
         return db
 
+    def set_second_review_share(self, share: float) -> None:
+        """The share of decisions the server samples for blind second review (its own draw)."""
+        from sqlalchemy import text
+
+        with self.owner.engine.begin() as conn:
+            conn.execute(text("SELECT hd_api_set_second_review_share(:s)"), {"s": share})
+
     def add(self, username: str, role, actor=None, via: Database | None = None):
         from app.storage.users import UserService
 

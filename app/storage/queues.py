@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.core.model.domain import (
@@ -35,9 +35,17 @@ from app.storage.models import Item, SecondReview
 from app.storage.permissions import authorize
 from app.storage.record import clear_claim, queue_order, to_queue_item
 from app.storage.second_review import not_own, not_taken_back
+from app.storage.server_api import call, on_server
 
 #: A row a queue claims: an item (review, escalations) or a second review.
 Claimable = Item | SecondReview
+
+#: On a team server: how many candidates the client reads, in the queue's order, for the server
+#: to claim the first still claimable of (hd_api_claim, app/storage/sql/api_review.sql).
+CANDIDATES = 16
+_CLAIM = text("SELECT hd_api_claim(:queue, :ids)")
+_RENEW = text("SELECT hd_api_renew(:ids)")
+_RELEASE = text("SELECT hd_api_release(:ids)")
 
 
 class QueueStrategy:
@@ -84,7 +92,10 @@ class QueueStrategy:
     def claim(
         self, s: Session, user_id: int, exclude: Collection[int], lease: timedelta
     ) -> QueueItem | None:
-        """Claim the next row for ``user_id`` for ``lease``; None when the queue is empty."""
+        """Claim the next row for ``user_id`` for ``lease``; None when the queue is empty.
+        On a team server the server claims, for its own lease (:meth:`_claim_on_server`)."""
+        if on_server(s):
+            return self._claim_on_server(s, user_id, exclude)
         authorize(s, user_id, self.permission)
         now = utcnow()
         query = (
@@ -102,6 +113,30 @@ class QueueStrategy:
         self.take(row, user_id, now + lease)
         s.flush()
         return self.card(s, row)
+
+    def _claim_on_server(
+        self, s: Session, user_id: int, exclude: Collection[int]
+    ) -> QueueItem | None:
+        """Read the next candidates in the queue's order and have the server claim the first
+        that is still claimable; again with the next ones if another workstation took them all
+        meanwhile."""
+        skip = list(exclude)
+        while True:
+            query = (
+                select(self.item_key())
+                .where(self.claimable(user_id, utcnow()))
+                .order_by(*self.order())
+                .limit(CANDIDATES)
+            )
+            if skip:
+                query = query.where(self.item_key().not_in(skip))
+            ids = list(dict.fromkeys(s.scalars(query)))
+            if not ids:
+                return None
+            got = call(s, _CLAIM, {"queue": self.queue.value, "ids": ids})[0][0]
+            if got is not None:
+                return self.card(s, self.held_by(s, user_id, [got])[0])
+            skip += ids
 
     def held_by(self, s: Session, user_id: int, item_ids: Collection[int] | None = None) -> list:
         """The rows ``user_id`` holds in this queue (of ``item_ids``, when given)."""
@@ -256,6 +291,17 @@ class SecondReviewQueue(QueueStrategy):
             )
         )
         return int(s.scalar(q) or 0)
+
+
+def renew_on_server(s: Session, item_ids: Collection[int]) -> int:
+    """Extend the session's person's claims on ``item_ids`` in every queue, for the server's
+    lease."""
+    return int(call(s, _RENEW, {"ids": list(item_ids)})[0][0] or 0)
+
+
+def release_on_server(s: Session, item_ids: Collection[int]) -> int:
+    """Give the session's person's claims on ``item_ids`` back, in every queue."""
+    return int(call(s, _RELEASE, {"ids": list(item_ids)})[0][0] or 0)
 
 
 QUEUES: dict[Queue, QueueStrategy] = {

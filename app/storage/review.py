@@ -14,7 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from app.core.model.decisions import (
@@ -35,14 +35,14 @@ from app.core.model.domain import (
     utcnow,
 )
 from app.core.model.queues import DEFAULT_LEASE_SECONDS, Queue
-from app.core.model.roles import Permission, allowed
+from app.core.model.roles import Permission, PermissionDenied, allowed
 from app.core.video.scrub import SampledFrames
 from app.storage import escalations, second_review, video_frames
 from app.storage.db import Database
 from app.storage.list_feedback import feedback_from_decision
 from app.storage.models import Decision, HashListEntry, Item, User
 from app.storage.permissions import authorize
-from app.storage.queues import QUEUES, QueueStrategy
+from app.storage.queues import QUEUES, QueueStrategy, release_on_server, renew_on_server
 from app.storage.record import (
     append_confirm,
     append_decision,
@@ -56,6 +56,18 @@ from app.storage.record import (
     retract_decision_hashes,
     to_queue_item,
 )
+from app.storage.server_api import call, on_server
+
+_DECIDE = text("SELECT * FROM hd_api_decide(:uuid, :item, :verdict, :category, :label, :note)")
+_UNDO = text("SELECT * FROM hd_api_undo(:uuid, :target)")
+_ME = text("SELECT hd_me_id()")
+
+
+def _as_me(s: Session, user_id: int | None, what: str) -> None:
+    """On a team server the server acts for the session's own account whatever the client
+    says; a request in another person's name is refused here, plainly, before it is sent."""
+    if call(s, _ME)[0][0] != user_id:
+        raise PermissionDenied(f"you may not {what} in another person's name")
 
 
 def _strategy(queue: Queue | str) -> QueueStrategy:
@@ -132,6 +144,9 @@ class ReviewService:
         if not item_ids:
             return 0
         with self.db.session() as s:
+            if on_server(s):
+                _as_me(s, user_id, "renew claims")
+                return renew_on_server(s, item_ids)
             until = utcnow() + self.lease
             return sum(q.renew(s, user_id, item_ids, until) for q in QUEUES.values())
 
@@ -140,6 +155,9 @@ class ReviewService:
         if not item_ids:
             return 0
         with self.db.session() as s:
+            if on_server(s):
+                _as_me(s, user_id, "release claims")
+                return release_on_server(s, item_ids)
             return sum(q.release(s, user_id, item_ids) for q in QUEUES.values())
 
     def counts(self, user_id: int, queue: Queue | str = Queue.REVIEW) -> QueueCounts:
@@ -173,6 +191,8 @@ class ReviewService:
         if req.verdict is Verdict.CONFIRM and not req.category:
             raise ReviewError("a confirmation needs a category")
         with self.db.session() as s:
+            if on_server(s):
+                return self._decide_on_server(s, req)
             if recorded(s, req.uuid):
                 return DecisionOutcome(req.uuid, req.item_id, req.verdict, duplicate=True)
             user = authorize(s, req.user_id, Permission.REVIEW)
@@ -212,6 +232,38 @@ class ReviewService:
             return DecisionOutcome(
                 req.uuid, item.id, req.verdict, hashes_added=added, cluster_members=len(members)
             )
+
+    def _decide_on_server(self, s: Session, req: DecisionRequest) -> DecisionOutcome:
+        """The same decision, made by the server (hd_api_decide): its time, its chain entry,
+        the second-review draw and the cluster's decisions are the server's. Second reviews and
+        a lead's resolution of an escalated item go to their own paths, as in Python."""
+        _as_me(s, req.user_id, "record a decision")
+        if req.method is DecisionMethod.SECOND_REVIEW:
+            return second_review.record_second_review(s, req)
+        item = s.get(Item, req.item_id)
+        if item is not None and item.status == ItemStatus.ESCALATED:
+            user = authorize(s, req.user_id, Permission.REVIEW)
+            if allowed(user.role, Permission.HANDLE_ESCALATIONS):
+                return escalations.resolve_escalation(s, item, req)
+        params = {
+            "uuid": req.uuid,
+            "item": req.item_id,
+            "verdict": req.verdict.value,
+            "category": req.category,
+            "label": req.category_label,
+            "note": req.note,
+        }
+        out = call(s, _DECIDE, params)[0]
+        return DecisionOutcome(
+            req.uuid,
+            req.item_id,
+            req.verdict,
+            hashes_added=out.hashes_added,
+            cluster_members=out.cluster_members,
+            duplicate=out.duplicate,
+            late=out.late,
+            conflict=out.conflict,
+        )
 
     def _late(
         self, s: Session, item: Item, req: DecisionRequest, standing: Decision | None
@@ -282,6 +334,20 @@ class ReviewService:
         """
         undo_uuid = undo_uuid or str(uuidlib.uuid4())
         with self.db.session() as s:
+            if on_server(s):
+                _as_me(s, user_id, "undo a decision")
+                rows = call(s, _UNDO, {"uuid": undo_uuid, "target": target_uuid})
+                if not rows:
+                    return None
+                r = rows[0]
+                return DecisionOutcome(
+                    undo_uuid,
+                    r.item_id,
+                    Verdict.UNDO,
+                    duplicate=r.duplicate,
+                    hashes_retracted=r.hashes_retracted,
+                    cluster_members=r.cluster_members,
+                )
             done = s.scalar(select(Decision).where(Decision.uuid == undo_uuid))
             if done is not None:
                 return DecisionOutcome(undo_uuid, done.item_id, Verdict.UNDO, duplicate=True)

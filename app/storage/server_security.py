@@ -52,7 +52,8 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 PROGRAM = (
     "roles.sql",  # the role prefix, the user-name rule, group roles, people's login roles
     "identity.sql",  # who is acting and what their role allows
-    "chain.sql",  # the chain heads, for people who may not read every entry
+    "chain.sql",  # the chains, appended by the server alone
+    "api_review.sql",  # the moderators' writes: claim, renew, release, decide, undo
     "write_checks.sql",  # the owner-run check on every write, one trigger a table
     "accounts.sql",  # account changes: only through these functions, on the record
     "row_security.sql",  # blind second review, own rows: row-level security

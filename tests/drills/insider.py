@@ -90,6 +90,7 @@ def setup(server, tmp: Path):
     mo = server.add("mo", Role.MODERATOR, actor=root, via=rootdb)
     max_ = server.add("max", Role.MODERATOR, actor=root, via=rootdb)
     store = ContentStore(tmp / "media")
+    server.set_second_review_share(1.0)  # the server draws: every decision is sampled
     assert ingest(rootdb, store, write_samples(tmp / "in", range(3))).new == 3
     review = ReviewService(server.connect("mo"), second_review_share=1.0)
     first = review.claim_next(mo.id)
