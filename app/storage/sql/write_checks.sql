@@ -1,6 +1,6 @@
 -- The checks on every write a person can make, run as the schema owner by a trigger on each
--- table; each identifies the person by session_user (identity.sql). The chain locks are
--- app.storage.chain's DECISION_CHAIN_LOCK (1212240712) and AUDIT_CHAIN_LOCK (1096107092).
+-- table; each identifies the person by session_user (identity.sql). Appends serialise on the
+-- chain's row of hd_chain_lock (chain.sql), which people cannot lock.
 
 -- decisions: append-only, in one's own name, following the chain head -------------------
 CREATE OR REPLACE FUNCTION hd_guard_decisions() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
@@ -54,7 +54,7 @@ BEGIN
       END IF;
     END IF;
   END IF;
-  PERFORM pg_advisory_xact_lock(1212240712);
+  PERFORM 1 FROM hd_chain_lock WHERE chain = 'decisions' FOR UPDATE;
   head := COALESCE((SELECT entry_hash FROM decisions ORDER BY id DESC LIMIT 1), repeat('0', 64));
   IF NEW.prev_hash IS DISTINCT FROM head THEN
     RAISE EXCEPTION 'hashdesk: a decision must follow the head of the decision chain'
@@ -207,7 +207,7 @@ BEGIN
     RAISE EXCEPTION 'hashdesk: % may record events only in their own name', u.username
       USING ERRCODE = '42501';
   END IF;
-  PERFORM pg_advisory_xact_lock(1096107092);
+  PERFORM 1 FROM hd_chain_lock WHERE chain = 'audit events' FOR UPDATE;
   head := COALESCE((SELECT entry_hash FROM audit_events ORDER BY id DESC LIMIT 1),
                    repeat('0', 64));
   IF NEW.prev_hash IS DISTINCT FROM head THEN
