@@ -759,6 +759,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: a throwaway SQLite file): start-up to first match, memory, match time",
     )
     bench.add_argument("--entries", type=int, default=1_000_000, help="with --index")
+    bench.add_argument(
+        "--team",
+        metavar="URL",
+        help="with review: on a throwaway team database (the server program installed, the "
+        "moderator on their own login) on the PostgreSQL server at URL, as a role that may "
+        "create roles and schemas",
+    )
     sub.add_parser("self-test", help="check this installation end to end, without a display")
     return p
 
@@ -810,7 +817,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise CliError(
                     f"no benchmark part {', '.join(unknown)}: choose from {', '.join(BENCH_PARTS)}"
                 )
-            return run_bench(args.parts or None)
+            return run_bench(args.parts or None, team=args.team)
         return COMMANDS[cmd](args, settings)
     except (
         CliError,

@@ -3,11 +3,14 @@ a large queue, and cold start to the first item. Runs offscreen."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import sys
 import tempfile
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -63,7 +66,85 @@ def _quiet_offscreen_warning() -> None:
     previous = qInstallMessageHandler(handler)
 
 
-def bench_review(n_items: int = 100_000, presses: int = 200) -> dict:
+_BENCH_PASSWORD = "bench-password"
+_MAKE_TEAM = """DO $$
+DECLARE s text := current_setting('hashdesk.bench_schema'); o text := s || '_owner';
+BEGIN
+  EXECUTE format('CREATE ROLE %I LOGIN CREATEROLE PASSWORD %L', o,
+                 current_setting('hashdesk.bench_password'));
+  EXECUTE format('GRANT pg_signal_backend TO %I', o);
+  EXECUTE format('CREATE SCHEMA %I AUTHORIZATION %I', s, o);
+END $$"""
+_DROP_SCHEMA = """DO $$ BEGIN
+  EXECUTE format('DROP SCHEMA %I CASCADE', current_setting('hashdesk.bench_schema'));
+END $$"""
+_DROP_OWNER = """DO $$ DECLARE o text := current_setting('hashdesk.bench_schema') || '_owner';
+BEGIN
+  EXECUTE format('DROP OWNED BY %I', o);
+  EXECUTE format('DROP ROLE %I', o);
+END $$"""
+
+
+@contextlib.contextmanager
+def team_database(admin_url: str) -> Iterator[tuple]:
+    """A throwaway team database on the PostgreSQL server at ``admin_url`` (a role that may
+    create roles and schemas): its own schema, owned by its own CREATEROLE login as the README
+    sets a team up, the server program installed. Yields (the owner's Database, a function
+    giving a person's own URL); removes schema and roles afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from app.storage import server_roles, server_security
+    from app.storage.db import open_database
+
+    schema = f"hd_bench_{uuid.uuid4().hex[:10]}"
+    owner = f"{schema}_owner"  # as _MAKE_TEAM names it
+    admin = create_engine(admin_url)
+    # The names reach SQL as settings, quoted by the server (%I), never formatted here.
+    bind = text(
+        "SELECT set_config('hashdesk.bench_schema', :schema, false), "
+        "set_config('hashdesk.bench_password', :pw, false)"
+    )
+    with admin.begin() as conn:
+        conn.execute(bind, {"schema": schema, "pw": _BENCH_PASSWORD})
+        conn.execute(text(_MAKE_TEAM))
+    base = make_url(admin_url)
+    opts = {"options": f"-csearch_path={schema}"}
+    owner_url = base.set(username=owner, password=_BENCH_PASSWORD, query=opts)
+    owner_db = open_database(owner_url.render_as_string(hide_password=False))
+    prefix = server_security.install(owner_db.engine)
+
+    def person_url(username: str) -> str:
+        role = server_roles.person_role(prefix, username)
+        url = base.set(username=role, password=_BENCH_PASSWORD, query=opts)
+        return url.render_as_string(hide_password=False)
+
+    try:
+        yield owner_db, person_url
+    finally:
+        owner_db.dispose()
+        with admin.begin() as conn:
+            conn.execute(bind, {"schema": schema, "pw": _BENCH_PASSWORD})
+            conn.execute(text(_DROP_SCHEMA))
+        server_security.drop_roles(admin, prefix)
+        with admin.begin() as conn:
+            conn.execute(bind, {"schema": schema, "pw": _BENCH_PASSWORD})
+            conn.execute(text(_DROP_OWNER))
+        admin.dispose()
+
+
+def bench_review(n_items: int = 100_000, presses: int = 200, team: str | None = None) -> dict:
+    """The key press figure on a throwaway SQLite file, or (``team``: a PostgreSQL URL that
+    may create roles and schemas) on a team database with the server program, the moderator
+    on their own login."""
+    with contextlib.ExitStack() as stack:
+        if team is None:
+            return _bench_review(n_items, presses, None, None)
+        owner_db, person_url = stack.enter_context(team_database(team))
+        return _bench_review(n_items, presses, owner_db, person_url)
+
+
+def _bench_review(n_items: int, presses: int, owner_db, person_url) -> dict:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QCoreApplication, Qt
     from PySide6.QtTest import QTest
@@ -77,14 +158,26 @@ def bench_review(n_items: int = 100_000, presses: int = 200) -> dict:
     app = make_qapp()
     _quiet_offscreen_warning()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
-        url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
-        settings = Settings(database_url=url, media_root=Path(tmp) / "media")
-        ctx = open_context(settings, journal_dir=Path(tmp) / "journal")
+        if owner_db is None:
+            url = f"sqlite:///{Path(tmp) / 'bench.sqlite3'}"
+            settings = Settings(database_url=url, media_root=Path(tmp) / "media")
+            ctx = open_context(settings, journal_dir=Path(tmp) / "journal")
+            user = ctx.users.add("bench", _BENCH_PASSWORD, Role.MODERATOR)
+            fill_db = ctx.db
+        else:  # the admin adds the moderator; the window runs on the moderator's own login
+            from app.storage.db import open_database
+            from app.storage.users import UserService
+
+            admin = UserService(owner_db).create_first_admin("bench-admin", _BENCH_PASSWORD)
+            user = UserService(owner_db).add("bench", _BENCH_PASSWORD, Role.MODERATOR, actor=admin)
+            settings = Settings(database_url=person_url("bench"), media_root=Path(tmp) / "media")
+            person = open_database(person_url("bench"), upgrade=False)
+            ctx = open_context(settings, db=person, journal_dir=Path(tmp) / "journal")
+            fill_db = owner_db
         db, store = ctx.db, ctx.store
         t = time.perf_counter()
-        _fill_queue(db, store, n_items)
+        _fill_queue(fill_db, store, n_items)
         fill_s = time.perf_counter() - t
-        user = ctx.users.add("bench", "bench-password", Role.MODERATOR)
         painted = [0]
         t_start = time.perf_counter()
         w = ReviewWindow(ctx, user)
@@ -123,6 +216,7 @@ def bench_review(n_items: int = 100_000, presses: int = 200) -> dict:
         db.dispose()
     samples.sort()
     return {
+        "database": "PostgreSQL, team server" if owner_db is not None else "SQLite",
         "queue": n_items,
         "fill_s": fill_s,
         "presses": presses,
