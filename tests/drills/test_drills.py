@@ -274,3 +274,22 @@ def _cli(main, env: dict[str, str], *argv: str) -> tuple[int, str]:
     with mock.patch.dict(os.environ, env), redirect_stdout(out):
         code = main(list(argv))
     return code, out.getvalue()
+
+
+def test_sixteen_workstations_on_the_team_server_decide_each_item_once(team_server):
+    """The same drill on a team server: each workstation on its own moderator's login, every
+    write a server function (app/storage/sql/api_review.sql)."""
+    from tests.drills import team_rate
+
+    items = 2000
+    results, rate = team_rate.run(team_server, items, 16)
+    print(f"\n16 workstations on their own logins: {rate:.0f} decisions/s")
+    decided = [i for _u, ids, _t in results for i in ids]
+    assert len(decided) == items and len(set(decided)) == items
+    with team_server.owner.session() as s:
+        per_item = s.execute(
+            select(Decision.item_id, func.count()).group_by(Decision.item_id)
+        ).all()
+    assert len(per_item) == items and {n for _i, n in per_item} == {1}
+    decisions, _audit = verify_chains(team_server.owner)
+    assert decisions.ok and decisions.entries == items, decisions.problem
