@@ -24,11 +24,12 @@ from sqlalchemy.orm import Session
 
 from app.core.model.chain import GENESIS_HASH, audit_fields_of, chain_hash, decision_fields_of
 from app.core.model.domain import utcnow
-from app.storage.chain import AUDIT_CHAIN_LOCK, chain_head
+from app.storage.chain import AUDIT_CHAIN_LOCK, chain_head, server_appends
 from app.storage.db import Database
 from app.storage.models import AuditEvent, Decision
 
 _AUDIT_LOCK_ID = AUDIT_CHAIN_LOCK  # "AUDT": serialises the audit chain on PostgreSQL
+_SERVER_APPEND = text("SELECT (hd_append_audit(:kind, :subject, CAST(:detail AS jsonb))).id")
 
 
 class AuditKind(StrEnum):
@@ -66,7 +67,17 @@ def append_event(
     occurred_at: datetime | None = None,
 ) -> AuditEvent:
     """Append one event to the audit chain inside the caller's transaction, so the event and
-    the change it records commit together or not at all."""
+    the change it records commit together or not at all. On a team server the server appends
+    it: its time, and whose event it is (the session's), are the server's."""
+    if server_appends(s):
+        detail_json = None if detail is None else json.dumps(detail, default=str)
+        new_id = s.execute(
+            _SERVER_APPEND,
+            {"kind": str(AuditKind(kind).value), "subject": subject, "detail": detail_json},
+        ).scalar_one()
+        row = s.get(AuditEvent, new_id)
+        assert row is not None
+        return row
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK_ID})
     prev = chain_head(s, "audit events") or GENESIS_HASH

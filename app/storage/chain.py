@@ -22,6 +22,18 @@ DECISION_CHAIN_LOCK = 0x48415348
 AUDIT_CHAIN_LOCK = 0x41554454
 
 
+_MAY_APPEND = text("SELECT has_function_privilege('hd_append_audit(text, text, jsonb)', 'EXECUTE')")
+
+
+def server_appends(s: Session) -> bool:
+    """Whether this session appends through the server's own functions (hd_append_decision,
+    hd_append_audit: an enforced database, connected as its owner). People on a team server
+    never append themselves: their writes are the server's API (app.storage.server_api)."""
+    bind = s.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    return enforced(engine) and bool(s.execute(_MAY_APPEND).scalar())
+
+
 def chain_head(s: Session, chain: Chain) -> str | None:
     """The newest entry hash of a chain. On an enforced database a person may not see every
     decision (blind second review), so the server says."""

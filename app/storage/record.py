@@ -28,10 +28,14 @@ from app.core.model.domain import (
     SightingInfo,
     Verdict,
 )
-from app.storage.chain import DECISION_CHAIN_LOCK, chain_head
+from app.storage.chain import DECISION_CHAIN_LOCK, chain_head, server_appends
 from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRow
 
 _CHAIN_LOCK_ID = DECISION_CHAIN_LOCK  # "HASH": serialises the decision chain on PostgreSQL
+_SERVER_APPEND = text(
+    "SELECT (hd_append_decision(:uuid, :item, :user, :verdict, :category, :label, :note, "
+    ":method, :supersedes, :parent, :entry, :distance, :digest)).id"
+)
 
 
 # -- the chain -------------------------------------------------------------------------------
@@ -40,7 +44,20 @@ _CHAIN_LOCK_ID = DECISION_CHAIN_LOCK  # "HASH": serialises the decision chain on
 def append_decision(
     s: Session, req: DecisionRequest, *, hashes_digest: str | None = None
 ) -> Decision:
-    """Append one decision row to the chain (``hashes_digest``: of the rows it adds)."""
+    """Append one decision row to the chain (``hashes_digest``: of the rows it adds). On a
+    team server the server appends it (its id, time and chain entry)."""
+    if server_appends(s):
+        new_id = s.execute(_SERVER_APPEND, {
+            "uuid": req.uuid, "item": req.item_id, "user": req.user_id,
+            "verdict": req.verdict.value, "category": req.category,
+            "label": req.category_label, "note": req.note, "method": req.method.value,
+            "supersedes": req.supersedes, "parent": req.parent_uuid,
+            "entry": req.matched_entry_id, "distance": req.match_distance,
+            "digest": hashes_digest,
+        }).scalar_one()  # fmt: skip
+        row = s.get(Decision, new_id)
+        assert row is not None
+        return row
     if s.get_bind().dialect.name == "postgresql":
         s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _CHAIN_LOCK_ID})
     prev = chain_head(s, "decisions") or GENESIS_HASH

@@ -236,3 +236,28 @@ def test_the_claim_limit(team_server, two, tmp_path):
 def test_psql_sees_the_servers_refusals_plainly(team_server, two):
     with insider.psql(team_server, "mo") as conn, pytest.raises(psycopg.Error, match="queue"):
         conn.execute("SELECT hd_api_claim('everything', ARRAY[1])")
+
+
+def test_a_stale_snapshot_cannot_fork_the_chain(team_server, two):
+    """A REPEATABLE READ transaction that began before another decision landed cannot append
+    after the head it saw: the server refuses it (a serialisation failure), the chain stays
+    one chain."""
+    mine = ReviewService(team_server.connect("mo"))
+    item = mine.claim_next(two["mo"].id)
+    other = ReviewService(team_server.connect("max"))
+    theirs = other.claim_next(two["max"].id)
+    with insider.psql(team_server, "mo") as conn:
+        conn.autocommit = False
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        conn.execute("SELECT count(*) FROM decisions")  # the snapshot is taken here
+        other.decide(DecisionRequest(theirs.id, two["max"].id, Verdict.REJECT))
+        with pytest.raises(psycopg.errors.SerializationFailure):
+            conn.execute(
+                "SELECT * FROM hd_api_decide(%s, %s, 'reject', NULL, NULL, NULL)",
+                (str(uuid.uuid4()), item.id),
+            )
+        conn.rollback()
+    out = mine.decide(DecisionRequest(item.id, two["mo"].id, Verdict.REJECT))
+    assert not out.late
+    (decisions, _audit) = verify_chains(team_server.owner)
+    assert decisions.ok and decisions.entries == 2

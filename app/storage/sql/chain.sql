@@ -4,12 +4,25 @@
 -- sort_keys, separators (',', ':') and ASCII escapes), so `audit verify` recomputes what the
 -- server wrote with the same Python it uses for SQLite (tests/storage/test_server_chain.py).
 
--- One row per chain, owned by the schema owner, granted to no one: the append functions lock it
--- (SELECT ... FOR UPDATE) to serialise appends. People cannot lock it, so no one can stall the
--- record by holding a lock (an advisory lock is anyone's to take).
+-- One row per chain, owned by the schema owner, granted to no one: its head (the newest entry's
+-- hash) and that entry's time. The append functions lock it (SELECT ... FOR UPDATE), follow the
+-- head it holds and move it on, so appends serialise on a row people cannot lock (an advisory
+-- lock is anyone's to take), and a transaction that read an older head (REPEATABLE READ) fails
+-- with a serialisation error instead of forking the chain. A row the owner appends by hand does
+-- not move the head: the next entry does not follow it, and `audit verify` names it.
 CREATE TABLE IF NOT EXISTS hd_chain_lock (chain text PRIMARY KEY);
+ALTER TABLE hd_chain_lock ADD COLUMN IF NOT EXISTS head text;
+ALTER TABLE hd_chain_lock ADD COLUMN IF NOT EXISTS head_at timestamp;
 INSERT INTO hd_chain_lock (chain) VALUES ('decisions'), ('audit events')
   ON CONFLICT (chain) DO NOTHING;
+-- A database whose chains were appended before (by the application, or an older program):
+-- the heads as they stand now.
+UPDATE hd_chain_lock SET head = d.entry_hash, head_at = d.decided_at
+FROM (SELECT entry_hash, decided_at FROM decisions ORDER BY id DESC LIMIT 1) d
+WHERE chain = 'decisions' AND head IS NULL;
+UPDATE hd_chain_lock SET head = e.entry_hash, head_at = e.occurred_at
+FROM (SELECT entry_hash, occurred_at FROM audit_events ORDER BY id DESC LIMIT 1) e
+WHERE chain = 'audit events' AND head IS NULL;
 
 -- A string as Python's json.dumps writes it (ensure_ascii): '"', '\' and the control characters
 -- escaped, everything outside printable ASCII as \uXXXX (UTF-16 surrogate pairs above U+FFFF).
@@ -81,16 +94,13 @@ LANGUAGE sql VOLATILE AS $$
   SELECT (clock_timestamp() AT TIME ZONE 'utc')::timestamp
 $$;
 
--- The heads, for people who may not read every entry (blind second review).
-CREATE OR REPLACE FUNCTION hd_chain_head(p_chain text) RETURNS text LANGUAGE plpgsql
+-- The head appends follow (for people who may not read every entry: blind second review), and
+-- each chain's length and newest entry as stored (checkpoints, remembered heads).
+CREATE OR REPLACE FUNCTION hd_chain_head(p_chain text) RETURNS text LANGUAGE sql
 STABLE SECURITY DEFINER
 SET search_path FROM CURRENT AS $$
-BEGIN
-  IF p_chain = 'decisions' THEN
-    RETURN (SELECT entry_hash FROM decisions ORDER BY id DESC LIMIT 1);
-  END IF;
-  RETURN (SELECT entry_hash FROM audit_events ORDER BY id DESC LIMIT 1);
-END $$;
+  SELECT head FROM hd_chain_lock WHERE chain = p_chain
+$$;
 
 CREATE OR REPLACE FUNCTION hd_chain_state(p_chain text)
 RETURNS TABLE (entries bigint, head text) LANGUAGE plpgsql STABLE SECURITY DEFINER
@@ -117,9 +127,8 @@ RETURNS decisions LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT AS $$
 DECLARE d decisions; prev text; fields jsonb; at timestamp;
 BEGIN
-  PERFORM 1 FROM hd_chain_lock WHERE chain = 'decisions' FOR UPDATE;
-  prev := COALESCE((SELECT entry_hash FROM decisions ORDER BY id DESC LIMIT 1), repeat('0', 64));
-  at := greatest(hd_now(), (SELECT decided_at FROM decisions ORDER BY id DESC LIMIT 1));
+  SELECT COALESCE(head, repeat('0', 64)), greatest(hd_now(), head_at) INTO prev, at
+  FROM hd_chain_lock WHERE chain = 'decisions' FOR UPDATE;
   IF p_uuid IS NULL OR p_uuid !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
   THEN
     RAISE EXCEPTION 'hashdesk: % is not a decision UUID', quote_nullable(p_uuid)
@@ -143,6 +152,7 @@ BEGIN
     p_method, p_supersedes, p_parent_uuid, p_matched_entry_id, p_match_distance,
     p_hashes_digest, at, at, prev, hd_chain_hash(prev, fields))
   RETURNING * INTO d;
+  UPDATE hd_chain_lock SET head = d.entry_hash, head_at = at WHERE chain = 'decisions';
   RETURN d;
 END $$;
 
@@ -156,10 +166,8 @@ DECLARE e audit_events; prev text; at timestamp; me users; uid text;
   detail text := CASE WHEN p_detail IS NULL THEN NULL ELSE hd_canonical(p_detail) END;
 BEGIN
   SELECT * INTO me FROM users WHERE hd_role_prefix() || 'u_' || username = session_user;
-  PERFORM 1 FROM hd_chain_lock WHERE chain = 'audit events' FOR UPDATE;
-  prev := COALESCE((SELECT entry_hash FROM audit_events ORDER BY id DESC LIMIT 1),
-                   repeat('0', 64));
-  at := greatest(hd_now(), (SELECT occurred_at FROM audit_events ORDER BY id DESC LIMIT 1));
+  SELECT COALESCE(head, repeat('0', 64)), greatest(hd_now(), head_at) INTO prev, at
+  FROM hd_chain_lock WHERE chain = 'audit events' FOR UPDATE;
   uid := gen_random_uuid()::text;
   INSERT INTO audit_events (uuid, kind, actor_id, actor_name, subject, detail, occurred_at,
     prev_hash, entry_hash)
@@ -168,5 +176,6 @@ BEGIN
       'actor_id', me.id, 'actor_name', COALESCE(me.username, session_user::text),
       'subject', p_subject, 'detail', detail, 'occurred_at', hd_iso(at))))
   RETURNING * INTO e;
+  UPDATE hd_chain_lock SET head = e.entry_hash, head_at = at WHERE chain = 'audit events';
   RETURN e;
 END $$;

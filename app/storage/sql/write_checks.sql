@@ -54,12 +54,14 @@ BEGIN
       END IF;
     END IF;
   END IF;
-  PERFORM 1 FROM hd_chain_lock WHERE chain = 'decisions' FOR UPDATE;
-  head := COALESCE((SELECT entry_hash FROM decisions ORDER BY id DESC LIMIT 1), repeat('0', 64));
+  head := (SELECT COALESCE(l.head, repeat('0', 64)) FROM hd_chain_lock l
+           WHERE l.chain = 'decisions' FOR UPDATE);
   IF NEW.prev_hash IS DISTINCT FROM head THEN
     RAISE EXCEPTION 'hashdesk: a decision must follow the head of the decision chain'
       USING ERRCODE = '42501';
   END IF;
+  UPDATE hd_chain_lock SET head = NEW.entry_hash, head_at = NEW.decided_at
+  WHERE chain = 'decisions';
   RETURN NEW;
 END $$;
 DROP TRIGGER IF EXISTS hd_guard ON decisions;
@@ -207,13 +209,14 @@ BEGIN
     RAISE EXCEPTION 'hashdesk: % may record events only in their own name', u.username
       USING ERRCODE = '42501';
   END IF;
-  PERFORM 1 FROM hd_chain_lock WHERE chain = 'audit events' FOR UPDATE;
-  head := COALESCE((SELECT entry_hash FROM audit_events ORDER BY id DESC LIMIT 1),
-                   repeat('0', 64));
+  head := (SELECT COALESCE(l.head, repeat('0', 64)) FROM hd_chain_lock l
+           WHERE l.chain = 'audit events' FOR UPDATE);
   IF NEW.prev_hash IS DISTINCT FROM head THEN
     RAISE EXCEPTION 'hashdesk: an event must follow the head of the audit chain'
       USING ERRCODE = '42501';
   END IF;
+  UPDATE hd_chain_lock SET head = NEW.entry_hash, head_at = NEW.occurred_at
+  WHERE chain = 'audit events';
   RETURN NEW;
 END $$;
 DROP TRIGGER IF EXISTS hd_guard ON audit_events;
