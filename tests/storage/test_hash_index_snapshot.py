@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 import numpy as np
 from sqlalchemy import select, update
@@ -156,7 +157,7 @@ def test_snapshot_that_does_not_match_the_database_is_not_used(db, tmp_path):
     again = watcher(db, path)
     again.load_all()
     assert not again.restored
-    ahead = type(w.mark)(w.mark.max_id + 50, None, None, None)
+    ahead = replace(w.mark, max_seq=w.mark.max_seq + 50)
     write_snapshot(path, w.index, ahead, key)
     again = watcher(db, path)
     again.load_all()
