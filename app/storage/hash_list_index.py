@@ -103,8 +103,8 @@ def add_hash_list_rows(
     ``index`` yet, each in its list's space. Returns how many were indexed (low-quality PDQ and
     query-only variants are not).
 
-    In bulk: one query per :data:`LOAD_BATCH` rows, read by keyset (the batch's last id found
-    by a subquery ``WHERE id > last ORDER BY id LIMIT n``, however far apart the ids are), the
+    In bulk: one query per :data:`LOAD_BATCH` ids, read by keyset (the batch ends at the last
+    of a subquery's ``WHERE id > last ORDER BY id LIMIT n``, however far apart the ids are), the
     database joining each column of the batch into one string (ids, refs, algorithm and space
     codes as decimal lists, the hashes end to end), turned into arrays in one step each (no
     Python object per entry: 1M entries load in about a second; row by row they took 11 s and
@@ -152,17 +152,15 @@ def add_hash_list_rows(
     last: int | None = None
     while True:
         after = (h.id > last,) if last is not None else ()
-        batch = select(h.id).where(*after, *rows_where).order_by(h.id).limit(LOAD_BATCH).subquery()
-        upto = select(func.max(batch.c.id)).scalar_subquery()
-        row = s.execute(
-            select(*cols, func.count(), func.max(h.id)).where(*after, h.id <= upto, *rows_where)
-        ).one()
-        count, last = row[-2], row[-1]
-        if not count:
+        # The batch: the next LOAD_BATCH ids after the last one read (only ``where`` checked:
+        # a walk along the primary key), up to the last of which the rows are aggregated.
+        window = select(h.id).where(*after, *where).order_by(h.id).limit(LOAD_BATCH).subquery()
+        upto = select(func.max(window.c.id)).scalar_subquery()
+        row = s.execute(select(*cols, upto).where(*after, h.id <= upto, *rows_where)).one()
+        if row[-1] is None:  # nothing after the last id
             return n
-        n += _add_batch(s, index, policy, row[:-2], names, videos)
-        if count < LOAD_BATCH:
-            return n
+        n += _add_batch(s, index, policy, row[:-1], names, videos)
+        last = row[-1]
 
 
 def _add_batch(s, index, policy, row, names, videos) -> int:

@@ -121,7 +121,7 @@ def test_ids_far_apart_load_in_one_more_batch(db, monkeypatch: pytest.MonkeyPatc
 
     batch = 7
     monkeypatch.setattr(hash_list_index, "LOAD_BATCH", batch)
-    fill_hash_list(db, 20)
+    fill_hash_list(db, 21)
     queries: list[str] = []
 
     def count(_conn, _cursor, statement, *_args) -> None:
@@ -131,13 +131,14 @@ def test_ids_far_apart_load_in_one_more_batch(db, monkeypatch: pytest.MonkeyPatc
     event.listen(db.engine, "before_cursor_execute", count)
     try:
         before = load_hash_index(db, MatchPolicy())
-        assert len(before) == 20 and len(queries) == 20 // batch + 1
+        # A query a batch, and the one that finds nothing after the last id.
+        assert len(before) == 21 and len(queries) == 21 // batch + 1
         far = 4 * 10**18
         with db.session() as s:  # as the owner (or on SQLite): straight into the table
             s.add(HashListEntry(id=far, algorithm="pdq", value="ab" * 32, list_name="local"))
         queries.clear()
         after = load_hash_index(db, MatchPolicy())
-        assert far in after and len(after) == 21
-        assert len(queries) == 21 // batch + 1  # the batch the far row ends
+        assert far in after and len(after) == 22
+        assert len(queries) == 21 // batch + 2  # one more batch: the far row's
     finally:
         event.remove(db.engine, "before_cursor_execute", count)
