@@ -4,7 +4,9 @@ as it is read) with the watermark it was taken at, next to the SQLite file or in
 Settings.index_snapshot_dir, written atomically.
 
 A snapshot is used only when it was written for this database and quality gate
-(:func:`snapshot_key`), the database's watermark is not behind it, and a sample of its
+(:func:`snapshot_key`) in this format (format 2: the watermark of change_seq, migration 0012;
+an older file is not used, and the list loaded from the database, logged), the database's
+watermark is not behind it, and a sample of its
 entries (16 a table) has the same hashes in the database (:func:`check_against_database`);
 the watcher then brings it up to date and counts it against the database. The file is a
 cache, trusted no further than the workstation's own code: the checks catch damage,
@@ -20,7 +22,6 @@ import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,7 @@ from app.storage.models import HashListEntry
 
 #: Lists smaller than this are loaded from the database each time (a fraction of a second).
 SNAPSHOT_MIN_ENTRIES = 1 << 16
-_SNAPSHOT_FORMAT = 1
+_SNAPSHOT_FORMAT = 2  # 2: the watermark is change_seq's (1: times)
 _SNAPSHOT_SAMPLE = 16  # entries a table checked against the database before a snapshot is used
 
 
@@ -55,24 +56,12 @@ def snapshot_path(database_url: str, folder: Path | None) -> Path | None:
     return None
 
 
-def _stamp(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
 def _mark_meta(mark: Watermark) -> dict:
-    return {k: (v if isinstance(v, int) else _stamp(v)) for k, v in asdict(mark).items()}
+    return {k: int(v) for k, v in asdict(mark).items()}
 
 
 def _mark_from_meta(meta: dict) -> Watermark:
-    def when(v: str | None) -> datetime | None:
-        return datetime.fromisoformat(v) if v is not None else None
-
-    return Watermark(
-        int(meta["max_id"]),
-        when(meta["max_retracted"]),
-        when(meta["max_changed"]),
-        when(meta["lists_changed"]),
-    )
+    return Watermark(int(meta["max_id"]), int(meta["max_seq"]), int(meta["lists_seq"]))
 
 
 def snapshot_key(database_url: str, policy: MatchPolicy) -> dict:
@@ -111,6 +100,8 @@ def read_snapshot(path: Path, key: dict) -> tuple[dict[str, np.ndarray], Waterma
     with np.load(path, allow_pickle=False) as z:
         arrays = {name: z[name] for name in z.files}  # reads (and CRC-checks) every member
     meta = json.loads(bytes(arrays.pop("meta")).decode())
+    if meta.get("format") != key["format"]:
+        raise ValueError(f"format {meta.get('format')}, this Hashdesk reads {key['format']}")
     for k, v in key.items():
         if meta.get(k) != v:
             raise ValueError(f"written for another {k}")
@@ -121,8 +112,8 @@ def check_against_database(s: Session, arrays: dict[str, np.ndarray], mark: Wate
     """ValueError unless the snapshot's database is this one: the watermark not behind it,
     and a sample of its entries (spread over every table) present with the same hash."""
     now = read_watermark(s)
-    if now.max_id < mark.max_id:
-        raise ValueError(f"the database ends at id {now.max_id}, the snapshot at {mark.max_id}")
+    if now.behind(mark):
+        raise ValueError(f"the database's watermark {now} is behind the snapshot's {mark}")
     sample: dict[int, str] = {}
     for name, ids in arrays.items():
         if not name.endswith(".ids") or ids.size == 0:

@@ -8,9 +8,9 @@ disabled.
 An entry's ``ref`` is its item; an imported entry has none, so its ref is the negative of its
 own id, or for the frames of one imported video (one external id) the negative of the first
 frame's id: :func:`entry_for` reads it back. The watermark (:class:`Watermark`) says how far
-the database's hash list has come: the highest id, the latest retraction, the latest other
-change (disable, enable, flood guard) and the latest change to a list's rule, each read off
-the end of its index.
+the database's hash list has come: the highest id, and the highest ``change_seq`` of the
+entries and of the lists (a counter the database sets on every insert and update, migration
+0012: no client clock can move it), each read off the end of its index.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 from sqlalchemy import String, case, cast, func, or_, select
@@ -61,8 +61,10 @@ def active_entry():
     return (HashListEntry.retracted_at.is_(None), HashListEntry.disabled_at.is_(None))
 
 
-#: Hash-list ids per bulk-load query. 256k PDQ hashes are 16 MB of hex in one string.
+#: Hash-list rows per bulk-load query. 256k PDQ hashes are 16 MB of hex in one string.
 LOAD_BATCH = 1 << 18
+#: Ids per query when the rows are named by id (bound parameters, within every driver's limit).
+IDS_BATCH = 1000
 _ALG_CODES = {a.value: i for i, a in enumerate(Algorithm)}
 _ALGS = tuple(Algorithm)
 _REGION_CODES = {region_variant(r): i + 1 for i, r in enumerate(REGIONS)}  # 0: whole picture
@@ -93,21 +95,23 @@ def _indexable_where(policy: MatchPolicy) -> tuple:
     )
 
 
-def add_hash_list_rows(s: Session, index: HashIndex, policy: MatchPolicy, *where) -> int:
+def add_hash_list_rows(
+    s: Session, index: HashIndex, policy: MatchPolicy, *where, ids: Sequence[int] | None = None
+) -> int:
     """Index the active hash-list entries (keyed by row id, ref = their item, see the module
-    docstring) that satisfy ``where`` and are not in ``index`` yet, each in its list's space.
-    Returns how many were indexed (low-quality PDQ and query-only variants are not).
+    docstring) that satisfy ``where`` (and are among ``ids``, when given) and are not in
+    ``index`` yet, each in its list's space. Returns how many were indexed (low-quality PDQ and
+    query-only variants are not).
 
-    In bulk: one query per :data:`LOAD_BATCH` ids, the database joining each column of the
-    batch into one string (ids, refs, algorithm and space codes as decimal lists, the hashes
-    end to end), turned into arrays in one step each (no Python object per entry: 1M entries
-    load in about a second; row by row they took 11 s and 590 bytes an entry). Rows the codes
+    In bulk: one query per :data:`LOAD_BATCH` ids, read by keyset (the batch ends at the last
+    of a subquery's ``WHERE id > last ORDER BY id LIMIT n``, however far apart the ids are), the
+    database joining each column of the batch into one string (ids, refs, algorithm and space
+    codes as decimal lists, the hashes end to end), turned into arrays in one step each (no
+    Python object per entry: 1M entries load in about a second; row by row they took 11 s and
+    590 bytes an entry). ``ids``: the same, :data:`IDS_BATCH` of them a query. Rows the codes
     cannot say (an imported video's frames, whose ref is their first frame's id; a list or a
     half not known here) are read row by row."""
     h = HashListEntry
-    lo, hi = s.execute(select(func.min(h.id), func.max(h.id)).where(*where)).one()
-    if lo is None:
-        return 0
     names = [LOCAL_LIST, *s.scalars(select(HashList.name).order_by(HashList.name))]
     list_codes = {name: i for i, name in enumerate(names)}
     # A space code per row: list * 8 + half (0: whole picture); negative for a list or a half
@@ -129,22 +133,34 @@ def add_hash_list_rows(s: Session, index: HashIndex, policy: MatchPolicy, *where
         _joined(s, case((h.algorithm == alg.value, h.value)), "" if t.near else ",")
         for alg, t in SIGNAL_TYPES.items()
     ]
+    rows_where = (
+        *where,
+        # Active, as one expression: an index on either column would only slow the scan down
+        # (nearly every row is active).
+        func.coalesce(h.retracted_at, h.disabled_at).is_(None),
+        *_indexable_where(policy),
+    )
     n = 0
     videos: dict[tuple[str, str], int] = {}  # (list, external id) -> first frame id
-    for start in range(lo - 1, hi, LOAD_BATCH):
-        row = s.execute(
-            select(*cols).where(
-                h.id > start,
-                h.id <= start + LOAD_BATCH,
-                *where,
-                # Active, as one expression: an index on either column would only slow the
-                # range scan down (nearly every row is active).
-                func.coalesce(h.retracted_at, h.disabled_at).is_(None),
-                *_indexable_where(policy),
-            )
-        ).one()
-        n += _add_batch(s, index, policy, row, names, videos)
-    return n
+    if ids is not None:
+        todo = sorted(set(ids))
+        for i in range(0, len(todo), IDS_BATCH):
+            chunk = todo[i : i + IDS_BATCH]
+            row = s.execute(select(*cols).where(h.id.in_(chunk), *rows_where)).one()
+            n += _add_batch(s, index, policy, row, names, videos)
+        return n
+    last: int | None = None
+    while True:
+        after = (h.id > last,) if last is not None else ()
+        # The batch: the next LOAD_BATCH ids after the last one read (only ``where`` checked:
+        # a walk along the primary key), up to the last of which the rows are aggregated.
+        window = select(h.id).where(*after, *where).order_by(h.id).limit(LOAD_BATCH).subquery()
+        upto = select(func.max(window.c.id)).scalar_subquery()
+        row = s.execute(select(*cols, upto).where(*after, h.id <= upto, *rows_where)).one()
+        if row[-1] is None:  # nothing after the last id
+            return n
+        n += _add_batch(s, index, policy, row[:-1], names, videos)
+        last = row[-1]
 
 
 def _add_batch(s, index, policy, row, names, videos) -> int:
@@ -296,26 +312,36 @@ def entry_for(db: Database, entry_id: int | None, item_id: int | None) -> EntryF
 
 @dataclass
 class Watermark:
+    """How far the hash list has come: its highest id, and the highest change_seq of its
+    entries (``max_seq``) and of the lists (``lists_seq``). Only ever moves forward, unless the
+    database was restored or edited by hand (the watcher then loads the list again)."""
+
     max_id: int = 0
-    max_retracted: datetime | None = None
-    max_changed: datetime | None = None
-    lists_changed: datetime | None = None
+    max_seq: int = 0
+    lists_seq: int = 0
+
+    def behind(self, other: Watermark) -> bool:
+        """Whether any part of this watermark is behind ``other``'s."""
+        return (
+            self.max_id < other.max_id
+            or self.max_seq < other.max_seq
+            or self.lists_seq < other.lists_seq
+        )
 
 
 def read_watermark(s: Session) -> Watermark:
-    # One scalar subquery per column: each is then read off the end of its index. As three
-    # aggregates of one SELECT, SQLite scans the whole table instead (0.45 s at 1M entries,
-    # at every poll).
+    # One scalar subquery per column: each is then read off the end of its index (as several
+    # aggregates of one SELECT, SQLite scans the whole table instead: 0.45 s at 1M entries, at
+    # every poll). One statement: one snapshot on PostgreSQL.
     h = HashListEntry
-    max_id, max_ret, max_changed = s.execute(
+    max_id, max_seq, lists_seq = s.execute(
         select(
             select(func.max(h.id)).scalar_subquery(),
-            select(func.max(h.retracted_at)).scalar_subquery(),
-            select(func.max(h.changed_at)).scalar_subquery(),
+            select(func.max(h.change_seq)).scalar_subquery(),
+            select(func.max(HashList.change_seq)).scalar_subquery(),
         )
     ).one()
-    lists_changed = s.scalar(select(func.max(HashList.updated_at)))
-    return Watermark(max_id or 0, max_ret, max_changed, lists_changed)
+    return Watermark(max_id or 0, max_seq or 0, lists_seq or 0)
 
 
 def indexable_count(s: Session, policy: MatchPolicy) -> int:

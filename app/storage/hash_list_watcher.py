@@ -3,13 +3,21 @@ stays equal to the active hash list within seconds. On PostgreSQL the watcher LI
 the notification :mod:`app.storage.notify` sends with every change; everywhere (and as a
 safety net on PostgreSQL) it polls the cheap watermark (:class:`Watermark`).
 
+The watermark is the database's own change counter (``change_seq``, set on every insert and
+update of an entry or a list, migration 0012), never a client's clock. A refresh reads the
+entries whose change_seq is above the last watermark less :data:`SEQ_LOOKBACK` (PostgreSQL
+hands the numbers out when a row is written, and the transactions commit in any order) and
+reconciles each: active and indexable, added when absent; retracted or disabled, removed when
+present. A notification (or the safety-net poll) always reads them: a transaction committing
+late with a lower number leaves the highest number as it was. A watermark that went back (a
+database restored, edited by hand) loads the list again.
+
 One process holds one index (app.compose.AppContext.watcher): loaded once, by the first
 ingest or the watcher's thread (from the snapshot, :mod:`app.storage.hash_index_snapshot`,
-when one is usable: brought up to date by the watcher's own refresh, rows added since,
-retractions, disables and enables, with the same lookbacks as a running watcher, and then
-holding as many entries as the database counts), and refreshed by every ingest after.
-Anything else (no file, a damaged or stale one, another database's) is logged and the list
-loaded from the database.
+when one is usable: brought up to date by the watcher's own refresh, and then holding as many
+entries as the database counts), and refreshed by every ingest after. Anything else (no file,
+a damaged, stale or older-format one, another database's) is logged and the list loaded from
+the database.
 """
 
 from __future__ import annotations
@@ -19,10 +27,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+import numpy as np
+from sqlalchemy import func, select
 
 from app.core.matching.hash_index import HashIndex
 from app.core.matching.hash_lists import ListRule
@@ -36,6 +44,7 @@ from app.storage.hash_index_snapshot import (
     write_snapshot,
 )
 from app.storage.hash_list_index import (
+    IDS_BATCH,
     LOAD_BATCH,
     Watermark,
     add_hash_list_rows,
@@ -49,10 +58,11 @@ from app.storage.notify import listen_statement
 
 log = logging.getLogger(__name__)
 
-# Rows can commit slightly out of id order, and clocks differ between workstations: each
-# refresh looks back this far and skips what it already has.
-ID_LOOKBACK = 1000
-TIME_LOOKBACK = timedelta(minutes=5)
+#: change_seq numbers are taken when a row is written and can commit out of order: each
+#: refresh reads this many numbers back and skips what it already has.
+SEQ_LOOKBACK = 1000
+#: New entries a refresh names by id (IDS_BATCH a query); more (an import) are read in bulk.
+REFRESH_BY_ID = 8 * IDS_BATCH
 
 
 @dataclass(frozen=True)
@@ -103,33 +113,36 @@ class HashListWatcher:
     def _load_locked(self) -> WatchReport:
         report = self._restore_locked() if self.snapshot is not None else None
         if report is None:
-            # From scratch: whatever the index holds (a snapshot restored before its update
-            # failed) would otherwise stay, retracted entries with it.
-            self.index.clear()
-            with self.db.session() as s:
-                mark = read_watermark(s)
-                added = add_hash_list_rows(
-                    s, self.index, self.policy, HashListEntry.id <= mark.max_id
-                )
-                self.lists = load_list_rules(s)
-                self.mark = mark
-            if self.db.dialect == "postgresql" and added >= LOAD_BATCH:
-                # libpq keeps its input buffer as large as the largest result (a batch's 16 MB
-                # of joined hashes) for the connection's life: close the idle connections (the
-                # load's among them; those in use elsewhere are left alone).
-                self.db.engine.pool.dispose()
-            report = WatchReport(added, 0)
-            self._snapshot_stale = True
+            report = WatchReport(self._load_from_database_locked(), 0)
         self.loads += 1
         release_freed_memory()
         self.loaded.set()
         return report
 
+    def _load_from_database_locked(self) -> int:
+        """The index from scratch, and the watermark read before it (what changes meanwhile,
+        the next refresh reconciles)."""
+        # Whatever the index holds (a snapshot restored before its update failed, or a list
+        # since restored to an older state) would otherwise stay, retracted entries with it.
+        self.index.clear()
+        with self.db.session() as s:
+            mark = read_watermark(s)
+            added = add_hash_list_rows(s, self.index, self.policy)
+            self.lists = load_list_rules(s)
+        self.mark = mark
+        if self.db.dialect == "postgresql" and added >= LOAD_BATCH:
+            # libpq keeps its input buffer as large as the largest result (a batch's 16 MB of
+            # joined hashes) for the connection's life: close the idle connections (the
+            # load's among them; those in use elsewhere are left alone).
+            self.db.engine.pool.dispose()
+        self._snapshot_stale = True
+        return added
+
     def _restore_locked(self) -> WatchReport | None:
         """The index from the snapshot file, checked against the database and brought up to
-        date (rows added, retracted, disabled or enabled since: the refresh a running watcher
-        does), or None (logged: absent, damaged, stale or another database's) to load it from
-        the database."""
+        date (every entry changed since: the refresh a running watcher does), or None (logged:
+        absent, damaged, stale, of an older format or another database's) to load it from the
+        database."""
         assert self.snapshot is not None
         key = snapshot_key(self.db.engine.url.render_as_string(), self.policy)
         try:
@@ -145,16 +158,16 @@ class HashListWatcher:
         del arrays
         n = len(self.index)
         self.mark = mark
-        self.lists = ()  # read again by the refresh (its lists_changed differs from None)
-        self.mark.lists_changed = None
         # Not on the start's path: the multi-index (built after the load by the watcher's
         # thread, or by the searches) would hold the first match back.
         since = self._refresh_locked(force=True, prepare=False)
         with self.db.session() as s:
             expected = indexable_count(s, self.policy)
+            self.lists = load_list_rules(s)
         if expected != len(self.index):
-            # Entries missing from the file (or extra in it) that no lookback explains: a file
-            # edited by hand, or a change older than the lookbacks. The database decides.
+            # Entries missing from the file (or extra in it) that the update does not explain:
+            # a file edited by hand, or a change committed further back than the lookback.
+            # The database decides.
             log.warning(
                 "hash-list snapshot %s not used (%d entries after the update, the database "
                 "has %d): loading the list", self.snapshot, len(self.index), expected,
@@ -220,43 +233,57 @@ class HashListWatcher:
         return report
 
     def _refresh_locked(self, force: bool, prepare: bool = True) -> WatchReport:
-        now = self.watermark()
-        if not force and now == self.mark:
-            return WatchReport(0, 0)  # the cheap case: nothing changed
+        """Bring the index up to date. ``force``: read the entries changed since the watermark
+        even when it has not moved (after a notification: a late commit with a lower
+        change_seq leaves the highest as it was)."""
         with self.db.session() as s:
-            added = add_hash_list_rows(
-                s, self.index, self.policy, HashListEntry.id > self.mark.max_id - ID_LOOKBACK
-            )
-            retracted = 0
-            if now.max_retracted is not None:
-                since = (self.mark.max_retracted or datetime.min + TIME_LOOKBACK) - TIME_LOOKBACK
-                gone = s.scalars(
-                    select(HashListEntry.id).where(HashListEntry.retracted_at >= since)
-                ).all()
-                present = [i for i in gone if i in self.index]
-                self.index.remove_many(present)
-                retracted = len(present)
-            if now.max_changed is not None and now.max_changed != self.mark.max_changed:
-                # Disabled or enabled again: out of the index, or back in.
-                since = (self.mark.max_changed or datetime.min + TIME_LOOKBACK) - TIME_LOOKBACK
-                off = s.scalars(
-                    select(HashListEntry.id).where(
-                        HashListEntry.changed_at >= since,
-                        HashListEntry.disabled_at.is_not(None),
-                    )
-                ).all()
-                present = [i for i in off if i in self.index]
-                self.index.remove_many(present)
-                retracted += len(present)
-                added += add_hash_list_rows(
-                    s, self.index, self.policy, HashListEntry.changed_at >= since
-                )
-            if now.lists_changed != self.mark.lists_changed:
-                self.lists = load_list_rules(s)
-        self.mark = now
+            # The watermark first, then the rows, in one transaction: every change at or below
+            # the watermark is in what is read after it (READ COMMITTED: each statement sees
+            # all that committed before it began); later ones are read again next time.
+            now = read_watermark(s)
+            if not force and now == self.mark:
+                return WatchReport(0, 0)  # the cheap case: nothing changed
+            went_back = now.behind(self.mark)
+            if not went_back:
+                added, retracted = self._reconcile(s, self.mark.max_seq - SEQ_LOOKBACK)
+                if now.lists_seq != self.mark.lists_seq:
+                    self.lists = load_list_rules(s)
+                self.mark = now
+        if went_back:
+            log.warning(
+                "hash-list watermark went back (the database restored or edited by hand: %s, "
+                "was %s): loading the list again", now, self.mark,
+            )  # fmt: skip
+            before = len(self.index)
+            added, retracted = self._load_from_database_locked(), before
         if added and prepare:
             self.index.prepare()  # a no-op unless the list grew by a sixteenth since the last
         return WatchReport(added, retracted)
+
+    def _reconcile(self, s, since: int) -> tuple[int, int]:
+        """Every entry whose change_seq is above ``since``, made to agree with the index:
+        active (and indexable) ones added when absent, retracted or disabled ones removed
+        when present. (added, removed)."""
+        h = HashListEntry
+        active = func.coalesce(h.retracted_at, h.disabled_at).is_(None)
+        changed = s.execute(select(h.id, active).where(h.change_seq > since)).all()
+        if not changed:
+            return 0, 0
+        ids = np.fromiter((r[0] for r in changed), np.int64, len(changed))
+        on = np.fromiter((bool(r[1]) for r in changed), bool, len(changed))
+        present = self.index.contains_many(ids)
+        gone = ids[~on & present].tolist()
+        self.index.remove_many(gone)
+        new = ids[on & ~present]
+        if new.size == 0:
+            added = 0
+        elif new.size <= REFRESH_BY_ID:
+            added = add_hash_list_rows(s, self.index, self.policy, ids=new.tolist())
+        else:  # an import: its rows in bulk
+            added = add_hash_list_rows(
+                s, self.index, self.policy, h.change_seq > since, h.id >= int(new.min())
+            )
+        return added, len(gone)
 
     # -- the background thread ------------------------------------------------------------
 
@@ -305,5 +332,7 @@ class HashListWatcher:
                 for _n in conn.notifies(timeout=min(1.0, self.poll_seconds), stop_after=1):
                     got = True
                 if got or time.monotonic() - last_poll >= 30:
-                    self.refresh()  # the 30 s poll is a safety net for missed notifications
+                    # Forced: a notification says something committed, even when the highest
+                    # change_seq did not move. The 30 s poll is a safety net for missed ones.
+                    self.refresh(force=True)
                     last_poll = time.monotonic()

@@ -233,6 +233,9 @@ class HashList(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_import_at: Mapped[datetime | None] = mapped_column(DateTime)
     last_import_note: Mapped[str | None] = mapped_column(Text)
+    # Set by the database on every INSERT and UPDATE, as hash_list.change_seq (the lists' rules
+    # are read again when it moves).
+    change_seq: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
 
 class HashListEntry(Base):
@@ -259,7 +262,7 @@ class HashListEntry(Base):
     signal_id: Mapped[int | None] = mapped_column(ForeignKey("signals.id"))
     added_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     added_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
-    # Indexed: the hash-list watermark (max id, max retracted_at) is polled by every workstation.
+    # Indexed (the watcher's watermark until change_seq, migration 0012).
     retracted_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
     retracted_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     retraction_reason: Mapped[str | None] = mapped_column(Text)
@@ -276,9 +279,12 @@ class HashListEntry(Base):
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     # Set by the flood guard: the entry's matches are queued whatever its list's policy.
     flood_guarded_at: Mapped[datetime | None] = mapped_column(DateTime)
-    # Set by every change after the insert (disable, enable, flood guard): the watcher's
-    # watermark, like retracted_at.
+    # Set by every change after the insert (disable, enable, flood guard).
     changed_at: Mapped[datetime | None] = mapped_column(DateTime, index=True)
+    # Set by the database itself on every INSERT and UPDATE (migration 0012: a sequence on
+    # PostgreSQL, one more than the table's highest on SQLite): the watcher's watermark, which
+    # no client clock can move.
+    change_seq: Mapped[int | None] = mapped_column(BigInteger, index=True)
 
 
 class HashListFeedback(Base):

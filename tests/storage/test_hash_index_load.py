@@ -109,3 +109,36 @@ def test_bulk_load_equals_the_row_rules(db, monkeypatch: pytest.MonkeyPatch) -> 
         np.array([i in want for i in sorted(by_id)]),
     )
     assert len(load_hash_index(db, policy)) == len(want)
+
+
+def test_ids_far_apart_load_in_one_more_batch(db, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load reads by keyset (the rows after the last id read, so many at a time): a row
+    with id 4 * 10**18 (restored, or written by hand) costs one more batch, not a walk over
+    every id between. On SQLite and PostgreSQL."""
+    from sqlalchemy import event
+
+    from app.tools.benchdata import fill_hash_list
+
+    batch = 7
+    monkeypatch.setattr(hash_list_index, "LOAD_BATCH", batch)
+    fill_hash_list(db, 21)
+    queries: list[str] = []
+
+    def count(_conn, _cursor, statement, *_args) -> None:
+        if "string_agg" in statement or "group_concat" in statement:
+            queries.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        before = load_hash_index(db, MatchPolicy())
+        # A query a batch, and the one that finds nothing after the last id.
+        assert len(before) == 21 and len(queries) == 21 // batch + 1
+        far = 4 * 10**18
+        with db.session() as s:  # as the owner (or on SQLite): straight into the table
+            s.add(HashListEntry(id=far, algorithm="pdq", value="ab" * 32, list_name="local"))
+        queries.clear()
+        after = load_hash_index(db, MatchPolicy())
+        assert far in after and len(after) == 22
+        assert len(queries) == 21 // batch + 2  # one more batch: the far row's
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)

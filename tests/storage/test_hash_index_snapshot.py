@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 import numpy as np
 from sqlalchemy import select, update
@@ -156,7 +157,7 @@ def test_snapshot_that_does_not_match_the_database_is_not_used(db, tmp_path):
     again = watcher(db, path)
     again.load_all()
     assert not again.restored
-    ahead = type(w.mark)(w.mark.max_id + 50, None, None, None)
+    ahead = replace(w.mark, max_seq=w.mark.max_seq + 50)
     write_snapshot(path, w.index, ahead, key)
     again = watcher(db, path)
     again.load_all()
@@ -205,3 +206,29 @@ def test_entries_missing_from_the_file_are_caught(db, tmp_path):
     assert not again.restored
     assert all(i in again.index for i in dropped)
     assert content(again.index) == fresh(db)
+
+
+def test_snapshot_of_the_older_format_is_not_used(db, tmp_path, caplog):
+    """A file of format 1 (its watermark in dates, before change_seq): the list is loaded
+    from the database, and the log says why."""
+    seed(db)
+    path = tmp_path / "index.npz"
+    w = watcher(db, path)
+    w.ensure_loaded()
+    meta = json.loads(bytes(np.load(path)["meta"]).decode())
+    arrays = w.index.dump()
+    meta["format"] = 1
+    meta["mark"] = {
+        "max_id": w.mark.max_id,
+        "max_retracted": None,
+        "max_changed": None,
+        "lists_changed": "2026-12-01T00:00:00",
+    }
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    again = watcher(db, path)
+    with caplog.at_level(logging.WARNING, logger="app.storage.hash_list_watcher"):
+        again.load_all()
+    assert not again.restored and content(again.index) == fresh(db)
+    assert "format 1, this Hashdesk reads 2" in caplog.text

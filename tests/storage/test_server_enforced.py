@@ -361,3 +361,39 @@ def test_exposure_only_in_ones_own_name_and_read_by_the_leads(team_server, facts
     with pytest.raises(PermissionDenied, match="only their own comfort"):
         as_mo.keep_comfort(max_, ComfortDefaults(True, 0))
     assert as_mo.comfort(max_.id) is None
+
+
+def test_the_change_counter_needs_no_right_on_its_sequence(team_server, facts):
+    """hash_list.change_seq is set by a trigger that runs as the schema owner: a moderator's
+    confirm and undo set it with no right on the sequence at all (nor can the moderator then
+    take numbers from it directly)."""
+    with team_server.owner.engine.begin() as conn:
+        conn.execute(
+            text("SELECT set_config('hashdesk.test_group', :g, true)"),
+            {"g": f"{team_server.prefix}moderator"},
+        )
+        conn.execute(
+            text(
+                "DO $$ BEGIN EXECUTE format('REVOKE ALL ON SEQUENCE hash_list_change_seq "
+                "FROM %I', current_setting('hashdesk.test_group')); END $$"
+            )
+        )
+        before = conn.scalar(select(func.max(HashListEntry.change_seq)))
+    mo = facts["mo"]
+    review = ReviewService(team_server.connect("mo"))
+    item = review.claim_next(mo.id)
+    out = review.decide(DecisionRequest(item.id, mo.id, Verdict.CONFIRM, "glorification"))
+    assert out.hashes_added > 0
+
+    def seqs() -> list[int]:
+        with team_server.owner.session() as s:
+            return list(
+                s.scalars(select(HashListEntry.change_seq).where(HashListEntry.item_id == item.id))
+            )
+
+    added = seqs()
+    assert len(added) == out.hashes_added and min(added) > before
+    assert review.undo_last(mo.id).hashes_retracted == out.hashes_added
+    assert min(seqs()) > max(added)
+    with insider.psql(team_server, "mo") as conn, pytest.raises(psycopg.Error):
+        conn.execute("SELECT nextval('hash_list_change_seq')")
