@@ -399,3 +399,26 @@ def test_checkpoint_writes_after_a_break_and_verify_names_the_rest(
     assert "list rules, second reviews, exposure: DIFFER from the record" in out
     assert "  list 'partner': its rule was changed by hand" in out
     assert "the checkpoint saw" not in out  # nothing changed since the checkpoint
+
+
+def test_a_team_servers_imports_and_rules_verify_as_a_lead(team_server, tmp_path):
+    """On a team server the import writes as its person (plain INSERTs, each checked by the
+    server) and reads back the ids it added; a lead's verify finds nothing to name, then
+    names a rule the owner changed."""
+    server = team_server
+    root = server.add("root", Role.ADMIN)
+    rootdb = server.connect("root")
+    server.add("lena", Role.LEAD, actor=root, via=rootdb)
+    lists = HashListService(rootdb)
+    src = tmp_path / "partner.txt"
+    src.write_text("".join(f"pdq {h}\n" for h in HASHES[:3]))
+    lists.import_file(src, "partner", actor=root, settings=ListSettings(policy=ListPolicy.RESOLVE))
+    src.write_text("".join(f"pdq {h}\n" for h in HASHES[1:]))
+    assert lists.import_file(src, "partner", actor=root).retracted == 1
+    lists.set_rule("partner", actor=root, pdq_threshold=12)
+    leaddb = server.connect("lena")
+    assert all(r.ok for r in verify_chains(leaddb))
+    assert _problems(leaddb) == []
+    _owner(server.owner, "UPDATE hash_lists SET pdq_threshold = 64")
+    problems = _problems(leaddb)
+    assert len(problems) == 1 and "pdq_threshold 64 (on the record: 12)" in problems[0]
