@@ -232,6 +232,7 @@ def cmd_audit(args, settings: Settings) -> int:
         compare_with,
         read_checkpoint,
         verify_hash_list,
+        verify_other_records,
     )
 
     kept = None
@@ -255,12 +256,19 @@ def cmd_audit(args, settings: Settings) -> int:
             return 0
         reports = verify_chains(db)
         if args.audit_cmd == "checkpoint":
+            # Written even over a broken chain: the break is already there to be named, and
+            # the checkpoint lets every later edit be seen too.
             if not all(r.ok for r in reports):
-                raise CliError("the chains are broken: run `hashdesk audit verify` first")
+                print(
+                    "warning: the chains are broken (`hashdesk audit verify` names where); "
+                    "the checkpoint holds them as they are now",
+                    file=sys.stderr,
+                )
             print(json.dumps(checkpoint(db, reports), sort_keys=True))
             return 0
         seen = SeenHeads(data_dir() / "chain-heads.json")
         problems = [str(p) for p in verify_hash_list(db)]
+        others = [str(p) for p in verify_other_records(db)]
         earlier = seen.get(db.label)
         compared: list[str] = []
         if earlier is not None:
@@ -284,7 +292,11 @@ def cmd_audit(args, settings: Settings) -> int:
     print(f"hash list: {'matches the record' if not problems else 'DIFFERS from the record'}")
     for p in problems:
         print(f"  {p}")
-    return 1 if bad or problems or compared else 0
+    state = "match the record" if not others else "DIFFER from the record"
+    print(f"list rules, second reviews, exposure: {state}")
+    for p in others:
+        print(f"  {p}")
+    return 1 if bad or problems or others or compared else 0
 
 
 def cmd_db(args, settings: Settings) -> int:

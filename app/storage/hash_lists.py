@@ -39,7 +39,7 @@ from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
 from app.storage.hash_list_index import active_entry
 from app.storage.list_feedback import add_feedback
-from app.storage.list_import import ListImportError, ListSettings, import_parsed
+from app.storage.list_import import ListImportError, ListSettings, import_parsed, list_rule
 from app.storage.models import HashList, HashListEntry, HashListFeedback
 from app.storage.permissions import authorize, authorize_or_system
 
@@ -269,6 +269,7 @@ class HashListService:
                         "pdq_threshold": row.pdq_threshold,
                         "allow": row.allow,
                     },
+                    "rule": list_rule(row),  # the whole rule now: `audit verify` compares
                 },
                 occurred_at=now,
             )

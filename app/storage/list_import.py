@@ -7,6 +7,9 @@ under their list, incrementally and idempotently, in one transaction.
 * An entry marked deleted in the file, or (for a whole list, the default) absent from it, is
   retracted with the import as its reason (``retraction_decision_uuid`` = the import's audit
   event). A file without a single good line retracts nothing.
+* The import's audit event names what it did, for `audit verify`: the ids of the rows it
+  added (as ranges) with the digest of their hashes (app.core.model.chain.hash_rows_digest_v2),
+  the ids it retracted, and the list's whole rule after it.
 * New entries are written in bulk: COPY on PostgreSQL, executemany batches on SQLite (an ORM
   object per row costs ~10x more: 1M lines would take minutes). Core SQL is invisible to the
   flush hook of app.storage.notify, so the import sends the NOTIFY itself.
@@ -38,6 +41,7 @@ from app.core.matching.hash_lists import (
     check_list_name,
     check_pdq_threshold,
 )
+from app.core.model.chain import hash_rows_digest_v2, id_ranges
 from app.core.model.domain import Algorithm, UserInfo, utcnow
 from app.core.model.roles import Permission
 from app.storage.audit import AuditKind, append_event
@@ -137,6 +141,16 @@ def _the_list(s: Session, name: str, settings: ListSettings, now: datetime) -> H
     if changed:
         row.updated_at = now
     return row
+
+
+def list_rule(row: HashList) -> dict[str, Any]:
+    """A list's complete rule as its audit events carry it (every change of it is on the
+    record with the whole rule after it: app.storage.verification compares)."""
+    return {
+        "policy": str(ListPolicy(row.policy).value),
+        "pdq_threshold": row.pdq_threshold,
+        "allow": bool(row.allow),
+    }
 
 
 def import_parsed(
@@ -259,26 +273,6 @@ def import_parsed(
         summary.added, summary.updated = len(new_rows), len(updates)
         summary.retracted = len(deleted) + len(gone)
 
-        event = append_event(
-            s,
-            AuditKind.IMPORT,
-            actor_id=user.id,
-            actor_name=user.username,
-            subject=list_name,
-            detail={
-                "file": file_name,
-                "format": parsed.fmt,
-                "lines": parsed.lines,
-                "added": summary.added,
-                "updated": summary.updated,
-                "unchanged": summary.unchanged,
-                "retracted": summary.retracted,
-                "bad_lines": len(summary.problems or []),
-                "unsupported": summary.unsupported,
-            },
-            occurred_at=now,
-        )
-        summary.import_id = event.uuid
         total = len(new_rows) + len(updates) + summary.retracted
         done = 0
 
@@ -298,6 +292,40 @@ def import_parsed(
                 batch,
             )
             step(len(batch))
+        added_ids = s.scalars(
+            select(_T.c.id).where(
+                _T.c.list_name == list_name, _T.c.added_at == now, _T.c.added_by == user.id
+            )
+        ).all()
+        # The event names what the import did (app.storage.verification checks the list
+        # against it): the rows it added (their ids and the digest of their hashes), the ids
+        # it retracted, and the list's rule after it.
+        event = append_event(
+            s,
+            AuditKind.IMPORT,
+            actor_id=user.id,
+            actor_name=user.username,
+            subject=list_name,
+            detail={
+                "file": file_name,
+                "format": parsed.fmt,
+                "lines": parsed.lines,
+                "added": summary.added,
+                "updated": summary.updated,
+                "unchanged": summary.unchanged,
+                "retracted": summary.retracted,
+                "bad_lines": len(summary.problems or []),
+                "unsupported": summary.unsupported,
+                "added_ids": id_ranges(added_ids),
+                "added_digest": hash_rows_digest_v2(
+                    (r[0], r[4], r[1], r[2], r[3], None, list_name) for r in new_rows
+                ),
+                "retracted_ids": id_ranges([*deleted, *gone]),
+                "rule": list_rule(the_list),
+            },
+            occurred_at=now,
+        )
+        summary.import_id = event.uuid
         for ids, why in (
             (deleted, "marked deleted"),
             (gone, "gone from the list"),

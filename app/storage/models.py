@@ -200,7 +200,8 @@ class Decision(Base):
     # For an ``auto_match`` decision: the hash-list entry and distance that matched.
     matched_entry_id: Mapped[int | None] = mapped_column(ForeignKey("hash_list.id"))
     match_distance: Mapped[int | None] = mapped_column(Integer)
-    # A confirm's hash-list rows, digested (app.core.model.chain.hash_rows_digest); chained.
+    # A confirm's hash-list rows, digested (app.core.model.chain.hash_rows_digest_v2, "v2:...";
+    # entries written before it: hash_rows_digest); chained.
     hashes_digest: Mapped[str | None] = mapped_column(String(64))
     decided_at: Mapped[datetime] = mapped_column(DateTime, index=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

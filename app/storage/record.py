@@ -17,7 +17,12 @@ from sqlalchemy.orm import Session
 
 from app.core.matching.hash_lists import LOCAL_LIST
 from app.core.matching.signal_types import is_query_only
-from app.core.model.chain import GENESIS_HASH, chain_hash, decision_fields_of, hash_rows_digest
+from app.core.model.chain import (
+    GENESIS_HASH,
+    chain_hash,
+    decision_fields_of,
+    hash_rows_digest_v2,
+)
 from app.core.model.decisions import DECIDING, DecisionRequest, outcome_of
 from app.core.model.domain import (
     OPEN_STATUSES,
@@ -87,9 +92,13 @@ def append_decision(
 def append_confirm(s: Session, req: DecisionRequest, item: Item) -> int:
     """Append a decision that confirms ``item`` (a confirm, or an overturn to confirm) and put
     the item's hashes in the local list under it. The chain entry carries the digest of those
-    rows, so `audit verify` can tell forged, altered and deleted rows from the record."""
+    rows (every field that decides a match: app.core.model.chain.hash_rows_digest_v2), so
+    `audit verify` can tell forged, altered and deleted rows from the record."""
     signals = _listable_signals(s, item)
-    digest = hash_rows_digest((g.algorithm, g.variant, g.value) for g in signals)
+    digest = hash_rows_digest_v2(
+        (g.algorithm, g.variant, g.value, g.quality, g.frame_ts, req.category, LOCAL_LIST)
+        for g in signals
+    )
     append_decision(s, req, hashes_digest=digest)
     for sig in signals:
         s.add(

@@ -1,17 +1,26 @@
 """`hashdesk audit verify`: is the record what it says it is?
 
-Three checks on top of the chains' own (app.storage.audit.verify_chains):
+Checks on top of the chains' own (app.storage.audit.verify_chains):
 
 * **The hash list the chain implies.** Every local hash-list row must have been added by a
   chained confirm (or overturn to confirm) of the same item, the rows a confirm added must
-  match the digest its chain entry carries (app.core.model.chain.hash_rows_digest), and a row is
-  retracted exactly when the record says so: an undo of the decision that added it, an
-  overturn to reject of its item, or a chained retraction event naming it. Every row that
-  differs is named: forged, altered, retracted by hand, un-retracted, deleted. Imported rows
-  (other lists) must belong to a list an import on the record brought in.
-* **Checkpoints.** `hashdesk audit checkpoint` prints each chain's length and head; kept
-  elsewhere, `audit verify --checkpoint FILE` proves that nothing up to it was removed or
-  rewritten (a truncated tail leaves a shorter chain, a rewritten one another hash there).
+  match the digest its chain entry carries (app.core.model.chain: v2 covers algorithm,
+  variant, value, quality, frame time, category and list; entries written with v1 verify with
+  v1), and a row is retracted exactly when the record says so: an undo of the decision that
+  added it, an overturn to reject of its item, or a chained retraction event naming it. A
+  confirm without a digest is exempt only before the first confirm that carries one. Every row
+  that differs is named: forged, altered, retracted by hand, un-retracted, deleted.
+* **Imported rows.** Each import's audit event names the ids it added (with the v2 digest of
+  their hashes) and the ids it retracted; every imported row must be one an import added,
+  match its digest, and be retracted exactly when an import or a retraction says so. Imports
+  written before events named their rows are trusted by list, time and person.
+* **List rules, second reviews, exposure** (:func:`verify_other_records`): each list's rule
+  against the last import or rule change (both carry the whole rule); each second review
+  against the decisions it refers to; exposure records that cannot be true.
+* **Checkpoints.** `hashdesk audit checkpoint` prints each chain's length and head (even over a
+  broken chain, so later edits still show); kept elsewhere, `audit verify --checkpoint FILE`
+  proves that nothing up to it was removed or rewritten (a truncated tail leaves a shorter
+  chain, a rewritten one another hash there).
 * **Heads this workstation has seen.** Each verify (and each start of the GUI) remembers the
   chains' lengths and heads in the user data directory; a chain that is later shorter, or
   whose entry at a remembered position changed, is reported: deleting the newest entries of
@@ -21,6 +30,7 @@ Three checks on top of the chains' own (app.storage.audit.verify_chains):
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,13 +39,29 @@ from typing import Any
 
 from sqlalchemy import func, select, text
 
-from app.core.matching.hash_lists import LOCAL_LIST
+from app.core.matching.hash_lists import LOCAL_LIST, ListPolicy
 from app.core.matching.signal_types import is_query_only
-from app.core.model.chain import hash_rows_digest
+from app.core.model.chain import (
+    DIGEST_V2,
+    HashRowFields,
+    hash_row_line,
+    ids_of_ranges,
+    rows_digest_matches,
+)
 from app.core.model.domain import DecisionMethod, Verdict, utcnow
+from app.core.model.queues import SecondReviewState
 from app.storage.audit import CHAINS, AuditKind, ChainReport, verify_chains
 from app.storage.db import Database
-from app.storage.models import AuditEvent, Decision, HashListEntry, SignalRow
+from app.storage.models import (
+    AuditEvent,
+    Decision,
+    ExposureRow,
+    HashList,
+    HashListEntry,
+    SecondReview,
+    SignalRow,
+    User,
+)
 from app.storage.server_security import enforced
 
 
@@ -50,6 +76,41 @@ class RecordProblem:
 # -- the hash list the chain implies --------------------------------------------------------
 
 
+def _row_fields(r: HashListEntry, category: str | None = None) -> HashRowFields:
+    """A stored row as the digests read it (``category``: in place of the row's own)."""
+    return (r.algorithm, r.variant, r.value, r.quality, r.frame_ts, category, r.list_name)
+
+
+def _key(digest: str, row: HashRowFields) -> str:
+    """A row's line in the version of ``digest`` (v1: algorithm, variant and value only)."""
+    if digest.startswith(DIGEST_V2):
+        return hash_row_line(row)
+    return f"{row[0]}|{row[1] or ''}|{row[2].lower()}"
+
+
+def _ids(ids: list[int], most: int = 50) -> str:
+    shown = ", ".join(f"#{i}" for i in sorted(ids)[:most])
+    return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
+@dataclass
+class _Import:
+    """An import on the record, as its audit event tells it."""
+
+    event_id: int
+    uuid: str
+    list_name: str
+    actor_id: int | None
+    at: datetime
+    added_ids: set[int] | None  # None: written before imports named their rows
+    added_digest: str | None
+    retracted_ids: set[int] | None
+
+    @property
+    def label(self) -> str:
+        return f"import #{self.event_id} ({self.uuid[:8]}) into {self.list_name!r}"
+
+
 def verify_hash_list(db: Database) -> list[RecordProblem]:
     """Every hash-list row that differs from what the decision and audit chains imply."""
     problems: list[RecordProblem] = []
@@ -60,6 +121,7 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
         rejected_after: dict[int, list[int]] = defaultdict(list)  # item -> overturn-to-reject ids
         ids_of: dict[str, int] = {}
         taking_back: dict[str, tuple[str, int]] = {}  # undo/overturn uuid -> (verdict, item)
+        digests_began = False  # once a confirm carries its digest, every later one must
         for d in s.execute(
             select(
                 Decision.id,
@@ -85,10 +147,20 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
             if confirming:
                 adds[d.uuid] = (d.item_id, d.hashes_digest)
                 made_by[d.uuid] = (d.category, d.user_id)
+                if d.hashes_digest is not None:
+                    digests_began = True
+                elif digests_began:
+                    problems.append(
+                        RecordProblem(
+                            f"decision #{d.id} ({d.uuid[:8]}, item {d.item_id}) confirms, but "
+                            "its chain entry carries no digest of the rows it added, though "
+                            "earlier confirms do"
+                        )
+                    )
             if d.verdict == Verdict.OVERTURN and not d.category:
                 rejected_after[d.item_id].append(d.id)
         event_retracted: set[int] = set()
-        imported_lists: set[str] = set()
+        imports: list[_Import] = []
         disabled_on_record: set[int] = set()  # entries the last disable/enable left disabled
         kinds = [
             AuditKind.RETRACTION.value,
@@ -96,8 +168,17 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
             AuditKind.ENTRY_DISABLED.value,
             AuditKind.ENTRY_ENABLED.value,
         ]
-        for kind, subject, detail in s.execute(
-            select(AuditEvent.kind, AuditEvent.subject, AuditEvent.detail)
+        named_began = False  # once an import names its rows, every later one must
+        for event_id, uuid, kind, actor_id, subject, detail, at in s.execute(
+            select(
+                AuditEvent.id,
+                AuditEvent.uuid,
+                AuditEvent.kind,
+                AuditEvent.actor_id,
+                AuditEvent.subject,
+                AuditEvent.detail,
+                AuditEvent.occurred_at,
+            )
             .where(AuditEvent.kind.in_(kinds))
             .order_by(AuditEvent.id)
         ):
@@ -106,13 +187,40 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
             if kind == AuditKind.RETRACTION.value:
                 event_retracted |= entries
             elif kind == AuditKind.IMPORT.value:
-                imported_lists.add(str(facts.get("list") or subject or ""))
+                named = "added_ids" in facts
+                imp = _Import(
+                    event_id,
+                    uuid,
+                    str(facts.get("list") or subject or ""),
+                    actor_id,
+                    at,
+                    ids_of_ranges(str(facts["added_ids"])) if named else None,
+                    facts.get("added_digest"),
+                    ids_of_ranges(str(facts.get("retracted_ids") or "")) if named else None,
+                )
+                imports.append(imp)
+                if named:
+                    named_began = True
+                elif named_began:
+                    problems.append(
+                        RecordProblem(
+                            f"{imp.label} does not name the rows it added and retracted, "
+                            "though earlier imports do"
+                        )
+                    )
             elif kind == AuditKind.ENTRY_DISABLED.value:
                 disabled_on_record |= entries
             elif "flood_guard" not in facts:  # enabled again (not a flood guard cleared)
                 disabled_on_record -= entries
+        imported_lists = {i.list_name for i in imports}
+        import_by_uuid = {i.uuid: i for i in imports}
+        added_by_import = {n: i for i in imports for n in i.added_ids or ()}
+        retracted_by_import = {n: i for i in imports for n in i.retracted_ids or ()}
+        legacy_imports = {(i.list_name, i.at, i.actor_id) for i in imports if i.added_ids is None}
 
         rows_of: dict[str, list[HashListEntry]] = defaultdict(list)
+        rows_of_import: dict[str, list[HashListEntry]] = defaultdict(list)
+        named_altered: set[int] = set()  # rows already named altered, one by one
         for r in s.scalars(
             select(HashListEntry).order_by(HashListEntry.id).execution_options(yield_per=5000)
         ):
@@ -125,13 +233,16 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
                     )
                 )
             if r.list_name != LOCAL_LIST:
-                if r.list_name not in imported_lists:
-                    problems.append(
-                        RecordProblem(
-                            f"hash-list entry #{r.id} ({r.algorithm} {r.value[:16]}…, list "
-                            f"{r.list_name!r}): no import of that list is on the record"
-                        )
-                    )
+                problems += _check_imported(
+                    r,
+                    imported_lists,
+                    added_by_import,
+                    retracted_by_import,
+                    import_by_uuid,
+                    legacy_imports,
+                    event_retracted,
+                    rows_of_import,
+                )
                 continue
             label = f"hash-list entry #{r.id} ({r.algorithm} {r.value[:16]}…, item {r.item_id})"
             added = adds.get(r.decision_uuid or "")
@@ -151,6 +262,7 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
                 if have != want
             ]
             if changed:
+                named_altered.add(r.id)
                 problems.append(RecordProblem(f"{label} was altered: " + ", ".join(changed)))
             should_retract = (
                 r.decision_uuid in undone
@@ -174,46 +286,368 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
 
         for uuid, (item_id, digest) in adds.items():
             if digest is None:
-                continue  # written before decisions carried their digest
+                continue  # written before decisions carried their digest (else named above)
+            category = made_by[uuid][0]
             rows = rows_of.get(uuid, [])
-            if hash_rows_digest((r.algorithm, r.variant, r.value) for r in rows) == digest:
+            if rows_digest_matches(digest, (_row_fields(r, r.category) for r in rows)):
                 continue
-            own = [
-                (g.algorithm, g.variant or "", g.value)
-                for g in s.scalars(select(SignalRow).where(SignalRow.item_id == item_id))
-                if not is_query_only(g.variant)
+            problems += _confirm_rows_differ(
+                s,
+                f"decision #{ids_of[uuid]} ({uuid[:8]}, item {item_id})",
+                item_id,
+                digest,
+                category,
+                rows,
+                named_altered,
+            )
+        for imp in imports:
+            if imp.added_ids is not None:
+                problems += _import_rows_differ(imp, rows_of_import.get(imp.uuid, []))
+    return problems
+
+
+def _confirm_rows_differ(
+    s: Any,
+    where: str,
+    item_id: int,
+    digest: str,
+    category: str | None,
+    rows: list[HashListEntry],
+    named_altered: set[int],
+) -> list[RecordProblem]:
+    """What differs between a confirm's rows and the digest its chain entry carries: the rows
+    altered (each named, with the fields that differ from the item's hash) and those deleted.
+    A category changed by hand is named by the row check already, so the rows are compared
+    here under the confirm's category."""
+    problems = []
+    own = {
+        g.id: (g.algorithm, g.variant or "", g.value, g.quality, g.frame_ts, category, LOCAL_LIST)
+        for g in s.scalars(select(SignalRow).where(SignalRow.item_id == item_id))
+        if not is_query_only(g.variant)
+    }
+    own_keys = {_key(digest, t) for t in own.values()}
+    present = {_key(digest, _row_fields(r, category)) for r in rows}
+    altered = [r for r in rows if _key(digest, _row_fields(r, category)) not in own_keys]
+    if altered:
+        names = ("algorithm", "variant", "value", "quality", "frame_ts")
+        how = []
+        for r in altered:
+            mine = own.get(r.signal_id or -1)
+            have = _row_fields(r, category)
+            diff = [
+                f"{n} {have[i]!r} (the item's: {mine[i]!r})"
+                for i, n in enumerate(names)
+                if mine is not None and _field_text(have, i) != _field_text(mine, i)
             ]
-            where = f"decision #{ids_of[uuid]} ({uuid[:8]}, item {item_id})"
-            present = {(r.algorithm, r.variant or "", r.value) for r in rows}
-            altered = [r.id for r in rows if (r.algorithm, r.variant or "", r.value) not in own]
-            if altered:
+            how.append(f"#{r.id}: {', '.join(diff)}" if diff else f"#{r.id}")
+        problems.append(
+            RecordProblem(
+                f"{where}: hash-list entries {', '.join(f'#{r.id}' for r in altered)} "
+                "were altered: their values are not the item's hashes it confirmed ("
+                + "; ".join(how)
+                + ")"
+            )
+        )
+    keys: set[str] = set()
+    copies = []  # a second row of the same hash: put in by hand
+    for r in rows:
+        k = _key(digest, _row_fields(r, category))
+        if k in keys:
+            copies.append(r.id)
+        keys.add(k)
+    if copies:
+        problems.append(
+            RecordProblem(
+                f"{where}: hash-list entries {_ids(copies)} were added by hand: copies of "
+                "rows it added"
+            )
+        )
+    # An altered row stands where its signal's row was: that row is altered, not deleted.
+    present |= {_key(digest, own[r.signal_id]) for r in altered if r.signal_id in own}
+    if rows_digest_matches(digest, own.values()):  # the item's hashes are those it confirmed
+        missing = [
+            f"{t[0]}{'/' + t[1] if t[1] else ''} {t[2][:16]}…"
+            for t in own.values()
+            if _key(digest, t) not in present
+        ]
+        if missing:
+            problems.append(
+                RecordProblem(
+                    f"{where}: {len(missing)} hash-list row(s) it added were deleted: "
+                    + ", ".join(missing)
+                )
+            )
+    elif not altered and not copies and not (named_altered & {r.id for r in rows}):
+        problems.append(
+            RecordProblem(
+                f"{where}: its hash-list rows no longer match its chain entry (rows "
+                "deleted or added by hand, or the item's signals changed)"
+            )
+        )
+    return problems
+
+
+def _field_text(row: HashRowFields, i: int) -> str:
+    return hash_row_line(row).split("|")[i]
+
+
+def _check_imported(
+    r: HashListEntry,
+    imported_lists: set[str],
+    added_by_import: dict[int, _Import],
+    retracted_by_import: dict[int, _Import],
+    import_by_uuid: dict[str, _Import],
+    legacy_imports: set[tuple[str, datetime, int | None]],
+    event_retracted: set[int],
+    rows_of_import: dict[str, list[HashListEntry]],
+) -> list[RecordProblem]:
+    """An imported row against the imports on the record: added by one of them (its id among
+    the ids the import's event names), retracted exactly when an import or a retraction on
+    the record says so."""
+    label = f"hash-list entry #{r.id} ({r.algorithm} {r.value[:16]}…, list {r.list_name!r})"
+    if r.list_name not in imported_lists:
+        return [RecordProblem(f"{label}: no import of that list is on the record")]
+    problems = []
+    imp = added_by_import.get(r.id)
+    if imp is None or imp.list_name != r.list_name:
+        if (r.list_name, r.added_at, r.added_by) not in legacy_imports:
+            return [RecordProblem(f"{label} is forged: no import on the record added it")]
+    else:
+        rows_of_import[imp.uuid].append(r)
+        changed = [
+            f"{name} {have!r} (the import's: {want!r})"
+            for name, have, want in (
+                ("added by", r.added_by, imp.actor_id),
+                ("added at", r.added_at, imp.at),
+            )
+            if have != want
+        ]
+        if changed:
+            problems.append(RecordProblem(f"{label} was altered: " + ", ".join(changed)))
+    took_back = retracted_by_import.get(r.id)
+    should_retract = r.id in event_retracted or (
+        took_back is not None and took_back.list_name == r.list_name
+    )
+    if r.retracted_at is not None:
+        by = import_by_uuid.get(r.retraction_decision_uuid or "")
+        justified = r.id in event_retracted or (
+            by is not None
+            and by.list_name == r.list_name
+            and (by.retracted_ids is None or r.id in by.retracted_ids)
+        )
+        if not justified:
+            problems.append(
+                RecordProblem(
+                    f"{label} was retracted by hand: no import or retraction on the record "
+                    "takes it back"
+                )
+            )
+    elif should_retract:
+        what = "a retraction" if r.id in event_retracted else took_back.label  # type: ignore[union-attr]
+        problems.append(RecordProblem(f"{label} is active, but {what} on the record retracted it"))
+    return problems
+
+
+def _import_rows_differ(imp: _Import, rows: list[HashListEntry]) -> list[RecordProblem]:
+    """The rows an import added against its event: each deleted one named, and the rows
+    whose hashes no longer match the digest it carries."""
+    assert imp.added_ids is not None
+    missing = sorted(imp.added_ids - {r.id for r in rows})
+    if missing:
+        return [
+            RecordProblem(
+                f"{imp.label}: {len(missing)} hash-list row(s) it added were deleted: "
+                + _ids(missing)
+            )
+        ]
+    if imp.added_digest is None or rows_digest_matches(
+        imp.added_digest, (_row_fields(r) for r in rows)
+    ):
+        return []
+    return [
+        RecordProblem(
+            f"{imp.label}: its rows no longer match the digest its event carries (a hash, "
+            f"quality, frame time or variant altered by hand), among {_ids([r.id for r in rows])}"
+        )
+    ]
+
+
+# -- list rules, second reviews, exposure ----------------------------------------------------
+
+
+def verify_list_rules(db: Database) -> list[RecordProblem]:
+    """Each list's rule (policy, PDQ threshold, allow) against the last change of it on the
+    record: a rule change event, or an import (both carry the whole rule)."""
+    problems: list[RecordProblem] = []
+    with db.session() as s:
+        on_record: dict[str, dict[str, Any] | None] = {}  # None: a change before rules were whole
+        for kind, subject, detail in s.execute(
+            select(AuditEvent.kind, AuditEvent.subject, AuditEvent.detail)
+            .where(AuditEvent.kind.in_([AuditKind.LIST_CHANGED.value, AuditKind.IMPORT.value]))
+            .order_by(AuditEvent.id)
+        ):
+            facts = json.loads(detail) if detail else {}
+            name = str(facts.get("list") or subject or "")
+            rule = facts.get("rule") or (
+                facts.get("after") if kind == AuditKind.LIST_CHANGED.value else None
+            )
+            on_record[name] = _rule(rule) if isinstance(rule, dict) else None
+        for row in s.scalars(select(HashList).order_by(HashList.id)):
+            if row.name not in on_record:
                 problems.append(
                     RecordProblem(
-                        f"{where}: hash-list entries {', '.join(f'#{i}' for i in altered)} "
-                        "were altered: their values are not the item's hashes it confirmed"
+                        f"list {row.name!r} is not on the record: no import or rule change made it"
                     )
                 )
-            if hash_rows_digest(own) == digest:  # the item's hashes are those it confirmed
-                missing = [
-                    f"{a}{'/' + v if v else ''} {x[:16]}…"
-                    for a, v, x in own
-                    if (a, v, x) not in present
-                ]
-                if missing:
-                    problems.append(
-                        RecordProblem(
-                            f"{where}: {len(missing)} hash-list row(s) it added were deleted: "
-                            + ", ".join(missing)
-                        )
-                    )
-            elif not altered:
+                continue
+            want = on_record[row.name]
+            if want is None:
+                continue
+            have = _rule(
+                {"policy": row.policy, "pdq_threshold": row.pdq_threshold, "allow": row.allow}
+            )
+            changed = [
+                f"{k} {have[k]!r} (on the record: {want.get(k)!r})"
+                for k in have
+                if have[k] != want.get(k)
+            ]
+            if changed:
                 problems.append(
                     RecordProblem(
-                        f"{where}: its hash-list rows no longer match its chain entry (rows "
-                        "deleted or added by hand, or the item's signals changed)"
+                        f"list {row.name!r}: its rule was changed by hand: " + ", ".join(changed)
                     )
                 )
     return problems
+
+
+def _rule(rule: dict[str, Any]) -> dict[str, Any]:
+    policy = rule.get("policy")
+    threshold = rule.get("pdq_threshold")
+    return {
+        "policy": None if policy is None else str(ListPolicy(policy).value),
+        "pdq_threshold": None if threshold is None else int(threshold),
+        "allow": bool(rule.get("allow")),
+    }
+
+
+def verify_second_reviews(db: Database) -> list[RecordProblem]:
+    """Each second review against the decision chain: its first decision is there with the
+    same item, person and verdict; a done review's second decision is there (a second
+    review's) with the same verdict, and ``agreed`` says whether the two verdicts agree; a
+    pending or claimed one has no second verdict; every second-review decision has its row."""
+    problems: list[RecordProblem] = []
+    with db.session() as s:
+        chain = {
+            d.uuid: d
+            for d in s.execute(
+                select(
+                    Decision.id,
+                    Decision.uuid,
+                    Decision.item_id,
+                    Decision.user_id,
+                    Decision.verdict,
+                    Decision.method,
+                )
+            )
+        }
+        recorded: set[str] = set()
+        for sr in s.scalars(select(SecondReview).order_by(SecondReview.id)):
+            label = f"second review #{sr.id} (item {sr.item_id})"
+            wrong: list[str] = []
+            first = chain.get(sr.first_decision_uuid)
+            if first is None:
+                wrong.append(f"its first decision {sr.first_decision_uuid[:8]} is not on the chain")
+            else:
+                wrong += _differs(
+                    "first",
+                    first,
+                    (
+                        ("item", sr.item_id, first.item_id),
+                        ("person", sr.first_user_id, first.user_id),
+                        ("verdict", _v(sr.first_verdict), _v(first.verdict)),
+                    ),
+                )
+            done = sr.status == SecondReviewState.DONE
+            if done:
+                second = chain.get(sr.second_decision_uuid or "")
+                if second is None or second.method != DecisionMethod.SECOND_REVIEW:
+                    wrong.append(
+                        f"it is done, but its second decision {(sr.second_decision_uuid or '')[:8]}"
+                        " is not a second review on the chain"
+                    )
+                else:
+                    recorded.add(second.uuid)
+                    wrong += _differs(
+                        "second",
+                        second,
+                        (
+                            ("item", sr.item_id, second.item_id),
+                            ("person", sr.second_user_id, second.user_id),
+                            ("verdict", _v(sr.second_verdict), _v(second.verdict)),
+                        ),
+                    )
+                agreed = _v(sr.second_verdict) == _v(sr.first_verdict)
+                if sr.agreed is None or bool(sr.agreed) != agreed:
+                    wrong.append(f"agreed is {sr.agreed!r}, but the verdicts say {agreed!r}")
+            elif (sr.second_decision_uuid, sr.second_verdict, sr.agreed) != (None, None, None):
+                wrong.append(f"it is {_v(sr.status)}, but carries a second verdict")
+            if wrong:
+                problems.append(RecordProblem(f"{label}: " + "; ".join(wrong)))
+        for d in sorted(chain.values(), key=lambda d: d.id):
+            if d.method == DecisionMethod.SECOND_REVIEW and d.uuid not in recorded:
+                problems.append(
+                    RecordProblem(
+                        f"decision #{d.id} ({d.uuid[:8]}, item {d.item_id}) is a second review, "
+                        "but no done second review records it"
+                    )
+                )
+    return problems
+
+
+def _v(value: Any) -> str | None:
+    return None if value is None else str(getattr(value, "value", value))
+
+
+def _differs(which: str, d: Any, pairs: tuple[tuple[str, Any, Any], ...]) -> list[str]:
+    return [
+        f"{name} {have!r}, but its {which} decision #{d.id} says {want!r}"
+        for name, have, want in pairs
+        if have != want
+    ]
+
+
+#: The longest an exposure record can be: a day.
+MAX_EXPOSURE_SECONDS = 86_400.0
+
+
+def verify_exposure(db: Database) -> list[RecordProblem]:
+    """Exposure records that cannot be true: seconds outside [0, a day], or a person who does
+    not exist."""
+    problems: list[RecordProblem] = []
+    with db.session() as s:
+        users = set(s.scalars(select(User.id)))
+        for e in s.scalars(
+            select(ExposureRow).order_by(ExposureRow.id).execution_options(yield_per=5000)
+        ):
+            wrong = []
+            if not (
+                e.seconds is not None
+                and math.isfinite(e.seconds)
+                and 0 <= e.seconds <= MAX_EXPOSURE_SECONDS
+            ):
+                wrong.append(f"{e.seconds!r} seconds (not within 0 and {MAX_EXPOSURE_SECONDS:g})")
+            if e.user_id not in users:
+                wrong.append(f"user {e.user_id} does not exist")
+            if wrong:
+                problems.append(
+                    RecordProblem(f"exposure record #{e.id} ({e.uuid[:8]}): " + ", ".join(wrong))
+                )
+    return problems
+
+
+def verify_other_records(db: Database) -> list[RecordProblem]:
+    """The records beside the hash list that `audit verify` checks against the chains."""
+    return verify_list_rules(db) + verify_second_reviews(db) + verify_exposure(db)
 
 
 # -- checkpoints and remembered heads ------------------------------------------------------

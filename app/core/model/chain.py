@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import math
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
@@ -63,11 +64,95 @@ def decision_chain_fields(
 
 
 def hash_rows_digest(rows: Iterable[tuple[str, str | None, str]]) -> str:
-    """The digest a decision's chain entry carries of the hash-list rows it added: SHA-256 of
-    the sorted ``algorithm|variant|value`` lines. Order-free, so the writer and the verifier
-    can list the rows in any order."""
+    """The first version of the digest a confirm's chain entry carries of the hash-list rows
+    it added: SHA-256 of the sorted ``algorithm|variant|value`` lines. Kept to verify the
+    entries written with it; new confirms carry :func:`hash_rows_digest_v2`."""
     lines = sorted(f"{alg}|{variant or ''}|{value.lower()}" for alg, variant, value in rows)
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+#: The mark of the second version of a rows digest (the first has none: 64 hex digits).
+DIGEST_V2 = "v2:"
+
+#: One hash-list row as the v2 digest reads it: algorithm, variant, value, quality,
+#: frame_ts (seconds), category, list.
+HashRowFields = tuple[str, str | None, str, int | None, float | None, str | None, str]
+
+
+def frame_ts_text(frame_ts: float | None) -> str:
+    """``frame_ts`` as the v2 digest writes it: whole microseconds, rounded down, in decimal
+    (``floor(frame_ts * 1000000)``: one IEEE double multiplication, the same in PostgreSQL);
+    NULL as the empty string."""
+    return "" if frame_ts is None else str(math.floor(frame_ts * 1_000_000))
+
+
+def hash_row_line(row: HashRowFields) -> str:
+    """One row's line in the v2 digest: its seven fields joined by ``|``, each as text: NULL
+    as the empty string, the value in lower case, quality as a decimal integer, frame_ts by
+    :func:`frame_ts_text`."""
+    alg, variant, value, quality, frame_ts, category, list_name = row
+    return "|".join(
+        (
+            alg,
+            variant or "",
+            value.lower(),
+            "" if quality is None else str(int(quality)),
+            frame_ts_text(frame_ts),
+            category or "",
+            list_name,
+        )
+    )
+
+
+def hash_rows_digest_v2(rows: Iterable[HashRowFields]) -> str:
+    """The digest a confirm's chain entry (and an import's audit event) carries of the
+    hash-list rows it added, covering every field that decides a match: ``"v2:"`` and the
+    first 61 hex digits of the SHA-256 of the rows' lines (:func:`hash_row_line`) sorted by
+    code point and joined by ``\n`` (UTF-8; no rows: the empty string). 64 characters, the
+    width of the stored digest. In PostgreSQL, over the rows ``h``::
+
+        'v2:' || left(encode(sha256(convert_to(coalesce(string_agg(
+          h.algorithm || '|' || coalesce(h.variant, '') || '|' || lower(h.value) || '|' ||
+          coalesce(h.quality::text, '') || '|' ||
+          coalesce(floor(h.frame_ts * 1000000)::bigint::text, '') || '|' ||
+          coalesce(h.category, '') || '|' || h.list_name,
+          E'\n' ORDER BY <that line> COLLATE "C"), ''), 'UTF8')), 'hex'), 61)
+    """
+    lines = sorted(hash_row_line(r) for r in rows)
+    return DIGEST_V2 + hashlib.sha256("\n".join(lines).encode()).hexdigest()[:61]
+
+
+def rows_digest_matches(digest: str, rows: Iterable[HashRowFields]) -> bool:
+    """Whether ``rows`` are those ``digest`` was made of, in the version it names."""
+    if digest.startswith(DIGEST_V2):
+        return hash_rows_digest_v2(rows) == digest
+    return hash_rows_digest((r[0], r[1], r[2]) for r in rows) == digest
+
+
+def id_ranges(ids: Iterable[int]) -> str:
+    """Row ids as compact text: sorted, runs of consecutive ids as ``first-last``, joined by
+    commas (``"3-7,9,12-13"``; none: the empty string)."""
+    out: list[str] = []
+    run: list[int] = []
+    for i in sorted(set(ids)):
+        if run and i == run[-1] + 1:
+            run[-1] = i
+            continue
+        if run:
+            out.append(str(run[0]) if run[0] == run[1] else f"{run[0]}-{run[1]}")
+        run = [i, i]
+    if run:
+        out.append(str(run[0]) if run[0] == run[1] else f"{run[0]}-{run[1]}")
+    return ",".join(out)
+
+
+def ids_of_ranges(text: str) -> set[int]:
+    """The ids :func:`id_ranges` wrote."""
+    ids: set[int] = set()
+    for part in filter(None, text.split(",")):
+        first, _, last = part.partition("-")
+        ids.update(range(int(first), int(last or first) + 1))
+    return ids
 
 
 def audit_chain_fields(
