@@ -12,7 +12,7 @@ from PIL import Image
 from sqlalchemy import select, text
 
 from app.core.ingest.contentstore import ContentStore
-from app.core.model.chain import hash_rows_digest
+from app.core.model.chain import rows_digest_matches
 from app.core.model.decisions import DecisionRequest
 from app.core.model.domain import Role, Verdict
 from app.core.model.queues import DEFAULT_LEASE_SECONDS
@@ -102,9 +102,11 @@ def test_the_server_decides_as_python_does(team_server, tmp_path):
             rows = s.scalars(
                 select(HashListEntry).where(HashListEntry.decision_uuid == d.uuid)
             ).all()
-            assert d.hashes_digest == hash_rows_digest(
-                (r.algorithm, r.variant, r.value) for r in rows
-            )
+            assert rows_digest_matches(
+                d.hashes_digest,
+                [(r.algorithm, r.variant, r.value, r.quality, r.frame_ts, r.category,
+                  r.list_name) for r in rows],
+            )  # fmt: skip
     assert all(r.ok for r in verify_chains(team_server.owner))
     assert verify_hash_list(team_server.owner) == []
     lite.dispose()

@@ -28,17 +28,21 @@ LANGUAGE sql IMMUTABLE AS $$
   SELECT COALESCE(starts_with(p_variant, 'dih:') OR starts_with(p_variant, 'untrimmed:'), false)
 $$;
 
--- The digest a confirm's chain entry carries of the rows it adds
--- (app.core.model.chain.hash_rows_digest): SHA-256 of the sorted lines
--- "algorithm|variant|lower(value)" joined by newlines, over the item's listable signals.
-CREATE OR REPLACE FUNCTION hd_item_hashes_digest(p_item_id bigint) RETURNS text
+-- The digest a confirm's chain entry carries of the rows it adds, as they will be: the item's
+-- listable signals under ``p_category`` in the local list (app.core.model.chain
+-- .hash_rows_digest_v2, whose docstring gives this very expression).
+CREATE OR REPLACE FUNCTION hd_item_hashes_digest(p_item_id bigint, p_category text) RETURNS text
 LANGUAGE sql STABLE SECURITY DEFINER
 SET search_path FROM CURRENT AS $$
-  SELECT encode(sha256(convert_to(COALESCE(string_agg(line, E'\n' ORDER BY line COLLATE "C"),
-                                           ''), 'UTF8')), 'hex')
-  FROM (SELECT g.algorithm || '|' || COALESCE(g.variant, '') || '|' || lower(g.value) AS line
+  SELECT 'v2:' || left(encode(sha256(convert_to(COALESCE(
+           string_agg(line, E'\n' ORDER BY line COLLATE "C"), ''), 'UTF8')), 'hex'), 61)
+  FROM (SELECT g.algorithm || '|' || COALESCE(g.variant, '') || '|' || lower(g.value) || '|'
+               || COALESCE(g.quality::text, '') || '|'
+               || COALESCE(floor(g.frame_ts * 1000000)::bigint::text, '') || '|'
+               || COALESCE(p_category, '') || '|' || 'local' AS line
         FROM signals g WHERE g.item_id = p_item_id AND NOT hd_query_only(g.variant)) lines
 $$;
+DROP FUNCTION IF EXISTS hd_item_hashes_digest(bigint);
 
 -- Put the item's listable signals in the local list under the confirm ``p_decision_uuid``
 -- (app.storage.record.append_confirm). Returns how many rows it added.
@@ -240,7 +244,7 @@ DECLARE d decisions;
 BEGIN
   d := hd_append_decision(p_uuid, p_item.id, p_me.id, p_verdict, p_category, p_category_label,
     p_note, p_method, NULL, p_parent_uuid, NULL, NULL,
-    CASE WHEN p_verdict = 'confirm' THEN hd_item_hashes_digest(p_item.id) END);
+    CASE WHEN p_verdict = 'confirm' THEN hd_item_hashes_digest(p_item.id, p_category) END);
   IF p_verdict = 'confirm' THEN
     PERFORM hd_add_item_hashes(p_uuid, p_item.id, p_me.id, p_category);
   END IF;
