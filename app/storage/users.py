@@ -263,7 +263,14 @@ class UserService:
             else:
                 locked = False
                 u = s.scalar(select(User).where(User.username == username))
-                if u is not None and u.active and verify_password(u.password_hash, password):
+                # On a team server no Hashdesk password is kept (people may not even read the
+                # column): the server's login is the password (app.compose.sign_in).
+                if (
+                    u is not None
+                    and u.active
+                    and not on_server(s)
+                    and verify_password(u.password_hash, password)
+                ):
                     return _info(u)
                 why = "no such user" if u is None else "disabled" if not u.active else "password"
                 append_event(s, AuditKind.LOGIN_FAILED, subject=username, detail={"why": why})
