@@ -173,6 +173,8 @@ def _sign_in(users, name: str | None, what: str, who: str = "an admin"):
 
 
 def cmd_users(args, settings: Settings) -> int:
+    from app.storage.server_security import enforced
+
     acting_as = getattr(args, "as_user", None)
     if args.users_cmd == "passwd":
         acting_as = acting_as or args.name
@@ -182,6 +184,14 @@ def cmd_users(args, settings: Settings) -> int:
         ctx, actor = open_context(settings), None
     try:
         users = ctx.users
+        # The schema owner's own connection to a team database (`db upgrade`'s), without --as:
+        # the owner acts as itself (the server's account functions check the connection;
+        # accounts from before enforcement have no Hashdesk password left to sign in with).
+        owner = (
+            not settings.team_sign_in
+            and not getattr(args, "as_user", None)
+            and enforced(ctx.db.engine)
+        )
         if args.users_cmd == "add":
             if actor is None and users.count() == 0:
                 # An empty database: the first account is the admin, made without signing in.
@@ -193,16 +203,19 @@ def cmd_users(args, settings: Settings) -> int:
                 info = users.create_first_admin(args.name, _read_password(args), args.display_name)
                 print(f"added {info.username} ({info.role.value}), the first admin")
                 return 0
-            actor = actor or _sign_in(users, args.as_user, "adding a user")
+            if not owner:
+                actor = actor or _sign_in(users, args.as_user, "adding a user")
             password = _read_password(args)
             info = users.add(args.name, password, args.role, args.display_name, actor=actor)
             print(f"added {info.username} ({info.role.value})")
         elif args.users_cmd == "disable":
-            actor = actor or _sign_in(users, args.as_user, "disabling a user")
+            if not owner:
+                actor = actor or _sign_in(users, args.as_user, "disabling a user")
             info = users.disable(args.name, actor=actor)
             print(f"disabled {info.username}")
         elif args.users_cmd == "passwd":
-            actor = actor or _sign_in(users, acting_as, "changing a password")
+            if not owner:
+                actor = actor or _sign_in(users, acting_as, "changing a password")
             info = users.set_password(args.name, _read_password(args), actor=actor)
             print(f"changed the password of {info.username}")
         else:

@@ -1,18 +1,23 @@
 """Exposure rows: recorded (from the journal, idempotently by UUID), today's totals for the
 status bar, and the period's figures for the statistics view (docs/ARCHITECTURE.md).
 
-A moderator records exposure in their own name only (here by ``authorize``, on a team server
-by PostgreSQL too: app.storage.server_security) and reads only their own rows; a lead reads
+A moderator records exposure in their own name only and reads only their own rows; a lead reads
 everyone's. "Daily limit passed" and a person's trend are read from the same rows as the totals.
+On a team server the records and a person's comfort defaults are written only by the server's
+functions (app/storage/sql/api_exposure.sql: the caller's own name, the server's time, seconds
+within 0 and a day); elsewhere this module makes the same checks in Python.
 """
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import distinct, func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from app.core.errors import Refusal, first_line
 from app.core.model.domain import UserInfo, utcnow
 from app.core.model.exposure import (
     DailyExposure,
@@ -26,6 +31,38 @@ from app.core.review.preview import ComfortDefaults
 from app.storage.db import Database
 from app.storage.models import ComfortPreference, Decision, ExposureRow, User
 from app.storage.permissions import authorize
+from app.storage.server_api import call, on_server
+
+#: One record's seconds at most: a day (the server's CHECK on exposure_events.seconds too).
+MAX_EXPOSURE_SECONDS = 86400
+
+
+class ExposureError(Refusal, ValueError):
+    """An exposure record or comfort default that cannot be kept as it is."""
+
+
+def _check(event: ExposureEvent) -> None:
+    """The values the server refuses too (api_exposure.sql)."""
+    if not (math.isfinite(event.seconds) and 0 <= event.seconds <= MAX_EXPOSURE_SECONDS):
+        raise ExposureError(
+            f"{event.seconds!r} seconds of exposure is not within 0 and {MAX_EXPOSURE_SECONDS}"
+        )
+    if not (math.isfinite(event.area) and 0 <= event.area <= 1):
+        raise ExposureError(f"{event.area!r} of the picture is not a share within 0 and 1")
+
+
+def _refused(exc: DBAPIError) -> ExposureError | None:
+    if getattr(exc.orig, "sqlstate", None) == "22023":
+        return ExposureError(first_line(str(exc.orig)).removeprefix("hashdesk: "))
+    return None
+
+
+def _in_own_name(s: Session, user_id: int, what: str) -> None:
+    """On a team server: ``user_id`` must be the session's own account (the server writes in
+    no other name; a patched client's other id is refused here with a clear message)."""
+    me = s.scalar(text("SELECT hd_me_id()"))
+    if me != user_id:
+        raise PermissionDenied(f"refused by the server: may not {what} in another person's name")
 
 
 def _day(v: object) -> date:
@@ -100,6 +137,20 @@ class ExposureService:
         """Keep ``comfort`` as the person's own defaults (in their own name only)."""
         with self.db.session() as s:
             authorize(s, who, Permission.REVIEW)
+            if on_server(s):
+                if s.scalar(text("SELECT hd_me_id()")) != who.id:
+                    raise PermissionDenied(
+                        f"{who.username} may change only their own comfort defaults"
+                    )
+                try:
+                    call(
+                        s,
+                        text("SELECT hd_api_keep_comfort(:g, :b)"),
+                        {"g": comfort.greyscale, "b": comfort.blur_level},
+                    )
+                except DBAPIError as exc:
+                    raise (_refused(exc) or exc) from None
+                return
             row = s.get(ComfortPreference, who.id)
             if row is None:
                 row = ComfortPreference(user_id=who.id)
@@ -109,9 +160,32 @@ class ExposureService:
             row.updated_at = utcnow()
 
     def record(self, event: ExposureEvent) -> bool:
-        """Store one event in its person's name; False if it was already there (a replay)."""
+        """Store one event in its person's name; False if it was already there (a replay).
+        Refuses (ExposureError) seconds outside 0 to a day and a share outside 0 to 1."""
+        _check(event)
         with self.db.session() as s:
             authorize(s, event.user_id, Permission.REVIEW)
+            if on_server(s):
+                _in_own_name(s, event.user_id, "record exposure")
+                try:
+                    rows = call(
+                        s,
+                        text(
+                            "SELECT hd_api_record_exposure(:uuid, :item, :kind, :started, "
+                            ":seconds, :area)"
+                        ),
+                        {
+                            "uuid": event.uuid,
+                            "item": event.item_id,
+                            "kind": str(event.kind),
+                            "started": event.started_at,
+                            "seconds": float(event.seconds),
+                            "area": float(event.area),
+                        },
+                    )
+                except DBAPIError as exc:
+                    raise (_refused(exc) or exc) from None
+                return bool(rows[0][0])
             if s.scalar(select(ExposureRow.id).where(ExposureRow.uuid == event.uuid)):
                 return False
             s.add(

@@ -92,7 +92,8 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), unique=True)
     display_name: Mapped[str] = mapped_column(String(128))
     role: Mapped[Role] = mapped_column(_vocab("users", "role"))
-    password_hash: Mapped[str] = mapped_column(String(255))
+    # Loaded only when read (SQLite sign-in): on a team server people may not read it at all.
+    password_hash: Mapped[str] = mapped_column(String(255), deferred=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -21,7 +21,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from app.core.model.domain import Role
 
 #: The characters of a user name: PostgreSQL identifiers without quoting trouble, and the same
-#: set the server checks (app/storage/sql/accounts.sql, hd_valid_username; migration 0011).
+#: set the server checks (app/storage/sql/roles.sql, hd_valid_username; migration 0011).
 USERNAME_ALPHABET = "abcdefghijklmnopqrstuvwxyz0123456789_.-"
 #: PostgreSQL identifiers are at most 63 bytes; the prefix and "u_" take 13.
 MAX_USERNAME = 50

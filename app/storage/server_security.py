@@ -20,9 +20,13 @@ checked by a trigger running as the schema owner, which identifies the person by
   adds them, by its author; they are never deleted and change only by one retraction, tied to
   the undo or overturn that makes it or to a chained audit event in the same transaction;
 * audit events are appended in the actor's own name and follow the chain head;
-* accounts change only through ``hd_account_*`` functions (admins; a person's own password),
-  each requiring its audit event in the same transaction; disabling one takes effect at once
-  (NOLOGIN, open sessions ended, and every check above reads the active flag);
+* accounts change only through ``hd_api_account_*`` functions (admins; a person's own
+  password), each writing its own audit event in the same call; disabling one takes effect at
+  once (NOLOGIN, open sessions ended, and every check above reads the active flag); people
+  cannot read users.password_hash, and no argon2id hash of before stays there;
+* exposure records and comfort defaults are written only through ``hd_api_record_exposure``
+  and ``hd_api_keep_comfort``, in the caller's own name;
+* each person's login carries lock, statement and idle-in-transaction timeouts;
 * a blind second reviewer cannot read the first decision (row-level security on decisions and
   on hash-list rows): moderators read the other moderators' decisions only once no second
   review of them is pending.
@@ -54,13 +58,15 @@ PROGRAM = (
     "identity.sql",  # who is acting and what their role allows
     "chain.sql",  # the chains, appended by the server alone
     "api_review.sql",  # the moderators' writes: claim, renew, release, decide, undo
+    "api_accounts.sql",  # accounts: created, disabled, enabled, re-keyed, on the record
+    "api_exposure.sql",  # exposure records and comfort defaults, in one's own name
     "write_checks.sql",  # the owner-run check on every write, one trigger a table
-    "accounts.sql",  # account changes: only through these functions, on the record
     "row_security.sql",  # blind second review, own rows: row-level security
     "grants.sql",  # what each group may touch at all; the owner's functions' search path
 )
 
 _GIVE_CREATEROLE = "(a superuser gives it: ALTER ROLE <owner> CREATEROLE)"
+_GIVE_SIGNAL = "(a superuser gives it: GRANT pg_signal_backend TO <owner>)"
 
 _enforced: weakref.WeakKeyDictionary[Engine, bool] = weakref.WeakKeyDictionary()
 
@@ -103,15 +109,21 @@ def install(engine: Engine) -> str:
         raise ServerSecurityError("server-side roles exist only on PostgreSQL")
     program = [program_sql(name) for name in PROGRAM]
     with engine.begin() as conn:
-        database, schema, owner, can_create = conn.execute(
+        database, schema, owner, can_create, can_signal = conn.execute(
             text(
                 "SELECT current_database(), current_schema(), current_user, "
-                "(SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user)"
+                "(SELECT rolcreaterole OR rolsuper FROM pg_roles WHERE rolname = current_user), "
+                "pg_has_role(current_user, 'pg_signal_backend', 'MEMBER')"
             )
         ).one()
         if not can_create:
             raise ServerSecurityError(
                 f"{owner} cannot create roles: the schema owner needs CREATEROLE {_GIVE_CREATEROLE}"
+            )
+        if not can_signal:  # disabling an account ends its open sessions (api_accounts.sql)
+            raise ServerSecurityError(
+                f"{owner} cannot end a disabled person's open sessions: the schema owner needs "
+                f"pg_signal_backend {_GIVE_SIGNAL.replace('<owner>', owner)}"
             )
         prefix = role_prefix(database, schema)
         # The program's parameters, for this transaction only: the functions it creates keep

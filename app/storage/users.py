@@ -1,4 +1,9 @@
-"""User accounts: creation, listing, authentication."""
+"""User accounts: creation, listing, authentication.
+
+On a team server (app.storage.server_security) every change is one call of the server's
+account functions (app/storage/sql/api_accounts.sql): they check the admin, the name, the role
+and the password, make the person's PostgreSQL login, and write the audit event themselves.
+On SQLite (and PostgreSQL without the server program) this module does the same in Python."""
 
 from __future__ import annotations
 
@@ -6,23 +11,26 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from app.core.errors import Refusal
+from app.core.errors import Refusal, first_line
 from app.core.model.domain import Role, UserInfo, utcnow
 from app.core.model.roles import Permission, PermissionDenied
 from app.core.model.security import hash_password, verify_password
-from app.storage import server_security
 from app.storage.audit import AuditKind, append_event, count_events, lock_audit_chain
 from app.storage.db import Database
 from app.storage.models import User
 from app.storage.permissions import authorize_or_system
+from app.storage.server_api import on_server
 from app.storage.server_roles import username_problem
 
 # Failed sign-ins: after this many for one user name within the window, refuse further attempts
 # (without checking the password) until the window has passed.
 MAX_FAILED_LOGINS = 5
 FAILED_LOGIN_WINDOW = timedelta(minutes=10)
+#: A display name's length at most (users.display_name; the server checks the same).
+MAX_DISPLAY_NAME = 128
 
 
 class UserError(Refusal, ValueError):
@@ -37,7 +45,7 @@ def _info(u: User) -> UserInfo:
     return UserInfo(u.id, u.username, u.display_name, Role(u.role), u.active)
 
 
-def _validate(username: str, password: str, role: Role | str) -> tuple[str, str, Role]:
+def _validate(username: str, role: Role | str) -> tuple[str, Role]:
     username = username.strip()
     problem = username_problem(username)  # it becomes part of a role name on a team server
     if problem is not None:
@@ -48,11 +56,36 @@ def _validate(username: str, password: str, role: Role | str) -> tuple[str, str,
         raise UserError(
             f"role {role!r} is not one of: {', '.join(r.value for r in Role)}"
         ) from None
+    return username, role
+
+
+def _hash(password: str) -> str:
     try:
-        pw_hash = hash_password(password)
+        return hash_password(password)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    return username, pw_hash, role
+
+
+def _display(username: str, display_name: str | None) -> str:
+    display = (display_name or "").strip() or username
+    if len(display) > MAX_DISPLAY_NAME:
+        raise UserError(
+            f"a display name may have at most {MAX_DISPLAY_NAME} characters "
+            f"({display[:20]!r}... has {len(display)})"
+        )
+    return display
+
+
+def _on_server(s: Session, statement: str, params: dict[str, Any]) -> Any:
+    """One call of the server's account functions; its first value. A value the server refuses
+    (SQLSTATE 22023: a name, a role, a password, the last admin) is a UserError with the
+    server's reason; a refusal of who may (42501) is PermissionDenied (Database.session)."""
+    try:
+        return s.execute(text(statement), params).scalar()
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "22023":
+            raise UserError(first_line(str(exc.orig)).removeprefix("hashdesk: ")) from None
+        raise
 
 
 class UserService:
@@ -75,54 +108,45 @@ class UserService:
         *,
         actor: UserInfo | None = None,
     ) -> UserInfo:
-        username, pw_hash, role = _validate(username, password, role)
+        username, role = _validate(username, role)
+        display = _display(username, display_name)
         with self.db.session() as s:
             authorize_or_system(s, actor, Permission.MANAGE_USERS)
-            return self._insert(s, username, password, pw_hash, role, display_name, actor)
+            return self._insert(s, username, password, role, display, actor)
 
     def create_first_admin(
         self, username: str, password: str, display_name: str | None = None
     ) -> UserInfo:
         """The first account of an empty database: an admin, created without signing in.
         Refused once any account exists."""
-        username, pw_hash, role = _validate(username, password, Role.ADMIN)
+        username, role = _validate(username, Role.ADMIN)
+        display = _display(username, display_name)
         with self.db.session() as s:
             lock_audit_chain(s)  # two workstations starting at once create one first admin
             if s.scalar(select(func.count()).select_from(User)):
                 raise PermissionDenied(
                     "this database already has users: an admin must sign in to add more"
                 )
-            return self._insert(s, username, password, pw_hash, role, display_name, None)
-
-    def _server_enforced(self) -> bool:
-        return server_security.enforced(self.db.engine)
+            return self._insert(s, username, password, role, display, None)
 
     def _insert(
         self,
         s: Session,
         username: str,
         password: str,
-        pw_hash: str,
         role: Role,
-        display_name: str | None,
+        display: str,
         actor: UserInfo | None,
     ) -> UserInfo:
         if s.scalar(select(User.id).where(User.username == username)) is not None:
             raise UserError(f"user {username!r} already exists")
-        display = display_name or username
-        event: dict[str, Any] = {
-            "actor_id": actor.id if actor else None,
-            "actor_name": actor.username if actor else None,
-            "subject": username,
-            "detail": {"role": role.value, "display_name": display},
-        }
-        if self._server_enforced():
-            # A PostgreSQL login role of its own; the server requires the event first.
-            append_event(s, AuditKind.USER_ADDED, **event)
-            new_id = s.execute(
-                text("SELECT hd_account_create(:u, :d, :r, :p)"),
+        if on_server(s):
+            # The server makes the login role and the row, and records the event.
+            new_id = _on_server(
+                s,
+                "SELECT hd_api_account_create(:u, :d, :r, :p)",
                 {"u": username, "d": display, "r": role.value, "p": password},
-            ).scalar_one()
+            )
             user = s.get(User, new_id)
             assert user is not None
             return _info(user)
@@ -130,18 +154,36 @@ class UserService:
             username=username,
             display_name=display,
             role=role,
-            password_hash=pw_hash,
+            password_hash=_hash(password),
             active=True,
         )
         s.add(user)
         s.flush()
-        append_event(s, AuditKind.USER_ADDED, **event)
+        append_event(
+            s,
+            AuditKind.USER_ADDED,
+            actor_id=actor.id if actor else None,
+            actor_name=actor.username if actor else None,
+            subject=username,
+            detail={"role": role.value, "display_name": display},
+        )
         return _info(user)
 
     def set_active(self, username: str, active: bool, *, actor: UserInfo | None = None) -> UserInfo:
         with self.db.session() as s:
             authorize_or_system(s, actor, Permission.MANAGE_USERS)
-            u = self._existing(s, username, lock=not self._server_enforced())
+            if on_server(s):
+                # The server checks it all (not oneself, not the last admin), sets LOGIN or
+                # NOLOGIN, ends the person's open sessions and records the event.
+                name = username.strip()
+                call = (
+                    "SELECT hd_api_account_enable(:u)"
+                    if active
+                    else "SELECT hd_api_account_disable(:u)"
+                )
+                _on_server(s, call, {"u": name})
+                return _info(self._existing(s, name, lock=False))
+            u = self._existing(s, username)
             if actor is not None and u.id == actor.id and not active:
                 raise UserError("you cannot disable your own account")
             if not active and u.role == Role.ADMIN and u.active:
@@ -159,14 +201,7 @@ class UserService:
                 actor_name=actor.username if actor else None,
                 subject=u.username,
             )
-            if self._server_enforced():
-                # LOGIN/NOLOGIN on the server, open sessions ended, the flag every check reads.
-                s.execute(
-                    text("SELECT hd_account_set_active(:u, :a)"), {"u": u.username, "a": active}
-                )
-                s.refresh(u)
-            else:
-                u.active = active
+            u.active = active
             return _info(u)
 
     def disable(self, username: str, *, actor: UserInfo | None = None) -> UserInfo:
@@ -176,14 +211,19 @@ class UserService:
         self, username: str, password: str, *, actor: UserInfo | None = None
     ) -> UserInfo:
         """Change a password: an admin for anyone, or a user for their own account."""
-        try:
-            pw_hash = hash_password(password)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
         with self.db.session() as s:
-            u = self._existing(s, username, lock=not self._server_enforced())
+            server = on_server(s)
+            u = self._existing(s, username, lock=not server)
             if actor is None or actor.id != u.id:
                 authorize_or_system(s, actor, Permission.MANAGE_USERS)
+            if server:  # the PostgreSQL login's own password (SCRAM), the event by the server
+                _on_server(
+                    s,
+                    "SELECT hd_api_account_set_password(:u, :p)",
+                    {"u": u.username, "p": password},
+                )
+                return _info(u)
+            u.password_hash = _hash(password)
             append_event(
                 s,
                 AuditKind.PASSWORD_CHANGED,
@@ -191,13 +231,6 @@ class UserService:
                 actor_name=actor.username if actor else None,
                 subject=u.username,
             )
-            if self._server_enforced():  # the PostgreSQL login's own password (SCRAM)
-                s.execute(
-                    text("SELECT hd_account_set_password(:u, :p)"),
-                    {"u": u.username, "p": password},
-                )
-            else:
-                u.password_hash = pw_hash
             return _info(u)
 
     @staticmethod
@@ -230,7 +263,14 @@ class UserService:
             else:
                 locked = False
                 u = s.scalar(select(User).where(User.username == username))
-                if u is not None and u.active and verify_password(u.password_hash, password):
+                # On a team server no Hashdesk password is kept (people may not even read the
+                # column): the server's login is the password (app.compose.sign_in).
+                if (
+                    u is not None
+                    and u.active
+                    and not on_server(s)
+                    and verify_password(u.password_hash, password)
+                ):
                     return _info(u)
                 why = "no such user" if u is None else "disabled" if not u.active else "password"
                 append_event(s, AuditKind.LOGIN_FAILED, subject=username, detail={"why": why})

@@ -158,6 +158,7 @@ def team(cluster):
     )
     with su.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("CREATE ROLE hashdesk_owner LOGIN CREATEROLE PASSWORD 'owner pw 123'")
+        conn.exec_driver_sql("GRANT pg_signal_backend TO hashdesk_owner")
         conn.exec_driver_sql("CREATE DATABASE hashdesk OWNER hashdesk_owner")
     su.dispose()
     owner = open_database(

@@ -217,7 +217,7 @@ def test_hash_list_rows_need_their_confirm(team_server, facts):
 def test_upgrading_an_older_team_database_keeps_its_accounts(team_server, tmp_path, monkeypatch):
     """A team database made with a shared credential: `hashdesk db upgrade` as the owner
     installs the roles; each older account gets a login role with no login until its password
-    is set (as the owner, the admin signing in with the Hashdesk password of before)."""
+    is set (the owner, acting itself: the Hashdesk password hashes of before are gone)."""
     from app.cli import main
 
     old = UserService(team_server.owner)
@@ -228,12 +228,15 @@ def test_upgrading_an_older_team_database_keeps_its_accounts(team_server, tmp_pa
     assert main(["db", "upgrade"]) == 0
     with pytest.raises(psycopg.OperationalError):
         insider.psql(team_server, "mo").close()  # no password yet: no login
-    monkeypatch.setenv("HASHDESK_ADMIN_PASSWORD", "old admin password")
+    with team_server.owner.engine.connect() as conn:
+        assert set(conn.execute(text("SELECT password_hash FROM users")).scalars()) == {
+            "(PostgreSQL login)"
+        }
     import io
 
     for name in ("root", "mo"):
         monkeypatch.setattr("sys.stdin", io.StringIO(team_server.PASSWORD + "\n"))
-        assert main(["users", "passwd", name, "--as", "root", "--password-stdin"]) == 0
+        assert main(["users", "passwd", name, "--password-stdin"]) == 0
     with insider.psql(team_server, "mo") as conn:  # now mo signs in as themself
         assert conn.execute("SELECT session_user").fetchone()[0] == f"{team_server.prefix}u_mo"
         with pytest.raises(psycopg.Error):

@@ -83,7 +83,7 @@ def test_a_hostile_name_is_refused_on_the_team_server_and_makes_no_role(team_ser
         for name in hostile_names(team_server.prefix):
             with pytest.raises(psycopg.errors.InvalidParameterValue, match="not a valid user"):
                 conn.execute(
-                    "SELECT hd_account_create(%s, 'd', 'moderator', 'pw 123 456 789')", (name,)
+                    "SELECT hd_api_account_create(%s, 'd', 'moderator', 'pw 123 456 789')", (name,)
                 )
     assert _memberships(team_server) == before
     assert _roles_like(team_server, "7q") == []

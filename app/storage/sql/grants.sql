@@ -27,12 +27,21 @@ BEGIN
   EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM %I, %I, %I', s, moderator, lead,
                  admin);
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s, moderator);
-  EXECUTE format('GRANT SELECT ON users, items, sightings, signals, decisions, hash_list, '
+  EXECUTE format('GRANT SELECT ON items, sightings, signals, decisions, hash_list, '
                  'audit_events, second_reviews, alembic_version, hash_lists, '
                  'hash_list_feedback, exposure_events, comfort_preferences TO %I', moderator);
-  EXECUTE format('GRANT INSERT, UPDATE ON comfort_preferences TO %I', moderator);
+  -- Accounts: every column but password_hash (accounts from before enforcement kept an
+  -- argon2id hash there; api_accounts.sql removes them). Accounts, exposure records and
+  -- comfort defaults are written only through their functions (api_accounts.sql,
+  -- api_exposure.sql).
+  EXECUTE format('GRANT SELECT (%s) ON users TO %I',
+                 (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                    FROM pg_attribute a
+                   WHERE a.attrelid = 'users'::regclass AND a.attnum > 0
+                     AND NOT a.attisdropped AND a.attname <> 'password_hash'),
+                 moderator);
   EXECUTE format('GRANT INSERT ON decisions, hash_list, audit_events, second_reviews, '
-                 'hash_list_feedback, exposure_events TO %I', moderator);
+                 'hash_list_feedback TO %I', moderator);
   EXECUTE format('GRANT UPDATE (status, claimed_by, lease_expires_at, updated_at) ON items '
                  'TO %I', moderator);
   EXECUTE format('GRANT UPDATE (status, claimed_by, lease_expires_at, second_user_id, '
@@ -47,8 +56,7 @@ BEGIN
   FOR f IN SELECT p.oid FROM pg_proc p
            WHERE p.pronamespace = s::regnamespace
              AND (p.proname LIKE 'hd\_api\_%' OR p.proname IN (
-                  'hd_me_id', 'hd_may_see_decision', 'hd_chain_head', 'hd_chain_state',
-                  'hd_account_create', 'hd_account_set_active', 'hd_account_set_password'))
+                  'hd_me_id', 'hd_may_see_decision', 'hd_chain_head', 'hd_chain_state'))
   LOOP
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, moderator);
   END LOOP;

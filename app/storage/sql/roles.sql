@@ -32,6 +32,17 @@ BEGIN
   RETURN hd_role_prefix() || 'u_' || p_username;
 END $$;
 
+-- What every person's login carries: no lock waited on, no statement run and no transaction left
+-- idle for long (a person cannot stall the others by holding locks in an idle session). Set on
+-- the role (ALTER ROLE ... SET): each new session of the person starts with them. Internal.
+CREATE OR REPLACE FUNCTION hd_person_limits(p_role text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+  EXECUTE format('ALTER ROLE %I SET lock_timeout = %L', p_role, '5s');
+  EXECUTE format('ALTER ROLE %I SET statement_timeout = %L', p_role, '60s');
+  EXECUTE format('ALTER ROLE %I SET idle_in_transaction_session_timeout = %L', p_role, '60s');
+END $$;
+
 -- The group roles, one per Hashdesk role: lead includes moderator, admin includes lead.
 DO $$
 DECLARE
@@ -65,5 +76,6 @@ BEGIN
       EXECUTE format('CREATE ROLE %I NOLOGIN', hd_person_role(u.username));
     END IF;
     EXECUTE format('GRANT %I TO %I', p || u.role, hd_person_role(u.username));
+    PERFORM hd_person_limits(hd_person_role(u.username));
   END LOOP;
 END $$;
