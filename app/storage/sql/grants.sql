@@ -31,8 +31,11 @@ BEGIN
                  'audit_events, second_reviews, alembic_version, hash_lists, '
                  'hash_list_feedback, exposure_events, comfort_preferences TO %I', moderator);
   EXECUTE format('GRANT INSERT, UPDATE ON comfort_preferences TO %I', moderator);
+  -- hash_list: the confirms' rows (and the retraction columns below: undo and overturn) until
+  -- the decisions are the server's too; feedback, retraction, disable and enable, the flood
+  -- guard's release, list rules and imports are api_lists.sql's functions alone.
   EXECUTE format('GRANT INSERT ON decisions, hash_list, audit_events, second_reviews, '
-                 'hash_list_feedback, exposure_events TO %I', moderator);
+                 'exposure_events TO %I', moderator);
   EXECUTE format('GRANT UPDATE (status, claimed_by, lease_expires_at, updated_at) ON items '
                  'TO %I', moderator);
   EXECUTE format('GRANT UPDATE (status, claimed_by, lease_expires_at, second_user_id, '
@@ -52,8 +55,8 @@ BEGIN
   LOOP
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, moderator);
   END LOOP;
-  EXECUTE format('GRANT UPDATE (disabled_at, disabled_by, disabled_reason, flood_guarded_at, '
-                 'changed_at) ON hash_list TO %I', lead);
-  EXECUTE format('GRANT INSERT ON items, sightings, signals, hash_lists TO %I', admin);
-  EXECUTE format('GRANT UPDATE ON items, hash_list, hash_lists TO %I', admin);
+  EXECUTE format('GRANT INSERT ON items, sightings, signals TO %I', admin);
+  EXECUTE format('GRANT UPDATE ON items TO %I', admin);
+  -- ingest's flood guard (set on the record: write_checks.sql), until ingest is the server's
+  EXECUTE format('GRANT UPDATE (flood_guarded_at, changed_at) ON hash_list TO %I', admin);
 END $$;
