@@ -10,6 +10,13 @@ under their list, incrementally and idempotently, in one transaction.
 * New entries are written in bulk: COPY on PostgreSQL, executemany batches on SQLite (an ORM
   object per row costs ~10x more: 1M lines would take minutes). Core SQL is invisible to the
   flush hook of app.storage.notify, so the import sends the NOTIFY itself.
+* On a team server (app.storage.server_api.on_server) people write no table: this side reads
+  the list and plans the changes; the server's ``hd_api_import_entries``
+  (app/storage/sql/api_lists.sql) checks and writes them, in parts of :data:`PART` changes,
+  each on the record with its own event (which names the rows it added, with their digest, and
+  those it retracted), all in the one transaction. 100,000 new PDQ entries: 25 s (the row
+  checks of write_checks.sql take 15 s of it), against 22 s for the INSERTs it replaces and
+  5 s for COPY without the server program.
 
 Measured with ``hashdesk bench --lists`` on the shared 2-core VM, 1,000,000 PDQ lines: SQLite
 48 s (SQLAlchemy's executemany of dicts: 62 s, hence the driver's own with tuples), PostgreSQL

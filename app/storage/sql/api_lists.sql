@@ -382,9 +382,9 @@ BEGIN
       WHEN length(a.external_id) > 256 THEN 'an external id is at most 256 characters'
       WHEN length(a.labels) > 4000 OR length(a.meta) > 20000
         THEN 'its labels or source fields are too long'
-      WHEN EXISTS (SELECT 1 FROM jsonb_object_keys(a.e) k WHERE k NOT IN ('algorithm', 'value',
-              'quality', 'frame_ts', 'variant', 'external_id', 'labels', 'meta', 'first_seen',
-              'last_seen'))
+      WHEN jsonb_typeof(a.e) <> 'object' OR a.e - ARRAY['algorithm', 'value', 'quality',
+             'frame_ts', 'variant', 'external_id', 'labels', 'meta', 'first_seen',
+             'last_seen'] <> '{}'::jsonb
         THEN 'unknown field in ' || left(a.e::text, 120)
       WHEN EXISTS (SELECT 1 FROM hash_list h WHERE h.algorithm = a.algorithm
                      AND h.value = a.value AND h.list_name = n AND h.retracted_at IS NULL
