@@ -14,7 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy import TextClause, and_, case, func, or_, select, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from app.core.errors import Refusal
 from app.core.exchange import FORMATS, ExchangeEntry, ExchangeError, read_file, write_file
@@ -42,12 +44,41 @@ from app.storage.list_feedback import add_feedback
 from app.storage.list_import import ListImportError, ListSettings, import_parsed, list_rule
 from app.storage.models import HashList, HashListEntry, HashListFeedback
 from app.storage.permissions import authorize, authorize_or_system
+from app.storage.server_api import call, on_server
 
 PAGE_SIZE = 200
 
 
 class HashListError(Refusal, ValueError):
     pass
+
+
+#: The most characters a reason (retract, disable, enable, clear a flood guard) may have; the
+#: server holds the same limit (app/storage/sql/api_lists.sql, hd_list_reason).
+REASON_MAX = 1000
+
+
+def _reason(reason: str, empty: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise HashListError(empty)
+    if len(reason) > REASON_MAX:
+        raise HashListError(
+            f"a reason of {len(reason)} characters is too long (at most {REASON_MAX})"
+        )
+    return reason
+
+
+def api(s: Session, statement: TextClause, params: dict[str, Any]) -> list[Any]:
+    """One call of the server's hash-list API (app/storage/sql/api_lists.sql): a value it
+    refuses (SQLSTATE 22023) is a HashListError with the server's reason."""
+    try:
+        return call(s, statement, params)
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "22023":
+            first = str(exc.orig).strip().splitlines()[0]
+            raise HashListError(first.removeprefix("hashdesk: ")) from None
+        raise
 
 
 class UnknownEntries(HashListError):
@@ -77,14 +108,20 @@ class HashListService:
 
     def retract(self, entry_ids: Collection[int], reason: str, *, actor: UserInfo) -> int:
         """Retract entries (kept, marked retracted, never deleted). Returns how many changed."""
-        reason = reason.strip()
-        if not reason:
-            raise HashListError("a retraction needs a reason")
+        reason = _reason(reason, "a retraction needs a reason")
         with self.db.session() as s:
             authorize(s, actor, Permission.RETRACT)
+            if on_server(s):
+                (n,) = api(
+                    s,
+                    text("SELECT hd_api_retract_entries(:ids, :reason)"),
+                    {"ids": sorted(set(entry_ids)), "reason": reason},
+                )[0]
+                return int(n)
             rows = s.scalars(
                 select(HashListEntry)
                 .where(HashListEntry.id.in_(list(entry_ids)), HashListEntry.retracted_at.is_(None))
+                .order_by(HashListEntry.id)
                 .with_for_update()
             ).all()
             now = utcnow()
@@ -234,8 +271,28 @@ class HashListService:
             check_pdq_threshold(pdq_threshold)
         except ValueError as exc:
             raise HashListError(str(exc)) from None
+        if source is not None and len(source) > 255:
+            raise HashListError("a list's source is at most 255 characters")
         with self.db.session() as s:
             user = authorize(s, actor, Permission.IMPORT_HASHES)
+            if on_server(s):
+                api(
+                    s,
+                    text(
+                        "SELECT hd_api_set_list_rule(:list, :policy, :threshold, :clear, "
+                        ":allow, :source, :create)"
+                    ),
+                    {
+                        "list": list_name,
+                        "policy": ListPolicy(policy).value if policy is not None else None,
+                        "threshold": pdq_threshold,
+                        "clear": clear_threshold,
+                        "allow": allow,
+                        "source": source,
+                        "create": create,
+                    },
+                )
+                return
             now = utcnow()
             row = s.scalar(select(HashList).where(HashList.name == list_name).with_for_update())
             if row is None:
@@ -404,9 +461,7 @@ class HashListService:
     ) -> int:
         """Disable entries (kept, never matched) or enable them again, with a reason; audited.
         Every workstation's index follows within seconds. Returns how many changed."""
-        reason = reason.strip()
-        if not reason:
-            raise HashListError(f"{'enabling' if enabled else 'disabling'} needs a reason")
+        reason = _reason(reason, f"{'enabling' if enabled else 'disabling'} needs a reason")
         e = HashListEntry
         with self.db.session() as s:
             user = authorize(s, actor, Permission.RETRACT)
@@ -414,10 +469,18 @@ class HashListService:
             missing = wanted - set(s.scalars(select(e.id).where(e.id.in_(list(wanted)))))
             if missing:
                 raise UnknownEntries(sorted(missing))
+            if on_server(s):
+                (n,) = api(
+                    s,
+                    text("SELECT hd_api_set_entry_disabled(:ids, :disabled, :reason)"),
+                    {"ids": sorted(wanted), "disabled": not enabled, "reason": reason},
+                )[0]
+                return int(n)
             state = e.disabled_at.is_not(None) if enabled else e.disabled_at.is_(None)
             rows = s.scalars(
                 select(e)
                 .where(e.id.in_(list(entry_ids)), e.retracted_at.is_(None), state)
+                .order_by(e.id)
                 .with_for_update()
             ).all()
             now = utcnow()
@@ -443,11 +506,16 @@ class HashListService:
         an enable that clears the flood guard; every workstation's index follows). Refused
         with the reason for an entry that does not exist, is retracted, or is not guarded.
         Returns the entry's list."""
-        reason = reason.strip()
-        if not reason:
-            raise HashListError("clearing the flood guard needs a reason")
+        reason = _reason(reason, "clearing the flood guard needs a reason")
         with self.db.session() as s:
             user = authorize(s, actor, Permission.RETRACT)
+            if on_server(s):
+                (name,) = api(
+                    s,
+                    text("SELECT hd_api_clear_flood_guard(:id, :reason)"),
+                    {"id": entry_id, "reason": reason},
+                )[0]
+                return str(name)
             r = s.get(HashListEntry, entry_id, with_for_update=True)
             if r is None:
                 raise HashListError(f"hash-list entry #{entry_id} does not exist")
@@ -573,9 +641,15 @@ def _entry_row(r: HashListEntry, votes: dict[tuple[int, str], int]) -> EntryRow:
 
 def _list_name(name: str) -> str:
     try:
-        return check_list_name(name)
+        name = check_list_name(name)
     except ValueError as exc:
         raise HashListError(str(exc)) from None
+    if name == LOCAL_LIST:
+        raise HashListError(
+            "the local list holds our own confirms: its rule is each workstation's "
+            "known_content setting, and imports go into a list of their own"
+        )
+    return name
 
 
 def _exchange_entry(r: HashListEntry) -> ExchangeEntry:

@@ -60,6 +60,7 @@ PROGRAM = (
     "api_review.sql",  # the moderators' writes: claim, renew, release, decide, undo
     "api_accounts.sql",  # accounts: created, disabled, enabled, re-keyed, on the record
     "api_exposure.sql",  # exposure records and comfort defaults, in one's own name
+    "api_lists.sql",  # the hash lists' writes: retract, disable, flood guard, rules, import
     "write_checks.sql",  # the owner-run check on every write, one trigger a table
     "row_security.sql",  # blind second review, own rows: row-level security
     "grants.sql",  # what each group may touch at all; the owner's functions' search path

@@ -40,8 +40,8 @@ BEGIN
                    WHERE a.attrelid = 'users'::regclass AND a.attnum > 0
                      AND NOT a.attisdropped AND a.attname <> 'password_hash'),
                  moderator);
-  EXECUTE format('GRANT INSERT ON decisions, hash_list, audit_events, second_reviews, '
-                 'hash_list_feedback TO %I', moderator);
+  EXECUTE format('GRANT INSERT ON decisions, hash_list, audit_events, second_reviews TO %I',
+                 moderator);
   EXECUTE format('GRANT UPDATE (status, claimed_by, lease_expires_at, updated_at) ON items '
                  'TO %I', moderator);
   EXECUTE format('GRANT UPDATE (status, claimed_by, lease_expires_at, second_user_id, '
@@ -60,8 +60,8 @@ BEGIN
   LOOP
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, moderator);
   END LOOP;
-  EXECUTE format('GRANT UPDATE (disabled_at, disabled_by, disabled_reason, flood_guarded_at, '
-                 'changed_at) ON hash_list TO %I', lead);
-  EXECUTE format('GRANT INSERT ON items, sightings, signals, hash_lists TO %I', admin);
-  EXECUTE format('GRANT UPDATE ON items, hash_list, hash_lists TO %I', admin);
+  EXECUTE format('GRANT INSERT ON items, sightings, signals TO %I', admin);
+  EXECUTE format('GRANT UPDATE ON items TO %I', admin);
+  -- ingest's flood guard (set on the record: write_checks.sql), until ingest is the server's
+  EXECUTE format('GRANT UPDATE (flood_guarded_at, changed_at) ON hash_list TO %I', admin);
 END $$;
