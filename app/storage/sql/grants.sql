@@ -28,15 +28,18 @@ BEGIN
                  admin);
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s, moderator);
   EXECUTE format('GRANT SELECT ON users, items, sightings, signals, decisions, hash_list, '
-                 'audit_events, second_reviews, alembic_version, hash_lists, '
+                 'audit_events, alembic_version, hash_lists, '
                  'hash_list_feedback, exposure_events, comfort_preferences TO %I', moderator);
+  -- Blind second review: a moderator reads which reviews wait and who holds them, never the
+  -- first verdict (nor the second and whether they agreed); the leads read it all.
+  EXECUTE format('GRANT SELECT (id, item_id, first_decision_uuid, first_user_id, status, '
+                 'claimed_by, lease_expires_at, created_at, done_at) ON second_reviews TO %I',
+                 moderator);
+  EXECUTE format('GRANT SELECT ON second_reviews TO %I', lead);
   EXECUTE format('GRANT INSERT, UPDATE ON comfort_preferences TO %I', moderator);
-  EXECUTE format('GRANT INSERT ON decisions, hash_list, audit_events, second_reviews, '
+  EXECUTE format('GRANT INSERT ON decisions, hash_list, audit_events, '
                  'hash_list_feedback, exposure_events TO %I', moderator);
   EXECUTE format('GRANT UPDATE (status, claimed_by, lease_expires_at, updated_at) ON items '
-                 'TO %I', moderator);
-  EXECUTE format('GRANT UPDATE (status, claimed_by, lease_expires_at, second_user_id, '
-                 'second_decision_uuid, second_verdict, agreed, done_at) ON second_reviews '
                  'TO %I', moderator);
   EXECUTE format('GRANT UPDATE (retracted_at, retracted_by, retraction_reason, '
                  'retraction_decision_uuid) ON hash_list TO %I', moderator);
@@ -47,7 +50,8 @@ BEGIN
   FOR f IN SELECT p.oid FROM pg_proc p
            WHERE p.pronamespace = s::regnamespace
              AND (p.proname LIKE 'hd\_api\_%' OR p.proname IN (
-                  'hd_me_id', 'hd_may_see_decision', 'hd_chain_head', 'hd_chain_state',
+                  'hd_me_id', 'hd_may_see_decision', 'hd_may_see_item', 'hd_may_see_feedback',
+                  'hd_chain_head', 'hd_chain_state',
                   'hd_account_create', 'hd_account_set_active', 'hd_account_set_password'))
   LOOP
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, moderator);
