@@ -139,6 +139,8 @@ def test_second_review_through_the_service_closes_with_its_decision(team_server,
     mo_review = ReviewService(team_server.connect("mo"))
     assert mo_review.claim_next(mo.id, queue="second_review") is None
     review = ReviewService(team_server.connect("max"))
+    assert review.counts(max_.id, queue="second_review").open_items == 2
+    assert mo_review.counts(mo.id, queue="second_review").open_items == 0
     card = review.claim_next(max_.id, queue="second_review")
     assert card is not None and card.id == c.item_id
     assert review.my_claims(max_.id, queue="second_review") == [c.item_id]

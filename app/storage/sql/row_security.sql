@@ -98,7 +98,8 @@ BEGIN
   EXECUTE format('CREATE POLICY hd_read_all ON items FOR SELECT TO %I USING (true)', lead);
   DROP POLICY IF EXISTS hd_read_blind ON items;
   EXECUTE format('CREATE POLICY hd_read_blind ON items FOR SELECT TO %I '
-                 'USING (hd_may_see_item(known_entry_id))', moderator);
+                 'USING (known_entry_id IS NULL OR hd_may_see_item(known_entry_id))',
+                 moderator);
   DROP POLICY IF EXISTS hd_change ON items;
   EXECUTE format('CREATE POLICY hd_change ON items FOR UPDATE TO %I USING (true) '
                  'WITH CHECK (true)', moderator);
