@@ -196,11 +196,12 @@ class TeamServer:
         return db
 
     def set_second_review_share(self, share: float) -> None:
-        """The share of decisions the server samples for blind second review (its own draw)."""
+        """The share of decisions the server samples for blind second review (its own draw;
+        a workstation may ask for more, never less)."""
         from sqlalchemy import text
 
         with self.owner.engine.begin() as conn:
-            conn.execute(text("SELECT hd_api_set_second_review_share(:s)"), {"s": share})
+            conn.execute(text("UPDATE hd_second_review_setting SET share = :s"), {"s": share})
 
     def add(self, username: str, role, actor=None, via: Database | None = None):
         from app.storage.users import UserService

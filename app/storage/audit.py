@@ -47,7 +47,6 @@ class AuditKind(StrEnum):
     ENTRY_DISABLED = "entry_disabled"
     ENTRY_ENABLED = "entry_enabled"
     FLOOD_GUARD = "flood_guard"
-    SETTINGS_CHANGED = "settings_changed"  # a team server's own setting (second-review share)
 
 
 def _canonical(detail: dict[str, Any] | None) -> str | None:

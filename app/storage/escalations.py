@@ -1,15 +1,16 @@
 """The leads' escalation queue: items a moderator escalated or a second review disagreed on.
 A lead claims one, reads why it is there, and decides it (overturning the standing decision
-if the lead says otherwise)."""
+if the lead says otherwise). On a team server the server resolves it in one call
+(``hd_api_resolve_escalation``, app/storage/sql/api_review2.sql)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.core.model.decisions import DecisionOutcome, DecisionRequest
+from app.core.model.decisions import DecisionOutcome, DecisionRequest, ReviewError
 from app.core.model.domain import ItemStatus, Verdict
 from app.core.model.roles import Permission
 from app.storage.models import Decision, Item, SecondReview, User
@@ -22,6 +23,7 @@ from app.storage.record import (
     current_decision,
     outcome_of_row,
 )
+from app.storage.server_api import call_checked, on_server
 
 
 def escalation_note(s: Session, item_id: int) -> str:
@@ -90,6 +92,31 @@ def resolve_escalation(s: Session, item: Item, req: DecisionRequest) -> Decision
     confirm or reject decides it, overturning the standing decision if it says otherwise."""
     authorize(s, req.user_id, Permission.HANDLE_ESCALATIONS)
     assert req.user_id is not None
+    if on_server(s):
+        r = call_checked(
+            s,
+            text(
+                "SELECT * FROM hd_api_resolve_escalation(:item, :verdict, :category, :label, "
+                ":note, :uuid)"
+            ),
+            {
+                "item": item.id,
+                "verdict": req.verdict.value,
+                "category": req.category,
+                "label": req.category_label,
+                "note": req.note,
+                "uuid": req.uuid,
+            },
+            ReviewError,
+        )[0]
+        return DecisionOutcome(
+            req.uuid,
+            item.id,
+            Verdict(r.verdict),
+            hashes_added=r.hashes_added,
+            hashes_retracted=r.hashes_retracted,
+            duplicate=bool(r.duplicate),
+        )
     if req.verdict in (Verdict.SKIP, Verdict.ESCALATE):
         append_decision(s, replace(req, verdict=Verdict.SKIP))
         clear_claim(item)

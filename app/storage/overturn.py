@@ -1,18 +1,21 @@
 """A lead overturns a decision: the confirm becomes a reject (its hashes retracted) or the
 reject a confirm (the item's hashes added), optionally for the whole cluster it decided.
-Appended through the decision record; the lead's account is checked in the same transaction."""
+Appended through the decision record, with its OVERTURN audit event; the lead's account is
+checked in the same transaction. On a team server the server does it all in one call
+(``hd_api_overturn``, app/storage/sql/api_review2.sql); on SQLite, the same work here."""
 
 from __future__ import annotations
 
 import uuid as uuidlib
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.core.model.decisions import DECIDING, DecisionRequest, LeadError, OverturnOutcome
 from app.core.model.domain import DecisionMethod, ItemStatus, Verdict, utcnow
 from app.core.model.roles import Permission
+from app.storage.audit import AuditKind, append_event
 from app.storage.models import Decision
 from app.storage.permissions import authorize
 from app.storage.record import (
@@ -25,6 +28,7 @@ from app.storage.record import (
     outcome_of_row,
     retract_item_hashes,
 )
+from app.storage.server_api import call_checked, on_server
 
 
 def _overturn_one(
@@ -82,8 +86,34 @@ def overturn_in_session(
     reason = (reason or "").strip()
     if not reason:
         raise LeadError("an overturn needs a reason")
-    authorize(s, lead_id, Permission.OVERTURN)
+    lead = authorize(s, lead_id, Permission.OVERTURN)
     uuid = uuid or str(uuidlib.uuid4())
+    if on_server(s):
+        r = call_checked(
+            s,
+            text(
+                "SELECT * FROM hd_api_overturn(:target, NULL, :category, :reason, :label, "
+                ":cluster, :uuid)"
+            ),
+            {
+                "target": decision_uuid,
+                "category": category,
+                "reason": reason,
+                "label": category_label,
+                "cluster": include_cluster,
+                "uuid": uuid,
+            },
+            LeadError,
+        )[0]
+        return OverturnOutcome(
+            r.uuid,
+            r.item_id,
+            Verdict(r.was),
+            Verdict(r.now),
+            r.hashes_added,
+            r.hashes_retracted,
+            r.cluster_members,
+        )
     at = at or utcnow()
     target = s.scalar(select(Decision).where(Decision.uuid == decision_uuid))
     if target is None:
@@ -115,4 +145,21 @@ def overturn_in_session(
                 s, d, lead_id, reason, category, category_label, at, str(uuidlib.uuid4()), uuid
             )
             added, retracted, members = added + a, retracted + r, members + 1
+    append_event(
+        s,
+        AuditKind.OVERTURN,
+        actor_id=lead.id,
+        actor_name=lead.username,
+        subject=target.uuid,
+        detail={
+            "overturn": uuid,
+            "item": target.item_id,
+            "was": was.value,
+            "now": now.value,
+            "hashes_added": added,
+            "hashes_retracted": retracted,
+            "cluster_members": members,
+        },
+        occurred_at=at,
+    )
     return OverturnOutcome(uuid, target.item_id, was, now, added, retracted, members)

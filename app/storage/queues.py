@@ -30,6 +30,7 @@ from app.core.model.domain import (
 )
 from app.core.model.queues import Queue, SecondReviewState
 from app.core.model.roles import Permission
+from app.storage import second_review
 from app.storage.escalations import escalation_note
 from app.storage.models import Item, SecondReview
 from app.storage.permissions import authorize
@@ -275,10 +276,35 @@ class SecondReviewQueue(QueueStrategy):
         row.status, row.claimed_by, row.lease_expires_at = SecondReviewState.PENDING, None, None
 
     def card(self, s: Session, row: Any) -> QueueItem:
-        item = s.get(Item, row.item_id)
+        return self._card(s, row.item_id)
+
+    def _card(self, s: Session, item_id: int) -> QueueItem:
+        item = s.get(Item, item_id)
         assert item is not None
         # Blind: nothing on the card says what the first moderator decided.
         return replace(to_queue_item(s, item), match_note=None)
+
+    # On a team server moderators cannot read the first verdict nor change a second review:
+    # the claims are the server's (app.storage.second_review, api_review2.sql).
+
+    def claim(
+        self, s: Session, user_id: int, exclude: Collection[int], lease: timedelta
+    ) -> QueueItem | None:
+        if not on_server(s):
+            return super().claim(s, user_id, exclude, lease)
+        authorize(s, user_id, self.permission)
+        item_id = second_review.claim_on_server(s, exclude, lease)
+        return None if item_id is None else self._card(s, item_id)
+
+    def renew(self, s: Session, user_id: int, item_ids: Collection[int], until: datetime) -> int:
+        if not on_server(s):
+            return super().renew(s, user_id, item_ids, until)
+        return second_review.renew_on_server(s, item_ids, until - utcnow())
+
+    def release(self, s: Session, user_id: int, item_ids: Collection[int]) -> int:
+        if not on_server(s):
+            return super().release(s, user_id, item_ids)
+        return second_review.release_on_server(s, item_ids)
 
     def count(self, s: Session, user_id: int) -> int:
         q = (

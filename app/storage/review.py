@@ -252,6 +252,8 @@ class ReviewService:
             "category": req.category,
             "label": req.category_label,
             "note": req.note,
+            # The server draws at its own share, or this workstation's when it asks for more.
+            "share": self.second_review_share,
         }
         out = call(s, _DECIDE, params)[0]
         return DecisionOutcome(

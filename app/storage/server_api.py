@@ -11,12 +11,15 @@ workstation) the services do the same work in Python, with the same checks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import TextClause
 from sqlalchemy.engine import Engine, Row
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from app.core.errors import first_line
 from app.storage.server_security import enforced
 
 
@@ -31,3 +34,20 @@ def call(s: Session, statement: TextClause, params: dict[str, Any] | None = None
     transaction; its rows. A refusal (SQLSTATE 42501) becomes PermissionDenied when the
     session ends (app.storage.db.Database.session)."""
     return list(s.execute(statement, params or {}))
+
+
+def call_checked(
+    s: Session,
+    statement: TextClause,
+    params: dict[str, Any] | None,
+    error: Callable[[str], Exception],
+) -> list[Row]:
+    """:func:`call`, with the server's "bad value" answer (SQLSTATE 22023: a verdict that is
+    not one, a decision that no longer stands, ...) raised as ``error(message)``, the error the
+    service raises for the same request on SQLite. Refusals (42501) stay PermissionDenied."""
+    try:
+        return call(s, statement, params)
+    except DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "22023":
+            raise error(first_line(str(exc.orig)).removeprefix("hashdesk: ")) from None
+        raise

@@ -58,6 +58,7 @@ PROGRAM = (
     "identity.sql",  # who is acting and what their role allows
     "chain.sql",  # the chains, appended by the server alone
     "api_review.sql",  # the moderators' writes: claim, renew, release, decide, undo
+    "api_review2.sql",  # second review, escalations, overturn
     "api_accounts.sql",  # accounts: created, disabled, enabled, re-keyed, on the record
     "api_exposure.sql",  # exposure records and comfort defaults, in one's own name
     "api_lists.sql",  # the hash lists' writes: retract, disable, flood guard, rules, import

@@ -49,8 +49,9 @@ DROP FUNCTION IF EXISTS hd_item_hashes_digest(bigint);
 CREATE OR REPLACE FUNCTION hd_add_item_hashes(p_decision_uuid text, p_item_id bigint,
   p_user_id bigint, p_category text) RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT AS $$
-DECLARE n integer; at timestamp := hd_now();
+DECLARE n integer; at timestamp;
 BEGIN
+  at := COALESCE((SELECT decided_at FROM decisions WHERE uuid = p_decision_uuid), hd_now());
   INSERT INTO hash_list (algorithm, value, quality, frame_ts, variant, category, list_name,
     decision_uuid, item_id, signal_id, added_by, added_at)
   SELECT g.algorithm, g.value, g.quality, g.frame_ts, g.variant, p_category, 'local',
@@ -80,37 +81,7 @@ BEGIN
   RETURN n;
 END $$;
 
--- The share of manual confirms and rejects queued for blind second review: the server draws,
--- not the client. Set by the schema owner (hashdesk db set-second-review-share, or SQL).
-CREATE TABLE IF NOT EXISTS hd_server_settings (
-  name text PRIMARY KEY,
-  value text NOT NULL
-);
-INSERT INTO hd_server_settings (name, value) VALUES ('second_review_share', '0.05')
-  ON CONFLICT (name) DO NOTHING;
-
-CREATE OR REPLACE FUNCTION hd_second_review_share() RETURNS double precision
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path FROM CURRENT AS $$
-  SELECT COALESCE((SELECT value::double precision FROM hd_server_settings
-                   WHERE name = 'second_review_share'), 0.05)
-$$;
-
--- Queue a manual confirm or reject, by the server's own draw, for blind second review.
-CREATE OR REPLACE FUNCTION hd_queue_second_review(p_decision decisions) RETURNS boolean
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path FROM CURRENT AS $$
-BEGIN
-  IF p_decision.method <> 'manual' OR p_decision.verdict NOT IN ('confirm', 'reject')
-     OR random() >= hd_second_review_share() THEN
-    RETURN false;
-  END IF;
-  INSERT INTO second_reviews (item_id, first_decision_uuid, first_user_id, first_verdict, status,
-    created_at)
-  VALUES (p_decision.item_id, p_decision.uuid, p_decision.user_id, p_decision.verdict, 'pending',
-    p_decision.decided_at);
-  RETURN true;
-END $$;
+-- The second-review draw (hd_queue_second_review) and its share: api_review2.sql.
 
 -- A queue's row for an item, claimable by ``p_me`` now (FOR UPDATE SKIP LOCKED: a row another
 -- workstation is claiming at this moment is skipped, not waited for).
@@ -262,8 +233,9 @@ END $$;
 -- recorded as made and changes nothing; if it says otherwise than the standing decision, the
 -- item goes to the leads. A confirm of a cluster's representative decides the members too.
 -- An escalated item is a lead's (hd_api_resolve_escalation).
+DROP FUNCTION IF EXISTS hd_api_decide(text, bigint, text, text, text, text);
 CREATE OR REPLACE FUNCTION hd_api_decide(p_uuid text, p_item_id bigint, p_verdict text,
-  p_category text, p_category_label text, p_note text,
+  p_category text, p_category_label text, p_note text, p_second_review_share double precision,
   OUT hashes_added integer, OUT cluster_members integer, OUT duplicate boolean,
   OUT late boolean, OUT conflict boolean)
 LANGUAGE plpgsql SECURITY DEFINER
@@ -333,7 +305,7 @@ BEGIN
               d.decided_at);
     END IF;
   END IF;
-  PERFORM hd_queue_second_review(d);
+  PERFORM hd_queue_second_review(d.uuid, COALESCE(p_second_review_share, 0));
   IF p_verdict <> 'skip' AND it.cluster_id = it.id THEN
     FOR m IN SELECT * FROM items WHERE cluster_id = it.id AND id <> it.id
                AND status IN ('queued', 'unreadable') ORDER BY id FOR UPDATE LOOP
@@ -393,20 +365,3 @@ BEGIN
   RETURN QUERY SELECT target.item_id, n, k, false;
 END $$;
 
--- Set the share of decisions sampled for second review (an admin, or the schema owner), on the
--- record.
-CREATE OR REPLACE FUNCTION hd_api_set_second_review_share(p_share double precision)
-RETURNS void LANGUAGE plpgsql SECURITY DEFINER
-SET search_path FROM CURRENT AS $$
-BEGIN
-  IF NOT hd_trusted() THEN
-    PERFORM hd_require('manage_users');
-  END IF;
-  IF p_share IS NULL OR NOT (p_share >= 0 AND p_share <= 1) THEN
-    RAISE EXCEPTION 'hashdesk: a second-review share is between 0 and 1, not %',
-      quote_nullable(p_share) USING ERRCODE = '22023';
-  END IF;
-  UPDATE hd_server_settings SET value = p_share::text WHERE name = 'second_review_share';
-  PERFORM hd_append_audit('settings_changed', 'second_review_share',
-    jsonb_build_object('second_review_percent', round(p_share * 100)::integer));
-END $$;

@@ -28,40 +28,34 @@ BEGIN
                  admin);
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s, moderator);
   EXECUTE format('GRANT SELECT ON items, sightings, signals, decisions, hash_list, '
-                 'audit_events, second_reviews, alembic_version, hash_lists, '
+                 'audit_events, alembic_version, hash_lists, '
                  'hash_list_feedback, exposure_events, comfort_preferences TO %I', moderator);
   -- Accounts: every column but password_hash (accounts from before enforcement kept an
-  -- argon2id hash there; api_accounts.sql removes them). Accounts, exposure records and
-  -- comfort defaults are written only through their functions (api_accounts.sql,
-  -- api_exposure.sql).
+  -- argon2id hash there; api_accounts.sql removes them).
   EXECUTE format('GRANT SELECT (%s) ON users TO %I',
                  (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
                     FROM pg_attribute a
                    WHERE a.attrelid = 'users'::regclass AND a.attnum > 0
                      AND NOT a.attisdropped AND a.attname <> 'password_hash'),
                  moderator);
-  EXECUTE format('GRANT INSERT ON decisions, hash_list, audit_events, second_reviews TO %I',
+  -- Blind second review: a moderator reads which reviews wait and who holds them, never the
+  -- first verdict (nor the second and whether they agreed); the leads read it all.
+  EXECUTE format('GRANT SELECT (id, item_id, first_decision_uuid, first_user_id, status, '
+                 'claimed_by, lease_expires_at, created_at, done_at) ON second_reviews TO %I',
                  moderator);
-  EXECUTE format('GRANT UPDATE (status, claimed_by, lease_expires_at, updated_at) ON items '
-                 'TO %I', moderator);
-  EXECUTE format('GRANT UPDATE (status, claimed_by, lease_expires_at, second_user_id, '
-                 'second_decision_uuid, second_verdict, agreed, done_at) ON second_reviews '
-                 'TO %I', moderator);
-  EXECUTE format('GRANT UPDATE (retracted_at, retracted_by, retraction_reason, '
-                 'retraction_decision_uuid) ON hash_list TO %I', moderator);
-  EXECUTE format('GRANT USAGE ON ALL SEQUENCES IN SCHEMA %I TO %I', s, moderator);
+  EXECUTE format('GRANT SELECT ON second_reviews TO %I', lead);
   -- Functions: the write API (hd_api_*: each checks who may do what itself) and what the
   -- reads need (row-level security's predicates, the chain heads). Nothing else: the owner's
   -- internal functions (hd_append_decision, hd_append_audit, ...) are the server's alone.
   FOR f IN SELECT p.oid FROM pg_proc p
            WHERE p.pronamespace = s::regnamespace
              AND (p.proname LIKE 'hd\_api\_%' OR p.proname IN (
-                  'hd_me_id', 'hd_may_see_decision', 'hd_chain_head', 'hd_chain_state'))
+                  'hd_me_id', 'hd_may_see_decision', 'hd_may_see_item', 'hd_may_see_feedback',
+                  'hd_chain_head', 'hd_chain_state'))
   LOOP
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, moderator);
   END LOOP;
-  EXECUTE format('GRANT INSERT ON items, sightings, signals TO %I', admin);
-  EXECUTE format('GRANT UPDATE ON items TO %I', admin);
-  -- ingest's flood guard (set on the record: write_checks.sql), until ingest is the server's
-  EXECUTE format('GRANT UPDATE (flood_guarded_at, changed_at) ON hash_list TO %I', admin);
+  -- No INSERT, UPDATE or DELETE on any table, no sequence, for anyone but the owner: every
+  -- write is a call of the API above (so no one can take a row lock either: FOR UPDATE and
+  -- FOR SHARE need a write privilege).
 END $$;
