@@ -53,6 +53,7 @@ PROGRAM = (
     "roles.sql",  # the role prefix, the user-name rule, group roles, people's login roles
     "identity.sql",  # who is acting and what their role allows
     "chain.sql",  # the chain heads, for people who may not read every entry
+    "api_ingest.sql",  # ingest's write API: items, sightings, signals, auto-matches
     "write_checks.sql",  # the owner-run check on every write, one trigger a table
     "accounts.sql",  # account changes: only through these functions, on the record
     "row_security.sql",  # blind second review, own rows: row-level security

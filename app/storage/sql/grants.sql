@@ -54,6 +54,7 @@ BEGIN
   END LOOP;
   EXECUTE format('GRANT UPDATE (disabled_at, disabled_by, disabled_reason, flood_guarded_at, '
                  'changed_at) ON hash_list TO %I', lead);
-  EXECUTE format('GRANT INSERT ON items, sightings, signals, hash_lists TO %I', admin);
-  EXECUTE format('GRANT UPDATE ON items, hash_list, hash_lists TO %I', admin);
+  -- Ingest writes items, sightings and signals through hd_api_record_items only.
+  EXECUTE format('GRANT INSERT ON hash_lists TO %I', admin);
+  EXECUTE format('GRANT UPDATE ON hash_list, hash_lists TO %I', admin);
 END $$;

@@ -241,7 +241,12 @@ BEGIN
       USING ERRCODE = '42501';
   END IF;
   IF NEW.status IS DISTINCT FROM OLD.status AND NEW.status = 'auto_matched' THEN
-    PERFORM hd_require('ingest');  -- ingest records the match (its decision is checked too)
+    PERFORM hd_require('ingest');  -- ingest records the match, its decision first
+    IF NOT EXISTS (SELECT 1 FROM decisions d WHERE d.item_id = NEW.id
+                   AND d.method = 'auto_match' AND hd_in_this_transaction(d.xmin)) THEN
+      RAISE EXCEPTION 'hashdesk: item % can be auto_matched only by its auto-match decision',
+        NEW.id USING ERRCODE = '42501';
+    END IF;
   ELSIF NEW.status IS DISTINCT FROM OLD.status
      AND NEW.status IN ('decided', 'escalated')
      AND NOT EXISTS (SELECT 1 FROM decisions d WHERE d.item_id = NEW.id
@@ -288,25 +293,26 @@ DROP TRIGGER IF EXISTS hd_guard ON second_reviews;
 CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON second_reviews
   FOR EACH ROW EXECUTE FUNCTION hd_guard_second_reviews();
 
--- the read-only record of ingest: signals and sightings -----------------------------------
+-- the read-only record of ingest: signals and sightings (once a statement: the check reads
+-- no row, and ingest inserts an item's signals in one statement) ----------------------------
 CREATE OR REPLACE FUNCTION hd_guard_ingested() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT
 AS $$
 BEGIN
-  IF hd_trusted() THEN RETURN COALESCE(NEW, OLD); END IF;
+  IF hd_trusted() THEN RETURN NULL; END IF;
   IF TG_OP <> 'INSERT' THEN
     RAISE EXCEPTION 'hashdesk: % rows are never changed (% refused)', TG_TABLE_NAME, TG_OP
       USING ERRCODE = '42501';
   END IF;
   PERFORM hd_require('ingest');
-  RETURN NEW;
+  RETURN NULL;
 END $$;
 DROP TRIGGER IF EXISTS hd_guard ON signals;
 CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON signals
-  FOR EACH ROW EXECUTE FUNCTION hd_guard_ingested();
+  FOR EACH STATEMENT EXECUTE FUNCTION hd_guard_ingested();
 DROP TRIGGER IF EXISTS hd_guard ON sightings;
 CREATE TRIGGER hd_guard BEFORE INSERT OR UPDATE OR DELETE ON sightings
-  FOR EACH ROW EXECUTE FUNCTION hd_guard_ingested();
+  FOR EACH STATEMENT EXECUTE FUNCTION hd_guard_ingested();
 
 -- feedback on imported entries, exposure: in one's own name, never changed -----------------
 -- (TG_ARGV: what the rows are, what writing one is: for the messages)
