@@ -1,7 +1,8 @@
 """Ingest's recording rate: items per second written to the database, the analysis left out
 (done once, before the clock starts). On SQLite, on PostgreSQL without the server program (the
-Python path) and on an enforced team server as an admin (the server's write API). Prints one
-line per database. Needs HASHDESK_TEST_POSTGRES_URL for the PostgreSQL lines.
+Python path) and on an enforced team server as an admin (the server's write API); each with
+matching on (as ingest runs) and off (the writes alone), on a fresh database each. Prints one
+line per figure. Needs HASHDESK_TEST_POSTGRES_URL for the PostgreSQL lines.
 
     python -m tests.drills.ingest_rate [N]     (default 500 small pictures)
 """
@@ -33,8 +34,8 @@ def _pictures(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def _rate(db, store: ContentStore, analysed, actor=None) -> float:
-    rec = make_recorder(db, store, actor=actor)
+def _rate(db, store: ContentStore, analysed, actor=None, match=True) -> float:
+    rec = make_recorder(db, store, actor=actor, match=match)
     rec._indexes()  # the hash list and the queue loaded before the clock starts
     many = getattr(rec, "record_many", None)
     t0 = time.perf_counter()
@@ -50,26 +51,31 @@ def main(argv: list[str]) -> int:
     n = int(argv[0]) if argv else 500
     tmp = Path(tempfile.mkdtemp(prefix="ingest-rate-"))
     analysed = list(analyze_jobs(jobs_from_paths(_pictures(tmp / "in", n)), workers=os.cpu_count()))
-    sqlite = open_database(f"sqlite:///{tmp / 'rate.sqlite3'}")
-    print(f"SQLite: {_rate(sqlite, ContentStore(tmp / 'm1'), analysed):.0f} items/s ({n})")
-    if not os.environ.get("HASHDESK_TEST_POSTGRES_URL"):
-        return 0
-    from tests import conftest
+    for match in (True, False):
+        what = "matching on" if match else "matching off"
+        sqlite = open_database(f"sqlite:///{tmp / f'rate-{match}.sqlite3'}")
+        rate = _rate(sqlite, ContentStore(tmp / "m1"), analysed, match=match)
+        print(f"SQLite, {what}: {rate:.0f} items/s ({n})")
+        sqlite.dispose()
+        if not os.environ.get("HASHDESK_TEST_POSTGRES_URL"):
+            continue
+        from tests import conftest
 
-    plain_db, cleanup = conftest._make_pg_database()
-    try:
-        rate = _rate(plain_db, ContentStore(tmp / "m2"), analysed)
-        print(f"PostgreSQL, no server program: {rate:.0f} items/s ({n})")
-    finally:
-        cleanup()
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    server = conftest.TeamServer(schema, owner=conftest.create_team_schema(schema))
-    try:
-        root = server.add("root", Role.ADMIN)
-        rate = _rate(server.connect("root"), ContentStore(tmp / "m3"), analysed, actor=root)
-        print(f"PostgreSQL, enforced, as an admin: {rate:.0f} items/s ({n})")
-    finally:
-        server.close()
+        plain_db, cleanup = conftest._make_pg_database()
+        try:
+            rate = _rate(plain_db, ContentStore(tmp / "m2"), analysed, match=match)
+            print(f"PostgreSQL, no server program, {what}: {rate:.0f} items/s ({n})")
+        finally:
+            cleanup()
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        server = conftest.TeamServer(schema, owner=conftest.create_team_schema(schema))
+        try:
+            root = server.add("root", Role.ADMIN)
+            db = server.connect("root")
+            rate = _rate(db, ContentStore(tmp / "m3"), analysed, actor=root, match=match)
+            print(f"PostgreSQL, enforced, as an admin, {what}: {rate:.0f} items/s ({n})")
+        finally:
+            server.close()
     return 0
 
 

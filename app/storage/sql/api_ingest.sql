@@ -73,7 +73,7 @@ DECLARE
   pdq integer; phash integer; flood integer;
   f jsonb; s jsonb; k jsonb; sig jsonb;
   at timestamp; it items; e hash_list; rep items;
-  ids bigint[] := '{}'; batch_ids bigint[] := '{}';
+  ids bigint[] := '{}'; batch_ids bigint[] := '{}'; matched jsonb := '[]'; m jsonb;
   v_new boolean; v_known boolean; v_resolve boolean; v_note text; v_pdq integer;
   v_joined bigint; v_outcome text; v_rep bigint; v_n bigint; v_guarded boolean;
   v_flagged timestamp; v_deadline timestamp; bad text;
@@ -202,14 +202,24 @@ BEGIN
            OR (k ->> 'distance')::integer > greatest(v_pdq, phash) THEN
           PERFORM hd_bad_value('match distance', k ->> 'distance');
         END IF;
-        -- the entry, or one of the same reference (a confirmed item's, an imported video's)
+        -- the entry, or one of the same reference: a confirmed item's, an imported video's
+        -- frames (imported together: the ids after the first frame's)
         IF NOT EXISTS (
-            SELECT 1 FROM hash_list h JOIN signals g ON g.item_id = it.id
-             WHERE (h.id = e.id OR h.item_id = e.item_id
-                    OR (e.item_id IS NULL AND h.list_name = e.list_name
-                        AND h.external_id = e.external_id))
-               AND h.retracted_at IS NULL AND h.disabled_at IS NULL
-               AND hd_near(g.algorithm, g.value, h.algorithm, h.value, v_pdq, phash)) THEN
+            SELECT 1 FROM (
+                SELECT h.algorithm, h.value FROM hash_list h
+                 WHERE h.id = e.id
+                UNION ALL
+                SELECT h.algorithm, h.value FROM hash_list h
+                 WHERE h.item_id = e.item_id AND h.retracted_at IS NULL
+                   AND h.disabled_at IS NULL
+                UNION ALL
+                SELECT h.algorithm, h.value FROM hash_list h
+                 WHERE e.item_id IS NULL AND e.external_id IS NOT NULL
+                   AND h.id > e.id AND h.id <= e.id + 100000 AND h.list_name = e.list_name
+                   AND h.external_id = e.external_id AND h.retracted_at IS NULL
+                   AND h.disabled_at IS NULL) h
+              JOIN signals g ON g.item_id = it.id
+             WHERE hd_near(g.algorithm, g.value, h.algorithm, h.value, v_pdq, phash)) THEN
           RAISE EXCEPTION 'hashdesk: hash-list entry #% does not match item % (no hash of it '
             'within the threshold)', e.id, it.sha256 USING ERRCODE = '42501';
         END IF;
@@ -254,10 +264,10 @@ BEGIN
         IF NOT v_resolve THEN
           UPDATE items i SET match_note = 'known match: ' || v_note WHERE i.id = it.id;
         ELSE
-          PERFORM hd_append_decision(gen_random_uuid()::text, it.id, NULL, 'confirm',
-            e.category, NULL, v_note, 'auto_match', NULL, NULL, e.id,
-            (k ->> 'distance')::integer, NULL);
-          UPDATE items i SET status = 'auto_matched', match_note = v_note WHERE i.id = it.id;
+          -- resolved at the end of the batch: the decision chain is locked only that long
+          UPDATE items i SET match_note = v_note WHERE i.id = it.id;
+          matched := matched || jsonb_build_object('item', it.id, 'entry', e.id,
+            'category', e.category, 'note', v_note, 'distance', (k ->> 'distance')::integer);
           v_outcome := 'auto_matched';
         END IF;
       ELSIF f ->> 'allow_note' IS NOT NULL THEN
@@ -277,7 +287,8 @@ BEGIN
         END IF;
         -- decided since the workstation read the queue: the item stays on its own
         IF rep.status IN ('queued', 'unreadable', 'claimed')
-           AND (rep.cluster_id IS NULL OR rep.cluster_id = rep.id) THEN
+           AND (rep.cluster_id IS NULL OR rep.cluster_id = rep.id)
+           AND NOT matched @> jsonb_build_array(jsonb_build_object('item', rep.id)) THEN
           IF NOT EXISTS (
               SELECT 1 FROM signals g JOIN signals r ON r.item_id = rep.id
                WHERE g.item_id = it.id
@@ -308,8 +319,20 @@ BEGIN
     ref := COALESCE(it.cluster_id, it.id);
     open_alone := v_outcome = 'new' AND it.status IN ('queued', 'unreadable', 'claimed')
                   AND (it.cluster_id IS NULL OR it.cluster_id = it.id);
+    IF v_outcome = 'auto_matched' THEN
+      status := 'auto_matched';
+    END IF;
     joined := v_joined;
     signal_ids := ids;
     RETURN NEXT;
+  END LOOP;
+  -- the auto-matches, in the files' order: each decision, then the status it sets
+  FOR m IN SELECT a.value FROM jsonb_array_elements(matched) WITH ORDINALITY a(value, ord)
+           ORDER BY a.ord LOOP
+    PERFORM hd_append_decision(gen_random_uuid()::text, (m ->> 'item')::bigint, NULL,
+      'confirm', m ->> 'category', NULL, m ->> 'note', 'auto_match', NULL, NULL,
+      (m ->> 'entry')::bigint, (m ->> 'distance')::integer, NULL);
+    UPDATE items i SET status = 'auto_matched', updated_at = hd_now()
+     WHERE i.id = (m ->> 'item')::bigint;
   END LOOP;
 END $$;
