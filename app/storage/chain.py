@@ -16,8 +16,8 @@ from app.storage.server_security import enforced
 
 Chain = Literal["decisions", "audit events"]
 
-#: The chains' advisory locks on PostgreSQL ("HASH", "AUDT"); the team server's checks take the
-#: same ones (app/storage/sql/write_checks.sql; tests/storage/test_server_sql.py compares).
+#: The chains' advisory locks on PostgreSQL ("HASH", "AUDT"), for a database without the server
+#: program (with it, the server appends under its own row lock: app/storage/sql/chain.sql).
 DECISION_CHAIN_LOCK = 0x48415348
 AUDIT_CHAIN_LOCK = 0x41554454
 

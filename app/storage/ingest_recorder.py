@@ -1,15 +1,26 @@
 """Recording ingest results: content and preview into the store, the item with its signals and
-sighting into the database. Exact copies (same SHA-256) add a sighting to the existing item."""
+sighting into the database. Exact copies (same SHA-256) add a sighting to the existing item.
+
+On a team server (PostgreSQL with the server program: app.storage.server_api) the workstation
+matches, and the server records: one call of ``hd_api_record_items`` (app/storage/sql/
+api_ingest.sql) per batch of :data:`SERVER_BATCH` files, which sets every id, time and actor,
+checks every value and what it can of the matches, and runs the flood guard and writes the
+auto-match decisions itself. Elsewhere (SQLite, PostgreSQL without the program) the same work is
+done here, file by file, with the same checks (:func:`check_file`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import timedelta
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, text
 from sqlalchemy.exc import IntegrityError
 
+from app.core.errors import Refusal
 from app.core.ingest.contentstore import ContentStore
 from app.core.ingest.jobs import IngestJob, IngestSummary, analyze_jobs, presence
 from app.core.matching.hash_index import HashIndex
@@ -21,7 +32,10 @@ from app.core.matching.match_rules import (
     find_known,
     find_match,
     index_signal,
+    indexable,
+    signal_space,
 )
+from app.core.matching.signal_types import SIGNAL_TYPES
 from app.core.model.deadlines import DEFAULT_SOURCE_DEADLINES, with_source_deadline
 from app.core.model.decisions import DecisionRequest
 from app.core.model.domain import (
@@ -44,8 +58,65 @@ from app.storage.hash_list_index import EntryFacts, entry_for
 from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.models import HashListEntry, Item, Sighting, SignalRow
 from app.storage.record import append_decision
+from app.storage.server_api import call
+from app.storage.server_security import enforced
 
 FLOOD_WINDOW = timedelta(hours=1)
+#: Files per call of the team server's write API (hd_api_record_items).
+SERVER_BATCH = 100
+#: How far ahead of the clock a report's time may be (another machine's clock): the server's
+#: own allowance (api_ingest.sql).
+REPORT_SKEW = timedelta(minutes=1)
+#: Queue-index ids and refs of a batch's files before the server has given them theirs: above
+#: every real id, in the order the files come, as the real ones will be.
+_PENDING = 1 << 61
+_HEX = re.compile(r"[0-9a-f]+")
+_VARIANT = re.compile(r"[a-z0-9:_-]*")
+
+
+class InvalidFile(Refusal, ValueError):
+    """A file's record has a value Hashdesk does not write (the server refuses it too)."""
+
+
+def check_file(a: MediaAnalysis, sighting: SightingInfo, now: datetime) -> str | None:
+    """What the server would refuse in a file's record (api_ingest.sql checks the same), or
+    None. ``sighting``: with its source's deadline already (with_source_deadline)."""
+    if not _HEX.fullmatch(a.sha256 or "") or len(a.sha256) != 64:
+        return f"SHA-256 {a.sha256!r} is not valid"
+    if a.md5 and (not _HEX.fullmatch(a.md5) or len(a.md5) != 32):  # "": content not read
+        return f"MD5 {a.md5!r} is not valid"
+    if a.size < 0 or (a.width or 0) < 0 or (a.height or 0) < 0:
+        return f"size {a.size} ({a.width}x{a.height}) is not valid"
+    if a.duration is not None and not a.duration >= 0:
+        return f"duration {a.duration!r} is not valid"
+    if a.mime is not None and len(a.mime) > 64:
+        return f"MIME type {a.mime[:80]!r} is not valid"
+    for sig in a.signals:
+        t = SIGNAL_TYPES.get(sig.algorithm)
+        if (
+            t is None
+            or len(sig.value) != t.hex_len
+            or not _HEX.fullmatch(sig.value)
+            or (sig.quality is not None and not 0 <= sig.quality <= 100)
+            or (sig.frame_ts is not None and not sig.frame_ts >= 0)
+            or len(sig.variant or "") > 16
+            or not _VARIANT.fullmatch(sig.variant or "")
+        ):
+            return f"signal {sig.algorithm}:{sig.variant}:{sig.value[:70]} is not valid"
+    if not sighting.source or len(sighting.source) > 128:
+        return f"sighting source {sighting.source!r} is not valid"
+    if sighting.external_id is not None and len(sighting.external_id) > 256:
+        return "external id longer than 256 characters"
+    if sighting.score is not None and sighting.score != sighting.score:
+        return "score is not a number"
+    if sighting.flagged_at > now + REPORT_SKEW:
+        return f"time the report was received {sighting.flagged_at.isoformat()} is in the future"
+    if sighting.deadline is not None and sighting.deadline < sighting.flagged_at:
+        return (
+            f"deadline {sighting.deadline.isoformat()} is before the report was received "
+            f"({sighting.flagged_at.isoformat()})"
+        )
+    return None
 
 
 def load_queue_index(db: Database, policy: MatchPolicy) -> HashIndex:
@@ -106,6 +177,8 @@ class IngestRecorder:
         # (AppContext's, loaded once for every ingest and window), received, never built here.
         self._watcher = watcher
         self._queue_index: HashIndex | None = None
+        # Pending queue-index ids and refs handed out (team server: see _record_on_server).
+        self._pending = _PENDING
         # The representative each new near-duplicate joined, in order (for the summary).
         self.joined: list[int] = []
 
@@ -118,7 +191,42 @@ class IngestRecorder:
 
     def record(self, path: Path, analysis: MediaAnalysis, sighting: SightingInfo) -> IngestOutcome:
         """Store one analysed file: a new item (queued or auto-matched) or a copy."""
+        return self.record_many([(path, analysis, sighting)])[0]
+
+    def record_many(
+        self, files: Sequence[tuple[Path, MediaAnalysis, SightingInfo]]
+    ) -> list[IngestOutcome]:
+        """Store analysed files, in order (one outcome each). InvalidFile, before anything is
+        recorded, when a file's record has a value the server would refuse (check_file)."""
+        now = utcnow()
+        files = [(p, a, with_source_deadline(s, self.source_deadlines)) for p, a, s in files]
+        for path, a, s in files:
+            problem = check_file(a, s, now)
+            if problem is not None:
+                raise InvalidFile(f"{path}: {problem}")
+        if not enforced(self.db.engine):
+            return [self._record_here(*f) for f in files]
+        out: list[IngestOutcome] = []
+        for i in range(0, len(files), SERVER_BATCH):
+            out += self._record_on_server(files[i : i + SERVER_BATCH])
+        return out
+
+    def batch_size(self) -> int:
+        """How many files :func:`ingest_jobs` hands :meth:`record_many` at once: a batch on a
+        team server (one call each), one at a time elsewhere (the same cost either way)."""
+        return SERVER_BATCH if enforced(self.db.engine) else 1
+
+    def problem(self, analysis: MediaAnalysis, sighting: SightingInfo) -> str | None:
+        """Why the record would not take this file (check_file), or None."""
         sighting = with_source_deadline(sighting, self.source_deadlines)
+        return check_file(analysis, sighting, utcnow())
+
+    def _pending_id(self) -> int:
+        self._pending += 1
+        return self._pending
+
+    def _store(self, path: Path, analysis: MediaAnalysis) -> tuple[str | None, str | None]:
+        """The file and its preview into the content store: their keys."""
         content_key = None
         try:
             content_key = self.store.put_file(path, analysis.sha256)
@@ -127,6 +235,13 @@ class IngestRecorder:
             # what we know, without content.
             content_key = None
         preview_key = self.store.put_bytes(analysis.preview) if analysis.preview else None
+        return content_key, preview_key
+
+    def _record_here(
+        self, path: Path, analysis: MediaAnalysis, sighting: SightingInfo
+    ) -> IngestOutcome:
+        """One file, recorded by this process (SQLite; PostgreSQL without the server program)."""
+        content_key, preview_key = self._store(path, analysis)
         known: KnownMatch | None = None
         cluster = facts = allow_facts = None
         if self.match:
@@ -157,6 +272,99 @@ class IngestRecorder:
                 # Another workstation inserted the same SHA-256 first: record a copy instead.
                 continue
         raise RuntimeError(f"could not record {path}")
+
+    def _record_on_server(
+        self, files: Sequence[tuple[Path, MediaAnalysis, SightingInfo]]
+    ) -> list[IngestOutcome]:
+        """One call of the team server's write API for a batch of files. Each file is matched
+        here as :meth:`_record_here` matches it; a file the batch leaves open on its own goes in
+        the queue index at once under a pending id (a later file of the batch may join its
+        cluster: the server is told which position), replaced by the server's ids after."""
+        queue_index: HashIndex | None = None
+        hash_index: HashIndex | None = None
+        if self.match:
+            hash_index, queue_index = self._indexes()
+        with self.db.session() as s:
+            recorded = set(
+                s.scalars(
+                    select(Item.sha256).where(Item.sha256.in_({a.sha256 for _, a, _ in files}))
+                )
+            )
+        items: list[dict] = []
+        pending_refs: dict[int, int] = {}  # pending ref -> position in the batch
+        pending_ids: list[int] = []
+        for pos, (path, a, sighting) in enumerate(files):
+            content_key, preview_key = self._store(path, a)
+            copy = a.sha256 in recorded
+            recorded.add(a.sha256)
+            item = _item_payload(path, a, sighting, content_key, preview_key)
+            items.append(item)
+            if copy or queue_index is None or hash_index is None:
+                continue
+            assert self._watcher is not None
+            known = find_known(hash_index, a.signals, a.kind, self.policy, self._watcher.lists)
+            facts = allow_facts = None
+            if known is not None and known.evidence is not None:
+                facts = entry_for(self.db, known.evidence.entry_id, known.evidence.ref)
+            if known is not None and known.allowed is not None:
+                allow_facts = entry_for(self.db, known.allowed.entry_id, known.allowed.ref)
+                item["allow_note"] = _allow_note(known, allow_facts)
+            open_alone = True
+            if known is not None and known.evidence is not None and facts is not None:
+                ev = known.evidence
+                item["known"] = {
+                    "entry": facts.id,
+                    "distance": ev.distance,
+                    "resolve": known.resolve,
+                    # the server adds the flood guard's words, as it finds the entry
+                    "note": match_note(ev, replace(facts, flood_guarded=False)),
+                }
+                open_alone = not known.resolve
+            else:
+                cluster = find_match(queue_index, a.signals, a.kind, self.policy)
+                if cluster is not None and cluster.ref is not None:
+                    if cluster.ref in pending_refs:
+                        item["cluster_in_batch"] = pending_refs[cluster.ref]
+                    else:
+                        item["cluster"] = cluster.ref
+                    open_alone = False
+            if open_alone:
+                ref = self._pending_id()
+                pending_refs[ref] = pos
+                rows = [(self._pending_id(), sig, ref) for sig in a.signals]
+                pending_ids += _index_many(queue_index, rows, self.policy)
+        batch = {
+            "policy": {
+                "pdq_threshold": self.policy.pdq_threshold,
+                "phash_threshold": self.policy.phash_threshold,
+                "flood_per_hour": max(0, self.policy.flood_per_hour),
+            },
+            "items": items,
+        }
+        try:
+            with self.db.session() as s:
+                result = call(
+                    s,
+                    text("SELECT * FROM hd_api_record_items(CAST(:batch AS jsonb))"),
+                    {"batch": json.dumps(batch)},
+                )
+        finally:
+            if queue_index is not None and pending_ids:
+                queue_index.remove_many(pending_ids)
+        out = []
+        opened: list[tuple[int, Signal, int]] = []
+        for row, (_, a, _) in zip(result, files, strict=True):
+            outcome = IngestOutcome(row.outcome)
+            out.append(outcome)
+            if row.joined is not None:
+                self.joined.append(int(row.joined))
+            if outcome is IngestOutcome.NEW and row.open_alone:
+                opened += [
+                    (i, sig, row.ref) for i, sig in zip(row.signal_ids, a.signals, strict=True)
+                ]
+        if queue_index is not None:
+            _index_many(queue_index, opened, self.policy)
+        return out
 
     def _record_row(
         self,
@@ -331,6 +539,62 @@ class IngestRecorder:
         return True
 
 
+def _index_many(
+    index: HashIndex, rows: Sequence[tuple[int, Signal, int]], policy: MatchPolicy
+) -> list[int]:
+    """:func:`index_signal` for many ``(entry id, signal, ref)`` rows, one ``add_many`` per
+    space. The ids indexed."""
+    spaces: dict[str, list[tuple[int, str, str, int | None]]] = {}
+    added = []
+    for entry_id, sig, ref in rows:
+        if indexable(sig, policy):
+            spaces.setdefault(signal_space(sig), []).append(
+                (entry_id, sig.algorithm.value, sig.value, ref)
+            )
+            added.append(entry_id)
+    for space, batch in spaces.items():
+        index.space(space).add_many(batch)
+    return added
+
+
+def _item_payload(
+    path: Path,
+    a: MediaAnalysis,
+    sighting: SightingInfo,
+    content_key: str | None,
+    preview_key: str | None,
+) -> dict:
+    """One file as hd_api_record_items takes it (api_ingest.sql)."""
+    return {
+        "sha256": a.sha256,
+        "md5": a.md5,
+        "kind": a.kind.value,
+        "mime": a.mime,
+        "size": a.size,
+        "width": a.width,
+        "height": a.height,
+        "duration": a.duration,
+        "content_key": content_key,
+        "preview_key": preview_key,
+        "preview_frames": a.preview_frames,
+        "error": a.error,
+        "signals": [
+            [sig.algorithm.value, sig.value, sig.quality, sig.frame_ts, sig.variant or ""]
+            for sig in a.signals
+        ],
+        "sighting": {
+            "source": sighting.source,
+            "external_id": sighting.external_id,
+            "source_url": sighting.source_url,
+            "original_name": path.name,
+            "reason": sighting.reason,
+            "score": sighting.score,
+            "flagged_at": sighting.flagged_at.isoformat(),
+            "deadline": sighting.deadline.isoformat() if sighting.deadline else None,
+        },
+    }
+
+
 def match_note(ev: Evidence, facts: EntryFacts | None) -> str:
     """What a known match says on the badge and in the auto-match decision: the entry and its
     list, the entry's labels, how and how close; for our own list who confirmed which item."""
@@ -364,10 +628,32 @@ def ingest_jobs(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> IngestSummary:
-    """Analyse and record every job; one bad file never stops the run."""
+    """Analyse and record every job; one bad file never stops the run. On a team server the
+    files are recorded in batches (IngestRecorder.batch_size): progress counts a file once it
+    is recorded (or reported)."""
     summary = IngestSummary()
     joined_before = len(recorder.joined)
-    for done, (job, analysis) in enumerate(analyze_jobs(jobs, workers=workers), 1):
+    size = recorder.batch_size()
+    pending: list[tuple[IngestJob, MediaAnalysis]] = []
+    done = 0
+
+    def tick(n: int = 1) -> None:
+        nonlocal done
+        done += n
+        if progress:
+            progress(done, len(jobs))
+
+    def flush() -> None:
+        if not pending:
+            return
+        outcomes = recorder.record_many([(j.path, a, j.sighting) for j, a in pending])
+        for (job, analysis), outcome in zip(pending, outcomes, strict=True):
+            _count(summary, job, analysis, outcome)
+        n = len(pending)
+        pending.clear()
+        tick(n)
+
+    for job, analysis in analyze_jobs(jobs, workers=workers):
         absent = presence(job.path)
         if absent == "missing":
             summary.missing.append(str(job.path))
@@ -378,25 +664,42 @@ def ingest_jobs(
             why = absent or analysis.error or "cannot read file"
             summary.skipped.append((str(job.path), why))
             summary.count(IngestOutcome.SKIPPED)
+        elif (why := recorder.problem(analysis, job.sighting)) is not None:
+            # A value the record does not take (a report's time in the future, a deadline
+            # before it): reported and skipped, here as on the server.
+            summary.skipped.append((str(job.path), why))
+            summary.count(IngestOutcome.SKIPPED)
         else:
-            outcome = recorder.record(job.path, analysis, job.sighting)
-            if outcome is IngestOutcome.NEW:
-                summary.new += 1
-            elif outcome is IngestOutcome.AUTO_MATCHED:
-                summary.new += 1
-                summary.auto_matched += 1
-            else:
-                summary.copies += 1
-            if outcome is IngestOutcome.COPY:
-                summary.count(IngestOutcome.COPY)  # a copy of a known item, readable or not
-            elif analysis.error:
-                summary.count(IngestOutcome.UNREADABLE)  # a new item, queued with the reason
-            else:
-                summary.count(IngestOutcome.NEW)
-            if analysis.error and outcome is not IngestOutcome.COPY:
-                summary.unreadable.append((str(job.path), analysis.error))
-        if progress:
-            progress(done, len(jobs))
+            pending.append((job, analysis))
+            if len(pending) >= size:
+                flush()
+            continue
+        if not pending:
+            tick()
+        else:  # reported in file order, once the files before it are recorded
+            flush()
+            tick()
+    flush()
     joined = recorder.joined[joined_before:]
     summary.clustered, summary.clusters = len(joined), len(set(joined))
     return summary
+
+
+def _count(
+    summary: IngestSummary, job: IngestJob, analysis: MediaAnalysis, outcome: IngestOutcome
+) -> None:
+    if outcome is IngestOutcome.NEW:
+        summary.new += 1
+    elif outcome is IngestOutcome.AUTO_MATCHED:
+        summary.new += 1
+        summary.auto_matched += 1
+    else:
+        summary.copies += 1
+    if outcome is IngestOutcome.COPY:
+        summary.count(IngestOutcome.COPY)  # a copy of a known item, readable or not
+    elif analysis.error:
+        summary.count(IngestOutcome.UNREADABLE)  # a new item, queued with the reason
+    else:
+        summary.count(IngestOutcome.NEW)
+    if analysis.error and outcome is not IngestOutcome.COPY:
+        summary.unreadable.append((str(job.path), analysis.error))

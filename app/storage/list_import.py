@@ -15,8 +15,8 @@ under their list, incrementally and idempotently, in one transaction.
   (app/storage/sql/api_lists.sql) checks and writes them, in parts of :data:`PART` changes,
   each on the record with its own event (which names the rows it added, with their digest, and
   those it retracted), all in the one transaction. 100,000 new PDQ entries: 25 s (the row
-  checks of write_checks.sql take 15 s of it), against 22 s for the INSERTs it replaces and
-  5 s for COPY without the server program.
+  checks of the triggers this design has since retired took 15 s of it), against 22 s for
+  the INSERTs it replaces and 5 s for COPY without the server program.
 
 Measured with ``hashdesk bench --lists`` on the shared 2-core VM, 1,000,000 PDQ lines: SQLite
 48 s (SQLAlchemy's executemany of dicts: 62 s, hence the driver's own with tuples), PostgreSQL

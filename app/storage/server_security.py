@@ -10,26 +10,16 @@ reach it as settings bound by the driver (``hashdesk.role_prefix``,
 ``hashdesk.role_permissions``); the schema is the connection's own (``current_schema()``); the
 server quotes every name itself (``format('%I')``). Nothing here formats SQL from data.
 
-What the groups may do is granted here and nothing more; every write a person can make is
-checked by a trigger running as the schema owner, which identifies the person by
-``session_user``, checks the account is active and its role allows the change:
-
-* decisions are append-only, in the author's own name (ingest alone records the system's
-  auto-matches, and only naming an active hash-list entry), and must follow the chain head;
-* hash-list rows are added only as the confirmed item's own signals, under the confirm that
-  adds them, by its author; they are never deleted and change only by one retraction, tied to
-  the undo or overturn that makes it or to a chained audit event in the same transaction;
-* audit events are appended in the actor's own name and follow the chain head;
-* accounts change only through ``hd_api_account_*`` functions (admins; a person's own
-  password), each writing its own audit event in the same call; disabling one takes effect at
-  once (NOLOGIN, open sessions ended, and every check above reads the active flag); people
-  cannot read users.password_hash, and no argon2id hash of before stays there;
-* exposure records and comfort defaults are written only through ``hd_api_record_exposure``
-  and ``hd_api_keep_comfort``, in the caller's own name;
-* each person's login carries lock, statement and idle-in-transaction timeouts;
-* a blind second reviewer cannot read the first decision (row-level security on decisions and
-  on hash-list rows): moderators read the other moderators' decisions only once no second
-  review of them is pending.
+People write no table. Their groups are granted reads (narrowed by row-level security and
+column grants: blind second review, own exposure, no password hashes) and EXECUTE on the write
+API, the ``hd_api_*`` functions of ``api_*.sql``, and nothing else: no INSERT, UPDATE or
+DELETE, no sequence, so no row lock either. Each function runs as the schema owner with
+``search_path = pg_catalog, <schema>, pg_temp``, identifies the person by ``session_user``,
+checks the account is active and its role allows the call, takes ids from the sequences and
+times from the server's clock, appends the chain entries itself (``chain.sql``: under a row
+lock on the chain's own row, which people cannot take) and writes the audit event of what it
+did in the same call. The application calls the same functions (app.storage.server_api), so
+the app and a person with psql have one way to change the record.
 
 The schema owner (the role ``hashdesk db upgrade`` runs as) and superusers are trusted: they
 can change anything anyway. SQLite (one workstation) has none of this; its files are readable
@@ -62,7 +52,8 @@ PROGRAM = (
     "api_accounts.sql",  # accounts: created, disabled, enabled, re-keyed, on the record
     "api_exposure.sql",  # exposure records and comfort defaults, in one's own name
     "api_lists.sql",  # the hash lists' writes: retract, disable, flood guard, rules, import
-    "write_checks.sql",  # the owner-run check on every write, one trigger a table
+    "api_ingest.sql",  # ingest's writes: items, sightings, signals, auto-matches
+    "retired.sql",  # what older programs installed (the write triggers): removed
     "row_security.sql",  # blind second review, own rows: row-level security
     "grants.sql",  # what each group may touch at all; the owner's functions' search path
 )

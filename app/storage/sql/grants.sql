@@ -1,5 +1,5 @@
--- What each group may touch at all: reads, and the writes the checks of write_checks.sql then
--- judge row by row. Runs last, as the schema owner, with hashdesk.role_prefix bound (install).
+-- What each group may touch at all: reads (row-level security and column grants narrow them:
+-- row_security.sql) and the write API's functions; no table write at all. Runs last, as the schema owner, with hashdesk.role_prefix bound (install).
 
 DO $$
 DECLARE
