@@ -58,7 +58,9 @@ from app.storage.record import (
 )
 from app.storage.server_api import call, on_server
 
-_DECIDE = text("SELECT * FROM hd_api_decide(:uuid, :item, :verdict, :category, :label, :note)")
+_DECIDE = text(
+    "SELECT * FROM hd_api_decide(:uuid, :item, :verdict, :category, :label, :note, :share)"
+)
 _UNDO = text("SELECT * FROM hd_api_undo(:uuid, :target)")
 _ME = text("SELECT hd_me_id()")
 
