@@ -461,6 +461,9 @@ BEGIN
     detail := detail || jsonb_build_object('part', facts->'part');
   END IF;
   e := hd_append_audit('import', n, detail);
+  -- The rows it added carry the time of the event that names them (`audit verify` compares).
+  at := e.occurred_at;
+  UPDATE hash_list SET added_at = at WHERE id = ANY (add_ids) AND added_at <> at;
   FOREACH why IN ARRAY ARRAY['marked deleted', 'gone from the list'] LOOP
     UPDATE hash_list SET retracted_at = at, retracted_by = u.id,
       retraction_reason = format('%s in import %s of %s into %s', why, left(e.uuid, 8),
