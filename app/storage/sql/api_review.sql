@@ -235,7 +235,8 @@ END $$;
 -- An escalated item is a lead's (hd_api_resolve_escalation).
 DROP FUNCTION IF EXISTS hd_api_decide(text, bigint, text, text, text, text);
 CREATE OR REPLACE FUNCTION hd_api_decide(p_uuid text, p_item_id bigint, p_verdict text,
-  p_category text, p_category_label text, p_note text, p_second_review_share double precision,
+  p_category text, p_category_label text, p_note text,
+  p_second_review_share double precision DEFAULT 0,
   OUT hashes_added integer, OUT cluster_members integer, OUT duplicate boolean,
   OUT late boolean, OUT conflict boolean)
 LANGUAGE plpgsql SECURITY DEFINER
