@@ -195,6 +195,14 @@ class TeamServer:
         self._open.append(db)
         return db
 
+    @property
+    def team_url(self) -> str:
+        """The database as every workstation names it: no user (people sign in)."""
+        from sqlalchemy.engine import make_url
+
+        url = make_url(self.owner_url)._replace(username=None, password=None)
+        return url.render_as_string(hide_password=False)
+
     def set_second_review_share(self, share: float) -> None:
         """The share of decisions the server samples for blind second review (its own draw;
         a workstation may ask for more, never less)."""

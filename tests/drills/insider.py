@@ -186,7 +186,7 @@ def moderator_attempts(facts) -> list[Attempt]:
         Attempt("DELETE an account", f"DELETE FROM users WHERE id = {max_.id}", "refused"),
         Attempt(
             "create an account through the server function",
-            "SELECT hd_account_create('eve', 'eve', 'admin', 'password123')",
+            "SELECT hd_api_account_create('eve', 'eve', 'admin', 'password123')",
             "refused",
         ),
         Attempt(

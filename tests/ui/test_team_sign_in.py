@@ -18,7 +18,7 @@ pytestmark = pytest.mark.postgres
 def test_the_dialog_signs_a_person_in_to_the_server_as_themselves(qtbot, team_server):
     root = team_server.add("root", Role.ADMIN)
     team_server.add("mo", Role.MODERATOR, actor=root, via=team_server.connect("root"))
-    url = team_server.owner_url.replace("postgres@", "", 1)  # no user: people sign in
+    url = team_server.team_url
     settings = load_settings(
         {"HASHDESK_DATABASE_URL": url, "HASHDESK_NO_KEYRING": "1", "HASHDESK_ALLOW_TRUST_AUTH": "1"}
     )
