@@ -91,7 +91,18 @@ def test_a_transaction_that_sets_the_review_done_and_rolls_back_reads_nothing(te
 def test_blind_reads_per_role_until_the_review_is_done(team_server, facts, tmp_path):
     c, copy = facts["confirmed"], facts["copy"]
 
-    def seen(name: str) -> tuple[int, int, int, int]:
+    # The copy resolved by the hash mo's confirm added: its auto-match decision names the row.
+    with team_server.owner.engine.begin() as conn:
+        conn.execute(
+            text(
+                "SELECT hd_append_decision(gen_random_uuid()::text, i.id, NULL, 'confirm', NULL, "
+                "NULL, i.match_note, 'auto_match', NULL, NULL, i.known_entry_id, 3) "
+                "FROM items i WHERE i.id = :copy"
+            ),
+            {"copy": copy},
+        )
+
+    def seen(name: str) -> tuple[int, ...]:
         with insider.psql(team_server, name) as conn:
             return tuple(
                 conn.execute(sql, [arg]).fetchone()[0]
@@ -100,6 +111,7 @@ def test_blind_reads_per_role_until_the_review_is_done(team_server, facts, tmp_p
                     ("SELECT count(*) FROM hash_list WHERE item_id = %s", c.item_id),
                     ("SELECT count(*) FROM hash_list_feedback WHERE item_id = %s", c.item_id),
                     ("SELECT count(*) FROM items WHERE id = %s", copy),
+                    ("SELECT count(*) FROM decisions WHERE item_id = %s", copy),
                 )
             )
 
@@ -107,9 +119,9 @@ def test_blind_reads_per_role_until_the_review_is_done(team_server, facts, tmp_p
         _owner_sees(team_server, "SELECT 1 FROM hash_list WHERE item_id = :i", {"i": c.item_id})
     )
     assert hashes > 0
-    assert seen("max") == (0, 0, 0, 0)  # the blind second reviewer
-    assert seen("mo") == (1, hashes, 1, 1)  # the first decision's author
-    assert seen("lena") == (1, hashes, 1, 1)  # a lead reads everything
+    assert seen("max") == (0, 0, 0, 0, 0)  # the blind second reviewer
+    assert seen("mo") == (1, hashes, 1, 1, 1)  # the first decision's author
+    assert seen("lena") == (1, hashes, 1, 1, 1)  # a lead reads everything
     with insider.psql(team_server, "lena") as conn:
         assert conn.execute(
             "SELECT first_verdict FROM second_reviews WHERE item_id = %s", [c.item_id]
@@ -130,7 +142,7 @@ def test_blind_reads_per_role_until_the_review_is_done(team_server, facts, tmp_p
             method=DecisionMethod.SECOND_REVIEW,
         )
     )
-    assert seen("max") == (2, 0, 1, 1)
+    assert seen("max") == (2, 0, 1, 1, 1)
 
 
 def test_second_review_through_the_service_closes_with_its_decision(team_server, facts):
