@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, text
 
 from app.core.matching.signal_types import is_query_only
-from app.core.model.chain import hash_rows_digest
+from app.core.model.chain import hash_rows_digest_v2
 from app.core.model.decisions import DecisionRequest, LeadError, ReviewError
 from app.core.model.domain import DecisionMethod, ItemStatus, Role, Verdict
 from app.core.model.roles import PermissionDenied
@@ -228,8 +228,13 @@ def test_overturn_to_confirm_adds_the_python_rows_and_digest(team_server, facts)
         ).one()
         signals = s.scalars(select(SignalRow).where(SignalRow.item_id == rejected.item_id)).all()
         listable = [g for g in signals if not is_query_only(g.variant)]
-        digest = s.scalar(text("SELECT hd_item_hashes_digest(:i)"), {"i": rejected.item_id})
-    assert digest == hash_rows_digest((g.algorithm, g.variant, g.value) for g in listable)
+        digest = s.scalar(
+            text("SELECT hd_item_hashes_digest(:i, 'glorification')"), {"i": rejected.item_id}
+        )
+    assert digest == hash_rows_digest_v2(
+        (g.algorithm, g.variant, g.value, g.quality, g.frame_ts, "glorification", "local")
+        for g in listable
+    )
     leads = LeadService(team_server.connect("lena"))
     with pytest.raises(LeadError, match="choose a category"):
         leads.overturn(lead, rejected.uuid, "it is propaganda")

@@ -1,3 +1,4 @@
+-- Reads only (people write no table: the write policies of older programs are dropped here).
 -- Blind second review, outside the app too: while a second review of a decision is pending, no
 -- moderator but its author reads anything that gives the first verdict away: the item's
 -- decisions (the first one, its cluster members', a late conflict's escalation), the decisions
@@ -70,8 +71,6 @@ BEGIN
                  'USING (hd_may_see_decision(uuid, parent_uuid, user_id, item_id, '
                  'matched_entry_id))', moderator);
   DROP POLICY IF EXISTS hd_append ON decisions;
-  EXECUTE format('CREATE POLICY hd_append ON decisions FOR INSERT TO %I WITH CHECK (true)',
-                 moderator);
 
   -- the hash list: our own entries are read by their author (and leads); imported ones by all
   ALTER TABLE hash_list ENABLE ROW LEVEL SECURITY;
@@ -82,15 +81,8 @@ BEGIN
                  'USING (list_name <> ''local'' OR added_by IS NOT DISTINCT FROM hd_me_id())',
                  moderator);
   DROP POLICY IF EXISTS hd_add ON hash_list;
-  EXECUTE format('CREATE POLICY hd_add ON hash_list FOR INSERT TO %I WITH CHECK (true)',
-                 moderator);
   DROP POLICY IF EXISTS hd_retract ON hash_list;
-  EXECUTE format('CREATE POLICY hd_retract ON hash_list FOR UPDATE TO %I '
-                 'USING (added_by IS NOT DISTINCT FROM hd_me_id()) WITH CHECK (true)',
-                 moderator);
   DROP POLICY IF EXISTS hd_retract_any ON hash_list;
-  EXECUTE format('CREATE POLICY hd_retract_any ON hash_list FOR UPDATE TO %I USING (true) '
-                 'WITH CHECK (true)', lead);
 
   -- items: a later copy's match note names the first decision's hash-list row
   ALTER TABLE items ENABLE ROW LEVEL SECURITY;
@@ -101,10 +93,7 @@ BEGIN
                  'USING (known_entry_id IS NULL OR hd_may_see_item(known_entry_id))',
                  moderator);
   DROP POLICY IF EXISTS hd_change ON items;
-  EXECUTE format('CREATE POLICY hd_change ON items FOR UPDATE TO %I USING (true) '
-                 'WITH CHECK (true)', moderator);
   DROP POLICY IF EXISTS hd_add ON items;
-  EXECUTE format('CREATE POLICY hd_add ON items FOR INSERT TO %I WITH CHECK (true)', moderator);
 
   -- list feedback: a confirm of a badged item agrees with the entry, a reject disagrees
   ALTER TABLE hash_list_feedback ENABLE ROW LEVEL SECURITY;
@@ -115,8 +104,6 @@ BEGIN
   EXECUTE format('CREATE POLICY hd_read_blind ON hash_list_feedback FOR SELECT TO %I '
                  'USING (hd_may_see_feedback(item_id, user_id))', moderator);
   DROP POLICY IF EXISTS hd_add ON hash_list_feedback;
-  EXECUTE format('CREATE POLICY hd_add ON hash_list_feedback FOR INSERT TO %I '
-                 'WITH CHECK (true)', moderator);
 
   -- exposure: a moderator reads their own rows (their trend); leads read everyone's
   ALTER TABLE exposure_events ENABLE ROW LEVEL SECURITY;
@@ -127,6 +114,4 @@ BEGIN
   EXECUTE format('CREATE POLICY hd_read_own ON exposure_events FOR SELECT TO %I '
                  'USING (user_id IS NOT DISTINCT FROM hd_me_id())', moderator);
   DROP POLICY IF EXISTS hd_add ON exposure_events;
-  EXECUTE format('CREATE POLICY hd_add ON exposure_events FOR INSERT TO %I WITH CHECK (true)',
-                 moderator);
 END $$;
