@@ -120,6 +120,8 @@ BEGIN
                     AND (i.status IN ('queued', 'unreadable')
                          OR (i.status = 'claimed' AND i.lease_expires_at < now))
                     AND (i.cluster_id IS NULL OR i.cluster_id = i.id)
+                    -- not a copy badged by a hash under someone's blind second review
+                    AND (i.known_entry_id IS NULL OR NOT hd_blind_entry(i.known_entry_id))
                   FOR UPDATE SKIP LOCKED)
       RETURNING id INTO got;
     ELSIF p_queue = 'escalations' THEN

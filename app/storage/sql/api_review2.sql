@@ -81,7 +81,8 @@ BEGIN
     RAISE EXCEPTION 'hashdesk: a lease of % seconds: use 10 to 86400', quote_nullable(p_seconds)
       USING ERRCODE = '22023';
   END IF;
-  RETURN make_interval(secs => p_seconds);
+  -- A workstation may ask for a shorter lease, never a longer one than the server's.
+  RETURN least(make_interval(secs => p_seconds), hd_lease());
 END $$;
 
 -- -- second review --------------------------------------------------------------------------
