@@ -18,6 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.core.errors import Refusal, first_line
+from app.core.model.chain import GENESIS_HASH, chain_hash, exposure_fields_of
 from app.core.model.domain import UserInfo, utcnow
 from app.core.model.exposure import (
     DailyExposure,
@@ -32,6 +33,21 @@ from app.storage.db import Database
 from app.storage.models import ComfortPreference, Decision, ExposureRow, User
 from app.storage.permissions import authorize
 from app.storage.server_api import call, on_server
+
+#: The exposure chain's advisory lock on a PostgreSQL database without the server program
+#: ("EXPO"); with it, the server appends under its own row lock (app/storage/sql/chain.sql).
+EXPOSURE_CHAIN_LOCK = 0x4558504F
+
+
+def exposure_head(s: Session) -> str | None:
+    """The newest entry hash of the exposure chain (records before revision 0013 have none)."""
+    return s.scalar(
+        select(ExposureRow.entry_hash)
+        .where(ExposureRow.entry_hash.is_not(None))
+        .order_by(ExposureRow.id.desc())
+        .limit(1)
+    )
+
 
 #: One record's seconds at most: a day (the server's CHECK on exposure_events.seconds too).
 MAX_EXPOSURE_SECONDS = 86400
@@ -186,19 +202,23 @@ class ExposureService:
                 except DBAPIError as exc:
                     raise (_refused(exc) or exc) from None
                 return bool(rows[0][0])
+            if s.get_bind().dialect.name == "postgresql":  # SQLite: the writer lock at BEGIN
+                s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EXPOSURE_CHAIN_LOCK})
             if s.scalar(select(ExposureRow.id).where(ExposureRow.uuid == event.uuid)):
                 return False
-            s.add(
-                ExposureRow(
-                    uuid=event.uuid,
-                    user_id=event.user_id,
-                    item_id=event.item_id,
-                    kind=event.kind,
-                    started_at=event.started_at,
-                    seconds=event.seconds,
-                    area=event.area,
-                )
+            row = ExposureRow(
+                uuid=event.uuid,
+                user_id=event.user_id,
+                item_id=event.item_id,
+                kind=str(event.kind),
+                started_at=event.started_at,
+                seconds=event.seconds,
+                area=event.area,
+                recorded_at=utcnow(),
+                prev_hash=exposure_head(s) or GENESIS_HASH,
             )
+            row.entry_hash = chain_hash(row.prev_hash, exposure_fields_of(row))
+            s.add(row)
             return True
 
     def today(self, user_id: int, before: datetime | None = None) -> tuple[float, set[int]]:

@@ -365,6 +365,9 @@ class ExposureRow(Base):
     seconds: Mapped[float] = mapped_column(Float)
     area: Mapped[float] = mapped_column(Float, default=1.0)
     recorded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The exposure chain (app.core.model.chain.exposure_chain_fields); NULL before revision 0013.
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    entry_hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class ComfortPreference(Base):

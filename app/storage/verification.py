@@ -43,7 +43,10 @@ from app.core.matching.hash_lists import LOCAL_LIST, ListPolicy
 from app.core.matching.signal_types import is_query_only
 from app.core.model.chain import (
     DIGEST_V2,
+    GENESIS_HASH,
     HashRowFields,
+    chain_hash,
+    exposure_fields_of,
     hash_row_line,
     ids_of_ranges,
     rows_digest_matches,
@@ -621,14 +624,31 @@ MAX_EXPOSURE_SECONDS = 86_400.0
 
 
 def verify_exposure(db: Database) -> list[RecordProblem]:
-    """Exposure records that cannot be true: seconds outside [0, a day], or a person who does
-    not exist."""
+    """Exposure records that cannot be true (seconds outside [0, a day], a person who does not
+    exist), and the exposure chain walked whole: a record altered, deleted or written by hand
+    is named (records from before the chain, revision 0013, are not on it)."""
     problems: list[RecordProblem] = []
     with db.session() as s:
         users = set(s.scalars(select(User.id)))
+        expected_prev, chained = GENESIS_HASH, False
         for e in s.scalars(
             select(ExposureRow).order_by(ExposureRow.id).execution_options(yield_per=5000)
         ):
+            label = f"exposure record #{e.id} ({e.uuid[:8]})"
+            if e.entry_hash is None:
+                if chained:
+                    problems.append(RecordProblem(f"{label} is not on the exposure chain: "
+                                                  "written by hand"))  # fmt: skip
+            else:
+                chained = True
+                if e.prev_hash != expected_prev:
+                    problems.append(RecordProblem(
+                        f"{label} does not follow the record before it on the exposure chain: "
+                        "a record before it was deleted, reordered or rewritten"))  # fmt: skip
+                elif chain_hash(e.prev_hash, exposure_fields_of(e)) != e.entry_hash:
+                    problems.append(RecordProblem(
+                        f"{label} was altered: its fields do not match its hash"))  # fmt: skip
+                expected_prev = e.entry_hash
             wrong = []
             if not (
                 e.seconds is not None

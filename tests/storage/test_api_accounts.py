@@ -365,7 +365,8 @@ def test_the_seconds_check_is_added_over_older_bad_rows_without_breaking_upgrade
             conn.execute(
                 text(
                     "SELECT convalidated FROM pg_constraint WHERE conname = "
-                    "'ck_exposure_events_seconds'"
+                    "'ck_exposure_events_seconds' "
+                    "AND connamespace = current_schema()::regnamespace"
                 )
             ).scalar()
             is False
@@ -379,7 +380,8 @@ def test_the_seconds_check_is_added_over_older_bad_rows_without_breaking_upgrade
             conn.execute(
                 text(
                     "SELECT convalidated FROM pg_constraint WHERE conname = "
-                    "'ck_exposure_events_seconds'"
+                    "'ck_exposure_events_seconds' "
+                    "AND connamespace = current_schema()::regnamespace"
                 )
             ).scalar()
             is True

@@ -44,7 +44,7 @@ from app.storage.models import (
 from app.storage.review import ReviewService
 from app.storage.users import UserService
 from app.storage.verification import verify_hash_list, verify_other_records
-from tests.helpers import ingest, write_samples
+from tests.helpers import ingest, make_user, write_samples
 
 PW = "correct horse battery"
 HASHES = [f"{i:02x}" * 32 for i in (0x11, 0x22, 0x33, 0x44)]
@@ -336,12 +336,14 @@ def test_impossible_exposure_records_are_named(db, store, tmp_path):
     _owner(db, "UPDATE exposure_events SET seconds = 90000 WHERE id = :i", i=row.id)
     problems = _problems(db)
     assert problems == [
-        f"exposure record #{row.id} ({row.uuid[:8]}): 90000.0 seconds (not within 0 and 86400)"
+        f"exposure record #{row.id} ({row.uuid[:8]}) was altered: its fields do not match its hash",
+        f"exposure record #{row.id} ({row.uuid[:8]}): 90000.0 seconds (not within 0 and 86400)",
     ]
     _owner(db, "UPDATE exposure_events SET seconds = -1 WHERE id = :i", i=row.id)
-    assert len(_problems(db)) == 1 and "-1.0 seconds" in _problems(db)[0]
-    _owner(db, "UPDATE exposure_events SET seconds = 3 WHERE id = :i", i=row.id)
-    assert _problems(db) == []
+    problems = _problems(db)
+    assert len(problems) == 2 and "altered" in problems[0] and "-1.0 seconds" in problems[1]
+    _owner(db, "UPDATE exposure_events SET seconds = :s WHERE id = :i", s=row.seconds, i=row.id)
+    assert _problems(db) == []  # as recorded again: nothing to say
     # The owner can switch the foreign keys off (they are off in a plain SQLite connection).
     if db.engine.dialect.name == "postgresql":
         with db.engine.begin() as conn:
@@ -354,7 +356,8 @@ def test_impossible_exposure_records_are_named(db, store, tmp_path):
         with closing(sqlite3.connect(path)) as conn, conn:
             conn.execute("UPDATE exposure_events SET user_id = 9999 WHERE id = ?", (row.id,))
     problems = _problems(db)
-    assert len(problems) == 1 and "user 9999 does not exist" in problems[0]
+    assert len(problems) == 2 and "altered" in problems[0]
+    assert "user 9999 does not exist" in problems[1]
 
 
 # -- f: a confirm without its digest ----------------------------------------------------------
@@ -422,3 +425,36 @@ def test_a_team_servers_imports_and_rules_verify_as_a_lead(team_server, tmp_path
     _owner(server.owner, "UPDATE hash_lists SET pdq_threshold = 64")
     problems = _problems(leaddb)
     assert len(problems) == 1 and "pdq_threshold 64 (on the record: 12)" in problems[0]
+
+
+def test_the_exposure_chain_names_a_record_altered_deleted_or_planted(db):
+    """Exposure records are on a chain of their own, appended by the service (on a team server
+    by the server): a record's seconds changed, one deleted, one written by hand, each named."""
+    from datetime import timedelta
+
+    from app.storage.verification import verify_exposure
+
+    user = make_user(db)
+    service = ExposureService(db)
+    for k in range(4):
+        service.record(
+            ExposureEvent(user.id, None, ExposureKind.REVEAL, utcnow() - timedelta(seconds=k), 2.5)
+        )
+    assert verify_exposure(db) == []
+    with db.engine.begin() as conn:
+        ids = [r[0] for r in conn.execute(text("SELECT id FROM exposure_events ORDER BY id"))]
+        conn.execute(text("UPDATE exposure_events SET seconds = 0.5 WHERE id = :i"), {"i": ids[1]})
+        conn.execute(text("DELETE FROM exposure_events WHERE id = :i"), {"i": ids[2]})
+        conn.execute(
+            text(
+                "INSERT INTO exposure_events (uuid, user_id, item_id, kind, started_at, seconds, "
+                "area, recorded_at) SELECT 'planted-0000', user_id, item_id, kind, started_at, "
+                "1.0, area, recorded_at FROM exposure_events WHERE id = :i"
+            ),
+            {"i": ids[0]},
+        )
+    said = [str(p) for p in verify_exposure(db)]
+    assert any(f"#{ids[1]} " in p and "altered" in p for p in said), said
+    assert any(f"#{ids[3]} " in p and "does not follow" in p for p in said), said
+    assert any("planted" in p and "written by hand" in p for p in said), said
+    assert len(said) == 3, said

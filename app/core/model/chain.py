@@ -177,11 +177,46 @@ def audit_chain_fields(
     }
 
 
+def exposure_chain_fields(
+    *,
+    uuid: str,
+    user_id: int,
+    item_id: int | None,
+    kind: str,
+    started_at: datetime,
+    seconds: float,
+    area: float,
+    recorded_at: datetime,
+) -> dict[str, Any]:
+    """The fields of an exposure record that its chain hash covers. The two measures as whole
+    thousandths of a second and millionths of the picture, rounded down (one IEEE double
+    multiplication: the same in PostgreSQL), so the server and Python write the same text."""
+    return {
+        "uuid": uuid,
+        "user_id": user_id,
+        "item_id": item_id,
+        "kind": str(kind),
+        "started_at": started_at.isoformat(timespec="microseconds"),
+        "ms": math.floor(seconds * 1000),
+        "area_ppm": math.floor(area * 1_000_000),
+        "recorded_at": recorded_at.isoformat(timespec="microseconds"),
+    }
+
+
 #: The columns of a decision row its chain hash covers: exactly the keyword arguments of
 #: :func:`decision_chain_fields` (the row stores each under the same name).
 DECISION_CHAINED: tuple[str, ...] = tuple(inspect.signature(decision_chain_fields).parameters)
 #: The columns of an audit event its chain hash covers (of :func:`audit_chain_fields`).
 AUDIT_CHAINED: tuple[str, ...] = tuple(inspect.signature(audit_chain_fields).parameters)
+
+
+#: The columns of an exposure record its chain hash covers.
+EXPOSURE_CHAINED: tuple[str, ...] = tuple(inspect.signature(exposure_chain_fields).parameters)
+
+
+def exposure_fields_of(row: Any) -> dict[str, Any]:
+    """The chained fields of a stored exposure record."""
+    return exposure_chain_fields(**{name: getattr(row, name) for name in EXPOSURE_CHAINED})
 
 
 def decision_fields_of(row: Any) -> dict[str, Any]:

@@ -36,7 +36,8 @@ CREATE OR REPLACE FUNCTION hd_api_record_exposure(p_uuid text, p_item_id bigint,
   p_started_at timestamp, p_seconds double precision, p_area double precision)
 RETURNS boolean LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT AS $$
-DECLARE me users := hd_require('review'); at timestamp := hd_now(); n integer;
+DECLARE me users := hd_require('review'); at timestamp := hd_now(); prev text; entry text;
+  started timestamp;
 BEGIN
   IF p_uuid IS NULL OR p_uuid !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
   THEN
@@ -54,21 +55,28 @@ BEGIN
   IF p_item_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM items WHERE id = p_item_id) THEN
     RAISE EXCEPTION 'hashdesk: there is no item %', p_item_id USING ERRCODE = '22023';
   END IF;
-  BEGIN
-    INSERT INTO exposure_events (uuid, user_id, item_id, kind, started_at, seconds, area,
-      recorded_at)
-    VALUES (p_uuid, me.id, p_item_id, p_kind,
-      -- when it happened, as the workstation says, but never ahead of the server nor older
-      -- than a day
-      least(greatest(COALESCE(p_started_at, at), at - interval '1 day'), at),
-      p_seconds, p_area, at)
-    ON CONFLICT (uuid) DO NOTHING;
-    GET DIAGNOSTICS n = ROW_COUNT;
-  EXCEPTION WHEN check_violation THEN
+  IF p_kind IS NULL OR p_kind NOT IN ('reveal', 'region', 'frame') THEN
     RAISE EXCEPTION 'hashdesk: % is not a kind of exposure', quote_nullable(p_kind)
       USING ERRCODE = '22023';
-  END;
-  RETURN n = 1;
+  END IF;
+  -- On the exposure chain (chain.sql), under its row lock: a replay changes nothing.
+  SELECT COALESCE(head, repeat('0', 64)), greatest(at, head_at) INTO prev, at
+  FROM hd_chain_lock WHERE chain = 'exposure' FOR UPDATE;
+  IF EXISTS (SELECT 1 FROM exposure_events WHERE uuid = p_uuid) THEN
+    RETURN false;
+  END IF;
+  -- when it happened, as the workstation says, but never ahead of the server nor older than a
+  -- day
+  started := least(greatest(COALESCE(p_started_at, at), at - interval '1 day'), at);
+  entry := hd_chain_hash(prev, jsonb_build_object('uuid', p_uuid, 'user_id', me.id,
+    'item_id', p_item_id, 'kind', p_kind, 'started_at', hd_iso(started),
+    'ms', floor(p_seconds * 1000)::bigint, 'area_ppm', floor(p_area * 1000000)::bigint,
+    'recorded_at', hd_iso(at)));
+  INSERT INTO exposure_events (uuid, user_id, item_id, kind, started_at, seconds, area,
+    recorded_at, prev_hash, entry_hash)
+  VALUES (p_uuid, me.id, p_item_id, p_kind, started, p_seconds, p_area, at, prev, entry);
+  UPDATE hd_chain_lock SET head = entry, head_at = at WHERE chain = 'exposure';
+  RETURN true;
 END $$;
 
 -- Keep the caller's own comfort defaults (greyscale, blur level: an index into

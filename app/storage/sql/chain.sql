@@ -13,7 +13,7 @@
 CREATE TABLE IF NOT EXISTS hd_chain_lock (chain text PRIMARY KEY);
 ALTER TABLE hd_chain_lock ADD COLUMN IF NOT EXISTS head text;
 ALTER TABLE hd_chain_lock ADD COLUMN IF NOT EXISTS head_at timestamp;
-INSERT INTO hd_chain_lock (chain) VALUES ('decisions'), ('audit events')
+INSERT INTO hd_chain_lock (chain) VALUES ('decisions'), ('audit events'), ('exposure')
   ON CONFLICT (chain) DO NOTHING;
 -- A database whose chains were appended before (by the application, or an older program):
 -- the heads as they stand now.
@@ -23,6 +23,10 @@ WHERE chain = 'decisions' AND head IS NULL;
 UPDATE hd_chain_lock SET head = e.entry_hash, head_at = e.occurred_at
 FROM (SELECT entry_hash, occurred_at FROM audit_events ORDER BY id DESC LIMIT 1) e
 WHERE chain = 'audit events' AND head IS NULL;
+UPDATE hd_chain_lock SET head = x.entry_hash, head_at = x.recorded_at
+FROM (SELECT entry_hash, recorded_at FROM exposure_events WHERE entry_hash IS NOT NULL
+      ORDER BY id DESC LIMIT 1) x
+WHERE chain = 'exposure' AND head IS NULL;
 
 -- A string as Python's json.dumps writes it (ensure_ascii): '"', '\' and the control characters
 -- escaped, everything outside printable ASCII as \uXXXX (UTF-16 surrogate pairs above U+FFFF).
