@@ -78,7 +78,7 @@ def moderator_attempts(facts) -> list[Attempt]:
             "refused",
         ),
         Attempt(
-            "claim for a year through the API's arguments",
+            "claim with a lease of one's own (the API takes none: nothing claimed, NULL)",
             "SELECT hd_api_claim('review', ARRAY[]::bigint[])",
             "allowed (1 rows)",
         ),

@@ -458,3 +458,80 @@ def test_the_exposure_chain_names_a_record_altered_deleted_or_planted(db):
     assert any(f"#{ids[3]} " in p and "does not follow" in p for p in said), said
     assert any("planted" in p and "written by hand" in p for p in said), said
     assert len(said) == 3, said
+
+
+# Issue 21's point 7: each hand edit the owner can make, and the words `audit verify` names it
+# with (the row it names is found by the query, then the edit made).
+HAND_EDITS = {
+    "a local row's quality set to 0": (
+        "SELECT id FROM hash_list WHERE list_name = 'local' AND quality IS NOT NULL "
+        "ORDER BY id LIMIT 1",
+        "UPDATE hash_list SET quality = 0 WHERE id = :i",
+        "#{i} ",
+    ),
+    "a local row's category": (
+        "SELECT id FROM hash_list WHERE list_name = 'local' ORDER BY id LIMIT 1",
+        "UPDATE hash_list SET category = 'satire' WHERE id = :i",
+        "#{i} ",
+    ),
+    "an imported entry altered": (
+        "SELECT id FROM hash_list WHERE list_name = 'partner' AND retracted_at IS NULL "
+        "ORDER BY id LIMIT 1",
+        "UPDATE hash_list SET value = '" + "0" * 64 + "' WHERE id = :i",
+        "#{i}",
+    ),
+    "an imported entry retracted by hand": (
+        "SELECT id FROM hash_list WHERE list_name = 'partner' AND retracted_at IS NULL "
+        "ORDER BY id LIMIT 1",
+        "UPDATE hash_list SET retracted_at = recorded_now() WHERE id = :i",
+        "#{i} ",
+    ),
+    "an imported entry deleted": (
+        "SELECT id FROM hash_list WHERE list_name = 'partner' AND retracted_at IS NULL "
+        "ORDER BY id LIMIT 1",
+        "DELETE FROM hash_list WHERE id = :i",
+        "{i}",
+    ),
+    # (256 the database refuses itself: migration 0010's CHECK)
+    "a list rule (the widest threshold on a resolve list)": (
+        "SELECT id FROM hash_lists WHERE name = 'partner'",
+        "UPDATE hash_lists SET pdq_threshold = 64 WHERE id = :i",
+        "list 'partner'",
+    ),
+    "a second review's outcome": (
+        "SELECT id FROM second_reviews WHERE status = 'done' ORDER BY id LIMIT 1",
+        "UPDATE second_reviews SET agreed = NOT agreed WHERE id = :i",
+        "#{i}",
+    ),
+    "an exposure record's seconds": (
+        "SELECT id FROM exposure_events ORDER BY id LIMIT 1",
+        "UPDATE exposure_events SET seconds = 0.5 WHERE id = :i",
+        "exposure record #{i} ",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(HAND_EDITS))
+def test_each_hand_edit_is_named_with_and_without_a_checkpoint(
+    db, store, tmp_path, monkeypatch, capsys, edit
+):
+    monkeypatch.setenv("HASHDESK_DATABASE_URL", db.engine.url.render_as_string(hide_password=False))
+    monkeypatch.setenv("HASHDESK_MEDIA_ROOT", str(store.root))
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    _record(db, store, tmp_path)
+    assert main(["audit", "checkpoint"]) == 0
+    (tmp_path / "cp.json").write_text(capsys.readouterr().out, encoding="utf-8")
+    assert main(["audit", "verify"]) == 0  # untouched: nothing to say
+    capsys.readouterr()
+    find, change, named = HAND_EDITS[edit]
+    with db.engine.begin() as conn:
+        row_id = conn.execute(text(find)).scalar_one()
+        now = "CURRENT_TIMESTAMP" if db.dialect == "sqlite" else "now()"
+        conn.execute(text(change.replace("recorded_now()", now)), {"i": row_id})
+    for args in (
+        ["audit", "verify"],
+        ["audit", "verify", "--checkpoint", str(tmp_path / "cp.json")],
+    ):
+        assert main(args) == 1, (edit, args)
+        out = capsys.readouterr().out
+        assert named.format(i=row_id) in out, (edit, args, out)
