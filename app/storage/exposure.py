@@ -206,6 +206,7 @@ class ExposureService:
                 s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EXPOSURE_CHAIN_LOCK})
             if s.scalar(select(ExposureRow.id).where(ExposureRow.uuid == event.uuid)):
                 return False
+            prev = exposure_head(s) or GENESIS_HASH
             row = ExposureRow(
                 uuid=event.uuid,
                 user_id=event.user_id,
@@ -215,9 +216,9 @@ class ExposureService:
                 seconds=event.seconds,
                 area=event.area,
                 recorded_at=utcnow(),
-                prev_hash=exposure_head(s) or GENESIS_HASH,
+                prev_hash=prev,
             )
-            row.entry_hash = chain_hash(row.prev_hash, exposure_fields_of(row))
+            row.entry_hash = chain_hash(prev, exposure_fields_of(row))
             s.add(row)
             return True
 

@@ -664,10 +664,10 @@ def ingest_jobs(
             why = absent or analysis.error or "cannot read file"
             summary.skipped.append((str(job.path), why))
             summary.count(IngestOutcome.SKIPPED)
-        elif (why := recorder.problem(analysis, job.sighting)) is not None:
+        elif (refused := recorder.problem(analysis, job.sighting)) is not None:
             # A value the record does not take (a report's time in the future, a deadline
             # before it): reported and skipped, here as on the server.
-            summary.skipped.append((str(job.path), why))
+            summary.skipped.append((str(job.path), refused))
             summary.count(IngestOutcome.SKIPPED)
         else:
             pending.append((job, analysis))

@@ -141,10 +141,11 @@ def overturn_in_session(
         for d in cluster_decisions(s, target.uuid):
             if current_decision(s, d.item_id) is not d:
                 continue  # this member was decided again since
-            _w, _n, a, r = _overturn_one(
+            _w, _n, more_added, more_retracted = _overturn_one(
                 s, d, lead_id, reason, category, category_label, at, str(uuidlib.uuid4()), uuid
             )
-            added, retracted, members = added + a, retracted + r, members + 1
+            added, retracted = added + more_added, retracted + more_retracted
+            members += 1
     append_event(
         s,
         AuditKind.OVERTURN,

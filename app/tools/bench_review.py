@@ -166,11 +166,13 @@ def _bench_review(n_items: int, presses: int, owner_db, person_url) -> dict:
             fill_db = ctx.db
         else:  # the admin adds the moderator; the window runs on the moderator's own login
             from app.storage.db import open_database
-            from app.storage.users import UserService
 
-            admin = UserService(owner_db).create_first_admin("bench-admin", _BENCH_PASSWORD)
-            user = UserService(owner_db).add("bench", _BENCH_PASSWORD, Role.MODERATOR, actor=admin)
-            settings = Settings(database_url=person_url("bench"), media_root=Path(tmp) / "media")
+            media = Path(tmp) / "media"
+            owner_url = owner_db.engine.url.render_as_string(hide_password=False)
+            owner = open_context(Settings(database_url=owner_url, media_root=media), db=owner_db)
+            admin = owner.users.create_first_admin("bench-admin", _BENCH_PASSWORD)
+            user = owner.users.add("bench", _BENCH_PASSWORD, Role.MODERATOR, actor=admin)
+            settings = Settings(database_url=person_url("bench"), media_root=media)
             person = open_database(person_url("bench"), upgrade=False)
             ctx = open_context(settings, db=person, journal_dir=Path(tmp) / "journal")
             fill_db = owner_db
