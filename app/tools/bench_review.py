@@ -75,8 +75,14 @@ BEGIN
   EXECUTE format('GRANT pg_signal_backend TO %I', o);
   EXECUTE format('CREATE SCHEMA %I AUTHORIZATION %I', s, o);
 END $$"""
-_DROP_SCHEMA = """DO $$ BEGIN
-  EXECUTE format('DROP SCHEMA %I CASCADE', current_setting('hashdesk.bench_schema'));
+# Every session of the throwaway team (a watcher's, a pool's) ends first: one still reading
+# while the schema goes can deadlock with the DROP.
+_DROP_SCHEMA = """DO $$
+DECLARE s text := current_setting('hashdesk.bench_schema');
+BEGIN
+  PERFORM pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+  WHERE usename = s || '_owner' OR starts_with(usename, current_setting('hashdesk.bench_prefix'));
+  EXECUTE format('DROP SCHEMA %I CASCADE', s);
 END $$"""
 _DROP_OWNER = """DO $$ DECLARE o text := current_setting('hashdesk.bench_schema') || '_owner';
 BEGIN
@@ -125,6 +131,9 @@ def team_database(admin_url: str) -> Iterator[tuple]:
         owner_db.dispose()
         with admin.begin() as conn:
             conn.execute(bind, {"schema": schema, "pw": _BENCH_PASSWORD})
+            conn.execute(
+                text("SELECT set_config('hashdesk.bench_prefix', :p, false)"), {"p": prefix}
+            )
             conn.execute(text(_DROP_SCHEMA))
         server_security.drop_roles(admin, prefix)
         with admin.begin() as conn:
@@ -176,7 +185,7 @@ def _bench_review(n_items: int, presses: int, owner_db, person_url) -> dict:
             person = open_database(person_url("bench"), upgrade=False)
             ctx = open_context(settings, db=person, journal_dir=Path(tmp) / "journal")
             fill_db = owner_db
-        db, store = ctx.db, ctx.store
+        store = ctx.store
         t = time.perf_counter()
         _fill_queue(fill_db, store, n_items)
         fill_s = time.perf_counter() - t
@@ -215,7 +224,7 @@ def _bench_review(n_items: int, presses: int, owner_db, person_url) -> dict:
         w.close()
         w.tasks.wait(15000)
         QCoreApplication.processEvents()
-        db.dispose()
+        ctx.close()  # the hash-list watcher too: nothing left reading while the schema goes
     samples.sort()
     return {
         "database": "PostgreSQL, team server" if owner_db is not None else "SQLite",
