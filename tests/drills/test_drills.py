@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import func, select, text
 
-from app.core.model.domain import ItemStatus, Role, utcnow
+from app.core.model.domain import ItemStatus, Role
 from app.storage.audit import verify_chains
 from app.storage.db import open_database
 from app.storage.exposure import ExposureService
@@ -23,6 +23,7 @@ from app.storage.models import Decision, Item
 from app.storage.review import ReviewService
 from app.storage.users import UserService
 from tests.conftest import PG_URL, _make_pg_database
+from tests.drills import team_rate
 from tests.drills.claimers import claim_and_decide
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -40,25 +41,7 @@ def pg():
 
 def _queue(db, n: int) -> None:
     """``n`` queued items inserted in bulk (no media: the drills exercise the queue)."""
-    now = utcnow()
-    rows = [
-        {
-            "sha256": f"{i:064x}",
-            "md5": f"{i:032x}",
-            "kind": "unreadable",
-            "size": 1,
-            "status": ItemStatus.QUEUED.value,
-            "priority": 0,
-            "preview_frames": 1,
-            "error": "drill item",
-            "created_at": now,
-            "updated_at": now,
-        }
-        for i in range(1, n + 1)
-    ]
-    with db.session() as s:
-        for start in range(0, n, 1000):
-            s.execute(insert(Item), rows[start : start + 1000])
+    team_rate.queue(db, n)
 
 
 def _moderators(db, n: int) -> list[int]:
@@ -279,8 +262,6 @@ def _cli(main, env: dict[str, str], *argv: str) -> tuple[int, str]:
 def test_sixteen_workstations_on_the_team_server_decide_each_item_once(team_server):
     """The same drill on a team server: each workstation on its own moderator's login, every
     write a server function (app/storage/sql/api_review.sql)."""
-    from tests.drills import team_rate
-
     items = 2000
     results, rate = team_rate.run(team_server, items, 16)
     print(f"\n16 workstations on their own logins: {rate:.0f} decisions/s")

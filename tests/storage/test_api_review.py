@@ -263,3 +263,30 @@ def test_a_stale_snapshot_cannot_fork_the_chain(team_server, two):
     assert not out.late
     (decisions, _audit) = verify_chains(team_server.owner)
     assert decisions.ok and decisions.entries == 2
+
+
+def test_a_late_conflicting_decision_goes_to_the_leads_on_the_server(team_server, two):
+    """As app.storage.review does on SQLite (tests/storage/test_late_decisions.py): recorded as
+    made, the standing decision and its hashes unchanged, the item escalated with both named."""
+    mine = ReviewService(team_server.connect("mo"))
+    theirs = ReviewService(team_server.connect("max"))
+    item = theirs.claim_next(two["max"].id)
+    first = theirs.decide(DecisionRequest(item.id, two["max"].id, Verdict.REJECT))
+    assert not first.late
+    late = mine.decide(DecisionRequest(item.id, two["mo"].id, Verdict.CONFIRM, "manifesto"))
+    assert late.late and late.conflict and late.hashes_added == 0
+    with team_server.owner.session() as s:
+        status = s.get(Item, item.id).status
+        notes = s.scalars(
+            select(Decision.note).where(
+                Decision.item_id == item.id,
+                Decision.user_id.is_(None),
+                Decision.verdict == "escalate",
+            )
+        ).all()
+        listed = s.scalars(select(HashListEntry).where(HashListEntry.item_id == item.id)).all()
+    assert status == "escalated" and listed == []
+    assert len(notes) == 1 and "reject by max, then confirm by mo" in notes[0]
+    again = mine.decide(DecisionRequest(item.id, two["mo"].id, Verdict.CONFIRM, "manifesto"))
+    assert again.late and not again.conflict  # escalated already: recorded, nothing more
+    assert all(r.ok for r in verify_chains(team_server.owner))

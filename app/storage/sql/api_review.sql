@@ -185,28 +185,10 @@ BEGIN
   RETURN a + b + c;
 END $$;
 
--- The decision that stands for an item now (app.storage.record.current_decision): its latest
--- confirm, reject or overturn that no undo or overturn took back; second-review opinions never
--- stand.
-CREATE OR REPLACE FUNCTION hd_standing_decision(p_item_id bigint) RETURNS decisions
-LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path FROM CURRENT AS $$
-  SELECT d.* FROM decisions d
-  WHERE d.item_id = p_item_id AND d.method <> 'second_review'
-    AND d.verdict IN ('confirm', 'reject', 'overturn')
-    AND NOT EXISTS (SELECT 1 FROM decisions t WHERE t.item_id = p_item_id
-                    AND t.supersedes = d.uuid AND t.verdict IN ('undo', 'overturn'))
-  ORDER BY d.id DESC LIMIT 1
-$$;
-
--- A decision's outcome (app.core.model.decisions.outcome_of): an overturn to a category
--- confirms, one without rejects.
-CREATE OR REPLACE FUNCTION hd_outcome(p_verdict text, p_category text) RETURNS text
-LANGUAGE sql IMMUTABLE AS $$
-  SELECT CASE WHEN p_verdict = 'overturn'
-              THEN CASE WHEN p_category IS NULL THEN 'reject' ELSE 'confirm' END
-              ELSE p_verdict END
-$$;
+-- The decision that stands for an item (hd_current_decision) and what it stands for
+-- (hd_outcome_of): api_review2.sql.
+DROP FUNCTION IF EXISTS hd_standing_decision(bigint);
+DROP FUNCTION IF EXISTS hd_outcome(text, text);
 
 -- Append ``p_verdict`` on the item and apply it (app.storage.review.ReviewService._apply).
 CREATE OR REPLACE FUNCTION hd_apply_decision(p_uuid text, p_item items, p_me users,
@@ -272,7 +254,7 @@ BEGIN
     RAISE EXCEPTION 'hashdesk: item % is escalated: a lead resolves it as an escalation',
       p_item_id USING ERRCODE = '22023';
   END IF;
-  standing := hd_standing_decision(it.id);
+  standing := hd_current_decision(it.id);
   IF it.status = 'escalated' OR standing.id IS NOT NULL
      OR it.status IN ('decided', 'auto_matched') THEN
     -- Late: recorded as made, changing no hashes.
@@ -280,14 +262,14 @@ BEGIN
     PERFORM hd_append_decision(p_uuid, it.id, me.id, p_verdict, p_category, p_category_label,
       p_note, 'manual', NULL);
     conflict := standing.id IS NOT NULL AND p_verdict IN ('confirm', 'reject', 'escalate')
-      AND hd_outcome(standing.verdict, standing.category) IS DISTINCT FROM p_verdict;
+      AND hd_outcome_of(standing.verdict, standing.category) IS DISTINCT FROM p_verdict;
     IF conflict AND it.status <> 'escalated' THEN
       first_name := COALESCE((SELECT username FROM users WHERE id = standing.user_id),
                              'the hash-list match');
       PERFORM hd_append_decision(gen_random_uuid()::text, it.id, NULL, 'escalate', NULL, NULL,
         format('Conflicting decisions: %s by %s, then %s by %s (landed late); the standing '
                'decision and its hashes are unchanged until a lead decides',
-               hd_outcome(standing.verdict, standing.category), first_name, p_verdict,
+               hd_outcome_of(standing.verdict, standing.category), first_name, p_verdict,
                me.username), 'manual', NULL);
       UPDATE items SET status = 'escalated', claimed_by = NULL, lease_expires_at = NULL,
         updated_at = hd_now()
