@@ -326,7 +326,7 @@ class HashListWatcher:
         with psycopg.connect(params, autocommit=True, connect_timeout=5) as conn:
             conn.execute(listen_statement())
             self.refresh(force=True)  # anything that changed before LISTEN took hold
-            last_poll = time.monotonic()
+            last_poll = last_check = time.monotonic()
             while not self._stop.is_set():
                 got = False
                 for _n in conn.notifies(timeout=min(1.0, self.poll_seconds), stop_after=1):
@@ -335,4 +335,10 @@ class HashListWatcher:
                     # Forced: a notification says something committed, even when the highest
                     # change_seq did not move. The 30 s poll is a safety net for missed ones.
                     self.refresh(force=True)
-                    last_poll = time.monotonic()
+                    last_poll = last_check = time.monotonic()
+                elif time.monotonic() - last_check >= self.poll_seconds:
+                    # And the cheap watermark every poll, as on SQLite: a change whose
+                    # notification never came (a writer that sent none, a connection that
+                    # dropped its LISTEN) still reaches the index within seconds.
+                    self.refresh()
+                    last_check = time.monotonic()
