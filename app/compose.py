@@ -29,6 +29,7 @@ from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.hash_lists import HashListService
 from app.storage.history_queries import HistoryService
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
+from app.storage.intake_tokens import IntakeReportService, IntakeTokenService
 from app.storage.journal import DecisionJournal, journal_path
 from app.storage.leads import LeadService
 from app.storage.review import ReviewService
@@ -54,6 +55,9 @@ class AppContext:
     stats: StatsService = field(init=False)
     exposure: ExposureService = field(init=False)
     hash_lists: HashListService = field(init=False)
+    # The HTTP intake's per-source tokens, and the reports that came without a file.
+    intake_tokens: IntakeTokenService = field(init=False)
+    intake_reports: IntakeReportService = field(init=False)
     # The hash list in memory, one index for the whole process: loaded once (by the first
     # ingest, or in the background by ``watcher.start()``) and kept current by its watcher.
     watcher: HashListWatcher = field(init=False)
@@ -72,6 +76,8 @@ class AppContext:
         )
         self.exposure = ExposureService(self.db)
         self.hash_lists = HashListService(self.db, self.settings.match)
+        self.intake_tokens = IntakeTokenService(self.db)
+        self.intake_reports = IntakeReportService(self.db)
         multi = MIH_MIN_ROWS if self.settings.index_multi else sys.maxsize
         self.watcher = HashListWatcher(
             self.db,

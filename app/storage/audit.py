@@ -47,6 +47,9 @@ class AuditKind(StrEnum):
     ENTRY_DISABLED = "entry_disabled"
     ENTRY_ENABLED = "entry_enabled"
     FLOOD_GUARD = "flood_guard"
+    INTAKE_TOKEN_CREATED = "intake_token_created"
+    INTAKE_TOKEN_REVOKED = "intake_token_revoked"
+    INTAKE_REPORT_CLOSED = "intake_report_closed"
 
 
 def _canonical(detail: dict[str, Any] | None) -> str | None:

@@ -379,3 +379,41 @@ class ComfortPreference(Base):
     greyscale: Mapped[bool] = mapped_column(Boolean)
     blur_level: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class IntakeToken(Base):
+    """A source's token for the HTTP intake (app.storage.intake_tokens): only its SHA-256 is
+    kept (the token is printed once, when made); revoked tokens stay, on the record."""
+
+    __tablename__ = "intake_tokens"
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    # Loaded only when asked: on a team server people may not read it (grants.sql).
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, deferred=True)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime)
+    revoked_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class IntakeReport(Base):
+    """A report that came without a file (a URL, an entity, a platform): its facts as sent,
+    the URL as text only (never fetched), open for the leads until one closes it."""
+
+    __tablename__ = "intake_reports"
+    __table_args__ = (Index("ix_intake_reports_open", "closed_at", "received_at"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    token_id: Mapped[int | None] = mapped_column(ForeignKey("intake_tokens.id"))
+    source: Mapped[str] = mapped_column(String(128))
+    external_id: Mapped[str | None] = mapped_column(String(256))
+    source_url: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    reporter: Mapped[str | None] = mapped_column(Text)
+    score: Mapped[float | None] = mapped_column(Float)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    deadline: Mapped[datetime | None] = mapped_column(DateTime)
+    closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    closed_note: Mapped[str | None] = mapped_column(Text)

@@ -20,6 +20,8 @@ class Permission(StrEnum):
     MANAGE_USERS = "manage_users"
     IMPORT_HASHES = "import_hashes"
     INGEST = "ingest"  # add flagged files to the queue (and record their auto-matches)
+    MANAGE_INTAKE = "manage_intake"  # make and revoke the HTTP intake's per-source tokens
+    HANDLE_REPORTS = "handle_reports"  # read and close the reports that came without a file
 
 
 _LEAD = {
@@ -31,6 +33,7 @@ _LEAD = {
     Permission.HANDLE_ESCALATIONS,
     Permission.VIEW_STATS,
     Permission.EXPORT,
+    Permission.HANDLE_REPORTS,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

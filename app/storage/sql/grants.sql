@@ -44,6 +44,12 @@ BEGIN
                  'claimed_by, lease_expires_at, created_at, done_at) ON second_reviews TO %I',
                  moderator);
   EXECUTE format('GRANT SELECT ON second_reviews TO %I', lead);
+  -- The HTTP intake: the leads read the tokens' names and states (never token_hash: a
+  -- presented token is compared by hd_api_intake_token_check alone) and the reports that
+  -- came without a file.
+  EXECUTE format('GRANT SELECT (id, name, created_by_id, created_at, revoked_by_id, revoked_at) '
+                 'ON intake_tokens TO %I', lead);
+  EXECUTE format('GRANT SELECT ON intake_reports TO %I', lead);
   -- Functions: the write API (hd_api_*: each checks who may do what itself) and what the
   -- reads need (row-level security's predicates, the chain heads). Nothing else: the owner's
   -- internal functions (hd_append_decision, hd_append_audit, ...) are the server's alone.
