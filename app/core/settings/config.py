@@ -62,6 +62,11 @@ class Settings:
     #: HASHDESK_ALLOW_TRUST_AUTH=1: go on (with a loud warning) on a PostgreSQL server that
     #: checks no passwords (app.storage.server_auth). For test and development servers only.
     allow_trust_auth: bool = False
+    #: The HTTP intake (`hashdesk intake serve`, app/web/intake_http.py): the largest file it
+    #: takes (HASHDESK_INTAKE_MAX_MB, refused with 413 while it streams in) and how many
+    #: requests a token may make a minute (HASHDESK_INTAKE_RATE_PER_MINUTE, then 429).
+    intake_max_mb: int = 2048
+    intake_rate_per_minute: int = 600
 
     @property
     def comfort(self) -> ComfortDefaults:
@@ -253,6 +258,10 @@ def _settings(env: dict[str, str]) -> Settings:
             "HASHDESK_ALLOW_TRUST_AUTH",
             {"1": True, "0": False, "on": True, "off": False},
             False,
+        ),
+        intake_max_mb=_int_env(env, "HASHDESK_INTAKE_MAX_MB", 2048, 1, 1024 * 1024),
+        intake_rate_per_minute=_int_env(
+            env, "HASHDESK_INTAKE_RATE_PER_MINUTE", 600, 1, 1_000_000
         ),
         index_snapshot_dir=(
             Path(env["HASHDESK_INDEX_SNAPSHOT_DIR"].strip()).expanduser()

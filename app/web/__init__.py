@@ -1,0 +1,1 @@
+"""HTTP front doors over the composition root (the intake: intake_http.py). No Qt here."""
