@@ -29,6 +29,7 @@ from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.hash_lists import HashListService
 from app.storage.history_queries import HistoryService
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
+from app.storage.intake import IntakeService
 from app.storage.intake_tokens import IntakeReportService, IntakeTokenService
 from app.storage.journal import DecisionJournal, journal_path
 from app.storage.leads import LeadService
@@ -61,6 +62,8 @@ class AppContext:
     # The hash list in memory, one index for the whole process: loaded once (by the first
     # ingest, or in the background by ``watcher.start()``) and kept current by its watcher.
     watcher: HashListWatcher = field(init=False)
+    # Arrivals (drop folder, HTTP intake, ingest on a queue) and their jobs.
+    intake: IntakeService = field(init=False)
 
     def __post_init__(self) -> None:
         self.review = ReviewService(
@@ -85,6 +88,7 @@ class AppContext:
             self.settings.match,
             snapshot=index_snapshot(self.settings),
         )
+        self.intake = IntakeService(self.db, self.store, self.recorder)
 
     @cached_property
     def journal(self) -> DecisionJournal:

@@ -27,7 +27,7 @@ from app.core.model.domain import UserInfo, utcnow
 from app.core.model.roles import Permission
 from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
-from app.storage.models import IntakeReport, IntakeToken, User
+from app.storage.models import IntakeReceipt, IntakeReport, IntakeToken, Item, User
 from app.storage.permissions import authorize, authorize_or_system
 from app.storage.server_api import call_checked, on_server
 
@@ -89,6 +89,46 @@ class ReportInfo:
     closed_at: datetime | None
     closed_by: str | None
     closed_note: str | None
+
+
+@dataclass(frozen=True)
+class ReceiptView:
+    """Where one arrival stands, as its source may see it."""
+
+    receipt_id: int
+    intake_source_id: int | None
+    sha256: str
+    status: str  # "queued" (waiting for its job), "done", "refused"
+    item_id: int | None
+    item_status: str | None
+    error: str | None
+    received_at: datetime
+    deadline: datetime | None
+
+
+def receipt_view(db: Database, receipt_id: int) -> ReceiptView | None:
+    """The arrival ``receipt_id`` and its item's status (None: no such arrival)."""
+    with db.session() as s:
+        row = s.execute(
+            select(
+                IntakeReceipt.id,
+                IntakeReceipt.intake_source_id,
+                IntakeReceipt.sha256,
+                IntakeReceipt.state,
+                IntakeReceipt.item_id,
+                Item.status,
+                IntakeReceipt.error,
+                IntakeReceipt.received_at,
+                IntakeReceipt.deadline,
+            )
+            .outerjoin(Item, Item.id == IntakeReceipt.item_id)
+            .where(IntakeReceipt.id == receipt_id)
+        ).first()
+    if row is None:
+        return None
+    state = "queued" if row[3] == "waiting" else str(row[3])
+    status = None if row[5] is None else str(getattr(row[5], "value", row[5]))
+    return ReceiptView(int(row[0]), row[1], row[2], state, row[4], status, row[6], row[7], row[8])
 
 
 def new_token() -> str:
@@ -228,6 +268,10 @@ class IntakeTokenService:
         if revoked:
             raise TokenRefused(f"the token {name!r} is revoked", revoked=True)
         return IntakeSource(int(ident), str(name))
+
+    def receipt(self, receipt_id: int) -> ReceiptView | None:
+        """An arrival's status (the HTTP intake shows it to the token that sent it)."""
+        return receipt_view(self.db, receipt_id)
 
     def _info(self, s: Session, token_id: int) -> IntakeTokenInfo:
         made, gone = aliased(User), aliased(User)

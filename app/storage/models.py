@@ -138,6 +138,7 @@ class Item(Base):
 
 class Sighting(Base):
     __tablename__ = "sightings"
+    __table_args__ = (UniqueConstraint("receipt_id", name="uq_sightings_receipt_id"),)
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
@@ -150,6 +151,8 @@ class Sighting(Base):
     flagged_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     deadline: Mapped[datetime | None] = mapped_column(DateTime)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # The intake arrival this sighting records (at most one sighting per arrival).
+    receipt_id: Mapped[int | None] = mapped_column(BigInteger)
 
     item: Mapped[Item] = relationship(back_populates="sightings")
 
@@ -379,6 +382,43 @@ class ComfortPreference(Base):
     greyscale: Mapped[bool] = mapped_column(Boolean)
     blur_level: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class IntakeReceipt(Base):
+    """One arrival at the intake (app.storage.intake): the file's content (already in the media
+    store under its SHA-256), its metadata, and how far its job got. ``state``: ``waiting``
+    (its job has not recorded it yet), ``done`` (its sighting recorded: ``item_id``),
+    ``refused`` (a value the record does not take: ``error`` says which)."""
+
+    __tablename__ = "intake_receipts"
+    __table_args__ = (
+        CheckConstraint("state IN ('waiting', 'done', 'refused')", name="ck_intake_receipts_state"),
+        CheckConstraint("via IN ('cli', 'drop', 'http')", name="ck_intake_receipts_via"),
+    )
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    via: Mapped[str] = mapped_column(String(16))
+    original_name: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(128))
+    external_id: Mapped[str | None] = mapped_column(String(256))
+    source_url: Mapped[str | None] = mapped_column(Text)
+    reason: Mapped[str | None] = mapped_column(Text)
+    reporter: Mapped[str | None] = mapped_column(String(256))
+    score: Mapped[float | None] = mapped_column(Float)
+    received_at: Mapped[datetime] = mapped_column(DateTime)
+    deadline: Mapped[datetime | None] = mapped_column(DateTime)
+    intake_source_id: Mapped[int | None] = mapped_column(BigInteger)
+    received_by_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    state: Mapped[str] = mapped_column(String(16), default="waiting", index=True)
+    runs: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(Text)
+    item_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("items.id"))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime)
+    worker: Mapped[str | None] = mapped_column(String(128))
 
 
 class IntakeToken(Base):

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
 import uvicorn
@@ -89,7 +89,10 @@ class ItemReceipt(BaseModel):
 class ReceiptStatus(BaseModel):
     receipt_id: int
     sha256: str
-    status: str = Field(description="queued, running, done, unreadable or failed")
+    status: str = Field(
+        description="queued (its job has not recorded it yet), done (recorded: item_id), "
+        "refused (error says why)"
+    )
     item_id: int | None = None
     item_status: str | None = None
     error: str | None = None
@@ -263,7 +266,8 @@ class IntakeGate:
         cap = self.intake.max_bytes + MULTIPART_SLACK if path == ITEMS else MAX_REPORT_BYTES
         length = headers.get("content-length")
         if length is not None and length.strip().isdigit() and int(length) > cap:
-            raise Refused(413, self._too_large(path, int(length)), "file" if path == ITEMS else None)
+            name = "file" if path == ITEMS else None
+            raise Refused(413, self._too_large(path, int(length)), name)
         return cap
 
     def _too_large(self, path: str, size: int | None) -> str:
@@ -393,10 +397,10 @@ def build_app(intake: HttpIntake) -> FastAPI:
     )
     def post_item(
         request: Request,
-        file: UploadFile = File(description="the flagged file"),
-        metadata: str = Form(
-            "{}", description="JSON object: the sidecar's fields (see the Metadata schema)"
-        ),
+        file: Annotated[UploadFile, File(description="the flagged file")],
+        metadata: Annotated[
+            str, Form(description="JSON object: the sidecar's fields (see the Metadata schema)")
+        ] = "{}",
     ) -> ItemReceipt:
         """A flagged file with its metadata: stored, its arrival recorded and its job queued
         before the answer (202)."""
@@ -420,6 +424,7 @@ def build_app(intake: HttpIntake) -> FastAPI:
                     via="http",
                     intake_source_id=source.token_id,
                     actor=intake.actor,
+                    original_name=file.filename or None,
                 )
             except Exception as exc:
                 raise _refusal(exc) from None
@@ -466,7 +471,7 @@ def build_app(intake: HttpIntake) -> FastAPI:
         item's status), or unreadable with the reason."""
         source: IntakeSource = request.state.source
         try:
-            found = intake.ctx.intake.receipt(receipt_id)
+            found = intake.ctx.intake_tokens.receipt(receipt_id)
         except Exception as exc:
             raise _refusal(exc) from None
         if found is None or found.intake_source_id != source.token_id:
@@ -544,9 +549,7 @@ def _report_receipt(r: ReportInfo) -> ReportReceipt:
 def uvicorn_config(app: FastAPI, host: str, port: int, **kw: Any) -> uvicorn.Config:
     """uvicorn as the intake runs it: no server header, the proxy's X-Forwarded-For trusted
     from the loopback only (the reverse proxy in front, README)."""
-    return uvicorn.Config(
-        app, host=host, port=port, server_header=False, proxy_headers=True, **kw
-    )
+    return uvicorn.Config(app, host=host, port=port, server_header=False, proxy_headers=True, **kw)
 
 
 def serve(intake: HttpIntake, host: str, port: int) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -122,6 +122,44 @@ _MANIFEST_FIELDS = {
 }
 
 
+def sighting_from_row(
+    row: Mapping[str, object],
+    default_source: str,
+    default_reason: str | None,
+    now: datetime,
+    time_field: str = "flagged_at",
+) -> tuple[SightingInfo, list[str]]:
+    """One manifest row's (or sidecar's) sighting facts, and the problems found: a bad field is
+    left empty (its default) and named. ``time_field``: the key of the time the report was
+    received (``flagged_at`` in a manifest; a sidecar says ``received_at``)."""
+    problems: list[str] = []
+    score = None
+    if str(row.get("score") or "").strip():
+        try:
+            score = float(row["score"])  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            problems.append(f"score {row['score']!r} is not a number")
+    times: dict[str, datetime | None] = {time_field: None, "deadline": None}
+    for key in times:
+        if str(row.get(key) or "").strip():
+            try:
+                times[key] = parse_time(str(row[key]), key)
+            except ManifestError as exc:
+                problems.append(str(exc))
+    url = row.get("url") or row.get("source_url")
+    ext = row.get("external_id")
+    sighting = SightingInfo(
+        source=str(row.get("source") or default_source).strip(),
+        external_id=(str(ext).strip() or None) if ext not in (None, "") else None,
+        source_url=str(url).strip() if url else None,
+        reason=str(row.get("reason") or "").strip() or default_reason,
+        score=score,
+        flagged_at=times[time_field] or now,
+        deadline=times["deadline"],
+    )
+    return sighting, problems
+
+
 def read_manifest(
     manifest: str | Path, default_source: str = "manifest", default_reason: str | None = None
 ) -> tuple[list[IngestJob], list[str]]:
@@ -176,31 +214,8 @@ def read_manifest(
         path = Path(raw_path)
         if not path.is_absolute():
             path = manifest.parent / path
-        score = None
-        if str(row.get("score") or "").strip():
-            try:
-                score = float(row["score"])
-            except (TypeError, ValueError):
-                problems.append(f"{where}: score {row['score']!r} is not a number")
-        times: dict[str, datetime | None] = {"flagged_at": None, "deadline": None}
-        for key in times:
-            if str(row.get(key) or "").strip():
-                try:
-                    times[key] = parse_time(str(row[key]), key)
-                except ManifestError as exc:
-                    problems.append(f"{where}: {exc}")
-        url = row.get("url") or row.get("source_url")
-        sighting = SightingInfo(
-            source=str(row.get("source") or default_source).strip(),
-            external_id=(str(row["external_id"]).strip() or None)
-            if row.get("external_id") not in (None, "")
-            else None,
-            source_url=str(url).strip() if url else None,
-            reason=str(row.get("reason") or "").strip() or default_reason,
-            score=score,
-            flagged_at=times["flagged_at"] or now,
-            deadline=times["deadline"],
-        )
+        sighting, bad = sighting_from_row(row, default_source, default_reason, now)
+        problems += [f"{where}: {b}" for b in bad]
         for sub in walk_files([path]):
             jobs.append(IngestJob(path=sub, sighting=replace(sighting)))
     return jobs, problems

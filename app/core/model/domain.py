@@ -139,6 +139,12 @@ class SightingInfo:
     score: float | None
     flagged_at: datetime
     deadline: datetime | None = None
+    # The file's name as it arrived (default: the name of the path analysed); an intake
+    # analyses its stored copy, named by its SHA-256.
+    original_name: str | None = None
+    # The intake arrival this sighting records (app.storage.intake): at most one sighting per
+    # arrival, so a retried job never adds a second.
+    receipt_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
