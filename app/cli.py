@@ -544,6 +544,97 @@ def cmd_lists(args, settings: Settings) -> int:
     return 0
 
 
+def cmd_intake(args, settings: Settings) -> int:
+    """`hashdesk intake serve | token create|revoke|list | reports | close-report`."""
+    from app.storage.intake_tokens import ReportError, TokenError
+
+    what = f"intake {args.intake_cmd}"
+    if args.intake_cmd == "token":
+        what += f" {args.token_cmd}"
+    needs_account = args.intake_cmd == "close-report" or (
+        args.intake_cmd == "token" and args.token_cmd in ("create", "revoke")
+    )
+    ctx, who = _acting(
+        settings,
+        getattr(args, "as_user", None),
+        what,
+        required=needs_account or settings.team_sign_in,
+    )
+    try:
+        if args.intake_cmd == "serve":
+            return _serve_intake(ctx, who, args)
+        if args.intake_cmd == "token":
+            tokens = ctx.intake_tokens
+            if args.token_cmd == "create":
+                info, token = tokens.create(args.name, actor=who)
+                print(f"made the intake token {info.name!r}; it is shown this once, keep it:")
+                print(token)
+                print(
+                    "(the source sends it as `Authorization: Bearer <token>`; "
+                    f"`hashdesk intake token revoke {info.name}` stops it at once)",
+                    file=sys.stderr,
+                )
+            elif args.token_cmd == "revoke":
+                info = tokens.revoke(args.name, actor=who)
+                print(f"revoked the intake token {info.name!r}: refused from now on")
+            else:
+                listed = tokens.list()
+                if not listed:
+                    print("no intake tokens: an admin makes one with "
+                          "`hashdesk intake token create NAME --as ADMIN`")  # fmt: skip
+                for t in listed:
+                    state = (
+                        f"revoked {t.revoked_at:%Y-%m-%d %H:%M} by {t.revoked_by or 'the owner'}"
+                        if t.revoked_at
+                        else "active"
+                    )
+                    print(
+                        f"{t.name:24} made {t.created_at:%Y-%m-%d %H:%M} by "
+                        f"{t.created_by or 'the owner':12} {state}"
+                    )
+            return 0
+        reports = ctx.intake_reports
+        if args.intake_cmd == "close-report":
+            r = reports.close(args.report, args.note, actor=who)
+            print(f"closed report {r.id} ({r.source}, {r.source_url or r.external_id})")
+            return 0
+        listed = reports.list(open_only=not args.all, limit=args.limit)
+        if not listed:
+            print("no open reports" if not args.all else "no reports")
+        for r in listed:
+            due = f"due {r.deadline:%Y-%m-%d %H:%M}" if r.deadline else "no deadline"
+            state = "open" if r.closed_at is None else f"closed by {r.closed_by or '-'}"
+            print(
+                f"#{r.id:<6} {r.received_at:%Y-%m-%d %H:%M} {due:20} {state:14} {r.source:16} "
+                f"{r.external_id or '-'}  {r.source_url or '-'}  (text only: never fetched)"
+            )
+        return 0
+    except (TokenError, ReportError) as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        ctx.close()
+
+
+def _serve_intake(ctx: AppContext, who: UserInfo | None, args) -> int:
+    from app.web.intake_http import HttpIntake, serve
+
+    intake = HttpIntake(
+        ctx,
+        actor=who,
+        max_bytes=ctx.settings.intake_max_mb * 1024 * 1024,
+        rate_per_minute=ctx.settings.intake_rate_per_minute,
+    )
+    print(
+        f"HTTP intake on http://{args.host}:{args.port} (OpenAPI: /openapi.json; up to "
+        f"{ctx.settings.intake_max_mb} MB a file, {ctx.settings.intake_rate_per_minute} "
+        "requests a minute a token); plain HTTP: put a TLS reverse proxy in front (README)",
+        file=sys.stderr,
+        flush=True,
+    )
+    serve(intake, args.host, args.port)
+    return 0
+
+
 def cmd_gui(args, settings: Settings) -> int:
     _require_display_libraries()
     from app.ui.app import run_gui
@@ -751,6 +842,36 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("--verdict", choices=["agree", "disagree"])
     fb.add_argument("--export", metavar="CSV", help="write the list's feedback for its owner")
     fb.add_argument("--as", dest="as_user", help="the moderator, lead or admin")
+    intake = sub.add_parser("intake", help="items that arrive on their own: HTTP, tokens")
+    isub = intake.add_subparsers(dest="intake_cmd", required=True)
+    serve = isub.add_parser(
+        "serve", help="the HTTP intake (plain HTTP: TLS is the reverse proxy's job)"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port (default: 8765)")
+    serve.add_argument(
+        "--as", dest="as_user", help="the account it records as (a team database: required)"
+    )
+    tok = isub.add_parser("token", help="the sources' tokens for the HTTP intake")
+    tsub = tok.add_subparsers(dest="token_cmd", required=True)
+    tcreate = tsub.add_parser("create", help="make a source's token (printed once)")
+    tcreate.add_argument("name", help="the source (a-z, 0-9, '.', '_', '-')")
+    tcreate.add_argument("--as", dest="as_user", help=as_help)
+    trevoke = tsub.add_parser("revoke", help="revoke a token: refused at once")
+    trevoke.add_argument("name")
+    trevoke.add_argument("--as", dest="as_user", help=as_help)
+    tlist = tsub.add_parser("list", help="the tokens made, revoked ones too (never a token)")
+    tlist.add_argument("--as", dest="as_user", help="a lead or admin (a team database)")
+    irep = isub.add_parser(
+        "reports", help="reports that came without a file (URLs: text only, never fetched)"
+    )
+    irep.add_argument("--all", action="store_true", help="closed ones too")
+    irep.add_argument("--limit", type=int, default=100)
+    irep.add_argument("--as", dest="as_user", help="a lead or admin (a team database)")
+    iclose = isub.add_parser("close-report", help="close a report (a lead; audited)")
+    iclose.add_argument("report", type=int, help="the report's number")
+    iclose.add_argument("--note", help="what was done with it")
+    iclose.add_argument("--as", dest="as_user", help="a lead or admin (password asked)")
     bench = sub.add_parser(
         "bench",
         help="print performance figures (all parts, or the ones named)",
@@ -809,6 +930,7 @@ COMMANDS = {
     "db": cmd_db,
     "audit": cmd_audit,
     "lists": cmd_lists,
+    "intake": cmd_intake,
     "self-test": cmd_self_test,
 }
 

@@ -31,7 +31,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -267,16 +267,14 @@ class IntakeGate:
         length = headers.get("content-length")
         if length is not None and length.strip().isdigit() and int(length) > cap:
             name = "file" if path == ITEMS else None
-            raise Refused(413, self._too_large(path, int(length)), name)
+            raise Refused(413, self._too_large(path), name)
         return cap
 
-    def _too_large(self, path: str, size: int | None) -> str:
+    def _too_large(self, path: str) -> str:
         if path == ITEMS:
-            limit = self.intake.max_bytes
             return (
-                f"the file is larger than the intake takes ({_mb(limit)} MB"
-                f"{f', the body is at least {_mb(size)} MB' if size else ''}"
-                "; HASHDESK_INTAKE_MAX_MB)"
+                f"the file is larger than the intake takes: at most {_mb(self.intake.max_bytes)} "
+                "MB (HASHDESK_INTAKE_MAX_MB)"
             )
         return f"a report is at most {MAX_REPORT_BYTES // 1024} KiB of JSON"
 
@@ -309,9 +307,14 @@ class IntakeGate:
                 raise
         if over:
             response = _json_error(
-                413, self._too_large(scope["path"], seen), "file", Connection="close"
+                413, self._too_large(scope["path"]), "file", Connection="close"
             )
             await response(scope, receive, send)
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    """A stored time (naive UTC) as the answer says it: with its zone."""
+    return None if at is None else at.replace(tzinfo=UTC) if at.tzinfo is None else at
 
 
 def _mb(n: int) -> str:
@@ -411,7 +414,12 @@ def build_app(intake: HttpIntake) -> FastAPI:
                 shutil.copyfileobj(file.file, out, 1024 * 1024)
             size = path.stat().st_size
             if size > intake.max_bytes:
-                raise Refused(413, f"the file is larger than {_mb(intake.max_bytes)} MB", "file")
+                raise Refused(
+                    413,
+                    f"the file is larger than the intake takes: at most {_mb(intake.max_bytes)} "
+                    "MB (HASHDESK_INTAKE_MAX_MB)",
+                    "file",
+                )
             try:  # the upload is complete: is the token still good?
                 source = intake.check(state.token)
             except Exception as exc:
@@ -432,8 +440,8 @@ def build_app(intake: HttpIntake) -> FastAPI:
             receipt_id=got.receipt_id,
             sha256=got.sha256,
             duplicate=got.duplicate,
-            received_at=meta.received_at,
-            deadline=meta.deadline,
+            received_at=_utc(meta.received_at),
+            deadline=_utc(meta.deadline),
         )
 
     @app.post(
@@ -483,8 +491,8 @@ def build_app(intake: HttpIntake) -> FastAPI:
             item_id=found.item_id,
             item_status=found.item_status,
             error=found.error,
-            received_at=found.received_at,
-            deadline=found.deadline,
+            received_at=_utc(found.received_at),
+            deadline=_utc(found.deadline),
         )
 
     @app.get(
@@ -540,8 +548,8 @@ def _record_report(intake: HttpIntake, body: bytes, state: Any) -> ReportInfo:
 def _report_receipt(r: ReportInfo) -> ReportReceipt:
     return ReportReceipt(
         report_id=r.id,
-        received_at=r.received_at,
-        deadline=r.deadline,
+        received_at=_utc(r.received_at),
+        deadline=_utc(r.deadline),
         status="open" if r.closed_at is None else "closed",
     )
 
