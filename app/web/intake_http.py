@@ -38,7 +38,9 @@ from typing import Annotated, Any
 import anyio
 import uvicorn
 from fastapi import FastAPI, File, Form, Request, Security, UploadFile
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPBearer
 from limits import RateLimitItemPerMinute
@@ -54,6 +56,7 @@ from app.compose import AppContext
 from app.core.errors import describe, is_transient
 from app.core.ingest.sidecar import IntakeMeta, SidecarError, parse_sidecar
 from app.core.model.domain import UserInfo, utcnow
+from app.storage.intake import IntakeError
 from app.storage.intake_tokens import IntakeSource, ReportError, ReportInfo, TokenRefused
 
 Scope = MutableMapping[str, Any]
@@ -132,6 +135,22 @@ class Metadata(BaseModel):
     deadline: str | None = Field(None, description="ISO 8601")
 
 
+#: A row's number in a path: what the database's ids can hold.
+RowId = Annotated[int, PathParam(ge=1, le=2**63 - 1)]
+
+
+def _link(operation: str, parameter: str, field_name: str) -> dict[str, Any]:
+    """An OpenAPI link: the answer's ``field_name`` is ``parameter`` of ``operation``."""
+    return {
+        "links": {
+            operation: {
+                "operationId": operation,
+                "parameters": {parameter: f"$response.body#/{field_name}"},
+            }
+        }
+    }
+
+
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     what = {
         400: "a bad field (named)",
@@ -205,8 +224,9 @@ def _refusal(exc: BaseException) -> Refused:
     if isinstance(exc, TokenRefused):
         status = 403 if exc.revoked else 401
         return Refused(status, str(exc), **({} if exc.revoked else {"WWW-Authenticate": "Bearer"}))
-    if is_transient(exc):
-        return Refused(503, describe(exc), **{"Retry-After": "5"})
+    if is_transient(exc) or isinstance(exc, IntakeError):
+        # The database out of reach, the media store full: nothing was recorded, try later.
+        return Refused(503, describe(exc), **{"Retry-After": "30"})
     raise exc
 
 
@@ -306,9 +326,7 @@ class IntakeGate:
             if not over:
                 raise
         if over:
-            response = _json_error(
-                413, self._too_large(scope["path"]), "file", Connection="close"
-            )
+            response = _json_error(413, self._too_large(scope["path"]), "file", Connection="close")
             await response(scope, receive, send)
 
 
@@ -375,12 +393,23 @@ def build_app(intake: HttpIntake) -> FastAPI:
         name = loc[-1] if loc else None
         return _json_error(400, f"{name or 'request'}: {first.get('msg', 'invalid')}", name)
 
+    @app.exception_handler(Exception)
+    async def _internal(_request: Request, exc: Exception) -> JSONResponse:
+        # Logged with its traceback by the server; the client reads one line, never a trace.
+        return _json_error(500, f"internal error: {describe(exc)}")
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         status = 400 if exc.status_code == 422 else exc.status_code
         return _json_error(status, str(exc.detail), None, **(exc.headers or {}))
 
-    @app.get("/health", response_model=Health, responses=_errors(503), tags=["service"])
+    @app.get(
+        "/health",
+        response_model=Health,
+        responses=_errors(503),
+        tags=["service"],
+        operation_id="health",
+    )
     def health() -> Health | JSONResponse:
         """Whether the intake runs and reaches its database (no token needed)."""
         try:
@@ -394,7 +423,11 @@ def build_app(intake: HttpIntake) -> FastAPI:
         ITEMS,
         status_code=202,
         response_model=ItemReceipt,
-        responses=_errors(400, 401, 403, 413, 415, 429, 503),
+        responses={
+            202: _link("get_receipt", "receipt_id", "receipt_id"),
+            **_errors(400, 401, 403, 413, 415, 429, 503),
+        },
+        operation_id="post_item",
         dependencies=[Security(bearer)],
         tags=["intake"],
     )
@@ -448,7 +481,11 @@ def build_app(intake: HttpIntake) -> FastAPI:
         REPORTS,
         status_code=202,
         response_model=ReportReceipt,
-        responses=_errors(400, 401, 403, 413, 415, 429, 503),
+        responses={
+            202: _link("get_report", "report_id", "report_id"),
+            **_errors(400, 401, 403, 413, 415, 429, 503),
+        },
+        operation_id="post_report",
         dependencies=[Security(bearer)],
         tags=["intake"],
         openapi_extra={
@@ -470,11 +507,12 @@ def build_app(intake: HttpIntake) -> FastAPI:
     @app.get(
         "/v1/receipts/{receipt_id}",
         response_model=ReceiptStatus,
+        operation_id="get_receipt",
         responses=_errors(400, 401, 403, 404, 429, 503),
         dependencies=[Security(bearer)],
         tags=["intake"],
     )
-    def get_receipt(request: Request, receipt_id: int) -> ReceiptStatus:
+    def get_receipt(request: Request, receipt_id: RowId) -> ReceiptStatus:
         """Where a file this token sent stands: queued, being hashed, done (its item and the
         item's status), or unreadable with the reason."""
         source: IntakeSource = request.state.source
@@ -498,11 +536,12 @@ def build_app(intake: HttpIntake) -> FastAPI:
     @app.get(
         "/v1/reports/{report_id}",
         response_model=ReportReceipt,
+        operation_id="get_report",
         responses=_errors(400, 401, 403, 404, 429, 503),
         dependencies=[Security(bearer)],
         tags=["intake"],
     )
-    def get_report(request: Request, report_id: int) -> ReportReceipt:
+    def get_report(request: Request, report_id: RowId) -> ReportReceipt:
         """Whether a report this token sent is still open."""
         source: IntakeSource = request.state.source
         try:
@@ -514,6 +553,26 @@ def build_app(intake: HttpIntake) -> FastAPI:
         return _report_receipt(found)
 
     app.add_middleware(IntakeGate, intake=intake)
+
+    def openapi() -> dict[str, Any]:
+        # A request the routes cannot read is a 400 naming the field here, never FastAPI's 422.
+        if app.openapi_schema is None:
+            spec = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+            )
+            for operations in spec.get("paths", {}).values():
+                for op in operations.values():
+                    op.get("responses", {}).pop("422", None)
+            schemas = spec.get("components", {}).get("schemas", {})
+            for name in ("HTTPValidationError", "ValidationError"):
+                schemas.pop(name, None)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 
