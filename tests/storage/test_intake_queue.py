@@ -112,8 +112,7 @@ def _job_status(db, receipt_id: int) -> str | None:
     with db.session() as s:
         return s.scalar(
             text(
-                "SELECT status::text FROM procrastinate_jobs "
-                "WHERE (args->>'receipt_id')::int = :r"
+                "SELECT status::text FROM procrastinate_jobs WHERE (args->>'receipt_id')::int = :r"
             ),
             {"r": receipt_id},
         )
