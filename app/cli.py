@@ -1,4 +1,5 @@
-"""The `hashdesk` command: gui, demo, ingest, users, lists, audit, db, bench, self-test."""
+"""The `hashdesk` command: gui, demo, ingest, worker, intake, users, lists, audit, db, bench,
+self-test."""
 
 from __future__ import annotations
 
@@ -97,6 +98,11 @@ def cmd_ingest(args, settings: Settings) -> int:
     if not jobs:
         raise CliError("nothing to ingest: give files or folders, or --manifest FILE")
     ctx, who = _acting(settings, args.as_user, "ingest", required=settings.team_sign_in)
+    if ctx.intake.queue:
+        try:
+            return _enqueue(ctx, who, jobs, problems, wait=args.wait)
+        finally:
+            ctx.close()
     try:
         print(f"ingesting {plural(len(jobs), 'file')}…", file=sys.stderr, flush=True)
         summary = ctx.ingest(jobs, problems, progress=_progress, actor=who)
@@ -112,6 +118,186 @@ def cmd_ingest(args, settings: Settings) -> int:
             file=sys.stderr,
         )
         return 1
+    return 0
+
+
+def _enqueue(ctx: AppContext, who, jobs: list[IngestJob], problems: list[str], wait: bool) -> int:
+    """Ingest on the queue (HASHDESK_INGEST_MODE=queue): each file received (copied into the
+    media store, its arrival and job recorded); with ``wait``, a bar until every job is done."""
+    import time
+
+    from app.core.ingest.jobs import presence
+    from app.core.ingest.sidecar import IntakeMeta
+    from app.core.model.deadlines import with_source_deadline
+    from app.storage.intake import IntakeError
+
+    ids: list[int] = []
+    missing: list[str] = []
+    kept: list[tuple[str, str]] = []
+    print(f"enqueueing {plural(len(jobs), 'file')}…", file=sys.stderr, flush=True)
+    for n, job in enumerate(jobs, 1):
+        if presence(job.path) is not None:
+            missing.append(str(job.path))
+            continue
+        sighting = with_source_deadline(job.sighting, ctx.settings.source_deadlines)
+        meta = IntakeMeta(
+            source=sighting.source,
+            external_id=sighting.external_id,
+            source_url=sighting.source_url,
+            reason=sighting.reason,
+            reporter=None,
+            score=sighting.score,
+            received_at=sighting.flagged_at,
+            deadline=sighting.deadline,
+        )
+        try:
+            got = ctx.intake.receive(path=job.path, meta=meta, via="cli", actor=who)
+            ids.append(got.receipt_id)
+        except IntakeError as exc:
+            kept.append((str(job.path), describe(exc)))
+        _progress(n, len(jobs))
+    print(f"enqueued {plural(len(ids), 'file')} for the workers")
+    for path in missing:
+        print(f"  missing: {path}")
+    for path, why in kept:
+        print(f"  not enqueued: {path}: {why}")
+    for problem in problems:
+        print(f"  manifest: {problem}")
+    if wait and ids:
+        print("waiting for the workers (Ctrl+C stops waiting; the jobs go on)…", file=sys.stderr)
+        while True:
+            states = ctx.intake.states(ids)
+            done = sum(1 for st in states.values() if st != "waiting")
+            _progress(done, len(ids))
+            if done == len(ids):
+                break
+            time.sleep(1.0)
+        recorded = sum(1 for st in states.values() if st == "done")
+        refused = [rid for rid, st in states.items() if st == "refused"]
+        print(f"recorded {plural(recorded, 'file')}, {len(refused)} refused")
+        for rid in refused:
+            row = ctx.intake.receipt(rid)
+            print(f"  refused: {row.original_name if row else rid}: {row.error if row else ''}")
+    return 1 if missing or kept else 0
+
+
+def cmd_worker(args, settings: Settings) -> int:
+    from app.storage.jobqueue import WorkerConfig, default_worker_name, run_worker
+
+    if not settings.database_url.startswith("postgresql"):
+        raise CliError(
+            "a worker takes jobs from the team PostgreSQL's queue: set HASHDESK_DATABASE_URL "
+            "to it (a SQLite workstation ingests in its own process)"
+        )
+    ctx, who = _acting(settings, args.as_user, "a worker", required=settings.team_sign_in)
+    import threading
+
+    name = args.name or default_worker_name()
+    me: dict[str, int] = {}
+    named = threading.Event()
+
+    def hello(worker_id: int) -> None:
+        me["id"] = worker_id
+        try:
+            ctx.intake.hello(worker_id, name, actor=who)
+        finally:
+            named.set()
+        print(f"worker {name} (#{worker_id}): taking jobs", file=sys.stderr, flush=True)
+
+    def job(receipt_id: int, _name: str) -> None:
+        named.wait(30)  # the first job may come before the worker has said who it is
+        ctx.intake.run_job(receipt_id, worker=name, worker_id=me.get("id"), actor=who)
+
+    config = WorkerConfig(
+        name=name,
+        heartbeat_s=settings.worker_heartbeat_s,
+        stalled_s=settings.worker_stalled_s,
+        retry_s=settings.intake_retry_s,
+        max_jobs=args.max_jobs,
+        until_empty=args.until_empty,
+    )
+    try:
+        n = run_worker(
+            ctx.db.engine.url.render_as_string(hide_password=False),
+            settings.connect_args,
+            job,
+            config,
+            hello,
+        )
+    finally:
+        ctx.close()
+    print(f"worker {name}: {plural(n, 'job')} done")
+    return 0
+
+
+def cmd_intake(args, settings: Settings) -> int:
+    if args.intake_cmd in ("serve", "token", "reports", "close-report"):
+        return _intake_http(args, settings)
+    if args.intake_cmd == "status":
+        from datetime import timedelta
+
+        from app.storage.intake_status import intake_status, status_lines
+
+        ctx, _who = _acting(settings, args.as_user, "intake status", required=settings.team_sign_in)
+        try:
+            st = intake_status(
+                ctx.db,
+                window=timedelta(minutes=args.minutes),
+                stalled_after=timedelta(seconds=settings.worker_stalled_s),
+            )
+            reports = ctx.intake_reports.open_count()
+        finally:
+            ctx.close()
+        print("\n".join(status_lines(st)))
+        if reports is not None:
+            n, oldest = reports
+            since = f", the oldest received {oldest:%Y-%m-%d %H:%M} UTC" if oldest else ""
+            print(
+                f"reports without a file: {n} open{since}"
+                + (" (`hashdesk intake reports`)" if n else "")
+            )
+        return 0
+    return _watch(args, settings)
+
+
+def _watch(args, settings: Settings) -> int:
+    import signal
+
+    from app.core.ingest.dropfolder import DropFolder
+
+    ctx, who = _acting(settings, args.as_user, "the drop folder", required=settings.team_sign_in)
+    stopping = {"now": False}
+
+    def stop(*_a) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+
+    def receive(path: Path, meta, key: str, name: str) -> int:
+        got = ctx.intake.receive(
+            path=path, meta=meta, via="drop", actor=who, original_name=name, key=key
+        )
+        return got.receipt_id
+
+    try:
+        folder = DropFolder(
+            args.folder,
+            receive,
+            default_source=args.source,
+            source_deadlines=settings.source_deadlines,
+            settle_s=args.settle,
+            stale_s=args.stale,
+            say=lambda line: print(line, flush=True),
+        )
+        where = "the queue" if ctx.intake.queue else "this process (no queue: local ingest)"
+        print(
+            f"watching {folder.root} as {folder.id}; jobs go to {where} (Ctrl+C stops)",
+            file=sys.stderr,
+            flush=True,
+        )
+        folder.run(lambda: stopping["now"], poll_s=args.poll)
+    finally:
+        ctx.close()
     return 0
 
 
@@ -544,7 +730,7 @@ def cmd_lists(args, settings: Settings) -> int:
     return 0
 
 
-def cmd_intake(args, settings: Settings) -> int:
+def _intake_http(args, settings: Settings) -> int:
     """`hashdesk intake serve | token create|revoke|list | reports | close-report`."""
     from app.storage.intake_tokens import ReportError, TokenError
 
@@ -741,11 +927,45 @@ def build_parser() -> argparse.ArgumentParser:
     ing.add_argument("--reason", help="why the files were flagged")
     ing.add_argument("--manifest", help="CSV or JSON-lines file with per-file facts")
     ing.add_argument("--as", dest="as_user", help="your account (a team database: required)")
+    ing.add_argument(
+        "--wait",
+        action="store_true",
+        help="with HASHDESK_INGEST_MODE=queue: show progress until the workers are done",
+    )
+    wk = sub.add_parser(
+        "worker", help="take ingest jobs from the team database's queue (any number, anywhere)"
+    )
+    wk.add_argument("--as", dest="as_user", help="the worker's account (role worker)")
+    wk.add_argument("--name", help="how the leads see it (default: host:pid)")
+    wk.add_argument("--max-jobs", type=int, help="stop after this many jobs")
+    wk.add_argument("--until-empty", action="store_true", help="stop when the queue is empty")
+    intake = sub.add_parser(
+        "intake",
+        help="items that arrive on their own: drop folder, HTTP intake and its tokens, status",
+    )
+    isub = intake.add_subparsers(dest="intake_cmd", required=True)
+    watch = isub.add_parser("watch", help="take the files put in a drop folder, exactly once")
+    watch.add_argument("folder", help="the drop folder (NAME, and optionally NAME.json)")
+    watch.add_argument("--source", default="drop_folder", help="source of files without one")
+    watch.add_argument("--as", dest="as_user", help="the account (may ingest)")
+    watch.add_argument("--poll", type=float, default=1.0, help="seconds between scans")
+    watch.add_argument(
+        "--settle", type=float, default=2.0, help="seconds a file must stay unchanged first"
+    )
+    watch.add_argument(
+        "--stale",
+        type=float,
+        default=60.0,
+        help="seconds without a beat before another watcher adopts a watcher's claims",
+    )
+    ist = isub.add_parser("status", help="backlog, rates, workers' heartbeats, failures")
+    ist.add_argument("--as", dest="as_user", help="your account (a team database: a lead)")
+    ist.add_argument("--minutes", type=int, default=5, help="the window of the rates")
     users = sub.add_parser("users", help="manage user accounts")
     usub = users.add_subparsers(dest="users_cmd", required=True)
     add = usub.add_parser("add", help="add a user")
     add.add_argument("name")
-    add.add_argument("--role", required=True, choices=["moderator", "lead", "admin"])
+    add.add_argument("--role", required=True, choices=["moderator", "lead", "admin", "worker"])
     add.add_argument("--display-name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     as_help = "the admin making the change (password asked, or HASHDESK_ADMIN_PASSWORD)"
@@ -842,8 +1062,6 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("--verdict", choices=["agree", "disagree"])
     fb.add_argument("--export", metavar="CSV", help="write the list's feedback for its owner")
     fb.add_argument("--as", dest="as_user", help="the moderator, lead or admin")
-    intake = sub.add_parser("intake", help="items that arrive on their own: HTTP, tokens")
-    isub = intake.add_subparsers(dest="intake_cmd", required=True)
     serve = isub.add_parser(
         "serve", help="the HTTP intake (plain HTTP: TLS is the reverse proxy's job)"
     )
@@ -926,11 +1144,12 @@ COMMANDS = {
     "gui": cmd_gui,
     "demo": cmd_demo,
     "ingest": cmd_ingest,
+    "worker": cmd_worker,
+    "intake": cmd_intake,
     "users": cmd_users,
     "db": cmd_db,
     "audit": cmd_audit,
     "lists": cmd_lists,
-    "intake": cmd_intake,
     "self-test": cmd_self_test,
 }
 

@@ -88,7 +88,9 @@ class AppContext:
             self.settings.match,
             snapshot=index_snapshot(self.settings),
         )
-        self.intake = IntakeService(self.db, self.store, self.recorder)
+        self.intake = IntakeService(
+            self.db, self.store, self.recorder, queue=self.settings.ingest_mode == "queue"
+        )
 
     @cached_property
     def journal(self) -> DecisionJournal:

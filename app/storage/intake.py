@@ -22,24 +22,28 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from app.core.errors import Refusal
 from app.core.ingest.contentstore import ContentStore
 from app.core.ingest.jobs import IngestJob
-from app.core.ingest.sidecar import IntakeMeta, sighting_of
+from app.core.ingest.sidecar import IntakeMeta, meta_to_json, sighting_of
 from app.core.model.domain import MediaAnalysis, MediaKind, UserInfo, utcnow
 from app.core.model.roles import Permission
 from app.storage.db import Database
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
-from app.storage.models import IntakeReceipt, Item, Sighting
+from app.storage.jobqueue import defer_in
+from app.storage.models import IntakeReceipt, IntakeWorker, Item, Sighting
 from app.storage.permissions import authorize_or_system
+from app.storage.server_api import call, call_checked, on_server
 
 log = logging.getLogger(__name__)
 
@@ -75,8 +79,8 @@ class JobResult:
 
 
 class Dispatcher(Protocol):
-    """Where a new arrival's job goes: a queue (``defer`` enqueues and returns) or this process
-    (``defer`` runs it)."""
+    """Where a new arrival's job goes when there is no queue: run here at once (the default),
+    or kept for later (tests)."""
 
     def defer(self, receipt_id: int, sha256: str) -> None: ...
 
@@ -98,11 +102,15 @@ class IntakeService:
         db: Database,
         store: ContentStore,
         recorder: Callable[[UserInfo | None], IngestRecorder],
+        *,
+        queue: bool = False,
     ) -> None:
         self.db = db
         self.store = store
         self._recorder = recorder
-        # Where jobs go; by default this process runs them at once (set_dispatcher: a queue).
+        # Jobs on the PostgreSQL queue (Settings.ingest_mode "queue": workers run them);
+        # otherwise the dispatcher runs each at once in this process.
+        self.queue = queue and db.engine.dialect.name == "postgresql"
         self.dispatcher: Dispatcher = _RunHere(self)
 
     # -- arrival ---------------------------------------------------------------------------
@@ -116,10 +124,12 @@ class IntakeService:
         intake_source_id: int | None = None,
         actor: UserInfo | None = None,
         original_name: str | None = None,
+        key: str | None = None,
     ) -> Received:
         """Take one arrival: its content into the media store (before anything is recorded),
         its row, its job. IntakeError when the file cannot be read or stored (nothing
-        recorded, the file untouched)."""
+        recorded, the file untouched). ``key``: the arrival's own key (a drop folder's claim):
+        the same key again is the same arrival (its receipt returned as a duplicate)."""
         if via not in VIA:
             raise ValueError(f"via {via!r} is not one of {', '.join(VIA)}")
         path = Path(path)
@@ -139,19 +149,44 @@ class IntakeService:
                 f"cannot copy {path.name} into the media store {self.store.root}: "
                 f"{exc.strerror or exc} (the file is kept where it is)"
             ) from None
+        name = (original_name or path.name)[:1000]
         with self.db.session() as s:
+            if on_server(s):
+                row = call_checked(
+                    s,
+                    text(
+                        "SELECT * FROM hd_api_intake_receive(:sha, :size, :via, :name, "
+                        "CAST(:meta AS jsonb), :source, :key)"
+                    ),
+                    {
+                        "sha": sha,
+                        "size": size,
+                        "via": via,
+                        "name": name,
+                        "meta": json.dumps(meta_to_json(meta)),
+                        "source": intake_source_id,
+                        "key": key,
+                    },
+                    IntakeError,
+                )[0]
+                return Received(int(row.receipt_id), sha, bool(row.duplicate))
             authorize_or_system(s, actor, Permission.INGEST)
+            if key is not None:
+                same = s.scalar(select(IntakeReceipt.id).where(IntakeReceipt.intake_key == key))
+                if same is not None:
+                    return Received(int(same), sha, True)
             known = s.scalar(select(Item.id).where(Item.sha256 == sha).limit(1)) is not None
+            before = s.scalar(select(IntakeReceipt.id).where(IntakeReceipt.sha256 == sha).limit(1))
             waiting = s.scalar(
                 select(IntakeReceipt.id)
                 .where(IntakeReceipt.sha256 == sha, IntakeReceipt.state == "waiting")
                 .limit(1)
             )
-            row = IntakeReceipt(
+            receipt = IntakeReceipt(
                 sha256=sha,
                 size=size,
                 via=via,
-                original_name=original_name or path.name,
+                original_name=name,
                 source=meta.source,
                 external_id=meta.external_id,
                 source_url=meta.source_url,
@@ -164,18 +199,27 @@ class IntakeService:
                 received_by_id=actor.id if actor else None,
                 created_at=utcnow(),
                 state="waiting",
+                intake_key=key,
             )
-            s.add(row)
+            s.add(receipt)
             s.flush()
-            receipt_id = int(row.id)
-        if waiting is None:
+            receipt_id = int(receipt.id)
+            if self.queue and waiting is None:
+                defer_in(s, receipt_id, sha)
+        if not self.queue and waiting is None:
             self.dispatcher.defer(receipt_id, sha)
-        return Received(receipt_id=receipt_id, sha256=sha, duplicate=known or waiting is not None)
+        duplicate = known or before is not None
+        return Received(receipt_id=receipt_id, sha256=sha, duplicate=duplicate)
 
     # -- the job ---------------------------------------------------------------------------
 
     def run_job(
-        self, receipt_id: int, *, worker: str | None = None, actor: UserInfo | None = None
+        self,
+        receipt_id: int,
+        *,
+        worker: str | None = None,
+        worker_id: int | None = None,
+        actor: UserInfo | None = None,
     ) -> JobResult:
         """Record the arrival ``receipt_id`` and every other arrival of the same content still
         waiting: analyse the stored copy, record through the ingest pipeline. Idempotent: an
@@ -194,11 +238,11 @@ class IntakeService:
                     .order_by(IntakeReceipt.id)
                 )
             )
-            lead.runs += 1
-            lead.worker = worker
-            interrupted = lead.runs - 1 - lead.failures
-            failures = lead.failures
             waiting = [(r.id, _meta(r), r.original_name) for r in rows]
+            if not waiting:
+                return JobResult({}, {})
+            runs, failures = self._start(s, lead, worker, worker_id)
+            interrupted = runs - 1 - failures
         already = self._mark_recorded([rid for rid, _, _ in waiting])
         waiting = [w for w in waiting if w[0] not in already]
         if not waiting:
@@ -234,7 +278,14 @@ class IntakeService:
             for j in jobs
             if str(j.path) in skipped and j.sighting.receipt_id is not None
         }
-        return self._finish(jobs, refused)
+        result = self._finish(jobs, refused)
+        left = [rid for rid, _, _ in waiting if rid not in result.recorded and rid not in refused]
+        if left:  # the stored copy went between the look and the analysis, say
+            reason = f"arrival(s) {left} not recorded: the stored copy {stored} could not be read"
+            if self._count_failure(receipt_id, reason) >= MAX_FAILURES:
+                return self._give_up(recorder, jobs, sha, f"failed {MAX_FAILURES} times: {reason}")
+            raise JobFailed(reason)
+        return result
 
     def _give_up(
         self, recorder: IngestRecorder, jobs: list[IngestJob], sha: str, why: str
@@ -259,6 +310,9 @@ class IntakeService:
         now = utcnow()
         with self.db.session() as s:
             for rid, why in refused.items():
+                if on_server(s):
+                    call(s, text("SELECT hd_api_intake_refuse(:r, :why)"), {"r": rid, "why": why})
+                    continue
                 row = s.get(IntakeReceipt, rid)
                 if row is not None and row.state == "waiting":
                     row.state, row.error, row.finished_at = "refused", why, now
@@ -276,7 +330,7 @@ class IntakeService:
             return {}
         with self.db.session() as s:
             return {
-                int(rid): int(item)
+                int(rid or 0): int(item)
                 for rid, item in s.execute(
                     select(Sighting.receipt_id, Sighting.item_id).where(
                         Sighting.receipt_id.in_(ids)
@@ -291,20 +345,82 @@ class IntakeService:
             return recorded
         now = utcnow()
         with self.db.session() as s:
+            if on_server(s):  # hd_api_record_items marked them, with their sightings
+                return recorded
             for rid, item in recorded.items():
                 row = s.get(IntakeReceipt, rid)
                 if row is not None and row.state == "waiting":
                     row.state, row.item_id, row.finished_at = "done", item, now
         return recorded
 
+    def _start(
+        self, s: Session, lead: IntakeReceipt, worker: str | None, worker_id: int | None
+    ) -> tuple[int, int]:
+        """Count a run of the arrival's job: (runs, failures) so far, this run included."""
+        if on_server(s):
+            row = call(
+                s,
+                text("SELECT * FROM hd_api_intake_start(:r, :w)"),
+                {"r": lead.id, "w": worker_id},
+            )[0]
+            return int(row.runs or 0), int(row.failures or 0)
+        lead.runs += 1
+        lead.worker = f"{worker}#{worker_id}" if worker and worker_id else worker
+        if worker_id is not None:
+            w = s.get(IntakeWorker, worker_id)
+            if w is not None:
+                w.last_job_at = utcnow()
+        return int(lead.runs), int(lead.failures)
+
+    def hello(self, worker_id: int, name: str, actor: UserInfo | None = None) -> None:
+        """A queue worker's name and account, beside its heartbeat row."""
+        with self.db.session() as s:
+            if on_server(s):
+                call(s, text("SELECT hd_api_intake_worker(:w, :n)"), {"w": worker_id, "n": name})
+                return
+            w = s.get(IntakeWorker, worker_id)
+            if w is None:
+                s.add(
+                    IntakeWorker(
+                        id=worker_id,
+                        name=name[:128],
+                        user_id=actor.id if actor else None,
+                        started_at=utcnow(),
+                    )
+                )
+            else:
+                w.name = name[:128]
+
     def _count_failure(self, receipt_id: int, reason: str) -> int:
         with self.db.session() as s:
+            if on_server(s):
+                n = call(
+                    s,
+                    text("SELECT hd_api_intake_fail(:r, :why)"),
+                    {"r": receipt_id, "why": reason[:2000]},
+                )[0][0]
+                return int(n or 0)
             row = s.get(IntakeReceipt, receipt_id)
             if row is None:
                 return 0
             row.failures += 1
             row.error = reason[:2000]
             return int(row.failures)
+
+    def states(self, ids: list[int]) -> dict[int, str]:
+        """Each arrival's state (waiting, done, refused)."""
+        out: dict[int, str] = {}
+        with self.db.session() as s:
+            for i in range(0, len(ids), 1000):
+                chunk = ids[i : i + 1000]
+                out.update(
+                    s.execute(
+                        select(IntakeReceipt.id, IntakeReceipt.state).where(
+                            IntakeReceipt.id.in_(chunk)
+                        )
+                    ).tuples()
+                )
+        return out
 
     def receipt(self, receipt_id: int) -> IntakeReceipt | None:
         with self.db.session() as s:

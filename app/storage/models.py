@@ -419,6 +419,22 @@ class IntakeReceipt(Base):
     item_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("items.id"))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
     worker: Mapped[str | None] = mapped_column(String(128))
+    # The arrival's own key (a drop folder's claim, an HTTP Idempotency-Key): given again, the
+    # same arrival (no second row).
+    intake_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+
+
+class IntakeWorker(Base):
+    """A queue worker (``hashdesk worker``): its id is procrastinate's (procrastinate_workers,
+    where its heartbeat is), with a name (host:pid) and the account it signed in as."""
+
+    __tablename__ = "intake_workers"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(128))
+    user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"))
+    started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    last_job_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class IntakeToken(Base):

@@ -37,7 +37,7 @@ from typing import Annotated, Any
 
 import anyio
 import uvicorn
-from fastapi import FastAPI, File, Form, Request, Security, UploadFile
+from fastapi import FastAPI, File, Form, Header, Request, Security, UploadFile
 from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -437,6 +437,15 @@ def build_app(intake: HttpIntake) -> FastAPI:
         metadata: Annotated[
             str, Form(description="JSON object: the sidecar's fields (see the Metadata schema)")
         ] = "{}",
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                max_length=100,
+                description="the sender's own key for this arrival: sent again (a retry after "
+                "a lost answer), the same receipt, no second arrival",
+            ),
+        ] = None,
     ) -> ItemReceipt:
         """A flagged file with its metadata: stored, its arrival recorded and its job queued
         before the answer (202)."""
@@ -466,6 +475,7 @@ def build_app(intake: HttpIntake) -> FastAPI:
                     intake_source_id=source.token_id,
                     actor=intake.actor,
                     original_name=file.filename or None,
+                    key=f"http:{source.token_id}:{idempotency_key}" if idempotency_key else None,
                 )
             except Exception as exc:
                 raise _refusal(exc) from None

@@ -192,7 +192,7 @@ def test_the_roles_of_two_databases_do_not_collide(team_server):
                 {"p": team_server.prefix + "%"},
             ).scalars()
         )
-    assert groups == {team_server.prefix + g for g in ("moderator", "lead", "admin")}
+    assert groups == {team_server.prefix + g for g in ("moderator", "lead", "admin", "worker")}
 
 
 def test_hash_list_rows_need_their_confirm(team_server, facts):

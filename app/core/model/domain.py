@@ -74,6 +74,8 @@ class Role(StrEnum):
     MODERATOR = "moderator"
     LEAD = "lead"
     ADMIN = "admin"
+    # An ingest worker's account (``hashdesk worker``): may ingest, nothing else; not a person.
+    WORKER = "worker"
 
 
 class Algorithm(StrEnum):

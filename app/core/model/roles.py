@@ -40,6 +40,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.MODERATOR: frozenset({Permission.REVIEW, Permission.SECOND_REVIEW}),
     Role.LEAD: frozenset(_LEAD),
     Role.ADMIN: frozenset(Permission),
+    Role.WORKER: frozenset({Permission.INGEST}),
 }
 
 

@@ -67,6 +67,16 @@ class Settings:
     #: requests a token may make a minute (HASHDESK_INTAKE_RATE_PER_MINUTE, then 429).
     intake_max_mb: int = 2048
     intake_rate_per_minute: int = 600
+    #: Where ingest's jobs run (HASHDESK_INGEST_MODE): "local", in the ingesting process (the
+    #: default; SQLite has nothing else), or "queue", on the team PostgreSQL's job queue, for
+    #: `hashdesk worker` processes on any machine that reaches the database and the media root.
+    ingest_mode: str = "local"
+    #: A queue worker's heartbeat (seconds) and how long without one before its job is taken
+    #: back and run again (HASHDESK_WORKER_HEARTBEAT_SECONDS, HASHDESK_WORKER_STALLED_SECONDS);
+    #: the wait before a failed job runs again (HASHDESK_INTAKE_RETRY_SECONDS).
+    worker_heartbeat_s: int = 10
+    worker_stalled_s: int = 30
+    intake_retry_s: int = 10
 
     @property
     def comfort(self) -> ComfortDefaults:
@@ -263,12 +273,31 @@ def _settings(env: dict[str, str]) -> Settings:
         intake_rate_per_minute=_int_env(
             env, "HASHDESK_INTAKE_RATE_PER_MINUTE", 600, 1, 1_000_000
         ),
+        ingest_mode=_ingest_mode(env, url),
+        worker_heartbeat_s=_int_env(env, "HASHDESK_WORKER_HEARTBEAT_SECONDS", 10, 1, 3600),
+        worker_stalled_s=_int_env(env, "HASHDESK_WORKER_STALLED_SECONDS", 30, 2, 86400),
+        intake_retry_s=_int_env(env, "HASHDESK_INTAKE_RETRY_SECONDS", 10, 0, 86400),
         index_snapshot_dir=(
             Path(env["HASHDESK_INDEX_SNAPSHOT_DIR"].strip()).expanduser()
             if env.get("HASHDESK_INDEX_SNAPSHOT_DIR", "").strip()
             else None
         ),
     )
+
+
+INGEST_MODES = ("local", "queue")
+
+
+def _ingest_mode(env: dict[str, str], url: str) -> str:
+    raw = env.get("HASHDESK_INGEST_MODE", "").strip().lower() or "local"
+    if raw not in INGEST_MODES:
+        raise ConfigError(f"HASHDESK_INGEST_MODE={raw!r} is not one of: {', '.join(INGEST_MODES)}")
+    if raw == "queue" and not url.startswith("postgresql"):
+        raise ConfigError(
+            "HASHDESK_INGEST_MODE='queue' needs the team PostgreSQL (HASHDESK_DATABASE_URL): "
+            "the job queue lives there; a SQLite workstation ingests locally"
+        )
+    return raw
 
 
 def break_policy(env: dict[str, str]) -> BreakPolicy:

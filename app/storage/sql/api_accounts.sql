@@ -43,8 +43,8 @@ DECLARE new_id bigint; r text; display text;
 BEGIN
   PERFORM hd_account_manager();
   r := hd_person_role(p_username);  -- refuses a name Hashdesk would not make (22023)
-  IF p_role IS NULL OR p_role NOT IN ('moderator', 'lead', 'admin') THEN
-    RAISE EXCEPTION 'hashdesk: role % is not one of: moderator, lead, admin',
+  IF p_role IS NULL OR p_role NOT IN ('moderator', 'lead', 'admin', 'worker') THEN
+    RAISE EXCEPTION 'hashdesk: role % is not one of: moderator, lead, admin, worker',
       quote_nullable(p_role) USING ERRCODE = '22023';
   END IF;
   display := COALESCE(NULLIF(btrim(p_display), ''), p_username);

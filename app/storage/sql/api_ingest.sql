@@ -52,12 +52,14 @@ END $$;
 --               "content_key", "preview_key", "preview_frames", "error",
 --               "signals": [[algorithm, value, quality, frame_ts, variant], ...],
 --               "sighting": {"source", "external_id", "source_url", "original_name", "reason",
---                            "score", "flagged_at", "deadline"},
+--                            "score", "flagged_at", "deadline", "receipt_id"},
 --               "known": {"entry": id, "distance": int, "resolve": bool, "note": text} | null,
 --               "allow_note": text | null,
 --               "cluster": item id | null, "cluster_in_batch": earlier position | null}]}
 -- A file whose SHA-256 is already recorded (by an earlier file of the batch too) is a copy: its
--- sighting is added to the item. A known match's note is the client's description of the match
+-- sighting is added to the item. A sighting that names an intake arrival ("receipt_id", a
+-- waiting intake_receipts row of the same content) takes the arrival's facts from its row, not
+-- from the client, and marks the arrival done (api_intake.sql). A known match's note is the client's description of the match
 -- (app.storage.ingest_recorder.match_note, without the flood guard's words: the server adds
 -- them, and the allow list's). One row per file, in order: the item, what became of the file,
 -- the item's status, its cluster (its own id when it has none), whether it is open on its own
@@ -77,7 +79,7 @@ DECLARE
   ids bigint[] := '{}'; batch_ids bigint[] := '{}'; matched jsonb := '[]'; m jsonb;
   v_new boolean; v_known boolean; v_resolve boolean; v_note text; v_pdq integer;
   v_joined bigint; v_outcome text; v_rep bigint; v_n bigint; v_guarded boolean;
-  v_flagged timestamp; v_deadline timestamp; bad text;
+  v_flagged timestamp; v_deadline timestamp; bad text; rc intake_receipts;
 BEGIN
   IF jsonb_typeof(pol) IS DISTINCT FROM 'object'
      OR jsonb_typeof(p_batch -> 'items') IS DISTINCT FROM 'array' THEN
@@ -98,6 +100,19 @@ BEGIN
     at := hd_now();
     s := f -> 'sighting';
     k := f -> 'known';
+    rc := NULL;
+    IF s ->> 'receipt_id' IS NOT NULL THEN  -- an intake arrival: the facts are its row's
+      SELECT * INTO rc FROM intake_receipts r
+       WHERE r.id = (s ->> 'receipt_id')::bigint FOR UPDATE;
+      IF NOT FOUND OR rc.state <> 'waiting' OR rc.sha256 IS DISTINCT FROM f ->> 'sha256' THEN
+        PERFORM hd_bad_value('intake arrival (not waiting, or another content)',
+                             s ->> 'receipt_id');
+      END IF;
+      s := s || jsonb_build_object('source', rc.source, 'external_id', rc.external_id,
+        'source_url', rc.source_url, 'original_name', rc.original_name, 'reason', rc.reason,
+        'score', rc.score, 'flagged_at', rc.received_at,
+        'deadline', COALESCE(rc.deadline, (s ->> 'deadline')::timestamp));
+    END IF;
     -- the values -------------------------------------------------------------------------
     IF COALESCE(f ->> 'sha256', '') !~ '^[0-9a-f]{64}$' THEN
       PERFORM hd_bad_value('SHA-256', f ->> 'sha256');
@@ -309,9 +324,14 @@ BEGIN
 
     -- the sighting: the report's facts, the server's time ----------------------------------
     INSERT INTO sightings (item_id, source, external_id, source_url, original_name, reason,
-      score, flagged_at, deadline, created_at)
+      score, flagged_at, deadline, created_at, receipt_id)
     VALUES (it.id, s ->> 'source', s ->> 'external_id', s ->> 'source_url',
-      s ->> 'original_name', s ->> 'reason', (s ->> 'score')::float8, v_flagged, v_deadline, at);
+      s ->> 'original_name', s ->> 'reason', (s ->> 'score')::float8, v_flagged, v_deadline, at,
+      rc.id);
+    IF rc.id IS NOT NULL THEN
+      UPDATE intake_receipts r SET state = 'done', item_id = it.id, finished_at = at
+       WHERE r.id = rc.id;
+    END IF;
     batch_ids := batch_ids || it.id;
 
     item_id := it.id;

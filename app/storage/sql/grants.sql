@@ -7,6 +7,7 @@ DECLARE
   moderator text := current_setting('hashdesk.role_prefix') || 'moderator';
   lead text := current_setting('hashdesk.role_prefix') || 'lead';
   admin text := current_setting('hashdesk.role_prefix') || 'admin';
+  worker text := current_setting('hashdesk.role_prefix') || 'worker';
   f regprocedure;
 BEGIN
   -- The owner's functions run with the catalog first on their path, so nothing in the schema
@@ -20,12 +21,12 @@ BEGIN
   EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM PUBLIC', s);
   EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM PUBLIC', s);
   -- From scratch each time, so an upgrade takes away what an older program granted.
-  EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I, %I, %I', s, moderator, lead,
-                 admin);
-  EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA %I FROM %I, %I, %I', s, moderator, lead,
-                 admin);
-  EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM %I, %I, %I', s, moderator, lead,
-                 admin);
+  EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM %I, %I, %I, %I', s, moderator,
+                 lead, admin, worker);
+  EXECUTE format('REVOKE ALL ON ALL SEQUENCES IN SCHEMA %I FROM %I, %I, %I, %I', s, moderator,
+                 lead, admin, worker);
+  EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM %I, %I, %I, %I', s, moderator,
+                 lead, admin, worker);
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s, moderator);
   EXECUTE format('GRANT SELECT ON items, sightings, signals, decisions, hash_list, '
                  'audit_events, alembic_version, hash_lists, '
@@ -61,7 +62,44 @@ BEGIN
   LOOP
     EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, moderator);
   END LOOP;
+  -- The intake, seen by the leads: arrivals, workers, the job queue (reads only).
+  EXECUTE format('GRANT SELECT ON intake_receipts, intake_workers, procrastinate_jobs, '
+                 'procrastinate_workers TO %I', lead);
   -- No INSERT, UPDATE or DELETE on any table, no sequence, for anyone but the owner: every
   -- write is a call of the API above (so no one can take a row lock either: FOR UPDATE and
   -- FOR SHARE need a write privilege).
+
+  -- An ingest worker's login (role worker: Permission.INGEST only, a member of no other
+  -- group): it reads what matching and recording read, calls the write API (each function
+  -- refuses what its role may not do), and runs the job queue's own protocol, which writes
+  -- procrastinate's tables directly: fetch a job, finish or retry it, register and beat its
+  -- heartbeat. Those four tables are the only ones it can write (docs/ARCHITECTURE.md,
+  -- "Intake and workers", says what that allows and why it cannot forge the record).
+  EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s, worker);
+  EXECUTE format('GRANT SELECT ON items, sightings, signals, hash_list, hash_lists, '
+                 'alembic_version, intake_receipts, intake_workers TO %I', worker);
+  EXECUTE format('GRANT SELECT (%s) ON users TO %I',
+                 (SELECT string_agg(quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                    FROM pg_attribute a
+                   WHERE a.attrelid = 'users'::regclass AND a.attnum > 0
+                     AND NOT a.attisdropped AND a.attname <> 'password_hash'),
+                 worker);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON procrastinate_jobs, '
+                 'procrastinate_workers, procrastinate_events, procrastinate_periodic_defers '
+                 'TO %I', worker);
+  -- The HTTP intake runs as a worker account: it reads the reports it recorded and the
+  -- tokens' names (never token_hash: hd_api_intake_token_check compares a presented token).
+  EXECUTE format('GRANT SELECT (id, name, created_by_id, created_at, revoked_by_id, revoked_at) '
+                 'ON intake_tokens TO %I', worker);
+  EXECUTE format('GRANT SELECT ON intake_reports TO %I', worker);
+  EXECUTE format('GRANT USAGE ON SEQUENCE procrastinate_jobs_id_seq, '
+                 'procrastinate_events_id_seq, procrastinate_periodic_defers_id_seq, '
+                 'procrastinate_workers_id_seq TO %I', worker);
+  FOR f IN SELECT p.oid FROM pg_proc p
+           WHERE p.pronamespace = s::regnamespace
+             AND (p.proname LIKE 'hd\_api\_%' OR p.proname LIKE 'procrastinate\_%'
+                  OR p.proname IN ('hd_me_id', 'hd_chain_head', 'hd_chain_state'))
+  LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f, worker);
+  END LOOP;
 END $$;

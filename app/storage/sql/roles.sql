@@ -43,13 +43,14 @@ BEGIN
   EXECUTE format('ALTER ROLE %I SET idle_in_transaction_session_timeout = %L', p_role, '60s');
 END $$;
 
--- The group roles, one per Hashdesk role: lead includes moderator, admin includes lead.
+-- The group roles, one per Hashdesk role: lead includes moderator, admin includes lead; worker
+-- (an ingest worker's login) is apart: it includes none and none includes it.
 DO $$
 DECLARE
   p text := current_setting('hashdesk.role_prefix');
   g text;
 BEGIN
-  FOREACH g IN ARRAY ARRAY['moderator', 'lead', 'admin'] LOOP
+  FOREACH g IN ARRAY ARRAY['moderator', 'lead', 'admin', 'worker'] LOOP
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = p || g) THEN
       EXECUTE format('CREATE ROLE %I NOLOGIN', p || g);
     END IF;
@@ -67,7 +68,8 @@ DECLARE
   u record;
 BEGIN
   FOR u IN SELECT username, role FROM users ORDER BY id LOOP
-    IF NOT hd_valid_username(u.username) OR u.role NOT IN ('moderator', 'lead', 'admin') THEN
+    IF NOT hd_valid_username(u.username)
+       OR u.role NOT IN ('moderator', 'lead', 'admin', 'worker') THEN
       RAISE WARNING 'hashdesk: account % (role %) gets no login role: not a valid user name '
         'or role', quote_literal(u.username), quote_literal(u.role);
       CONTINUE;

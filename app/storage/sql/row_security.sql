@@ -61,6 +61,7 @@ DO $$
 DECLARE
   moderator text := current_setting('hashdesk.role_prefix') || 'moderator';
   lead text := current_setting('hashdesk.role_prefix') || 'lead';
+  worker text := current_setting('hashdesk.role_prefix') || 'worker';
 BEGIN
   -- decisions
   ALTER TABLE decisions ENABLE ROW LEVEL SECURITY;
@@ -76,6 +77,9 @@ BEGIN
   ALTER TABLE hash_list ENABLE ROW LEVEL SECURITY;
   DROP POLICY IF EXISTS hd_read_all ON hash_list;
   EXECUTE format('CREATE POLICY hd_read_all ON hash_list FOR SELECT TO %I USING (true)', lead);
+  DROP POLICY IF EXISTS hd_read_worker ON hash_list;
+  EXECUTE format('CREATE POLICY hd_read_worker ON hash_list FOR SELECT TO %I USING (true)',
+                 worker);
   DROP POLICY IF EXISTS hd_read_own ON hash_list;
   EXECUTE format('CREATE POLICY hd_read_own ON hash_list FOR SELECT TO %I '
                  'USING (list_name <> ''local'' OR added_by IS NOT DISTINCT FROM hd_me_id())',
@@ -88,6 +92,8 @@ BEGIN
   ALTER TABLE items ENABLE ROW LEVEL SECURITY;
   DROP POLICY IF EXISTS hd_read_all ON items;
   EXECUTE format('CREATE POLICY hd_read_all ON items FOR SELECT TO %I USING (true)', lead);
+  DROP POLICY IF EXISTS hd_read_worker ON items;
+  EXECUTE format('CREATE POLICY hd_read_worker ON items FOR SELECT TO %I USING (true)', worker);
   DROP POLICY IF EXISTS hd_read_blind ON items;
   EXECUTE format('CREATE POLICY hd_read_blind ON items FOR SELECT TO %I '
                  'USING (known_entry_id IS NULL OR hd_may_see_item(known_entry_id))',
