@@ -270,9 +270,7 @@ def _settings(env: dict[str, str]) -> Settings:
             False,
         ),
         intake_max_mb=_int_env(env, "HASHDESK_INTAKE_MAX_MB", 2048, 1, 1024 * 1024),
-        intake_rate_per_minute=_int_env(
-            env, "HASHDESK_INTAKE_RATE_PER_MINUTE", 600, 1, 1_000_000
-        ),
+        intake_rate_per_minute=_int_env(env, "HASHDESK_INTAKE_RATE_PER_MINUTE", 600, 1, 1_000_000),
         ingest_mode=_ingest_mode(env, url),
         worker_heartbeat_s=_int_env(env, "HASHDESK_WORKER_HEARTBEAT_SECONDS", 10, 1, 3600),
         worker_stalled_s=_int_env(env, "HASHDESK_WORKER_STALLED_SECONDS", 30, 2, 86400),
