@@ -18,6 +18,7 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, aliased
@@ -186,10 +187,10 @@ class IntakeTokenService:
                     f"there is already a token named {name!r} (revoked ones stay on the "
                     "record: give the new one another name)"
                 )
-            row = IntakeToken(
+            made = IntakeToken(
                 name=name, token_hash=token_hash(token), created_by_id=who.id, created_at=utcnow()
             )
-            s.add(row)
+            s.add(made)
             s.flush()
             append_event(
                 s,
@@ -198,7 +199,7 @@ class IntakeTokenService:
                 actor_name=who.username,
                 subject=name,
             )
-            return self._info(s, row.id), token
+            return self._info(s, made.id), token
 
     def revoke(self, name: str, *, actor: UserInfo | None) -> IntakeTokenInfo:
         """Revoke the token ``name``: refused from now on, also an upload under way."""
@@ -288,7 +289,7 @@ class IntakeTokenService:
             .outerjoin(gone, gone.id == IntakeToken.revoked_by_id)
             .where(IntakeToken.id == token_id)
         ).one()
-        return IntakeTokenInfo(*row)
+        return IntakeTokenInfo(*row.tuple())
 
 
 def _report_error(message: str) -> Exception:
@@ -459,4 +460,5 @@ class IntakeReportService:
             .outerjoin(closer, closer.id == r.closed_by_id)
             .where(r.id == report_id)
         ).one()
-        return ReportInfo(*row)
+        values: tuple[Any, ...] = tuple(row)
+        return ReportInfo(*values)

@@ -160,3 +160,15 @@ def test_the_cli_reads_through_storage_not_the_models():
     names = _imports(APP)["cli.py"]
     assert "app.storage.inventory" in names  # guard: function-local imports are seen
     assert [n for n in names if n.startswith(("app.storage.models", "sqlalchemy"))] == []
+
+
+def test_the_web_front_doors_import_no_qt_and_no_tools():
+    # app/web (the HTTP intake) sits beside the windows: over the composition root and the
+    # services, without a display, and imported by nothing below it.
+    assert _offenders("web", ("PySide6", "app.ui", "app.tools", "app.cli")) == []
+    assert "fastapi" in _imports(APP / "web")["intake_http.py"]  # guard: it sees the imports
+    below = {**_imports(APP / "core"), **_imports(APP / "storage"), "compose.py": set()}
+    below["compose.py"] = _imports(APP)["compose.py"]
+    assert [
+        f"{m} imports {n}" for m, ns in below.items() for n in ns if n.startswith("app.web")
+    ] == []
