@@ -1124,6 +1124,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--entries", type=int, default=1_000_000, help="with --index")
     bench.add_argument(
+        "--intake",
+        metavar="URL",
+        help="instead: intake throughput with 1 and 2 worker processes on a throwaway schema of "
+        "the PostgreSQL server at URL (images/s, minutes of video/s)",
+    )
+    bench.add_argument(
+        "--drill",
+        metavar="URL",
+        help="instead: the intake drill on the PostgreSQL server at URL: --files through the "
+        "drop folder while --workers worker processes are SIGKILLed at random",
+    )
+    bench.add_argument("--files", type=int, default=2000, help="with --drill")
+    bench.add_argument("--workers", type=int, default=4, help="with --drill")
+    bench.add_argument("--images", type=int, default=300, help="with --intake")
+    bench.add_argument("--videos", type=int, default=4, help="with --intake")
+    bench.add_argument(
         "--team",
         metavar="URL",
         help="with review: on a throwaway team database (the server program installed, the "
@@ -1161,6 +1177,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = load_settings()
         if cmd == "bench":
+            if args.intake:
+                from app.tools.intake_bench import print_bench_intake
+
+                print_bench_intake(args.intake, args.images, args.videos)
+                return 0
+            if args.drill:
+                from app.tools.intake_bench import print_drill
+
+                return print_drill(args.drill, args.files, args.workers)
             if args.lists is not None:
                 from app.tools.bench import bench_list_import
 
