@@ -1135,6 +1135,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: the intake drill on the PostgreSQL server at URL: --files through the "
         "drop folder while --workers worker processes are SIGKILLed at random",
     )
+    bench.add_argument(
+        "--http-files", type=int, default=0, help="with --drill: also this many through HTTP"
+    )
+    bench.add_argument(
+        "--http",
+        metavar="URL",
+        nargs="?",
+        const="",
+        help="instead: the HTTP intake's time from a POST to its item in the queue, idle "
+        "(default: a throwaway SQLite; URL: a throwaway schema on that PostgreSQL server, with "
+        "its job queue and a worker)",
+    )
+    bench.add_argument("--posts", type=int, default=50, help="with --http")
     bench.add_argument("--files", type=int, default=2000, help="with --drill")
     bench.add_argument("--workers", type=int, default=4, help="with --drill")
     bench.add_argument("--images", type=int, default=300, help="with --intake")
@@ -1185,7 +1198,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.drill:
                 from app.tools.intake_bench import print_drill
 
-                return print_drill(args.drill, args.files, args.workers)
+                return print_drill(args.drill, args.files, args.workers, args.http_files)
+            if args.http is not None:
+                from app.tools.intake_http_bench import print_bench_http
+
+                print_bench_http(args.http or None, args.posts)
+                return 0
             if args.lists is not None:
                 from app.tools.bench import bench_list_import
 

@@ -320,6 +320,11 @@ def run_drill(
     with throwaway_schema(url) as schema_url:
         env = process_env(schema_url, work)
         db = _open(schema_url)  # migrates the throwaway schema before anything starts
+        opened: list = []
+        for feeder, _share in shares[1:]:  # a feeder with a server of its own (HTTP) starts it
+            if hasattr(feeder, "open"):
+                feeder.open(env)
+                opened.append(feeder)
         wprocs = [hashdesk(env, "worker", log=logs / f"worker-{i}.log") for i in range(workers)]
         watch_args = ("intake", "watch", str(drop), "--settle", "0.5", "--stale", "5")
         watch_args += ("--poll", "0.2")
@@ -373,6 +378,8 @@ def run_drill(
                 t.join(60)
             threads[0].join(60)
             _stop(wprocs + vprocs)
+            for feeder in opened:
+                feeder.close()
         time.sleep(0.5)
         counts = _counts(db)
         with db.engine.connect() as conn:
@@ -396,19 +403,39 @@ def run_drill(
     )
 
 
-def print_drill(url: str, files: int = 2000, workers: int = 4) -> int:
+def print_drill(url: str, files: int = 2000, workers: int = 4, http_files: int = 0) -> int:
     import tempfile
 
+    from app.tools.intake_http_bench import HttpFeeder, Timings
+
     work = Path(tempfile.mkdtemp(prefix="hashdesk-intake-drill-"))
+    http = HttpFeeder(work) if http_files else None
     print(
-        f"intake drill: {files} files through the drop folder (2 watchers), {workers} workers "
-        "SIGKILLed at random and restarted…",
+        f"intake drill: {files} files through the drop folder (2 watchers)"
+        + (f" and {http_files} through the HTTP intake" if http else "")
+        + f", {workers} workers SIGKILLed at random and restarted…",
         flush=True,
     )
     try:
-        r = run_drill(url, work, files=files, workers=workers)
+        r = run_drill(
+            url,
+            work,
+            files=files,
+            workers=workers,
+            extra_feeders=[(http, http_files)] if http else (),
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if http is not None:
+        a, i = Timings.summary(http.timings.to_answer), Timings.summary(http.timings.to_item)
+        print(
+            f"  HTTP under the drill's load: POST to its answer (job queued) median "
+            f"{a['median_ms']:.0f} ms, p95 {a['p95_ms']:.0f} ms; to its item in the review "
+            f"queue median {i['median_ms']:.0f} ms, p95 {i['p95_ms']:.0f} ms ({a['n']} POSTs, "
+            f"{len(http.timings.refused)} refused)"
+        )
+        for line in http.timings.refused[:10]:
+            print(f"    refused: {line}")
     print(
         f"  {r.files} files in {r.seconds:.1f} s ({r.files / r.seconds:.1f}/s); "
         f"{r.worker_kills} worker kills, {r.watcher_kills} watcher kills; "
