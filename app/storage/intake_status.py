@@ -139,7 +139,7 @@ def intake_status(
     )
 
 
-def _age(delta: timedelta | None) -> str:
+def age_text(delta: timedelta | None) -> str:
     if delta is None:
         return "-"
     secs = int(max(delta.total_seconds(), 0))
@@ -160,13 +160,13 @@ def status_lines(st: IntakeStatus) -> list[str]:
             if st.queue_todo is not None
             else " (no queue: jobs run where they arrive)"
         ),
-        f"oldest waiting: {_age(st.oldest_age)}",
+        f"oldest waiting: {age_text(st.oldest_age)}",
         f"rate in: {st.rate_in:.1f}/min, out: {st.rate_out:.1f}/min (last {mins} min)",
     ]
     if st.queue_todo is not None:
         lines.append(f"workers: {sum(w.alive for w in st.workers)} alive")
         for w in st.workers:
-            beat = _age(st.now - w.last_heartbeat) + " ago" if w.last_heartbeat else "none"
+            beat = age_text(st.now - w.last_heartbeat) + " ago" if w.last_heartbeat else "none"
             state = "alive" if w.alive else "NO HEARTBEAT"
             lines.append(f"  #{w.id} {w.name}: last heartbeat {beat} ({state})")
     lines.append(f"failures: {len(st.failures)}")

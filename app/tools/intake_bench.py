@@ -28,6 +28,8 @@ from typing import Protocol
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from app.tools.bench import _stops_cleanly
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -207,6 +209,7 @@ def bench_intake(url: str, images: int = 300, videos: int = 4, work: Path | None
             shutil.rmtree(work, ignore_errors=True)
 
 
+@_stops_cleanly
 def print_bench_intake(url: str, images: int = 300, videos: int = 4) -> dict:
     print(
         f"intake throughput: {images} JPEGs 1280x720 and {videos} one-minute 720p clips, "
@@ -403,6 +406,7 @@ def run_drill(
     )
 
 
+@_stops_cleanly
 def print_drill(url: str, files: int = 2000, workers: int = 4, http_files: int = 0) -> int:
     import tempfile
 

@@ -1,5 +1,5 @@
-"""The lead's workspace: the decision history, the team's numbers and the hash lists in tabs, and
-the queues
+"""The lead's workspace: the decision history, the team's numbers, the hash lists and the intake
+in tabs, and the queues
 (review, escalations, blind second review) one key away, each on the keyboard review screen."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from app.ui.actions import (
     build_actions,
 )
 from app.ui.history_window import HistoryView
+from app.ui.intake_view import IntakeView
 from app.ui.lists_window import ListsView
 from app.ui.review_window import CheatSheet, ReviewWindow
 from app.ui.stats_window import StatsView
@@ -48,6 +49,8 @@ class LeadWindow(QMainWindow):
         self.tabs.addTab(self.stats, "Statistics  [Ctrl+2]")
         self.lists = ListsView(ctx, user, self.tasks, self.tabs)
         self.tabs.addTab(self.lists, "Hash lists  [Ctrl+3]")
+        self.intake = IntakeView(ctx, user, self.tasks, self.tabs)
+        self.tabs.addTab(self.intake, "Intake  [Ctrl+4]")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
         self.queue_windows: dict[str, ReviewWindow] = {}
@@ -55,6 +58,7 @@ class LeadWindow(QMainWindow):
             "lead_history": lambda: self.tabs.setCurrentWidget(self.history),
             "lead_stats": lambda: self.tabs.setCurrentWidget(self.stats),
             "lead_lists": lambda: self.tabs.setCurrentWidget(self.lists),
+            "lead_intake": lambda: self.tabs.setCurrentWidget(self.intake),
             "open_review": lambda: self.open_queue("review"),
             "open_escalations": lambda: self.open_queue("escalations"),
             "open_second_review": lambda: self.open_queue("second_review"),
@@ -65,6 +69,7 @@ class LeadWindow(QMainWindow):
         view.addAction(self.actions_by_id["lead_history"])
         view.addAction(self.actions_by_id["lead_stats"])
         view.addAction(self.actions_by_id["lead_lists"])
+        view.addAction(self.actions_by_id["lead_intake"])
         queues = self.menuBar().addMenu("&Queues")
         for key in ("open_review", "open_escalations", "open_second_review"):
             queues.addAction(self.actions_by_id[key])
@@ -105,6 +110,8 @@ class LeadWindow(QMainWindow):
                 self._lists_loaded = True
                 self.lists.refresh()
             self.lists.entries_table.setFocus()
+        elif self.tabs.currentWidget() is self.intake:
+            self.intake.refresh()
         else:
             self.history.focus_table()
 
@@ -161,6 +168,7 @@ class LeadWindow(QMainWindow):
         # No new reads start after close, and the ones running finish before the window (and
         # its thread pools) go away: a pool destroyed with a task inside would block.
         self.history.timeline._debounce.stop()
+        self.intake.timer.stop()
         self.tasks.wait(15000)
         super().closeEvent(event)
         if self._signing_out:

@@ -14,7 +14,8 @@ The folder, as the watchers keep it::
   id is part of the new name and is the arrival's key: a claim received twice (a watcher died
   between recording it and moving it aside) is the same arrival, not a second one.
 * A watcher beats its ``ALIVE`` file; the claims of a watcher whose beat is older than
-  ``stale_s`` are adopted, folder and all, by one rename (one adopter wins) and finished.
+  ``stale_s`` are adopted file by file (each rename has one winner) and finished. A watcher
+  claims at most ``batch`` files at a time, so a dead one leaves little behind.
 * Only top-level regular files are candidates, once their size and time have not changed for
   ``settle_s`` (a file still being copied is left alone); names starting with "." are skipped;
   a ``.json`` file is a sidecar, never an item: alone for ``stale_s`` it is refused.
@@ -74,6 +75,7 @@ class DropFolder:
         root: str | Path,
         receive: Receiver,
         *,
+        batch: int = 20,
         default_source: str = "drop_folder",
         source_deadlines: Mapping[str, timedelta] | None = None,
         settle_s: float = 2.0,
@@ -90,6 +92,9 @@ class DropFolder:
         self.settle_s = settle_s
         self.stale_s = stale_s
         self.retry_s = retry_s
+        # Files claimed per scan: a watcher holds few claims at a time, so a dead one leaves
+        # little for the others to adopt.
+        self.batch = batch
         self.id = watcher_id or default_watcher_id()
         self.say = say
         self.clock = clock
@@ -119,39 +124,39 @@ class DropFolder:
                 self.say(f"drop folder: cannot mark this watcher alive: {describe(exc)}")
 
     def adopt_stale(self) -> list[str]:
-        """Claims of watchers without a beat for ``stale_s`` moved into this watcher's folder
-        (one rename of their folder: one adopter wins). The adopted watchers' ids."""
+        """Claims of watchers without a beat for ``stale_s`` moved into this watcher's folder,
+        file by file (each ``os.rename`` has one winner, so two adopters split them and a
+        half-adopted folder is finished by the next). The adopted watchers' ids."""
         adopted: list[str] = []
         claimed = self.root / CLAIMED
         now = time.time()
         for d in sorted(claimed.iterdir()):
-            if d.name == self.id or not d.is_dir() or d.name.endswith(".adopting"):
+            if d.name == self.id or not d.is_dir():
                 continue
             try:
                 beat = (d / ALIVE).stat().st_mtime
             except FileNotFoundError:
-                beat = d.stat().st_mtime
+                try:
+                    beat = d.stat().st_mtime
+                except FileNotFoundError:
+                    continue
             if now - beat < self.stale_s:
                 continue
-            grab = claimed / f"{d.name}.{self.id}.adopting"
-            try:
-                os.rename(d, grab)
-            except OSError:
-                continue  # another watcher adopted it, or it came back to life
-            for f in sorted(grab.iterdir()):
-                if f.name != ALIVE:
-                    os.rename(f, self.mine / f.name)
-            for leftover in grab.iterdir():
-                leftover.unlink()
-            grab.rmdir()
-            adopted.append(d.name)
-        # folders left half-adopted by an adopter that died: theirs are stale too
-        for d in sorted(claimed.glob("*.adopting")):
-            if now - d.stat().st_mtime >= self.stale_s:
-                try:
-                    os.rename(d, claimed / f"{d.name.split('.', 1)[0]}-{uuid.uuid4().hex[:4]}")
-                except OSError:
+            moved = 0
+            for f in sorted(d.iterdir()):
+                if f.name == ALIVE:
                     continue
+                try:
+                    os.rename(f, self.mine / f.name)
+                    moved += 1
+                except OSError:
+                    continue  # another adopter took it
+            with contextlib.suppress(OSError):
+                (d / ALIVE).unlink()
+            with contextlib.suppress(OSError):
+                d.rmdir()
+            if moved:
+                adopted.append(d.name)
         return adopted
 
     # -- one scan ----------------------------------------------------------------------------
@@ -170,6 +175,7 @@ class DropFolder:
         with os.scandir(self.root) as it:
             entries = [e for e in it if not e.name.startswith(".")]
         names = {e.name for e in entries}
+        room = self.batch - sum(1 for f in self.mine.iterdir() if SEP in f.name)
         for e in entries:
             try:
                 if not e.is_file(follow_symlinks=False):
@@ -191,6 +197,8 @@ class DropFolder:
                     continue  # claimed with its file; or its file is still to come
                 self._refuse_lone_sidecar(e.name, result)
                 continue
+            if room <= 0:
+                continue  # the next scan claims more
             claim = f"{uuid.uuid4().hex}{SEP}{e.name}"
             try:
                 os.rename(self.root / e.name, self.mine / claim)
@@ -202,6 +210,7 @@ class DropFolder:
             sidecar = self.root / f"{e.name}.json"
             with contextlib.suppress(FileNotFoundError):
                 os.rename(sidecar, self.mine / f"{claim}.json")
+            room -= 1
             # the time the file was first seen: when it was received
             self._received[claim] = seen[3]
             self._seen.pop(e.name, None)
@@ -216,6 +225,7 @@ class DropFolder:
                 continue
             if self._retry_at.get(f.name, 0) > now:
                 continue
+            self._maybe_beat()
             claim_id, _, name = f.name.partition(SEP)
             sidecar = self.mine / f"{f.name}.json"
             received = self._received.get(f.name) or _claim_time(f)
