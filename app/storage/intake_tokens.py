@@ -289,7 +289,8 @@ class IntakeTokenService:
             .outerjoin(gone, gone.id == IntakeToken.revoked_by_id)
             .where(IntakeToken.id == token_id)
         ).one()
-        return IntakeTokenInfo(*row.tuple())
+        values: tuple[Any, ...] = tuple(row)
+        return IntakeTokenInfo(*values)
 
 
 def _report_error(message: str) -> Exception:

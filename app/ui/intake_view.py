@@ -1,7 +1,8 @@
 """The lead workspace's Intake tab: the intake backlog, the rate in and out, the oldest waiting
 arrival's age, each queue worker's last heartbeat, failures with their reasons
-(app.storage.intake_status, read off the GUI thread by the task runner, every few seconds
-while the tab is shown)."""
+(app.storage.intake_status), and the reports that came without a file, open, nearest deadline
+first (app.storage.intake_tokens: their URLs shown as text, never fetched nor made links); read
+off the GUI thread by the task runner, every few seconds while the tab is shown."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from app.compose import AppContext
 from app.core.errors import describe
 from app.core.model.domain import UserInfo
 from app.storage.intake_status import IntakeStatus, age_text, intake_status
+from app.storage.intake_tokens import ReportInfo
 from app.ui.tasks import TaskRunner
 
 REFRESH_MS = 5000
@@ -60,6 +62,17 @@ class IntakeView(QWidget):
         self.failures.setHorizontalHeaderLabels(["Arrival", "File", "State", "Reason"])
         self.failures.horizontalHeader().setStretchLastSection(True)
         layout.addWidget(self.failures, 2)
+        layout.addWidget(
+            QLabel("Reports without a file (open, nearest deadline first; URLs never fetched):")
+        )
+        self.reports = QTableWidget(0, 6, self)
+        self.reports.setObjectName("intake_reports")
+        self.reports.setHorizontalHeaderLabels(
+            ["Report", "Received (UTC)", "Deadline (UTC)", "Source", "External id", "URL (text)"]
+        )
+        self.reports.horizontalHeader().setStretchLastSection(True)
+        layout.addWidget(self.reports, 2)
+        self.open_reports: list[ReportInfo] = []
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_MS)
         self.timer.timeout.connect(self.refresh)
@@ -78,9 +91,10 @@ class IntakeView(QWidget):
             return
         self._loading = True
         db = self.ctx.db
+        reports = self.ctx.intake_reports
         stalled = timedelta(seconds=self.ctx.settings.worker_stalled_s)
         self.tasks.read(
-            lambda: intake_status(db, stalled_after=stalled),
+            lambda: (intake_status(db, stalled_after=stalled), reports.list(limit=200)),
             on_done=self._show,
             on_error=self._failed,
         )
@@ -90,8 +104,9 @@ class IntakeView(QWidget):
         self.summary.setText(f"The intake's status could not be read: {describe(exc)}")
         self.loads += 1
 
-    def _show(self, st: IntakeStatus) -> None:
+    def _show(self, loaded: tuple[IntakeStatus, list[ReportInfo]]) -> None:
         self._loading = False
+        st, self.open_reports = loaded
         self.status = st
         queue = (
             f"queue: {st.queue_todo} waiting, {st.queue_doing} running"
@@ -103,7 +118,8 @@ class IntakeView(QWidget):
         self.summary.setText(
             f"Backlog: {st.waiting} waiting ({queue}). Oldest waiting: {age_text(st.oldest_age)}. "
             f"In: {st.rate_in:.1f}/min, out: {st.rate_out:.1f}/min (last {mins} min). "
-            f"Workers alive: {alive}. Failures: {len(st.failures)}."
+            f"Workers alive: {alive}. Failures: {len(st.failures)}. "
+            f"Reports without a file: {len(self.open_reports)} open."
         )
         self.workers.setRowCount(len(st.workers))
         for row, w in enumerate(st.workers):
@@ -117,4 +133,16 @@ class IntakeView(QWidget):
             cells = [str(f.receipt_id), f.name or "", f.state, f.reason]
             for col, value in enumerate(cells):
                 self.failures.setItem(row, col, QTableWidgetItem(value))
+        self.reports.setRowCount(len(self.open_reports))
+        for row, r in enumerate(self.open_reports):
+            cells = [
+                f"#{r.id}",
+                f"{r.received_at:%Y-%m-%d %H:%M}",
+                f"{r.deadline:%Y-%m-%d %H:%M}" if r.deadline else "-",
+                r.source,
+                r.external_id or "",
+                r.source_url or "",  # plain text in a cell: never a link, never fetched
+            ]
+            for col, value in enumerate(cells):
+                self.reports.setItem(row, col, QTableWidgetItem(value))
         self.loads += 1

@@ -4,6 +4,8 @@ heartbeat, all read in the background by the task runner."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from PySide6.QtCore import Qt
 from sqlalchemy import text
@@ -66,4 +68,38 @@ def test_the_intake_tab_shows_backlog_workers_and_failures(qtbot, db, store, tax
         assert workers.item(0, 3).text() == "alive"
     else:
         assert "no queue" in summary and workers.rowCount() == 0
+    w.close()
+
+
+def test_the_intake_tab_lists_open_reports_without_a_file(qtbot, db, store, taxonomy):
+    settings = Settings(database_url=str(db.engine.url), media_root=store.root)
+    ctx = AppContext(settings=settings, db=db, store=store, taxonomy=taxonomy)
+    lead = make_user(db, "lead1", Role.LEAD)
+    admin = make_user(db, "root", Role.ADMIN)
+    _info, token = ctx.intake_tokens.create("tcap", actor=admin)
+    source = ctx.intake_tokens.check(token)
+    at = utcnow()
+    for ext, url, after in (("T-late", "https://x.invalid/a", 24), ("T-soon", None, 1)):
+        ctx.intake_reports.record(
+            source="tcap", external_id=ext, source_url=url, reason=None, reporter=None,
+            score=None, received_at=at, deadline=None, deadline_after=timedelta(hours=after),
+            token=source,
+        )  # fmt: skip
+    closed = ctx.intake_reports.record(
+        source="tcap", external_id="T-done", source_url=None, reason=None, reporter=None,
+        score=None, received_at=at, deadline=None, deadline_after=None, token=source,
+    )  # fmt: skip
+    ctx.intake_reports.close(closed.id, "handled", actor=lead)
+    w = LeadWindow(ctx, lead)
+    qtbot.addWidget(w)
+    with qtbot.waitActive(w):
+        w.show()
+        w.activateWindow()
+    qtbot.keyClick(w, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: w.intake.loads >= 1, timeout=10000)
+    assert "Reports without a file: 2 open." in w.intake.summary.text()
+    table = w.intake.reports
+    assert table.rowCount() == 2
+    assert [table.item(r, 4).text() for r in range(2)] == ["T-soon", "T-late"]  # nearest first
+    assert table.item(1, 5).text() == "https://x.invalid/a"
     w.close()
