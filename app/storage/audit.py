@@ -47,6 +47,11 @@ class AuditKind(StrEnum):
     ENTRY_DISABLED = "entry_disabled"
     ENTRY_ENABLED = "entry_enabled"
     FLOOD_GUARD = "flood_guard"
+    INCIDENT_DECLARED = "incident_declared"
+    INCIDENT_CONCLUDED = "incident_concluded"
+    INCIDENT_ASSIGNED = "incident_assigned"
+    RESCAN = "rescan"
+    MISS_CLEARED = "miss_cleared"
 
 
 def _canonical(detail: dict[str, Any] | None) -> str | None:
