@@ -504,8 +504,8 @@ def _flagged(s: Session, item_id: int, entry: int | None) -> bool:
 
 
 def _resolve_members(s: Session, rep: Item) -> int:
-    """The open members of a cluster whose representative a re-scan resolved: decided with it
-    (method cluster, under the representative's auto-match), as a confirm decides them."""
+    """The open members of a cluster whose representative a re-scan resolved: decided with it,
+    as a confirm decides them (an auto-match naming the representative's entry and decision)."""
     parent = current_decision(s, rep.id)
     if parent is None:
         return 0
@@ -519,8 +519,11 @@ def _resolve_members(s: Session, rep: Item) -> int:
                 verdict=Verdict.CONFIRM,
                 category=parent.category,
                 note=f"decided with its cluster's representative #{rep.id} (re-scan)",
-                method=DecisionMethod.CLUSTER,
+                # an auto-match (it adds no hashes, as ingest's do), under the representative's
+                method=DecisionMethod.AUTO_MATCH,
                 parent_uuid=parent.uuid,
+                matched_entry_id=parent.matched_entry_id,
+                match_distance=parent.match_distance,
             ),
         )
         m.status = ItemStatus.AUTO_MATCHED
