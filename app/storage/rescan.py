@@ -73,7 +73,7 @@ from app.storage.hash_list_index import (
     entry_for,
     load_list_rules,
 )
-from app.storage.incidents import tag_items
+from app.storage.incidents import IncidentService, tag_items
 from app.storage.ingest_recorder import apply_known, match_note
 from app.storage.models import (
     Decision,
@@ -535,16 +535,7 @@ def _resolve_members(s: Session, rep: Item) -> int:
 
 def open_misses(db: Database) -> list[PossibleMiss]:
     """The possible misses a lead has not cleared, the oldest first."""
-    with db.session() as s:
-        rows = s.execute(
-            select(
-                RescanMiss.id, RescanMiss.item_id, RescanMiss.entry_id, RescanMiss.note,
-                RescanMiss.flagged_at,
-            )
-            .where(RescanMiss.cleared_at.is_(None))
-            .order_by(RescanMiss.flagged_at, RescanMiss.id)
-        ).all()  # fmt: skip
-    return [PossibleMiss(*r) for r in rows]
+    return IncidentService(db).possible_misses()
 
 
 def high_water(db: Database) -> int:

@@ -1,5 +1,5 @@
-"""The lead's workspace: the decision history, the team's numbers and the hash lists in tabs, and
-the queues
+"""The lead's workspace: the decision history, the team's numbers, the hash lists and the
+incidents (with the re-scans' possible misses) in tabs, and the queues
 (review, escalations, blind second review) one key away, each on the keyboard review screen."""
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from app.ui.actions import (
     build_actions,
 )
 from app.ui.history_window import HistoryView
+from app.ui.incidents_view import IncidentsView
 from app.ui.lists_window import ListsView
 from app.ui.review_window import CheatSheet, ReviewWindow
 from app.ui.stats_window import StatsView
@@ -48,6 +49,8 @@ class LeadWindow(QMainWindow):
         self.tabs.addTab(self.stats, "Statistics  [Ctrl+2]")
         self.lists = ListsView(ctx, user, self.tasks, self.tabs)
         self.tabs.addTab(self.lists, "Hash lists  [Ctrl+3]")
+        self.incidents = IncidentsView(ctx, user, self.tasks, self.tabs)
+        self.tabs.addTab(self.incidents, "Incidents")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
         self.queue_windows: dict[str, ReviewWindow] = {}
@@ -105,6 +108,8 @@ class LeadWindow(QMainWindow):
                 self._lists_loaded = True
                 self.lists.refresh()
             self.lists.entries_table.setFocus()
+        elif self.tabs.currentWidget() is self.incidents:
+            self.incidents.refresh()  # what the re-scans flagged since
         else:
             self.history.focus_table()
 

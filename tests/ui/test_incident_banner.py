@@ -71,3 +71,48 @@ def test_the_banner_shows_the_incident_of_the_item_on_screen(
         labels = set(s.scalars(select(HashListEntry.labels).where(HashListEntry.item_id == seed)))
     assert labels == {"CIP-2019-0315"}
     w.close()
+
+
+def test_the_lead_sees_the_possible_misses_and_moves_people_onto_an_incident(
+    qtbot, db, store, taxonomy, tmp_path
+):
+    """A rejected item whose copy is confirmed later is a possible miss in the lead workspace's
+    Incidents tab; the lead moves a moderator onto the active incident from there."""
+    from PIL import Image
+
+    from app.core.matching.match_rules import MatchPolicy
+    from app.core.model.decisions import DecisionRequest
+    from app.core.model.domain import Verdict
+    from app.storage.review import ReviewService
+    from app.ui.lead_window import LeadWindow
+
+    (c,) = write_samples(tmp_path / "in", [71])
+    ingest(db, store, [c])
+    lead = make_user(db, "lead1", Role.LEAD)
+    mo = make_user(db, "mo1")
+    review = ReviewService(db, second_review_share=0.0)
+    rejected = review.claim_next(mo.id)
+    review.decide(DecisionRequest(rejected.id, mo.id, Verdict.REJECT))
+    img = Image.open(c).convert("RGB")
+    img.resize((img.width - 40, img.height - 26)).save(tmp_path / "c2.jpg", quality=70)
+    ingest(db, store, [tmp_path / "c2.jpg"])
+    copy = review.claim_next(mo.id)
+    out = review.decide(DecisionRequest(copy.id, mo.id, Verdict.CONFIRM, "glorification"))
+    assert Rescanner(db, MatchPolicy(), actor=mo).after_confirm(out.uuid).flagged_misses == 1
+    IncidentService(db).declare("attack", "CIP-1", actor=lead)
+
+    settings = Settings(database_url=str(db.engine.url), media_root=store.root)
+    ctx = AppContext(settings=settings, db=db, store=store, taxonomy=taxonomy)
+    w = LeadWindow(ctx, lead)
+    qtbot.addWidget(w)
+    w.show()
+    w.tabs.setCurrentWidget(w.incidents)
+    view = w.incidents
+    qtbot.waitUntil(lambda: view.misses.rowCount() == 1, timeout=10000)
+    assert view.misses.item(0, 0).text() == f"#{rejected.id}"
+    assert view.incidents.item(0, 0).text() == "attack"
+    view.people.setText("mo1")
+    view.assign_button.click()
+    qtbot.waitUntil(lambda: view.incidents.item(0, 4).text() == "mo1", timeout=10000)
+    assert IncidentService(db).get("attack").assigned == ("mo1",)
+    w.close()
