@@ -65,7 +65,7 @@ from app.core.model.domain import (
     Verdict,
     utcnow,
 )
-from app.core.model.incidents import DEFAULT_RESCAN_DAYS, PossibleMiss, RescanReport
+from app.core.model.incidents import DEFAULT_RESCAN_DAYS, RescanReport
 from app.storage.db import Database
 from app.storage.hash_list_index import (
     EntryFacts,
@@ -73,7 +73,7 @@ from app.storage.hash_list_index import (
     entry_for,
     load_list_rules,
 )
-from app.storage.incidents import IncidentService, tag_items
+from app.storage.incidents import tag_items
 from app.storage.ingest_recorder import apply_known, match_note
 from app.storage.models import (
     Decision,
@@ -531,11 +531,6 @@ def _resolve_members(s: Session, rep: Item) -> int:
         m.incident_id = m.incident_id or rep.incident_id
         n += 1
     return n
-
-
-def open_misses(db: Database) -> list[PossibleMiss]:
-    """The possible misses a lead has not cleared, the oldest first."""
-    return IncidentService(db).possible_misses()
 
 
 def high_water(db: Database) -> int:

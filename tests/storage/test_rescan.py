@@ -18,7 +18,7 @@ from app.storage.hash_lists import HashListService
 from app.storage.incidents import IncidentService
 from app.storage.list_import import ListSettings
 from app.storage.models import Decision, HashListEntry, Item, Rescan, SignalRow
-from app.storage.rescan import Rescanner, high_water, open_misses
+from app.storage.rescan import Rescanner, high_water
 from app.storage.review import ReviewService
 from app.storage.verification import verify_hash_list
 from tests.helpers import ingest, make_user, write_samples
@@ -83,7 +83,7 @@ def test_a_confirm_resolves_the_variants_waiting_apart_and_flags_a_rejected_one(
     out = review.decide(DecisionRequest(c2.id, mo.id, Verdict.CONFIRM, "glorification"))
     report = rescanner.after_confirm(out.uuid)
     assert report.flagged_misses == 1 and report.resolved == 0
-    misses = open_misses(db)
+    misses = IncidentService(db).possible_misses()
     assert [m.item_id for m in misses] == [ic.id]
     assert _item(db, c.name).status == ItemStatus.DECIDED  # the decision stands
     # Again: nothing new is flagged twice.
