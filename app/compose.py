@@ -28,11 +28,13 @@ from app.storage.hash_index_snapshot import snapshot_path
 from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.hash_lists import HashListService
 from app.storage.history_queries import HistoryService
+from app.storage.incidents import IncidentService
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
 from app.storage.intake import IntakeService
 from app.storage.intake_tokens import IntakeReportService, IntakeTokenService
 from app.storage.journal import DecisionJournal, journal_path
 from app.storage.leads import LeadService
+from app.storage.rescan import Rescanner
 from app.storage.review import ReviewService
 from app.storage.stats import StatsService
 from app.storage.users import UserService
@@ -59,6 +61,7 @@ class AppContext:
     # The HTTP intake's per-source tokens, and the reports that came without a file.
     intake_tokens: IntakeTokenService = field(init=False)
     intake_reports: IntakeReportService = field(init=False)
+    incidents: IncidentService = field(init=False)
     # The hash list in memory, one index for the whole process: loaded once (by the first
     # ingest, or in the background by ``watcher.start()``) and kept current by its watcher.
     watcher: HashListWatcher = field(init=False)
@@ -81,6 +84,7 @@ class AppContext:
         self.hash_lists = HashListService(self.db, self.settings.match)
         self.intake_tokens = IntakeTokenService(self.db)
         self.intake_reports = IntakeReportService(self.db)
+        self.incidents = IncidentService(self.db)
         multi = MIH_MIN_ROWS if self.settings.index_multi else sys.maxsize
         self.watcher = HashListWatcher(
             self.db,
@@ -122,6 +126,11 @@ class AppContext:
             actor=actor,
             watcher=self.watcher,
         )
+
+    def rescanner(self, actor: UserInfo | None = None) -> Rescanner:
+        """A re-scan on new hashes with this workstation's matching policy and look-back
+        (``actor``: whoever's confirm or import set it off)."""
+        return Rescanner(self.db, self.settings.match, actor=actor, days=self.settings.rescan_days)
 
     def ingest(
         self,

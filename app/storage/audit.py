@@ -50,6 +50,11 @@ class AuditKind(StrEnum):
     INTAKE_TOKEN_CREATED = "intake_token_created"
     INTAKE_TOKEN_REVOKED = "intake_token_revoked"
     INTAKE_REPORT_CLOSED = "intake_report_closed"
+    INCIDENT_DECLARED = "incident_declared"
+    INCIDENT_CONCLUDED = "incident_concluded"
+    INCIDENT_ASSIGNED = "incident_assigned"
+    RESCAN = "rescan"
+    MISS_CLEARED = "miss_cleared"
 
 
 def _canonical(detail: dict[str, Any] | None) -> str | None:

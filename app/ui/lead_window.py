@@ -1,5 +1,5 @@
-"""The lead's workspace: the decision history, the team's numbers, the hash lists and the intake
-in tabs, and the queues
+"""The lead's workspace: the decision history, the team's numbers, the hash lists, the intake and
+the incidents (with the re-scans' possible misses) in tabs, and the queues
 (review, escalations, blind second review) one key away, each on the keyboard review screen."""
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from app.ui.actions import (
 )
 from app.ui.history_window import HistoryView
 from app.ui.intake_view import IntakeView
+from app.ui.incidents_view import IncidentsView
 from app.ui.lists_window import ListsView
 from app.ui.review_window import CheatSheet, ReviewWindow
 from app.ui.stats_window import StatsView
@@ -51,6 +52,8 @@ class LeadWindow(QMainWindow):
         self.tabs.addTab(self.lists, "Hash lists  [Ctrl+3]")
         self.intake = IntakeView(ctx, user, self.tasks, self.tabs)
         self.tabs.addTab(self.intake, "Intake  [Ctrl+4]")
+        self.incidents = IncidentsView(ctx, user, self.tasks, self.tabs)
+        self.tabs.addTab(self.incidents, "Incidents")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
         self.queue_windows: dict[str, ReviewWindow] = {}
@@ -112,6 +115,8 @@ class LeadWindow(QMainWindow):
             self.lists.entries_table.setFocus()
         elif self.tabs.currentWidget() is self.intake:
             self.intake.refresh()
+        elif self.tabs.currentWidget() is self.incidents:
+            self.incidents.refresh()  # what the re-scans flagged since
         else:
             self.history.focus_table()
 

@@ -22,6 +22,7 @@ class Permission(StrEnum):
     INGEST = "ingest"  # add flagged files to the queue (and record their auto-matches)
     MANAGE_INTAKE = "manage_intake"  # make and revoke the HTTP intake's per-source tokens
     HANDLE_REPORTS = "handle_reports"  # read and close the reports that came without a file
+    MANAGE_INCIDENTS = "manage_incidents"  # declare, conclude, move people onto incidents
 
 
 _LEAD = {
@@ -34,6 +35,7 @@ _LEAD = {
     Permission.VIEW_STATS,
     Permission.EXPORT,
     Permission.HANDLE_REPORTS,
+    Permission.MANAGE_INCIDENTS,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

@@ -333,6 +333,11 @@ BEGIN
        WHERE r.id = rc.id;
     END IF;
     batch_ids := batch_ids || it.id;
+    -- under an active incident: the server finds which itself (api_incidents.sql)
+    IF v_new THEN
+      UPDATE items i SET incident_id = hd_item_incident(it.id, v_joined, pdq, phash)
+       WHERE i.id = it.id AND i.incident_id IS NULL;
+    END IF;
 
     item_id := it.id;
     outcome := v_outcome;
