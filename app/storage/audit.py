@@ -47,6 +47,10 @@ class AuditKind(StrEnum):
     ENTRY_DISABLED = "entry_disabled"
     ENTRY_ENABLED = "entry_enabled"
     FLOOD_GUARD = "flood_guard"
+    DELTA = "delta"  # a hash delta planned: its number, window and entries
+    DELTA_WRITTEN = "delta_written"  # ... delivered: its manifest's SHA-256, where
+    DELTA_FAILED = "delta_failed"  # ... not delivered this time: why (retried)
+    DELTA_IMPORTED = "delta_imported"  # a partner's delta imported into a list, in order
 
 
 def _canonical(detail: dict[str, Any] | None) -> str | None:
