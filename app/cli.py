@@ -544,6 +544,60 @@ def cmd_lists(args, settings: Settings) -> int:
     return 0
 
 
+def _incident_line(i) -> str:
+    end = f"concluded {i.ended_at:%Y-%m-%d %H:%M}" if i.ended_at else "ACTIVE"
+    who = f", assigned: {', '.join(i.assigned)}" if i.assigned else ""
+    return (
+        f"{i.name:20} {i.label:24} started {i.started_at:%Y-%m-%d %H:%M} UTC by "
+        f"{i.declared_by or '-'}  {end}{who}"
+    )
+
+
+def cmd_incident(args, settings: Settings) -> int:
+    """`hashdesk incident declare|conclude|list|assign` (app.storage.incidents)."""
+    from app.core.model.incidents import IncidentError
+
+    verb = args.incident_cmd or "list"
+    ctx, signed = _acting(
+        settings, getattr(args, "as_user", None), f"incident {verb}", required=verb != "list"
+    )
+    try:
+        service = ctx.incidents
+        if verb == "list":
+            rows = service.list()
+            if not rows:
+                print("no incidents")
+            for i in rows:
+                print(_incident_line(i))
+            return 0
+        assert signed is not None
+        try:
+            if verb == "declare":
+                info = service.declare(
+                    args.name,
+                    args.label,
+                    actor=signed,
+                    seed_items=args.seed_item or [],
+                    seed_hashes=args.seed_hash or [],
+                    sources=args.source or [],
+                    categories=args.category or [],
+                    delta_minutes=args.delta_minutes,
+                    delta_formats=args.delta_format or [],
+                )
+                print(f"declared: {_incident_line(info)}")
+            elif verb == "conclude":
+                info = service.conclude(args.name, actor=signed)
+                print(f"concluded: {_incident_line(info)}")
+            elif verb == "assign":
+                info = service.assign(args.name, args.users, actor=signed, remove=args.remove)
+                print(f"{info.name}: assigned {', '.join(info.assigned) or 'nobody'}")
+        except IncidentError as exc:
+            raise CliError(str(exc)) from None
+        return 0
+    finally:
+        ctx.close()
+
+
 def cmd_gui(args, settings: Settings) -> int:
     _require_display_libraries()
     from app.ui.app import run_gui
@@ -751,6 +805,28 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("--verdict", choices=["agree", "disagree"])
     fb.add_argument("--export", metavar="CSV", help="write the list's feedback for its owner")
     fb.add_argument("--as", dest="as_user", help="the moderator, lead or admin")
+    inc = sub.add_parser("incident", help="incidents: declare, conclude, list, assign")
+    isub = inc.add_subparsers(dest="incident_cmd")
+    ilist = isub.add_parser("list", help="incidents, the active first (the default)")
+    ilist.add_argument("--as", dest="as_user", help="your account (a team database)")
+    idec = isub.add_parser("declare", help="declare an incident (a lead)")
+    idec.add_argument("name", help="a short name: letters, digits, '_', '.', '-'")
+    idec.add_argument("--label", required=True, help="its hash-list label, e.g. a CIP reference")
+    idec.add_argument("--seed-item", type=int, action="append", metavar="ID")
+    idec.add_argument("--seed-hash", action="append", metavar="ALG:HEX")
+    idec.add_argument("--source", action="append", metavar="S", help="sources it covers")
+    idec.add_argument("--category", action="append", metavar="C")
+    idec.add_argument("--delta-minutes", type=int, default=5, help="hash deltas every N minutes")
+    idec.add_argument("--delta-format", action="append", metavar="F")
+    idec.add_argument("--as", dest="as_user", help="a lead or admin")
+    icon = isub.add_parser("conclude", help="conclude an active incident (a lead)")
+    icon.add_argument("name")
+    icon.add_argument("--as", dest="as_user", help="a lead or admin")
+    iasg = isub.add_parser("assign", help="move people onto an incident's queue (a lead)")
+    iasg.add_argument("name")
+    iasg.add_argument("users", nargs="+", metavar="USER")
+    iasg.add_argument("--remove", action="store_true", help="move them off it instead")
+    iasg.add_argument("--as", dest="as_user", help="a lead or admin")
     bench = sub.add_parser(
         "bench",
         help="print performance figures (all parts, or the ones named)",
@@ -809,6 +885,7 @@ COMMANDS = {
     "db": cmd_db,
     "audit": cmd_audit,
     "lists": cmd_lists,
+    "incident": cmd_incident,
     "self-test": cmd_self_test,
 }
 

@@ -28,6 +28,7 @@ from app.storage.hash_index_snapshot import snapshot_path
 from app.storage.hash_list_watcher import HashListWatcher
 from app.storage.hash_lists import HashListService
 from app.storage.history_queries import HistoryService
+from app.storage.incidents import IncidentService
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
 from app.storage.journal import DecisionJournal, journal_path
 from app.storage.leads import LeadService
@@ -54,6 +55,7 @@ class AppContext:
     stats: StatsService = field(init=False)
     exposure: ExposureService = field(init=False)
     hash_lists: HashListService = field(init=False)
+    incidents: IncidentService = field(init=False)
     # The hash list in memory, one index for the whole process: loaded once (by the first
     # ingest, or in the background by ``watcher.start()``) and kept current by its watcher.
     watcher: HashListWatcher = field(init=False)
@@ -72,6 +74,7 @@ class AppContext:
         )
         self.exposure = ExposureService(self.db)
         self.hash_lists = HashListService(self.db, self.settings.match)
+        self.incidents = IncidentService(self.db)
         multi = MIH_MIN_ROWS if self.settings.index_multi else sys.maxsize
         self.watcher = HashListWatcher(
             self.db,

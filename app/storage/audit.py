@@ -51,6 +51,11 @@ class AuditKind(StrEnum):
     DELTA_WRITTEN = "delta_written"  # ... delivered: its manifest's SHA-256, where
     DELTA_FAILED = "delta_failed"  # ... not delivered this time: why (retried)
     DELTA_IMPORTED = "delta_imported"  # a partner's delta imported into a list, in order
+    INCIDENT_DECLARED = "incident_declared"
+    INCIDENT_CONCLUDED = "incident_concluded"
+    INCIDENT_ASSIGNED = "incident_assigned"
+    RESCAN = "rescan"
+    MISS_CLEARED = "miss_cleared"
 
 
 def _canonical(detail: dict[str, Any] | None) -> str | None:

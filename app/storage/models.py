@@ -103,6 +103,7 @@ class Item(Base):
     __table_args__ = (
         Index("ix_items_queue", "status", "priority", "created_at"),
         Index("ix_items_known_entry", "known_entry_id", "created_at"),
+        Index("ix_items_incident", "incident_id", "status"),
     )
 
     id: Mapped[int] = mapped_column(PK, primary_key=True)
@@ -129,6 +130,9 @@ class Item(Base):
     # these per hour, a moderator's verdict on a badged item is feedback on the entry. No
     # foreign key: hash_list already refers to items.
     known_entry_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The incident the item belongs to (matched its hashes, or joined the cluster of an item
+    # under it: app.storage.incidents); NULL for most. No foreign key (as known_entry_id).
+    incident_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
@@ -444,3 +448,93 @@ class DeltaImport(Base):
     import_uuid: Mapped[str | None] = mapped_column(String(36))
     imported_at: Mapped[datetime] = mapped_column(DateTime)
     imported_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class Incident(Base):
+    """An incident (issue 23): declared by a lead, concluded with an end. ``label`` (a CIP
+    reference, say) goes into the labels of every hash confirmed under it. ``sources``,
+    ``categories``, ``seed_items`` and ``delta_formats`` hold JSON lists (text on both
+    databases); an empty ``sources`` covers every source."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_ended_at", "ended_at"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime)
+    declared_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    concluded_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    sources: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    categories: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    seed_items: Mapped[str] = mapped_column(Text, default="[]", server_default="[]")
+    delta_minutes: Mapped[int] = mapped_column(Integer, default=5, server_default="5")
+    delta_formats: Mapped[str] = mapped_column(Text, default='["pytx"]', server_default='["pytx"]')
+
+
+class IncidentHash(Base):
+    """A hash an incident starts from: a seed hash a lead typed or received (``item_id``
+    NULL), or a listable signal of a seed item. Items matching one are under the incident."""
+
+    __tablename__ = "incident_hashes"
+    __table_args__ = (Index("ix_incident_hashes_incident", "incident_id"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"))
+    algorithm: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(64))
+    variant: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    item_id: Mapped[int | None] = mapped_column(ForeignKey("items.id"))
+
+
+class IncidentAssignment(Base):
+    """A person a lead moved onto an incident: their review claims come from its queue."""
+
+    __tablename__ = "incident_assignments"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    assigned_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    assigned_at: Mapped[datetime] = mapped_column(DateTime)
+
+
+class Rescan(Base):
+    """One re-scan on new hashes (app.storage.incidents.Rescanner): what triggered it, how
+    many hashes it searched (only the new ones) over how many stored items, and what it
+    changed. ``incident_id``: the incident active for the hashes, if any."""
+
+    __tablename__ = "rescans"
+    __table_args__ = (Index("ix_rescans_incident", "incident_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    trigger: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(DateTime)
+    finished_at: Mapped[datetime] = mapped_column(DateTime)
+    searched_hashes: Mapped[int] = mapped_column(Integer)
+    items_scanned: Mapped[int] = mapped_column(Integer)
+    matched: Mapped[int] = mapped_column(Integer)
+    resolved: Mapped[int] = mapped_column(Integer)
+    badged: Mapped[int] = mapped_column(Integer)
+    tagged: Mapped[int] = mapped_column(Integer)
+    flagged_misses: Mapped[int] = mapped_column(Integer)
+    counted_decided: Mapped[int] = mapped_column(Integer)
+    run_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
+class RescanMiss(Base):
+    """A rejected item a re-scan found matching a confirmed hash: a possible miss, for a lead
+    (cleared by one, with the time and who)."""
+
+    __tablename__ = "rescan_misses"
+    __table_args__ = (Index("ix_rescan_misses_open", "cleared_at", "flagged_at"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    rescan_id: Mapped[int] = mapped_column(ForeignKey("rescans.id"))
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"))
+    entry_id: Mapped[int | None] = mapped_column(ForeignKey("hash_list.id"))
+    note: Mapped[str | None] = mapped_column(Text)
+    flagged_at: Mapped[datetime] = mapped_column(DateTime)
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime)
+    cleared_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))

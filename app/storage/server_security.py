@@ -53,6 +53,7 @@ PROGRAM = (
     "api_exposure.sql",  # exposure records and comfort defaults, in one's own name
     "api_lists.sql",  # the hash lists' writes: retract, disable, flood guard, rules, import
     "api_ingest.sql",  # ingest's writes: items, sightings, signals, auto-matches
+    "api_incidents.sql",  # incidents declared, concluded, people moved; re-scans recorded
     "api_deltas.sql",  # hash deltas: taken, delivered or failed; a partner's imported in order
     "retired.sql",  # what older programs installed (the write triggers): removed
     "row_security.sql",  # blind second review, own rows: row-level security

@@ -29,7 +29,10 @@ BEGIN
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO %I', s, moderator);
   EXECUTE format('GRANT SELECT ON items, sightings, signals, decisions, hash_list, '
                  'audit_events, alembic_version, hash_lists, '
-                 'hash_list_feedback, exposure_events, comfort_preferences TO %I', moderator);
+                 'hash_list_feedback, exposure_events, comfort_preferences, incidents, '
+                 'incident_hashes, incident_assignments, rescans TO %I', moderator);
+  -- Possible misses a re-scan found: the leads'.
+  EXECUTE format('GRANT SELECT ON rescan_misses TO %I', lead);
   -- Accounts: every column but password_hash (accounts from before enforcement kept an
   -- argon2id hash there; api_accounts.sql removes them).
   EXECUTE format('GRANT SELECT (%s) ON users TO %I',

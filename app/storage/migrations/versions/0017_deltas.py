@@ -6,7 +6,7 @@ writes the same bytes) and ``delta_imports`` (on a partner's side: the deltas im
 list, in order). Written through hd_api_delta_* on a team server (app/storage/sql/api_deltas.sql).
 
 Revision ID: 0017
-Revises: 0013 (re-chained at merge)
+Revises: 0016 (after the incident model)
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0013"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 

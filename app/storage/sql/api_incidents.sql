@@ -1,0 +1,202 @@
+-- Incidents (app.storage.incidents; issue 23): declared by a lead, concluded with an end, people
+-- moved onto one. Each call checks who may (hd_require('incidents')), the values (the words of
+-- app.core.model.incidents), takes the time from hd_now() and the actor from the session, and
+-- appends its audit event itself (the same kind, subject and detail the Python path writes).
+-- Two leads declaring one name at once: the unique name decides, the second is told who has it.
+
+CREATE OR REPLACE FUNCTION hd_incident_refuse(p_message text) RETURNS void
+LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  RAISE EXCEPTION 'hashdesk: %', p_message USING ERRCODE = '22023';
+END $$;
+
+-- A JSON list of short words (sources, categories, delta formats), checked.
+CREATE OR REPLACE FUNCTION hd_incident_words(p_what text, p_list jsonb) RETURNS jsonb
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE w jsonb;
+BEGIN
+  IF p_list IS NULL THEN
+    RETURN '[]'::jsonb;
+  END IF;
+  IF jsonb_typeof(p_list) <> 'array' THEN
+    PERFORM hd_incident_refuse(format('%s must be a list', p_what));
+  END IF;
+  FOR w IN SELECT * FROM jsonb_array_elements(p_list) LOOP
+    IF jsonb_typeof(w) <> 'string' OR btrim(w #>> '{}') = '' OR length(w #>> '{}') > 128 THEN
+      PERFORM hd_incident_refuse(format('%s %s is empty or longer than 128 characters', p_what,
+                                        w::text));
+    END IF;
+  END LOOP;
+  RETURN p_list;
+END $$;
+
+CREATE OR REPLACE FUNCTION hd_incident_taken(p_name text) RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path FROM CURRENT AS $$
+  SELECT format('incident %L already exists: declared by %s at %s UTC (%s); choose another name',
+    i.name, COALESCE(u.username, 'the system'), to_char(i.started_at, 'YYYY-MM-DD HH24:MI:SS'),
+    CASE WHEN i.ended_at IS NULL THEN 'active'
+         ELSE 'concluded ' || to_char(i.ended_at, 'YYYY-MM-DD HH24:MI') END)
+  FROM incidents i LEFT JOIN users u ON u.id = i.declared_by WHERE i.name = p_name
+$$;
+
+-- Put items (and every member of their clusters) under an incident, where they are under none
+-- yet. How many moved.
+CREATE OR REPLACE FUNCTION hd_incident_tag(p_incident bigint, p_items bigint[]) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path FROM CURRENT AS $$
+DECLARE n integer;
+BEGIN
+  UPDATE items SET incident_id = p_incident
+   WHERE incident_id IS NULL
+     AND (id = ANY (p_items)
+          OR cluster_id IN (SELECT cluster_id FROM items
+                             WHERE id = ANY (p_items) AND cluster_id IS NOT NULL));
+  GET DIAGNOSTICS n = ROW_COUNT;
+  RETURN n;
+END $$;
+
+-- Declare an incident. ``p_seeds``: [[algorithm, hex], ...]; ``p_items``: [item id, ...].
+-- Returns the new incident's id.
+CREATE OR REPLACE FUNCTION hd_api_incident_declare(p_name text, p_label text, p_sources jsonb,
+  p_categories jsonb, p_seeds jsonb, p_items jsonb, p_delta_minutes integer,
+  p_delta_formats jsonb) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path FROM CURRENT AS $$
+DECLARE u users; n text := btrim(COALESCE(p_name, '')); lab text := btrim(COALESCE(p_label, ''));
+  inc incidents; seed jsonb; alg text; val text; items bigint[]; missing bigint; tagged integer;
+  fmt jsonb;
+BEGIN
+  u := hd_require('incidents');
+  IF n !~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' THEN
+    PERFORM hd_incident_refuse(format('incident name %L is not allowed: 1-64 letters, digits, '
+      '''_'', ''.'', ''-'', starting with a letter or digit', n));
+  END IF;
+  IF lab = '' THEN
+    PERFORM hd_incident_refuse('an incident needs a label (e.g. a CIP reference)');
+  END IF;
+  IF length(lab) > 255 OR lab ~ '[[:space:]]' THEN
+    PERFORM hd_incident_refuse(format('incident label %L must be one word of at most 255 '
+      'characters (it becomes a hash-list label)', left(lab, 40)));
+  END IF;
+  IF p_delta_minutes IS NULL OR p_delta_minutes NOT BETWEEN 1 AND 1440 THEN
+    PERFORM hd_incident_refuse(format('delta interval %s minutes is out of range (1 to 1440)',
+                                      p_delta_minutes));
+  END IF;
+  FOR fmt IN SELECT * FROM jsonb_array_elements(hd_incident_words('delta format',
+                                                                  p_delta_formats)) LOOP
+    IF (fmt #>> '{}') NOT IN ('pytx', 'pytx-csv', 'tat', 'vics') THEN
+      PERFORM hd_incident_refuse(format('delta format %L is not one of pytx, pytx-csv, tat, vics',
+                                        fmt #>> '{}'));
+    END IF;
+  END LOOP;
+  SELECT COALESCE(array_agg(DISTINCT (x #>> '{}')::bigint), '{}') INTO items
+    FROM jsonb_array_elements(COALESCE(p_items, '[]'::jsonb)) x;
+  SELECT i INTO missing FROM unnest(items) i WHERE NOT EXISTS (SELECT 1 FROM items t WHERE t.id = i)
+   LIMIT 1;
+  IF missing IS NOT NULL THEN
+    PERFORM hd_incident_refuse(format('seed item %s does not exist', missing));
+  END IF;
+  BEGIN
+    INSERT INTO incidents (name, label, started_at, declared_by, sources, categories,
+                           seed_items, delta_minutes, delta_formats)
+    VALUES (n, lab, hd_now(), u.id, hd_incident_words('source', p_sources)::text,
+            hd_incident_words('category', p_categories)::text, to_jsonb(items)::text,
+            p_delta_minutes,
+            COALESCE(NULLIF(hd_incident_words('delta format', p_delta_formats), '[]'::jsonb),
+                     '["pytx"]'::jsonb)::text)
+    ON CONFLICT (name) DO NOTHING
+    RETURNING * INTO inc;
+  EXCEPTION WHEN lock_not_available THEN
+    -- Another lead's declare of this name is still open (longer than the lock timeout).
+    PERFORM hd_incident_refuse(format('incident %L is being declared by another lead right '
+      'now: see `hashdesk incident list` in a moment', n));
+  END;
+  IF inc.id IS NULL THEN  -- someone else has the name (perhaps declared at this very moment)
+    PERFORM hd_incident_refuse(hd_incident_taken(n));
+  END IF;
+  FOR seed IN SELECT * FROM jsonb_array_elements(COALESCE(p_seeds, '[]'::jsonb)) LOOP
+    alg := seed ->> 0;
+    val := lower(seed ->> 1);
+    IF hd_signal_hex_len(alg) IS NULL OR length(val) <> hd_signal_hex_len(alg)
+       OR val !~ '^[0-9a-f]+$' THEN
+      PERFORM hd_incident_refuse(format('seed hash %s:%s is not a hash Hashdesk knows', alg, val));
+    END IF;
+    INSERT INTO incident_hashes (incident_id, algorithm, value, variant)
+    VALUES (inc.id, alg, val, '');
+  END LOOP;
+  INSERT INTO incident_hashes (incident_id, algorithm, value, variant, item_id)
+  SELECT inc.id, g.algorithm, g.value, COALESCE(g.variant, ''), g.item_id
+    FROM signals g WHERE g.item_id = ANY (items) AND NOT hd_query_only(g.variant)
+   ORDER BY g.id;
+  tagged := hd_incident_tag(inc.id, items);
+  PERFORM hd_append_audit('incident_declared', n, jsonb_build_object(
+    'label', lab, 'sources', inc.sources::jsonb, 'categories', inc.categories::jsonb,
+    'seed_hashes', (SELECT COALESCE(jsonb_agg(s ->> 0 || ':' || lower(s ->> 1)), '[]'::jsonb)
+                      FROM jsonb_array_elements(COALESCE(p_seeds, '[]'::jsonb)) s),
+    'seed_items', to_jsonb(items), 'items_tagged', tagged,
+    'delta_minutes', inc.delta_minutes, 'delta_formats', inc.delta_formats::jsonb));
+  RETURN inc.id;
+END $$;
+
+-- Conclude an active incident (its end: the server's time).
+CREATE OR REPLACE FUNCTION hd_api_incident_conclude(p_name text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path FROM CURRENT AS $$
+DECLARE u users; inc incidents; e audit_events;
+BEGIN
+  u := hd_require('incidents');
+  SELECT * INTO inc FROM incidents WHERE name = btrim(COALESCE(p_name, '')) FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM hd_incident_refuse(format('there is no incident %L (`hashdesk incident list`)',
+                                      p_name));
+  END IF;
+  IF inc.ended_at IS NOT NULL THEN
+    PERFORM hd_incident_refuse(format('incident %L was already concluded at %s UTC', inc.name,
+                                      to_char(inc.ended_at, 'YYYY-MM-DD HH24:MI:SS')));
+  END IF;
+  e := hd_append_audit('incident_concluded', inc.name, jsonb_build_object(
+    'label', inc.label, 'items', (SELECT count(*) FROM items WHERE incident_id = inc.id)));
+  UPDATE incidents SET ended_at = e.occurred_at, concluded_by = u.id WHERE id = inc.id;
+  RETURN inc.id;
+END $$;
+
+-- Move people onto an active incident (or off it: ``p_remove``). ``p_users``: [username, ...].
+CREATE OR REPLACE FUNCTION hd_api_incident_assign(p_name text, p_users jsonb, p_remove boolean)
+RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
+SET search_path FROM CURRENT AS $$
+DECLARE u users; inc incidents; e audit_events; who text; uid bigint; n integer := 0;
+BEGIN
+  u := hd_require('incidents');
+  SELECT * INTO inc FROM incidents WHERE name = btrim(COALESCE(p_name, ''));
+  IF NOT FOUND THEN
+    PERFORM hd_incident_refuse(format('there is no incident %L (`hashdesk incident list`)',
+                                      p_name));
+  END IF;
+  IF inc.ended_at IS NOT NULL THEN
+    PERFORM hd_incident_refuse(format('incident %L is concluded: nobody can be moved onto it',
+                                      inc.name));
+  END IF;
+  IF p_users IS NULL OR jsonb_typeof(p_users) <> 'array' OR jsonb_array_length(p_users) = 0 THEN
+    PERFORM hd_incident_refuse('name at least one person to move');
+  END IF;
+  FOR who IN SELECT btrim(x #>> '{}') FROM jsonb_array_elements(p_users) x LOOP
+    IF NOT EXISTS (SELECT 1 FROM users WHERE username = who AND active) THEN
+      PERFORM hd_incident_refuse(format('there is no active account %L', who));
+    END IF;
+  END LOOP;
+  e := hd_append_audit('incident_assigned', inc.name, jsonb_build_object(
+    'people', (SELECT jsonb_agg(btrim(x #>> '{}')) FROM jsonb_array_elements(p_users) x),
+    'remove', COALESCE(p_remove, false)));
+  FOR uid IN SELECT id FROM users WHERE username IN
+               (SELECT btrim(x #>> '{}') FROM jsonb_array_elements(p_users) x) LOOP
+    IF COALESCE(p_remove, false) THEN
+      DELETE FROM incident_assignments WHERE incident_id = inc.id AND user_id = uid;
+    ELSE
+      INSERT INTO incident_assignments (incident_id, user_id, assigned_by, assigned_at)
+      VALUES (inc.id, uid, u.id, e.occurred_at) ON CONFLICT DO NOTHING;
+    END IF;
+    n := n + 1;
+  END LOOP;
+  RETURN n;
+END $$;
