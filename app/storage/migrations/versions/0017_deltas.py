@@ -36,9 +36,9 @@ def upgrade() -> None:
         sa.Column("formats", sa.Text(), nullable=False),
         sa.Column("added", sa.Integer(), nullable=False),
         sa.Column("retracted", sa.Integer(), nullable=False),
-        sa.Column("planned_by", sa.BigInteger(), sa.ForeignKey("users.id"), nullable=True),
+        sa.Column("planned_by", PK, sa.ForeignKey("users.id"), nullable=True),
         sa.Column("written_at", sa.DateTime(), nullable=True),
-        sa.Column("written_by", sa.BigInteger(), sa.ForeignKey("users.id"), nullable=True),
+        sa.Column("written_by", PK, sa.ForeignKey("users.id"), nullable=True),
         sa.Column("manifest_sha256", sa.String(64), nullable=True),
         sa.Column("destination", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False, server_default="0"),
@@ -64,7 +64,7 @@ def upgrade() -> None:
         sa.Column("label", sa.String(255), nullable=True),
         sa.Column("import_uuid", sa.String(36), nullable=True),
         sa.Column("imported_at", sa.DateTime(), nullable=False),
-        sa.Column("imported_by", sa.BigInteger(), sa.ForeignKey("users.id"), nullable=True),
+        sa.Column("imported_by", PK, sa.ForeignKey("users.id"), nullable=True),
         sa.UniqueConstraint("list_name", "seq", name="uq_delta_imports_list_seq"),
     )
 
