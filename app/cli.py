@@ -462,6 +462,9 @@ def cmd_lists(args, settings: Settings) -> int:
                 )
             return 0
         try:
+            if args.lists_cmd == "import" and args.incremental and _is_delta(Path(args.path)):
+                actor = signed or _sign_in(ctx.users, args.as_user, "importing hash deltas")
+                return _import_deltas(ctx, args, actor)
             if args.lists_cmd == "import":
                 actor = signed or _sign_in(ctx.users, args.as_user, "importing a hash list")
                 summary = service.import_file(
@@ -596,6 +599,129 @@ def cmd_incident(args, settings: Settings) -> int:
         return 0
     finally:
         ctx.close()
+
+
+def _is_delta(path: Path) -> bool:
+    """A delta manifest, or a folder holding delta manifests (`lists import --incremental`)."""
+    if path.is_dir():
+        return any(path.glob("hashdesk-delta-*.manifest.json"))
+    return path.name.endswith(".manifest.json")
+
+
+def _import_deltas(ctx, args, actor) -> int:
+    from app.core.exchange.deltas import DeltaError
+    from app.core.matching.hash_lists import ListPolicy
+    from app.storage.list_import import ListSettings
+
+    try:
+        result = ctx.deltas.import_deltas(
+            Path(args.path),
+            args.list,
+            actor=actor,
+            settings=ListSettings(
+                source=args.source,
+                policy=ListPolicy(args.policy) if args.policy else None,
+                pdq_threshold=args.threshold,
+                allow=True if args.allow else None,
+            ),
+            progress=_rows_progress,
+        )
+    except DeltaError as exc:
+        raise CliError(str(exc)) from None
+    for seq, summary in result.imported:
+        print(
+            f"delta {seq}: {summary.added} added, {summary.retracted} retracted, "
+            f"{summary.updated} updated ({summary.fmt})"
+        )
+    if result.skipped:
+        print(f"already imported, nothing done: delta {', '.join(map(str, result.skipped))}")
+    if not result.imported and not result.skipped:
+        print("no delta to import")
+    print(f"{args.list}: imported up to delta {ctx.deltas.last_imported(args.list)}")
+    return 0
+
+
+def cmd_deltas(args, settings: Settings) -> int:
+    """`hashdesk deltas run|status|write` (app.storage.deltas)."""
+    import time
+    from dataclasses import replace
+
+    from app.core.exchange.deltas import DeltaError, check_formats
+
+    verb = args.deltas_cmd or "status"
+    ctx, signed = _acting(
+        settings, getattr(args, "as_user", None), f"deltas {verb}", required=verb != "status"
+    )
+    try:
+        service = ctx.deltas
+        if verb == "status":
+            return _deltas_status(service)
+        assert signed is not None
+        cadence = settings.deltas
+        try:
+            if args.folder or args.command:
+                cadence = replace(
+                    cadence,
+                    folder=Path(args.folder).expanduser() if args.folder else None,
+                    command=args.command or None,
+                )
+            if verb == "write":
+                outcome = service.deliver(
+                    args.seq, actor=signed, folder=cadence.folder, command=cadence.command
+                )
+                if not outcome.written:
+                    raise CliError(outcome.error or f"delta {args.seq} not written")
+                print(outcome.note)
+                return 0
+            if args.formats:
+                cadence = replace(cadence, formats=check_formats(args.formats.split(",")))
+            if args.minutes:
+                cadence = replace(cadence, minutes=args.minutes)
+            if args.always:
+                cadence = replace(cadence, always=True)
+            failures = 0
+            while True:
+                outcome = service.run_round(cadence, actor=signed)
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+                if outcome.error:
+                    failures += 1
+                    print(f"{stamp} FAILED (retried): {outcome.error}", file=sys.stderr, flush=True)
+                else:
+                    failures = 0
+                    print(f"{stamp} {outcome.note}", flush=True)
+                if args.once:
+                    return 1 if outcome.error else 0
+                # A failure is retried after a short wait, longer while it goes on (at most
+                # the poll interval); a delivered delta may have another pending behind it.
+                wait = min(args.poll, 5 * 2 ** min(failures, 6)) if failures else args.poll
+                if outcome.written:
+                    wait = 0.0
+                time.sleep(wait)
+        except DeltaError as exc:
+            raise CliError(str(exc)) from None
+    finally:
+        ctx.close()
+
+
+def _deltas_status(service) -> int:
+    rows = service.deltas(limit=20)
+    trouble = service.trouble()
+    if trouble is not None:
+        print(
+            f"DELTA {trouble.seq} NOT DELIVERED after {trouble.attempts} attempt(s), last at "
+            f"{trouble.last_error_at:%Y-%m-%d %H:%M:%S} UTC: {trouble.last_error}"
+        )
+    if not rows:
+        print("no deltas yet")
+        return 0
+    print(f"{'delta':>6} {'status':8} {'cut (UTC)':19} {'added':>6} {'retr.':>6}  label / where")
+    for d in rows:
+        print(
+            f"{d.seq:>6} {d.status:8} {d.span_end:%Y-%m-%d %H:%M:%S} {d.added:>6} "
+            f"{d.retracted:>6}  {d.label or '-'} {d.destination or ''}".rstrip()
+        )
+    print(f"changes since the last delta: {service.pending_changes()}")
+    return 0
 
 
 def cmd_gui(args, settings: Settings) -> int:
@@ -761,7 +887,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--incremental",
         action="store_true",
-        help="the file holds changes only: entries missing from it stay",
+        help="the file holds changes only: entries missing from it stay; a delta manifest "
+        "or a folder of deltas: imported in order",
     )
     imp.add_argument("--as", dest="as_user", help=as_help)
     exp = lsub.add_parser("export", help="export a list's active hashes")
@@ -827,6 +954,27 @@ def build_parser() -> argparse.ArgumentParser:
     iasg.add_argument("users", nargs="+", metavar="USER")
     iasg.add_argument("--remove", action="store_true", help="move them off it instead")
     iasg.add_argument("--as", dest="as_user", help="a lead or admin")
+    dl = sub.add_parser("deltas", help="hash deltas out on a cadence: run, status, write")
+    dsub2 = dl.add_subparsers(dest="deltas_cmd")
+    dstat = dsub2.add_parser("status", help="the recent deltas, and one not delivered (default)")
+    dstat.add_argument("--as", dest="as_user", help="your account (a team database)")
+    drun = dsub2.add_parser(
+        "run",
+        help="send deltas every N minutes while an incident is active (a long-running loop)",
+    )
+    drun.add_argument("--once", action="store_true", help="one round, then exit")
+    drun.add_argument("--folder", help="write them into this folder (it must exist)")
+    drun.add_argument("--command", help="run this with the delta's folder as last argument")
+    drun.add_argument("--formats", help="outside incidents: comma-separated formats")
+    drun.add_argument("--minutes", type=int, help="outside incidents: every N minutes")
+    drun.add_argument("--always", action="store_true", help="also when no incident is active")
+    drun.add_argument("--poll", type=float, default=30.0, help="seconds between rounds")
+    drun.add_argument("--as", dest="as_user", help="a lead or admin")
+    dwrite = dsub2.add_parser("write", help="write delta N again (the same bytes)")
+    dwrite.add_argument("seq", type=int)
+    dwrite.add_argument("--folder")
+    dwrite.add_argument("--command")
+    dwrite.add_argument("--as", dest="as_user", help="a lead or admin")
     bench = sub.add_parser(
         "bench",
         help="print performance figures (all parts, or the ones named)",
@@ -886,6 +1034,7 @@ COMMANDS = {
     "audit": cmd_audit,
     "lists": cmd_lists,
     "incident": cmd_incident,
+    "deltas": cmd_deltas,
     "self-test": cmd_self_test,
 }
 

@@ -23,6 +23,7 @@ from app.core.model.taxonomy import Taxonomy, load_taxonomy
 from app.core.settings.config import Settings, check_media_root, data_dir, redact_url
 from app.paths import resource
 from app.storage.db import Database, DatabaseError, open_database
+from app.storage.deltas import DeltaService
 from app.storage.exposure import ExposureService
 from app.storage.hash_index_snapshot import snapshot_path
 from app.storage.hash_list_watcher import HashListWatcher
@@ -56,6 +57,7 @@ class AppContext:
     exposure: ExposureService = field(init=False)
     hash_lists: HashListService = field(init=False)
     incidents: IncidentService = field(init=False)
+    deltas: DeltaService = field(init=False)
     # The hash list in memory, one index for the whole process: loaded once (by the first
     # ingest, or in the background by ``watcher.start()``) and kept current by its watcher.
     watcher: HashListWatcher = field(init=False)
@@ -75,6 +77,7 @@ class AppContext:
         self.exposure = ExposureService(self.db)
         self.hash_lists = HashListService(self.db, self.settings.match)
         self.incidents = IncidentService(self.db)
+        self.deltas = DeltaService(self.db)
         multi = MIH_MIN_ROWS if self.settings.index_multi else sys.maxsize
         self.watcher = HashListWatcher(
             self.db,

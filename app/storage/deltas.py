@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 from app.core.exchange import ParsedList
 from app.core.exchange.delta_out import DeltaWriteError, run_command, write_folder
 from app.core.exchange.deltas import (
+    DeltaCadence,
     DeltaContent,
     DeltaError,
     Manifest,
@@ -56,7 +57,7 @@ from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
 from app.storage.hash_lists import exchange_entry
 from app.storage.list_import import ListImportError, ListSettings, import_parsed
-from app.storage.models import Delta, DeltaEntry, DeltaImport, HashListEntry
+from app.storage.models import Delta, DeltaEntry, DeltaImport, HashListEntry, Incident
 from app.storage.permissions import authorize
 from app.storage.server_api import call_checked, on_server
 
@@ -212,6 +213,10 @@ class DeltaService:
             now = utcnow()
             if last is not None and now - last.span_end < min_interval:
                 return None
+            if incident_id is not None:  # the incident's own label, as the server takes it
+                label = s.scalar(select(Incident.label).where(Incident.id == incident_id))
+                if label is None:
+                    raise DeltaError(f"there is no incident #{incident_id}")
             lower = last.upper_seq if last is not None else 0
             upper = int(s.scalar(select(func.max(HashListEntry.change_seq))) or 0)
             ops = delta_ops(s, lower, upper)
@@ -263,9 +268,7 @@ class DeltaService:
             )
             return seq
 
-    def content(
-        self, seq: int, *, actor: UserInfo, incident_name: str | None = None
-    ) -> tuple[DeltaContent, tuple[str, ...]]:
+    def content(self, seq: int, *, actor: UserInfo) -> tuple[DeltaContent, tuple[str, ...]]:
         """What delta ``seq`` holds, from the record, and its formats."""
         with self.db.session() as s:
             authorize(s, actor, Permission.EXPORT)
@@ -285,15 +288,16 @@ class DeltaService:
                     added.append(x)
                 else:  # the retraction as of the delta's cut: the same bytes every time
                     gone.append(replace(x, last_seen=d.span_end))
-            content = DeltaContent(
-                d.seq, d.span_start, d.span_end, d.label, incident_name, added, gone
+            incident = (
+                s.scalar(select(Incident.name).where(Incident.id == d.incident_id))
+                if d.incident_id is not None
+                else None
             )
+            content = DeltaContent(d.seq, d.span_start, d.span_end, d.label, incident, added, gone)
             return content, tuple(json.loads(d.formats))
 
-    def render(
-        self, seq: int, *, actor: UserInfo, incident_name: str | None = None
-    ) -> RenderedDelta:
-        content, formats = self.content(seq, actor=actor, incident_name=incident_name)
+    def render(self, seq: int, *, actor: UserInfo) -> RenderedDelta:
+        content, formats = self.content(seq, actor=actor)
         return render(content, formats)
 
     def deliver(
@@ -303,13 +307,12 @@ class DeltaService:
         actor: UserInfo,
         folder: Path | None = None,
         command: str | None = None,
-        incident_name: str | None = None,
     ) -> DeltaOutcome:
         """Write delta ``seq`` to ``folder`` or through ``command`` and record the outcome
         (written, or failed with the reason: retried by the next round)."""
         if (folder is None) == (command is None):
             raise DeltaError("a delta goes to a folder or to a command: give one of them")
-        rendered = self.render(seq, actor=actor, incident_name=incident_name)
+        rendered = self.render(seq, actor=actor)
         where = f"folder {folder}" if folder is not None else f"command {command}"
         try:
             if folder is not None:
@@ -327,6 +330,72 @@ class DeltaService:
             return DeltaOutcome(seq, False, message)
         self.record_written(seq, rendered, where, actor=actor)
         return DeltaOutcome(seq, True, None, note)
+
+    def run_round(self, cadence: DeltaCadence, *, actor: UserInfo) -> DeltaOutcome:
+        """One round of the cadence (``hashdesk deltas run``): deliver the delta still
+        pending, else take a new one when due (every incident's ``delta_minutes`` while one is
+        active, in its formats and with its label; every ``cadence.minutes`` outside incidents
+        when ``cadence.always``; once more, at once, after an incident concluded with changes
+        not yet sent) and deliver it."""
+        if cadence.folder is None and cadence.command is None:
+            raise DeltaError(
+                "deltas need a destination: --folder DIR or --command CMD "
+                "(HASHDESK_DELTAS_FOLDER / HASHDESK_DELTAS_COMMAND)"
+            )
+        with self.db.session() as s:
+            active = list(
+                s.scalars(
+                    select(Incident)
+                    .where(Incident.ended_at.is_(None))
+                    .order_by(Incident.started_at, Incident.id)
+                )
+            )
+            last_cut = s.scalar(select(func.max(Delta.span_end)))
+            concluded = s.scalar(
+                select(Incident)
+                .where(
+                    Incident.ended_at.is_not(None),
+                    *([Incident.ended_at > last_cut] if last_cut is not None else []),
+                )
+                .order_by(Incident.ended_at.desc())
+                .limit(1)
+            )
+            pending = s.scalar(select(func.min(Delta.seq)).where(Delta.written_at.is_(None)))
+        why = ""
+        if pending is not None:
+            seq: int | None = int(pending)
+            why = "retrying"
+        elif active:
+            inc = active[0]
+            seq = self.plan(
+                actor=actor,
+                formats=json.loads(inc.delta_formats or "[]") or cadence.formats,
+                min_interval=timedelta(minutes=inc.delta_minutes or cadence.minutes),
+                incident_id=inc.id,
+            )
+            why = f"incident {inc.name}"
+        elif cadence.always:
+            seq = self.plan(
+                actor=actor,
+                formats=cadence.formats,
+                min_interval=timedelta(minutes=cadence.minutes),
+            )
+            why = "always on"
+        elif concluded is not None:
+            seq = self.plan(
+                actor=actor,
+                formats=json.loads(concluded.delta_formats or "[]") or cadence.formats,
+                incident_id=concluded.id,
+            )
+            why = f"last of incident {concluded.name}, concluded"
+        else:
+            return DeltaOutcome(note="no incident active (and deltas are not always on)")
+        if seq is None:
+            return DeltaOutcome(note=f"nothing to send now ({why})")
+        outcome = self.deliver(seq, actor=actor, folder=cadence.folder, command=cadence.command)
+        if outcome.written:
+            outcome.note = f"{outcome.note} ({why})"
+        return outcome
 
     def record_written(
         self, seq: int, rendered: RenderedDelta, destination: str, *, actor: UserInfo

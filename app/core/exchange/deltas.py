@@ -52,6 +52,23 @@ class DeltaError(Refusal, ValueError):
     """A delta that cannot be written or imported as asked (one line naming its number)."""
 
 
+#: The formats of a delta taken outside an incident (an incident names its own).
+DEFAULT_FORMATS = ("pytx", "pytx-csv")
+
+
+@dataclass(frozen=True)
+class DeltaCadence:
+    """How this machine sends deltas (``hashdesk deltas run``; settings HASHDESK_DELTAS_*):
+    every ``minutes`` while an incident is active (its own minutes and formats win), and also
+    outside incidents when ``always``; to ``folder`` or through ``command``."""
+
+    minutes: int = 5
+    formats: tuple[str, ...] = DEFAULT_FORMATS
+    always: bool = False
+    folder: Path | None = None
+    command: str | None = None
+
+
 def check_formats(formats: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     """The formats of a delta, in a fixed order, each once; a name that is not one refused."""
     wanted = [f.strip().lower() for f in formats if f.strip()]

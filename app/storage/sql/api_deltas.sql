@@ -28,7 +28,7 @@ CREATE OR REPLACE FUNCTION hd_api_delta_plan(p_min_seconds integer, p_incident b
   p_label text, p_formats jsonb) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT AS $$
 DECLARE u users; last deltas; pending bigint; lower_ bigint; upper_ bigint; n bigint;
-  now_ timestamp; added bigint[]; gone bigint[]; f text;
+  now_ timestamp; added bigint[]; gone bigint[]; f text; lbl text;
 BEGIN
   u := hd_require('export');
   IF p_formats IS NULL OR jsonb_typeof(p_formats) <> 'array' OR jsonb_array_length(p_formats) = 0
@@ -41,7 +41,15 @@ BEGIN
         quote_literal(f) USING ERRCODE = '22023';
     END IF;
   END LOOP;
-  IF length(p_label) > 255 THEN
+  IF p_incident IS NOT NULL THEN  -- the incident's own label, not the caller's
+    SELECT label INTO lbl FROM incidents WHERE id = p_incident;
+    IF NOT FOUND THEN
+      RAISE EXCEPTION 'hashdesk: there is no incident #%', p_incident USING ERRCODE = '22023';
+    END IF;
+  ELSE
+    lbl := p_label;
+  END IF;
+  IF length(lbl) > 255 THEN
     RAISE EXCEPTION 'hashdesk: a delta label is at most 255 characters' USING ERRCODE = '22023';
   END IF;
   PERFORM pg_advisory_xact_lock(1145852993);  -- "DLTA": one planner at a time
@@ -71,10 +79,10 @@ BEGIN
     'added', COALESCE(cardinality(added), 0), 'retracted', COALESCE(cardinality(gone), 0),
     'added_ids', hd_id_ranges(COALESCE(added, '{}')),
     'retracted_ids', hd_id_ranges(COALESCE(gone, '{}')),
-    'label', p_label, 'incident_id', p_incident, 'formats', p_formats));
+    'label', lbl, 'incident_id', p_incident, 'formats', p_formats));
   INSERT INTO deltas (seq, lower_seq, upper_seq, span_start, span_end, incident_id, label,
                       formats, added, retracted, planned_by, attempts)
-  VALUES (n, lower_, upper_, last.span_end, now_, p_incident, p_label, p_formats::text,
+  VALUES (n, lower_, upper_, last.span_end, now_, p_incident, lbl, p_formats::text,
           COALESCE(cardinality(added), 0), COALESCE(cardinality(gone), 0), u.id, 0);
   INSERT INTO delta_entries (delta_seq, entry_id, op)
   SELECT n, o.entry_id, o.op FROM hd_delta_ops(lower_, upper_) o;
