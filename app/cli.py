@@ -556,16 +556,68 @@ def _incident_line(i) -> str:
     )
 
 
+def _write_out(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _incident_report(ctx, args, signed) -> int:
+    """`incident status NAME [--csv F] [--text]` and `incident debrief NAME --html F --csv F`."""
+    from app.core.model.situation import figure_rows, milestones, situation_csv, situation_text
+    from app.core.reports import debrief_csv, debrief_html, to_text
+
+    sit = ctx.situation.situation(args.name, actor=signed)
+    if args.incident_cmd == "debrief":
+        if not args.html and not args.csv:
+            raise CliError("incident debrief needs --html FILE and/or --csv FILE")
+        if args.html:
+            _write_out(args.html, debrief_html(sit))
+            print(f"wrote the debrief of {sit.name} to {args.html}")
+        if args.csv:
+            _write_out(args.csv, to_text(debrief_csv, sit))
+            print(f"wrote the debrief's figures of {sit.name} to {args.csv}")
+        if sit.ended_at is None:
+            print(f"note: {sit.name} is still active: the debrief is as of now")
+        return 0
+    if args.csv:
+        _write_out(args.csv, situation_csv(sit))
+    if args.text:
+        print(situation_text(sit), end="")
+        return 0
+    state = f"concluded {sit.ended_at:%Y-%m-%d %H:%M}" if sit.ended_at else "ACTIVE"
+    print(f"{sit.name} ({sit.label}): started {sit.started_at:%Y-%m-%d %H:%M} UTC, {state}")
+    for k, v in figure_rows(sit):
+        print(f"  {k + ':':34}{v}")
+    for what, when, after in milestones(sit):
+        print(f"  {what + ':':34}{when}" + (f"  (+{after})" if after and after != "-" else ""))
+    failing = [d for d in sit.deltas if d.status == "failing"]
+    for d in failing:
+        print(f"  DELTA {d.seq} NOT DELIVERED: {d.last_error}")
+    if args.csv:
+        print(f"wrote the figures over time to {args.csv}")
+    return 0
+
+
 def cmd_incident(args, settings: Settings) -> int:
     """`hashdesk incident declare|conclude|list|assign` (app.storage.incidents)."""
     from app.core.model.incidents import IncidentError
 
     verb = args.incident_cmd or "list"
     ctx, signed = _acting(
-        settings, getattr(args, "as_user", None), f"incident {verb}", required=verb != "list"
+        settings,
+        getattr(args, "as_user", None),
+        f"incident {verb}",
+        required=verb not in ("list", "status", "debrief"),
     )
     try:
         service = ctx.incidents
+        if verb in ("status", "debrief"):
+            try:
+                return _incident_report(ctx, args, signed)
+            except IncidentError as exc:
+                raise CliError(str(exc)) from None
         if verb == "list":
             rows = service.list()
             if not rows:
@@ -932,7 +984,9 @@ def build_parser() -> argparse.ArgumentParser:
     fb.add_argument("--verdict", choices=["agree", "disagree"])
     fb.add_argument("--export", metavar="CSV", help="write the list's feedback for its owner")
     fb.add_argument("--as", dest="as_user", help="the moderator, lead or admin")
-    inc = sub.add_parser("incident", help="incidents: declare, conclude, list, assign")
+    inc = sub.add_parser(
+        "incident", help="incidents: declare, conclude, list, assign, status, debrief"
+    )
     isub = inc.add_subparsers(dest="incident_cmd")
     ilist = isub.add_parser("list", help="incidents, the active first (the default)")
     ilist.add_argument("--as", dest="as_user", help="your account (a team database)")
@@ -949,6 +1003,16 @@ def build_parser() -> argparse.ArgumentParser:
     icon = isub.add_parser("conclude", help="conclude an active incident (a lead)")
     icon.add_argument("name")
     icon.add_argument("--as", dest="as_user", help="a lead or admin")
+    ista = isub.add_parser("status", help="an incident's situation: figures, times, deltas")
+    ista.add_argument("name")
+    ista.add_argument("--csv", metavar="FILE", help="also write the figures over time as CSV")
+    ista.add_argument("--text", action="store_true", help="a situational update for partners")
+    ista.add_argument("--as", dest="as_user", help="a lead or admin (a team database)")
+    ideb = isub.add_parser("debrief", help="an incident's debrief report (HTML and CSV)")
+    ideb.add_argument("name")
+    ideb.add_argument("--html", metavar="FILE")
+    ideb.add_argument("--csv", metavar="FILE")
+    ideb.add_argument("--as", dest="as_user", help="a lead or admin (a team database)")
     iasg = isub.add_parser("assign", help="move people onto an incident's queue (a lead)")
     iasg.add_argument("name")
     iasg.add_argument("users", nargs="+", metavar="USER")

@@ -34,6 +34,7 @@ from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
 from app.storage.journal import DecisionJournal, journal_path
 from app.storage.leads import LeadService
 from app.storage.review import ReviewService
+from app.storage.situation import SituationService
 from app.storage.stats import StatsService
 from app.storage.users import UserService
 
@@ -58,6 +59,7 @@ class AppContext:
     hash_lists: HashListService = field(init=False)
     incidents: IncidentService = field(init=False)
     deltas: DeltaService = field(init=False)
+    situation: SituationService = field(init=False)
     # The hash list in memory, one index for the whole process: loaded once (by the first
     # ingest, or in the background by ``watcher.start()``) and kept current by its watcher.
     watcher: HashListWatcher = field(init=False)
@@ -78,6 +80,9 @@ class AppContext:
         self.hash_lists = HashListService(self.db, self.settings.match)
         self.incidents = IncidentService(self.db)
         self.deltas = DeltaService(self.db)
+        self.situation = SituationService(
+            self.db, daily_exposure_limit_s=self.settings.breaks.daily_limit_minutes * 60
+        )
         multi = MIH_MIN_ROWS if self.settings.index_multi else sys.maxsize
         self.watcher = HashListWatcher(
             self.db,
