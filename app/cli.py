@@ -432,6 +432,7 @@ def cmd_lists(args, settings: Settings) -> int:
     from app.core.matching.hash_lists import FeedbackVerdict, ListPolicy
     from app.storage.hash_lists import HashListError, UnknownEntries
     from app.storage.list_import import ListSettings
+    from app.storage.rescan import high_water
 
     # On a team database everything runs on the person's own connection (--as NAME).
     ctx, signed = (
@@ -467,6 +468,7 @@ def cmd_lists(args, settings: Settings) -> int:
                 return _import_deltas(ctx, args, actor)
             if args.lists_cmd == "import":
                 actor = signed or _sign_in(ctx.users, args.as_user, "importing a hash list")
+                before = high_water(ctx.db)
                 summary = service.import_file(
                     Path(args.path),
                     args.list,
@@ -484,6 +486,8 @@ def cmd_lists(args, settings: Settings) -> int:
                 for line in summary.lines_text():
                     print(line)
                 print(f"  in {summary.seconds:.1f} s; import {summary.import_id}")
+                # The queue and the recent items matched again against the new hashes only.
+                print(ctx.rescanner(actor).after_import(args.list, before).line())
             elif args.lists_cmd == "export":
                 actor = signed or _sign_in(
                     ctx.users, args.as_user, "exporting a hash list", "a lead or admin"
@@ -640,6 +644,7 @@ def cmd_incident(args, settings: Settings) -> int:
                     delta_formats=args.delta_format or [],
                 )
                 print(f"declared: {_incident_line(info)}")
+                print(ctx.rescanner(signed).after_declare(info.id).line())
             elif verb == "conclude":
                 info = service.conclude(args.name, actor=signed)
                 print(f"concluded: {_incident_line(info)}")

@@ -33,6 +33,7 @@ from app.storage.incidents import IncidentService
 from app.storage.ingest_recorder import IngestRecorder, ingest_jobs
 from app.storage.journal import DecisionJournal, journal_path
 from app.storage.leads import LeadService
+from app.storage.rescan import Rescanner
 from app.storage.review import ReviewService
 from app.storage.situation import SituationService
 from app.storage.stats import StatsService
@@ -121,6 +122,11 @@ class AppContext:
             actor=actor,
             watcher=self.watcher,
         )
+
+    def rescanner(self, actor: UserInfo | None = None) -> Rescanner:
+        """A re-scan on new hashes with this workstation's matching policy and look-back
+        (``actor``: whoever's confirm or import set it off)."""
+        return Rescanner(self.db, self.settings.match, actor=actor, days=self.settings.rescan_days)
 
     def ingest(
         self,

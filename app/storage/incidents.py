@@ -23,8 +23,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.errors import first_line
+from app.core.matching.hash_index import HashIndex
+from app.core.matching.match_rules import MatchPolicy, index_signal
 from app.core.matching.signal_types import SIGNAL_TYPES, is_query_only
-from app.core.model.domain import Algorithm, UserInfo, utcnow
+from app.core.model.domain import Algorithm, Signal, UserInfo, utcnow
 from app.core.model.incidents import (
     DEFAULT_DELTA_MINUTES,
     IncidentError,
@@ -186,6 +188,56 @@ def tag_items(s: Session, incident_id: int, item_ids: Iterable[int]) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def incident_hash_index(s: Session, policy: MatchPolicy) -> HashIndex:
+    """The hashes of the active incidents (seed hashes, seed items'), keyed by their row id,
+    ref = the incident: what ingest matches a new item against to put it under one."""
+    index = HashIndex()
+    rows = s.execute(
+        select(IncidentHash.id, IncidentHash.algorithm, IncidentHash.value, IncidentHash.variant,
+               IncidentHash.incident_id)
+        .join(Incident, Incident.id == IncidentHash.incident_id)
+        .where(Incident.ended_at.is_(None))
+    )  # fmt: skip
+    for hid, alg, value, variant, incident in rows:
+        index_signal(index, hid, Signal(Algorithm(alg), value, None, variant=variant or ""),
+                     incident, policy)  # fmt: skip
+    return index
+
+
+def covers(row: Incident, source: str | None) -> bool:
+    """Whether an incident covers a sighting's source (no sources named: every one)."""
+    sources = _json_list(row.sources)
+    return not sources or source in sources
+
+
+def incident_for_new_item(
+    s: Session,
+    source: str | None,
+    seed_incident: int | None,
+    entry_item: int | None,
+    entry_labels: str,
+    rep: int | None,
+) -> int | None:
+    """The active incident a new item goes under, if any: the one whose seed hashes it
+    matched (``seed_incident``), the one of the item whose confirmed hash it matched
+    (``entry_item``) or whose label the matched entry carries, the one its cluster's
+    representative (``rep``) is under. Only an incident covering the sighting's source."""
+    active = {r.id: r for r in s.scalars(select(Incident).where(Incident.ended_at.is_(None)))}
+    if not active:
+        return None
+    wanted: list[int | None] = [seed_incident]
+    if entry_item is not None:
+        wanted.append(s.scalar(select(Item.incident_id).where(Item.id == entry_item)))
+    labels = set(entry_labels.split())
+    wanted += [i for i, r in active.items() if r.label in labels]
+    if rep is not None:
+        wanted.append(s.scalar(select(Item.incident_id).where(Item.id == rep)))
+    for inc in wanted:
+        if inc is not None and inc in active and covers(active[inc], source):
+            return inc
+    return None
 
 
 class IncidentService:

@@ -56,6 +56,7 @@ from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
 from app.storage.hash_list_index import EntryFacts, entry_for
 from app.storage.hash_list_watcher import HashListWatcher
+from app.storage.incidents import incident_for_new_item, incident_hash_index
 from app.storage.models import HashListEntry, Item, Sighting, SignalRow
 from app.storage.record import append_decision
 from app.storage.server_api import call
@@ -177,6 +178,7 @@ class IngestRecorder:
         # (AppContext's, loaded once for every ingest and window), received, never built here.
         self._watcher = watcher
         self._queue_index: HashIndex | None = None
+        self._incidents: HashIndex | None = None
         # Pending queue-index ids and refs handed out (team server: see _record_on_server).
         self._pending = _PENDING
         # The representative each new near-duplicate joined, in order (for the summary).
@@ -188,6 +190,14 @@ class IngestRecorder:
         if self._queue_index is None:
             self._queue_index = load_queue_index(self.db, self.policy)
         return self._watcher.index, self._queue_index
+
+    def _incident_index(self) -> HashIndex:
+        """The active incidents' hashes (read once per recorder: an incident declared during
+        a long ingest reaches the items recorded before it through its re-scan)."""
+        if self._incidents is None:
+            with self.db.session() as s:
+                self._incidents = incident_hash_index(s, self.policy)
+        return self._incidents
 
     def record(self, path: Path, analysis: MediaAnalysis, sighting: SightingInfo) -> IngestOutcome:
         """Store one analysed file: a new item (queued or auto-matched) or a copy."""
@@ -244,8 +254,11 @@ class IngestRecorder:
         content_key, preview_key = self._store(path, analysis)
         known: KnownMatch | None = None
         cluster = facts = allow_facts = None
+        seed_incident: int | None = None
         if self.match:
             hash_index, queue_index = self._indexes()
+            seed = find_match(self._incident_index(), analysis.signals, analysis.kind, self.policy)
+            seed_incident = seed.ref if seed is not None else None
             assert self._watcher is not None
             known = find_known(
                 hash_index, analysis.signals, analysis.kind, self.policy, self._watcher.lists
@@ -267,6 +280,7 @@ class IngestRecorder:
                     known,
                     (facts, allow_facts),
                     cluster,
+                    seed_incident,
                 )
             except IntegrityError:
                 # Another workstation inserted the same SHA-256 first: record a copy instead.
@@ -376,6 +390,7 @@ class IngestRecorder:
         known: KnownMatch | None = None,
         facts: tuple[EntryFacts | None, EntryFacts | None] = (None, None),
         cluster: Evidence | None = None,
+        seed_incident: int | None = None,
     ) -> IngestOutcome:
         new_signals: list[tuple[int, Signal]] = []
         joined: int | None = None
@@ -428,6 +443,15 @@ class IngestRecorder:
                         rep.cluster_id = rep.id
                         item.cluster_id = rep.id
                         joined = rep.id
+                entry = facts[0]
+                item.incident_id = incident_for_new_item(
+                    s,
+                    sighting.source,
+                    seed_incident,
+                    entry.item_id if entry is not None else None,
+                    entry.labels if entry is not None else "",
+                    joined,
+                )
             elif sighting.deadline and (item.deadline is None or sighting.deadline < item.deadline):
                 item.deadline = sighting.deadline
             s.add(
@@ -465,78 +489,94 @@ class IngestRecorder:
         facts: EntryFacts | None,
         allow_facts: EntryFacts | None,
     ) -> IngestOutcome:
-        """A new item matched a block list: resolve it, or badge it, per the list's policy
-        (queued whatever the policy when an allow list matches too, or the flood guard has
-        switched the entry)."""
-        ev = km.evidence
-        assert ev is not None
-        note = match_note(ev, facts)
-        resolve = km.resolve
-        if facts is not None:
-            item.known_entry_id = facts.id
-            if facts.list_name != LOCAL_LIST:
-                resolve = resolve and not self._flood_guard(s, item, facts)
-        if km.allowed is not None:
-            note += "; " + _allow_note(km, allow_facts) + ": not resolved automatically"
-        if not resolve:
-            item.match_note = f"known match: {note}"
-            return IngestOutcome.NEW
-        item.status = ItemStatus.AUTO_MATCHED
-        item.match_note = note
-        append_decision(
-            s,
-            DecisionRequest(
-                item_id=item.id,
-                user_id=None,
-                verdict=Verdict.CONFIRM,
-                category=facts.category if facts else None,
-                note=note,
-                method=DecisionMethod.AUTO_MATCH,
-                matched_entry_id=facts.id if facts else None,
-                match_distance=ev.distance,
-            ),
-        )
-        return IngestOutcome.AUTO_MATCHED
+        return apply_known(s, item, km, facts, allow_facts, self.policy, self.actor)
 
-    def _flood_guard(self, s, item: Item, facts: EntryFacts) -> bool:
-        """Whether the entry is (now) held to "queue": it already was, or this item makes
-        more than ``flood_per_hour`` matches within the hour (then switched, and the leads
-        told through the audit record)."""
-        if facts.flood_guarded:
-            return True
-        limit = self.policy.flood_per_hour
-        if limit <= 0:
-            return False
-        s.flush()
-        now = utcnow()
-        n = s.scalar(
-            select(func.count())
-            .select_from(Item)
-            .where(Item.known_entry_id == facts.id, Item.created_at >= now - FLOOD_WINDOW)
-        )
-        if int(n or 0) <= limit:
-            return False
-        entry = s.get(HashListEntry, facts.id, with_for_update=True)
-        if entry is None or entry.flood_guarded_at is not None:
-            return True
-        append_event(
-            s,
-            AuditKind.FLOOD_GUARD,
-            actor_id=self.actor.id if self.actor else None,
-            actor_name=self.actor.username if self.actor else None,
-            subject=f"entry:{facts.id}"[:255],
-            detail={
-                "entry": facts.id,
-                "list": facts.list_name,
-                "matches_in_hour": int(n or 0),
-                "limit": limit,
-                "item": item.id,
-            },
-            occurred_at=now,
-        )
-        entry.flood_guarded_at = now  # after the event: a team server checks it is there
-        entry.changed_at = now
+
+def apply_known(
+    s,
+    item: Item,
+    km: KnownMatch,
+    facts: EntryFacts | None,
+    allow_facts: EntryFacts | None,
+    policy: MatchPolicy,
+    actor: UserInfo | None,
+) -> IngestOutcome:
+    """An item matched a block list: resolve it, or badge it, per the list's policy (queued
+    whatever the policy when an allow list matches too, or the flood guard has switched the
+    entry). Ingest's rule for a new item, and the re-scan's for an open one
+    (app.storage.rescan)."""
+    ev = km.evidence
+    assert ev is not None
+    note = match_note(ev, facts)
+    resolve = km.resolve
+    if facts is not None:
+        item.known_entry_id = facts.id
+        if facts.list_name != LOCAL_LIST:
+            resolve = resolve and not _flood_guard(s, item, facts, policy, actor)
+    if km.allowed is not None:
+        note += "; " + _allow_note(km, allow_facts) + ": not resolved automatically"
+    if not resolve:
+        item.match_note = f"known match: {note}"
+        return IngestOutcome.NEW
+    item.status = ItemStatus.AUTO_MATCHED
+    item.match_note = note
+    append_decision(
+        s,
+        DecisionRequest(
+            item_id=item.id,
+            user_id=None,
+            verdict=Verdict.CONFIRM,
+            category=facts.category if facts else None,
+            note=note,
+            method=DecisionMethod.AUTO_MATCH,
+            matched_entry_id=facts.id if facts else None,
+            match_distance=ev.distance,
+        ),
+    )
+    return IngestOutcome.AUTO_MATCHED
+
+
+def _flood_guard(
+    s, item: Item, facts: EntryFacts, policy: MatchPolicy, actor: UserInfo | None
+) -> bool:
+    """Whether the entry is (now) held to "queue": it already was, or this item makes
+    more than ``flood_per_hour`` matches within the hour (then switched, and the leads
+    told through the audit record)."""
+    if facts.flood_guarded:
         return True
+    limit = policy.flood_per_hour
+    if limit <= 0:
+        return False
+    s.flush()
+    now = utcnow()
+    n = s.scalar(
+        select(func.count())
+        .select_from(Item)
+        .where(Item.known_entry_id == facts.id, Item.created_at >= now - FLOOD_WINDOW)
+    )
+    if int(n or 0) <= limit:
+        return False
+    entry = s.get(HashListEntry, facts.id, with_for_update=True)
+    if entry is None or entry.flood_guarded_at is not None:
+        return True
+    append_event(
+        s,
+        AuditKind.FLOOD_GUARD,
+        actor_id=actor.id if actor else None,
+        actor_name=actor.username if actor else None,
+        subject=f"entry:{facts.id}"[:255],
+        detail={
+            "entry": facts.id,
+            "list": facts.list_name,
+            "matches_in_hour": int(n or 0),
+            "limit": limit,
+            "item": item.id,
+        },
+        occurred_at=now,
+    )
+    entry.flood_guarded_at = now  # after the event: a team server checks it is there
+    entry.changed_at = now
+    return True
 
 
 def _index_many(

@@ -303,10 +303,15 @@ class JournalSync:
         journal: DecisionJournal,
         review: ReviewService,
         exposure: ExposureService,
+        rescan: Callable[[str, int], object] | None = None,
     ) -> None:
         self.journal = journal
         self.review = review
         self.exposure = exposure  # received, as the review service is: app.compose builds them
+        # Run after a confirm that added hashes has landed (the re-scan on new hashes,
+        # app.storage.rescan): (decision uuid, user id). On this writer's thread, never the
+        # GUI's; its failure is logged, the decision stays landed.
+        self.rescan = rescan
         self._lock = threading.Lock()
         self._pruned_at: float | None = None
 
@@ -373,8 +378,24 @@ class JournalSync:
                     return
                 self.journal.mark(entry.uuid, EntryState.LANDED)
                 report.landed.append((entry, outcome))
+                self._rescan_after(entry, outcome)
                 if on_landed is not None:
                     on_landed(entry)
+
+    def _rescan_after(self, entry: JournalEntry, outcome: DecisionOutcome | None) -> None:
+        if (
+            self.rescan is None
+            or outcome is None
+            or outcome.verdict is not Verdict.CONFIRM
+            or outcome.duplicate
+            or outcome.late
+            or outcome.hashes_added == 0
+        ):
+            return
+        try:
+            self.rescan(outcome.uuid, entry.user_id)
+        except Exception as exc:  # the decision has landed; the re-scan is a follow-up
+            log.warning("re-scan after %s failed: %s", outcome.uuid, describe(exc))
 
     def _prune_on_cadence(self, report: SyncReport) -> None:
         now = time.monotonic()

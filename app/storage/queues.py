@@ -17,7 +17,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from sqlalchemy import and_, func, or_, select, text
+from sqlalchemy import and_, case, exists, func, or_, select, text
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from app.core.model.domain import (
@@ -32,7 +32,7 @@ from app.core.model.queues import Queue, SecondReviewState
 from app.core.model.roles import Permission
 from app.storage import second_review
 from app.storage.escalations import escalation_note
-from app.storage.models import Item, SecondReview
+from app.storage.models import Incident, IncidentAssignment, Item, SecondReview
 from app.storage.permissions import authorize
 from app.storage.record import clear_claim, queue_order, to_queue_item
 from app.storage.second_review import not_own, not_taken_back
@@ -163,8 +163,31 @@ class QueueStrategy:
         return len(rows)
 
 
+def _active_incidents() -> Any:
+    return select(Incident.id).where(Incident.ended_at.is_(None))
+
+
+def incident_first() -> Any:
+    """The review order's first key: items under an active incident before everything else
+    (the incident queue)."""
+    return case((Item.incident_id.in_(_active_incidents()), 0), else_=1)
+
+
+def assigned_only(user_id: int) -> Any:
+    """Whom a lead moved onto an active incident claims only its items; everyone else, every
+    item (the incident's first)."""
+    mine = (
+        select(IncidentAssignment.incident_id)
+        .join(Incident, Incident.id == IncidentAssignment.incident_id)
+        .where(IncidentAssignment.user_id == user_id, Incident.ended_at.is_(None))
+    )
+    return or_(~exists(mine), Item.incident_id.in_(mine))
+
+
 class ReviewQueue(QueueStrategy):
-    """The moderators' queue: open items (a cluster by its representative), deadline first."""
+    """The moderators' queue: open items (a cluster by its representative), the incident
+    queue first (items under an active incident), then deadline first. Someone a lead moved
+    onto an incident claims only its items."""
 
     queue = Queue.REVIEW
     permission = Permission.REVIEW
@@ -180,10 +203,11 @@ class ReviewQueue(QueueStrategy):
                 and_(Item.status == ItemStatus.CLAIMED, Item.lease_expires_at < now),
             ),
             or_(Item.cluster_id.is_(None), Item.cluster_id == Item.id),
+            assigned_only(user_id),
         )
 
     def order(self) -> tuple[Any, ...]:
-        return queue_order(Item.created_at)
+        return (incident_first(), *queue_order(Item.created_at))
 
     def held(self) -> Any:
         return Item.status == ItemStatus.CLAIMED
@@ -200,7 +224,11 @@ class ReviewQueue(QueueStrategy):
         return to_queue_item(s, row)
 
     def count(self, s: Session, user_id: int) -> int:
-        q = select(func.count()).select_from(Item).where(Item.status.in_(IN_QUEUE_STATUSES))
+        q = (
+            select(func.count())
+            .select_from(Item)
+            .where(Item.status.in_(IN_QUEUE_STATUSES), assigned_only(user_id))
+        )
         return int(s.scalar(q) or 0)
 
 

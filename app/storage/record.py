@@ -34,7 +34,7 @@ from app.core.model.domain import (
     Verdict,
 )
 from app.storage.chain import DECISION_CHAIN_LOCK, chain_head, server_appends
-from app.storage.models import Decision, HashListEntry, Item, Sighting, SignalRow
+from app.storage.models import Decision, HashListEntry, Incident, Item, Sighting, SignalRow
 
 _CHAIN_LOCK_ID = DECISION_CHAIN_LOCK  # "HASH": serialises the decision chain on PostgreSQL
 _SERVER_APPEND = text(
@@ -95,6 +95,16 @@ def append_confirm(s: Session, req: DecisionRequest, item: Item) -> int:
     rows (every field that decides a match: app.core.model.chain.hash_rows_digest_v2), so
     `audit verify` can tell forged, altered and deleted rows from the record."""
     signals = _listable_signals(s, item)
+    # Under an active incident: its label goes on every row (and out with the list's exports).
+    label = (
+        s.scalar(
+            select(Incident.label).where(
+                Incident.id == item.incident_id, Incident.ended_at.is_(None)
+            )
+        )
+        if item.incident_id is not None
+        else None
+    )
     digest = hash_rows_digest_v2(
         (g.algorithm, g.variant, g.value, g.quality, g.frame_ts, req.category, LOCAL_LIST)
         for g in signals
@@ -115,6 +125,7 @@ def append_confirm(s: Session, req: DecisionRequest, item: Item) -> int:
                 signal_id=sig.id,
                 added_by=req.user_id,
                 added_at=req.decided_at,
+                labels=label,
             )
         )
     return len(signals)
@@ -294,7 +305,20 @@ def to_queue_item(s: Session, item: Item) -> QueueItem:
             for x in sightings
         ),
         match_note=item.match_note,
+        incident=_incident_banner(s, item.incident_id),
     )
+
+
+def _incident_banner(s: Session, incident_id: int | None) -> str | None:
+    """The banner of the active incident an item is under (name and label), or None."""
+    if incident_id is None:
+        return None
+    row = s.execute(
+        select(Incident.name, Incident.label).where(
+            Incident.id == incident_id, Incident.ended_at.is_(None)
+        )
+    ).first()
+    return None if row is None else f"INCIDENT {row[0]} · {row[1]}"
 
 
 def outcome_of_row(d: Decision) -> Verdict:

@@ -91,7 +91,16 @@ class ReviewController(QObject):
         self.user = user
         self.tasks = tasks
         self.queue = queue
-        self.outbox = Outbox(ctx.journal, JournalSync(ctx.journal, ctx.review, ctx.exposure))
+        rescanner = ctx.rescanner(user)  # after a confirm lands, on the serial writer
+        self.outbox = Outbox(
+            ctx.journal,
+            JournalSync(
+                ctx.journal,
+                ctx.review,
+                ctx.exposure,
+                rescan=lambda uuid, _user_id: rescanner.after_confirm(uuid),
+            ),
+        )
         self.presenter = ReviewPresenter(
             view=self,
             queue_port=ctx.review,

@@ -163,6 +163,7 @@ class QueueItem:
     sightings: tuple[SightingInfo, ...]
     match_note: str | None = None
     escalation_note: str | None = None  # why a lead sees it (escalation queue only)
+    incident: str | None = None  # the active incident's banner ("INCIDENT name · label")
 
 
 @dataclass(frozen=True, slots=True)

@@ -66,7 +66,7 @@ class IncidentInfo:
         return f"INCIDENT {self.name} · {self.label}"
 
 
-@dataclass(frozen=True)
+@dataclass
 class RescanReport:
     """What one re-scan did (app.storage.incidents.Rescanner): the hashes searched (only the
     new ones), the stored items looked at, and what became of those that matched."""
@@ -91,6 +91,17 @@ class RescanReport:
             f"{self.flagged_misses} rejected flagged as possible misses, "
             f"{self.counted_decided} already decided (counted) in {self.seconds:.2f} s"
         )
+
+
+@dataclass(frozen=True)
+class PossibleMiss:
+    """A rejected item a re-scan found matching a confirmed hash: for a lead to look at."""
+
+    id: int
+    item_id: int
+    entry_id: int | None
+    note: str | None
+    flagged_at: datetime
 
 
 def check_name(name: str) -> str:

@@ -47,6 +47,9 @@ class Settings:
     )
     #: Share of manual confirms and rejects queued, blind, for a second moderator.
     second_review_share: float = 0.05
+    #: How many days back a re-scan on new hashes looks at items already out of the queue
+    #: (HASHDESK_RESCAN_DAYS; app.storage.rescan).
+    rescan_days: int = 7
     #: TLS to a PostgreSQL server: libpq's sslmode, and the CA file to check its certificate.
     database_sslmode: str | None = None
     database_sslrootcert: Path | None = None
@@ -248,6 +251,7 @@ def _settings(env: dict[str, str]) -> Settings:
         match=match_policy(env),
         source_deadlines=_source_deadlines(env),
         second_review_share=_int_env(env, "HASHDESK_SECOND_REVIEW_PERCENT", 5, 0, 100) / 100.0,
+        rescan_days=_int_env(env, "HASHDESK_RESCAN_DAYS", 7, 0, 3650),
         database_sslmode=_sslmode(env),
         database_sslrootcert=_sslrootcert(env),
         breaks=break_policy(env),

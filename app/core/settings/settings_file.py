@@ -19,6 +19,7 @@
     # review
     source_deadlines = "removal_order=1h"   # a source's default deadline, SOURCE=DURATION,...
     second_review_percent = 5   # share of manual decisions queued for a blind second review
+    rescan_days = 7             # a re-scan on new hashes also looks this far back (days)
     # exposure and the shared workstation (0 turns a rule off)
     break_after_minutes = 50    # offer a break after this many minutes of review
     break_after_reveals = 30    # ... or this many reveals since the last break
@@ -61,6 +62,7 @@ FILE_KEYS = {
     "flood_guard_per_hour": "HASHDESK_FLOOD_GUARD_PER_HOUR",
     "source_deadlines": "HASHDESK_SOURCE_DEADLINES",
     "second_review_percent": "HASHDESK_SECOND_REVIEW_PERCENT",
+    "rescan_days": "HASHDESK_RESCAN_DAYS",
     "database_sslmode": "HASHDESK_DATABASE_SSLMODE",
     "database_sslrootcert": "HASHDESK_DATABASE_SSLROOTCERT",
     "break_after_minutes": "HASHDESK_BREAK_AFTER_MINUTES",

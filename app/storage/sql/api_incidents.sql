@@ -200,3 +200,172 @@ BEGIN
   END LOOP;
   RETURN n;
 END $$;
+
+-- The active incident a new item goes under, found by the server itself (ingest:
+-- hd_api_record_items), as app.storage.incidents.incident_for_new_item finds it: one of the
+-- item's hashes near a hash of the incident (a seed hash, a seed item's), the hash-list entry
+-- it matched belonging to an item under the incident or carrying its label, or the cluster it
+-- joined (``p_rep``) under it; only an incident covering the sighting's source. NULL: none.
+CREATE OR REPLACE FUNCTION hd_item_incident(p_item bigint, p_rep bigint, p_pdq integer,
+  p_phash integer) RETURNS bigint LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path FROM CURRENT AS $$
+DECLARE it items; inc bigint; src text;
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM incidents WHERE ended_at IS NULL) THEN
+    RETURN NULL;
+  END IF;
+  SELECT * INTO it FROM items WHERE id = p_item;
+  src := (SELECT source FROM sightings WHERE item_id = p_item ORDER BY id DESC LIMIT 1);
+  SELECT c.id INTO inc FROM incidents c
+   WHERE c.ended_at IS NULL
+     AND (c.sources = '[]' OR c.sources::jsonb ? src)
+     AND (EXISTS (SELECT 1 FROM incident_hashes h JOIN signals g ON g.item_id = p_item
+                   WHERE h.incident_id = c.id
+                     AND hd_near(g.algorithm, g.value, h.algorithm, h.value, p_pdq, p_phash))
+          OR EXISTS (SELECT 1 FROM hash_list e JOIN items t ON t.id = e.item_id
+                      WHERE e.id = it.known_entry_id AND t.incident_id = c.id)
+          OR EXISTS (SELECT 1 FROM hash_list e
+                      WHERE e.id = it.known_entry_id
+                        AND c.label = ANY (string_to_array(COALESCE(e.labels, ''), ' ')))
+          OR EXISTS (SELECT 1 FROM items r WHERE r.id = p_rep AND r.incident_id = c.id))
+   ORDER BY c.started_at DESC LIMIT 1;
+  RETURN inc;
+END $$;
+
+-- Record a re-scan (app.storage.rescan): the workstation matched the open and recent items'
+-- stored signals against new hashes; the server checks each match and decides by the item's
+-- status now. ``p_batch``: {"trigger", "declared": incident id | null, "searched": int,
+-- "scanned": int, "policy": {"pdq_threshold", "phash_threshold"},
+-- "matches": [{"item", "entry", "distance", "resolve", "note"} | {"item"} (a declare's)]}.
+-- An open item resolves (an auto-match decision; its open cluster members with it) or gets
+-- the badge; a held one gets the badge; a rejected one is flagged for the leads
+-- (rescan_misses); anything else decided is counted. An item matching an entry of an active
+-- incident (or, for a declare, its seed hashes) goes under it. Returns the counts.
+CREATE OR REPLACE FUNCTION hd_api_rescan_apply(p_batch jsonb,
+  OUT rescan_id bigint, OUT resolved integer, OUT badged integer, OUT tagged integer,
+  OUT flagged_misses integer, OUT counted_decided integer)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path FROM CURRENT AS $$
+DECLARE
+  me users := hd_require('review');
+  pdq integer := (p_batch #>> '{policy,pdq_threshold}')::integer;
+  phash integer := (p_batch #>> '{policy,phash_threshold}')::integer;
+  declared bigint := (p_batch ->> 'declared')::bigint;
+  m jsonb; it items; e hash_list; inc bigint; v_note text; v_resolve boolean; d decisions;
+  mem items; misses jsonb := '[]'; n integer; at timestamp := hd_now(); r rescans;
+BEGIN
+  resolved := 0; badged := 0; tagged := 0; flagged_misses := 0; counted_decided := 0;
+  IF pdq IS NULL OR pdq NOT BETWEEN 0 AND 64 OR phash IS NULL OR phash NOT BETWEEN 0 AND 24
+     OR jsonb_typeof(p_batch -> 'matches') IS DISTINCT FROM 'array' THEN
+    PERFORM hd_bad_value('re-scan batch', left(p_batch::text, 60));
+  END IF;
+  IF declared IS NOT NULL
+     AND NOT EXISTS (SELECT 1 FROM incidents WHERE id = declared AND ended_at IS NULL) THEN
+    PERFORM hd_bad_value('incident', declared::text);
+  END IF;
+  FOR m IN SELECT * FROM jsonb_array_elements(p_batch -> 'matches') LOOP
+    SELECT * INTO it FROM items WHERE id = (m ->> 'item')::bigint FOR UPDATE;
+    IF NOT FOUND THEN
+      PERFORM hd_bad_value('item', m ->> 'item');
+    END IF;
+    IF declared IS NOT NULL THEN
+      -- a declare's re-scan: near one of the incident's hashes
+      IF NOT EXISTS (SELECT 1 FROM incident_hashes h JOIN signals g ON g.item_id = it.id
+                      WHERE h.incident_id = declared
+                        AND hd_near(g.algorithm, g.value, h.algorithm, h.value, pdq, phash)) THEN
+        RAISE EXCEPTION 'hashdesk: item % matches none of incident %''s hashes', it.id,
+          declared USING ERRCODE = '42501';
+      END IF;
+      tagged := tagged + hd_incident_tag(declared, ARRAY[it.id]);
+      CONTINUE;
+    END IF;
+    SELECT * INTO e FROM hash_list WHERE id = (m ->> 'entry')::bigint;
+    IF NOT FOUND OR e.retracted_at IS NOT NULL OR e.disabled_at IS NOT NULL THEN
+      CONTINUE;  -- retracted or disabled since: no longer a match
+    END IF;
+    IF NOT EXISTS (
+        SELECT 1 FROM hash_list h JOIN signals g ON g.item_id = it.id
+         WHERE (h.id = e.id OR (h.item_id = e.item_id AND h.retracted_at IS NULL))
+           AND hd_near(g.algorithm, g.value, h.algorithm, h.value,
+                       COALESCE((SELECT l.pdq_threshold FROM hash_lists l
+                                  WHERE l.name = e.list_name), pdq), phash)) THEN
+      RAISE EXCEPTION 'hashdesk: hash-list entry #% does not match item % (no hash of it '
+        'within the threshold)', e.id, it.id USING ERRCODE = '42501';
+    END IF;
+    v_note := m ->> 'note';
+    IF v_note IS NULL OR length(v_note) > 2000 THEN
+      PERFORM hd_bad_value('match note', v_note);
+    END IF;
+    inc := (SELECT c.id FROM incidents c
+             WHERE c.ended_at IS NULL
+               AND (c.id = (SELECT t.incident_id FROM items t WHERE t.id = e.item_id)
+                    OR c.label = ANY (string_to_array(COALESCE(e.labels, ''), ' ')))
+             ORDER BY c.started_at DESC LIMIT 1);
+    IF inc IS NOT NULL THEN
+      tagged := tagged + hd_incident_tag(inc, ARRAY[it.id]);
+      SELECT * INTO it FROM items WHERE id = it.id;
+    END IF;
+    IF it.status IN ('queued', 'unreadable') THEN
+      IF it.known_entry_id IS NOT NULL AND it.match_note IS NOT NULL THEN
+        CONTINUE;  -- badged already
+      END IF;
+      v_resolve := COALESCE((m ->> 'resolve')::boolean, false);
+      IF v_resolve AND e.list_name <> 'local' THEN
+        v_resolve := EXISTS (SELECT 1 FROM hash_lists l WHERE l.name = e.list_name
+                             AND l.policy = 'resolve' AND NOT l.allow)
+                     AND e.flood_guarded_at IS NULL;
+      END IF;
+      IF v_resolve THEN
+        d := hd_append_decision(gen_random_uuid()::text, it.id, NULL, 'confirm', e.category,
+          NULL, v_note, 'auto_match', NULL, NULL, e.id, (m ->> 'distance')::integer, NULL);
+        UPDATE items SET status = 'auto_matched', match_note = v_note, known_entry_id = e.id,
+          updated_at = at WHERE id = it.id;
+        resolved := resolved + 1;
+        IF it.cluster_id = it.id THEN
+          FOR mem IN SELECT * FROM items WHERE cluster_id = it.id AND id <> it.id
+                       AND status IN ('queued', 'unreadable') ORDER BY id FOR UPDATE LOOP
+            PERFORM hd_append_decision(gen_random_uuid()::text, mem.id, NULL, 'confirm',
+              e.category, NULL, format('decided with its cluster''s representative #%s '
+              '(re-scan)', it.id), 'cluster', NULL, d.uuid, NULL, NULL, NULL);
+            UPDATE items SET status = 'auto_matched', match_note = v_note,
+              incident_id = COALESCE(incident_id, it.incident_id, inc), updated_at = at
+             WHERE id = mem.id;
+            resolved := resolved + 1;
+          END LOOP;
+        END IF;
+      ELSE
+        UPDATE items SET match_note = 'known match: ' || v_note, known_entry_id = e.id
+         WHERE id = it.id;
+        badged := badged + 1;
+      END IF;
+    ELSIF it.status = 'claimed' THEN
+      IF it.known_entry_id IS NULL THEN
+        UPDATE items SET match_note = 'known match: ' || v_note, known_entry_id = e.id
+         WHERE id = it.id;
+        badged := badged + 1;
+      END IF;
+    ELSIF it.status = 'decided' AND (SELECT hd_outcome_of(c.verdict, c.category)
+                                       FROM hd_current_decision(it.id) c) = 'reject' THEN
+      IF NOT EXISTS (SELECT 1 FROM rescan_misses x WHERE x.item_id = it.id
+                      AND x.entry_id = e.id) THEN
+        misses := misses || jsonb_build_object('item', it.id, 'entry', e.id, 'note', v_note);
+      END IF;
+    ELSE
+      counted_decided := counted_decided + 1;
+    END IF;
+  END LOOP;
+  flagged_misses := jsonb_array_length(misses);
+  INSERT INTO rescans (incident_id, trigger, started_at, finished_at, searched_hashes,
+    items_scanned, matched, resolved, badged, tagged, flagged_misses, counted_decided, run_by)
+  VALUES (COALESCE(declared, (SELECT id FROM incidents WHERE ended_at IS NULL
+                               ORDER BY started_at DESC LIMIT 1)),
+    left(COALESCE(p_batch ->> 'trigger', 'rescan'), 64), at, hd_now(),
+    COALESCE((p_batch ->> 'searched')::integer, 0), COALESCE((p_batch ->> 'scanned')::integer, 0),
+    jsonb_array_length(p_batch -> 'matches'), resolved, badged, tagged, flagged_misses,
+    counted_decided, me.id)
+  RETURNING * INTO r;
+  rescan_id := r.id;
+  INSERT INTO rescan_misses (rescan_id, item_id, entry_id, note, flagged_at)
+  SELECT r.id, (x ->> 'item')::bigint, (x ->> 'entry')::bigint, x ->> 'note', at
+    FROM jsonb_array_elements(misses) x;
+END $$;

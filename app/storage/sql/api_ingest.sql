@@ -313,6 +313,11 @@ BEGIN
     VALUES (it.id, s ->> 'source', s ->> 'external_id', s ->> 'source_url',
       s ->> 'original_name', s ->> 'reason', (s ->> 'score')::float8, v_flagged, v_deadline, at);
     batch_ids := batch_ids || it.id;
+    -- under an active incident: the server finds which itself (api_incidents.sql)
+    IF v_new THEN
+      UPDATE items i SET incident_id = hd_item_incident(it.id, v_joined, pdq, phash)
+       WHERE i.id = it.id AND i.incident_id IS NULL;
+    END IF;
 
     item_id := it.id;
     outcome := v_outcome;

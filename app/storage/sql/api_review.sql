@@ -52,10 +52,13 @@ SET search_path FROM CURRENT AS $$
 DECLARE n integer; at timestamp;
 BEGIN
   at := COALESCE((SELECT decided_at FROM decisions WHERE uuid = p_decision_uuid), hd_now());
+  -- Under an active incident: its label on every row (app.storage.record.append_confirm).
   INSERT INTO hash_list (algorithm, value, quality, frame_ts, variant, category, list_name,
-    decision_uuid, item_id, signal_id, added_by, added_at)
+    decision_uuid, item_id, signal_id, added_by, added_at, labels)
   SELECT g.algorithm, g.value, g.quality, g.frame_ts, g.variant, p_category, 'local',
-         p_decision_uuid, p_item_id, g.id, p_user_id, at
+         p_decision_uuid, p_item_id, g.id, p_user_id, at,
+         (SELECT i.label FROM items t JOIN incidents i ON i.id = t.incident_id
+           WHERE t.id = p_item_id AND i.ended_at IS NULL)
   FROM signals g WHERE g.item_id = p_item_id AND NOT hd_query_only(g.variant)
   ORDER BY g.id;
   GET DIAGNOSTICS n = ROW_COUNT;
