@@ -4,9 +4,10 @@ app.core.model.situation, which makes the figures. Reads only; a lead's (VIEW_ST
 
 How a decision is counted (app.core.model.situation names the figures): a person's confirm,
 reject or overturn made item by item (manual, second review; not undone) is a human decision;
-a cluster confirm's members are "resolved with a cluster"; an automatic match decided within
-:data:`AT_INGEST` of the item's arrival is "at ingest", a later one "by re-scan" (the re-scan
-records its decisions as automatic matches: app.storage.rescan)."""
+a cluster confirm's members are "resolved with a cluster"; an automatic match made while a
+re-scan that resolved items ran (a ``rescans`` row's ``started_at`` to ``finished_at``: the
+re-scan records its decisions as automatic matches in that window, app.storage.rescan) is "by
+re-scan", any other "at ingest"."""
 
 from __future__ import annotations
 
@@ -28,12 +29,19 @@ from app.core.model.situation import (
 )
 from app.storage.db import Database
 from app.storage.exposure import exposure_summary
-from app.storage.models import Decision, Delta, HashListEntry, Incident, Item, Sighting, User
+from app.storage.models import (
+    Decision,
+    Delta,
+    HashListEntry,
+    Incident,
+    Item,
+    Rescan,
+    Sighting,
+    User,
+)
 from app.storage.permissions import authorize_or_system
 from app.storage.stats import _human, _undone
 
-#: An automatic match this close to the item's arrival was made by ingest itself.
-AT_INGEST = timedelta(seconds=60)
 _OPEN = (ItemStatus.QUEUED, ItemStatus.CLAIMED, ItemStatus.ESCALATED, ItemStatus.UNREADABLE)
 _DECIDING = (Verdict.CONFIRM, Verdict.REJECT)
 
@@ -90,7 +98,6 @@ class SituationService:
                     )
                 ).all()
             )
-            created: dict[int, datetime] = {}
             for item_id, created_at, seen, kind, cluster, known, status, done in s.execute(
                 select(
                     Item.id,
@@ -106,7 +113,6 @@ class SituationService:
                 .outerjoin(decided, decided.c.item_id == Item.id)
                 .where(Item.incident_id == inc.id)
             ):
-                created[item_id] = created_at
                 arrived = min(created_at, seen) if seen is not None else created_at
                 still_open = status in _OPEN
                 ev.items.append(
@@ -125,6 +131,16 @@ class SituationService:
                 .where(d.item_id.in_(mine), d.uuid.not_in(_undone()))
                 .order_by(d.decided_at)
             ).all()
+            windows = s.execute(
+                select(Rescan.started_at, Rescan.finished_at).where(
+                    Rescan.resolved > 0,
+                    Rescan.finished_at >= inc.started_at,
+                )
+            ).all()
+
+            def by_rescan(at: datetime) -> bool:
+                return any(a <= at <= b for a, b in windows)
+
             first_confirm: dict[int, datetime] = {}
             for item_id, at, verdict, method, _user in rows:
                 if verdict == Verdict.CONFIRM and item_id not in first_confirm:
@@ -134,8 +150,7 @@ class SituationService:
                 if method == DecisionMethod.CLUSTER:
                     ev.by_cluster.append(at)
                 elif method == DecisionMethod.AUTO_MATCH:
-                    arrived_at = created.get(item_id, at)
-                    (ev.at_ingest if at - arrived_at <= AT_INGEST else ev.by_rescan).append(at)
+                    (ev.by_rescan if by_rescan(at) else ev.at_ingest).append(at)
             ev.confirmed = sorted(first_confirm.values())
             ev.human = list(
                 s.scalars(

@@ -13,6 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from app.core.exchange.deltas import DeltaCadence
+from app.core.matching.match_rules import MatchPolicy
 from app.core.model.decisions import DecisionRequest
 from app.core.model.domain import Verdict, utcnow
 from app.core.model.exposure import ExposureEvent, ExposureKind
@@ -29,9 +30,11 @@ from app.core.reports import debrief_csv, debrief_html, to_text
 from app.storage.exposure import ExposureService
 from app.storage.incidents import IncidentService, tag_items
 from app.storage.models import Item, Sighting
+from app.storage.rescan import Rescanner
 from app.storage.situation import SituationService
-from tests.helpers import ingest, write_cluster
+from tests.helpers import ingest, write_cluster, write_samples
 from tests.storage.test_deltas import Team
+from tests.storage.test_rescan import _variant
 
 
 def _incident(db, store, tmp_path):
@@ -64,6 +67,20 @@ def _incident(db, store, tmp_path):
         # One unrelated item a moderator rejects, under the incident too (a lead moved it).
         tag_items(s, inc.id, [team.items[0]])
     team.review.decide(DecisionRequest(team.items[0], team.mod.id, Verdict.REJECT, None, None))
+    # An item under the incident escalated, its variant arriving meanwhile (waiting alone); the
+    # lead confirms it and the re-scan resolves the variant.
+    esc = write_samples(tmp_path / "esc", [23])[0]
+    ingest(db, store, [esc])
+    with db.session() as s:
+        e_id = s.scalar(select(Sighting.item_id).where(Sighting.original_name == esc.name))
+        tag_items(s, inc.id, [e_id])
+    team.review.decide(DecisionRequest(e_id, team.mod.id, Verdict.ESCALATE, note="unsure"))
+    ingest(db, store, [_variant(esc, tmp_path / "esc2.jpg")])
+    rescanner = Rescanner(db, MatchPolicy(), actor=team.lead)
+    done = team.review.decide(
+        DecisionRequest(e_id, team.lead.id, Verdict.CONFIRM, "attack_recording")
+    )
+    assert rescanner.after_confirm(done.uuid).resolved == 1
     out = tmp_path / "deltas"
     out.mkdir()
     assert team.deltas.run_round(DeltaCadence(folder=out), actor=team.lead).written
@@ -77,24 +94,26 @@ def test_the_situation_counts_what_the_record_holds(db, store, tmp_path):
         copy_status = s.get(Item, copy).status
     sit = SituationService(db).situation("christchurch", actor=team.lead)
     figures = dict(figure_rows(sit))
-    assert len(under) == 6  # the cluster's five and the rejected one
-    assert figures["distinct items seen"] == "6"
-    assert figures["variants (clusters)"] == "2"
-    assert figures["items confirmed"] == str(5 if copy_status == "auto_matched" else 4)
-    assert figures["human decisions"] == "2"  # the confirm and the reject
+    # The cluster's five, the rejected one, the escalated one and its variant.
+    assert len(under) == 8 and copy_status == "auto_matched"
+    assert figures["distinct items seen"] == "8"
+    assert figures["variants (clusters)"] == "3"
+    assert figures["items confirmed"] == "7"
+    assert figures["human decisions"] == "3"  # two confirms and the reject
     assert figures["resolved with a cluster confirm"] == "3"
-    assert figures["copies resolved at ingest"] == ("1" if copy_status == "auto_matched" else "0")
+    assert figures["copies resolved at ingest"] == "1"
+    assert figures["copies resolved by re-scan"] == "1"
     assert figures["queue depth"] == "0"
     assert int(figures["hashes shared"]) > 0
     assert sit.first_sighting <= sit.first_confirm <= sit.first_delta
-    assert sit.variants_by_kind == {"image": (2, 6)}
-    assert sit.people == ["mod1"]
+    assert sit.variants_by_kind == {"image": (3, 8)}
+    assert sit.people == ["lead1", "mod1"]
     assert [d.user for d in sit.exposure.days] == ["mod1"]
     text = situation_text(sit)
     assert text.startswith("Situational update: christchurch (CIP-2019-03), active")
     assert "under label CIP-2019-03" in text and "first delta out" in text
     rows = list(csv.reader(io.StringIO(situation_csv(sit))))
-    assert rows[0][:3] == ["at_utc", "items_seen", "variants"] and rows[12][1] == "6"
+    assert rows[0][:3] == ["at_utc", "items_seen", "variants"] and rows[12][1] == "8"
     # The debrief: timeline, figures, variants by kind, the deltas, the exposure.
     IncidentService(db).conclude("christchurch", actor=team.lead)
     done = SituationService(db).situation("christchurch", actor=team.lead)
@@ -104,7 +123,7 @@ def test_the_situation_counts_what_the_record_holds(db, store, tmp_path):
     debrief = list(csv.reader(io.StringIO(to_text(debrief_csv, done))))
     sections = {r[0] for r in debrief[1:]}
     assert {"incident", "timeline", "figures", "variants by kind", "deltas", "exposure"} <= sections
-    assert ["figures", "distinct items seen", "6"] in debrief
+    assert ["figures", "distinct items seen", "8"] in debrief
 
 
 def test_the_commands_status_and_debrief(tmp_path, monkeypatch, capsys, store):
