@@ -114,6 +114,7 @@ LEAD_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("lead_history", "Decision history", ("Ctrl+1",), "lead"),
     ActionSpec("lead_stats", "Statistics", ("Ctrl+2",), "lead"),
     ActionSpec("lead_lists", "Hash lists", ("Ctrl+3",), "lead"),
+    ActionSpec("lead_incident", "Incident situation", ("Ctrl+4",), "lead"),
     ActionSpec("open_review", "Review queue", ("Ctrl+Shift+R",), "lead"),
     ActionSpec("open_escalations", "Escalations (lead queue)", ("Ctrl+Shift+E",), "lead"),
     ActionSpec("open_second_review", "Second review (blind)", ("Ctrl+Shift+S",), "lead"),

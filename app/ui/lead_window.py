@@ -19,6 +19,7 @@ from app.ui.actions import (
     build_actions,
 )
 from app.ui.history_window import HistoryView
+from app.ui.incident_window import IncidentView
 from app.ui.lists_window import ListsView
 from app.ui.review_window import CheatSheet, ReviewWindow
 from app.ui.stats_window import StatsView
@@ -48,6 +49,8 @@ class LeadWindow(QMainWindow):
         self.tabs.addTab(self.stats, "Statistics  [Ctrl+2]")
         self.lists = ListsView(ctx, user, self.tasks, self.tabs)
         self.tabs.addTab(self.lists, "Hash lists  [Ctrl+3]")
+        self.incident = IncidentView(ctx, user, self.tasks, self.tabs)
+        self.tabs.addTab(self.incident, "Incident  [Ctrl+4]")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
         self.queue_windows: dict[str, ReviewWindow] = {}
@@ -55,6 +58,7 @@ class LeadWindow(QMainWindow):
             "lead_history": lambda: self.tabs.setCurrentWidget(self.history),
             "lead_stats": lambda: self.tabs.setCurrentWidget(self.stats),
             "lead_lists": lambda: self.tabs.setCurrentWidget(self.lists),
+            "lead_incident": lambda: self.tabs.setCurrentWidget(self.incident),
             "open_review": lambda: self.open_queue("review"),
             "open_escalations": lambda: self.open_queue("escalations"),
             "open_second_review": lambda: self.open_queue("second_review"),
@@ -65,6 +69,7 @@ class LeadWindow(QMainWindow):
         view.addAction(self.actions_by_id["lead_history"])
         view.addAction(self.actions_by_id["lead_stats"])
         view.addAction(self.actions_by_id["lead_lists"])
+        view.addAction(self.actions_by_id["lead_incident"])
         queues = self.menuBar().addMenu("&Queues")
         for key in ("open_review", "open_escalations", "open_second_review"):
             queues.addAction(self.actions_by_id[key])
@@ -105,6 +110,8 @@ class LeadWindow(QMainWindow):
                 self._lists_loaded = True
                 self.lists.refresh()
             self.lists.entries_table.setFocus()
+        elif self.tabs.currentWidget() is self.incident:
+            self.incident.refresh()  # always fresh: the figures move while it runs
         else:
             self.history.focus_table()
 
