@@ -215,6 +215,7 @@ class IncidentView(QWidget):
             [k for k, _ in kinds],
             [[v, n - v] for _, (v, n) in kinds],
             series=["variants", "more copies"],
+            colours=[PALETTE[0], PALETTE[5]],
         )
         self.text.setPlainText(situation_text(sit))
 
