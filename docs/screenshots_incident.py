@@ -110,9 +110,12 @@ def build(tmp: Path):
         s.execute(text("UPDATE incidents SET started_at = :t"), {"t": start})
         for rank, item_id in enumerate(ids):
             at = start + timedelta(minutes=4 + rank * 150 / len(ids))
-            s.execute(text("UPDATE items SET created_at = :t WHERE id = :i"), {"t": at, "i": item_id})
             s.execute(
-                text("UPDATE sightings SET flagged_at = :t WHERE item_id = :i"), {"t": at, "i": item_id}
+                text("UPDATE items SET created_at = :t WHERE id = :i"), {"t": at, "i": item_id}
+            )
+            s.execute(
+                text("UPDATE sightings SET flagged_at = :t WHERE item_id = :i"),
+                {"t": at, "i": item_id},
             )
             s.execute(
                 text(
@@ -121,7 +124,9 @@ def build(tmp: Path):
                 {"t": at + timedelta(seconds=20), "i": item_id},
             )
             s.execute(
-                text("UPDATE decisions SET decided_at = :t WHERE item_id = :i AND method = 'manual'"),
+                text(
+                    "UPDATE decisions SET decided_at = :t WHERE item_id = :i AND method = 'manual'"
+                ),
                 {"t": at + timedelta(minutes=9 + rank % 7), "i": item_id},
             )
         s.execute(
@@ -138,7 +143,11 @@ def build(tmp: Path):
         for seq, minutes in ((1, 52), (2, 125)):
             s.execute(
                 text("UPDATE deltas SET span_end = :a, written_at = :b WHERE seq = :n"),
-                {"a": start + timedelta(minutes=minutes), "b": start + timedelta(minutes=minutes, seconds=2), "n": seq},
+                {
+                    "a": start + timedelta(minutes=minutes),
+                    "b": start + timedelta(minutes=minutes, seconds=2),
+                    "n": seq,
+                },
             )
     # The share goes away: the next delta fails, and the leads see it.
     mod = mods[2]

@@ -50,14 +50,21 @@ from app.core.exchange.deltas import (
     render,
 )
 from app.core.matching.hash_lists import LOCAL_LIST, ImportSummary
-from app.core.model.chain import id_ranges
+from app.core.model.chain import id_ranges, ids_of_ranges
 from app.core.model.domain import UserInfo, utcnow
 from app.core.model.roles import Permission
 from app.storage.audit import AuditKind, append_event
 from app.storage.db import Database
 from app.storage.hash_lists import exchange_entry
 from app.storage.list_import import ListImportError, ListSettings, import_parsed
-from app.storage.models import Delta, DeltaEntry, DeltaImport, HashListEntry, Incident
+from app.storage.models import (
+    AuditEvent,
+    Delta,
+    DeltaEntry,
+    DeltaImport,
+    HashListEntry,
+    Incident,
+)
 from app.storage.permissions import authorize
 from app.storage.server_api import call_checked, on_server
 
@@ -663,3 +670,87 @@ def _record_import(
             imported_by=actor.id,
         )
     )
+
+
+# -- audit verify ----------------------------------------------------------------------------
+
+
+def verify_deltas(db: Database) -> list[str]:
+    """The deltas' tables against their events (``audit verify``): a delta without its
+    ``delta`` event, or whose window, label, counts or entries differ from it; one marked
+    written without a ``delta_written`` event, or with another manifest; an event whose delta
+    is gone; a partner's delta import without its ``delta_imported`` event. Each is a hand
+    edit (on a team server only the schema owner can make one)."""
+    problems: list[str] = []
+    with db.session() as s:
+        planned: dict[int, dict[str, Any]] = {}
+        written: dict[int, dict[str, Any]] = {}
+        imported: dict[tuple[str, int], dict[str, Any]] = {}
+        for kind, subject, detail in s.execute(
+            select(AuditEvent.kind, AuditEvent.subject, AuditEvent.detail).where(
+                AuditEvent.kind.in_(
+                    (
+                        AuditKind.DELTA.value,
+                        AuditKind.DELTA_WRITTEN.value,
+                        AuditKind.DELTA_IMPORTED.value,
+                    )
+                )
+            )
+        ):
+            facts = json.loads(detail or "{}")
+            if kind == AuditKind.DELTA.value:
+                planned[int(facts["seq"])] = facts
+            elif kind == AuditKind.DELTA_WRITTEN.value:
+                written[int(facts["seq"])] = facts
+            else:
+                imported[(str(subject), int(facts["seq"]))] = facts
+        ops: dict[int, dict[str, set[int]]] = {}
+        for seq, entry_id, op in s.execute(
+            select(DeltaEntry.delta_seq, DeltaEntry.entry_id, DeltaEntry.op)
+        ):
+            ops.setdefault(int(seq), {"add": set(), "retract": set()})[op].add(int(entry_id))
+        seen: set[int] = set()
+        for d in s.scalars(select(Delta).order_by(Delta.seq)):
+            seen.add(d.seq)
+            label = f"delta {d.seq}"
+            ev = planned.get(d.seq)
+            if ev is None:
+                problems.append(f"{label} is not on the record (no delta event): written by hand")
+                continue
+            changed = [
+                what
+                for what, here, there in (
+                    ("window", [d.lower_seq, d.upper_seq], ev.get("window")),
+                    ("label", d.label, ev.get("label")),
+                    ("incident", d.incident_id, ev.get("incident_id")),
+                    ("added", d.added, ev.get("added")),
+                    ("retracted", d.retracted, ev.get("retracted")),
+                )
+                if here != there
+            ]
+            mine = ops.get(d.seq, {"add": set(), "retract": set()})
+            if mine["add"] != ids_of_ranges(ev.get("added_ids", "")) or mine[
+                "retract"
+            ] != ids_of_ranges(ev.get("retracted_ids", "")):
+                changed.append("entries")
+            if changed:
+                problems.append(f"{label} was altered: {', '.join(changed)} differ from the record")
+            w = written.get(d.seq)
+            if d.written_at is not None and w is None:
+                problems.append(f"{label} is marked written, but the record never saw it delivered")
+            elif w is not None and d.manifest_sha256 != w.get("manifest_sha256"):
+                problems.append(
+                    f"{label} was altered: its manifest's SHA-256 differs from the record"
+                )
+            elif w is not None and d.written_at is None:
+                problems.append(f"{label} was delivered on the record, but is marked pending")
+        for seq in sorted(set(planned) - seen):
+            problems.append(f"delta {seq} on the record is gone from the deltas table")
+        for r in s.scalars(select(DeltaImport).order_by(DeltaImport.id)):
+            ev = imported.get((r.list_name, r.seq))
+            if ev is None or ev.get("manifest_sha256") != r.manifest_sha256:
+                problems.append(
+                    f"delta {r.seq} imported into {r.list_name} is not on the record as it "
+                    "stands: written by hand"
+                )
+    return problems

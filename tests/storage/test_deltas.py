@@ -349,3 +349,38 @@ def test_two_runners_at_once_take_one_delta(db, store, tmp_path):
         )
         entries = s.scalar(select(func.count()).select_from(DeltaEntry))
     assert n_written == 2 and entries == len(active(db, LOCAL_LIST))
+
+
+def test_audit_verify_names_each_hand_edit_of_the_deltas(db, store, tmp_path):
+    """A delta marked written by hand, its entries or window changed, a delta planted, and a
+    partner's delta import forged: each named by `audit verify`; an untouched record is clean."""
+    from sqlalchemy import text
+
+    from app.storage.verification import verify_other_records
+
+    team = Team(db, store, tmp_path / "flagged", range(1, 5))
+    out = tmp_path / "out"
+    out.mkdir()
+    team.confirm(0)
+    assert team.out(out) == 1
+    team.confirm(1)
+    assert team.deltas.plan(actor=team.lead, formats=FORMATS) == 2  # pending
+    team.deltas.import_deltas(out, "p", actor=team.admin)
+    assert verify_other_records(db) == []
+
+    def owner(sql: str) -> None:
+        with db.engine.begin() as conn:
+            conn.execute(text(sql))
+
+    owner("UPDATE deltas SET written_at = span_end WHERE seq = 2")
+    owner("UPDATE deltas SET upper_seq = upper_seq + 5 WHERE seq = 1")
+    owner("DELETE FROM delta_entries WHERE delta_seq = 1 AND entry_id = "
+          "(SELECT MIN(entry_id) FROM delta_entries WHERE delta_seq = 1)")  # fmt: skip
+    owner("INSERT INTO delta_imports (list_name, seq, manifest_sha256, imported_at) "
+          "VALUES ('p', 2, 'forged', CURRENT_TIMESTAMP)")  # fmt: skip
+    problems = [str(p) for p in verify_other_records(db)]
+    assert problems == [
+        "delta 1 was altered: window, entries differ from the record",
+        "delta 2 is marked written, but the record never saw it delivered",
+        "delta 2 imported into p is not on the record as it stands: written by hand",
+    ]
