@@ -187,10 +187,10 @@ def main() -> None:
     w = LeadWindow(ctx, lead)
     w.resize(1280, 800)
     w.show()
-    w.tabs.setCurrentWidget(w.incident)
-    wait(lambda: w.incident.situation is not None and not w.incident.loading)
+    w.tabs.setCurrentWidget(w.situation)
+    wait(lambda: w.situation.situation is not None and not w.situation.loading)
     w.grab().save(str(DOCS / "incident-situation.png"))
-    sit = w.incident.situation
+    sit = w.situation.situation
     w.close()
 
     # The debrief, once concluded.

@@ -74,14 +74,14 @@ _GATED = tuple(a.value for a, t in SIGNAL_TYPES.items() if t.min_quality_applies
 _FRAME_CODES = [i for i, a in enumerate(_ALGS) if signal_type(a).video_frames]
 
 
-def _joined(s: Session, column, sep: str):
+def joined_column(s: Session, column, sep: str):
     """The aggregate joining ``column``'s non-NULL values with ``sep``, in row order."""
     if s.get_bind().dialect.name == "postgresql":
         return func.string_agg(cast(column, String), sep)
     return func.group_concat(column, sep)
 
 
-def _ints(joined: str | None) -> np.ndarray:
+def joined_ints(joined: str | None) -> np.ndarray:
     return np.fromstring(joined or "", dtype=np.int64, sep=",") if joined else np.empty(0, np.int64)
 
 
@@ -126,11 +126,11 @@ def add_hash_list_rows(
     # One code per row: space * 8 + algorithm; the ref is the item (0: none, see _add_batch).
     code = space * 8 + case(_ALG_CODES, value=h.algorithm, else_=7)  # 7: none of ours
     cols = [
-        _joined(s, h.id, ","),
-        _joined(s, func.coalesce(h.item_id, 0), ","),
-        _joined(s, code, ","),
+        joined_column(s, h.id, ","),
+        joined_column(s, func.coalesce(h.item_id, 0), ","),
+        joined_column(s, code, ","),
     ] + [
-        _joined(s, case((h.algorithm == alg.value, h.value)), "" if t.near else ",")
+        joined_column(s, case((h.algorithm == alg.value, h.value)), "" if t.near else ",")
         for alg, t in SIGNAL_TYPES.items()
     ]
     rows_where = (
@@ -164,7 +164,7 @@ def add_hash_list_rows(
 
 
 def _add_batch(s, index, policy, row, names, videos) -> int:
-    ids, refs, codes = (_ints(v) for v in row[:3])
+    ids, refs, codes = (joined_ints(v) for v in row[:3])
     if ids.size == 0:
         return 0
     if not ids.size == refs.size == codes.size:

@@ -31,6 +31,7 @@ from app.core.model.incidents import (
     DEFAULT_DELTA_MINUTES,
     IncidentError,
     IncidentInfo,
+    PossibleMiss,
     SeedHash,
     check_delta,
     check_label,
@@ -45,6 +46,7 @@ from app.storage.models import (
     IncidentAssignment,
     IncidentHash,
     Item,
+    RescanMiss,
     SignalRow,
     User,
 )
@@ -476,6 +478,20 @@ class IncidentService:
                         incident_id=row.id, user_id=uid, assigned_by=user.id, assigned_at=now
                     )
                 )
+
+    def possible_misses(self) -> builtins.list[PossibleMiss]:
+        """Rejected items a re-scan found matching a confirmed hash, not cleared yet, the
+        oldest first (the lead workspace's Incidents tab)."""
+        with self.db.session() as s:
+            rows = s.execute(
+                select(
+                    RescanMiss.id, RescanMiss.item_id, RescanMiss.entry_id, RescanMiss.note,
+                    RescanMiss.flagged_at,
+                )
+                .where(RescanMiss.cleared_at.is_(None))
+                .order_by(RescanMiss.flagged_at, RescanMiss.id)
+            ).all()  # fmt: skip
+        return [PossibleMiss(*r) for r in rows]
 
     def item_incident(self, item_id: int) -> IncidentInfo | None:
         """The active incident an item is under (the review window's banner), or None."""

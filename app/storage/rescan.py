@@ -41,7 +41,7 @@ import numpy as np
 from sqlalchemy import func, or_, select, text
 from sqlalchemy.orm import Session
 
-from app.core.matching.hash_index import HashIndex
+from app.core.matching.hash_index import HashIndex, hex_block_to_words
 from app.core.matching.hash_lists import ListRule
 from app.core.matching.match_rules import (
     KnownMatch,
@@ -65,12 +65,14 @@ from app.core.model.domain import (
     Verdict,
     utcnow,
 )
-from app.core.model.incidents import DEFAULT_RESCAN_DAYS, PossibleMiss, RescanReport
+from app.core.model.incidents import DEFAULT_RESCAN_DAYS, RescanReport
 from app.storage.db import Database
 from app.storage.hash_list_index import (
     EntryFacts,
     add_hash_list_rows,
     entry_for,
+    joined_column,
+    joined_ints,
     load_list_rules,
 )
 from app.storage.incidents import tag_items
@@ -212,7 +214,7 @@ class Rescanner:
         t0 = self._clock()
         started = utcnow()
         index = HashIndex()
-        flat = HashIndex()
+        pairs: list[tuple[str, str]] = []
         with self.db.session() as s:
             rows = s.execute(
                 select(
@@ -224,7 +226,8 @@ class Rescanner:
         for hid, alg, value, variant in rows:
             sig = Signal(Algorithm(alg), value, None, variant=variant or "")
             if index_signal(index, hid, sig, incident_id, self.policy):
-                flat.add(hid, alg, value, incident_id)
+                pairs.append((alg, value))
+        flat = _NewHashes(pairs)
         self.last_index_size = len(index)
         if len(index) == 0:
             return RescanReport(f"declare:{incident_id}", 0, 0, seconds=self._clock() - t0)
@@ -241,48 +244,97 @@ class Rescanner:
     # -- the search ----------------------------------------------------------------------
 
     def _candidates(self, s: Session) -> _Candidates:
+        """The items a re-scan looks at (the open queue, and everything ingested in the last
+        ``days`` days): their ids, in one aggregate."""
         since = utcnow() - timedelta(days=self.days)
-        c = _Candidates()
-        for item_id, kind, status in s.execute(
-            select(Item.id, Item.kind, Item.status).where(
-                or_(Item.status.in_(IN_QUEUE_STATUSES), Item.created_at >= since)
+        in_queue = [ItemStatus(x).value for x in IN_QUEUE_STATUSES]
+        joined = s.scalar(
+            select(joined_column(s, Item.id, ",")).where(
+                or_(Item.status.in_(in_queue), Item.created_at >= since)
             )
-        ):
-            c.ids.append(item_id)
-            c.kind[item_id] = MediaKind(kind)
-            c.status[item_id] = ItemStatus(status)
-        return c
+        )
+        return _Candidates(ids=joined_ints(joined).tolist())
 
-    def _prefilter(self, flat: HashIndex, lists: Sequence[ListRule]) -> tuple[_Candidates, set]:
+    def _facts(self, cands: _Candidates, hits: set[int]) -> None:
+        """The kind and status of the items that may match (read for those only)."""
+        todo = sorted(hits)
+        with self.db.session() as s:
+            for i in range(0, len(todo), _ITEMS_BATCH):
+                for item_id, kind, status in s.execute(
+                    select(Item.id, Item.kind, Item.status).where(
+                        Item.id.in_(todo[i : i + _ITEMS_BATCH])
+                    )
+                ):
+                    cands.kind[item_id] = MediaKind(kind)
+                    cands.status[item_id] = ItemStatus(status)
+
+    def _prefilter(self, new: _NewHashes, lists: Sequence[ListRule]) -> tuple[_Candidates, set]:
         """The candidates, and those of them with a stored signal within the loosest threshold
-        of a new hash (one vectorised search per hash type over every candidate's signals)."""
+        of a new hash. The right way round for a few new hashes and many stored signals: the
+        candidates' signals become a :class:`HashIndex` (bulk, ``add_words``: no Python object
+        per signal) and each new hash is one query of it (``search_many``, one pass over each
+        table); exact hashes are a set lookup."""
         limits = _flat_thresholds(self.policy, lists)
+        queries = new.entries()
         with self.db.session() as s:
             cands = self._candidates(s)
-            if not cands.ids:
+            if not cands.ids or not queries:
                 return cands, set()
+            wanted = sorted({alg for alg, _ in queries} | _same_tables({a for a, _ in queries}))
             in_queue = [ItemStatus(x).value for x in IN_QUEUE_STATUSES]
             since = utcnow() - timedelta(days=self.days)
-            rows = s.execute(
-                select(SignalRow.item_id, SignalRow.algorithm, SignalRow.value)
-                .join(Item, Item.id == SignalRow.item_id)
-                .where(or_(Item.status.in_(in_queue), Item.created_at >= since))
-            ).all()
-        by_alg: dict[str, tuple[list[int], list[str]]] = {}
-        for item_id, alg, value in rows:
-            ids, values = by_alg.setdefault(alg, ([], []))
-            ids.append(item_id)
-            values.append(value)
+            # Per hash type, the database joins the item ids and the hashes into one string
+            # each (as the hash list's bulk load reads them): no Python object per signal.
+            per_alg = {
+                alg: s.execute(
+                    select(
+                        joined_column(s, SignalRow.item_id, ","),
+                        joined_column(s, SignalRow.value, "" if near else ","),
+                    )
+                    .join(Item, Item.id == SignalRow.item_id)
+                    .where(
+                        or_(Item.status.in_(in_queue), Item.created_at >= since),
+                        SignalRow.algorithm == alg,
+                    )
+                ).one()
+                for alg in wanted
+                if alg in _ALGORITHMS
+                for near in [SIGNAL_TYPES[Algorithm(alg)].near]
+            }
+        stored = HashIndex(mih_min_rows=1 << 62)  # scanned: built for one search
         hits: set[int] = set()
-        for alg, (ids, values) in by_alg.items():
-            try:
-                algorithm = Algorithm(alg)
-            except ValueError:
+        exact: dict[str, set[str]] = {}
+        for alg, value in queries:
+            if not SIGNAL_TYPES[Algorithm(alg)].near:
+                exact.setdefault(alg, set()).add(value)
+        row = 0
+        for alg, (ids_text, values_text) in per_alg.items():
+            ids = joined_ints(ids_text)
+            if ids.size == 0:
                 continue
-            found = flat.search_many(algorithm.value, values, limits.get(algorithm, 0))
-            arr = np.fromiter((bool(f) for f in found), dtype=bool, count=len(found))
-            hits.update(np.asarray(ids)[arr].tolist())
-        return cands, hits & set(cands.ids)
+            t = SIGNAL_TYPES[Algorithm(alg)]
+            if not t.near:
+                want = exact.get(alg, set())
+                values = (values_text or "").split(",")
+                hits.update(int(i) for i, v in zip(ids, values, strict=True) if v in want)
+                continue
+            n = int(ids.size)
+            stored.add_words(
+                alg,
+                np.arange(row, row + n, dtype=np.int64),
+                hex_block_to_words(values_text, n, t.bits),
+                ids,
+            )
+            row += n
+        for alg, value in queries:
+            t = SIGNAL_TYPES[Algorithm(alg)]
+            if t.near:
+                for m in stored.search(alg, value, limits.get(Algorithm(alg), 0)):
+                    if m.ref is not None:
+                        hits.add(m.ref)
+        hits &= set(cands.ids)
+        self._facts(cands, hits)
+        return cands, hits
 
     def _signals_of(self, item_ids: Iterable[int]) -> Iterable[tuple[int, list[Signal]]]:
         todo = sorted(item_ids)
@@ -445,19 +497,41 @@ class Rescanner:
         )
 
 
-def _flat_index(s: Session, entry_ids: Sequence[int]) -> HashIndex:
-    """The new entries in one space, whatever their list or half (the pre-filter's index)."""
-    flat = HashIndex()
+class _NewHashes:
+    """The new hashes as the pre-filter's queries: (algorithm, value) pairs, whatever their
+    list or half."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]] = ()) -> None:
+        self._pairs = sorted(set(pairs))
+
+    def entries(self) -> list[tuple[str, str]]:
+        return self._pairs
+
+
+def _flat_index(s: Session, entry_ids: Sequence[int]) -> _NewHashes:
+    """The new entries' (algorithm, value) pairs (the pre-filter's queries)."""
+    pairs: list[tuple[str, str]] = []
     ids = sorted(set(entry_ids))
     for i in range(0, len(ids), _ITEMS_BATCH):
-        rows = s.execute(
-            select(
-                HashListEntry.id, HashListEntry.algorithm, HashListEntry.value,
-                HashListEntry.item_id,
-            ).where(HashListEntry.id.in_(ids[i : i + _ITEMS_BATCH]))
-        ).all()  # fmt: skip
-        flat.add_many((rid, alg, value, ref) for rid, alg, value, ref in rows)
-    return flat
+        pairs += [
+            (alg, value)
+            for alg, value in s.execute(
+                select(HashListEntry.algorithm, HashListEntry.value).where(
+                    HashListEntry.id.in_(ids[i : i + _ITEMS_BATCH])
+                )
+            )
+        ]
+    return _NewHashes(pairs)
+
+
+def _same_tables(algorithms: set[str]) -> set[str]:
+    """Every hash type stored in the same index table as one of ``algorithms`` (a PDQ matches
+    a video frame's PDQ)."""
+    tables = {SIGNAL_TYPES[Algorithm(a)].index_table for a in algorithms if a in _ALGORITHMS}
+    return {a.value for a, t in SIGNAL_TYPES.items() if t.index_table in tables}
+
+
+_ALGORITHMS = {a.value for a in Algorithm}
 
 
 def _own_items(s: Session, entry_ids: Sequence[int]) -> set[int]:
@@ -504,8 +578,8 @@ def _flagged(s: Session, item_id: int, entry: int | None) -> bool:
 
 
 def _resolve_members(s: Session, rep: Item) -> int:
-    """The open members of a cluster whose representative a re-scan resolved: decided with it
-    (method cluster, under the representative's auto-match), as a confirm decides them."""
+    """The open members of a cluster whose representative a re-scan resolved: decided with it,
+    as a confirm decides them (an auto-match naming the representative's entry and decision)."""
     parent = current_decision(s, rep.id)
     if parent is None:
         return 0
@@ -519,8 +593,11 @@ def _resolve_members(s: Session, rep: Item) -> int:
                 verdict=Verdict.CONFIRM,
                 category=parent.category,
                 note=f"decided with its cluster's representative #{rep.id} (re-scan)",
-                method=DecisionMethod.CLUSTER,
+                # an auto-match (it adds no hashes, as ingest's do), under the representative's
+                method=DecisionMethod.AUTO_MATCH,
                 parent_uuid=parent.uuid,
+                matched_entry_id=parent.matched_entry_id,
+                match_distance=parent.match_distance,
             ),
         )
         m.status = ItemStatus.AUTO_MATCHED
@@ -528,20 +605,6 @@ def _resolve_members(s: Session, rep: Item) -> int:
         m.incident_id = m.incident_id or rep.incident_id
         n += 1
     return n
-
-
-def open_misses(db: Database) -> list[PossibleMiss]:
-    """The possible misses a lead has not cleared, the oldest first."""
-    with db.session() as s:
-        rows = s.execute(
-            select(
-                RescanMiss.id, RescanMiss.item_id, RescanMiss.entry_id, RescanMiss.note,
-                RescanMiss.flagged_at,
-            )
-            .where(RescanMiss.cleared_at.is_(None))
-            .order_by(RescanMiss.flagged_at, RescanMiss.id)
-        ).all()  # fmt: skip
-    return [PossibleMiss(*r) for r in rows]
 
 
 def high_water(db: Database) -> int:

@@ -1,5 +1,5 @@
-"""The lead's workspace: the decision history, the team's numbers and the hash lists in tabs, and
-the queues
+"""The lead's workspace: the decision history, the team's numbers, the hash lists and the
+incidents (with the re-scans' possible misses) in tabs, and the queues
 (review, escalations, blind second review) one key away, each on the keyboard review screen."""
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from app.ui.actions import (
     build_actions,
 )
 from app.ui.history_window import HistoryView
-from app.ui.incident_window import IncidentView
+from app.ui.incidents_view import IncidentsView
 from app.ui.lists_window import ListsView
 from app.ui.review_window import CheatSheet, ReviewWindow
+from app.ui.situation_view import SituationView
 from app.ui.stats_window import StatsView
 from app.ui.tasks import TaskRunner
 
@@ -49,8 +50,10 @@ class LeadWindow(QMainWindow):
         self.tabs.addTab(self.stats, "Statistics  [Ctrl+2]")
         self.lists = ListsView(ctx, user, self.tasks, self.tabs)
         self.tabs.addTab(self.lists, "Hash lists  [Ctrl+3]")
-        self.incident = IncidentView(ctx, user, self.tasks, self.tabs)
-        self.tabs.addTab(self.incident, "Incident  [Ctrl+4]")
+        self.incidents = IncidentsView(ctx, user, self.tasks, self.tabs)
+        self.tabs.addTab(self.incidents, "Incidents")
+        self.situation = SituationView(ctx, user, self.tasks, self.tabs)
+        self.tabs.addTab(self.situation, "Situation  [Ctrl+4]")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
         self.queue_windows: dict[str, ReviewWindow] = {}
@@ -58,7 +61,7 @@ class LeadWindow(QMainWindow):
             "lead_history": lambda: self.tabs.setCurrentWidget(self.history),
             "lead_stats": lambda: self.tabs.setCurrentWidget(self.stats),
             "lead_lists": lambda: self.tabs.setCurrentWidget(self.lists),
-            "lead_incident": lambda: self.tabs.setCurrentWidget(self.incident),
+            "lead_incident": lambda: self.tabs.setCurrentWidget(self.situation),
             "open_review": lambda: self.open_queue("review"),
             "open_escalations": lambda: self.open_queue("escalations"),
             "open_second_review": lambda: self.open_queue("second_review"),
@@ -110,8 +113,10 @@ class LeadWindow(QMainWindow):
                 self._lists_loaded = True
                 self.lists.refresh()
             self.lists.entries_table.setFocus()
-        elif self.tabs.currentWidget() is self.incident:
-            self.incident.refresh()  # always fresh: the figures move while it runs
+        elif self.tabs.currentWidget() is self.situation:
+            self.situation.refresh()  # always fresh: the figures move while it runs
+        elif self.tabs.currentWidget() is self.incidents:
+            self.incidents.refresh()  # what the re-scans flagged since
         else:
             self.history.focus_table()
 

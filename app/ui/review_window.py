@@ -263,6 +263,7 @@ class ReviewWindow(QMainWindow):
     def _build(self) -> None:
         central = QWidget(self)
         outer = QVBoxLayout(central)
+        outer.addWidget(self._build_incident_banner())
         outer.addWidget(self._build_warning())
         middle = QHBoxLayout()
         middle.addLayout(self._build_picture(), 1)
@@ -274,6 +275,20 @@ class ReviewWindow(QMainWindow):
         self._build_pages(central)
         self._build_menus()
         self._build_status_bar()
+
+    def _build_incident_banner(self) -> QLabel:
+        """The active incident an item is under (its name and label): shown only for such
+        items, above everything else (app.storage.incidents)."""
+        self.incident_banner = QLabel("")
+        self.incident_banner.setObjectName("incidentBanner")
+        self.incident_banner.setTextFormat(Qt.TextFormat.PlainText)
+        self.incident_banner.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.incident_banner.setStyleSheet(
+            "QLabel#incidentBanner { background: #c05a00; color: white; padding: 8px; "
+            "font-size: 15pt; font-weight: bold; border-radius: 3px; letter-spacing: 1px; }"
+        )
+        self.incident_banner.hide()
+        return self.incident_banner
 
     def _build_warning(self) -> QLabel:
         self.warning = QLabel("Loading…")
@@ -781,6 +796,7 @@ class ReviewWindow(QMainWindow):
         self.note.clear()
         if prepared is None:
             self.shown_item = None
+            self.incident_banner.hide()
             self.preview.show_preview(None, empty_queue_text(self.counts))
             self.warning.setText("No item to review.")
             for label in self.facts.values():
@@ -797,6 +813,8 @@ class ReviewWindow(QMainWindow):
     def _show_facts(self, item: QueueItem) -> None:
         """The side pane and the warning line describe ``item`` (the one whose picture shows)."""
         self.shown_item = item
+        self.incident_banner.setText(item.incident or "")
+        self.incident_banner.setVisible(bool(item.incident))
         first = item.sightings[0] if item.sightings else None
         reason = first.reason if first and first.reason else "no reason given"
         self.warning.setText(f"Content warning: flagged for: {reason}")

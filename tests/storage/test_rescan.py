@@ -13,12 +13,14 @@ from app.core.matching.hash_lists import ListPolicy
 from app.core.matching.match_rules import MatchPolicy
 from app.core.model.decisions import DecisionRequest
 from app.core.model.domain import ItemStatus, Role, Verdict
+from app.storage.audit import verify_chains
 from app.storage.hash_lists import HashListService
 from app.storage.incidents import IncidentService
 from app.storage.list_import import ListSettings
 from app.storage.models import Decision, HashListEntry, Item, Rescan, SignalRow
-from app.storage.rescan import Rescanner, high_water, open_misses
+from app.storage.rescan import Rescanner, high_water
 from app.storage.review import ReviewService
+from app.storage.verification import verify_hash_list
 from tests.helpers import ingest, make_user, write_samples
 
 
@@ -81,7 +83,7 @@ def test_a_confirm_resolves_the_variants_waiting_apart_and_flags_a_rejected_one(
     out = review.decide(DecisionRequest(c2.id, mo.id, Verdict.CONFIRM, "glorification"))
     report = rescanner.after_confirm(out.uuid)
     assert report.flagged_misses == 1 and report.resolved == 0
-    misses = open_misses(db)
+    misses = IncidentService(db).possible_misses()
     assert [m.item_id for m in misses] == [ic.id]
     assert _item(db, c.name).status == ItemStatus.DECIDED  # the decision stands
     # Again: nothing new is flagged twice.
@@ -132,6 +134,7 @@ def test_an_imported_list_resolves_or_badges_the_waiting_copies_by_its_policy(db
     report = Rescanner(db, MatchPolicy(), actor=admin).after_import("partner_r", before)
     assert report.resolved == 2  # a2, and a3 decided with its representative
     assert _item(db, "a2.jpg").status == _item(db, "a3.jpg").status == ItemStatus.AUTO_MATCHED
+    assert verify_hash_list(db) == [] and all(r.ok for r in verify_chains(db))
 
 
 def test_an_incident_from_seed_to_label(db, store, tmp_path):

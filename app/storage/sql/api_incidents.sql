@@ -326,7 +326,8 @@ BEGIN
                        AND status IN ('queued', 'unreadable') ORDER BY id FOR UPDATE LOOP
             PERFORM hd_append_decision(gen_random_uuid()::text, mem.id, NULL, 'confirm',
               e.category, NULL, format('decided with its cluster''s representative #%s '
-              '(re-scan)', it.id), 'cluster', NULL, d.uuid, NULL, NULL, NULL);
+              '(re-scan)', it.id), 'auto_match', NULL, d.uuid, e.id,
+              (m ->> 'distance')::integer, NULL);
             UPDATE items SET status = 'auto_matched', match_note = v_note,
               incident_id = COALESCE(incident_id, it.incident_id, inc), updated_at = at
              WHERE id = mem.id;

@@ -45,10 +45,10 @@ CARD_VALUE_STYLE = "font-size: 17px; font-weight: bold; border: none;"
 TROUBLE_STYLE = "color: #ffffff; background: #b33a3a; padding: 6px; border-radius: 4px;"
 
 
-class IncidentView(QWidget):
+class SituationView(QWidget):
     def __init__(self, ctx: AppContext, viewer: UserInfo, tasks: TaskRunner, parent=None) -> None:
         super().__init__(parent)
-        self.setObjectName("incident_view")
+        self.setObjectName("situation_view")
         self.ctx = ctx
         self.viewer = viewer
         self.tasks = tasks

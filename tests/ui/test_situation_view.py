@@ -29,7 +29,7 @@ def test_the_incident_tab_shows_the_situation_and_a_delta_not_delivered(
     with qtbot.waitActive(w):
         w.show()
         w.activateWindow()
-    view = w.incident
+    view = w.situation
     qtbot.keyClick(w, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
     assert w.tabs.currentWidget() is view
     qtbot.waitUntil(lambda: view.situation is not None and not view.loading, timeout=20000)

@@ -1,0 +1,409 @@
+"""`hashdesk bench incident` (issue 23): the surge drill, and the re-scan of a large open queue.
+
+The drill: an incident declared, then ``items`` arriving over simulated hours in bursts: copies
+of a few originals' variants (each variant an edit too far from the original for its PDQ to
+match it; each copy a re-encode of a variant, a few bits off) among unrelated items. The
+signals are generated (no media: PDQ, pHash, MD5, SHA-256 per item) and go through the real
+recorder (``IngestRecorder.record_many``: matching against the hash list and the open queue,
+clusters, incident membership). After each burst a simulated moderator works the queue
+(``ReviewService``): confirms a variant's copy, rejects an unrelated item; each confirm is
+followed by its re-scan (``Rescanner.after_confirm``), timed from the confirm landing to the
+re-scan finishing. Reported: the human decisions needed, the share resolved without a human
+(at ingest, by re-scan, or decided with a cluster's confirm), the confirm-to-re-scan times,
+and the time to the next hash delta out (``delta_hook``: the deltas' stage plugs in here; none
+in this build).
+
+The re-scan bench: ``open_items`` open items (generated, bulk-inserted), a few dozen of them
+copies of one picture; that picture confirmed; its re-scan timed, with the number of hashes it
+searched (only the confirm's) beside the hash list's size.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import func, insert, select
+
+from app.core.ingest.contentstore import ContentStore
+from app.core.matching.hash_index import HashIndex
+from app.core.matching.match_rules import MatchPolicy
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import (
+    Algorithm,
+    DecisionMethod,
+    ItemStatus,
+    MediaAnalysis,
+    MediaKind,
+    Role,
+    SightingInfo,
+    Signal,
+    Verdict,
+    utcnow,
+)
+from app.storage.db import Database, open_database
+from app.storage.hash_list_watcher import HashListWatcher
+from app.storage.incidents import IncidentService
+from app.storage.ingest_recorder import IngestRecorder
+from app.storage.models import Decision, HashListEntry, Item, SignalRow
+from app.storage.rescan import Rescanner
+from app.storage.review import ReviewService
+from app.storage.users import UserService
+from app.tools.benchdata import fill_hash_list
+
+
+def _flip(rng: random.Random, hex_value: str, bits: int) -> str:
+    n = int(hex_value, 16)
+    width = len(hex_value) * 4
+    for b in rng.sample(range(width), bits):
+        n ^= 1 << b
+    return f"{n:0{len(hex_value)}x}"
+
+
+def _rand(rng: random.Random, hex_len: int) -> str:
+    return f"{rng.getrandbits(hex_len * 4):0{hex_len}x}"
+
+
+def _analysis(rng: random.Random, pdq: str, phash: str) -> MediaAnalysis:
+    sha, md5 = _rand(rng, 64), _rand(rng, 32)
+    return MediaAnalysis(
+        sha256=sha,
+        md5=md5,
+        size=rng.randint(20_000, 900_000),
+        kind=MediaKind.IMAGE,
+        mime="image/jpeg",
+        width=1280,
+        height=720,
+        signals=[
+            Signal(Algorithm.SHA256, sha),
+            Signal(Algorithm.MD5, md5),
+            Signal(Algorithm.PDQ, pdq, 90),
+            Signal(Algorithm.PHASH, phash),
+        ],
+    )
+
+
+@dataclass
+class _Arrival:
+    group: str  # "v<orig>.<variant>" for an attack copy, "" for an unrelated item
+    analysis: MediaAnalysis
+    at: float  # simulated seconds since the start
+
+
+def _arrivals(
+    rng: random.Random, items: int, originals: int, variants: int, share: float, hours: float
+) -> list[_Arrival]:
+    """The arrivals, in time order: ``share`` of them copies of the variants, the rest
+    unrelated; in bursts (a burst every few simulated minutes, its size drawn heavy-tailed)."""
+    groups: list[tuple[str, str, str]] = []
+    for o in range(originals):
+        pdq, ph = _rand(rng, 64), _rand(rng, 16)
+        for v in range(variants):
+            # an edit (crop, caption, re-frame): too far from the original for its PDQ to match
+            groups.append(
+                (f"v{o}.{v}", _flip(rng, pdq, 48 + rng.randrange(16)), _flip(rng, ph, 20))
+            )
+    out = []
+    for _ in range(items):
+        if rng.random() < share:
+            name, pdq, ph = rng.choice(groups)
+            # a copy: re-encoded, a few bits off its variant (a few exact re-uploads too)
+            a = _analysis(
+                rng, _flip(rng, pdq, rng.randrange(0, 9)), _flip(rng, ph, rng.randrange(0, 4))
+            )
+            out.append(_Arrival(name, a, 0.0))
+        else:
+            out.append(_Arrival("", _analysis(rng, _rand(rng, 64), _rand(rng, 16)), 0.0))
+    # bursts: the attack's copies come in waves, thinning out over the hours
+    t = 0.0
+    i = 0
+    span = hours * 3600.0
+    while i < len(out):
+        size = max(1, int(rng.paretovariate(1.3) * len(out) / 300))
+        for a in out[i : i + size]:
+            a.at = min(t, span)
+        i += size
+        t += rng.uniform(60.0, 600.0) * (1 + 3 * i / len(out))
+    return out
+
+
+def bench_surge(
+    url: str | None = None,
+    items: int = 10_000,
+    originals: int = 4,
+    variants: int = 6,
+    share: float = 0.8,
+    hours: float = 6.0,
+    seed: int = 23,
+    delta_hook: Callable[[], float | None] | None = None,
+    say: Callable[[str], None] = print,
+) -> dict:
+    """The surge drill (module docstring). ``url``: a database (default: a throwaway SQLite
+    file). Returns the figures."""
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory(prefix="hashdesk-incident-") as tmp:
+        db = open_database(url or f"sqlite:///{Path(tmp) / 'surge.sqlite3'}")
+        try:
+            return _surge(
+                db, Path(tmp), rng, items, originals, variants, share, hours, delta_hook, say
+            )
+        finally:
+            db.dispose()
+
+
+def _surge(db, tmp, rng, items, originals, variants, share, hours, delta_hook, say) -> dict:
+    policy = MatchPolicy()
+    users = UserService(db)
+    lead = users.add("benchlead", "benchmark-password", Role.LEAD)
+    mod = users.add("benchmod", "benchmark-password", Role.MODERATOR)
+    incident = IncidentService(db).declare("surge", "CIP-BENCH", actor=lead)
+    recorder = IngestRecorder(
+        db,
+        ContentStore(tmp / "media"),
+        policy=policy,
+        watcher=HashListWatcher(db, HashIndex(), policy),
+    )
+    review = ReviewService(db, second_review_share=0.0)
+    rescanner = Rescanner(db, policy, actor=mod)
+    arrivals = _arrivals(rng, items, originals, variants, share, hours)
+    group_of = {a.analysis.sha256: a.group for a in arrivals}
+    start = utcnow() - timedelta(hours=hours)
+    rescan_s: list[float] = []
+    rescan_resolved = 0
+    human = confirms = 0
+    bursts = 0
+    delta_s: list[float] = []
+    t0 = time.perf_counter()
+    ingest_s = 0.0
+    i = 0
+    while i < len(arrivals):
+        j = i
+        while j < len(arrivals) and arrivals[j].at == arrivals[i].at:
+            j += 1
+        burst = arrivals[i:j]
+        i = j
+        bursts += 1
+        files = [
+            (
+                Path(f"{a.analysis.sha256[:12]}.jpg"),
+                a.analysis,
+                SightingInfo("upload", None, None, "surge", None, start + timedelta(seconds=a.at)),
+            )
+            for a in burst
+        ]
+        t = time.perf_counter()
+        recorder.record_many(files)
+        ingest_s += time.perf_counter() - t
+        # the moderator works the queue down after each burst
+        while True:
+            got = review.claim_next(mod.id)
+            if got is None:
+                break
+            group = group_of.get(got.sha256, "")
+            verdict = Verdict.CONFIRM if group else Verdict.REJECT
+            out = review.decide(
+                DecisionRequest(got.id, mod.id, verdict, "glorification" if group else None)
+            )
+            human += 1
+            if verdict is Verdict.CONFIRM and out.hashes_added:
+                confirms += 1
+                t = time.perf_counter()
+                report = rescanner.after_confirm(out.uuid)
+                rescan_s.append(time.perf_counter() - t)
+                rescan_resolved += report.resolved
+                if delta_hook is not None:
+                    took = delta_hook()
+                    if took is not None:
+                        delta_s.append(took)
+        if bursts % 20 == 0:
+            say(f"  … {i} of {len(arrivals)} arrived, {human} human decisions so far")
+    total_s = time.perf_counter() - t0
+    with db.session() as s:
+        distinct = int(s.scalar(select(func.count()).select_from(Item)) or 0)
+        auto = int(
+            s.scalar(
+                select(func.count())
+                .select_from(Decision)
+                .where(Decision.method == DecisionMethod.AUTO_MATCH)
+            )
+            or 0
+        )
+        cluster = int(
+            s.scalar(
+                select(func.count())
+                .select_from(Decision)
+                .where(Decision.method == DecisionMethod.CLUSTER)
+            )
+            or 0
+        )
+        under = int(
+            s.scalar(select(func.count()).select_from(Item).where(Item.incident_id == incident.id))
+            or 0
+        )
+        still_open = int(
+            s.scalar(
+                select(func.count())
+                .select_from(Item)
+                .where(Item.status.in_([ItemStatus.QUEUED, ItemStatus.CLAIMED]))
+            )
+            or 0
+        )
+    without_human = auto + cluster
+    figures = {
+        "arrivals": len(arrivals),
+        "distinct_items": distinct,
+        "copies_share": share,
+        "variants": originals * variants,
+        "bursts": bursts,
+        "hours": hours,
+        "human_decisions": human,
+        "confirms": confirms,
+        "resolved_without_human": without_human,
+        "auto_matched": auto,
+        "resolved_by_rescan": rescan_resolved,
+        "decided_with_cluster": cluster,
+        "share_without_human": without_human / max(distinct, 1),
+        "under_incident": under,
+        "still_open": still_open,
+        "rescan_median_s": statistics.median(rescan_s) if rescan_s else 0.0,
+        "rescan_p95_s": (
+            statistics.quantiles(rescan_s, n=20)[-1] if len(rescan_s) >= 2 else max(rescan_s or [0])
+        ),
+        "rescan_max_s": max(rescan_s or [0.0]),
+        "delta_median_s": statistics.median(delta_s) if delta_s else None,
+        "ingest_s": ingest_s,
+        "total_s": total_s,
+    }
+    return figures
+
+
+def print_bench_surge(url: str | None = None, items: int = 10_000) -> dict:
+    f = bench_surge(url, items)
+    delta = (
+        f"{f['delta_median_s']:.2f} s"
+        if f["delta_median_s"] is not None
+        else "no hash deltas in this build (bench_surge's delta_hook)"
+    )
+    print(
+        f"surge drill: {f['arrivals']} arrivals ({f['distinct_items']} distinct items; "
+        f"{f['copies_share']:.0%} copies of {f['variants']} variants) in {f['bursts']} bursts over "
+        f"{f['hours']:.0f} simulated hours, an incident declared first\n"
+        f"  human decisions needed: {f['human_decisions']} ({f['confirms']} confirms of a "
+        f"variant's first copy, the rest rejects of unrelated items)\n"
+        f"  resolved without a human: {f['resolved_without_human']} = "
+        f"{f['share_without_human']:.1%} of distinct items (auto-matched {f['auto_matched']}, "
+        f"of which by re-scan {f['resolved_by_rescan']}; decided with a cluster's confirm "
+        f"{f['decided_with_cluster']}); under the incident: {f['under_incident']}; "
+        f"left open: {f['still_open']}\n"
+        f"  confirm -> re-scan finished: median {f['rescan_median_s'] * 1000:.0f} ms, "
+        f"p95 {f['rescan_p95_s'] * 1000:.0f} ms, max {f['rescan_max_s'] * 1000:.0f} ms\n"
+        f"  time to the next delta: {delta}\n"
+        f"  ingest through the recorder {f['ingest_s']:.1f} s, whole drill {f['total_s']:.1f} s"
+    )
+    return f
+
+
+def bench_rescan(
+    url: str | None = None,
+    open_items: int = 100_000,
+    copies: int = 40,
+    listed: int = 1_000_000,
+    seed: int = 7,
+) -> dict:
+    """``open_items`` open items (bulk-inserted, generated signals), ``copies`` of them near one
+    picture, and a hash list of ``listed`` entries already; that picture confirmed; its
+    re-scan timed. ``url``: a database (default: a throwaway SQLite file)."""
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory(prefix="hashdesk-rescan-") as tmp:
+        db = open_database(url or f"sqlite:///{Path(tmp) / 'rescan.sqlite3'}")
+        try:
+            return _rescan(db, rng, open_items, copies, listed)
+        finally:
+            db.dispose()
+
+
+def _rescan(db: Database, rng: random.Random, open_items: int, copies: int, listed: int) -> dict:
+    users = UserService(db)
+    mod = users.add("benchmod", "benchmark-password", Role.MODERATOR)
+    pdq, ph = _rand(rng, 64), _rand(rng, 16)
+    now = utcnow()
+    t = time.perf_counter()
+    batch = 20_000
+    next_id = 1
+    for start in range(0, open_items + 1, batch):
+        n = min(batch, open_items + 1 - start)
+        item_rows, sig_rows = [], []
+        for k in range(n):
+            idx = start + k
+            if idx == 0:  # the picture to be confirmed
+                a_pdq, a_ph = pdq, ph
+            elif idx <= copies:
+                a_pdq, a_ph = _flip(rng, pdq, rng.randrange(1, 12)), _flip(rng, ph, 2)
+            else:
+                a_pdq, a_ph = _rand(rng, 64), _rand(rng, 16)
+            sha, md5 = _rand(rng, 64), _rand(rng, 32)
+            item_rows.append(
+                {
+                    "id": next_id, "sha256": sha, "md5": md5, "kind": "image", "size": 1000,
+                    "status": "queued", "priority": 0, "preview_frames": 1,
+                    "created_at": now, "updated_at": now,
+                }
+            )  # fmt: skip
+            for alg, value, q in (("sha256", sha, None), ("md5", md5, None), ("pdq", a_pdq, 90),
+                                  ("phash", a_ph, None)):  # fmt: skip
+                sig_rows.append(
+                    {"item_id": next_id, "algorithm": alg, "value": value, "quality": q,
+                     "variant": ""}
+                )  # fmt: skip
+            next_id += 1
+        with db.engine.begin() as conn:
+            conn.execute(insert(Item.__table__), item_rows)
+            conn.execute(insert(SignalRow.__table__), sig_rows)
+    if db.dialect == "postgresql":
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("SELECT setval(pg_get_serial_sequence('items', 'id'), "
+                                 "(SELECT max(id) FROM items))")  # fmt: skip
+            conn.exec_driver_sql("ANALYZE")
+    fill_hash_list(db, listed)  # the hash list already there: not searched by the re-scan
+    fill_s = time.perf_counter() - t
+    review = ReviewService(db, second_review_share=0.0)
+    out = review.decide(
+        DecisionRequest(1, mod.id, Verdict.CONFIRM, "glorification", note=str(uuid.uuid4()))
+    )
+    rescanner = Rescanner(db, MatchPolicy(), actor=mod)
+    t = time.perf_counter()
+    report = rescanner.after_confirm(out.uuid)
+    took = time.perf_counter() - t
+    with db.session() as s:
+        listed = int(s.scalar(select(func.count()).select_from(HashListEntry)) or 0)
+    return {
+        "dialect": db.dialect,
+        "open_items": open_items,
+        "fill_s": fill_s,
+        "rescan_s": took,
+        "searched_hashes": report.searched_hashes,
+        "index_size": rescanner.last_index_size,
+        "hash_list_rows": listed,
+        "items_scanned": report.items_scanned,
+        "resolved": report.resolved,
+        "copies": copies,
+    }
+
+
+def print_bench_rescan(url: str | None = None, open_items: int = 100_000) -> dict:
+    r = bench_rescan(url, open_items)
+    print(
+        f"re-scan ({r['dialect']}): {r['open_items']:,} open items against one new confirm: "
+        f"{r['rescan_s']:.2f} s; searched {r['searched_hashes']} hash(es) (the confirm's; the "
+        f"index searched held {r['index_size']}, the hash list {r['hash_list_rows']} rows), "
+        f"{r['items_scanned']:,} items' stored signals, resolved {r['resolved']} of "
+        f"{r['copies']} copies (filled in {r['fill_s']:.1f} s)"
+    )
+    return r
