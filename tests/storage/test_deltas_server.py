@@ -148,3 +148,38 @@ def test_the_python_path_writes_the_same_delta_events(team_server, store, tmp_pa
         "delta_imported",
         "delta_imported",
     ]
+
+
+def test_the_situation_and_debrief_on_the_team_server(team_server, store, tmp_path):
+    """A lead reads an incident's situation and writes its debrief on the team server (the
+    deltas, re-scans and everyone's exposure are the leads' to read); a moderator may not."""
+    from app.core.model.situation import figure_rows
+    from app.core.reports import debrief_html
+    from app.storage.incidents import IncidentService
+    from app.storage.situation import SituationService
+
+    server = team_server
+    root = server.add("root", Role.ADMIN)
+    rootdb = server.connect("root")
+    lena = server.add("lena", Role.LEAD, actor=root, via=rootdb)
+    mo = server.add("mo", Role.MODERATOR, actor=root, via=rootdb)
+    ingest(rootdb, store, write_samples(tmp_path / "flagged", range(1, 3)))
+    with rootdb.session() as s:
+        items = list(s.scalars(select(Item.id).order_by(Item.id)))
+    lead_db = server.connect("lena")
+    IncidentService(lead_db).declare("x1", "CIP-X1", actor=lena, seed_items=items)
+    ReviewService(server.connect("mo")).decide(
+        DecisionRequest(items[0], mo.id, Verdict.CONFIRM, "attack_recording")
+    )
+    from app.core.exchange.deltas import DeltaCadence
+
+    out = tmp_path / "out"
+    out.mkdir()
+    assert DeltaService(lead_db).run_round(DeltaCadence(folder=out), actor=lena).written
+    sit = SituationService(lead_db).situation("x1", actor=lena)
+    figures = dict(figure_rows(sit))
+    assert figures["distinct items seen"] == "2" and figures["items confirmed"] == "1"
+    assert int(figures["hashes shared"]) > 0 and sit.first_delta is not None
+    assert "CIP-X1" in debrief_html(sit)
+    with pytest.raises(PermissionDenied):
+        SituationService(server.connect("mo")).situation("x1", actor=mo)
