@@ -1076,7 +1076,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: a hash list of --entries random PDQ hashes in the database at URL "
         "(default: a throwaway SQLite file): start-up to first match, memory, match time",
     )
-    bench.add_argument("--entries", type=int, default=1_000_000, help="with --index")
+    bench.add_argument(
+        "--entries", type=int, default=None, help="with --index (1,000,000), --deltas (100,000)"
+    )
+    bench.add_argument(
+        "--deltas",
+        metavar="URL",
+        nargs="?",
+        const="",
+        help="instead: hash deltas on --entries local entries in the database at URL (default: "
+        "a throwaway SQLite file): take, write, a partner's import",
+    )
     bench.add_argument(
         "--team",
         metavar="URL",
@@ -1123,7 +1133,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.index is not None:
                 from app.tools.bench import bench_index
 
-                bench_index(args.index or None, args.entries)
+                bench_index(args.index or None, args.entries or 1_000_000)
+                return 0
+            if args.deltas is not None:
+                from app.tools.bench_deltas import bench_deltas
+
+                bench_deltas(args.deltas or None, args.entries or 100_000)
                 return 0
             if args.history:
                 from app.tools.bench import bench_history
