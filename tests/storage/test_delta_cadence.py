@@ -141,3 +141,32 @@ def test_the_commands_run_status_write_and_import_incrementally(tmp_path, monkey
         "hashdesk: error: delta 3 refused: the last imported into team-a is delta 1, so delta 2 "
         "is missing (a gap): nothing imported from delta 3\n"
     )
+
+
+def test_an_incident_concluded_while_its_delta_is_failing_still_sends_it_and_the_last(
+    db, store, tmp_path
+):
+    team = Team(db, store, tmp_path / "flagged", range(1, 5))
+    share = tmp_path / "share"
+    cadence = DeltaCadence(folder=share)
+    incidents = IncidentService(db)
+    incidents.declare("i1", "CIP-1", actor=team.lead, delta_formats=["pytx-csv"])
+    team.confirm(0)
+    failed = team.deltas.run_round(cadence, actor=team.lead)
+    assert failed.seq == 1 and not failed.written and "does not exist" in failed.error
+    team.confirm(1)
+    incidents.conclude("i1", actor=team.lead)
+    # Still failing after the conclusion: the same delta, retried, nothing new numbered.
+    again = team.deltas.run_round(cadence, actor=team.lead)
+    assert again.seq == 1 and not again.written
+    share.mkdir()
+    first = team.deltas.run_round(cadence, actor=team.lead)
+    assert first.written and first.seq == 1 and "(retrying)" in first.note
+    # Then the last one, with what came after the cut, under the concluded incident's label.
+    last = team.deltas.run_round(cadence, actor=team.lead)
+    assert last.written and last.seq == 2 and "concluded" in last.note
+    assert read_manifest(share / manifest_name(2)).label == "CIP-1"
+    assert team.deltas.run_round(cadence, actor=team.lead).seq is None
+    got = team.deltas.import_deltas(share, "partner", actor=team.admin)
+    assert [n for n, _ in got.imported] == [1, 2]
+    assert active(db, "partner") == active(db, LOCAL_LIST)
