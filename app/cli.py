@@ -704,6 +704,7 @@ def cmd_deltas(args, settings: Settings) -> int:
     from dataclasses import replace
 
     from app.core.exchange.deltas import DeltaError, check_formats
+    from app.storage.deltas import DeltaOutcome
 
     verb = args.deltas_cmd or "status"
     ctx, signed = _acting(
@@ -736,9 +737,17 @@ def cmd_deltas(args, settings: Settings) -> int:
                 cadence = replace(cadence, minutes=args.minutes)
             if args.always:
                 cadence = replace(cadence, always=True)
+            if cadence.folder is None and cadence.command is None:
+                raise CliError(
+                    "deltas need a destination: --folder DIR or --command CMD "
+                    "(HASHDESK_DELTAS_FOLDER / HASHDESK_DELTAS_COMMAND)"
+                )
             failures = 0
             while True:
-                outcome = service.run_round(cadence, actor=signed)
+                try:
+                    outcome = service.run_round(cadence, actor=signed)
+                except (DeltaError, DatabaseError) as exc:  # this round only: retried
+                    outcome = DeltaOutcome(error=describe(exc))
                 stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
                 if outcome.error:
                     failures += 1

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from app.core.exchange import ParsedList
@@ -209,8 +210,20 @@ class DeltaService:
             if s.get_bind().dialect.name == "postgresql":
                 s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": DELTA_LOCK})
                 # Every transaction already writing the hash list commits first: no entry with
-                # a change_seq at or below the cut can appear after it.
-                s.execute(text("LOCK TABLE hash_list IN SHARE MODE"))
+                # a change_seq at or below the cut can appear after it (one left open: refused
+                # after 10 s, taken at the next round).
+                s.execute(text("SET LOCAL lock_timeout = '10s'"))
+                try:
+                    with s.begin_nested():
+                        s.execute(text("LOCK TABLE hash_list IN SHARE MODE"))
+                except DBAPIError as exc:
+                    if getattr(exc.orig, "sqlstate", None) != "55P03":
+                        raise
+                    raise DeltaError(
+                        "a transaction writing the hash list has been open for over 10 s: the "
+                        "delta is taken at the next round"
+                    ) from None
+                s.execute(text("SET LOCAL lock_timeout = 0"))
             pending = s.scalar(
                 select(Delta.seq).where(Delta.written_at.is_(None)).order_by(Delta.seq).limit(1)
             )

@@ -384,3 +384,44 @@ def test_audit_verify_names_each_hand_edit_of_the_deltas(db, store, tmp_path):
         "delta 2 is marked written, but the record never saw it delivered",
         "delta 2 imported into p is not on the record as it stands: written by hand",
     ]
+
+
+def test_a_transaction_left_open_on_the_hash_list_does_not_stall_the_deltas(db, store, tmp_path):
+    """PostgreSQL: the cut waits for transactions writing the hash list; one left open (a psql
+    session mid-confirm) makes the round refuse after 10 s with a clear message, not hang; the
+    next round, once it ended, takes the delta with that write in it."""
+    if db.dialect != "postgresql":
+        pytest.skip("the cut's lock is PostgreSQL's (SQLite has one writer at a time)")
+    from sqlalchemy import text
+
+    team = _first_delta(db, store, tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    assert team.deltas.deliver(1, actor=team.lead, folder=out).written
+    conn = db.engine.connect()
+    tx = conn.begin()
+    conn.execute(
+        text(
+            "INSERT INTO hash_list (algorithm, value, variant, list_name, added_at) "
+            "VALUES ('pdq', :v, '', 'local', now())"
+        ),
+        {"v": "ab" * 32},
+    )
+    try:
+        with pytest.raises(DeltaError) as bad:
+            team.deltas.plan(actor=team.lead, formats=FORMATS)
+        assert str(bad.value) == (
+            "a transaction writing the hash list has been open for over 10 s: the delta is "
+            "taken at the next round"
+        )
+        tx.commit()
+    finally:
+        conn.close()
+    assert team.deltas.plan(actor=team.lead, formats=FORMATS) == 2
+    with db.session() as s:
+        added = s.scalars(
+            select(HashListEntry.value)
+            .join(DeltaEntry, DeltaEntry.entry_id == HashListEntry.id)
+            .where(DeltaEntry.delta_seq == 2)
+        ).all()
+    assert added == ["ab" * 32]

@@ -183,3 +183,32 @@ def test_the_situation_and_debrief_on_the_team_server(team_server, store, tmp_pa
     assert "CIP-X1" in debrief_html(sit)
     with pytest.raises(PermissionDenied):
         SituationService(server.connect("mo")).situation("x1", actor=mo)
+
+
+def test_a_moderator_holding_a_confirm_open_does_not_stall_the_deltas(team_server, store, tmp_path):
+    """On the team server the cut waits at most 10 s for a confirm left open in psql: the
+    lead's round is refused with the reason, and the next one, once it ended, takes it."""
+    import uuid
+
+    server = team_server
+    root = server.add("root", Role.ADMIN)
+    rootdb = server.connect("root")
+    lena = server.add("lena", Role.LEAD, actor=root, via=rootdb)
+    server.add("mo", Role.MODERATOR, actor=root, via=rootdb)
+    ingest(rootdb, store, write_samples(tmp_path / "flagged", range(1, 3)))
+    with rootdb.session() as s:
+        items = list(s.scalars(select(Item.id).order_by(Item.id)))
+    sender = DeltaService(server.connect("lena"))
+    conn = psql(server, "mo")
+    conn.autocommit = False
+    try:
+        conn.execute(
+            "SELECT * FROM hd_api_decide(%s, %s, 'confirm', 'attack_recording', NULL, NULL)",
+            (str(uuid.uuid4()), items[0]),
+        )
+        with pytest.raises(DeltaError, match="open for over 10 s: the delta is taken at the next"):
+            sender.plan(actor=lena, formats=FORMATS)
+        conn.commit()
+    finally:
+        conn.close()
+    assert sender.plan(actor=lena, formats=FORMATS) == 1

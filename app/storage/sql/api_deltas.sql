@@ -52,10 +52,20 @@ BEGIN
   IF length(lbl) > 255 THEN
     RAISE EXCEPTION 'hashdesk: a delta label is at most 255 characters' USING ERRCODE = '22023';
   END IF;
-  PERFORM pg_advisory_xact_lock(1145852993);  -- "DLTA": one planner at a time
+  -- One planner at a time: a lock on the deltas table itself (people may read it, never lock
+  -- it beyond that: an advisory lock anyone could take and hold).
+  LOCK TABLE deltas IN SHARE ROW EXCLUSIVE MODE;
   -- Every transaction already writing the hash list commits first: no entry numbered at or
-  -- below the cut can appear after it.
-  LOCK TABLE hash_list IN SHARE MODE;
+  -- below the cut can appear after it. One left open (a psql session, say) does not stall the
+  -- deltas: after 10 s the round is refused, said so, and retried.
+  PERFORM set_config('lock_timeout', '10s', true);
+  BEGIN
+    LOCK TABLE hash_list IN SHARE MODE;
+  EXCEPTION WHEN lock_not_available THEN
+    RAISE EXCEPTION 'hashdesk: a transaction writing the hash list has been open for over 10 s: '
+      'the delta is taken at the next round' USING ERRCODE = '22023';
+  END;
+  PERFORM set_config('lock_timeout', '0', true);
   SELECT seq INTO pending FROM deltas WHERE written_at IS NULL ORDER BY seq LIMIT 1;
   IF pending IS NOT NULL THEN
     RETURN pending;
@@ -162,7 +172,7 @@ BEGIN
     RAISE EXCEPTION 'hashdesk: delta % of % has no import in this transaction', p_seq, name_
       USING ERRCODE = '22023';
   END IF;
-  PERFORM pg_advisory_xact_lock(1145852993);
+  LOCK TABLE delta_imports IN SHARE ROW EXCLUSIVE MODE;  -- one import of a delta at a time
   last := COALESCE((SELECT max(seq) FROM delta_imports WHERE list_name = name_), 0);
   IF p_seq <> last + 1 THEN
     RAISE EXCEPTION 'hashdesk: delta % refused: the last imported into % is delta %: nothing '
