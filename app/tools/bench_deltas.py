@@ -34,28 +34,32 @@ _FILL = {
 def bench_deltas(url: str | None = None, entries: int = 100_000) -> dict:
     from app.compose import open_context
     from app.core.settings.config import load_settings
-    from app.storage.db import open_database
-    from app.storage.deltas import DeltaService
     from app.storage.models import HashListEntry
-    from app.storage.users import UserService
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         url = url or f"sqlite:///{(folder / 'bench.sqlite3').as_posix()}"
         env = {"HASHDESK_DATABASE_URL": url, "HASHDESK_MEDIA_ROOT": str(folder / "media")}
         ctx = open_context(load_settings(env))
-        partner = open_database(f"sqlite:///{(folder / 'partner.sqlite3').as_posix()}")
+        partner = open_context(
+            load_settings(
+                {
+                    "HASHDESK_DATABASE_URL": f"sqlite:///{(folder / 'partner.sqlite3').as_posix()}",
+                    "HASHDESK_MEDIA_ROOT": str(folder / "partner-media"),
+                }
+            )
+        )
         out = folder / "out"
         out.mkdir()
         try:
             lead = ctx.users.get("benchlead") or ctx.users.add(
                 "benchlead", "benchmark-password", Role.LEAD
             )
-            padmin = UserService(partner).add("padmin", "benchmark-password", Role.ADMIN)
+            padmin = partner.users.add("padmin", "benchmark-password", Role.ADMIN)
             assert isinstance(lead, UserInfo)
             with ctx.db.session() as s:
                 s.execute(text(_FILL[ctx.db.dialect]), {"n": entries, "now": utcnow()})
-            svc, theirs = ctx.deltas, DeltaService(partner)
+            svc, theirs = ctx.deltas, partner.deltas
             times: dict[str, float] = {}
 
             def step(name: str, fn):
@@ -89,7 +93,7 @@ def bench_deltas(url: str | None = None, entries: int = 100_000) -> dict:
             size = sum(p.stat().st_size for p in out.iterdir())
         finally:
             ctx.close()
-            partner.dispose()
+            partner.close()
     result = {"dialect": ctx.db.dialect, "entries": entries, "changed": 2 * k, "bytes": size}
     result |= times
     print(
