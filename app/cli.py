@@ -1103,6 +1103,12 @@ def build_parser() -> argparse.ArgumentParser:
         "moderator on their own login) on the PostgreSQL server at URL, as a role that may "
         "create roles and schemas",
     )
+    bench.add_argument(
+        "--incident-pg",
+        metavar="URL",
+        help="with incident: also the re-scan on the PostgreSQL server at URL (in a throwaway "
+        "schema)",
+    )
     sub.add_parser("self-test", help="check this installation end to end, without a display")
     return p
 
@@ -1161,7 +1167,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise CliError(
                     f"no benchmark part {', '.join(unknown)}: choose from {', '.join(BENCH_PARTS)}"
                 )
-            return run_bench(args.parts or None, team=args.team)
+            return run_bench(args.parts or None, team=args.team, incident_pg=args.incident_pg)
         return COMMANDS[cmd](args, settings)
     except (
         CliError,

@@ -300,7 +300,7 @@ class IncidentService:
         minutes, formats = check_delta(delta_minutes, list(delta_formats))
         try:
             with self.db.session() as s:
-                user = authorize(s, actor, Permission.INCIDENTS)
+                user = authorize(s, actor, Permission.MANAGE_INCIDENTS)
                 if on_server(s):
                     _api(
                         s,
@@ -398,7 +398,7 @@ class IncidentService:
         """End an active incident (audited): its banner and queue go, its items keep it."""
         name = (name or "").strip()
         with self.db.session() as s:
-            user = authorize(s, actor, Permission.INCIDENTS)
+            user = authorize(s, actor, Permission.MANAGE_INCIDENTS)
             if on_server(s):
                 _api(s, _CONCLUDE, {"name": name})
             else:
@@ -437,7 +437,7 @@ class IncidentService:
         if not people:
             raise IncidentError("name at least one person to move")
         with self.db.session() as s:
-            user = authorize(s, actor, Permission.INCIDENTS)
+            user = authorize(s, actor, Permission.MANAGE_INCIDENTS)
             if on_server(s):
                 _api(s, _ASSIGN, {"name": name, "users": json.dumps(people), "remove": remove})
             else:

@@ -287,6 +287,10 @@ PARTS: dict[str, tuple[str, float]] = {
     "video": ("a minute of 720p and of H.264 hashed, beside their decode floors", 80.0),
     "lists": ("a 1,000,000-line PDQ list imported, another workstation's index updated", 80.0),
     "evasion": ("recall by evasion edit kind once the original is confirmed, false matches", 60.0),
+    "incident": (
+        "surge drill (10,000 arrivals, an incident), the re-scan of 100,000 open items",
+        420.0,
+    ),
 }
 _RUN = {
     "ingest": print_bench_ingest,
@@ -295,7 +299,14 @@ _RUN = {
     "video": print_bench_video,
     "lists": lambda: bench_list_import(),
     "evasion": print_bench_evasion,
+    "incident": lambda: _bench_incident(),
 }
+
+
+def _bench_incident(pg_url: str | None = None) -> None:
+    from app.tools.bench_incident import run_bench_incident
+
+    run_bench_incident(pg_url)
 
 
 def estimate_seconds(part: str) -> float:
@@ -303,7 +314,9 @@ def estimate_seconds(part: str) -> float:
 
 
 @_stops_cleanly
-def run_bench(parts: list[str] | None = None, team: str | None = None) -> int:
+def run_bench(
+    parts: list[str] | None = None, team: str | None = None, incident_pg: str | None = None
+) -> int:
     """Run ``parts`` (every part when None), each announced with how long it should take
     (``team``: the review part on a throwaway team database on that PostgreSQL server)."""
     chosen = parts or list(PARTS)
@@ -319,6 +332,8 @@ def run_bench(parts: list[str] | None = None, team: str | None = None) -> int:
         started = time.perf_counter()
         if part == "review":
             print_bench_review(team)
+        elif part == "incident":
+            _bench_incident(incident_pg)
         else:
             _RUN[part]()
         print(f"[{part}] took {time.perf_counter() - started:.0f} s", flush=True)

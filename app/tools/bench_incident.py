@@ -99,7 +99,7 @@ class _Arrival:
 
 def _arrivals(
     rng: random.Random, items: int, originals: int, variants: int, share: float, hours: float
-) -> list[_Arrival]:
+) -> tuple[list[_Arrival], list[tuple[str, str, str]]]:
     """The arrivals, in time order: ``share`` of them copies of the variants, the rest
     unrelated; in bursts (a burst every few simulated minutes, its size drawn heavy-tailed)."""
     groups: list[tuple[str, str, str]] = []
@@ -131,7 +131,7 @@ def _arrivals(
             a.at = min(t, span)
         i += size
         t += rng.uniform(60.0, 600.0) * (1 + 3 * i / len(out))
-    return out
+    return out, groups
 
 
 def bench_surge(
@@ -163,7 +163,6 @@ def _surge(db, tmp, rng, items, originals, variants, share, hours, delta_hook, s
     users = UserService(db)
     lead = users.add("benchlead", "benchmark-password", Role.LEAD)
     mod = users.add("benchmod", "benchmark-password", Role.MODERATOR)
-    incident = IncidentService(db).declare("surge", "CIP-BENCH", actor=lead)
     recorder = IngestRecorder(
         db,
         ContentStore(tmp / "media"),
@@ -172,7 +171,21 @@ def _surge(db, tmp, rng, items, originals, variants, share, hours, delta_hook, s
     )
     review = ReviewService(db, second_review_share=0.0)
     rescanner = Rescanner(db, policy, actor=mod)
-    arrivals = _arrivals(rng, items, originals, variants, share, hours)
+    arrivals, groups = _arrivals(rng, items, originals, variants, share, hours)
+    # The lead declares at once, seeded with the hashes a partner shared of the first original's
+    # variants (the stream itself); the other originals' variants are found here.
+    incident = IncidentService(db).declare(
+        "surge",
+        "CIP-BENCH",
+        actor=lead,
+        seed_hashes=[f"pdq:{pdq}" for name, pdq, _ in groups if name.startswith("v0.")],
+    )
+    # A third of the way in, a partner's hash share arrives (a list with policy "resolve"):
+    # the hashes of the last original's variants, which may wait in the queue by then.
+    partner = [pdq for name, pdq, _ in groups if name.startswith(f"v{originals - 1}.")]
+    partner_at = arrivals[len(arrivals) // 3].at
+    partner_done = False
+    import_rescan: dict = {}
     group_of = {a.analysis.sha256: a.group for a in arrivals}
     start = utcnow() - timedelta(hours=hours)
     rescan_s: list[float] = []
@@ -201,6 +214,9 @@ def _surge(db, tmp, rng, items, originals, variants, share, hours, delta_hook, s
         t = time.perf_counter()
         recorder.record_many(files)
         ingest_s += time.perf_counter() - t
+        if not partner_done and burst[0].at >= partner_at:
+            partner_done = True
+            import_rescan = _partner_share(db, tmp, lead, policy, partner)
         # the moderator works the queue down after each burst
         while True:
             got = review.claim_next(mod.id)
@@ -256,6 +272,7 @@ def _surge(db, tmp, rng, items, originals, variants, share, hours, delta_hook, s
             or 0
         )
     without_human = auto + cluster
+    rescan_resolved += import_rescan.get("resolved", 0)
     figures = {
         "arrivals": len(arrivals),
         "distinct_items": distinct,
@@ -271,6 +288,10 @@ def _surge(db, tmp, rng, items, originals, variants, share, hours, delta_hook, s
         "decided_with_cluster": cluster,
         "share_without_human": without_human / max(distinct, 1),
         "under_incident": under,
+        "partner_hashes": len(partner),
+        "partner_rescan_resolved": import_rescan.get("resolved", 0),
+        "partner_rescan_badged": import_rescan.get("badged", 0),
+        "partner_rescan_s": import_rescan.get("seconds", 0.0),
         "still_open": still_open,
         "rescan_median_s": statistics.median(rescan_s) if rescan_s else 0.0,
         "rescan_p95_s": (
@@ -282,6 +303,26 @@ def _surge(db, tmp, rng, items, originals, variants, share, hours, delta_hook, s
         "total_s": total_s,
     }
     return figures
+
+
+def _partner_share(db, tmp: Path, lead, policy: MatchPolicy, hashes: list[str]) -> dict:
+    """A partner's hashes imported mid-incident (pytx, list policy "resolve"), and the re-scan
+    of the waiting and recent items against them."""
+    from app.core.matching.hash_lists import ListPolicy
+    from app.storage.hash_lists import HashListService
+    from app.storage.list_import import ListSettings
+    from app.storage.rescan import high_water
+
+    path = tmp / "partner-share.txt"
+    path.write_text("".join(f"pdq {h}\n" for h in hashes))
+    before = high_water(db)
+    admin = UserService(db).add("benchadmin", "benchmark-password", Role.ADMIN)
+    HashListService(db, policy).import_file(
+        path, "partner", actor=admin, fmt="pytx", settings=ListSettings(policy=ListPolicy.RESOLVE)
+    )
+    report = Rescanner(db, policy, actor=admin).after_import("partner", before)
+    del lead
+    return {"resolved": report.resolved, "badged": report.badged, "seconds": report.seconds}
 
 
 def print_bench_surge(url: str | None = None, items: int = 10_000) -> dict:
@@ -302,6 +343,9 @@ def print_bench_surge(url: str | None = None, items: int = 10_000) -> dict:
         f"of which by re-scan {f['resolved_by_rescan']}; decided with a cluster's confirm "
         f"{f['decided_with_cluster']}); under the incident: {f['under_incident']}; "
         f"left open: {f['still_open']}\n"
+        f"  a partner's share of {f['partner_hashes']} hashes imported a third of the way in: "
+        f"its re-scan resolved {f['partner_rescan_resolved']} waiting item(s), badged "
+        f"{f['partner_rescan_badged']}, in {f['partner_rescan_s'] * 1000:.0f} ms\n"
         f"  confirm -> re-scan finished: median {f['rescan_median_s'] * 1000:.0f} ms, "
         f"p95 {f['rescan_p95_s'] * 1000:.0f} ms, max {f['rescan_max_s'] * 1000:.0f} ms\n"
         f"  time to the next delta: {delta}\n"
@@ -407,3 +451,49 @@ def print_bench_rescan(url: str | None = None, open_items: int = 100_000) -> dic
         f"{r['copies']} copies (filled in {r['fill_s']:.1f} s)"
     )
     return r
+
+
+def _throwaway_schema_url(url: str) -> tuple[str, Callable[[], None]]:
+    """A fresh schema on the PostgreSQL server at ``url`` for one bench, and its removal."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    schema = f"bench_rescan_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text("SELECT set_config('hashdesk.bench_schema', :s, false)"), {"s": schema})
+        conn.execute(text("DO $$ BEGIN EXECUTE format('CREATE SCHEMA %I', "
+                          "current_setting('hashdesk.bench_schema')); END $$"))  # fmt: skip
+    parsed = make_url(url)
+    query = dict(parsed.query)
+    query["options"] = f"-csearch_path={schema}"
+    scoped = parsed.set(query=query).render_as_string(hide_password=False)
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(
+                text("SELECT set_config('hashdesk.bench_schema', :s, false)"), {"s": schema}
+            )
+            conn.execute(text("DO $$ BEGIN EXECUTE format('DROP SCHEMA %I CASCADE', "
+                              "current_setting('hashdesk.bench_schema')); END $$"))  # fmt: skip
+        admin.dispose()
+
+    return scoped, drop
+
+
+def run_bench_incident(
+    pg_url: str | None = None, items: int = 10_000, open_items: int = 100_000
+) -> None:
+    """`hashdesk bench incident`: the surge drill on SQLite, then the re-scan of
+    ``open_items`` open items on SQLite and (``pg_url``: a PostgreSQL server, a throwaway
+    schema on it) on PostgreSQL."""
+    print_bench_surge(None, items)
+    print_bench_rescan(None, open_items)
+    if pg_url:
+        scoped, drop = _throwaway_schema_url(pg_url)
+        try:
+            print_bench_rescan(scoped, open_items)
+        finally:
+            drop()
+    else:
+        print("re-scan on PostgreSQL: give --incident-pg URL (a throwaway schema is made there)")

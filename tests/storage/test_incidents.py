@@ -193,3 +193,38 @@ def test_a_declare_held_open_longer_than_the_lock_timeout(team_server):
         with pytest.raises(IncidentError, match="'attack' is being declared by another lead"):
             IncidentService(dbb).declare("attack", "CIP-B", actor=b)
     assert [i.declared_by for i in IncidentService(team_server.owner).list()] == ["lead_a"]
+
+
+@pytest.mark.postgres
+def test_a_rescan_cannot_resolve_what_does_not_match(team_server, tmp_path):
+    """A moderator may record a re-scan (whoever confirms runs it), but the server checks every
+    match against the item's own hashes: a made-up one is refused and nothing changes."""
+    from app.core.ingest.contentstore import ContentStore
+    from app.core.model.decisions import DecisionRequest
+    from app.core.model.domain import Verdict
+    from app.storage.models import HashListEntry
+    from app.storage.review import ReviewService
+
+    root = team_server.add("root", Role.ADMIN)
+    rootdb = team_server.connect("root")
+    mo = team_server.add("mo1", Role.MODERATOR, actor=root, via=rootdb)
+    team_server.set_second_review_share(0.0)
+    ingest(rootdb, ContentStore(tmp_path / "m"), write_samples(tmp_path / "s", [81, 82]))
+    modb = team_server.connect("mo1")
+    review = ReviewService(modb)
+    first = review.claim_next(mo.id)
+    review.decide(DecisionRequest(first.id, mo.id, Verdict.CONFIRM, "glorification"))
+    with team_server.owner.session() as s:
+        entry = s.scalar(select(HashListEntry.id).where(HashListEntry.item_id == first.id))
+        other = s.scalar(select(Item.id).where(Item.id != first.id))
+    batch = (
+        '{"trigger": "forged", "declared": null, "searched": 1, "scanned": 1, '
+        '"policy": {"pdq_threshold": 31, "phash_threshold": 10}, '
+        f'"matches": [{{"item": {other}, "entry": {entry}, "distance": 0, "resolve": true, '
+        '"note": "made up"}]}'
+    )
+    with pytest.raises(PermissionDenied, match="does not match item"), modb.session() as s:
+        s.execute(text("SELECT * FROM hd_api_rescan_apply(CAST(:b AS jsonb))"), {"b": batch})
+    with team_server.owner.session() as s:
+        assert s.get(Item, other).status == "queued"
+        assert s.scalar(text("SELECT count(*) FROM rescans")) == 0

@@ -20,7 +20,7 @@ class Permission(StrEnum):
     MANAGE_USERS = "manage_users"
     IMPORT_HASHES = "import_hashes"
     INGEST = "ingest"  # add flagged files to the queue (and record their auto-matches)
-    INCIDENTS = "incidents"  # declare and conclude incidents, move people onto them
+    MANAGE_INCIDENTS = "manage_incidents"  # declare, conclude, move people onto incidents
 
 
 _LEAD = {
@@ -32,7 +32,7 @@ _LEAD = {
     Permission.HANDLE_ESCALATIONS,
     Permission.VIEW_STATS,
     Permission.EXPORT,
-    Permission.INCIDENTS,
+    Permission.MANAGE_INCIDENTS,
 }
 
 ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {

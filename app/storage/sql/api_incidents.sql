@@ -1,7 +1,8 @@
 -- Incidents (app.storage.incidents; issue 23): declared by a lead, concluded with an end, people
--- moved onto one. Each call checks who may (hd_require('incidents')), the values (the words of
--- app.core.model.incidents), takes the time from hd_now() and the actor from the session, and
--- appends its audit event itself (the same kind, subject and detail the Python path writes).
+-- moved onto one. Each call checks who may (hd_require('manage_incidents')), the values (the
+-- words of app.core.model.incidents), takes the time from hd_now() and the actor from the
+-- session, and appends its audit event itself (the same kind, subject and detail the Python
+-- path writes).
 -- Two leads declaring one name at once: the unique name decides, the second is told who has it.
 
 CREATE OR REPLACE FUNCTION hd_incident_refuse(p_message text) RETURNS void
@@ -67,7 +68,7 @@ DECLARE u users; n text := btrim(COALESCE(p_name, '')); lab text := btrim(COALES
   inc incidents; seed jsonb; alg text; val text; items bigint[]; missing bigint; tagged integer;
   fmt jsonb;
 BEGIN
-  u := hd_require('incidents');
+  u := hd_require('manage_incidents');
   IF n !~ '^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$' THEN
     PERFORM hd_incident_refuse(format('incident name %L is not allowed: 1-64 letters, digits, '
       '''_'', ''.'', ''-'', starting with a letter or digit', n));
@@ -145,7 +146,7 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT AS $$
 DECLARE u users; inc incidents; e audit_events;
 BEGIN
-  u := hd_require('incidents');
+  u := hd_require('manage_incidents');
   SELECT * INTO inc FROM incidents WHERE name = btrim(COALESCE(p_name, '')) FOR UPDATE;
   IF NOT FOUND THEN
     PERFORM hd_incident_refuse(format('there is no incident %L (`hashdesk incident list`)',
@@ -167,7 +168,7 @@ RETURNS integer LANGUAGE plpgsql SECURITY DEFINER
 SET search_path FROM CURRENT AS $$
 DECLARE u users; inc incidents; e audit_events; who text; uid bigint; n integer := 0;
 BEGIN
-  u := hd_require('incidents');
+  u := hd_require('manage_incidents');
   SELECT * INTO inc FROM incidents WHERE name = btrim(COALESCE(p_name, ''));
   IF NOT FOUND THEN
     PERFORM hd_incident_refuse(format('there is no incident %L (`hashdesk incident list`)',
