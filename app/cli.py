@@ -649,6 +649,9 @@ def cmd_lists(args, settings: Settings) -> int:
                 )
             return 0
         try:
+            if args.lists_cmd == "import" and args.incremental and _is_delta(Path(args.path)):
+                actor = signed or _sign_in(ctx.users, args.as_user, "importing hash deltas")
+                return _import_deltas(ctx, args, actor)
             if args.lists_cmd == "import":
                 actor = signed or _sign_in(ctx.users, args.as_user, "importing a hash list")
                 before = high_water(ctx.db)
@@ -814,16 +817,68 @@ def _incident_line(i) -> str:
     )
 
 
+def _write_out(path: str, text: str) -> None:
+    try:
+        Path(path).write_text(text, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _incident_report(ctx, args, signed) -> int:
+    """`incident status NAME [--csv F] [--text]` and `incident debrief NAME --html F --csv F`."""
+    from app.core.model.situation import figure_rows, milestones, situation_csv, situation_text
+    from app.core.reports import debrief_csv, debrief_html, to_text
+
+    sit = ctx.situation.situation(args.name, actor=signed)
+    if args.incident_cmd == "debrief":
+        if not args.html and not args.csv:
+            raise CliError("incident debrief needs --html FILE and/or --csv FILE")
+        if args.html:
+            _write_out(args.html, debrief_html(sit))
+            print(f"wrote the debrief of {sit.name} to {args.html}")
+        if args.csv:
+            _write_out(args.csv, to_text(debrief_csv, sit))
+            print(f"wrote the debrief's figures of {sit.name} to {args.csv}")
+        if sit.ended_at is None:
+            print(f"note: {sit.name} is still active: the debrief is as of now")
+        return 0
+    if args.csv:
+        _write_out(args.csv, situation_csv(sit))
+    if args.text:
+        print(situation_text(sit), end="")
+        return 0
+    state = f"concluded {sit.ended_at:%Y-%m-%d %H:%M}" if sit.ended_at else "ACTIVE"
+    print(f"{sit.name} ({sit.label}): started {sit.started_at:%Y-%m-%d %H:%M} UTC, {state}")
+    for k, v in figure_rows(sit):
+        print(f"  {k + ':':34}{v}")
+    for what, when, after in milestones(sit):
+        print(f"  {what + ':':34}{when}" + (f"  (+{after})" if after and after != "-" else ""))
+    failing = [d for d in sit.deltas if d.status == "failing"]
+    for d in failing:
+        print(f"  DELTA {d.seq} NOT DELIVERED: {d.last_error}")
+    if args.csv:
+        print(f"wrote the figures over time to {args.csv}")
+    return 0
+
+
 def cmd_incident(args, settings: Settings) -> int:
     """`hashdesk incident declare|conclude|list|assign` (app.storage.incidents)."""
     from app.core.model.incidents import IncidentError
 
     verb = args.incident_cmd or "list"
     ctx, signed = _acting(
-        settings, getattr(args, "as_user", None), f"incident {verb}", required=verb != "list"
+        settings,
+        getattr(args, "as_user", None),
+        f"incident {verb}",
+        required=verb not in ("list", "status", "debrief"),
     )
     try:
         service = ctx.incidents
+        if verb in ("status", "debrief"):
+            try:
+                return _incident_report(ctx, args, signed)
+            except IncidentError as exc:
+                raise CliError(str(exc)) from None
         if verb == "list":
             rows = service.list()
             if not rows:
@@ -877,6 +932,138 @@ def _serve_intake(ctx: AppContext, who: UserInfo | None, args) -> int:
         flush=True,
     )
     serve(intake, args.host, args.port)
+    return 0
+
+
+def _is_delta(path: Path) -> bool:
+    """A delta manifest, or a folder holding delta manifests (`lists import --incremental`)."""
+    if path.is_dir():
+        return any(path.glob("hashdesk-delta-*.manifest.json"))
+    return path.name.endswith(".manifest.json")
+
+
+def _import_deltas(ctx, args, actor) -> int:
+    from app.core.exchange.deltas import DeltaError
+    from app.core.matching.hash_lists import ListPolicy
+    from app.storage.list_import import ListSettings
+
+    try:
+        result = ctx.deltas.import_deltas(
+            Path(args.path),
+            args.list,
+            actor=actor,
+            settings=ListSettings(
+                source=args.source,
+                policy=ListPolicy(args.policy) if args.policy else None,
+                pdq_threshold=args.threshold,
+                allow=True if args.allow else None,
+            ),
+            progress=_rows_progress,
+        )
+    except DeltaError as exc:
+        raise CliError(str(exc)) from None
+    for seq, summary in result.imported:
+        print(
+            f"delta {seq}: {summary.added} added, {summary.retracted} retracted, "
+            f"{summary.updated} updated ({summary.fmt})"
+        )
+    if result.skipped:
+        print(f"already imported, nothing done: delta {', '.join(map(str, result.skipped))}")
+    if not result.imported and not result.skipped:
+        print("no delta to import")
+    print(f"{args.list}: imported up to delta {ctx.deltas.last_imported(args.list)}")
+    return 0
+
+
+def cmd_deltas(args, settings: Settings) -> int:
+    """`hashdesk deltas run|status|write` (app.storage.deltas)."""
+    import time
+    from dataclasses import replace
+
+    from app.core.exchange.deltas import DeltaError, check_formats
+    from app.storage.deltas import DeltaOutcome
+
+    verb = args.deltas_cmd or "status"
+    ctx, signed = _acting(
+        settings, getattr(args, "as_user", None), f"deltas {verb}", required=verb != "status"
+    )
+    try:
+        service = ctx.deltas
+        if verb == "status":
+            return _deltas_status(service)
+        assert signed is not None
+        cadence = settings.deltas
+        try:
+            if args.folder or args.command:
+                cadence = replace(
+                    cadence,
+                    folder=Path(args.folder).expanduser() if args.folder else None,
+                    command=args.command or None,
+                )
+            if verb == "write":
+                outcome = service.deliver(
+                    args.seq, actor=signed, folder=cadence.folder, command=cadence.command
+                )
+                if not outcome.written:
+                    raise CliError(outcome.error or f"delta {args.seq} not written")
+                print(outcome.note)
+                return 0
+            if args.formats:
+                cadence = replace(cadence, formats=check_formats(args.formats.split(",")))
+            if args.minutes:
+                cadence = replace(cadence, minutes=args.minutes)
+            if args.always:
+                cadence = replace(cadence, always=True)
+            if cadence.folder is None and cadence.command is None:
+                raise CliError(
+                    "deltas need a destination: --folder DIR or --command CMD "
+                    "(HASHDESK_DELTAS_FOLDER / HASHDESK_DELTAS_COMMAND)"
+                )
+            failures = 0
+            while True:
+                try:
+                    outcome = service.run_round(cadence, actor=signed)
+                except (DeltaError, DatabaseError) as exc:  # this round only: retried
+                    outcome = DeltaOutcome(error=describe(exc))
+                stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
+                if outcome.error:
+                    failures += 1
+                    print(f"{stamp} FAILED (retried): {outcome.error}", file=sys.stderr, flush=True)
+                else:
+                    failures = 0
+                    print(f"{stamp} {outcome.note}", flush=True)
+                if args.once:
+                    return 1 if outcome.error else 0
+                # A failure is retried after a short wait, longer while it goes on (at most
+                # the poll interval); a delivered delta may have another pending behind it.
+                wait = min(args.poll, 5 * 2 ** min(failures, 6)) if failures else args.poll
+                if outcome.written:
+                    wait = 0.0
+                time.sleep(wait)
+        except DeltaError as exc:
+            raise CliError(str(exc)) from None
+    finally:
+        ctx.close()
+
+
+def _deltas_status(service) -> int:
+    rows = service.deltas(limit=20)
+    trouble = service.trouble()
+    if trouble is not None:
+        print(
+            f"DELTA {trouble.seq} NOT DELIVERED after {trouble.attempts} attempt(s), last at "
+            f"{trouble.last_error_at:%Y-%m-%d %H:%M:%S} UTC: {trouble.last_error}"
+        )
+    if not rows:
+        print("no deltas yet")
+        return 0
+    print(f"{'delta':>6} {'status':8} {'cut (UTC)':19} {'added':>6} {'retr.':>6}  label / where")
+    for d in rows:
+        print(
+            f"{d.seq:>6} {d.status:8} {d.span_end:%Y-%m-%d %H:%M:%S} {d.added:>6} "
+            f"{d.retracted:>6}  {d.label or '-'} {d.destination or ''}".rstrip()
+        )
+    print(f"changes since the last delta: {service.pending_changes()}")
     return 0
 
 
@@ -1077,7 +1264,8 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument(
         "--incremental",
         action="store_true",
-        help="the file holds changes only: entries missing from it stay",
+        help="the file holds changes only: entries missing from it stay; a delta manifest "
+        "or a folder of deltas: imported in order",
     )
     imp.add_argument("--as", dest="as_user", help=as_help)
     exp = lsub.add_parser("export", help="export a list's active hashes")
@@ -1149,7 +1337,9 @@ def build_parser() -> argparse.ArgumentParser:
     iclose.add_argument("report", type=int, help="the report's number")
     iclose.add_argument("--note", help="what was done with it")
     iclose.add_argument("--as", dest="as_user", help="a lead or admin (password asked)")
-    inc = sub.add_parser("incident", help="incidents: declare, conclude, list, assign")
+    inc = sub.add_parser(
+        "incident", help="incidents: declare, conclude, list, assign, status, debrief"
+    )
     isub = inc.add_subparsers(dest="incident_cmd")
     ilist = isub.add_parser("list", help="incidents, the active first (the default)")
     ilist.add_argument("--as", dest="as_user", help="your account (a team database)")
@@ -1166,11 +1356,42 @@ def build_parser() -> argparse.ArgumentParser:
     icon = isub.add_parser("conclude", help="conclude an active incident (a lead)")
     icon.add_argument("name")
     icon.add_argument("--as", dest="as_user", help="a lead or admin")
+    ista = isub.add_parser("status", help="an incident's situation: figures, times, deltas")
+    ista.add_argument("name")
+    ista.add_argument("--csv", metavar="FILE", help="also write the figures over time as CSV")
+    ista.add_argument("--text", action="store_true", help="a situational update for partners")
+    ista.add_argument("--as", dest="as_user", help="a lead or admin (a team database)")
+    ideb = isub.add_parser("debrief", help="an incident's debrief report (HTML and CSV)")
+    ideb.add_argument("name")
+    ideb.add_argument("--html", metavar="FILE")
+    ideb.add_argument("--csv", metavar="FILE")
+    ideb.add_argument("--as", dest="as_user", help="a lead or admin (a team database)")
     iasg = isub.add_parser("assign", help="move people onto an incident's queue (a lead)")
     iasg.add_argument("name")
     iasg.add_argument("users", nargs="+", metavar="USER")
     iasg.add_argument("--remove", action="store_true", help="move them off it instead")
     iasg.add_argument("--as", dest="as_user", help="a lead or admin")
+    dl = sub.add_parser("deltas", help="hash deltas out on a cadence: run, status, write")
+    dsub2 = dl.add_subparsers(dest="deltas_cmd")
+    dstat = dsub2.add_parser("status", help="the recent deltas, and one not delivered (default)")
+    dstat.add_argument("--as", dest="as_user", help="your account (a team database)")
+    drun = dsub2.add_parser(
+        "run",
+        help="send deltas every N minutes while an incident is active (a long-running loop)",
+    )
+    drun.add_argument("--once", action="store_true", help="one round, then exit")
+    drun.add_argument("--folder", help="write them into this folder (it must exist)")
+    drun.add_argument("--command", help="run this with the delta's folder as last argument")
+    drun.add_argument("--formats", help="outside incidents: comma-separated formats")
+    drun.add_argument("--minutes", type=int, help="outside incidents: every N minutes")
+    drun.add_argument("--always", action="store_true", help="also when no incident is active")
+    drun.add_argument("--poll", type=float, default=30.0, help="seconds between rounds")
+    drun.add_argument("--as", dest="as_user", help="a lead or admin")
+    dwrite = dsub2.add_parser("write", help="write delta N again (the same bytes)")
+    dwrite.add_argument("seq", type=int)
+    dwrite.add_argument("--folder")
+    dwrite.add_argument("--command")
+    dwrite.add_argument("--as", dest="as_user", help="a lead or admin")
     bench = sub.add_parser(
         "bench",
         help="print performance figures (all parts, or the ones named)",
@@ -1203,7 +1424,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead: a hash list of --entries random PDQ hashes in the database at URL "
         "(default: a throwaway SQLite file): start-up to first match, memory, match time",
     )
-    bench.add_argument("--entries", type=int, default=1_000_000, help="with --index")
+    bench.add_argument(
+        "--entries", type=int, default=None, help="with --index (1,000,000), --deltas (100,000)"
+    )
+    bench.add_argument(
+        "--deltas",
+        metavar="URL",
+        nargs="?",
+        const="",
+        help="instead: hash deltas on --entries local entries in the database at URL (default: "
+        "a throwaway SQLite file): take, write, a partner's import",
+    )
     bench.add_argument(
         "--intake",
         metavar="URL",
@@ -1267,6 +1498,7 @@ COMMANDS = {
     "audit": cmd_audit,
     "lists": cmd_lists,
     "incident": cmd_incident,
+    "deltas": cmd_deltas,
     "self-test": cmd_self_test,
 }
 
@@ -1300,7 +1532,12 @@ def main(argv: list[str] | None = None) -> int:
             if args.index is not None:
                 from app.tools.bench import bench_index
 
-                bench_index(args.index or None, args.entries)
+                bench_index(args.index or None, args.entries or 1_000_000)
+                return 0
+            if args.deltas is not None:
+                from app.tools.bench_deltas import bench_deltas
+
+                bench_deltas(args.deltas or None, args.entries or 100_000)
                 return 0
             if args.history:
                 from app.tools.bench import bench_history

@@ -23,6 +23,7 @@ from app.core.model.taxonomy import Taxonomy, load_taxonomy
 from app.core.settings.config import Settings, check_media_root, data_dir, redact_url
 from app.paths import resource
 from app.storage.db import Database, DatabaseError, open_database
+from app.storage.deltas import DeltaService
 from app.storage.exposure import ExposureService
 from app.storage.hash_index_snapshot import snapshot_path
 from app.storage.hash_list_watcher import HashListWatcher
@@ -36,6 +37,7 @@ from app.storage.journal import DecisionJournal, journal_path
 from app.storage.leads import LeadService
 from app.storage.rescan import Rescanner
 from app.storage.review import ReviewService
+from app.storage.situation import SituationService
 from app.storage.stats import StatsService
 from app.storage.users import UserService
 
@@ -62,6 +64,8 @@ class AppContext:
     intake_tokens: IntakeTokenService = field(init=False)
     intake_reports: IntakeReportService = field(init=False)
     incidents: IncidentService = field(init=False)
+    deltas: DeltaService = field(init=False)
+    situation: SituationService = field(init=False)
     # The hash list in memory, one index for the whole process: loaded once (by the first
     # ingest, or in the background by ``watcher.start()``) and kept current by its watcher.
     watcher: HashListWatcher = field(init=False)
@@ -85,6 +89,10 @@ class AppContext:
         self.intake_tokens = IntakeTokenService(self.db)
         self.intake_reports = IntakeReportService(self.db)
         self.incidents = IncidentService(self.db)
+        self.deltas = DeltaService(self.db)
+        self.situation = SituationService(
+            self.db, daily_exposure_limit_s=self.settings.breaks.daily_limit_minutes * 60
+        )
         multi = MIH_MIN_ROWS if self.settings.index_multi else sys.maxsize
         self.watcher = HashListWatcher(
             self.db,

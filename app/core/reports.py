@@ -16,6 +16,7 @@ from typing import TextIO
 
 from app.core.model.exposure import format_exposure
 from app.core.model.history_types import HistoryRow, PeriodStats
+from app.core.model.situation import Situation, figure_rows, milestones
 
 HISTORY_COLUMNS = (
     "decided_at_utc",
@@ -284,3 +285,217 @@ def to_text(writer, *args) -> str:
     buf = io.StringIO()
     writer(*args, buf)
     return buf.getvalue()
+
+
+# -- an incident's debrief (issue 23, 5) -----------------------------------------------------
+
+
+def _svg_stacked(title: str, labels: list[str], parts: list[tuple[str, str, list[int]]]) -> str:
+    """Vertical stacked bars as inline SVG: ``parts`` (name, colour, one value per label)."""
+    totals = [sum(p[2][i] for p in parts) for i in range(len(labels))]
+    if not labels or not any(totals):
+        return f"<p class='empty'>{html.escape(title)}: nothing yet.</p>"
+    top = max(totals) or 1
+    width, height, left, base = 640, 230, 34, 190
+    step = (width - left) / len(labels)
+    bar = max(4.0, step * 0.7)
+    out = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height + 20}' "
+        f"role='img' aria-label='{html.escape(title, quote=True)}'>",
+        f"<text x='0' y='14' class='t'>{html.escape(title)}</text>",
+        f"<text x='0' y='{base - 150 + 4}' class='l'>{top}</text>",
+        f"<line x1='{left - 4}' y1='{base}' x2='{width}' y2='{base}' stroke='#999'/>",
+    ]
+    for i, label in enumerate(labels):
+        x = left + i * step
+        y = float(base)
+        for _name, colour, values in parts:
+            h = 150 * values[i] / top
+            if h:
+                y -= h
+                out.append(
+                    f"<rect x='{x:.1f}' y='{y:.1f}' width='{bar:.1f}' height='{h:.1f}' "
+                    f"fill='{colour}'/>"
+                )
+        if i % max(1, len(labels) // 6) == 0:
+            out.append(f"<text x='{x:.1f}' y='{base + 14}' class='l'>{html.escape(label)}</text>")
+    lx = left
+    for name, colour, _values in parts:
+        out.append(
+            f"<rect x='{lx}' y='{height - 2}' width='10' height='10' fill='{colour}'/>"
+            f"<text x='{lx + 14}' y='{height + 7}' class='l'>{html.escape(name)}</text>"
+        )
+        lx += 16 + 7 * len(name)
+    out.append("</svg>")
+    return "".join(out)
+
+
+def _table(head: tuple[str, ...], rows: Iterable[tuple[object, ...]]) -> str:
+    esc = html.escape
+    body = "".join(
+        "<tr>" + "".join(f"<td>{esc(safe_cell(v))}</td>" for v in r) + "</tr>" for r in rows
+    )
+    return "<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>" + body + "</table>"
+
+
+def _delta_rows(s: Situation) -> list[tuple[object, ...]]:
+    return [(d.seq, d.cut, d.written_at or "", d.added, d.retracted, d.status) for d in s.deltas]
+
+
+def _exposure_people(s: Situation) -> list[tuple[object, ...]]:
+    if s.exposure is None:
+        return []
+    per: dict[str, list[float]] = {}
+    for d in s.exposure.days:
+        row = per.setdefault(d.user, [0.0, 0, 0])
+        row[0] += d.seconds
+        row[1] += d.items
+        row[2] += 1 if d.limit_passed else 0
+    return [
+        (name, format_exposure(v[0]), int(v[1]), int(v[2]))
+        for name, v in sorted(per.items(), key=lambda kv: -kv[1][0])
+    ]
+
+
+def debrief_rows(s: Situation) -> list[tuple[str, str, str]]:
+    """(section, key, value): everything the debrief says, for its CSV."""
+    rows: list[tuple[str, str, str]] = [
+        ("incident", "name", s.name),
+        ("incident", "label", s.label),
+        ("incident", "started_utc", safe_cell(s.started_at)),
+        ("incident", "ended_utc", safe_cell(s.ended_at) or "still active"),
+    ]
+    rows += [
+        ("timeline", what, f"{when} ({after})" if after else when)
+        for what, when, after in milestones(s)
+    ]
+    rows += [("figures", k, v) for k, v in figure_rows(s)]
+    rows += [
+        ("variants by kind", kind, f"{v} variants, {n} items")
+        for kind, (v, n) in s.variants_by_kind.items()
+    ]
+    rows += [
+        (
+            "deltas",
+            f"delta {seq}",
+            f"cut {safe_cell(cut)}, written {safe_cell(w) or '-'}: +{a} -{r} ({st})",
+        )
+        for seq, cut, w, a, r, st in _delta_rows(s)
+    ]
+    if s.exposure is not None:
+        rows.append(
+            (
+                "exposure",
+                "resolved with zero exposure",
+                format_percent(s.exposure.zero_exposure_share),
+            )
+        )
+        rows += [
+            ("exposure", str(name), f"{t} unblurred, {n} items, {lim} day(s) past the limit")
+            for name, t, n, lim in _exposure_people(s)
+        ]
+    for p in s.points:
+        rows.append(
+            (
+                "over time",
+                safe_cell(p.at),
+                f"seen {p.items_seen}, variants {p.variants}, confirmed {p.confirmed}, "
+                f"shared {p.hashes_shared}, human {p.human}, automatic "
+                f"{p.by_cluster + p.at_ingest + p.by_rescan}, queue {p.queue}",
+            )
+        )
+    return rows
+
+
+def debrief_csv(s: Situation, out: TextIO) -> None:
+    w = csv.writer(out)
+    w.writerow(("section", "key", "value"))
+    for row in debrief_rows(s):
+        w.writerow([safe_cell(v) for v in row])
+
+
+def debrief_html(s: Situation) -> str:
+    """The debrief of a concluded (or still running) incident: one self-contained HTML file."""
+    esc = html.escape
+    title = f"Incident debrief: {s.name} ({s.label})"
+    labels = [p.at.strftime("%H:%M") for p in s.points]
+    cards = [(k, v) for k, v in figure_rows(s)][:9]
+    body = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+        f"<div class='sub'>{esc(safe_cell(s.started_at))} to "
+        f"{esc(safe_cell(s.ended_at) or 'now (still active)')} UTC"
+        + (f"; worked by {esc(', '.join(s.people))}" if s.people else "")
+        + "</div>",
+        "<div class='cards'>",
+        *(f"<div class='card'>{esc(k)}<b>{esc(v)}</b></div>" for k, v in cards),
+        "</div>",
+        "<h2>Timeline</h2>",
+        _table(("milestone", "when", "after the one before"), milestones(s)),
+        "<h2>Decisions over time</h2>",
+        _svg_stacked(
+            "Resolved per interval: by a person, and without one",
+            labels,
+            [
+                ("human decisions", "#3d7bd9", [p.per_human for p in s.points]),
+                ("automatic", "#2e9b6a", [p.per_auto for p in s.points]),
+            ],
+        ),
+        _svg_stacked(
+            "Queue depth at the end of each interval",
+            labels,
+            [("open items", "#b7791f", [p.queue for p in s.points])],
+        ),
+        "<h2>Variants by kind</h2>",
+        _table(
+            ("kind", "variants", "items"),
+            [(k, v, n) for k, (v, n) in s.variants_by_kind.items()],
+        ),
+        "<h2>What was shared, and when</h2>",
+        _table(
+            ("delta", "cut (UTC)", "written (UTC)", "added", "retracted", "status"), _delta_rows(s)
+        )
+        if s.deltas
+        else "<p class='empty'>No delta.</p>",
+        "<h2>Exposure of the people who worked it</h2>",
+        f"<p class='sub'>{esc(EXPOSURE_CARE)}</p>",
+        _table(
+            ("person", "unblurred", "items seen unblurred", "days past the limit"),
+            _exposure_people(s),
+        )
+        + (
+            f"<p>Resolved with zero exposure: "
+            f"{esc(format_percent(s.exposure.zero_exposure_share))}</p>"
+            if s.exposure is not None
+            else ""
+        ),
+        "<h2>Figures over time</h2>",
+        _table(
+            (
+                "end of interval (UTC)",
+                "seen",
+                "variants",
+                "confirmed",
+                "shared",
+                "human",
+                "automatic",
+                "queue",
+            ),
+            [
+                (
+                    p.at,
+                    p.items_seen,
+                    p.variants,
+                    p.confirmed,
+                    p.hashes_shared,
+                    p.human,
+                    p.by_cluster + p.at_ingest + p.by_rescan,
+                    p.queue,
+                )
+                for p in s.points
+            ],
+        ),
+        "</body></html>",
+    ]
+    return "\n".join(body)

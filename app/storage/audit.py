@@ -50,6 +50,10 @@ class AuditKind(StrEnum):
     INTAKE_TOKEN_CREATED = "intake_token_created"
     INTAKE_TOKEN_REVOKED = "intake_token_revoked"
     INTAKE_REPORT_CLOSED = "intake_report_closed"
+    DELTA = "delta"  # a hash delta planned: its number, window and entries
+    DELTA_WRITTEN = "delta_written"  # ... delivered: its manifest's SHA-256, where
+    DELTA_FAILED = "delta_failed"  # ... not delivered this time: why (retried)
+    DELTA_IMPORTED = "delta_imported"  # a partner's delta imported into a list, in order
     INCIDENT_DECLARED = "incident_declared"
     INCIDENT_CONCLUDED = "incident_concluded"
     INCIDENT_ASSIGNED = "incident_assigned"

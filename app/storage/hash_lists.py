@@ -391,7 +391,7 @@ class HashListService:
                 q = q.where(e.category == category)
             if not include_variants:
                 q = q.where(or_(e.variant.is_(None), e.variant == ""))
-            entries = [_exchange_entry(r) for r in s.scalars(q.order_by(e.id))]
+            entries = [exchange_entry(r) for r in s.scalars(q.order_by(e.id))]
             try:
                 n, skipped = write_file(Path(path), fmt, entries, collab=list_name)
             except OSError as exc:
@@ -652,7 +652,7 @@ def _list_name(name: str) -> str:
     return name
 
 
-def _exchange_entry(r: HashListEntry) -> ExchangeEntry:
+def exchange_entry(r: HashListEntry) -> ExchangeEntry:
     """A stored entry as the formats write it. Our own entries carry their category (the
     taxonomy key, a GIFCT label) and, for frames, their item as the video."""
     meta = tuple(json.loads(r.meta).items()) if r.meta else ()

@@ -261,9 +261,11 @@ def import_parsed(
     complete: bool = True,
     file_name: str = "",
     progress: Callable[[int, int], None] | None = None,
+    also: Callable[[Session, ImportSummary], None] | None = None,
 ) -> ImportSummary:
     """Write ``parsed`` into ``list_name`` (see the module docstring). ``complete``: the file
-    is the whole list, so entries missing from it are retracted."""
+    is the whole list, so entries missing from it are retracted. ``also``: more to write in
+    the import's own transaction (a delta's sequence number: app.storage.deltas)."""
     t0 = time.perf_counter()
     try:
         list_name = check_list_name(list_name)
@@ -318,6 +320,8 @@ def import_parsed(
             plan = _plan(s, parsed, list_name, complete, summary)
             total = len(plan.new) + len(plan.updates) + summary.retracted
             _import_on_server(s, plan, summary, settings, file_name, step)
+            if also is not None:
+                also(s, summary)
             summary.seconds = time.perf_counter() - t0
             return summary
         now = utcnow()
@@ -403,6 +407,8 @@ def import_parsed(
                 step(len(batch))
         the_list.last_import_at = now
         the_list.last_import_note = summary.lines_text()[0]
+        if also is not None:
+            also(s, summary)
         if total and s.get_bind().dialect.name == "postgresql":
             notify_hash_list(s)  # core SQL: the flush hook does not see it
     summary.seconds = time.perf_counter() - t0

@@ -477,6 +477,71 @@ class IntakeReport(Base):
     closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
     closed_note: Mapped[str | None] = mapped_column(Text)
+class Delta(Base):
+    """One numbered hash delta out (migration 0017): the ``change_seq`` window of the hash
+    list it covers (``lower_seq`` exclusive, ``upper_seq`` inclusive), its time span, counts,
+    the incident's label; written (when, by whom, the manifest's SHA-256, where) or still
+    pending with its last failure. Which entries went in: :class:`DeltaEntry`."""
+
+    __tablename__ = "deltas"
+    __table_args__ = (
+        UniqueConstraint("seq", name="uq_deltas_seq"),
+        CheckConstraint("seq > 0 AND lower_seq <= upper_seq", name="ck_deltas_window"),
+    )
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    lower_seq: Mapped[int] = mapped_column(BigInteger)
+    upper_seq: Mapped[int] = mapped_column(BigInteger)
+    span_start: Mapped[datetime | None] = mapped_column(DateTime)
+    span_end: Mapped[datetime] = mapped_column(DateTime)
+    incident_id: Mapped[int | None] = mapped_column(BigInteger)
+    label: Mapped[str | None] = mapped_column(String(255))
+    formats: Mapped[str] = mapped_column(Text)  # JSON list of format names
+    added: Mapped[int] = mapped_column(Integer)
+    retracted: Mapped[int] = mapped_column(Integer)
+    planned_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    written_at: Mapped[datetime | None] = mapped_column(DateTime)
+    written_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64))
+    destination: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class DeltaEntry(Base):
+    """A hash-list entry in a delta: ``add`` (now shared) or ``retract`` (shared before, no
+    longer active)."""
+
+    __tablename__ = "delta_entries"
+    __table_args__ = (
+        CheckConstraint("op IN ('add', 'retract')", name="ck_delta_entries_op"),
+        Index("ix_delta_entries_entry_id", "entry_id", "delta_seq"),
+    )
+
+    delta_seq: Mapped[int] = mapped_column(BigInteger, ForeignKey("deltas.seq"), primary_key=True)
+    entry_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("hash_list.id"), primary_key=True)
+    op: Mapped[str] = mapped_column(String(8))
+
+
+class DeltaImport(Base):
+    """A partner's delta imported into one of our lists (``hashdesk lists import
+    --incremental``): the next one must be ``seq + 1``."""
+
+    __tablename__ = "delta_imports"
+    __table_args__ = (UniqueConstraint("list_name", "seq", name="uq_delta_imports_list_seq"),)
+
+    id: Mapped[int] = mapped_column(PK, primary_key=True)
+    list_name: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    manifest_sha256: Mapped[str] = mapped_column(String(64))
+    label: Mapped[str | None] = mapped_column(String(255))
+    import_uuid: Mapped[str | None] = mapped_column(String(36))
+    imported_at: Mapped[datetime] = mapped_column(DateTime)
+    imported_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
 class Incident(Base):
     """An incident (issue 23): declared by a lead, concluded with an end. ``label`` (a CIP
     reference, say) goes into the labels of every hash confirmed under it. ``sources``,

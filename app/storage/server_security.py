@@ -56,6 +56,7 @@ PROGRAM = (
     "api_tokens.sql",  # the HTTP intake's tokens (admins), reports without a file (leads)
     "api_intake.sql",  # the intake's writes: arrivals and their jobs, runs, failures, workers
     "api_incidents.sql",  # incidents declared, concluded, people moved; re-scans recorded
+    "api_deltas.sql",  # hash deltas: taken, delivered or failed; a partner's imported in order
     "retired.sql",  # what older programs installed (the write triggers): removed
     "row_security.sql",  # blind second review, own rows: row-level security
     "grants.sql",  # what each group may touch at all; the owner's functions' search path

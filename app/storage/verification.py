@@ -55,6 +55,7 @@ from app.core.model.domain import DecisionMethod, Verdict, utcnow
 from app.core.model.queues import SecondReviewState
 from app.storage.audit import CHAINS, AuditKind, ChainReport, verify_chains
 from app.storage.db import Database
+from app.storage.deltas import verify_deltas
 from app.storage.models import (
     AuditEvent,
     Decision,
@@ -667,7 +668,12 @@ def verify_exposure(db: Database) -> list[RecordProblem]:
 
 def verify_other_records(db: Database) -> list[RecordProblem]:
     """The records beside the hash list that `audit verify` checks against the chains."""
-    return verify_list_rules(db) + verify_second_reviews(db) + verify_exposure(db)
+    return (
+        verify_list_rules(db)
+        + verify_second_reviews(db)
+        + verify_exposure(db)
+        + [RecordProblem(p) for p in verify_deltas(db)]
+    )
 
 
 # -- checkpoints and remembered heads ------------------------------------------------------

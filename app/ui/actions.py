@@ -115,6 +115,7 @@ LEAD_ACTIONS: tuple[ActionSpec, ...] = (
     ActionSpec("lead_stats", "Statistics", ("Ctrl+2",), "lead"),
     ActionSpec("lead_lists", "Hash lists", ("Ctrl+3",), "lead"),
     ActionSpec("lead_intake", "Intake: backlog, workers, failures", ("Ctrl+4",), "lead"),
+    ActionSpec("lead_incident", "Incident situation", ("Ctrl+5",), "lead"),
     ActionSpec("open_review", "Review queue", ("Ctrl+Shift+R",), "lead"),
     ActionSpec("open_escalations", "Escalations (lead queue)", ("Ctrl+Shift+E",), "lead"),
     ActionSpec("open_second_review", "Second review (blind)", ("Ctrl+Shift+S",), "lead"),

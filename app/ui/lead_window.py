@@ -19,10 +19,11 @@ from app.ui.actions import (
     build_actions,
 )
 from app.ui.history_window import HistoryView
-from app.ui.intake_view import IntakeView
 from app.ui.incidents_view import IncidentsView
+from app.ui.intake_view import IntakeView
 from app.ui.lists_window import ListsView
 from app.ui.review_window import CheatSheet, ReviewWindow
+from app.ui.situation_view import SituationView
 from app.ui.stats_window import StatsView
 from app.ui.tasks import TaskRunner
 
@@ -54,6 +55,8 @@ class LeadWindow(QMainWindow):
         self.tabs.addTab(self.intake, "Intake  [Ctrl+4]")
         self.incidents = IncidentsView(ctx, user, self.tasks, self.tabs)
         self.tabs.addTab(self.incidents, "Incidents")
+        self.situation = SituationView(ctx, user, self.tasks, self.tabs)
+        self.tabs.addTab(self.situation, "Situation  [Ctrl+5]")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.setCentralWidget(self.tabs)
         self.queue_windows: dict[str, ReviewWindow] = {}
@@ -62,6 +65,7 @@ class LeadWindow(QMainWindow):
             "lead_stats": lambda: self.tabs.setCurrentWidget(self.stats),
             "lead_lists": lambda: self.tabs.setCurrentWidget(self.lists),
             "lead_intake": lambda: self.tabs.setCurrentWidget(self.intake),
+            "lead_incident": lambda: self.tabs.setCurrentWidget(self.situation),
             "open_review": lambda: self.open_queue("review"),
             "open_escalations": lambda: self.open_queue("escalations"),
             "open_second_review": lambda: self.open_queue("second_review"),
@@ -73,6 +77,7 @@ class LeadWindow(QMainWindow):
         view.addAction(self.actions_by_id["lead_stats"])
         view.addAction(self.actions_by_id["lead_lists"])
         view.addAction(self.actions_by_id["lead_intake"])
+        view.addAction(self.actions_by_id["lead_incident"])
         queues = self.menuBar().addMenu("&Queues")
         for key in ("open_review", "open_escalations", "open_second_review"):
             queues.addAction(self.actions_by_id[key])
@@ -115,6 +120,8 @@ class LeadWindow(QMainWindow):
             self.lists.entries_table.setFocus()
         elif self.tabs.currentWidget() is self.intake:
             self.intake.refresh()
+        elif self.tabs.currentWidget() is self.situation:
+            self.situation.refresh()  # always fresh: the figures move while it runs
         elif self.tabs.currentWidget() is self.incidents:
             self.incidents.refresh()  # what the re-scans flagged since
         else:

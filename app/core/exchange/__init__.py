@@ -20,6 +20,7 @@ here carries media, and nothing fetches a URL. No Qt, no SQL.
 
 from __future__ import annotations
 
+import io
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,7 +33,16 @@ from app.core.exchange.entries import (
     ParsedList,
 )
 
-__all__ = ["FORMATS", "ExchangeEntry", "ExchangeError", "ParsedList", "read_file", "write_file"]
+__all__ = [
+    "FORMATS",
+    "ExchangeEntry",
+    "ExchangeError",
+    "ParsedList",
+    "read_file",
+    "read_text",
+    "write_file",
+    "write_text",
+]
 
 
 def detect_format(path: Path, head: str) -> str:
@@ -98,6 +108,39 @@ def write_file(
         if fmt in ("tat", "tat-csv"):
             return tat.write(f, entries, csv_form=fmt == "tat-csv")
         return vics.write(f, entries)
+
+
+def write_text(
+    fmt: str, entries: Iterable[ExchangeEntry], *, collab: str = "hashdesk"
+) -> tuple[str, int, Counter[str]]:
+    """``entries`` in ``fmt`` as text (every format but vPDQ, a folder), with the count written
+    and the types left out: the same writers as :func:`write_file`, for a caller that needs
+    the bytes first (a delta's checksum)."""
+    if fmt not in FORMATS or fmt == "vpdq":
+        raise ExchangeError(f"format {fmt!r} cannot be written as one file")
+    f = io.StringIO(newline="")
+    if fmt == "pytx":
+        n, skipped = pytx.write_local(f, entries)
+    elif fmt == "pytx-csv":
+        n, skipped = pytx.write_csv(f, entries, collab)
+    elif fmt in ("tat", "tat-csv"):
+        n, skipped = tat.write(f, entries, csv_form=fmt == "tat-csv")
+    else:
+        n, skipped = vics.write(f, entries)
+    return f.getvalue(), n, skipped
+
+
+def read_text(text: str, fmt: str) -> ParsedList:
+    """Parse ``text`` already read (and checked) in ``fmt`` (not vPDQ)."""
+    if fmt == "pytx":
+        return pytx.read_local(text)
+    if fmt == "pytx-csv":
+        return pytx.read_csv(text)
+    if fmt in ("tat", "tat-csv"):
+        return tat.read(text, csv_form=fmt == "tat-csv")
+    if fmt == "vics":
+        return vics.read(text)
+    raise ExchangeError(f"format {fmt!r} cannot be read from one text")
 
 
 def _read_head(path: Path) -> str:

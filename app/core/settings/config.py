@@ -17,6 +17,12 @@ import platformdirs
 
 from app import APP_NAME
 from app.core.errors import Refusal
+from app.core.exchange.deltas import (
+    DEFAULT_FORMATS,
+    DeltaCadence,
+    DeltaError,
+    check_formats,
+)
 from app.core.matching.match_rules import MatchPolicy
 from app.core.model.deadlines import DEFAULT_SOURCE_DEADLINES, DeadlineConfigError, source_deadlines
 from app.core.model.exposure import BreakPolicy
@@ -62,6 +68,9 @@ class Settings:
     #: A multi-index over large PDQ tables (HASHDESK_INDEX_MULTI on/off): an item's match ~8x
     #: faster at 1M entries, 64 bytes an entry more memory (app.core.matching.hash_index).
     index_multi: bool = True
+    #: Hash deltas out (``hashdesk deltas run``): HASHDESK_DELTAS_MINUTES, _FORMATS, _ALWAYS,
+    #: _FOLDER, _COMMAND (app.core.exchange.deltas.DeltaCadence).
+    deltas: DeltaCadence = field(default_factory=DeltaCadence)
     #: HASHDESK_ALLOW_TRUST_AUTH=1: go on (with a loud warning) on a PostgreSQL server that
     #: checks no passwords (app.storage.server_auth). For test and development servers only.
     allow_trust_auth: bool = False
@@ -279,6 +288,7 @@ def _settings(env: dict[str, str]) -> Settings:
         worker_heartbeat_s=_int_env(env, "HASHDESK_WORKER_HEARTBEAT_SECONDS", 10, 1, 3600),
         worker_stalled_s=_int_env(env, "HASHDESK_WORKER_STALLED_SECONDS", 30, 2, 86400),
         intake_retry_s=_int_env(env, "HASHDESK_INTAKE_RETRY_SECONDS", 10, 0, 86400),
+        deltas=delta_cadence(env),
         index_snapshot_dir=(
             Path(env["HASHDESK_INDEX_SNAPSHOT_DIR"].strip()).expanduser()
             if env.get("HASHDESK_INDEX_SNAPSHOT_DIR", "").strip()
@@ -300,6 +310,26 @@ def _ingest_mode(env: dict[str, str], url: str) -> str:
             "the job queue lives there; a SQLite workstation ingests locally"
         )
     return raw
+def delta_cadence(env: dict[str, str]) -> DeltaCadence:
+    """The deltas' cadence and destination (app.core.exchange.deltas.DeltaCadence)."""
+    raw_formats = env.get("HASHDESK_DELTAS_FORMATS", "").strip()
+    try:
+        formats = check_formats(raw_formats.split(",")) if raw_formats else DEFAULT_FORMATS
+    except DeltaError as exc:
+        raise ConfigError(f"HASHDESK_DELTAS_FORMATS={raw_formats!r}: {exc}") from None
+    folder = env.get("HASHDESK_DELTAS_FOLDER", "").strip()
+    command = env.get("HASHDESK_DELTAS_COMMAND", "").strip()
+    if folder and command:
+        raise ConfigError(
+            "HASHDESK_DELTAS_FOLDER and HASHDESK_DELTAS_COMMAND are both set: deltas go to one"
+        )
+    return DeltaCadence(
+        minutes=_int_env(env, "HASHDESK_DELTAS_MINUTES", 5, 1, 24 * 60),
+        formats=formats,
+        always=_choice_env(env, "HASHDESK_DELTAS_ALWAYS", {"on": True, "off": False}, False),
+        folder=Path(folder).expanduser() if folder else None,
+        command=command or None,
+    )
 
 
 def break_policy(env: dict[str, str]) -> BreakPolicy:

@@ -54,6 +54,8 @@ BEGIN
   EXECUTE format('GRANT SELECT (id, name, created_by_id, created_at, revoked_by_id, revoked_at) '
                  'ON intake_tokens TO %I', lead);
   EXECUTE format('GRANT SELECT ON intake_reports TO %I', lead);
+  -- The hash deltas out and a partner's deltas in: the leads' (api_deltas.sql writes them).
+  EXECUTE format('GRANT SELECT ON deltas, delta_entries, delta_imports TO %I', lead);
   -- Functions: the write API (hd_api_*: each checks who may do what itself) and what the
   -- reads need (row-level security's predicates, the chain heads). Nothing else: the owner's
   -- internal functions (hd_append_decision, hd_append_audit, ...) are the server's alone.
