@@ -43,14 +43,11 @@ def analyze_sound(
         sound = decode_sound(path)
     except Exception as e:
         log.warning("sound decoding failed for %s: %r", path, e)
-        sound = None
-        reason = f"sound analysis failed: {describe(e)}"
-    else:
-        if not sound.has_stream:
-            return None
-        reason = sound.note or "no sound could be decoded"
-    if sound is None or not sound.samples.size:
-        return unreadable(sha256, md5, size, reason, mime)
+        return unreadable(sha256, md5, size, f"sound analysis failed: {describe(e)}", mime)
+    if not sound.has_stream:
+        return None
+    if not sound.samples.size:
+        return unreadable(sha256, md5, size, sound.note or "no sound could be decoded", mime)
     try:
         signals = sound_signals(sound.samples)
     except Exception as e:

@@ -153,12 +153,12 @@ class _References:
             self.seqs.append(seq)
             self.owner.append(owner)
             self.blocks.append((ids[rows], numbers[rows], subs[rows]))
-            pos = np.flatnonzero(seq.subs)
-            v = seq.subs[pos].astype(np.int64)
+            present = np.flatnonzero(seq.subs)
+            v = seq.subs[present].astype(np.int64)
             for key in (v >> 16, (v & 0xFFFF) | 0x10000):
                 halves_k.append(key)
-                halves_s.append(np.full(pos.shape[0], si, np.int32))
-                halves_p.append(pos.astype(np.int64) + seq.start)
+                halves_s.append(np.full(present.shape[0], si, np.int32))
+                halves_p.append(present.astype(np.int64) + seq.start)
         if halves_k:
             k = np.concatenate(halves_k)
             order = np.argsort(k, kind="stable")
@@ -306,7 +306,7 @@ def match_sound(
                 continue
             lo, hi = q.start + i, q.start + i + WINDOW
             entry, q_block = refs.entry_for(si, values, numbers, lo, hi, o)
-            if entry is None:
+            if entry is None or q_block is None:
                 continue
             best = AudioMatch(refs.ref_of(si), ber, entry, q_block, variant, (lo, hi))
     return best

@@ -273,7 +273,9 @@ class SignalType:
     list; ``aligned``: a stretch of a sound's fingerprint, matched as a sequence by its bit
     error rate at the best alignment (:mod:`app.core.matching.audio_match`; its threshold is
     in thousandths of a bit error rate, not in bits); ``min_quality_applies``: whether the
-    quality floor (PDQ's own metric) applies.
+    quality floor (PDQ's own metric) applies; ``clusters``: whether it joins near-duplicates
+    in the open queue (the sound does not: the team server checks a cluster's claim pair by
+    pair, and a sound has hundreds of blocks).
     """
 
     algorithm: Algorithm
@@ -291,6 +293,7 @@ class SignalType:
     on_video: bool = True
     video_frames: bool = False
     aligned: bool = False
+    clusters: bool = True
     min_quality_applies: bool = False
     exchange_names: tuple[tuple[str, str], ...] = ()
 
@@ -499,5 +502,6 @@ register(
         threshold_setting="audio_ber",
         query_kinds=frozenset({PLAIN, SPEED}),
         aligned=True,
+        clusters=False,
     )
 )
