@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from app.core.audio import fingerprint as fp
-from app.core.matching.audio_match import SUBS, block_hex
+from app.core.matching.audio_match import SUBS, WINDOW, block_hex
 from app.core.matching.signal_types import speed_variant
 from app.core.model.domain import Algorithm, Signal
 
@@ -76,6 +76,8 @@ def sound_signals(samples: np.ndarray, speeds: tuple[int, ...] = fp.SPEEDS) -> l
     energies = power @ fp.band_matrix()
     floor = fp.silence_floor(energies)
     out = blocks(fp.bits_of(energies, floor))
+    if power.shape[0] <= WINDOW:  # too short to match at any speed: no variants
+        return out
     for a, b in speed_windows(power.shape[0]):
         piece = power[a:b]
         for sp in speeds:

@@ -30,7 +30,7 @@ $$;
 -- Whether two signals could match under the thresholds (PDQ, pHash; exact types: equal). A
 -- necessary condition of every rule of app.core.matching.match_rules (a whole picture, a half,
 -- a frame set all need one pair of hashes of one table within the threshold).
--- Two blocks of the sound's fingerprint (app.core.matching.audio_match.block_near, the same
+-- Two blocks of the fingerprint of a sound (app.core.matching.audio_match.block_near, the same
 -- rule): 64 hex digits, the first 8 a number, then 7 sub-fingerprints of 8; at some shift of
 -- up to 3 sub-fingerprints, at most 400 thousandths of the bits they then share differ.
 CREATE OR REPLACE FUNCTION hd_audio_near(a text, b text) RETURNS boolean
@@ -215,10 +215,10 @@ BEGIN
           v_pdq := COALESCE((SELECT l.pdq_threshold FROM hash_lists l
                              WHERE l.name = e.list_name), pdq);
         END IF;
-        -- the sound's distance is a bit error rate in thousandths
+        -- the distance of a sound is a bit error rate in thousandths
         IF (k ->> 'distance')::integer IS NULL OR (k ->> 'distance')::integer < 0
-           OR (k ->> 'distance')::integer > CASE WHEN e.algorithm = 'audio' THEN 1000
-                                                ELSE greatest(v_pdq, phash) END THEN
+           OR (k ->> 'distance')::integer > (CASE WHEN e.algorithm = 'audio' THEN 1000
+                                                 ELSE greatest(v_pdq, phash) END) THEN
           PERFORM hd_bad_value('match distance', k ->> 'distance');
         END IF;
         -- the entry, or one of the same reference: a confirmed item's, an imported video's
