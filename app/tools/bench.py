@@ -275,6 +275,13 @@ def print_bench_evasion() -> None:
         print(line)
 
 
+def print_bench_audio() -> None:
+    from app.tools.audio_bench import report
+
+    for line in report(CORPUS_IMAGES.parent / "videos"):
+        print(line, flush=True)
+
+
 #: The parts of `hashdesk bench`, in the order plain `bench` runs them, with what each took on
 #: the 2-core development VM (2026-11-30, shared with other work); said before a part starts.
 PARTS: dict[str, tuple[str, float]] = {
@@ -287,6 +294,7 @@ PARTS: dict[str, tuple[str, float]] = {
     "video": ("a minute of 720p and of H.264 hashed, beside their decode floors", 80.0),
     "lists": ("a 1,000,000-line PDQ list imported, another workstation's index updated", 80.0),
     "evasion": ("recall by evasion edit kind once the original is confirmed, false matches", 60.0),
+    "audio": ("the sound's fingerprint: recall by edit, false matches, cost per minute", 240.0),
 }
 _RUN = {
     "ingest": print_bench_ingest,
@@ -295,6 +303,7 @@ _RUN = {
     "video": print_bench_video,
     "lists": lambda: bench_list_import(),
     "evasion": print_bench_evasion,
+    "audio": print_bench_audio,
 }
 
 

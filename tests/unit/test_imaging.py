@@ -634,7 +634,9 @@ def test_text_file_is_not_media(tmp_path):
     path = tmp_path / "note.png"
     path.write_bytes(data)
     a = media.analyze_file(path)
-    assert_unreadable(a, data, "not a supported image, video or sound (content starts with 68 65 6c 6c")
+    assert_unreadable(
+        a, data, "not a supported image, video or sound (content starts with 68 65 6c 6c"
+    )
 
 
 def test_png_bytes_named_jpg_work_by_content(tmp_path):

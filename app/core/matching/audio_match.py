@@ -45,6 +45,8 @@ MAX_KEY_HITS = 4000
 #: Alignments verified per query sequence, and the slack around each (sub-fingerprints).
 CANDIDATES = 8
 SLACK = 3
+#: Votes an alignment needs to be verified at all.
+MIN_VOTES = 2
 #: The team server's rule for one block against another (thousandths; :func:`block_near`).
 BLOCK_BER = 400
 BLOCK_MIN_PAIRS = 4
@@ -73,7 +75,11 @@ def block_hex(number: int, subs: Sequence[int]) -> str:
 
 
 def _popcount32(x: np.ndarray) -> np.ndarray:
-    return np.unpackbits(x.astype(">u4").view(np.uint8).reshape(-1, 4), axis=1).sum(axis=1)
+    x = np.asarray(x, np.uint32)
+    if hasattr(np, "bitwise_count"):  # numpy 2
+        return np.bitwise_count(x).astype(np.int64)
+    bits = np.unpackbits(x.astype(">u4").view(np.uint8).reshape(-1, 4), axis=1)
+    return bits.sum(axis=1).astype(np.int64)
 
 
 def block_near(a_hex: str, b_hex: str, limit: int = BLOCK_BER) -> bool:
@@ -200,6 +206,7 @@ class _References:
         pair = streams * (1 << 40) + (offs + (1 << 39))
         uniq, votes = np.unique(pair, return_counts=True)
         best = np.argsort(-votes, kind="stable")[: CANDIDATES * 4]
+        best = best[votes[best] >= MIN_VOTES]
         out: list[tuple[int, int]] = []
         for i in best.tolist():
             si = int(uniq[i] >> 40)
