@@ -76,11 +76,17 @@ def write_sound(
 
 
 def write_video_with_sound(
-    path: Path, frames: list[np.ndarray], fps: float, samples: np.ndarray | None, rate: int
+    path: Path,
+    frames: list[np.ndarray],
+    fps: float,
+    samples: np.ndarray | None,
+    rate: int,
+    times_ms: list[int] | None = None,
 ) -> None:
     """An MP4 of ``frames`` (HxWx3 uint8 RGB, MPEG-4 Part 2, as
     :func:`app.tools.video_writer.write_mp4`) with ``samples`` as its AAC sound (None: no
-    sound)."""
+    sound); ``times_ms``: each frame's time in milliseconds (a variable frame rate), or None
+    for ``fps``."""
     import av
 
     with av.open(str(path), "w", format="mp4") as container:
@@ -90,9 +96,13 @@ def write_video_with_sound(
         video.pix_fmt = "yuv420p"
         video.bit_rate = int(w * h * fps)
         video.codec_context.gop_size = GOP
+        if times_ms is not None:
+            video.codec_context.time_base = Fraction(1, 1000)
         sound = None if samples is None else _audio_stream(container, "aac", rate, 96000)
-        for rgb in frames:
+        for i, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+            if times_ms is not None:
+                frame.pts, frame.time_base = times_ms[i], Fraction(1, 1000)
             for packet in video.encode(frame):
                 container.mux(packet)
         for packet in video.encode(None):

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy import select
 
+from app.core.audio.decode import decode_sound
 from app.core.ingest.contentstore import ContentStore
 from app.core.ingest.jobs import analyze_file, jobs_from_paths
 from app.core.model.decisions import DecisionRequest
@@ -134,7 +135,9 @@ def test_the_team_server_refuses_a_sound_claim_its_blocks_do_not_support(team_se
     assert [block_near(x, y) for x, y in cases] == [True, False, True]
 
 
-@pytest.mark.parametrize("what", ["no sound", "short", "broken", "sound of a video only"])
+@pytest.mark.parametrize(
+    "what", ["no sound", "short", "broken", "sound of a video only", "variable frame rate"]
+)
 def test_bad_sound_is_a_visible_item(sqlite_db, tmp_path, what):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -153,6 +156,10 @@ def test_bad_sound_is_a_visible_item(sqlite_db, tmp_path, what):
         data[mid : mid + 4000] = np.random.default_rng(4).bytes(4000)
         path = folder / "broken.m4a"
         path.write_bytes(bytes(data))
+    elif what == "variable frame rate":
+        path = folder / "vfr.mp4"
+        times = np.cumsum(np.random.default_rng(6).integers(20, 400, 30)).tolist()
+        sw.write_video_with_sound(path, _frames(4, 30), 12, sw.music(8, 6, RATE), RATE, times)
     else:
         path = folder / "film.mp4"
         sw.write_video_with_sound(path, _frames(2, 6), 3, sw.music(8, 5, RATE), RATE)
@@ -173,5 +180,7 @@ def test_bad_sound_is_a_visible_item(sqlite_db, tmp_path, what):
         # what decoded before and after the damage is fingerprinted; the item is there
         assert item.kind is MediaKind.AUDIO, item.error
         assert len(sound) > 20
+        assert "damaged sound packet" in (decode_sound(path).note or "")  # really broken
     else:
         assert item.kind is MediaKind.VIDEO and len(sound) > 20
+        assert any(s.algorithm is Algorithm.PDQ_FRAME for s in a.signals)
