@@ -184,3 +184,32 @@ def test_bad_sound_is_a_visible_item(sqlite_db, tmp_path, what):
     else:
         assert item.kind is MediaKind.VIDEO and len(sound) > 20
         assert any(s.algorithm is Algorithm.PDQ_FRAME for s in a.signals)
+
+
+def test_migration_0018_takes_audio_items_and_refuses_to_go_back_over_them(db, tmp_path):
+    from alembic import command
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    from app.storage.db import DatabaseError, alembic_config
+
+    path = tmp_path / "in" / "s.m4a"
+    path.parent.mkdir()
+    sw.write_sound(path, sw.music(5, 9, RATE), RATE)
+    ingest_jobs(make_recorder(db, ContentStore(tmp_path / "m")), jobs_from_paths([path]), workers=1)
+    with db.session() as s:
+        item = s.scalar(select(Item).where(Item.kind == MediaKind.AUDIO))
+    assert item is not None
+    with pytest.raises(IntegrityError), db.engine.begin() as conn:
+        conn.execute(text("UPDATE items SET kind = 'hologram' WHERE id = :i"), {"i": item.id})
+    with pytest.raises(DatabaseError, match=rf"items of kind audio exist \(ids {item.id}\)"):
+        command.downgrade(alembic_config(db.engine), "0013")
+    assert db.current_revision() == db.head_revision()  # nothing half-done
+    with db.engine.begin() as conn:  # without sound items it goes back, and up again
+        conn.execute(text("UPDATE items SET kind = 'unreadable' WHERE id = :i"), {"i": item.id})
+    command.downgrade(alembic_config(db.engine), "0013")
+    with pytest.raises(IntegrityError), db.engine.begin() as conn:
+        conn.execute(text("UPDATE items SET kind = 'audio' WHERE id = :i"), {"i": item.id})
+    command.upgrade(alembic_config(db.engine), "head")
+    with db.engine.begin() as conn:
+        conn.execute(text("UPDATE items SET kind = 'audio' WHERE id = :i"), {"i": item.id})

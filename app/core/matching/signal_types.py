@@ -356,7 +356,8 @@ class SignalType:
         if variant.half is not None:
             return self.threshold(policy) if self.halves else None
         if self.aligned:
-            return self.threshold(policy) if variant.kind in self.query_kinds else None
+            plain = variant.kind in self.query_kinds and variant.turn is None
+            return self.threshold(policy) if plain else None
         if variant.kind not in self.query_kinds:
             return None
         t = self.threshold(policy)
