@@ -150,10 +150,14 @@ def _negatives(folder: Path, corpus: Path | None) -> list[tuple[str, np.ndarray]
     r = np.random.default_rng(99)
     out: list[tuple[str, np.ndarray]] = []
     out += [("music", sw.music(10, 1000 + i, RATE)) for i in range(100)]
-    for _ in range(40):
+    for i in range(40):  # steady, or with a tremolo of 3-8 Hz (every fourth)
         k = int(r.integers(1, 4))
-        freqs = tuple(float(f) for f in 110 * 2 ** (r.integers(0, 36, k) / 12))
-        out.append(("tone/chord", sw.tone(10, freqs, RATE)))
+        freqs = tuple(float(f) for f in r.uniform(100, 1500, k))
+        x = sw.tone(10, freqs, RATE)
+        if i % 4 == 3:
+            t = np.arange(x.shape[0]) / RATE
+            x = (x * (0.6 + 0.4 * np.sin(2 * np.pi * r.uniform(3, 8) * t))).astype(np.float32)
+        out.append(("tone/chord", x))
     out += [("noise", sw.noise(10, 2000 + i, RATE, colour=i % 3)) for i in range(30)]
     out += [("speech", x) for x in _speech(folder, 100, 10, 3000)]
     out += [("corpus sound", x) for x in _corpus_pieces(corpus)]

@@ -76,6 +76,14 @@ def test_silence_gives_zero_sub_fingerprints_and_level_changes_nothing():
     assert _ber(f, quiet) < 0.01
 
 
+def test_a_steady_tone_has_no_sub_fingerprints_so_two_copies_of_it_never_match():
+    tone = sw.tone(6, (440.0,), R)
+    assert not fp.fingerprint(tone).any()
+    assert not fp.fingerprint(sw.add_noise(tone, 20, 1)).any()
+    index = _index({1: np.concatenate([_down(30, 6), tone])})
+    assert find_known(index, sound_signals(tone * 0.5), MediaKind.AUDIO, MatchPolicy()) is None
+
+
 def test_a_speed_variant_is_what_the_original_gives():
     x = _down(4, 20)
     original = fp.fingerprint(x)
