@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import String, case, cast, func, or_, select
+from sqlalchemy import String, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.hashing.regions import REGIONS
@@ -33,6 +33,7 @@ from app.core.matching.signal_types import (
     DIHEDRAL_PREFIX,
     REGION_PREFIX,
     SIGNAL_TYPES,
+    SPEED_PREFIX,
     region_variant,
     signal_type,
 )
@@ -90,7 +91,10 @@ def _indexable_where(policy: MatchPolicy) -> tuple:
     quality."""
     h = HashListEntry
     return (
-        or_(h.variant.is_(None), h.variant.not_like(DIHEDRAL_PREFIX + "%")),
+        or_(
+            h.variant.is_(None),
+            and_(h.variant.not_like(DIHEDRAL_PREFIX + "%"), h.variant.not_like(SPEED_PREFIX + "%")),
+        ),
         or_(h.quality.is_(None), h.quality >= policy.min_quality, h.algorithm.not_in(_GATED)),
     )
 

@@ -140,8 +140,15 @@ def load_queue_index(db: Database, policy: MatchPolicy) -> HashIndex:
         )
         for sig_id, algo, value, quality, variant, item_id, cluster_id in rows:
             sig = Signal(Algorithm(algo), value, quality, variant=variant or "")
-            index_signal(index, sig_id, sig, cluster_id or item_id, policy)
+            if _clusters(sig):
+                index_signal(index, sig_id, sig, cluster_id or item_id, policy)
     return index
+
+
+def _clusters(sig: Signal) -> bool:
+    """Whether a signal joins near-duplicates in the open queue (not the sound's blocks:
+    :attr:`SignalType.clusters`)."""
+    return SIGNAL_TYPES[sig.algorithm].clusters
 
 
 class IngestRecorder:
@@ -479,7 +486,8 @@ class IngestRecorder:
             and self._queue_index is not None
         ):
             for sig_id, sig in new_signals:
-                index_signal(self._queue_index, sig_id, sig, ref, self.policy)
+                if _clusters(sig):
+                    index_signal(self._queue_index, sig_id, sig, ref, self.policy)
         return outcome
 
     def _known(
@@ -588,7 +596,7 @@ def _index_many(
     spaces: dict[str, list[tuple[int, str, str, int | None]]] = {}
     added = []
     for entry_id, sig, ref in rows:
-        if indexable(sig, policy):
+        if indexable(sig, policy) and _clusters(sig):
             spaces.setdefault(signal_space(sig), []).append(
                 (entry_id, sig.algorithm.value, sig.value, ref)
             )

@@ -275,6 +275,13 @@ def print_bench_evasion() -> None:
         print(line)
 
 
+def print_bench_audio() -> None:
+    from app.tools.audio_bench import report
+
+    for line in report(CORPUS_IMAGES.parent / "videos"):
+        print(line, flush=True)
+
+
 #: The parts of `hashdesk bench`, in the order plain `bench` runs them, with what each took on
 #: the 2-core development VM (2026-11-30, shared with other work); said before a part starts.
 PARTS: dict[str, tuple[str, float]] = {
@@ -291,6 +298,7 @@ PARTS: dict[str, tuple[str, float]] = {
         "surge drill (10,000 arrivals, an incident), the re-scan of 100,000 open items",
         420.0,
     ),
+    "audio": ("the sound's fingerprint: recall by edit, false matches, cost per minute", 240.0),
 }
 _RUN = {
     "ingest": print_bench_ingest,
@@ -300,6 +308,7 @@ _RUN = {
     "lists": lambda: bench_list_import(),
     "evasion": print_bench_evasion,
     "incident": lambda: _bench_incident(),
+    "audio": print_bench_audio,
 }
 
 

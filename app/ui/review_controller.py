@@ -26,6 +26,9 @@ from app.ui.tasks import TaskRunner
 def prepare_item(ctx: AppContext, item: QueueItem) -> PreparedItem:
     """Runs on a reader: read and blur the stored preview (small, never the original). Never
     raises: an item must still be shown and decidable."""
+    if item.kind is MediaKind.AUDIO:  # sound alone: nothing to show, and it is never played
+        secs = f" ({item.duration:.0f} s)" if item.duration else ""
+        return PreparedItem(item, None, f"sound only{secs}: fingerprinted, never played")
     if item.kind is MediaKind.UNREADABLE or not item.preview_key:
         why = item.error or "no preview could be made"
         return PreparedItem(item, None, f"unreadable: {why}")

@@ -42,7 +42,7 @@ def test_unknown_status_and_verdict_are_refused_by_the_database(db, store, tmp_p
     assert review.claim_next(user.id) is not None
     review.decide(DecisionRequest(item_id, user.id, Verdict.REJECT))
     _refused(db, "UPDATE items SET status = 'frozen' WHERE id = :i", i=item_id)
-    _refused(db, "UPDATE items SET kind = 'audio' WHERE id = :i", i=item_id)
+    _refused(db, "UPDATE items SET kind = 'hologram' WHERE id = :i", i=item_id)
     _refused(db, "UPDATE decisions SET verdict = 'maybe' WHERE item_id = :i", i=item_id)
     _refused(db, "UPDATE decisions SET method = 'psychic' WHERE item_id = :i", i=item_id)
     _refused(db, "UPDATE users SET role = 'root' WHERE id = :u", u=user.id)

@@ -624,7 +624,7 @@ def test_random_bytes_named_jpg(tmp_path):
     path = tmp_path / "photo.jpg"
     path.write_bytes(data)
     a = media.analyze_file(path)
-    assert_unreadable(a, data, "not a supported image or video")
+    assert_unreadable(a, data, "not a supported image, video or sound")
     assert "13 37 be ef" in a.error
     assert a.mime is None
 
@@ -634,7 +634,9 @@ def test_text_file_is_not_media(tmp_path):
     path = tmp_path / "note.png"
     path.write_bytes(data)
     a = media.analyze_file(path)
-    assert_unreadable(a, data, "not a supported image or video (content starts with 68 65 6c 6c")
+    assert_unreadable(
+        a, data, "not a supported image, video or sound (content starts with 68 65 6c 6c"
+    )
 
 
 def test_png_bytes_named_jpg_work_by_content(tmp_path):
@@ -781,7 +783,12 @@ def test_video_analyzer_failure_becomes_unreadable(tmp_path, video_stub):
         (b"", None),
         (b"\xff\xd8", None),
         (b"BMxx", None),  # "BM" alone is too weak
-        (b"RIFF\x00\x10\x00\x00WAVEfmt ", None),
+        (b"RIFF\x00\x10\x00\x00WAVEfmt ", ("audio", "audio/wav")),
+        (b"fLaC\x00\x00\x00\x22", ("audio", "audio/flac")),
+        (b"OggS\x00\x02\x00\x00", ("audio", "audio/ogg")),
+        (b"ID3\x04\x00\x00\x00\x00", ("audio", "audio/mpeg")),
+        (b"\xff\xfb\x90\x64\x00", ("audio", "audio/mpeg")),  # an MP3 frame, no tag
+        (b"\x00\x00\x00\x20ftypM4A \x00\x00\x02\x00", ("audio", "audio/mp4")),
         (b"%PDF-1.7\n", None),
         (b"<html><body>", None),
         (b"PK\x03\x04\x14\x00", None),

@@ -130,6 +130,8 @@ EXPECTED = {
         0,
         ("video_sha256", "SHA256", "SHA256", None),
     ),
+    # the sound: thousandths of a bit error rate; no exchange format carries it
+    Algorithm.AUDIO: (True, 256, "audio", 300, (300, None, None, None), 300, (None,) * 4),
 }
 
 

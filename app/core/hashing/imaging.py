@@ -143,7 +143,8 @@ _TEXT_MAGIC = (b"#EXTM3U", b"ffconcat", b"file ", b"[playlist]", b"<?xml", b"<")
 def sniff(head: bytes) -> tuple[str, str] | None:
     """Detect the format from the first bytes of a file (32 or more is best).
 
-    Returns ``(family, mime)`` with family "image" or "video", or None when unknown.
+    Returns ``(family, mime)`` with family "image", "video" or "audio" (sound alone), or None
+    when unknown.
     """
     if head.startswith(b"\xff\xd8\xff"):
         return "image", "image/jpeg"
@@ -155,6 +156,14 @@ def sniff(head: bytes) -> tuple[str, str] | None:
         return "image", "image/webp"
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return "video", "video/x-msvideo"
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+        return "audio", "audio/wav"
+    if head.startswith(b"fLaC"):
+        return "audio", "audio/flac"
+    if head.startswith(b"OggS"):
+        return "audio", "audio/ogg"  # Ogg Theora video is rare: the sound path says so
+    if head.startswith(b"ID3") or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0):
+        return "audio", "audio/mpeg"
     if head.startswith((b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")):
         return "image", "image/tiff"
     if head[:2] == b"BM" and len(head) >= 18:
@@ -167,6 +176,8 @@ def sniff(head: bytes) -> tuple[str, str] | None:
             return "image", "image/avif"
         if brand in _HEIF_BRANDS:
             return "image", "image/heic"
+        if brand in (b"M4A ", b"M4B "):
+            return "audio", "audio/mp4"
         if brand == b"qt  ":
             return "video", "video/quicktime"
         if brand.startswith(b"3g"):

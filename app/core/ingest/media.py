@@ -6,7 +6,8 @@ bytes), never by the file name: a ``.jpg`` that holds a PNG is analysed as a PNG
 
 The file is read once: the first chunk decides the route; an image is then read whole (its bytes
 are needed for decoding anyway) and hashed from memory, anything else is hashed in streamed
-chunks and, for video, handed to :mod:`app.core.video.analysis` with its path.
+chunks and, for video, handed to :mod:`app.core.video.analysis` with its path; a video's sound,
+and a file of sound alone, to :mod:`app.core.audio.analysis`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import stat
 from pathlib import Path
 
+from app.core.audio import analysis as audio
 from app.core.errors import describe
 from app.core.hashing import imaging
 from app.core.model.domain import MediaAnalysis, MediaKind
@@ -125,19 +127,39 @@ def _analyze(path: Path) -> MediaAnalysis:
         try:
             from app.core.video import analysis as video
 
-            return video.analyze_video(path, sha256_hex, md5_hex, size)
+            result = video.analyze_video(path, sha256_hex, md5_hex, size)
         except Exception as e:  # the video path must not take ingest down either
             log.warning("video analysis failed for %s: %r", path, e)
-            return imaging.unreadable(
+            result = imaging.unreadable(
                 sha256_hex, md5_hex, size, f"video analysis failed: {describe(e)}", mime
             )
+        return _with_sound(path, result, mime)
+    if family == "audio":
+        sound = audio.analyze_sound(path, sha256_hex, md5_hex, size, mime)
+        return sound or imaging.unreadable(
+            sha256_hex, md5_hex, size, "no audio stream in a sound file", mime
+        )
     return imaging.unreadable(
         sha256_hex,
         md5_hex,
         size,
-        "not a supported image or video (content starts with "
+        "not a supported image, video or sound (content starts with "
         f"{head[:4].hex(' ')}{' ...' if len(head) > 4 else ''})",
     )
+
+
+def _with_sound(path: Path, result: MediaAnalysis, mime: str | None) -> MediaAnalysis:
+    """The one place the sound joins a video's analysis: a video gets its sound's signals; a
+    file the video path could not read (no picture at all: an M4A, an MP4 of sound) becomes
+    a sound item when it has sound, and keeps its reason when it has none."""
+    if result.kind is MediaKind.VIDEO:
+        return audio.add_sound(path, result)
+    if result.kind is MediaKind.UNREADABLE and result.sha256:
+        sound_mime = "audio/" + mime.partition("/")[2] if mime else None
+        sound = audio.analyze_sound(path, result.sha256, result.md5, result.size, sound_mime)
+        if sound is not None and sound.kind is MediaKind.AUDIO:
+            return sound
+    return result
 
 
 def _analyze_image(data: bytes, sha256: str, md5: str, mime: str | None) -> MediaAnalysis:

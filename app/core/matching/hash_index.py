@@ -73,6 +73,9 @@ _EXACT_ALGS = tuple(alg for alg, t in SIGNAL_TYPES.items() if not t.near)
 # A video's frame hashes: counted per ref (the video rule's target side).
 _FRAME_ALGS = frozenset(alg for alg, t in SIGNAL_TYPES.items() if t.video_frames)
 _FRAME_CODES = [_ALG_CODE[a] for a in _FRAME_ALGS if a in _ALG_CODE]
+# Tables of sequences matched by aligned bit error rate (the sound's blocks): never searched by
+# Hamming distance, so never given a multi-index (app.core.matching.audio_match reads them).
+_ALIGNED_TABLES = frozenset(t.index_table for t in SIGNAL_TYPES.values() if t.aligned)
 #: What a video's frames are searched as (:func:`best_video_matches`).
 VIDEO_FRAMES = next(alg for alg in SIGNAL_TYPES if alg in _FRAME_ALGS)
 # What a dump's algorithm codes and tables mean: a dump is only read back by the same layout.
@@ -959,12 +962,28 @@ class HashIndex:
         themselves once they have scanned enough, see :data:`AUTO_BUILD_SCANS`). A million
         entries: about a second, on the calling thread; searches go on meanwhile."""
         for key, words in _WORDS.items():
-            if words == _MIH_WORDS:
+            if words == _MIH_WORDS and key not in _ALIGNED_TABLES:
                 self._build_mih(key)
         with self._lock:
             spaces = list(self._spaces.values())
         for sub in spaces:
             sub.prepare()
+
+    def live_rows(self, algorithm: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple]:
+        """The live entries of one bit algorithm's table in this index (not its spaces), for a
+        reader that compares them its own way (the sound's aligned bit error rate): ``words``
+        ``(words, n)`` uint64, ``entry_ids``, ``refs`` (:data:`NO_REF` for none), and a
+        version that changes whenever the table does (to cache what is built from them)."""
+        alg = _algorithm(algorithm)
+        key = _TABLE_OF[alg]
+        if key not in self._bits:
+            raise ValueError(f"{alg} is not a bit hash")
+        with self._lock:
+            t = self._bits[key]
+            snap = _Snapshot(t.cols, t.ids, t.refs, t.algs, t.alive, t.n, t.mih)
+            version = (id(t.cols), t.n, t.dead, t.epoch)
+        live = np.flatnonzero(snap.alive[: snap.n] & (snap.algs[: snap.n] == _ALG_CODE[alg]))
+        return snap.cols[:, live], snap.ids[live], snap.refs[live], version
 
     @staticmethod
     def _matches(snap: _Snapshot, rows: np.ndarray, dist: np.ndarray) -> list[Match]:

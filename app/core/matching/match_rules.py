@@ -44,6 +44,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from app.core.audio.fingerprint import FRAMES_PER_SECOND
+from app.core.matching.audio_match import match_sound
 from app.core.matching.hash_index import HashIndex, Match, video_matches
 from app.core.matching.hash_lists import LOCAL_LIST, ListPolicy, ListRule
 from app.core.matching.signal_types import SIGNAL_TYPES, SignalType, Variant, signal_type
@@ -64,6 +66,8 @@ class MatchPolicy:
     # An imported entry matching more items than this in an hour is switched to "queue"
     # (0: no flood guard).
     flood_per_hour: int = 50
+    # The sound: largest bit error rate (thousandths) of 3 s aligned with a reference.
+    audio_ber: int = SIGNAL_TYPES[Algorithm.AUDIO].default_threshold
 
     @property
     def turned_phash_threshold(self) -> int:
@@ -80,6 +84,7 @@ class MatchPolicy:
             f"PDQ <= {self.pdq_threshold}, pHash <= {self.phash_threshold}, "
             f"quality >= {self.min_quality}, video {self.video_fraction:.0%} of frames, "
             f"halves {'on' if self.use_regions else 'off'}, "
+            f"sound BER <= {self.audio_ber / 1000:.3f}, "
             f"known content {'auto-resolved' if self.auto_resolve else 'queued with a badge'}"
         )
 
@@ -95,9 +100,15 @@ class Evidence:
     distance: int
     variant: str = ""
     fraction: float | None = None  # video: share of the query's frames that matched
+    span: tuple[float, float] | None = None  # sound: the query's seconds that matched
 
     def describe(self) -> str:
         how = self.algorithm + (f" ({self.variant})" if self.variant else "")
+        if self.span is not None:
+            return (
+                f"{how}: bit error rate {self.distance / 1000:.3f} from "
+                f"{self.span[0]:.1f} s to {self.span[1]:.1f} s"
+            )
         if self.fraction is not None:
             return f"{how}: {self.fraction:.0%} of frames within distance {self.distance}"
         return f"{how} distance {self.distance}"
@@ -244,6 +255,8 @@ def find_match(
     if len(index) == 0:
         return None
     queries = [Query.of(sig, kind, policy) for sig in signals]
+    sound = [q for q in queries if q.type.aligned]
+    queries = [q for q in queries if not q.type.aligned]
     for lk in look_up(index, [q for q in queries if not q.type.near]):
         if lk.hits:
             m = lk.hits[0]
@@ -255,7 +268,36 @@ def find_match(
         halves = [q for q in queries if q.type.near and not q.variant.whole]
         if halves:
             best = _match_halves(index, look_up(index, halves), policy)
+    if best is None and sound:
+        best = _match_sound(index, sound)
     return best
+
+
+def _match_sound(index: HashIndex, queries: list[Query]) -> Evidence | None:
+    """The sound's match (:mod:`app.core.matching.audio_match`): the item's blocks, by
+    variant, aligned with the references' by bit error rate. Tried when no picture matched."""
+    by_variant: dict[str, list[str]] = {}
+    thresholds = set()
+    for q in queries:
+        if q.threshold is not None:
+            by_variant.setdefault(q.signal.variant, []).append(q.signal.value)
+            thresholds.add(q.threshold)
+    if not by_variant:
+        return None
+    algorithm = queries[0].signal.algorithm.value
+    m = match_sound(index, algorithm, by_variant, max(thresholds))
+    if m is None:
+        return None
+    rate = sound_rate(m.variant)
+    span = (m.span[0] / rate, m.span[1] / rate)
+    return Evidence(m.entry_id, m.ref, algorithm, m.ber, m.variant, span=span)
+
+
+def sound_rate(variant: str) -> float:
+    """Sub-fingerprints a second of the query's own sound, for a sound variant (the speed
+    variants count in the original's)."""
+    v = Variant.parse(variant)
+    return FRAMES_PER_SECOND * (v.speed / 100 if v.speed else 1.0)
 
 
 def _better(best: Evidence | None, ev: Evidence) -> Evidence:

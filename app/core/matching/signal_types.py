@@ -19,7 +19,9 @@ database and the exports hold it; at most 16 characters) and read once into a
 ``"region:<half>"`` a half picture (compared only with the same half), ``"untrimmed:<half>"``
 a half of a barred picture as decoded (query-only), and turned or mirrored (query-only, never
 in the hash list): ``"dih:<name>"`` the picture as decoded, ``"dih:<code>:trimmed"`` the
-trimmed picture, ``"dih:<code>:<half>"`` a half (looked up in the half it lands on). See
+trimmed picture, ``"dih:<code>:<half>"`` a half (looked up in the half it lands on). The
+sound's fingerprint read as if the copy were played at another speed: ``"speed:<percent>"``
+(query-only, :data:`app.core.audio.fingerprint.SPEEDS`). See
 docs/ARCHITECTURE.md, "Hashing and matching".
 """
 
@@ -43,6 +45,9 @@ REGION_PREFIX = "region:"
 #: ticker, a caption) is trimmed as a bar would be; the halves it leaves alone are found
 #: through these (``untrimmed:top`` ...).
 UNTRIMMED_HALF_PREFIX = "untrimmed:"
+#: Prefix of the sound's fingerprint read at another speed (``speed:125``: the copy played
+#: 1.25 times faster; query-only).
+SPEED_PREFIX = "speed:"
 
 
 #: Short names of the dihedral transforms (:data:`app.core.hashing.pdq.DIHEDRAL_ORDER`) in the
@@ -77,9 +82,9 @@ HALF_AFTER: dict[str, dict[str, str]] = {
 
 
 #: The kinds of variant (:attr:`Variant.kind`): the picture as decoded, bars trimmed, a half of
-#: the (trimmed) picture, a half of a barred picture as decoded.
-PLAIN, REGION, UNTRIMMED = "", "region", "untrimmed"
-_KINDS = (PLAIN, TRIMMED, REGION, UNTRIMMED)
+#: the (trimmed) picture, a half of a barred picture as decoded, the sound read at a speed.
+PLAIN, REGION, UNTRIMMED, SPEED = "", "region", "untrimmed", "speed"
+_KINDS = (PLAIN, TRIMMED, REGION, UNTRIMMED, SPEED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +93,19 @@ class Variant:
     same string back). ``kind``: :data:`PLAIN` (``""``), :data:`TRIMMED`, :data:`REGION` or
     :data:`UNTRIMMED`; ``half``: ``top``, ``bottom``, ``left`` or ``right`` for the last two;
     ``turn``: the dihedral transform (:data:`app.core.hashing.pdq.DIHEDRAL_ORDER`'s names)
-    applied to that picture, or None."""
+    applied to that picture, or None; ``speed``: for :data:`SPEED`, the speed in percent the
+    sound was read at (10 to 999)."""
 
     kind: str = PLAIN
     half: str | None = None
     turn: str | None = None
+    speed: int | None = None
 
     def __post_init__(self) -> None:
+        if (self.speed is not None) != (self.kind == SPEED):
+            raise ValueError(f"variant {self.kind!r}: speed {self.speed!r}")
+        if self.speed is not None and (not 10 <= self.speed <= 999 or self.turn is not None):
+            raise ValueError(f"variant speed {self.speed!r} is not valid")
         if self.kind not in _KINDS:
             raise ValueError(f"unknown variant kind {self.kind!r}")
         if (self.half is not None) != (self.kind in (REGION, UNTRIMMED)):
@@ -111,6 +122,8 @@ class Variant:
         return _parse(variant or "")
 
     def __str__(self) -> str:
+        if self.kind == SPEED:
+            return f"{SPEED_PREFIX}{self.speed}"
         if self.turn is None:
             if self.kind in (PLAIN, TRIMMED):
                 return self.kind
@@ -123,8 +136,9 @@ class Variant:
     @property
     def query_only(self) -> bool:
         """Computed to search with, never written to the hash list: turned or mirrored
-        pictures and halves, and the halves of a barred picture as decoded."""
-        return self.turn is not None or self.kind == UNTRIMMED
+        pictures and halves, the halves of a barred picture as decoded, the sound read at
+        another speed."""
+        return self.turn is not None or self.kind in (UNTRIMMED, SPEED)
 
     @property
     def whole(self) -> bool:
@@ -159,6 +173,8 @@ def _parse(variant: str) -> Variant:
             return Variant(REGION, half=rest)
         if prefix + ":" == UNTRIMMED_HALF_PREFIX:
             return Variant(UNTRIMMED, half=rest)
+        if prefix + ":" == SPEED_PREFIX and rest.isdigit() and rest[0] != "0":
+            return Variant(SPEED, speed=int(rest))
         if prefix + ":" == DIHEDRAL_PREFIX:
             code, sep2, base = rest.partition(":")
             if not sep2:
@@ -215,6 +231,12 @@ def half_query_space(variant: str | None) -> str | None:
     return Variant.parse(variant).query_space
 
 
+def speed_variant(percent: int) -> str:
+    """Variant of the sound's fingerprint read as a copy played ``percent`` / 100 times
+    faster (query-only)."""
+    return str(Variant(SPEED, speed=percent))
+
+
 def is_query_only(variant: str | None) -> bool:
     """Variants that are computed to search with and never written to the hash list."""
     return Variant.parse(variant).query_only
@@ -248,7 +270,12 @@ class SignalType:
     held; ``halves``: whether its halves are searched (in their own spaces) when nothing whole
     matched; ``on_video``: whether it is searched for a video at all; ``video_frames``: one hash
     per sampled frame of a video, matched by the video rule and exchanged as the video's frame
-    list; ``min_quality_applies``: whether the quality floor (PDQ's own metric) applies.
+    list; ``aligned``: a stretch of a sound's fingerprint, matched as a sequence by its bit
+    error rate at the best alignment (:mod:`app.core.matching.audio_match`; its threshold is
+    in thousandths of a bit error rate, not in bits); ``min_quality_applies``: whether the
+    quality floor (PDQ's own metric) applies; ``clusters``: whether it joins near-duplicates
+    in the open queue (the sound does not: the team server checks a cluster's claim pair by
+    pair, and a sound has hundreds of blocks).
     """
 
     algorithm: Algorithm
@@ -265,6 +292,8 @@ class SignalType:
     halves: bool = False
     on_video: bool = True
     video_frames: bool = False
+    aligned: bool = False
+    clusters: bool = True
     min_quality_applies: bool = False
     exchange_names: tuple[tuple[str, str], ...] = ()
 
@@ -273,7 +302,7 @@ class SignalType:
             raise ValueError(f"{self.algorithm}: {self.bits} bits")
         if not self.near and (self.default_threshold or self.threshold_setting):
             raise ValueError(f"{self.algorithm}: an exact type has no threshold")
-        if not set(self.query_kinds) <= {PLAIN, TRIMMED}:
+        if not set(self.query_kinds) <= {PLAIN, TRIMMED, SPEED}:
             raise ValueError(f"{self.algorithm}: query kinds {sorted(self.query_kinds)}")
 
     @property
@@ -326,6 +355,9 @@ class SignalType:
             return None
         if variant.half is not None:
             return self.threshold(policy) if self.halves else None
+        if self.aligned:
+            plain = variant.kind in self.query_kinds and variant.turn is None
+            return self.threshold(policy) if plain else None
         if variant.kind not in self.query_kinds:
             return None
         t = self.threshold(policy)
@@ -452,5 +484,25 @@ register(
             ("tat", "SHA256"),
             ("vics", "SHA256"),
         ),
+    )
+)
+# The sound's fingerprint: Haitsma-Kalker sub-fingerprints in blocks of 256 bits (the block's
+# first sub-fingerprint's number, then 7 sub-fingerprints: app.core.audio.signals), matched as a
+# sequence by its bit error rate at the best alignment. Local only: no exchange format carries
+# sound, so it has no exchange name and the exports leave it out, saying so.
+register(
+    SignalType(
+        algorithm=Algorithm.AUDIO,
+        label="sound",
+        bits=256,
+        index_table="audio",
+        computed_by="app.core.audio (Haitsma-Kalker sub-fingerprints, 43 a second)",
+        near=True,
+        # thousandths of a bit error rate (measured: docs/PERFORMANCE.md, "Audio")
+        default_threshold=300,
+        threshold_setting="audio_ber",
+        query_kinds=frozenset({PLAIN, SPEED}),
+        aligned=True,
+        clusters=False,
     )
 )

@@ -13,6 +13,7 @@ class MediaKind(StrEnum):
     IMAGE = "image"
     VIDEO = "video"
     ANIMATED = "animated"
+    AUDIO = "audio"  # sound without a picture: fingerprinted, never played
     UNREADABLE = "unreadable"
 
 
@@ -84,6 +85,7 @@ class Algorithm(StrEnum):
     PHASH = "phash"
     MD5 = "md5"
     SHA256 = "sha256"
+    AUDIO = "audio"  # the sound's fingerprint (app.core.audio): local, no exchange format
 
 
 @dataclass(frozen=True, slots=True)

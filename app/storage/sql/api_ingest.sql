@@ -11,12 +11,13 @@
 CREATE OR REPLACE FUNCTION hd_signal_table(p_algorithm text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
   SELECT CASE p_algorithm WHEN 'pdq' THEN 'b256' WHEN 'pdq_frame' THEN 'b256'
-    WHEN 'phash' THEN 'b64' WHEN 'md5' THEN 'md5' WHEN 'sha256' THEN 'sha256' END
+    WHEN 'phash' THEN 'b64' WHEN 'md5' THEN 'md5' WHEN 'sha256' THEN 'sha256'
+    WHEN 'audio' THEN 'audio' END
 $$;
 CREATE OR REPLACE FUNCTION hd_signal_hex_len(p_algorithm text) RETURNS integer
 LANGUAGE sql IMMUTABLE AS $$
   SELECT CASE p_algorithm WHEN 'pdq' THEN 64 WHEN 'pdq_frame' THEN 64 WHEN 'phash' THEN 16
-    WHEN 'md5' THEN 32 WHEN 'sha256' THEN 64 END
+    WHEN 'md5' THEN 32 WHEN 'sha256' THEN 64 WHEN 'audio' THEN 64 END
 $$;
 
 -- Bits that differ between two hex values of one length (NULL for different lengths).
@@ -29,12 +30,26 @@ $$;
 -- Whether two signals could match under the thresholds (PDQ, pHash; exact types: equal). A
 -- necessary condition of every rule of app.core.matching.match_rules (a whole picture, a half,
 -- a frame set all need one pair of hashes of one table within the threshold).
+-- Two blocks of the fingerprint of a sound (app.core.matching.audio_match.block_near, the same
+-- rule): 64 hex digits, the first 8 a number, then 7 sub-fingerprints of 8; at some shift of
+-- up to 3 sub-fingerprints, at most 400 thousandths of the bits they then share differ.
+CREATE OR REPLACE FUNCTION hd_audio_near(a text, b text) RETURNS boolean
+LANGUAGE sql IMMUTABLE STRICT AS $$
+  SELECT length(a) = 64 AND length(b) = 64 AND EXISTS (
+    SELECT 1 FROM generate_series(-3, 3) s
+     WHERE bit_count(('x' || substr(a, 9 + 8 * greatest(s, 0), 8 * (7 - abs(s))))::varbit
+                   # ('x' || substr(b, 9 + 8 * greatest(-s, 0), 8 * (7 - abs(s))))::varbit)
+           * 1000 <= 400 * 32 * (7 - abs(s)))
+$$;
+
 CREATE OR REPLACE FUNCTION hd_near(p_alg_a text, p_a text, p_alg_b text, p_b text,
                                    p_pdq integer, p_phash integer) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
   SELECT hd_signal_table(p_alg_a) = hd_signal_table(p_alg_b)
-     AND hd_hamming(p_a, p_b) <= CASE hd_signal_table(p_alg_a) WHEN 'b256' THEN p_pdq
-                                      WHEN 'b64' THEN p_phash ELSE 0 END
+     AND CASE hd_signal_table(p_alg_a)
+           WHEN 'audio' THEN hd_audio_near(p_a, p_b)
+           ELSE hd_hamming(p_a, p_b) <= CASE hd_signal_table(p_alg_a) WHEN 'b256' THEN p_pdq
+                                           WHEN 'b64' THEN p_phash ELSE 0 END END
 $$;
 
 -- A value from the client that is not one Hashdesk writes.
@@ -118,7 +133,8 @@ BEGIN
       PERFORM hd_bad_value('SHA-256', f ->> 'sha256');
     ELSIF f ->> 'md5' IS NULL OR f ->> 'md5' !~ '^([0-9a-f]{32})?$' THEN  -- '': not read
       PERFORM hd_bad_value('MD5', f ->> 'md5');
-    ELSIF COALESCE(f ->> 'kind', '') NOT IN ('image', 'video', 'animated', 'unreadable') THEN
+    ELSIF COALESCE(f ->> 'kind', '') NOT IN ('image', 'video', 'animated', 'audio',
+                                             'unreadable') THEN
       PERFORM hd_bad_value('media kind', f ->> 'kind');
     ELSIF jsonb_typeof(f -> 'size') IS DISTINCT FROM 'number' OR (f ->> 'size')::numeric < 0
           OR (f ->> 'size')::numeric <> trunc((f ->> 'size')::numeric) THEN
@@ -214,12 +230,15 @@ BEGIN
           v_pdq := COALESCE((SELECT l.pdq_threshold FROM hash_lists l
                              WHERE l.name = e.list_name), pdq);
         END IF;
+        -- the distance of a sound is a bit error rate in thousandths
         IF (k ->> 'distance')::integer IS NULL OR (k ->> 'distance')::integer < 0
-           OR (k ->> 'distance')::integer > greatest(v_pdq, phash) THEN
+           OR (k ->> 'distance')::integer > (CASE WHEN e.algorithm = 'audio' THEN 1000
+                                                 ELSE greatest(v_pdq, phash) END) THEN
           PERFORM hd_bad_value('match distance', k ->> 'distance');
         END IF;
         -- the entry, or one of the same reference: a confirmed item's, an imported video's
-        -- frames (imported together: the ids after the first frame's)
+        -- frames (imported together: the ids after the first frame's); a block of the sound
+        -- only itself (a sound has hundreds: the claim names the one that agrees)
         IF NOT EXISTS (
             SELECT 1 FROM (
                 SELECT h.algorithm, h.value FROM hash_list h
@@ -227,7 +246,7 @@ BEGIN
                 UNION ALL
                 SELECT h.algorithm, h.value FROM hash_list h
                  WHERE h.item_id = e.item_id AND h.retracted_at IS NULL
-                   AND h.disabled_at IS NULL
+                   AND h.disabled_at IS NULL AND h.algorithm <> 'audio'
                 UNION ALL
                 SELECT h.algorithm, h.value FROM hash_list h
                  WHERE e.item_id IS NULL AND e.external_id IS NOT NULL
@@ -307,7 +326,7 @@ BEGIN
            AND NOT matched @> jsonb_build_array(jsonb_build_object('item', rep.id)) THEN
           IF NOT EXISTS (
               SELECT 1 FROM signals g JOIN signals r ON r.item_id = rep.id
-               WHERE g.item_id = it.id
+               WHERE g.item_id = it.id AND g.algorithm <> 'audio'
                  AND hd_near(g.algorithm, g.value, r.algorithm, r.value, pdq, phash)) THEN
             RAISE EXCEPTION 'hashdesk: item % is not a near-duplicate of item % (no hash of '
               'it within the threshold)', it.sha256, rep.id USING ERRCODE = '42501';

@@ -22,10 +22,12 @@ CREATE OR REPLACE FUNCTION hd_open_status(p_kind text) RETURNS text LANGUAGE sql
 $$;
 
 -- Whether a signal's variant is searched with only, never listed
--- (app.core.matching.signal_types.is_query_only: turned or mirrored pictures, untrimmed halves).
+-- (app.core.matching.signal_types.is_query_only: turned or mirrored pictures, untrimmed halves,
+-- the sound read at another speed).
 CREATE OR REPLACE FUNCTION hd_query_only(p_variant text) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
-  SELECT COALESCE(starts_with(p_variant, 'dih:') OR starts_with(p_variant, 'untrimmed:'), false)
+  SELECT COALESCE(starts_with(p_variant, 'dih:') OR starts_with(p_variant, 'untrimmed:')
+                  OR starts_with(p_variant, 'speed:'), false)
 $$;
 
 -- The digest a confirm's chain entry carries of the rows it adds, as they will be: the item's

@@ -1,0 +1,2 @@
+"""The sound: decoding (PyAV), the Haitsma-Kalker fingerprint and its stored blocks. No Qt, no
+SQL; never plays anything."""
