@@ -7,7 +7,7 @@ Downgrading refuses while items of kind audio exist, naming them: nothing is rew
 record.
 
 Revision ID: 0018
-Revises: 0013
+Revises: 0017
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from alembic import op
 from app.storage.db import DatabaseError
 
 revision = "0018"
-down_revision = "0013"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
