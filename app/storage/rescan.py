@@ -284,22 +284,23 @@ class Rescanner:
             in_queue = [ItemStatus(x).value for x in IN_QUEUE_STATUSES]
             since = utcnow() - timedelta(days=self.days)
             # Per hash type, the database joins the item ids and the hashes into one string
-            # each (as the hash list's bulk load reads them): no Python object per signal.
+            # each (as the hash list's bulk load reads them): no Python object per signal, and
+            # one pass over the candidates for every type.
             per_alg = {
-                alg: s.execute(
+                alg: (ids_text, values_text)
+                for alg, ids_text, values_text in s.execute(
                     select(
+                        SignalRow.algorithm,
                         joined_column(s, SignalRow.item_id, ","),
-                        joined_column(s, SignalRow.value, "" if near else ","),
+                        joined_column(s, SignalRow.value, ","),
                     )
                     .join(Item, Item.id == SignalRow.item_id)
                     .where(
                         or_(Item.status.in_(in_queue), Item.created_at >= since),
-                        SignalRow.algorithm == alg,
+                        SignalRow.algorithm.in_([a for a in wanted if a in _ALGORITHMS]),
                     )
-                ).one()
-                for alg in wanted
-                if alg in _ALGORITHMS
-                for near in [SIGNAL_TYPES[Algorithm(alg)].near]
+                    .group_by(SignalRow.algorithm)
+                )
             }
         stored = HashIndex(mih_min_rows=1 << 62)  # scanned: built for one search
         hits: set[int] = set()
@@ -322,7 +323,7 @@ class Rescanner:
             stored.add_words(
                 alg,
                 np.arange(row, row + n, dtype=np.int64),
-                hex_block_to_words(values_text, n, t.bits),
+                hex_block_to_words(values_text.replace(",", ""), n, t.bits),
                 ids,
             )
             row += n
