@@ -6,9 +6,10 @@ again at once against the NEW hashes only, from their stored signals (no media i
 
 1. the new hashes go into a small :class:`HashIndex` of their own, built by the same code that
    builds the workstation's whole index (``hash_list_index.add_hash_list_rows`` with ``ids``);
-2. the candidates' stored signals are searched against a flat copy of it in one vectorised
-   ``search_many`` per hash type, at the loosest threshold any list allows: a superset of the
-   items that can match, found without a Python loop over the signals;
+2. the candidates' stored signals (read in one grouped pass, the database joining each hash
+   type's ids and hashes into one string) become a scan-only :class:`HashIndex` of their own,
+   and each new hash is one query of it at the loosest threshold any list allows: a superset of
+   the items that can match, found without a Python object per signal;
 3. each of those items is matched by ``match_rules.find_known`` (or ``find_match`` for an
    incident's seed hashes), the very rules ingest applies, and handled as ingest handles a
    known match (``ingest_recorder.apply_known``): an open item resolves or gets the badge by
