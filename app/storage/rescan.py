@@ -390,6 +390,7 @@ class Rescanner:
     ) -> RescanReport:
         r = RescanReport(trigger, searched, scanned, matched=len(found))
         misses: list[tuple[int, int | None, str]] = []
+        first_incident: int | None = None
         active = {
             i.id: i.label for i in s.scalars(select(Incident).where(Incident.ended_at.is_(None)))
         }
@@ -400,6 +401,7 @@ class Rescanner:
             incident = f.incident if f.incident is not None else _entry_incident(s, f, active)
             if incident is not None and incident in active:
                 r.tagged += tag_items(s, incident, [item.id])
+                first_incident = first_incident or incident
             if declared is not None or f.known is None:
                 continue
             status = ItemStatus(item.status)
@@ -427,7 +429,10 @@ class Rescanner:
         r.flagged_misses = len(misses)
         now = utcnow()
         row = Rescan(
-            incident_id=declared if declared is not None else (next(iter(active), None)),
+            # the incident the new hashes belong to; else the only one active, if one is
+            incident_id=declared
+            or first_incident
+            or (next(iter(active)) if len(active) == 1 else None),
             trigger=trigger[:64],
             started_at=started,
             finished_at=now,
