@@ -150,6 +150,10 @@ class Rescanner:
 
     # -- triggers ------------------------------------------------------------------------
 
+    def high_water(self) -> int:
+        """The highest hash-list row id now (give it to :meth:`after_import`)."""
+        return high_water(self.db)
+
     def after_confirm(self, decision_uuid: str) -> RescanReport:
         """The hashes a confirm (and the cluster decided with it) put in the local list."""
         with self.db.session() as s:
