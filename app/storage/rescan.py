@@ -6,9 +6,10 @@ again at once against the NEW hashes only, from their stored signals (no media i
 
 1. the new hashes go into a small :class:`HashIndex` of their own, built by the same code that
    builds the workstation's whole index (``hash_list_index.add_hash_list_rows`` with ``ids``);
-2. the candidates' stored signals are searched against a flat copy of it in one vectorised
-   ``search_many`` per hash type, at the loosest threshold any list allows: a superset of the
-   items that can match, found without a Python loop over the signals;
+2. the candidates' stored signals (read in one grouped pass, the database joining each hash
+   type's ids and hashes into one string) become a scan-only :class:`HashIndex` of their own,
+   and each new hash is one query of it at the loosest threshold any list allows: a superset of
+   the items that can match, found without a Python object per signal;
 3. each of those items is matched by ``match_rules.find_known`` (or ``find_match`` for an
    incident's seed hashes), the very rules ingest applies, and handled as ingest handles a
    known match (``ingest_recorder.apply_known``): an open item resolves or gets the badge by
@@ -149,6 +150,10 @@ class Rescanner:
 
     # -- triggers ------------------------------------------------------------------------
 
+    def high_water(self) -> int:
+        """The highest hash-list row id now (give it to :meth:`after_import`)."""
+        return high_water(self.db)
+
     def after_confirm(self, decision_uuid: str) -> RescanReport:
         """The hashes a confirm (and the cluster decided with it) put in the local list."""
         with self.db.session() as s:
@@ -284,22 +289,23 @@ class Rescanner:
             in_queue = [ItemStatus(x).value for x in IN_QUEUE_STATUSES]
             since = utcnow() - timedelta(days=self.days)
             # Per hash type, the database joins the item ids and the hashes into one string
-            # each (as the hash list's bulk load reads them): no Python object per signal.
+            # each (as the hash list's bulk load reads them): no Python object per signal, and
+            # one pass over the candidates for every type.
             per_alg = {
-                alg: s.execute(
+                alg: (ids_text, values_text)
+                for alg, ids_text, values_text in s.execute(
                     select(
+                        SignalRow.algorithm,
                         joined_column(s, SignalRow.item_id, ","),
-                        joined_column(s, SignalRow.value, "" if near else ","),
+                        joined_column(s, SignalRow.value, ","),
                     )
                     .join(Item, Item.id == SignalRow.item_id)
                     .where(
                         or_(Item.status.in_(in_queue), Item.created_at >= since),
-                        SignalRow.algorithm == alg,
+                        SignalRow.algorithm.in_([a for a in wanted if a in _ALGORITHMS]),
                     )
-                ).one()
-                for alg in wanted
-                if alg in _ALGORITHMS
-                for near in [SIGNAL_TYPES[Algorithm(alg)].near]
+                    .group_by(SignalRow.algorithm)
+                )
             }
         stored = HashIndex(mih_min_rows=1 << 62)  # scanned: built for one search
         hits: set[int] = set()
@@ -322,7 +328,7 @@ class Rescanner:
             stored.add_words(
                 alg,
                 np.arange(row, row + n, dtype=np.int64),
-                hex_block_to_words(values_text, n, t.bits),
+                hex_block_to_words(values_text.replace(",", ""), n, t.bits),
                 ids,
             )
             row += n
@@ -388,6 +394,7 @@ class Rescanner:
     ) -> RescanReport:
         r = RescanReport(trigger, searched, scanned, matched=len(found))
         misses: list[tuple[int, int | None, str]] = []
+        first_incident: int | None = None
         active = {
             i.id: i.label for i in s.scalars(select(Incident).where(Incident.ended_at.is_(None)))
         }
@@ -398,6 +405,7 @@ class Rescanner:
             incident = f.incident if f.incident is not None else _entry_incident(s, f, active)
             if incident is not None and incident in active:
                 r.tagged += tag_items(s, incident, [item.id])
+                first_incident = first_incident or incident
             if declared is not None or f.known is None:
                 continue
             status = ItemStatus(item.status)
@@ -425,7 +433,10 @@ class Rescanner:
         r.flagged_misses = len(misses)
         now = utcnow()
         row = Rescan(
-            incident_id=declared if declared is not None else (next(iter(active), None)),
+            # the incident the new hashes belong to; else the only one active, if one is
+            incident_id=declared
+            or first_incident
+            or (next(iter(active)) if len(active) == 1 else None),
             trigger=trigger[:64],
             started_at=started,
             finished_at=now,

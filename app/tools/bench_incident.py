@@ -32,9 +32,7 @@ from pathlib import Path
 
 from sqlalchemy import func, insert, select
 
-from app.core.ingest.contentstore import ContentStore
-from app.core.matching.hash_index import HashIndex
-from app.core.matching.match_rules import MatchPolicy
+from app.compose import AppContext, open_context
 from app.core.model.decisions import DecisionRequest
 from app.core.model.domain import (
     Algorithm,
@@ -48,14 +46,8 @@ from app.core.model.domain import (
     Verdict,
     utcnow,
 )
-from app.storage.db import Database, open_database
-from app.storage.hash_list_watcher import HashListWatcher
-from app.storage.incidents import IncidentService
-from app.storage.ingest_recorder import IngestRecorder
+from app.core.settings.config import load_settings
 from app.storage.models import Decision, HashListEntry, Item, SignalRow
-from app.storage.rescan import Rescanner
-from app.storage.review import ReviewService
-from app.storage.users import UserService
 from app.tools.benchdata import fill_hash_list
 
 
@@ -149,32 +141,38 @@ def bench_surge(
     file). Returns the figures."""
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="hashdesk-incident-") as tmp:
-        db = open_database(url or f"sqlite:///{Path(tmp) / 'surge.sqlite3'}")
+        ctx = _context(url or f"sqlite:///{Path(tmp) / 'surge.sqlite3'}", Path(tmp))
         try:
             return _surge(
-                db, Path(tmp), rng, items, originals, variants, share, hours, delta_hook, say
+                ctx, Path(tmp), rng, items, originals, variants, share, hours, delta_hook, say
             )
         finally:
-            db.dispose()
+            ctx.close()
 
 
-def _surge(db, tmp, rng, items, originals, variants, share, hours, delta_hook, say) -> dict:
-    policy = MatchPolicy()
-    users = UserService(db)
-    lead = users.add("benchlead", "benchmark-password", Role.LEAD)
-    mod = users.add("benchmod", "benchmark-password", Role.MODERATOR)
-    recorder = IngestRecorder(
-        db,
-        ContentStore(tmp / "media"),
-        policy=policy,
-        watcher=HashListWatcher(db, HashIndex(), policy),
-    )
-    review = ReviewService(db, second_review_share=0.0)
-    rescanner = Rescanner(db, policy, actor=mod)
+def _context(url: str, folder: Path) -> AppContext:
+    """The application's own context (the composition root) on ``url``: no second review
+    draws (the drill counts decisions), the default matching policy."""
+    env = {
+        "HASHDESK_DATABASE_URL": url,
+        "HASHDESK_MEDIA_ROOT": str(folder / "media"),
+        "HASHDESK_SECOND_REVIEW_PERCENT": "0",
+        "HASHDESK_INDEX_SNAPSHOT": "off",
+    }
+    return open_context(load_settings(env))
+
+
+def _surge(ctx, tmp, rng, items, originals, variants, share, hours, delta_hook, say) -> dict:
+    db = ctx.db
+    lead = ctx.users.add("benchlead", "benchmark-password", Role.LEAD)
+    mod = ctx.users.add("benchmod", "benchmark-password", Role.MODERATOR)
+    recorder = ctx.recorder()
+    review = ctx.review
+    rescanner = ctx.rescanner(mod)
     arrivals, groups = _arrivals(rng, items, originals, variants, share, hours)
     # The lead declares at once, seeded with the hashes a partner shared of the first original's
     # variants (the stream itself); the other originals' variants are found here.
-    incident = IncidentService(db).declare(
+    incident = ctx.incidents.declare(
         "surge",
         "CIP-BENCH",
         actor=lead,
@@ -191,6 +189,7 @@ def _surge(db, tmp, rng, items, originals, variants, share, hours, delta_hook, s
     rescan_s: list[float] = []
     rescan_resolved = 0
     human = confirms = 0
+    confirmed_groups: set[str] = set()
     bursts = 0
     delta_s: list[float] = []
     t0 = time.perf_counter()
@@ -216,7 +215,7 @@ def _surge(db, tmp, rng, items, originals, variants, share, hours, delta_hook, s
         ingest_s += time.perf_counter() - t
         if not partner_done and burst[0].at >= partner_at:
             partner_done = True
-            import_rescan = _partner_share(db, tmp, lead, policy, partner)
+            import_rescan = _partner_share(ctx, tmp, partner)
         # the moderator works the queue down after each burst
         while True:
             got = review.claim_next(mod.id)
@@ -230,6 +229,7 @@ def _surge(db, tmp, rng, items, originals, variants, share, hours, delta_hook, s
             human += 1
             if verdict is Verdict.CONFIRM and out.hashes_added:
                 confirms += 1
+                confirmed_groups.add(group)
                 t = time.perf_counter()
                 report = rescanner.after_confirm(out.uuid)
                 rescan_s.append(time.perf_counter() - t)
@@ -282,6 +282,7 @@ def _surge(db, tmp, rng, items, originals, variants, share, hours, delta_hook, s
         "hours": hours,
         "human_decisions": human,
         "confirms": confirms,
+        "first_copy_confirms": len(confirmed_groups),
         "resolved_without_human": without_human,
         "auto_matched": auto,
         "resolved_by_rescan": rescan_resolved,
@@ -305,23 +306,21 @@ def _surge(db, tmp, rng, items, originals, variants, share, hours, delta_hook, s
     return figures
 
 
-def _partner_share(db, tmp: Path, lead, policy: MatchPolicy, hashes: list[str]) -> dict:
+def _partner_share(ctx: AppContext, tmp: Path, hashes: list[str]) -> dict:
     """A partner's hashes imported mid-incident (pytx, list policy "resolve"), and the re-scan
     of the waiting and recent items against them."""
     from app.core.matching.hash_lists import ListPolicy
-    from app.storage.hash_lists import HashListService
     from app.storage.list_import import ListSettings
-    from app.storage.rescan import high_water
 
     path = tmp / "partner-share.txt"
     path.write_text("".join(f"pdq {h}\n" for h in hashes))
-    before = high_water(db)
-    admin = UserService(db).add("benchadmin", "benchmark-password", Role.ADMIN)
-    HashListService(db, policy).import_file(
+    admin = ctx.users.add("benchadmin", "benchmark-password", Role.ADMIN)
+    rescanner = ctx.rescanner(admin)
+    before = rescanner.high_water()
+    ctx.hash_lists.import_file(
         path, "partner", actor=admin, fmt="pytx", settings=ListSettings(policy=ListPolicy.RESOLVE)
     )
-    report = Rescanner(db, policy, actor=admin).after_import("partner", before)
-    del lead
+    report = rescanner.after_import("partner", before)
     return {"resolved": report.resolved, "badged": report.badged, "seconds": report.seconds}
 
 
@@ -336,8 +335,10 @@ def print_bench_surge(url: str | None = None, items: int = 10_000) -> dict:
         f"surge drill: {f['arrivals']} arrivals ({f['distinct_items']} distinct items; "
         f"{f['copies_share']:.0%} copies of {f['variants']} variants) in {f['bursts']} bursts over "
         f"{f['hours']:.0f} simulated hours, an incident declared first\n"
-        f"  human decisions needed: {f['human_decisions']} ({f['confirms']} confirms of a "
-        f"variant's first copy, the rest rejects of unrelated items)\n"
+        f"  human decisions needed: {f['human_decisions']} ({f['confirms']} confirms: "
+        f"{f['first_copy_confirms']} of a variant's first copy, "
+        f"{f['confirms'] - f['first_copy_confirms']} of later copies a known match did not "
+        f"resolve; the rest rejects of unrelated items)\n"
         f"  resolved without a human: {f['resolved_without_human']} = "
         f"{f['share_without_human']:.1%} of distinct items (auto-matched {f['auto_matched']}, "
         f"of which by re-scan {f['resolved_by_rescan']}; decided with a cluster's confirm "
@@ -366,16 +367,16 @@ def bench_rescan(
     re-scan timed. ``url``: a database (default: a throwaway SQLite file)."""
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="hashdesk-rescan-") as tmp:
-        db = open_database(url or f"sqlite:///{Path(tmp) / 'rescan.sqlite3'}")
+        ctx = _context(url or f"sqlite:///{Path(tmp) / 'rescan.sqlite3'}", Path(tmp))
         try:
-            return _rescan(db, rng, open_items, copies, listed)
+            return _rescan(ctx, rng, open_items, copies, listed)
         finally:
-            db.dispose()
+            ctx.close()
 
 
-def _rescan(db: Database, rng: random.Random, open_items: int, copies: int, listed: int) -> dict:
-    users = UserService(db)
-    mod = users.add("benchmod", "benchmark-password", Role.MODERATOR)
+def _rescan(ctx: AppContext, rng: random.Random, open_items: int, copies: int, listed: int) -> dict:
+    db = ctx.db
+    mod = ctx.users.add("benchmod", "benchmark-password", Role.MODERATOR)
     pdq, ph = _rand(rng, 64), _rand(rng, 16)
     now = utcnow()
     t = time.perf_counter()
@@ -417,11 +418,10 @@ def _rescan(db: Database, rng: random.Random, open_items: int, copies: int, list
             conn.exec_driver_sql("ANALYZE")
     fill_hash_list(db, listed)  # the hash list already there: not searched by the re-scan
     fill_s = time.perf_counter() - t
-    review = ReviewService(db, second_review_share=0.0)
-    out = review.decide(
+    out = ctx.review.decide(
         DecisionRequest(1, mod.id, Verdict.CONFIRM, "glorification", note=str(uuid.uuid4()))
     )
-    rescanner = Rescanner(db, MatchPolicy(), actor=mod)
+    rescanner = ctx.rescanner(mod)
     t = time.perf_counter()
     report = rescanner.after_confirm(out.uuid)
     took = time.perf_counter() - t

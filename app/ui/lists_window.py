@@ -320,27 +320,32 @@ class ListsView(QWidget):
         self.progress.setVisible(True)
         self.status.setText(f"Importing {path.name} into {list_name}…")
         service, user = self.service, self.user
-        self.tasks.write(
-            lambda: service.import_file(
+        rescanner = self.ctx.rescanner(user)
+
+        def work() -> tuple[ImportSummary, str]:
+            before = rescanner.high_water()
+            summary = service.import_file(
                 path,
                 list_name,
                 actor=user,
                 fmt=fmt,
                 settings=settings,
                 progress=relay.step.emit,
-            ),
-            on_done=self._imported,
-            on_error=self._failed,
-        )
+            )
+            # the waiting and recent items matched again against the new hashes only
+            return summary, rescanner.after_import(list_name, before).line()
+
+        self.tasks.write(work, on_done=self._imported, on_error=self._failed)
 
     def _step(self, done: int, total: int) -> None:
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(done)
 
-    def _imported(self, summary: ImportSummary) -> None:
+    def _imported(self, result: tuple[ImportSummary, str]) -> None:
+        summary, rescan = result
         self.progress.setVisible(False)
         lines = summary.lines_text()
-        self._changed("\n".join(lines[:6] + (["…"] if len(lines) > 6 else [])))
+        self._changed("\n".join([*lines[:6], *(["…"] if len(lines) > 6 else []), rescan]))
 
     def _failed(self, exc: Exception) -> None:
         self.progress.setVisible(False)

@@ -220,6 +220,7 @@ def step_the_record_holds(f: Flow) -> None:
     assert len(rescans) == len(f.rescans) + 1  # + the declare's
     assert [c.status for c in copies] == [ItemStatus.AUTO_MATCHED] * 2
     assert sum(r.resolved for r in rescans) == 2
+    assert {r.incident_id for r in rescans} == {f.incident_id}  # what the debrief counts
     assert {r.run_by for r in rescans} == {f.users["lena"].id, f.users["mo2"].id}
 
 

@@ -254,6 +254,7 @@ DECLARE
   declared bigint := (p_batch ->> 'declared')::bigint;
   m jsonb; it items; e hash_list; inc bigint; v_note text; v_resolve boolean; d decisions;
   mem items; misses jsonb := '[]'; n integer; at timestamp := hd_now(); r rescans;
+  first_inc bigint;
 BEGIN
   resolved := 0; badged := 0; tagged := 0; flagged_misses := 0; counted_decided := 0;
   IF pdq IS NULL OR pdq NOT BETWEEN 0 AND 64 OR phash IS NULL OR phash NOT BETWEEN 0 AND 24
@@ -303,6 +304,7 @@ BEGIN
                     OR c.label = ANY (string_to_array(COALESCE(e.labels, ''), ' ')))
              ORDER BY c.started_at DESC LIMIT 1);
     IF inc IS NOT NULL THEN
+      first_inc := COALESCE(first_inc, inc);
       tagged := tagged + hd_incident_tag(inc, ARRAY[it.id]);
       SELECT * INTO it FROM items WHERE id = it.id;
     END IF;
@@ -359,8 +361,9 @@ BEGIN
   flagged_misses := jsonb_array_length(misses);
   INSERT INTO rescans (incident_id, trigger, started_at, finished_at, searched_hashes,
     items_scanned, matched, resolved, badged, tagged, flagged_misses, counted_decided, run_by)
-  VALUES (COALESCE(declared, (SELECT id FROM incidents WHERE ended_at IS NULL
-                               ORDER BY started_at DESC LIMIT 1)),
+  -- the incident the new hashes belong to; else the only one active, if one is
+  VALUES (COALESCE(declared, first_inc, (SELECT min(id) FROM incidents WHERE ended_at IS NULL
+                                         HAVING count(*) = 1)),
     left(COALESCE(p_batch ->> 'trigger', 'rescan'), 64), at, hd_now(),
     COALESCE((p_batch ->> 'searched')::integer, 0), COALESCE((p_batch ->> 'scanned')::integer, 0),
     jsonb_array_length(p_batch -> 'matches'), resolved, badged, tagged, flagged_misses,
