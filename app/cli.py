@@ -990,7 +990,7 @@ def cmd_deltas(args, settings: Settings) -> int:
     try:
         service = ctx.deltas
         if verb == "status":
-            return _deltas_status(service)
+            return _deltas_status(service, signed)
         assert signed is not None
         cadence = settings.deltas
         try:
@@ -1046,8 +1046,8 @@ def cmd_deltas(args, settings: Settings) -> int:
         ctx.close()
 
 
-def _deltas_status(service) -> int:
-    rows = service.deltas(limit=20)
+def _deltas_status(service, actor) -> int:
+    rows = service.deltas(actor=actor, limit=20)
     trouble = service.trouble()
     if trouble is not None:
         print(

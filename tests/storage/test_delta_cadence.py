@@ -128,6 +128,8 @@ def test_the_commands_run_status_write_and_import_incrementally(tmp_path, monkey
     assert (again / manifest_name(1)).read_bytes() == (out / manifest_name(1)).read_bytes()
     code, _, err = run("deltas", "run", "--once", "--always", "--folder", str(out), "--as", "mod1")
     assert code == 2 and "mod1 (moderator) may not export" in err
+    code, _, err = run("deltas", "status", "--as", "mod1")
+    assert code == 2 and "mod1 (moderator) may not view stats" in err
     imp = ("lists", "import", "--incremental", "--list", "team-a", "--as", "admin1")
     code, text, _ = run(*imp[:3], str(out), *imp[3:])
     assert code == 0 and text.splitlines()[0].startswith("delta 1: ")

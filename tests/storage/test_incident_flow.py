@@ -32,7 +32,7 @@ from app.storage.journal import DecisionJournal, JournalSync
 from app.storage.models import AuditEvent, HashListEntry, Item, Rescan
 from app.storage.rescan import Rescanner
 from app.storage.review import ReviewService
-from app.storage.verification import verify_hash_list
+from app.storage.verification import verify_hash_list, verify_other_records
 from tests.helpers import ingest, write_samples
 
 pytestmark = pytest.mark.postgres
@@ -205,6 +205,7 @@ def step_the_record_holds(f: Flow) -> None:
     owner = f.team.owner
     assert all(r.ok for r in verify_chains(owner))
     assert verify_hash_list(owner) == []
+    assert verify_other_records(owner) == []  # the deltas' tables among them
     with owner.session() as s:
         kinds = [
             (e.kind, e.actor_name)
@@ -224,14 +225,70 @@ def step_the_record_holds(f: Flow) -> None:
     assert {r.run_by for r in rescans} == {f.users["lena"].id, f.users["mo2"].id}
 
 
+def step_a_lead_sends_the_first_delta(f: Flow) -> None:
+    """While the incident is active, `hashdesk deltas run`'s round as the lead: delta 1 with
+    the incident's label; a moderator may not send."""
+    from app.core.exchange.deltas import DeltaCadence, manifest_name, read_manifest
+    from app.core.model.roles import PermissionDenied
+    from app.storage.deltas import DeltaService
+
+    out = f.tmp / "deltas"
+    out.mkdir()
+    f.files["deltas"] = out
+    with pytest.raises(PermissionDenied):
+        DeltaService(f.dbs["mo2"]).run_round(DeltaCadence(folder=out), actor=f.users["mo2"])
+    first = DeltaService(f.dbs["lena"]).run_round(DeltaCadence(folder=out), actor=f.users["lena"])
+    assert first.written and first.seq == 1 and "(incident attack)" in first.note
+    assert read_manifest(out / manifest_name(1)).label == LABEL
+
+
+def step_the_last_delta_a_partner_and_the_debrief(f: Flow) -> None:
+    """Concluded with the moderators' confirms not yet sent: the last delta goes at once; a
+    partner (here an admin, into a list of its own) imports both in order and holds what we
+    share; the lead's situation and debrief count it all; a moderator may not read them."""
+    from app.core.exchange.deltas import DeltaCadence
+    from app.core.model.roles import PermissionDenied
+    from app.core.model.situation import figure_rows
+    from app.core.reports import debrief_html
+    from app.storage.deltas import DeltaService
+    from app.storage.situation import SituationService
+
+    out = f.files["deltas"]
+    lena = f.users["lena"]
+    last = DeltaService(f.dbs["lena"]).run_round(DeltaCadence(folder=out), actor=lena)
+    assert last.written and last.seq == 2 and "concluded" in last.note
+    got = DeltaService(f.dbs["root"]).import_deltas(out, "us", actor=f.users["root"])
+    assert [n for n, _ in got.imported] == [1, 2]
+    with f.team.owner.session() as s:
+        e = HashListEntry
+
+        def active(name: str, plain: bool) -> set[tuple[str, str]]:
+            q = select(e.algorithm, e.value).where(
+                e.list_name == name, e.retracted_at.is_(None), e.disabled_at.is_(None)
+            )
+            return set(s.execute(q.where(e.variant == "") if plain else q).all())
+
+        assert active("us", False) == active("local", True) != set()
+    sit = SituationService(f.dbs["lena"]).situation("attack", actor=lena)
+    figures = dict(figure_rows(sit))
+    assert figures["copies resolved by re-scan"] == "2"
+    assert int(figures["hashes shared"]) == sum(d.added for d in sit.deltas) > 0
+    assert sit.first_sighting <= sit.first_confirm <= sit.first_delta
+    assert "What was shared, and when" in debrief_html(sit)
+    with pytest.raises(PermissionDenied):
+        SituationService(f.dbs["mo2"]).situation("attack", actor=f.users["mo2"])
+
+
 STEPS: list[Callable[[Flow], None]] = [
     step_people_and_media,
     step_first_sighting_escalated,
     step_lead_declares,
     step_new_copies_arrive_under_the_incident,
     step_lead_confirms_the_seed_and_the_rescan_resolves_copies,
+    step_a_lead_sends_the_first_delta,
     step_moderators_work_the_incident_queue,
     step_lead_concludes,
+    step_the_last_delta_a_partner_and_the_debrief,
     step_the_record_holds,
 ]
 

@@ -154,7 +154,9 @@ def situation(ev: SituationEvents, intervals: int = INTERVALS) -> Situation:
                 items_seen=len(arrived),
                 variants=len({i.variant for i in arrived}),
                 confirmed=_count(ev.confirmed, at),
-                hashes_shared=sum(n for t, n in written if t <= at),
+                # The last interval counts the incident's last delta too, which is written
+                # after it concludes (app.storage.deltas: the last one after the end).
+                hashes_shared=sum(n for t, n in written if t <= at or k == intervals),
                 human=human,
                 by_cluster=_count(ev.by_cluster, at),
                 at_ingest=_count(ev.at_ingest, at),
