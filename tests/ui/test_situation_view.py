@@ -1,4 +1,4 @@
-"""Issue 23, 4-5 in the lead workspace: the Incident tab (Ctrl+4) loads the situation off the GUI
+"""Issue 23, 4-5 in the lead workspace: the Incident tab (Ctrl+5) loads the situation off the GUI
 thread and shows the figures, the times, the charts and the update text; a hash delta that could
 not be delivered is shown in red on top until it is; the debrief button writes the HTML and
 CSV."""
