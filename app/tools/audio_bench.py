@@ -304,8 +304,10 @@ def report(corpus: Path | None = None) -> list[str]:
     negs = r["negatives"]
     lines += [
         "",
-        f"negatives: {len(negs)} clips; false matches against the references and among "
-        "themselves, by threshold:",
+        f"negatives: {len(negs)} clips ("
+        + ", ".join(f"{k} {negs.count(k)}" for k in dict.fromkeys(negs))
+        + ("" if "corpus sound" in negs else "; the corpus was not found")
+        + "); false matches against the references and among themselves, by threshold:",
         "",
         "| threshold | recall | false vs references | false among negatives |",
         "|---|---|---|---|",

@@ -136,8 +136,8 @@ class AudioMatch:
 
 class _References:
     """What the candidate step and the verification read, built once per version of the
-    index's sound table: per reference its sequence and the entry holding each position, and
-    every non-zero half sub-fingerprint, sorted, with its reference and position."""
+    index's sound table: per reference its sequence and its blocks, and every non-zero half
+    sub-fingerprint, sorted, with its reference and position."""
 
     def __init__(self, words: np.ndarray, ids: np.ndarray, refs: np.ndarray) -> None:
         numbers, subs = blocks_of(words)
@@ -146,18 +146,12 @@ class _References:
         self.stream_keys, stream = np.unique(keys, return_inverse=True)
         stream = stream.reshape(-1)
         self.seqs: list[SoundSequence] = []
-        self.owner: list[np.ndarray] = []
         self.blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         halves_k, halves_s, halves_p = [], [], []
         for si in range(self.stream_keys.shape[0]):
             rows = np.flatnonzero(stream == si)
             seq = sequence_of(numbers[rows], subs[rows])
-            owner = np.full(seq.subs.shape[0], -1, np.int64)
-            rel = numbers[rows] - seq.start
-            for k in range(SUBS):
-                owner[rel + k] = ids[rows]
             self.seqs.append(seq)
-            self.owner.append(owner)
             self.blocks.append((ids[rows], numbers[rows], subs[rows]))
             present = np.flatnonzero(seq.subs)
             v = seq.subs[present].astype(np.int64)
@@ -166,9 +160,9 @@ class _References:
                 halves_s.append(np.full(present.shape[0], si, np.int32))
                 halves_p.append(present.astype(np.int64) + seq.start)
         if halves_k:
-            k = np.concatenate(halves_k)
-            order = np.argsort(k, kind="stable")
-            self.keys = k[order]
+            all_keys = np.concatenate(halves_k)
+            order = np.argsort(all_keys, kind="stable")
+            self.keys = all_keys[order]
             self.key_stream = np.concatenate(halves_s)[order]
             self.key_pos = np.concatenate(halves_p)[order]
         else:
