@@ -17,7 +17,7 @@ from app.compose import AppContext, SignInError, open_context, open_db, sign_in
 from app.core.errors import Refusal, describe
 from app.core.ingest.jobs import IngestJob, ManifestError, jobs_from_paths, read_manifest
 from app.core.model.domain import UserInfo
-from app.core.model.roles import PermissionDenied
+from app.core.model.roles import Permission, PermissionDenied, allowed
 from app.core.model.taxonomy import TaxonomyError
 from app.core.reports import plural
 from app.core.settings.config import ConfigError, Settings, load_settings
@@ -189,9 +189,15 @@ def cmd_worker(args, settings: Settings) -> int:
             "a worker takes jobs from the team PostgreSQL's queue: set HASHDESK_DATABASE_URL "
             "to it (a SQLite workstation ingests in its own process)"
         )
-    ctx, who = _acting(settings, args.as_user, "a worker", required=settings.team_sign_in)
     import threading
 
+    ctx, who = _acting(settings, args.as_user, "a worker", required=settings.team_sign_in)
+    if who is not None and not allowed(who.role, Permission.INGEST):
+        ctx.close()
+        raise CliError(
+            f"{who.username} ({who.role.value}) may not ingest: a worker signs in as an account "
+            "of role worker (or admin)"
+        )
     name = args.name or default_worker_name()
     me: dict[str, int] = {}
     named = threading.Event()

@@ -413,13 +413,10 @@ class IntakeService:
         with self.db.session() as s:
             for i in range(0, len(ids), 1000):
                 chunk = ids[i : i + 1000]
-                out.update(
-                    s.execute(
-                        select(IntakeReceipt.id, IntakeReceipt.state).where(
-                            IntakeReceipt.id.in_(chunk)
-                        )
-                    ).tuples()
+                rows = s.execute(
+                    select(IntakeReceipt.id, IntakeReceipt.state).where(IntakeReceipt.id.in_(chunk))
                 )
+                out.update((int(rid), str(state)) for rid, state in rows)
         return out
 
     def receipt(self, receipt_id: int) -> IntakeReceipt | None:
