@@ -258,6 +258,7 @@ def cmd_intake(args, settings: Settings) -> int:
 
 def _watch(args, settings: Settings) -> int:
     import signal
+    from datetime import timedelta
 
     from app.core.ingest.dropfolder import DropFolder
 
@@ -285,6 +286,8 @@ def _watch(args, settings: Settings) -> int:
             stale_s=args.stale,
             say=lambda line: print(line, flush=True),
         )
+        if not ctx.intake.queue:  # arrivals a stopped watcher received and never recorded
+            ctx.intake.run_waiting(timedelta(seconds=args.stale))
         where = "the queue" if ctx.intake.queue else "this process (no queue: local ingest)"
         print(
             f"watching {folder.root} as {folder.id}; jobs go to {where} (Ctrl+C stops)",
@@ -1011,6 +1014,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--files", type=int, default=2000, help="with --drill")
     bench.add_argument("--workers", type=int, default=4, help="with --drill")
+    bench.add_argument(
+        "--kill-every",
+        type=float,
+        default=3.0,
+        help="with --drill: mean seconds between kills (a worker kept at least 8 s)",
+    )
     bench.add_argument("--images", type=int, default=300, help="with --intake")
     bench.add_argument("--videos", type=int, default=4, help="with --intake")
     bench.add_argument(
@@ -1059,7 +1068,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.drill:
                 from app.tools.intake_bench import print_drill
 
-                return print_drill(args.drill, args.files, args.workers)
+                return print_drill(args.drill, args.files, args.workers, args.kill_every)
             if args.lists is not None:
                 from app.tools.bench import bench_list_import
 

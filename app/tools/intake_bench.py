@@ -425,7 +425,7 @@ def run_drill(
 
 
 @_stops_cleanly
-def print_drill(url: str, files: int = 2000, workers: int = 4) -> int:
+def print_drill(url: str, files: int = 2000, workers: int = 4, kill_every: float = 3.0) -> int:
     import tempfile
 
     work = Path(tempfile.mkdtemp(prefix="hashdesk-intake-drill-"))
@@ -435,7 +435,7 @@ def print_drill(url: str, files: int = 2000, workers: int = 4) -> int:
         flush=True,
     )
     try:
-        r = run_drill(url, work, files=files, workers=workers)
+        r = run_drill(url, work, files=files, workers=workers, mean_kill_s=kill_every)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(
@@ -444,7 +444,7 @@ def print_drill(url: str, files: int = 2000, workers: int = 4) -> int:
         f"received {r.counts['receipts']}, items {r.counts['items']}, "
         f"sightings {r.counts['sightings']}, waiting {r.counts['waiting']}, "
         f"duplicates {len(r.duplicates)}, missing {len(r.missing)}, "
-        f"left in the folder {len(r.left_over)}: "
+        f"left in the folder {len(r.left_over)}, unreadable {r.counts['unreadable']}: "
         + ("every file exactly once" if r.exactly_once else "NOT exactly once")
     )
     return 0 if r.exactly_once else 1
