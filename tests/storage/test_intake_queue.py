@@ -128,7 +128,7 @@ def test_round_trip_through_a_worker_process(pg, tmp_path):
     again = ctx.intake.receive(path=files[0], meta=meta, via="drop")  # waits with the first
     assert again.duplicate
     assert _count(pg, Item) == 0  # nothing analysed here: the jobs wait for a worker
-    assert {_job_status(pg, r.receipt_id) for r in got + [again]} == {"todo"}
+    assert {_job_status(pg, r.receipt_id) for r in [*got, again]} == {"todo"}
 
     out = subprocess.run(
         [sys.executable, "-m", "app", "worker", "--until-empty"],
