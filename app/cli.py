@@ -1213,9 +1213,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.drill:
                 from app.tools.intake_bench import print_drill
 
-                return print_drill(
-                    args.drill, args.files, args.workers, args.kill_every, args.http_files
-                )
+                if args.http_files:
+                    from app.tools.intake_http_bench import print_drill_http
+
+                    return print_drill_http(
+                        args.drill, args.files, args.workers, args.kill_every, args.http_files
+                    )
+                return print_drill(args.drill, args.files, args.workers, args.kill_every)
             if args.http is not None:
                 from app.tools.intake_http_bench import print_bench_http
 

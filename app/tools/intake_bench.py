@@ -433,17 +433,18 @@ def run_drill(
 
 @_stops_cleanly
 def print_drill(
-    url: str, files: int = 2000, workers: int = 4, kill_every: float = 3.0, http_files: int = 0
+    url: str,
+    files: int = 2000,
+    workers: int = 4,
+    kill_every: float = 3.0,
+    extra_feeders: Sequence[tuple[Feeder, int]] = (),
 ) -> int:
     import tempfile
 
-    from app.tools.intake_http_bench import HttpFeeder, Timings
-
     work = Path(tempfile.mkdtemp(prefix="hashdesk-intake-drill-"))
-    http = HttpFeeder(work) if http_files else None
     print(
         f"intake drill: {files} files through the drop folder (2 watchers)"
-        + (f" and {http_files} through the HTTP intake" if http else "")
+        + "".join(f" and {n} through the {f.name}" for f, n in extra_feeders)
         + f", {workers} workers SIGKILLed at random and restarted…",
         flush=True,
     )
@@ -454,20 +455,10 @@ def print_drill(
             files=files,
             workers=workers,
             mean_kill_s=kill_every,
-            extra_feeders=[(http, http_files)] if http else (),
+            extra_feeders=extra_feeders,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if http is not None:
-        a, i = Timings.summary(http.timings.to_answer), Timings.summary(http.timings.to_item)
-        print(
-            f"  HTTP under the drill's load: POST to its answer (job queued) median "
-            f"{a['median_ms']:.0f} ms, p95 {a['p95_ms']:.0f} ms; to its item in the review "
-            f"queue median {i['median_ms']:.0f} ms, p95 {i['p95_ms']:.0f} ms ({a['n']} POSTs, "
-            f"{len(http.timings.refused)} refused)"
-        )
-        for line in http.timings.refused[:10]:
-            print(f"    refused: {line}")
     print(
         f"  {r.files} files in {r.seconds:.1f} s ({r.files / r.seconds:.1f}/s); "
         f"{r.worker_kills} worker kills, {r.watcher_kills} watcher kills; "
