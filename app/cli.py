@@ -17,7 +17,7 @@ from app.compose import AppContext, SignInError, open_context, open_db, sign_in
 from app.core.errors import Refusal, describe
 from app.core.ingest.jobs import IngestJob, ManifestError, jobs_from_paths, read_manifest
 from app.core.model.domain import UserInfo
-from app.core.model.roles import PermissionDenied
+from app.core.model.roles import Permission, PermissionDenied, allowed
 from app.core.model.taxonomy import TaxonomyError
 from app.core.reports import plural
 from app.core.settings.config import ConfigError, Settings, load_settings
@@ -189,9 +189,15 @@ def cmd_worker(args, settings: Settings) -> int:
             "a worker takes jobs from the team PostgreSQL's queue: set HASHDESK_DATABASE_URL "
             "to it (a SQLite workstation ingests in its own process)"
         )
-    ctx, who = _acting(settings, args.as_user, "a worker", required=settings.team_sign_in)
     import threading
 
+    ctx, who = _acting(settings, args.as_user, "a worker", required=settings.team_sign_in)
+    if who is not None and not allowed(who.role, Permission.INGEST):
+        ctx.close()
+        raise CliError(
+            f"{who.username} ({who.role.value}) may not ingest: a worker signs in as an account "
+            "of role worker (or admin)"
+        )
     name = args.name or default_worker_name()
     me: dict[str, int] = {}
     named = threading.Event()
@@ -262,6 +268,7 @@ def cmd_intake(args, settings: Settings) -> int:
 
 def _watch(args, settings: Settings) -> int:
     import signal
+    from datetime import timedelta
 
     from app.core.ingest.dropfolder import DropFolder
 
@@ -289,6 +296,8 @@ def _watch(args, settings: Settings) -> int:
             stale_s=args.stale,
             say=lambda line: print(line, flush=True),
         )
+        if not ctx.intake.queue:  # arrivals a stopped watcher received and never recorded
+            ctx.intake.run_waiting(timedelta(seconds=args.stale))
         where = "the queue" if ctx.intake.queue else "this process (no queue: local ingest)"
         print(
             f"watching {folder.root} as {folder.id}; jobs go to {where} (Ctrl+C stops)",
@@ -1462,6 +1471,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--posts", type=int, default=50, help="with --http")
     bench.add_argument("--files", type=int, default=2000, help="with --drill")
     bench.add_argument("--workers", type=int, default=4, help="with --drill")
+    bench.add_argument(
+        "--kill-every",
+        type=float,
+        default=3.0,
+        help="with --drill: mean seconds between kills (a worker kept at least 8 s)",
+    )
     bench.add_argument("--images", type=int, default=300, help="with --intake")
     bench.add_argument("--videos", type=int, default=4, help="with --intake")
     bench.add_argument(
@@ -1518,7 +1533,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.drill:
                 from app.tools.intake_bench import print_drill
 
-                return print_drill(args.drill, args.files, args.workers, args.http_files)
+                if args.http_files:
+                    from app.tools.intake_http_bench import print_drill_http
+
+                    return print_drill_http(
+                        args.drill, args.files, args.workers, args.kill_every, args.http_files
+                    )
+                return print_drill(args.drill, args.files, args.workers, args.kill_every)
             if args.http is not None:
                 from app.tools.intake_http_bench import print_bench_http
 

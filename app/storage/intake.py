@@ -10,8 +10,11 @@ ingest_recorder.ingest_jobs): the one code path every item takes.
 
 Exactly once: each arrival is recorded by one sighting that names it (``sightings.receipt_id``
 is unique), so a job retried after its worker died finds its arrival already recorded and does
-nothing twice; items are unique by SHA-256. Arrivals of content already waiting join the
-waiting job (no second job, one more sighting when it runs).
+nothing twice; items are unique by SHA-256. Every arrival has its job; the jobs of one
+content carry its lock (run one after the other), and the first records every arrival of the
+content then waiting, so the others find theirs recorded and end without analysing again (one
+job per arrival, rather than one per content: an arrival made while the content's job was
+finishing would otherwise wait for ever).
 
 A job that fails (an exception: the stored copy missing, the database lost) is retried; at the
 third failure, or the third run that never finished (a file that kills its worker), the file
@@ -26,6 +29,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -172,16 +176,18 @@ class IntakeService:
                 return Received(int(row.receipt_id), sha, bool(row.duplicate))
             authorize_or_system(s, actor, Permission.INGEST)
             if key is not None:
-                same = s.scalar(select(IntakeReceipt.id).where(IntakeReceipt.intake_key == key))
+                same = s.execute(
+                    select(IntakeReceipt.id, IntakeReceipt.state).where(
+                        IntakeReceipt.intake_key == key
+                    )
+                ).first()
                 if same is not None:
-                    return Received(int(same), sha, True)
+                    if not self.queue and same.state == "waiting":
+                        # received before by a process that died before its job ran
+                        self.dispatcher.defer(int(same.id), sha)
+                    return Received(int(same.id), sha, True)
             known = s.scalar(select(Item.id).where(Item.sha256 == sha).limit(1)) is not None
             before = s.scalar(select(IntakeReceipt.id).where(IntakeReceipt.sha256 == sha).limit(1))
-            waiting = s.scalar(
-                select(IntakeReceipt.id)
-                .where(IntakeReceipt.sha256 == sha, IntakeReceipt.state == "waiting")
-                .limit(1)
-            )
             receipt = IntakeReceipt(
                 sha256=sha,
                 size=size,
@@ -204,9 +210,9 @@ class IntakeService:
             s.add(receipt)
             s.flush()
             receipt_id = int(receipt.id)
-            if self.queue and waiting is None:
+            if self.queue:
                 defer_in(s, receipt_id, sha)
-        if not self.queue and waiting is None:
+        if not self.queue:
             self.dispatcher.defer(receipt_id, sha)
         duplicate = known or before is not None
         return Received(receipt_id=receipt_id, sha256=sha, duplicate=duplicate)
@@ -241,6 +247,9 @@ class IntakeService:
             waiting = [(r.id, _meta(r), r.original_name) for r in rows]
             if not waiting:
                 return JobResult({}, {})
+            # runs and failures are counted on the content's oldest waiting arrival
+            lead = rows[0]
+            receipt_id = int(lead.id)
             runs, failures = self._start(s, lead, worker, worker_id)
             interrupted = runs - 1 - failures
         already = self._mark_recorded([rid for rid, _, _ in waiting])
@@ -407,19 +416,36 @@ class IntakeService:
             row.error = reason[:2000]
             return int(row.failures)
 
+    def run_waiting(self, older_than: timedelta = timedelta(minutes=1)) -> int:
+        """Without a queue: run the jobs of arrivals still waiting since before ``older_than``
+        ago (their process stopped before it ran them). How many jobs ran."""
+        if self.queue:
+            return 0
+        with self.db.session() as s:
+            ids = list(
+                s.scalars(
+                    select(IntakeReceipt.id)
+                    .where(
+                        IntakeReceipt.state == "waiting",
+                        IntakeReceipt.created_at < utcnow() - older_than,
+                    )
+                    .order_by(IntakeReceipt.id)
+                )
+            )
+        for rid in ids:
+            self.dispatcher.defer(int(rid), "")
+        return len(ids)
+
     def states(self, ids: list[int]) -> dict[int, str]:
         """Each arrival's state (waiting, done, refused)."""
         out: dict[int, str] = {}
         with self.db.session() as s:
             for i in range(0, len(ids), 1000):
                 chunk = ids[i : i + 1000]
-                out.update(
-                    s.execute(
-                        select(IntakeReceipt.id, IntakeReceipt.state).where(
-                            IntakeReceipt.id.in_(chunk)
-                        )
-                    ).tuples()
+                rows = s.execute(
+                    select(IntakeReceipt.id, IntakeReceipt.state).where(IntakeReceipt.id.in_(chunk))
                 )
+                out.update((int(rid), str(state)) for rid, state in rows)
         return out
 
     def receipt(self, receipt_id: int) -> IntakeReceipt | None:

@@ -128,7 +128,16 @@ def run_worker(
     """Run a queue worker until SIGINT/SIGTERM (or ``config.max_jobs`` / an empty queue):
     ``job(receipt_id, worker_name)`` for each job, in a thread. ``hello(worker_id)`` once the
     worker has registered (its heartbeat row). The number of jobs run."""
-    return asyncio.run(_run_worker(url, connect_args, job, config, hello))
+    from procrastinate.exceptions import ConnectorException
+
+    from app.storage.db import DatabaseError
+
+    try:
+        return asyncio.run(_run_worker(url, connect_args, job, config, hello))
+    except ConnectorException as exc:
+        cause = exc.__cause__ or exc
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        raise DatabaseError(f"the job queue: {first}") from None
 
 
 async def _run_worker(url, connect_args, job, config: WorkerConfig, hello) -> int:

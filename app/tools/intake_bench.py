@@ -292,6 +292,7 @@ def run_drill(
     kill_watchers: bool = True,
     mean_kill_s: float = 3.0,
     min_kills: int = 1,
+    min_life_s: float = 8.0,
     drop_batch: int = 25,
     drop_pause_s: float = 0.05,
     extra_feeders: Sequence[tuple[Feeder, int]] = (),
@@ -303,7 +304,8 @@ def run_drill(
     ``files`` distinct pictures flow in through the drop folder (and each extra feeder its share,
     ``(feeder, how many)``) while a random worker is SIGKILLed and restarted every
     ``mean_kill_s`` seconds on average (and, with ``kill_watchers``, a watcher now and then);
-    then every name is checked to be received once and recorded once. The drill ends once
+    then every name is checked to be received once and recorded once. Only a worker that has
+    been working (registered) for ``min_life_s`` is killed. The drill ends once
     every file is recorded and at least ``min_kills`` workers were killed."""
     rng = random.Random(seed)
     drop = work / "drop"
@@ -328,7 +330,15 @@ def run_drill(
             if hasattr(feeder, "open"):
                 feeder.open(env)
                 opened.append(feeder)
-        wprocs = [hashdesk(env, "worker", log=logs / f"worker-{i}.log") for i in range(workers)]
+        spawned = [0]
+
+        def worker(i: int) -> tuple[str, subprocess.Popen]:
+            spawned[0] += 1
+            name = f"drill-w{i}-{spawned[0]}"
+            log = logs / f"worker-{i}.log"
+            return name, hashdesk(env, "worker", "--name", name, log=log)
+
+        wnames, wprocs = (list(x) for x in zip(*(worker(i) for i in range(workers)), strict=True))
         watch_args = ("intake", "watch", str(drop), "--settle", "0.5", "--stale", "5")
         watch_args += ("--poll", "0.2")
         vprocs = [
@@ -347,11 +357,26 @@ def run_drill(
                     log = logs / f"watcher-{i}.log"
                     vprocs[i] = hashdesk(env, *watch_args, log=log)
                 else:
-                    i = rng.randrange(len(wprocs))
+                    # a worker that has been working (registered) for min_life_s, so each gets
+                    # to work between kills
+                    with db.engine.connect() as conn:
+                        up = set(
+                            conn.execute(
+                                text(
+                                    "SELECT name FROM intake_workers WHERE started_at <= "
+                                    "(now() AT TIME ZONE 'UTC') - make_interval(secs => :s)"
+                                ),
+                                {"s": min_life_s},
+                            ).scalars()
+                        )
+                    ready = [i for i, n in enumerate(wnames) if n in up]
+                    if not ready:
+                        continue
+                    i = rng.choice(ready)
                     wprocs[i].send_signal(signal.SIGKILL)
                     wprocs[i].wait()
                     kills["worker"] += 1
-                    wprocs[i] = hashdesk(env, "worker", log=logs / f"worker-{i}.log")
+                    wnames[i], wprocs[i] = worker(i)
 
         t0 = time.perf_counter()
         threads = [threading.Thread(target=killer, name="killer", daemon=True)]
@@ -407,16 +432,19 @@ def run_drill(
 
 
 @_stops_cleanly
-def print_drill(url: str, files: int = 2000, workers: int = 4, http_files: int = 0) -> int:
+def print_drill(
+    url: str,
+    files: int = 2000,
+    workers: int = 4,
+    kill_every: float = 3.0,
+    extra_feeders: Sequence[tuple[Feeder, int]] = (),
+) -> int:
     import tempfile
 
-    from app.tools.intake_http_bench import HttpFeeder, Timings
-
     work = Path(tempfile.mkdtemp(prefix="hashdesk-intake-drill-"))
-    http = HttpFeeder(work) if http_files else None
     print(
         f"intake drill: {files} files through the drop folder (2 watchers)"
-        + (f" and {http_files} through the HTTP intake" if http else "")
+        + "".join(f" and {n} through the {f.name}" for f, n in extra_feeders)
         + f", {workers} workers SIGKILLed at random and restarted…",
         flush=True,
     )
@@ -426,27 +454,18 @@ def print_drill(url: str, files: int = 2000, workers: int = 4, http_files: int =
             work,
             files=files,
             workers=workers,
-            extra_feeders=[(http, http_files)] if http else (),
+            mean_kill_s=kill_every,
+            extra_feeders=extra_feeders,
         )
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    if http is not None:
-        a, i = Timings.summary(http.timings.to_answer), Timings.summary(http.timings.to_item)
-        print(
-            f"  HTTP under the drill's load: POST to its answer (job queued) median "
-            f"{a['median_ms']:.0f} ms, p95 {a['p95_ms']:.0f} ms; to its item in the review "
-            f"queue median {i['median_ms']:.0f} ms, p95 {i['p95_ms']:.0f} ms ({a['n']} POSTs, "
-            f"{len(http.timings.refused)} refused)"
-        )
-        for line in http.timings.refused[:10]:
-            print(f"    refused: {line}")
     print(
         f"  {r.files} files in {r.seconds:.1f} s ({r.files / r.seconds:.1f}/s); "
         f"{r.worker_kills} worker kills, {r.watcher_kills} watcher kills; "
         f"received {r.counts['receipts']}, items {r.counts['items']}, "
         f"sightings {r.counts['sightings']}, waiting {r.counts['waiting']}, "
         f"duplicates {len(r.duplicates)}, missing {len(r.missing)}, "
-        f"left in the folder {len(r.left_over)}: "
+        f"left in the folder {len(r.left_over)}, unreadable {r.counts['unreadable']}: "
         + ("every file exactly once" if r.exactly_once else "NOT exactly once")
     )
     return 0 if r.exactly_once else 1

@@ -181,6 +181,13 @@ class HttpFeeder:
 
         with ThreadPoolExecutor(self.concurrency) as pool:
             list(pool.map(one, files))
+        a = Timings.summary(self.timings.to_answer)
+        print(  # at once: the figure survives a drill stopped before its end
+            f"  HTTP: {a['n']} POSTs answered under the drill's load (job queued): median "
+            f"{a['median_ms']:.0f} ms, p95 {a['p95_ms']:.0f} ms; "
+            f"{len(self.timings.refused)} refused",
+            flush=True,
+        )
         self._await_items(started, stop)
 
     def _await_items(self, started: dict[int, float], stop: threading.Event) -> None:
@@ -278,3 +285,29 @@ def print_bench_http(url: str | None, posts: int = 50) -> dict:
         f"p95 {i['p95_ms']:.0f} ms"
     )
     return r
+
+
+def print_drill_http(url: str, files: int, workers: int, kill_every: float, http_files: int) -> int:
+    """The intake drill (app.tools.intake_bench.print_drill) with ``http_files`` more files
+    POSTed to `hashdesk intake serve`, then the POSTs' times under the drill's load."""
+    import shutil
+    import tempfile
+
+    from app.tools.intake_bench import print_drill
+
+    work = Path(tempfile.mkdtemp(prefix="hashdesk-http-drill-"))
+    http = HttpFeeder(work)
+    try:
+        code = print_drill(url, files, workers, kill_every, extra_feeders=[(http, http_files)])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    a, i = Timings.summary(http.timings.to_answer), Timings.summary(http.timings.to_item)
+    print(
+        f"  HTTP under the drill's load: POST to its answer (job queued) median "
+        f"{a['median_ms']:.0f} ms, p95 {a['p95_ms']:.0f} ms; to its item in the review "
+        f"queue median {i['median_ms']:.0f} ms, p95 {i['p95_ms']:.0f} ms ({a['n']} POSTs, "
+        f"{len(http.timings.refused)} refused)"
+    )
+    for line in http.timings.refused[:10]:
+        print(f"    refused: {line}")
+    return code

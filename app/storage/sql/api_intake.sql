@@ -5,7 +5,8 @@
 -- records its sighting.
 
 -- A new arrival: its row, and its job on the queue (procrastinate's own defer function) in the
--- same transaction unless the same content already waits (its job records this one too).
+-- same transaction. The jobs of one content carry its lock (one after the other): the first
+-- records every arrival of the content then waiting, the others find theirs recorded.
 -- p_meta: {"source", "external_id", "source_url", "reason", "reporter", "score",
 -- "received_at", "deadline"} (app.core.ingest.sidecar.IntakeMeta). p_key: the arrival's own
 -- key (a drop folder's claim): an arrival given again under its key is the one already
@@ -46,9 +47,6 @@ BEGIN
   IF length(p_key) > 128 THEN
     PERFORM hd_bad_value('arrival key', p_key);
   END IF;
-  -- Two arrivals of one content at the same instant may both find none waiting and make a job
-  -- each: both jobs carry the content's lock (run one after the other) and the second finds
-  -- every arrival recorded. (No advisory lock: anyone could hold it to stall the intake.)
   IF p_key IS NOT NULL THEN
     SELECT r.id INTO v_id FROM intake_receipts r WHERE r.intake_key = p_key;
     IF FOUND THEN
@@ -71,12 +69,10 @@ BEGIN
     p_meta ->> 'reporter', (p_meta ->> 'score')::float8, v_received, v_deadline,
     p_intake_source, me.id, at, 'waiting', 0, 0, p_key)
   RETURNING id INTO v_id;
-  IF NOT v_waiting THEN
-    SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW('hashdesk_intake',
-      'hashdesk.intake.record', 0, 'sha256:' || p_sha256, NULL,
-      jsonb_build_object('receipt_id', v_id), NULL)::procrastinate_job_to_defer_v1]))
-      INTO v_job;
-  END IF;
+  SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW('hashdesk_intake',
+    'hashdesk.intake.record', 0, 'sha256:' || p_sha256, NULL,
+    jsonb_build_object('receipt_id', v_id), NULL)::procrastinate_job_to_defer_v1]))
+    INTO v_job;
   receipt_id := v_id;
   job_id := v_job;
   RETURN NEXT;
