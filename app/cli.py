@@ -917,6 +917,22 @@ def cmd_incident(args, settings: Settings) -> int:
             elif verb == "assign":
                 info = service.assign(args.name, args.users, actor=signed, remove=args.remove)
                 print(f"{info.name}: assigned {', '.join(info.assigned) or 'nobody'}")
+            elif verb == "misses":
+                if args.clear is not None:
+                    if not (args.note or "").strip():
+                        raise CliError("--clear needs --note TEXT: what was done with it")
+                    m = service.clear_miss(args.clear, args.note, actor=signed)
+                    print(f"cleared possible miss #{m.id} (item #{m.item_id})")
+                    return 0
+                misses = service.possible_misses(actor=signed)
+                if not misses:
+                    print("no possible misses")
+                for m in misses:
+                    entry = f"entry #{m.entry_id}" if m.entry_id else "no entry"
+                    print(
+                        f"#{m.id}  item #{m.item_id}  {entry}  flagged "
+                        f"{m.flagged_at:%Y-%m-%d %H:%M} UTC  {m.note or ''}"
+                    )
         except IncidentError as exc:
             raise CliError(str(exc)) from None
         return 0
@@ -1347,7 +1363,7 @@ def build_parser() -> argparse.ArgumentParser:
     iclose.add_argument("--note", help="what was done with it")
     iclose.add_argument("--as", dest="as_user", help="a lead or admin (password asked)")
     inc = sub.add_parser(
-        "incident", help="incidents: declare, conclude, list, assign, status, debrief"
+        "incident", help="incidents: declare, conclude, list, assign, status, debrief, misses"
     )
     isub = inc.add_subparsers(dest="incident_cmd")
     ilist = isub.add_parser("list", help="incidents, the active first (the default)")
@@ -1375,6 +1391,12 @@ def build_parser() -> argparse.ArgumentParser:
     ideb.add_argument("--html", metavar="FILE")
     ideb.add_argument("--csv", metavar="FILE")
     ideb.add_argument("--as", dest="as_user", help="a lead or admin (a team database)")
+    imis = isub.add_parser(
+        "misses", help="rejected items a re-scan found matching a confirm; clear one (a lead)"
+    )
+    imis.add_argument("--clear", type=int, metavar="ID", help="clear possible miss ID")
+    imis.add_argument("--note", help="what was done with it (needed with --clear)")
+    imis.add_argument("--as", dest="as_user", help="a lead or admin")
     iasg = isub.add_parser("assign", help="move people onto an incident's queue (a lead)")
     iasg.add_argument("name")
     iasg.add_argument("users", nargs="+", metavar="USER")

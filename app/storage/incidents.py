@@ -59,6 +59,7 @@ _DECLARE = text(
     "CAST(:formats AS jsonb))"
 )
 _CONCLUDE = text("SELECT hd_api_incident_conclude(:name)")
+_CLEAR_MISS = text("SELECT hd_api_rescan_miss_clear(:id, :note)")
 _ASSIGN = text("SELECT hd_api_incident_assign(:name, CAST(:users AS jsonb), :remove)")
 
 
@@ -479,10 +480,12 @@ class IncidentService:
                     )
                 )
 
-    def possible_misses(self) -> builtins.list[PossibleMiss]:
+    def possible_misses(self, *, actor: UserInfo | None = None) -> builtins.list[PossibleMiss]:
         """Rejected items a re-scan found matching a confirmed hash, not cleared yet, the
-        oldest first (the lead workspace's Incidents tab)."""
+        oldest first (the lead workspace's Incidents tab; ``actor``: checked to be a lead)."""
         with self.db.session() as s:
+            if actor is not None:
+                authorize(s, actor, Permission.MANAGE_INCIDENTS)
             rows = s.execute(
                 select(
                     RescanMiss.id, RescanMiss.item_id, RescanMiss.entry_id, RescanMiss.note,
@@ -492,6 +495,46 @@ class IncidentService:
                 .order_by(RescanMiss.flagged_at, RescanMiss.id)
             ).all()  # fmt: skip
         return [PossibleMiss(*r) for r in rows]
+
+    def clear_miss(self, miss_id: int, note: str, *, actor: UserInfo) -> PossibleMiss:
+        """A lead has looked at a possible miss (re-opened the item, or judged the reject
+        right): it leaves the list, with who, when and the lead's note on the audit record
+        (``miss_cleared``). The miss as it was."""
+        note = (note or "").strip()
+        if not note:
+            raise IncidentError("clearing a possible miss needs a note: what was done with it")
+        if len(note) > 2000:
+            raise IncidentError(f"the note is {len(note)} characters: at most 2000")
+        with self.db.session() as s:
+            user = authorize(s, actor, Permission.MANAGE_INCIDENTS)
+            row = s.get(RescanMiss, miss_id)
+            if row is None:
+                raise IncidentError(
+                    f"there is no possible miss #{miss_id} (`hashdesk incident misses`)"
+                )
+            miss = PossibleMiss(row.id, row.item_id, row.entry_id, row.note, row.flagged_at)
+            if on_server(s):
+                _api(s, _CLEAR_MISS, {"id": miss_id, "note": note})
+                return miss
+            if row.cleared_at is not None:
+                who = s.scalar(select(User.username).where(User.id == row.cleared_by))
+                raise IncidentError(
+                    f"possible miss #{miss_id} was already cleared by {who or 'someone'} at "
+                    f"{row.cleared_at:%Y-%m-%d %H:%M:%S} UTC"
+                )
+            now = utcnow()
+            append_event(
+                s,
+                AuditKind.MISS_CLEARED,
+                actor_id=user.id,
+                actor_name=user.username,
+                subject=f"item:{row.item_id}",
+                detail={"miss": row.id, "item": row.item_id, "entry": row.entry_id, "note": note},
+                occurred_at=now,
+            )
+            row.cleared_at = now
+            row.cleared_by = user.id
+            return miss
 
     def item_incident(self, item_id: int) -> IncidentInfo | None:
         """The active incident an item is under (the review window's banner), or None."""

@@ -260,7 +260,7 @@ class IngestRecorder:
         """One file, recorded by this process (SQLite; PostgreSQL without the server program)."""
         content_key, preview_key = self._store(path, analysis)
         known: KnownMatch | None = None
-        cluster = facts = allow_facts = None
+        cluster = facts = allow_facts = fallback_facts = None
         seed_incident: int | None = None
         if self.match:
             hash_index, queue_index = self._indexes()
@@ -274,6 +274,8 @@ class IngestRecorder:
                 facts = entry_for(self.db, known.evidence.entry_id, known.evidence.ref)
             if known is not None and known.allowed is not None:
                 allow_facts = entry_for(self.db, known.allowed.entry_id, known.allowed.ref)
+            if known is not None and known.fallback is not None:
+                fallback_facts = entry_for(self.db, known.fallback.entry_id, known.fallback.ref)
             if known is None or known.evidence is None:
                 cluster = find_match(queue_index, analysis.signals, analysis.kind, self.policy)
         for _attempt in range(2):
@@ -285,7 +287,7 @@ class IngestRecorder:
                     content_key,
                     preview_key,
                     known,
-                    (facts, allow_facts),
+                    (facts, allow_facts, fallback_facts),
                     cluster,
                     seed_incident,
                 )
@@ -340,6 +342,15 @@ class IngestRecorder:
                     # the server adds the flood guard's words, as it finds the entry
                     "note": match_note(ev, replace(facts, flood_guarded=False)),
                 }
+                fb = known.fallback
+                fb_facts = entry_for(self.db, fb.entry_id, fb.ref) if fb is not None else None
+                if fb is not None and fb_facts is not None:
+                    # resolves the item if the server finds the entry above held
+                    item["known"]["fallback"] = {
+                        "entry": fb_facts.id,
+                        "distance": fb.distance,
+                        "note": match_note(fb, replace(fb_facts, flood_guarded=False)),
+                    }
                 open_alone = not known.resolve
             else:
                 cluster = find_match(queue_index, a.signals, a.kind, self.policy)
@@ -395,7 +406,7 @@ class IngestRecorder:
         content_key: str | None,
         preview_key: str | None,
         known: KnownMatch | None = None,
-        facts: tuple[EntryFacts | None, EntryFacts | None] = (None, None),
+        facts: tuple[EntryFacts | None, ...] = (None, None, None),
         cluster: Evidence | None = None,
         seed_incident: int | None = None,
     ) -> IngestOutcome:
@@ -497,8 +508,9 @@ class IngestRecorder:
         km: KnownMatch,
         facts: EntryFacts | None,
         allow_facts: EntryFacts | None,
+        fallback_facts: EntryFacts | None = None,
     ) -> IngestOutcome:
-        return apply_known(s, item, km, facts, allow_facts, self.policy, self.actor)
+        return apply_known(s, item, km, facts, allow_facts, self.policy, self.actor, fallback_facts)
 
 
 def apply_known(
@@ -509,19 +521,33 @@ def apply_known(
     allow_facts: EntryFacts | None,
     policy: MatchPolicy,
     actor: UserInfo | None,
+    fallback_facts: EntryFacts | None = None,
 ) -> IngestOutcome:
     """An item matched a block list: resolve it, or badge it, per the list's policy (queued
     whatever the policy when an allow list matches too, or the flood guard has switched the
     entry). Ingest's rule for a new item, and the re-scan's for an open one
-    (app.storage.rescan)."""
+    (app.storage.rescan).
+
+    A held entry does not hide another list's resolving match (``km.fallback``, its entry
+    ``fallback_facts``): the item stays on the held entry's count (``known_entry_id``: the
+    flood guard counts it) and resolves on the fallback, unless that entry is held too."""
     ev = km.evidence
     assert ev is not None
     note = match_note(ev, facts)
     resolve = km.resolve
+    held = False
     if facts is not None:
         item.known_entry_id = facts.id
-        if facts.list_name != LOCAL_LIST:
-            resolve = resolve and not _flood_guard(s, item, facts, policy, actor)
+        if facts.list_name != LOCAL_LIST and resolve:
+            held = _flood_guard(s, item, facts, policy, actor)
+            resolve = not held
+    if held and km.allowed is None and km.fallback is not None and fallback_facts is not None:
+        assert facts is not None
+        if fallback_facts.list_name == LOCAL_LIST or not _is_held(s, fallback_facts):
+            if not facts.flood_guarded:  # switched by this item: say so, as the server does
+                note += " (flood guard: queued for verification)"
+            note += "; resolved on " + match_note(km.fallback, fallback_facts)
+            ev, facts, resolve = km.fallback, fallback_facts, True
     if km.allowed is not None:
         note += "; " + _allow_note(km, allow_facts) + ": not resolved automatically"
     if not resolve:
@@ -543,6 +569,14 @@ def apply_known(
         ),
     )
     return IngestOutcome.AUTO_MATCHED
+
+
+def _is_held(s, facts: EntryFacts) -> bool:
+    """Whether an imported entry is held by the flood guard now."""
+    if facts.flood_guarded:
+        return True
+    at = s.scalar(select(HashListEntry.flood_guarded_at).where(HashListEntry.id == facts.id))
+    return at is not None
 
 
 def _flood_guard(

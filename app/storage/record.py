@@ -9,6 +9,7 @@ a decision, the status it sets and the hash-list rows it adds or retracts commit
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -276,6 +277,7 @@ def to_queue_item(s: Session, item: Item) -> QueueItem:
     sightings = s.scalars(
         select(Sighting).where(Sighting.item_id == item.id).order_by(Sighting.flagged_at)
     ).all()
+    banner = _incident_banner(s, item.incident_id)
     return QueueItem(
         id=item.id,
         sha256=item.sha256,
@@ -305,20 +307,25 @@ def to_queue_item(s: Session, item: Item) -> QueueItem:
             for x in sightings
         ),
         match_note=item.match_note,
-        incident=_incident_banner(s, item.incident_id),
+        incident=banner[0] if banner else None,
+        incident_categories=banner[1] if banner else (),
     )
 
 
-def _incident_banner(s: Session, incident_id: int | None) -> str | None:
-    """The banner of the active incident an item is under (name and label), or None."""
+def _incident_banner(s: Session, incident_id: int | None) -> tuple[str, tuple[str, ...]] | None:
+    """The banner of the active incident an item is under (name and label) and the
+    categories it covers, or None."""
     if incident_id is None:
         return None
     row = s.execute(
-        select(Incident.name, Incident.label).where(
+        select(Incident.name, Incident.label, Incident.categories).where(
             Incident.id == incident_id, Incident.ended_at.is_(None)
         )
     ).first()
-    return None if row is None else f"INCIDENT {row[0]} · {row[1]}"
+    if row is None:
+        return None
+    cats = json.loads(row[2] or "[]")
+    return f"INCIDENT {row[0]} · {row[1]}", tuple(str(c) for c in cats if isinstance(c, str))
 
 
 def outcome_of_row(d: Decision) -> Verdict:

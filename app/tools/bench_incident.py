@@ -8,10 +8,13 @@ recorder (``IngestRecorder.record_many``: matching against the hash list and the
 clusters, incident membership). After each burst a simulated moderator works the queue
 (``ReviewService``): confirms a variant's copy, rejects an unrelated item; each confirm is
 followed by its re-scan (``Rescanner.after_confirm``), timed from the confirm landing to the
-re-scan finishing. Reported: the human decisions needed, the share resolved without a human
-(at ingest, by re-scan, or decided with a cluster's confirm), the confirm-to-re-scan times,
-and the time to the next hash delta out (``delta_hook``: the deltas' stage plugs in here; none
-in this build).
+re-scan finishing. The hash deltas run on the simulated clock (:class:`DeltaStage`: the
+application's ``DeltaService``, a round every ``delta_minutes`` of the incident, 5, taking and
+writing a delta to a folder when anything changed). Reported: the human decisions needed, the
+share resolved without a human (at ingest, by re-scan, or decided with a cluster's confirm),
+the confirm-to-re-scan times, and the time to the next delta: from each confirm to the delta
+that carries its hashes (simulated minutes: the cadence) and the wall time to take and write a
+delta.
 
 The re-scan bench: ``open_items`` open items (generated, bulk-inserted), a few dozen of them
 copies of one picture; that picture confirmed; its re-scan timed, with the number of hashes it
@@ -33,6 +36,7 @@ from pathlib import Path
 from sqlalchemy import func, insert, select
 
 from app.compose import AppContext, open_context
+from app.core.exchange.deltas import DEFAULT_FORMATS
 from app.core.model.decisions import DecisionRequest
 from app.core.model.domain import (
     Algorithm,
@@ -47,7 +51,7 @@ from app.core.model.domain import (
     utcnow,
 )
 from app.core.settings.config import load_settings
-from app.storage.models import Decision, HashListEntry, Item, SignalRow
+from app.storage.models import Decision, DeltaEntry, HashListEntry, Item, SignalRow
 from app.tools.benchdata import fill_hash_list
 
 
@@ -134,17 +138,17 @@ def bench_surge(
     share: float = 0.8,
     hours: float = 6.0,
     seed: int = 23,
-    delta_hook: Callable[[], float | None] | None = None,
+    deltas: bool = True,
     say: Callable[[str], None] = print,
 ) -> dict:
     """The surge drill (module docstring). ``url``: a database (default: a throwaway SQLite
-    file). Returns the figures."""
+    file); ``deltas``: run the delta cadence (:class:`DeltaStage`). Returns the figures."""
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="hashdesk-incident-") as tmp:
         ctx = _context(url or f"sqlite:///{Path(tmp) / 'surge.sqlite3'}", Path(tmp))
         try:
             return _surge(
-                ctx, Path(tmp), rng, items, originals, variants, share, hours, delta_hook, say
+                ctx, Path(tmp), rng, items, originals, variants, share, hours, deltas, say
             )
         finally:
             ctx.close()
@@ -162,7 +166,46 @@ def _context(url: str, folder: Path) -> AppContext:
     return open_context(load_settings(env))
 
 
-def _surge(ctx, tmp, rng, items, originals, variants, share, hours, delta_hook, say) -> dict:
+class DeltaStage:
+    """The hash deltas of the drill on its simulated clock: a round of the incident's cadence
+    (every ``delta_minutes`` of simulated time since the declare) takes a delta of what changed
+    (``DeltaService.plan``, the incident's formats and label) and writes it to ``folder``
+    (``deliver``), as ``hashdesk deltas run`` does on the wall clock. Each delta: its number,
+    the simulated time of its cut, the wall seconds to take and write it."""
+
+    def __init__(self, ctx: AppContext, lead, incident, folder: Path) -> None:
+        self.service = ctx.deltas  # the composition root's
+        self.lead = lead
+        self.incident = incident
+        self.folder = folder
+        folder.mkdir(parents=True, exist_ok=True)
+        self.every = 60.0 * (incident.delta_minutes or 5)
+        self.formats = tuple(incident.delta_formats) or DEFAULT_FORMATS
+        self.next_round = self.every
+        self.cut_at: dict[int, float] = {}  # delta number -> simulated seconds of its cut
+        self.wall_s: list[float] = []
+        self.failed: list[str] = []
+
+    def until(self, sim_seconds: float) -> None:
+        """Every round due at or before ``sim_seconds`` (simulated), in order."""
+        while self.next_round <= sim_seconds:
+            self._round(self.next_round)
+            self.next_round += self.every
+
+    def _round(self, at: float) -> None:
+        t = time.perf_counter()
+        seq = self.service.plan(actor=self.lead, formats=self.formats, incident_id=self.incident.id)
+        if seq is None:
+            return  # nothing changed since the last delta
+        out = self.service.deliver(seq, actor=self.lead, folder=self.folder)
+        if not out.written:
+            self.failed.append(f"delta {seq}: {out.error}")
+            return
+        self.wall_s.append(time.perf_counter() - t)
+        self.cut_at[seq] = at
+
+
+def _surge(ctx, tmp, rng, items, originals, variants, share, hours, deltas, say) -> dict:
     db = ctx.db
     lead = ctx.users.add("benchlead", "benchmark-password", Role.LEAD)
     mod = ctx.users.add("benchmod", "benchmark-password", Role.MODERATOR)
@@ -191,7 +234,8 @@ def _surge(ctx, tmp, rng, items, originals, variants, share, hours, delta_hook, 
     human = confirms = 0
     confirmed_groups: set[str] = set()
     bursts = 0
-    delta_s: list[float] = []
+    stage = DeltaStage(ctx, lead, incident, tmp / "deltas") if deltas else None
+    confirmed_at: dict[str, float] = {}  # a confirm's decision -> simulated seconds
     t0 = time.perf_counter()
     ingest_s = 0.0
     i = 0
@@ -202,6 +246,8 @@ def _surge(ctx, tmp, rng, items, originals, variants, share, hours, delta_hook, 
         burst = arrivals[i:j]
         i = j
         bursts += 1
+        if stage is not None:
+            stage.until(burst[0].at)
         files = [
             (
                 Path(f"{a.analysis.sha256[:12]}.jpg"),
@@ -234,13 +280,13 @@ def _surge(ctx, tmp, rng, items, originals, variants, share, hours, delta_hook, 
                 report = rescanner.after_confirm(out.uuid)
                 rescan_s.append(time.perf_counter() - t)
                 rescan_resolved += report.resolved
-                if delta_hook is not None:
-                    took = delta_hook()
-                    if took is not None:
-                        delta_s.append(took)
+                confirmed_at[out.uuid] = burst[0].at
         if bursts % 20 == 0:
             say(f"  … {i} of {len(arrivals)} arrived, {human} human decisions so far")
+    if stage is not None:  # the round after the last confirm
+        stage.until(stage.next_round)
     total_s = time.perf_counter() - t0
+    to_delta = _to_delta(db, stage, confirmed_at) if stage is not None else []
     with db.session() as s:
         distinct = int(s.scalar(select(func.count()).select_from(Item)) or 0)
         auto = int(
@@ -299,11 +345,37 @@ def _surge(ctx, tmp, rng, items, originals, variants, share, hours, delta_hook, 
             statistics.quantiles(rescan_s, n=20)[-1] if len(rescan_s) >= 2 else max(rescan_s or [0])
         ),
         "rescan_max_s": max(rescan_s or [0.0]),
-        "delta_median_s": statistics.median(delta_s) if delta_s else None,
+        "deltas": len(stage.cut_at) if stage is not None else 0,
+        "delta_failures": list(stage.failed) if stage is not None else [],
+        "confirms_carried": len(to_delta),
+        "to_delta_median_min": statistics.median(to_delta) if to_delta else None,
+        "to_delta_max_min": max(to_delta) if to_delta else None,
+        "delta_median_s": (
+            statistics.median(stage.wall_s) if stage is not None and stage.wall_s else None
+        ),
+        "delta_max_s": max(stage.wall_s) if stage is not None and stage.wall_s else None,
         "ingest_s": ingest_s,
         "total_s": total_s,
     }
     return figures
+
+
+def _to_delta(db, stage: DeltaStage, confirmed_at: dict[str, float]) -> list[float]:
+    """For each confirm, the simulated minutes from it to the cut of the first delta whose
+    recorded entries hold one of its hashes (a confirm no delta carries is left out: the
+    report counts those carried)."""
+    out = []
+    with db.session() as s:
+        rows = s.execute(
+            select(HashListEntry.decision_uuid, func.min(DeltaEntry.delta_seq))
+            .join(DeltaEntry, DeltaEntry.entry_id == HashListEntry.id)
+            .where(DeltaEntry.op == "add", HashListEntry.decision_uuid.is_not(None))
+            .group_by(HashListEntry.decision_uuid)
+        ).all()
+    for uuid_, seq in rows:
+        if uuid_ in confirmed_at and seq in stage.cut_at:
+            out.append((stage.cut_at[seq] - confirmed_at[uuid_]) / 60.0)
+    return out
 
 
 def _partner_share(ctx: AppContext, tmp: Path, hashes: list[str]) -> dict:
@@ -327,10 +399,13 @@ def _partner_share(ctx: AppContext, tmp: Path, hashes: list[str]) -> dict:
 def print_bench_surge(url: str | None = None, items: int = 10_000) -> dict:
     f = bench_surge(url, items)
     delta = (
-        f"{f['delta_median_s']:.2f} s"
-        if f["delta_median_s"] is not None
-        else "no hash deltas in this build (bench_surge's delta_hook)"
-    )
+        f"{f['confirms_carried']} of {f['confirms']} confirms carried by {f['deltas']} deltas; "
+        f"confirm -> the delta carrying its hashes median {f['to_delta_median_min']:.1f}, max "
+        f"{f['to_delta_max_min']:.1f} simulated minutes; taking and writing a delta median "
+        f"{f['delta_median_s'] * 1000:.0f} ms, max {f['delta_max_s'] * 1000:.0f} ms"
+        if f["to_delta_median_min"] is not None and f["delta_median_s"] is not None
+        else f"no delta carried a confirm ({f['deltas']} deltas)"
+    ) + (f"; FAILED: {'; '.join(f['delta_failures'])}" if f["delta_failures"] else "")
     print(
         f"surge drill: {f['arrivals']} arrivals ({f['distinct_items']} distinct items; "
         f"{f['copies_share']:.0%} copies of {f['variants']} variants) in {f['bursts']} bursts over "

@@ -59,15 +59,27 @@ class IncidentsView(QWidget):
         self.misses.horizontalHeader().setStretchLastSection(True)
         self.misses.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         layout.addWidget(self.misses, 1)
+        clear = QHBoxLayout()
+        self.miss_note = QLineEdit(self)
+        self.miss_note.setObjectName("missNote")
+        self.miss_note.setPlaceholderText("what was done with the selected miss (needed)")
+        self.clear_button = QPushButton("Clear the selected miss", self)
+        self.clear_button.setObjectName("clearMiss")
+        self.clear_button.clicked.connect(self.clear_miss)
+        clear.addWidget(self.miss_note, 1)
+        clear.addWidget(self.clear_button)
+        layout.addLayout(clear)
         self.status = QLabel("")
         self.status.setObjectName("incidentsStatus")
         self.status.setTextFormat(Qt.TextFormat.PlainText)
         layout.addWidget(self.status)
         self._shown: list[IncidentInfo] = []
+        self._misses: list[PossibleMiss] = []
 
     def refresh(self) -> None:
         def read() -> tuple[list[IncidentInfo], list[PossibleMiss]]:
-            return self.ctx.incidents.active(), self.ctx.incidents.possible_misses()
+            misses = self.ctx.incidents.possible_misses(actor=self.user)
+            return self.ctx.incidents.active(), misses
 
         self.tasks.read(read, self._show, lambda exc: self.status.setText(describe(exc)))
 
@@ -83,6 +95,8 @@ class IncidentsView(QWidget):
                 self.incidents.setItem(r, c, QTableWidgetItem(value))
         if incidents and not self.incidents.selectedItems():
             self.incidents.selectRow(0)
+        self._misses = misses
+        self.misses.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
         self.misses.setRowCount(len(misses))
         for r, m in enumerate(misses):
             for c, value in enumerate(
@@ -91,6 +105,25 @@ class IncidentsView(QWidget):
             ):  # fmt: skip
                 self.misses.setItem(r, c, QTableWidgetItem(value))
         self.status.setText(f"{len(incidents)} active incident(s), {len(misses)} possible miss(es)")
+
+    def clear_miss(self) -> None:
+        """Clear the selected possible miss with the note typed (audited; on the runner)."""
+        rows = {i.row() for i in self.misses.selectedIndexes()}
+        note = self.miss_note.text().strip()
+        if not rows or not note:
+            self.status.setText("Select a possible miss and say what was done with it.")
+            return
+        miss = self._misses[min(rows)]
+
+        def write() -> PossibleMiss:
+            return self.ctx.incidents.clear_miss(miss.id, note, actor=self.user)
+
+        def done(m: PossibleMiss) -> None:
+            self.miss_note.clear()
+            self.status.setText(f"Cleared possible miss #{m.id} (item #{m.item_id})")
+            self.refresh()
+
+        self.tasks.write(write, done, lambda exc: self.status.setText(describe(exc)))
 
     def assign(self) -> None:
         rows = {i.row() for i in self.incidents.selectedIndexes()}

@@ -13,7 +13,7 @@ from app.compose import AppContext
 from app.core.model.domain import Role
 from app.core.settings.config import Settings
 from app.storage.incidents import IncidentService
-from app.storage.models import HashListEntry, Item, Rescan
+from app.storage.models import AuditEvent, HashListEntry, Item, Rescan
 from app.storage.rescan import Rescanner
 from app.ui.review_window import ReviewWindow
 from tests.helpers import ingest, make_user, write_samples
@@ -115,4 +115,15 @@ def test_the_lead_sees_the_possible_misses_and_moves_people_onto_an_incident(
     view.assign_button.click()
     qtbot.waitUntil(lambda: view.incidents.item(0, 4).text() == "mo1", timeout=10000)
     assert IncidentService(db).get("attack").assigned == ("mo1",)
+    # The lead clears the miss after looking at it: with a note, on the record.
+    view.misses.selectRow(0)
+    view.clear_button.click()  # no note yet: nothing cleared, and said why
+    assert "say what was done" in view.status.text() and view.misses.rowCount() == 1
+    view.miss_note.setText("looked at: the reject stands (news report)")
+    view.clear_button.click()
+    qtbot.waitUntil(lambda: view.misses.rowCount() == 0, timeout=10000)
+    assert IncidentService(db).possible_misses(actor=lead) == []
+    with db.session() as s:
+        (e,) = s.scalars(select(AuditEvent).where(AuditEvent.kind == "miss_cleared")).all()
+    assert e.actor_name == "lead1" and "news report" in e.detail
     w.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -789,3 +790,22 @@ def test_the_presenter_runs_without_qt():
     assert done.returncode == 0, done.stderr[-3000:]
     tests = [n for n in globals() if n.startswith("test_")]
     assert int(done.stdout.split()[-1]) == len(tests) - 1 > 15
+
+
+def test_an_item_under_an_incident_comes_with_the_incident_s_category_chosen():
+    """The first of the incident's categories the taxonomy knows is the confirm's category
+    until the moderator picks another; the next item starts without it again."""
+    s = Screen([1, 2, 3])
+    s.queue.items[1] = replace(s.queue.items[1], incident="INCIDENT x · L",
+                               incident_categories=("not_ours", "glory"))  # fmt: skip
+    s.queue.items[2] = replace(s.queue.items[2], incident="INCIDENT x · L",
+                               incident_categories=("glory",))  # fmt: skip
+    s.start()
+    assert s.view.last("show_category") == (CATS.by_key("glory"),)
+    assert s.press(Verdict.CONFIRM)
+    s.p.choose_category(CATS.by_key("violence"))  # the moderator's choice wins
+    assert s.press(Verdict.CONFIRM)
+    assert s.view.last("show_category") == (None,)  # item 3: not under an incident
+    assert not s.press(Verdict.CONFIRM)
+    got = [(p.item_id, p.category) for _u, k, p in s.journal.entries if k == "decide"]
+    assert got == [(1, "glory"), (2, "violence")]

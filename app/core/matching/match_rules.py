@@ -35,7 +35,9 @@ in
 its own space, so :func:`find_known` applies each list's threshold and policy to its own
 entries: a list that is ``off`` is never searched; a match on an allow list keeps the item
 from being resolved without a human; among block lists, a ``resolve`` list's match wins over
-a ``queue`` list's, then the nearer one.
+a ``queue`` list's, then the nearer one; the nearest resolving match of another list rides
+along as the ``fallback`` (the flood guard may hold the chosen entry: ingest then resolves on
+the fallback).
 """
 
 from __future__ import annotations
@@ -143,6 +145,11 @@ class KnownMatch:
     resolve: bool
     allowed: Evidence | None = None
     allow_list: str | None = None
+    # The nearest match of another block list whose rule resolves, when the chosen one's list
+    # resolves too: what resolves the item if the chosen entry turns out to be held by the
+    # flood guard (a held entry must not hide another list's resolving match).
+    fallback: Evidence | None = None
+    fallback_list: str | None = None
 
 
 def local_rule(policy: MatchPolicy) -> ListRule:
@@ -181,9 +188,13 @@ def find_known(
     if not block:
         assert allowed is not None
         return KnownMatch(None, None, False, allowed[0], allowed[1])
-    resolve, ev, name = min(block, key=lambda b: (not b[0], b[1].distance))
+    block.sort(key=lambda b: (not b[0], b[1].distance))
+    resolve, ev, name = block[0]
     if allowed is not None:
         return KnownMatch(ev, name, False, allowed[0], allowed[1])
+    other = next((b for b in block[1:] if b[0] and b[2] != name), None) if resolve else None
+    if other is not None:
+        return KnownMatch(ev, name, resolve, fallback=other[1], fallback_list=other[2])
     return KnownMatch(ev, name, resolve)
 
 

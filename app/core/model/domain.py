@@ -174,6 +174,9 @@ class QueueItem:
     match_note: str | None = None
     escalation_note: str | None = None  # why a lead sees it (escalation queue only)
     incident: str | None = None  # the active incident's banner ("INCIDENT name · label")
+    # The categories that incident covers: the first one the taxonomy knows is the confirm's
+    # category until the moderator picks another (app.core.review.presenter).
+    incident_categories: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -228,11 +228,22 @@ class ReviewPresenter:
         self.member_index = 0
         self.current = self.upcoming.popleft() if self.upcoming else None
         self.shown = self.current
-        self.category = None
-        self.view.show_category(None)
+        self.category = self._incident_category()
+        self.view.show_category(self.category)
         self.guard.item_shown()
         self.view.show_item(self.current)
         self._top_up()
+
+    def _incident_category(self) -> Category | None:
+        """An item under an active incident: the first of the incident's categories the
+        taxonomy knows, chosen for the confirm (the moderator may pick another); else none."""
+        if self.current is None:
+            return None
+        for key in self.current.item.incident_categories:
+            cat = self.taxonomy.by_key(key)
+            if cat is not None:
+                return cat
+        return None
 
     # -- input guards ----------------------------------------------------------------------
 

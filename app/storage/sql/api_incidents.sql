@@ -374,3 +374,32 @@ BEGIN
   SELECT r.id, (x ->> 'item')::bigint, (x ->> 'entry')::bigint, x ->> 'note', at
     FROM jsonb_array_elements(misses) x;
 END $$;
+
+-- A lead clears a possible miss (a rejected item a re-scan found matching a confirmed hash)
+-- after looking at it, with a note; audited (``miss_cleared``: the miss, item, entry, note).
+CREATE OR REPLACE FUNCTION hd_api_rescan_miss_clear(p_id bigint, p_note text) RETURNS bigint
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path FROM CURRENT AS $$
+DECLARE u users; m rescan_misses; e audit_events; note text := btrim(COALESCE(p_note, ''));
+BEGIN
+  u := hd_require('manage_incidents');
+  IF note = '' THEN
+    PERFORM hd_incident_refuse('clearing a possible miss needs a note: what was done with it');
+  ELSIF length(note) > 2000 THEN
+    PERFORM hd_incident_refuse(format('the note is %s characters: at most 2000', length(note)));
+  END IF;
+  SELECT * INTO m FROM rescan_misses WHERE id = p_id FOR UPDATE;
+  IF NOT FOUND THEN
+    PERFORM hd_incident_refuse(format('there is no possible miss #%s (`hashdesk incident '
+                                      'misses`)', p_id));
+  END IF;
+  IF m.cleared_at IS NOT NULL THEN
+    PERFORM hd_incident_refuse(format('possible miss #%s was already cleared by %s at %s UTC',
+      p_id, COALESCE((SELECT username FROM users WHERE id = m.cleared_by), 'someone'),
+      to_char(m.cleared_at, 'YYYY-MM-DD HH24:MI:SS')));
+  END IF;
+  e := hd_append_audit('miss_cleared', 'item:' || m.item_id, jsonb_build_object(
+    'miss', m.id, 'item', m.item_id, 'entry', m.entry_id, 'note', note));
+  UPDATE rescan_misses SET cleared_at = e.occurred_at, cleared_by = u.id WHERE id = m.id;
+  RETURN m.id;
+END $$;

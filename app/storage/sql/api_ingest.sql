@@ -60,6 +60,32 @@ BEGIN
     USING ERRCODE = '22023';
 END $$;
 
+-- Whether a hash-list entry matches an item's stored signals within the thresholds: the
+-- entry, or one of the same reference: a confirmed item's, an imported video's frames
+-- (imported together: the ids after the first frame's); a block of the sound only itself (a
+-- sound has hundreds: the claim names the one that agrees). Not granted to anyone: the write
+-- API's own check.
+CREATE OR REPLACE FUNCTION hd_entry_matches_item(e hash_list, p_item bigint, p_pdq integer,
+                                                 p_phash integer) RETURNS boolean
+LANGUAGE sql STABLE SET search_path FROM CURRENT AS $$
+  SELECT EXISTS (
+    SELECT 1 FROM (
+        SELECT h.algorithm, h.value FROM hash_list h
+         WHERE h.id = e.id
+        UNION ALL
+        SELECT h.algorithm, h.value FROM hash_list h
+         WHERE h.item_id = e.item_id AND h.retracted_at IS NULL
+           AND h.disabled_at IS NULL AND h.algorithm <> 'audio'
+        UNION ALL
+        SELECT h.algorithm, h.value FROM hash_list h
+         WHERE e.item_id IS NULL AND e.external_id IS NOT NULL
+           AND h.id > e.id AND h.id <= e.id + 100000 AND h.list_name = e.list_name
+           AND h.external_id = e.external_id AND h.retracted_at IS NULL
+           AND h.disabled_at IS NULL) h
+      JOIN signals g ON g.item_id = p_item
+     WHERE hd_near(g.algorithm, g.value, h.algorithm, h.value, p_pdq, p_phash))
+$$;
+
 -- Record a batch of ingested files, in order. ``p_batch``:
 --   {"policy": {"pdq_threshold": int 0..64, "phash_threshold": int 0..24,
 --               "flood_per_hour": int >= 0},
@@ -68,7 +94,9 @@ END $$;
 --               "signals": [[algorithm, value, quality, frame_ts, variant], ...],
 --               "sighting": {"source", "external_id", "source_url", "original_name", "reason",
 --                            "score", "flagged_at", "deadline", "receipt_id"},
---               "known": {"entry": id, "distance": int, "resolve": bool, "note": text} | null,
+--               "known": {"entry": id, "distance": int, "resolve": bool, "note": text,
+--                         "fallback": {"entry": id, "distance": int, "note": text} | absent}
+--                        | null,
 --               "allow_note": text | null,
 --               "cluster": item id | null, "cluster_in_batch": earlier position | null}]}
 -- A file whose SHA-256 is already recorded (by an earlier file of the batch too) is a copy: its
@@ -76,7 +104,10 @@ END $$;
 -- waiting intake_receipts row of the same content) takes the arrival's facts from its row, not
 -- from the client, and marks the arrival done (api_intake.sql). A known match's note is the client's description of the match
 -- (app.storage.ingest_recorder.match_note, without the flood guard's words: the server adds
--- them, and the allow list's). One row per file, in order: the item, what became of the file,
+-- them, and the allow list's). A known match's fallback is the nearest resolving match of
+-- another list: when the flood guard holds the known entry (before, or switched by this item)
+-- the item resolves on the fallback, checked as the known match is (active, matching, its
+-- list resolving, not held itself); the item stays on the held entry's count. One row per file, in order: the item, what became of the file,
 -- the item's status, its cluster (its own id when it has none), whether it is open on its own
 -- (its signals then go in the workstation's queue index), the representative it joined, and
 -- the ids of its new signals in the order given.
@@ -95,6 +126,7 @@ DECLARE
   v_new boolean; v_known boolean; v_resolve boolean; v_note text; v_pdq integer;
   v_joined bigint; v_outcome text; v_rep bigint; v_n bigint; v_guarded boolean;
   v_flagged timestamp; v_deadline timestamp; bad text; rc intake_receipts;
+  fe hash_list; fb jsonb; v_held boolean; v_dist integer;
 BEGIN
   IF jsonb_typeof(pol) IS DISTINCT FROM 'object'
      OR jsonb_typeof(p_batch -> 'items') IS DISTINCT FROM 'array' THEN
@@ -239,22 +271,7 @@ BEGIN
         -- the entry, or one of the same reference: a confirmed item's, an imported video's
         -- frames (imported together: the ids after the first frame's); a block of the sound
         -- only itself (a sound has hundreds: the claim names the one that agrees)
-        IF NOT EXISTS (
-            SELECT 1 FROM (
-                SELECT h.algorithm, h.value FROM hash_list h
-                 WHERE h.id = e.id
-                UNION ALL
-                SELECT h.algorithm, h.value FROM hash_list h
-                 WHERE h.item_id = e.item_id AND h.retracted_at IS NULL
-                   AND h.disabled_at IS NULL AND h.algorithm <> 'audio'
-                UNION ALL
-                SELECT h.algorithm, h.value FROM hash_list h
-                 WHERE e.item_id IS NULL AND e.external_id IS NOT NULL
-                   AND h.id > e.id AND h.id <= e.id + 100000 AND h.list_name = e.list_name
-                   AND h.external_id = e.external_id AND h.retracted_at IS NULL
-                   AND h.disabled_at IS NULL) h
-              JOIN signals g ON g.item_id = it.id
-             WHERE hd_near(g.algorithm, g.value, h.algorithm, h.value, v_pdq, phash)) THEN
+        IF NOT hd_entry_matches_item(e, it.id, v_pdq, phash) THEN
           RAISE EXCEPTION 'hashdesk: hash-list entry #% does not match item % (no hash of it '
             'within the threshold)', e.id, it.sha256 USING ERRCODE = '42501';
         END IF;
@@ -267,6 +284,8 @@ BEGIN
           v_note := v_note || ' (flood guard: queued for verification)';
         END IF;
         v_resolve := COALESCE((k ->> 'resolve')::boolean, false);
+        v_held := false;
+        v_dist := (k ->> 'distance')::integer;
         UPDATE items i SET known_entry_id = e.id WHERE i.id = it.id;
         IF v_resolve AND e.list_name <> 'local' THEN
           -- the list's rule as it is now (a lead may have changed it since)
@@ -276,11 +295,13 @@ BEGIN
           -- held to "queue" from then on, and the leads are told (the audit record)
           IF v_resolve AND v_guarded THEN
             v_resolve := false;
+            v_held := true;
           ELSIF v_resolve AND flood > 0 THEN
             SELECT count(*) INTO v_n FROM items i
              WHERE i.known_entry_id = e.id AND i.created_at >= at - interval '1 hour';
             IF v_n > flood THEN
               v_resolve := false;
+              v_held := true;
               SELECT * INTO e FROM hash_list h WHERE h.id = e.id FOR UPDATE;
               IF e.flood_guarded_at IS NULL THEN
                 PERFORM hd_append_audit('flood_guard', left('entry:' || e.id, 255),
@@ -290,6 +311,44 @@ BEGIN
                  WHERE h.id = e.id;
               END IF;
             END IF;
+          END IF;
+        END IF;
+        -- a held entry does not hide another list's resolving match: the fallback resolves
+        fb := k -> 'fallback';
+        IF v_held AND f ->> 'allow_note' IS NULL AND jsonb_typeof(fb) = 'object' THEN
+          SELECT * INTO fe FROM hash_list h WHERE h.id = (fb ->> 'entry')::bigint;
+          IF NOT FOUND OR fe.list_name = e.list_name THEN
+            PERFORM hd_bad_value('fallback hash-list entry', fb ->> 'entry');
+          END IF;
+          v_pdq := pdq;
+          IF fe.list_name <> 'local' THEN
+            v_pdq := COALESCE((SELECT l.pdq_threshold FROM hash_lists l
+                               WHERE l.name = fe.list_name), pdq);
+          END IF;
+          IF (fb ->> 'distance')::integer IS NULL OR (fb ->> 'distance')::integer < 0
+             OR (fb ->> 'distance')::integer > (CASE WHEN fe.algorithm = 'audio' THEN 1000
+                                                     ELSE greatest(v_pdq, phash) END) THEN
+            PERFORM hd_bad_value('fallback match distance', fb ->> 'distance');
+          END IF;
+          IF fb ->> 'note' IS NULL OR length(fb ->> 'note') > 2000 THEN
+            PERFORM hd_bad_value('fallback match note', fb ->> 'note');
+          END IF;
+          IF fe.retracted_at IS NULL AND fe.disabled_at IS NULL
+             AND (fe.list_name = 'local'
+                  OR (fe.flood_guarded_at IS NULL
+                      AND EXISTS (SELECT 1 FROM hash_lists l WHERE l.name = fe.list_name
+                                  AND l.policy = 'resolve' AND NOT l.allow))) THEN
+            IF NOT hd_entry_matches_item(fe, it.id, v_pdq, phash) THEN
+              RAISE EXCEPTION 'hashdesk: hash-list entry #% does not match item % (no hash of '
+                'it within the threshold)', fe.id, it.sha256 USING ERRCODE = '42501';
+            END IF;
+            IF NOT v_guarded THEN
+              v_note := v_note || ' (flood guard: queued for verification)';
+            END IF;
+            v_note := v_note || '; resolved on ' || (fb ->> 'note');
+            v_dist := (fb ->> 'distance')::integer;
+            e := fe;
+            v_resolve := true;
           END IF;
         END IF;
         IF f ->> 'allow_note' IS NOT NULL THEN
@@ -302,7 +361,7 @@ BEGIN
           -- resolved at the end of the batch: the decision chain is locked only that long
           UPDATE items i SET match_note = v_note WHERE i.id = it.id;
           matched := matched || jsonb_build_object('item', it.id, 'entry', e.id,
-            'category', e.category, 'note', v_note, 'distance', (k ->> 'distance')::integer);
+            'category', e.category, 'note', v_note, 'distance', v_dist);
           v_outcome := 'auto_matched';
         END IF;
       ELSIF f ->> 'allow_note' IS NOT NULL THEN
