@@ -477,6 +477,8 @@ class IntakeReport(Base):
     closed_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime)
     closed_note: Mapped[str | None] = mapped_column(Text)
+
+
 class Delta(Base):
     """One numbered hash delta out (migration 0017): the ``change_seq`` window of the hash
     list it covers (``lower_seq`` exclusive, ``upper_seq`` inclusive), its time span, counts,

@@ -310,6 +310,8 @@ def _ingest_mode(env: dict[str, str], url: str) -> str:
             "the job queue lives there; a SQLite workstation ingests locally"
         )
     return raw
+
+
 def delta_cadence(env: dict[str, str]) -> DeltaCadence:
     """The deltas' cadence and destination (app.core.exchange.deltas.DeltaCadence)."""
     raw_formats = env.get("HASHDESK_DELTAS_FORMATS", "").strip()
