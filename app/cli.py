@@ -534,7 +534,7 @@ def cmd_db(args, settings: Settings) -> int:
                     raise CliError(str(exc)) from None
                 print(
                     f"server-side roles installed: groups {prefix}moderator, {prefix}lead, "
-                    f"{prefix}admin; each person signs in as {prefix}u_<name>"
+                    f"{prefix}admin, {prefix}worker; each person signs in as {prefix}u_<name>"
                 )
         finally:
             db.dispose()
