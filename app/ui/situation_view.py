@@ -186,6 +186,8 @@ class SituationView(QWidget):
             self.status.setText("no incident declared")
             self.times.setText("")
             self.text.setPlainText("")
+            for card in self.cards.values():
+                card.setText("—")  # nothing to count, not "still loading"
             for chart in self.charts.values():
                 chart.set_data([], [])
             return

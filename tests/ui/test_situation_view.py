@@ -30,7 +30,7 @@ def test_the_incident_tab_shows_the_situation_and_a_delta_not_delivered(
         w.show()
         w.activateWindow()
     view = w.situation
-    qtbot.keyClick(w, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(w, Qt.Key.Key_5, Qt.KeyboardModifier.ControlModifier)
     assert w.tabs.currentWidget() is view
     qtbot.waitUntil(lambda: view.situation is not None and not view.loading, timeout=20000)
     assert view.cards["distinct items seen"].text() == "8"
