@@ -37,7 +37,7 @@ from typing import Protocol
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.core.errors import Refusal
+from app.core.errors import Refusal, Unavailable
 from app.core.ingest.contentstore import ContentStore
 from app.core.ingest.jobs import IngestJob
 from app.core.ingest.sidecar import IntakeMeta, meta_to_json, sighting_of
@@ -62,7 +62,7 @@ class IntakeError(Refusal, RuntimeError):
     message says why; nothing was recorded, the caller keeps the file."""
 
 
-class JobFailed(RuntimeError):
+class JobFailed(Unavailable, RuntimeError):
     """A job failed this time and will be retried (the queue's retry, or the next run)."""
 
 
