@@ -292,7 +292,8 @@ class IngestRecorder:
                     seed_incident,
                 )
             except IntegrityError:
-                # Another workstation inserted the same SHA-256 first: record a copy instead.
+                # Another workstation (or job) inserted the same SHA-256 first, or recorded
+                # this very arrival: the next attempt records a copy, or finds it recorded.
                 continue
         raise RuntimeError(f"could not record {path}")
 
@@ -413,6 +414,12 @@ class IngestRecorder:
         new_signals: list[tuple[int, Signal]] = []
         joined: int | None = None
         with self.db.session() as s:
+            if sighting.receipt_id is not None and s.scalar(
+                select(Sighting.id).where(Sighting.receipt_id == sighting.receipt_id)
+            ):
+                # This arrival is already recorded (a job of the same content, run at once
+                # elsewhere, took it first): nothing to add.
+                return IngestOutcome.COPY
             item = s.scalar(select(Item).where(Item.sha256 == a.sha256))
             outcome = IngestOutcome.COPY
             if item is None:

@@ -27,6 +27,7 @@ import errno
 import hashlib
 import json
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -36,7 +37,7 @@ from typing import Protocol
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from app.core.errors import Refusal
+from app.core.errors import Refusal, Unavailable
 from app.core.ingest.contentstore import ContentStore
 from app.core.ingest.jobs import IngestJob
 from app.core.ingest.sidecar import IntakeMeta, meta_to_json, sighting_of
@@ -61,7 +62,7 @@ class IntakeError(Refusal, RuntimeError):
     message says why; nothing was recorded, the caller keeps the file."""
 
 
-class JobFailed(RuntimeError):
+class JobFailed(Unavailable, RuntimeError):
     """A job failed this time and will be retried (the queue's retry, or the next run)."""
 
 
@@ -213,7 +214,12 @@ class IntakeService:
             if self.queue:
                 defer_in(s, receipt_id, sha)
         if not self.queue:
-            self.dispatcher.defer(receipt_id, sha)
+            try:
+                self.dispatcher.defer(receipt_id, sha)
+            except Exception:  # the arrival is on the record: its job's failure is the job's
+                log.exception(
+                    "intake job %s (%s) failed; the arrival waits for its next run", receipt_id, sha
+                )
         duplicate = known or before is not None
         return Received(receipt_id=receipt_id, sha256=sha, duplicate=duplicate)
 
@@ -469,17 +475,42 @@ def _meta(row: IntakeReceipt) -> IntakeMeta:
     )
 
 
+#: In-process jobs of one content run one after the other (the queue's lock does it for
+#: workers): a lock per content, striped (a bounded set, chosen by the SHA-256).
+_CONTENT_LOCKS = [threading.Lock() for _ in range(64)]
+
+
+def _content_lock(sha256: str) -> threading.Lock:
+    return _CONTENT_LOCKS[int(sha256[:8] or "0", 16) % len(_CONTENT_LOCKS)]
+
+
 class _RunHere:
-    """No queue: the job runs in the receiving process at once (a failure is retried here
-    until the limit makes the file an unreadable item)."""
+    """No queue: the job runs in the receiving process at once, after any other job of the same
+    content in this process (the content's lock; across processes the database's uniqueness
+    of items and of each arrival's sighting keeps one item, one sighting per arrival). A failure
+    is logged, counted and retried here until the limit makes the file an unreadable item; a job
+    that still cannot finish leaves its arrival waiting for :meth:`IntakeService.run_waiting`.
+    Never raises."""
 
     def __init__(self, intake: IntakeService) -> None:
         self.intake = intake
 
     def defer(self, receipt_id: int, sha256: str) -> None:
-        for _ in range(MAX_FAILURES + 1):
-            try:
-                self.intake.run_job(receipt_id)
-                return
-            except JobFailed as exc:
-                log.warning("intake job %s failed: %s", receipt_id, exc)
+        if not sha256:
+            got = self.intake.receipt(receipt_id)
+            sha256 = got.sha256 if got is not None else ""
+        with _content_lock(sha256):
+            for _ in range(MAX_FAILURES + 1):
+                try:
+                    self.intake.run_job(receipt_id)
+                    return
+                except JobFailed as exc:  # counted by run_job
+                    log.warning("intake job %s failed: %s", receipt_id, exc)
+                except Exception as exc:  # failed outside the analysis: count it here
+                    reason = str(exc) or type(exc).__name__
+                    log.warning("intake job %s failed: %s", receipt_id, reason)
+                    try:
+                        self.intake._count_failure(receipt_id, reason)
+                    except Exception:
+                        log.exception("intake job %s: its failure was not counted", receipt_id)
+            log.error("intake job %s did not finish; its arrival waits for a later run", receipt_id)

@@ -117,3 +117,24 @@ def test_a_full_or_unreachable_media_store_takes_nothing(db, store, tmp_path):
             via="drop",
         )
     assert _count(db, IntakeReceipt) == 0
+
+
+def test_an_arrival_recorded_twice_at_once_is_one_sighting(db, store, tmp_path):
+    """Two jobs of one content running at once (two processes without a queue) may both hold
+    the same waiting arrival: the second to record it finds its sighting and adds nothing."""
+    from app.core.ingest.media import analyze_file
+    from app.core.ingest.sidecar import sighting_of
+    from app.core.model.domain import IngestOutcome
+
+    intake, _later = _intake(db, store, later=True)
+    (a,) = write_samples(tmp_path / "in", [11])
+    meta = meta_from_fields(source="x", received_at=utcnow())
+    got = intake.receive(path=a, meta=meta, via="http")
+    analysis = analyze_file(a)
+    seen = sighting_of(meta, original_name=a.name, receipt_id=got.receipt_id)
+    first, second = recorder(db, store), recorder(db, store)  # two jobs' own recorders
+    assert first.record(a, analysis, seen) is IngestOutcome.NEW
+    assert second.record(a, analysis, seen) is IngestOutcome.COPY
+    assert _count(db, Item) == 1 and _count(db, Sighting) == 1
+    assert intake.run_job(got.receipt_id).recorded == {}  # its own job finds it recorded
+    assert intake.receipt(got.receipt_id).state == "done"

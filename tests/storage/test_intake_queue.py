@@ -200,6 +200,80 @@ def test_a_worker_killed_mid_job_loses_nothing_and_records_once(pg, tmp_path):
     assert first_row.runs == 1 and first_row.worker is not None
 
 
+def test_a_worker_that_loses_the_database_mid_job_retries_it_and_records_once(pg, tmp_path):
+    """The job's connection is cut (pg_terminate_backend) while the job waits on the arrival's
+    row, which the test holds: the worker lives on, the queue retries the job, and the arrival
+    is recorded once."""
+    env = queue_env(_url(pg), tmp_path)
+    ctx = open_context(load_settings(env), db=pg)
+    (a,) = write_samples(tmp_path / "in", [23])
+    meta = meta_from_fields(source="partner", received_at=utcnow())
+    got = ctx.intake.receive(path=a, meta=meta, via="http")
+    blocker = create_engine(_url(pg))
+    w = None
+    try:
+        with blocker.connect() as hold:
+            tx = hold.begin()
+            hold.execute(
+                text("SELECT id FROM intake_receipts WHERE id = :r FOR UPDATE"),
+                {"r": got.receipt_id},
+            )
+            me = hold.execute(text("SELECT pg_backend_pid()")).scalar_one()
+            w = start_worker(env)
+
+            def the_job_waits_on_our_row() -> list[int]:
+                """a worker's connection waits on the arrival's row the test holds"""
+                # (asked on another connection: a transaction sees pg_stat_activity as it was)
+                with pg.session() as s:
+                    return list(
+                        s.execute(
+                            text(
+                                "SELECT pid FROM pg_stat_activity "
+                                "WHERE CAST(:me AS int) = ANY(pg_blocking_pids(pid))"
+                            ),
+                            {"me": me},
+                        ).scalars()
+                    )
+
+            (job_pid,) = wait_for(the_job_waits_on_our_row)
+            with pg.session() as s:
+                cut = s.scalar(text("SELECT pg_terminate_backend(:p)"), {"p": job_pid})
+            assert cut is True
+
+            def retried() -> bool:
+                """the job failed once and the queue runs it again (waiting on our row)"""
+                with pg.session() as s:
+                    attempts = s.scalar(
+                        text(
+                            "SELECT attempts FROM procrastinate_jobs "
+                            "WHERE (args->>'receipt_id')::int = :r"
+                        ),
+                        {"r": got.receipt_id},
+                    )
+                return (attempts or 0) >= 1 and bool(the_job_waits_on_our_row())
+
+            wait_for(retried)
+            assert _count(pg, Sighting) == 0
+            tx.rollback()  # the row free: the retry goes on
+
+        def finished() -> bool:
+            """the job finished and left the queue"""
+            with pg.session() as s:
+                return s.scalar(text("SELECT count(*) FROM procrastinate_jobs")) == 0
+
+        wait_for(finished)
+        assert w.poll() is None  # the worker lived through it
+    finally:
+        out = stop(w) if w is not None else ""
+        blocker.dispose()
+    assert _count(pg, Item) == 1, out
+    assert _count(pg, Sighting, Sighting.receipt_id == got.receipt_id) == 1
+    with pg.session() as s:
+        row = s.get(IntakeReceipt, got.receipt_id)
+    assert row.state == "done" and row.item_id is not None
+    assert row.runs == 1  # the cut run never committed its count; the retry did
+
+
 def test_three_failures_on_workers_make_a_visible_unreadable_item(pg, tmp_path):
     env = queue_env(_url(pg), tmp_path)
     ctx = open_context(load_settings(env), db=pg)

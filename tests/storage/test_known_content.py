@@ -171,11 +171,31 @@ def test_letterboxed_pattern_edits_auto_match_after_confirming_hd(db, store, cor
     assert "region:" in note, note  # bars trimmed, then half of each frame
 
 
+def _without_sound(src, dst):
+    """A copy of the video ``src`` with its pictures only (the packets copied, not re-encoded)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        vin = inp.streams.video[0]
+        vout = out.add_stream_from_template(vin)
+        for pkt in inp.demux(vin):
+            if pkt.dts is not None:
+                pkt.stream = vout
+                out.mux(pkt)
+    return dst
+
+
 @pytest.mark.corpus
-def test_ingest_command_follows_the_configured_policy(db, store, corpus, monkeypatch, capsys):
+def test_ingest_command_follows_the_configured_policy(
+    db, store, corpus, monkeypatch, capsys, tmp_path
+):
     """`hashdesk ingest` takes the match policy from the settings: with the halves off the
     logo-stamped copy is new content; with known content set to "queue" a known copy waits in
-    the queue with its badge instead of being resolved."""
+    the queue with its badge instead of being resolved.
+
+    The logo-stamped copy keeps the original's soundtrack (the same recording, 21 ms later), so
+    its sound alone rightly matches the confirmed original: the halves are shown on a copy of it
+    without sound, where they are the only link."""
     from app.cli import main
 
     vids = corpus / "videos"
@@ -184,9 +204,19 @@ def test_ingest_command_follows_the_configured_policy(db, store, corpus, monkeyp
     assert main(["ingest", str(vids / "chair-orig-22-sd-bar.mp4")]) == 0
     user = confirm(db, "chair-orig-22-sd-bar.mp4")
 
+    muted = _without_sound(
+        vids / "chair-22-with-large-logo-bar.mp4", tmp_path / "chair-22-large-logo-muted.mp4"
+    )
+    assert main(["ingest", str(muted)]) == 0  # the halves on (the default): a known copy
+    item = item_by_name(db, muted.name)
+    assert item.status == ItemStatus.AUTO_MATCHED.value and "region:" in item.match_note
+    assert "1 new item(s) matched" in capsys.readouterr().out
+
     monkeypatch.setenv("HASHDESK_MATCH_HALVES", "off")
-    assert main(["ingest", str(vids / "chair-22-with-large-logo-bar.mp4")]) == 0
-    item = item_by_name(db, "chair-22-with-large-logo-bar.mp4")
+    again = muted.with_name("chair-22-large-logo-muted-again.mp4")
+    again.write_bytes(muted.read_bytes() + b"\0")  # other bytes, the same pictures
+    assert main(["ingest", str(again)]) == 0
+    item = item_by_name(db, again.name)
     assert (item.status, item.match_note) == (ItemStatus.QUEUED.value, None)
 
     monkeypatch.setenv("HASHDESK_KNOWN_CONTENT", "queue")

@@ -375,16 +375,8 @@ def _post_at_once(s: Served, picture, n: int) -> list[httpx.Response]:
     return answers
 
 
-def test_the_same_file_posted_at_once_many_times_is_one_item(served, tmp_path, request):
+def test_the_same_file_posted_at_once_many_times_is_one_item(served, tmp_path):
     s = served
-    request.applymarker(
-        pytest.mark.xfail(
-            reason="IntakeService (i24queue) without a queue: arrivals at once each run a job for "
-            "the same content in the receiving process; the recorder's conflict ('could not "
-            "record') leaves receive() with an error after the arrival was committed (HTTP 500)",
-            strict=False,
-        )
-    )
     (picture,) = write_samples(tmp_path / "in", [5])
     n = 8
     answers = _post_at_once(s, picture, n)
@@ -395,11 +387,6 @@ def test_the_same_file_posted_at_once_many_times_is_one_item(served, tmp_path, r
     assert s.count(IntakeReceipt) == n  # each arrival on the record
 
 
-@pytest.mark.xfail(
-    reason="IntakeService (i24queue): an arrival of content whose job is already running joins "
-    "that job, which has already listed its arrivals: it stays 'waiting' with no job",
-    strict=False,
-)
 def test_each_of_the_same_file_posted_at_once_becomes_a_sighting(served, tmp_path):
     s = served
     (picture,) = write_samples(tmp_path / "in", [7])
