@@ -40,7 +40,9 @@ def throwaway_schema(url: str) -> Iterator[str]:
     schema = f"hd_bench_{uuid.uuid4().hex[:10]}"
     admin = create_engine(url)
     with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        conn.execute(text("SELECT set_config('hashdesk.bench_schema', :s, false)"), {"s": schema})
+        conn.execute(text("DO $$ BEGIN EXECUTE format('CREATE SCHEMA %I', "
+                          "current_setting('hashdesk.bench_schema')); END $$"))  # fmt: skip
     u = make_url(url)
     q = dict(u.query)
     q["options"] = f"-csearch_path={schema}"
@@ -48,7 +50,11 @@ def throwaway_schema(url: str) -> Iterator[str]:
         yield u.set(query=q).render_as_string(hide_password=False)
     finally:
         with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            conn.execute(
+                text("SELECT set_config('hashdesk.bench_schema', :s, false)"), {"s": schema}
+            )
+            conn.execute(text("DO $$ BEGIN EXECUTE format('DROP SCHEMA %I CASCADE', "
+                              "current_setting('hashdesk.bench_schema')); END $$"))  # fmt: skip
         admin.dispose()
 
 
