@@ -10,6 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from app import __version__
@@ -304,7 +305,18 @@ def _watch(args, settings: Settings) -> int:
             file=sys.stderr,
             flush=True,
         )
-        folder.run(lambda: stopping["now"], poll_s=args.poll)
+        retry = None
+        if not ctx.intake.queue:
+            # Jobs run here: an arrival whose job did not finish (SQLite busy under another
+            # writer, say) is run again after --stale seconds, by this watcher or another.
+            last = {"at": time.monotonic()}
+
+            def retry() -> None:
+                if time.monotonic() - last["at"] >= args.stale:
+                    last["at"] = time.monotonic()
+                    ctx.intake.run_waiting(timedelta(seconds=args.stale))
+
+        folder.run(lambda: stopping["now"], poll_s=args.poll, between=retry)
     finally:
         ctx.close()
     return 0

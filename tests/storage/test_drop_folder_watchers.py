@@ -68,6 +68,20 @@ def test_two_watcher_processes_take_each_file_once(tmp_path):
         watchers[0] = _watch(env, drop, tmp_path / "w0.log")
         taken = drop / "taken"
         wait(lambda: len(list(taken.glob("*__*.jpg"))) == 30, "all 30 files moved aside")
+
+        def done() -> int:
+            with db.session() as s:
+                return int(
+                    s.scalar(
+                        select(func.count())
+                        .select_from(IntakeReceipt)
+                        .where(IntakeReceipt.state == "done")
+                    )
+                )
+
+        # Every arrival recorded, a job that did not finish the first time (the two watchers
+        # write one SQLite file) included: it is run again by a watcher.
+        wait(lambda: done() == 30, "all 30 arrivals recorded")
     finally:
         for w in watchers:
             w.send_signal(signal.SIGTERM)

@@ -298,8 +298,15 @@ class DropFolder:
 
     # -- the loop ----------------------------------------------------------------------------
 
-    def run(self, stop: Callable[[], bool], poll_s: float = 1.0) -> None:
-        """Scan every ``poll_s`` until ``stop()``; say what was taken and refused."""
+    def run(
+        self,
+        stop: Callable[[], bool],
+        poll_s: float = 1.0,
+        between: Callable[[], object] | None = None,
+    ) -> None:
+        """Scan every ``poll_s`` until ``stop()``; say what was taken and refused.
+        ``between``: run after each scan (the intake's retry of arrivals whose job did not
+        finish, when the jobs run in this process)."""
         while not stop():
             try:
                 res = self.scan_once()
@@ -309,6 +316,11 @@ class DropFolder:
                 res = ScanResult()
             for name, arrival in res.taken:
                 self.say(f"taken: {name} (arrival {arrival})")
+            if between is not None:
+                try:
+                    between()
+                except Exception as exc:  # a retry that failed now is tried at the next scan
+                    self.say(f"drop folder: retry of waiting arrivals failed ({describe(exc)})")
             time.sleep(poll_s)
 
 
