@@ -39,9 +39,9 @@ from app.core.model.situation import (
 from app.core.reports import debrief_csv, debrief_html, to_text
 from app.ui.charts import PALETTE, BarChart
 from app.ui.history_window import documents_path
+from app.ui.stats_window import CARD_VALUE_STYLE
 from app.ui.tasks import TaskRunner
 
-CARD_VALUE_STYLE = "font-size: 17px; font-weight: bold; border: none;"
 TROUBLE_STYLE = "color: #ffffff; background: #b33a3a; padding: 6px; border-radius: 4px;"
 
 
