@@ -32,7 +32,7 @@ from app.core.hashing.pdq import hamming_hex, pdq_hex
 #: The reference photos (ThreatExchange PDQ samples), where the tests find them: ``../shared``
 #: next to the repository (absent in a frozen build or a bare checkout: that set is skipped).
 #: app/tools/bench.py uses it too (it imports this module, not the reverse).
-CORPUS_IMAGES = Path(__file__).resolve().parents[1].parent / "shared" / "corpus" / "pdq-images"
+CORPUS_IMAGES = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "pdq-images"
 
 #: Draft scales measured (1 = full size).
 SCALES = (1, 2, 4, 8)
