@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from app.core.ingest.media import analyze_file
 from app.core.model.domain import Algorithm
 from app.core.video.analysis import analyze_video
 from app.core.video.decode import _segment_count, decode_samples
@@ -63,33 +64,43 @@ def write_synthetic_clip(path: Path, seconds: int = 60, size=(1280, 720), fps=30
 
 
 def repeat_clip(src: Path, dst: Path, seconds: float) -> int:
-    """``src``'s video packets copied end to end into ``dst`` until it lasts ``seconds``: the
-    same encoded frames, timestamps shifted by the clip's length each time. Returns the number
-    of copies."""
+    """``src``'s video packets, and its sound's when it has sound, copied end to end into
+    ``dst`` until it lasts ``seconds``: the same encoded frames and sound, timestamps shifted by
+    each stream's own length each time. Returns the number of copies."""
     import av
 
-    packets: list[tuple[bytes, int, int, int, bool]] = []
     with av.open(str(src)) as source:
-        stream = source.streams.video[0]
-        time_base = stream.time_base
-        if time_base is None:
-            raise ValueError(f"{src.name}: no time base")
-        for p in source.demux(stream):
+        streams = [source.streams.video[0], *source.streams.audio[:1]]
+        packets: dict[int, list[tuple[bytes, int, int, int, bool]]] = {s.index: [] for s in streams}
+        for p in source.demux(*streams):
             if p.size and p.pts is not None and p.dts is not None:
-                packets.append((bytes(p), p.pts, p.dts, p.duration or 0, p.is_keyframe))
-        span = max(p[1] + p[3] for p in packets) - min(p[1] for p in packets)
-        copies = max(1, round(seconds / float(span * time_base)))
+                packets[p.stream.index].append(
+                    (bytes(p), p.pts, p.dts, p.duration or 0, p.is_keyframe)
+                )
+        spans = {
+            i: max(p[1] + p[3] for p in ps) - min(p[1] for p in ps)
+            for i, ps in packets.items()
+            if ps
+        }
+        video = streams[0]
+        if video.time_base is None or video.index not in spans:
+            raise ValueError(f"{src.name}: no time base or no video packets")
+        copies = max(1, round(seconds / float(spans[video.index] * video.time_base)))
         with av.open(str(dst), "w") as out:
-            copy = out.add_stream_from_template(stream)
+            outs = {s.index: out.add_stream_from_template(s) for s in streams if s.index in spans}
             for n in range(copies):
-                for data, pts, dts, duration, key in packets:
-                    packet = av.Packet(data)
-                    packet.pts, packet.dts = pts + n * span, dts + n * span
-                    packet.duration = duration
-                    packet.time_base = time_base
-                    packet.stream = copy
-                    packet.is_keyframe = key
-                    out.mux(packet)
+                for s in streams:
+                    if s.index not in spans:
+                        continue
+                    for data, pts, dts, duration, key in packets[s.index]:
+                        packet = av.Packet(data)
+                        shift = n * spans[s.index]
+                        packet.pts, packet.dts = pts + shift, dts + shift
+                        packet.duration = duration
+                        packet.time_base = s.time_base
+                        packet.stream = outs[s.index]
+                        packet.is_keyframe = key
+                        out.mux(packet)
     return copies
 
 
@@ -125,7 +136,14 @@ def bench_file(path: Path, rounds: int = ROUNDS) -> dict:
     def floor() -> None:
         counts["floor_frames"] = _decode_every_frame(path)
 
+    def ingest() -> None:
+        a = analyze_file(path)
+        counts["sound_blocks"] = sum(
+            1 for s in a.signals if s.algorithm is Algorithm.AUDIO and not s.variant
+        )
+
     ways = {
+        "ingest": ingest,
         "hash": analyze(None),
         "one_pass": analyze(1),
         "selective": selective,
