@@ -638,12 +638,12 @@ def _index_many(
 ) -> list[int]:
     """:func:`index_signal` for many ``(entry id, signal, ref)`` rows, one ``add_many`` per
     space. The ids indexed."""
-    spaces: dict[str, list[tuple[int, str, str, int | None]]] = {}
+    spaces: dict[str, list[tuple[int, str, str, int | None, float | None]]] = {}
     added = []
     for entry_id, sig, ref in rows:
         if indexable(sig, policy) and _clusters(sig):
             spaces.setdefault(signal_space(sig), []).append(
-                (entry_id, sig.algorithm.value, sig.value, ref)
+                (entry_id, sig.algorithm.value, sig.value, ref, sig.frame_ts)
             )
             added.append(entry_id)
     for space, batch in spaces.items():

@@ -130,7 +130,7 @@ def index_signal(index: HashIndex, entry_id: int, sig: Signal, ref: int | None, 
     """Add one signal to ``index`` if it may match. Returns whether it was added."""
     if not indexable(sig, policy):
         return False
-    index.space(signal_space(sig)).add(entry_id, sig.algorithm.value, sig.value, ref)
+    index.space(signal_space(sig)).add(entry_id, sig.algorithm.value, sig.value, ref, sig.frame_ts)
     return True
 
 
