@@ -726,3 +726,19 @@ def test_a_frame_hit_knows_its_time_in_its_video():
     again = HashIndex()
     again.restore(index.dump())
     assert times(again) == [1.5, 2.5, None, 3.5]
+
+
+def test_frame_times_of_a_reference():
+    """The distinct times of a reference's live frame entries (a still's and another ref's,
+    a removed one and one without a time are not among them)."""
+    index = HashIndex()
+    index.add_many(
+        [(i, "pdq_frame", f"{i:064x}", 3, float(i // 2)) for i in range(1, 9)]  # 2 a second
+        + [(20, "pdq_frame", f"{20:064x}", 4, 9.0), (21, "pdq", f"{21:064x}", 3, None)]
+        + [(22, "pdq_frame", f"{22:064x}", 3, None)]
+    )
+    index.remove(8)
+    assert index.frame_times(3).tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert index.frame_times(4).tolist() == [9.0] and index.frame_times(5).size == 0
+    index.remove_many([6, 7])  # both of its third second
+    assert index.frame_times(3).tolist() == [0.0, 1.0, 2.0]

@@ -599,6 +599,17 @@ class HashIndex:
         with self._lock:
             return self._frame_count.get(ref, 0)
 
+    def frame_times(self, ref: int) -> np.ndarray:
+        """The distinct times (seconds, sorted) of ``ref``'s live video-frame entries in this
+        index (not its spaces) that have one: how much of the reference the index holds, and
+        how densely. One pass over the frame table (a run of frames asks it once)."""
+        with self._lock:
+            t = self._bits[_TABLE_OF[VIDEO_FRAMES]]
+            n, refs, algs, alive, ts = t.n, t.refs, t.algs, t.alive, t.ts
+        rows = np.flatnonzero((refs[:n] == ref) & alive[:n] & np.isin(algs[:n], _FRAME_CODES))
+        times = ts[rows]
+        return np.unique(times[~np.isnan(times)]).astype(np.float64)
+
     # -- mutation -------------------------------------------------------------------------
 
     def add(
