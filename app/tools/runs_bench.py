@@ -174,11 +174,12 @@ def report(videos: Path, photos: Path) -> Iterator[str]:
             f"photo slideshow ({len(PHOTOS) * 3} s) against every corpus video: {verdict}; "
             f"longest chance chain {chain[0]} frames over {chain[1]:.1f} s"
         )
-        for seconds, speed in ((4, 1.0), (5, 1.0), (6, 1.0), (8, 1.0), (8, 1.25), (6, 0.8)):
-            path = Path(tmp) / f"comp-{seconds}-{speed}.mp4"
+        cases = ((4, 1.0, 5.0), (5, 1.0, 5.0), (6, 1.0, 5.0), (8, 1.0, 5.0), (8, 1.0, 5.5))
+        for seconds, speed, start in (*cases, (8, 1.25, 5.0), (6, 0.8, 5.0)):
+            path = Path(tmp) / f"comp-{seconds}-{speed}-{start}.mp4"
             frames = [
                 *slideshow(photo_paths[:4], 2.0),
-                *video_part(orig, 5.0, seconds, speed),
+                *video_part(orig, start, seconds, speed),
                 *slideshow(photo_paths[4:8], 2.0),
             ]
             write_mp4(path, frames, FPS)
@@ -187,4 +188,7 @@ def report(videos: Path, photos: Path) -> Iterator[str]:
                 km = find_known(index, signals, MediaKind.VIDEO, policy)
                 ev = km.evidence if km is not None else None
                 said = ev.describe() if ev is not None else "no match"
-                yield f"{seconds} s of {orig.name} at {speed}x at 0:08, {label} reference: {said}"
+                yield (
+                    f"{seconds} s of {orig.name} from {start:g} s at {speed}x, put at 0:08, "
+                    f"{label} reference: {said}"
+                )

@@ -1,0 +1,119 @@
+"""Partial copies (issue 22, item 4) on real media: a compilation written with PyAV (a photo
+slideshow, 7 s of a corpus video, another slideshow) ingested after that video was confirmed is
+badged "contains known video #N from 0:08 to 0:14" (or resolved, by the list's policy), both
+spans and both shares recorded on the item, on SQLite, PostgreSQL and a team server (through
+its write API); a compilation of other footage is not."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from app.core.ingest.contentstore import ContentStore
+from app.core.ingest.jobs import jobs_from_paths
+from app.core.matching.match_rules import MatchPolicy
+from app.core.model.decisions import DecisionRequest
+from app.core.model.domain import ItemStatus, Role, Verdict
+from app.storage.db import Database
+from app.storage.ingest_recorder import ingest_jobs
+from app.storage.models import Decision, Item
+from app.storage.review import ReviewService
+from app.tools.runs_bench import FPS, PHOTOS, slideshow, video_part
+from app.tools.video_writer import write_mp4
+from tests.conftest import CORPUS, skip_without_corpus
+from tests.helpers import make_user
+from tests.helpers import recorder as make_recorder
+
+ORIGINAL = "chair-orig-22-sd-bar.mp4"
+
+
+def write_compilation(path: Path, middle) -> Path:
+    photos = [CORPUS / "pdq-images" / p for p in PHOTOS]
+    frames = [*slideshow(photos[:4], 2.0), *middle, *slideshow(photos[4:8], 2.0)]
+    write_mp4(path, frames, FPS)
+    return path
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    skip_without_corpus()
+    folder = tmp_path_factory.mktemp("compilations")
+    videos = CORPUS / "videos"
+    return {
+        # 8 s of slides, the original's seconds 5 to 12 (7 s), 8 s of slides
+        "with": write_compilation(folder / "with.mp4", video_part(videos / ORIGINAL, 5.0, 7)),
+        # the same slides around 4 s of another video: nothing of the original
+        "without": write_compilation(
+            folder / "without.mp4", video_part(videos / "doorknob-hd-no-bar.mp4", 0.0, 4)
+        ),
+    }
+
+
+def confirm_original(db: Database, store: ContentStore, mod) -> int:
+    ingest_jobs(make_recorder(db, store), jobs_from_paths([CORPUS / "videos" / ORIGINAL]), 1)
+    review = ReviewService(db)
+    item = review.claim_next(mod.id)
+    assert item is not None
+    review.decide(DecisionRequest(item.id, mod.id, Verdict.CONFIRM, "glorification"))
+    return item.id
+
+
+def ingest_one(db: Database, store: ContentStore, path: Path, policy: MatchPolicy) -> Item:
+    ingest_jobs(make_recorder(db, store, policy=policy), jobs_from_paths([path]), workers=1)
+    with db.session() as s:
+        return s.scalars(select(Item).order_by(Item.id.desc()).limit(1)).one()
+
+
+def check_badged(item: Item, original: int) -> None:
+    assert item.status == ItemStatus.QUEUED
+    note = item.match_note or ""
+    assert note.startswith("known match: ")
+    assert f"contains known video #{original} from 0:08 to 0:14 (its 0:05 to 0:11)" in note
+    assert "query share" in note and "reference share" in note
+    # The spans, within a sample of where the footage was put and where it came from.
+    assert abs(item.match_start - 8.0) <= 1.0 and abs(item.match_end - 14.0) <= 1.0
+    assert abs(item.match_ref_start - 5.0) <= 1.0 and abs(item.match_ref_end - 11.0) <= 1.0
+    # About 7 of the compilation's 23 s and of the original's 22 s.
+    assert 0.2 <= item.match_query_share <= 0.4
+    assert 0.2 <= item.match_ref_share <= 0.45
+    assert item.known_entry_id is not None
+
+
+def test_a_compilation_with_part_of_a_confirmed_video_is_badged_with_the_span(db, store, clips):
+    mod = make_user(db, "mod0")
+    original = confirm_original(db, store, mod)
+    queue = MatchPolicy(auto_resolve=False)
+    check_badged(ingest_one(db, store, clips["with"], queue), original)
+    plain = ingest_one(db, store, clips["without"], queue)
+    assert plain.match_note is None and plain.known_entry_id is None
+    assert plain.match_start is None and plain.match_query_share is None
+
+
+def test_the_list_policy_decides_a_partial_copy_as_any_match(db, store, clips):
+    mod = make_user(db, "mod0")
+    original = confirm_original(db, store, mod)
+    item = ingest_one(db, store, clips["with"], MatchPolicy())  # local list: resolve
+    assert item.status == ItemStatus.AUTO_MATCHED
+    assert f"contains known video #{original} from 0:08 to 0:14" in (item.match_note or "")
+    assert item.match_start is not None and item.match_ref_share is not None
+    with db.session() as s:
+        decision = s.scalars(select(Decision).where(Decision.item_id == item.id)).one()
+    assert decision.matched_entry_id == item.known_entry_id
+    assert "contains known video" in (decision.note or "")
+
+
+def test_on_a_team_server_the_span_goes_through_the_write_api(team_server, tmp_path, clips):
+    root = team_server.add("root", Role.ADMIN)
+    rootdb = team_server.connect("root")
+    mod = team_server.add("mo", Role.MODERATOR, actor=root, via=rootdb)
+    store = ContentStore(tmp_path / "store")
+    modb = team_server.connect("mo")
+    ingest_jobs(make_recorder(rootdb, store), jobs_from_paths([CORPUS / "videos" / ORIGINAL]), 1)
+    review = ReviewService(modb)
+    first = review.claim_next(mod.id)
+    assert first is not None
+    review.decide(DecisionRequest(first.id, mod.id, Verdict.CONFIRM, "glorification"))
+    item = ingest_one(rootdb, store, clips["with"], MatchPolicy(auto_resolve=False))
+    check_badged(item, first.id)
