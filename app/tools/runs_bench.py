@@ -16,7 +16,7 @@ minimums).
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +91,14 @@ def video_part(
         yield (
             np.asarray(im.resize(size, Image.Resampling.BILINEAR)) if im.size != size else frames[i]
         )
+
+
+def write_compilation(path: Path, photos: Path, middle: Iterable[np.ndarray]) -> Path:
+    """A compilation: 8 s of slides (4 photos of :data:`PHOTOS` in ``photos``), the frames of
+    ``middle``, 8 s of 4 other slides; at :data:`SIZE`, :data:`FPS`."""
+    paths = [photos / p for p in PHOTOS]
+    write_mp4(path, [*slideshow(paths[:4], 2.0), *middle, *slideshow(paths[4:8], 2.0)], FPS)
+    return path
 
 
 def dense_signals(path: Path) -> list[Signal]:
@@ -177,12 +185,7 @@ def report(videos: Path, photos: Path) -> Iterator[str]:
         cases = ((4, 1.0, 5.0), (5, 1.0, 5.0), (6, 1.0, 5.0), (8, 1.0, 5.0), (8, 1.0, 5.5))
         for seconds, speed, start in (*cases, (8, 1.25, 5.0), (6, 0.8, 5.0)):
             path = Path(tmp) / f"comp-{seconds}-{speed}-{start}.mp4"
-            frames = [
-                *slideshow(photo_paths[:4], 2.0),
-                *video_part(orig, start, seconds, speed),
-                *slideshow(photo_paths[4:8], 2.0),
-            ]
-            write_mp4(path, frames, FPS)
+            write_compilation(path, photos, video_part(orig, start, seconds, speed))
             signals = analyze_file(path).signals
             for label, index in (("sparse", everything), ("dense", dense)):
                 km = find_known(index, signals, MediaKind.VIDEO, policy)

@@ -20,8 +20,7 @@ from app.storage.db import Database
 from app.storage.ingest_recorder import ingest_jobs
 from app.storage.models import Decision, Item
 from app.storage.review import ReviewService
-from app.tools.runs_bench import FPS, PHOTOS, slideshow, video_part
-from app.tools.video_writer import write_mp4
+from app.tools.runs_bench import video_part, write_compilation
 from tests.conftest import CORPUS, skip_without_corpus
 from tests.helpers import make_user
 from tests.helpers import recorder as make_recorder
@@ -29,24 +28,19 @@ from tests.helpers import recorder as make_recorder
 ORIGINAL = "chair-orig-22-sd-bar.mp4"
 
 
-def write_compilation(path: Path, middle) -> Path:
-    photos = [CORPUS / "pdq-images" / p for p in PHOTOS]
-    frames = [*slideshow(photos[:4], 2.0), *middle, *slideshow(photos[4:8], 2.0)]
-    write_mp4(path, frames, FPS)
-    return path
-
-
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory) -> dict[str, Path]:
     skip_without_corpus()
     folder = tmp_path_factory.mktemp("compilations")
-    videos = CORPUS / "videos"
+    videos, photos = CORPUS / "videos", CORPUS / "pdq-images"
     return {
         # 8 s of slides, the original's seconds 5 to 12 (7 s), 8 s of slides
-        "with": write_compilation(folder / "with.mp4", video_part(videos / ORIGINAL, 5.0, 7)),
+        "with": write_compilation(
+            folder / "with.mp4", photos, video_part(videos / ORIGINAL, 5.0, 7)
+        ),
         # the same slides around 4 s of another video: nothing of the original
         "without": write_compilation(
-            folder / "without.mp4", video_part(videos / "doorknob-hd-no-bar.mp4", 0.0, 4)
+            folder / "without.mp4", photos, video_part(videos / "doorknob-hd-no-bar.mp4", 0.0, 4)
         ),
     }
 
