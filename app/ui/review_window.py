@@ -884,6 +884,9 @@ class ReviewWindow(QMainWindow):
             text += f" · {format_ts(p.times[p.frame])}"
         if p.frame in p.matched:
             text += " · matched known content"
+        span = self.strip.span
+        if span is not None and p.frame < len(p.times) and span[0] <= p.times[p.frame] <= span[1]:
+            text += " · in the part of a known video"
         keys = "Left/Right · Shift+Left/Right ten · wheel" if p.times else "Left/Right"
         self.frame_label.setText(f"{text}   ({keys}; no sound)")
 

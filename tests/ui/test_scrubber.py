@@ -148,7 +148,16 @@ def test_a_partial_copys_matched_span_is_drawn_on_the_timeline(
     # The band stands where the seconds are along the whole line.
     assert abs(band.left() - line.width() * strip.span[0] / strip.duration) <= 1.0
     assert abs(band.right() - line.width() * strip.span[1] / strip.duration) <= 1.0
-    w.preview.set_frame(w.preview.frame_count - 1)  # the position tick away from the band
+    # The frame line says so for a frame inside the span, and not outside it.
+    times = w.preview.times
+    inside_frame = next(i for i, t in enumerate(times) if strip.span[0] <= t <= strip.span[1])
+    w.preview.set_frame(inside_frame - 1)
+    press(qtbot, w, KEY.Key_Right)
+    assert w.preview.frame == inside_frame
+    assert "in the part of a known video" in w.frame_label.text()
+    w.preview.set_frame(w.preview.frame_count - 2)  # the position tick away from the band
+    press(qtbot, w, KEY.Key_Right)
+    assert "in the part of a known video" not in w.frame_label.text()
     image = strip.grab().toImage()
     y = int(line.center().y())
 
