@@ -4,12 +4,15 @@ apart, each with the reference frames it hit (their times in the reference)."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import numpy as np
 
 from app.core.matching.frame_runs import RUN_MIN_FRAMES, RUN_MIN_SECONDS, find_runs
-from app.core.matching.hash_index import Match
-from app.core.model.domain import Algorithm
+from app.core.matching.hash_index import HashIndex, Match
+from app.core.matching.hash_lists import ListPolicy, ListRule
+from app.core.matching.match_rules import MatchPolicy, find_known, find_match, index_signal
+from app.core.model.domain import Algorithm, MediaKind, Signal
 
 REF = 7
 
@@ -48,6 +51,9 @@ def test_a_missed_frame_or_two_inside_a_run_is_allowed_a_long_gap_breaks_it():
     hits = {k: [hit(float(k))] for k in range(10) if k not in (3, 6, 7)}
     (run,) = find_runs(frames(12, hits))
     assert run.query_span == (0.0, 9.0) and run.frames == 7
+    # Every other frame only: more missed than matched inside the span is not a run.
+    sparse = {k: [hit(float(k))] for k in range(0, 12, 2)}
+    assert find_runs(frames(12, sparse)) == []
     # A gap of 5 s splits it into two pieces each too short.
     broken = {k: [hit(float(k))] for k in (0, 1, 2, 3, 9, 10, 11, 12)}
     assert find_runs(frames(14, broken)) == []
@@ -116,3 +122,47 @@ def test_two_references_each_their_own_run_longest_first():
     hits.update({10 + k: [hit(float(k), ref=2)] for k in range(9)})
     runs = find_runs(frames(20, hits))
     assert [(r.ref, r.frames) for r in runs] == [(2, 9), (1, 6)]
+
+
+def _hashes(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [f"{rng.getrandbits(256):064x}" for _ in range(n)]
+
+
+def _frames(values: list[str], start: float = 0.0) -> list[Signal]:
+    return [Signal(Algorithm.PDQ_FRAME, v, 100, start + k, "") for k, v in enumerate(values)]
+
+
+def _flip(value: str, bits: int) -> str:
+    return f"{int(value, 16) ^ ((1 << bits) - 1):064x}"
+
+
+def test_find_known_badges_a_partial_copy_and_prefers_a_whole_match():
+    """Through the matcher: the run rule reads the index's frame times (a confirmed video's
+    entries, ref 1); the queue's clusters do not use it; a whole match on another list wins
+    over a partial copy even when farther."""
+    policy = MatchPolicy()
+    original = _hashes(10, 1)
+    index = HashIndex()
+    for k, sig in enumerate(_frames(original)):
+        assert index_signal(index, 100 + k, sig, 1, policy)
+    # 20 s: 5 s of other footage, the original's seconds 0-7, 7 s of other footage.
+    query = _frames(_hashes(5, 2) + original[:8] + _hashes(7, 3))
+    km = find_known(index, query, MediaKind.VIDEO, policy)
+    assert km is not None and km.evidence is not None and km.resolve
+    ev = km.evidence
+    assert ev.partial and ev.ref == 1 and ev.span == (5.0, 12.0) and ev.ref_span == (0.0, 7.0)
+    assert ev.fraction == 8 / 20 and ev.ref_fraction == 8 / 10
+    assert ev.describe().startswith(
+        "contains known video #1 from 0:05 to 0:12 (its 0:00 to 0:07), query share 40%, "
+        "reference share 80%"
+    )
+    assert find_match(index, query, MediaKind.VIDEO, policy) is None  # clustering: no runs
+    # A partner's list (resolve) holds the whole query, 3 bits off: its match is chosen.
+    rule = ListRule("partner", ListPolicy.RESOLVE)
+    for k, sig in enumerate(query):
+        index_signal(index.space(rule.space), 500 + k, replace(sig, value=_flip(sig.value, 3)),
+                     -500, policy)  # fmt: skip
+    km = find_known(index, query, MediaKind.VIDEO, policy, [rule])
+    assert km is not None and km.list_name == "partner" and km.evidence is not None
+    assert not km.evidence.partial and km.evidence.fraction == 1.0

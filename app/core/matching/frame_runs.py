@@ -14,7 +14,8 @@ one frame set of the query (one variant), no Qt, no SQL:
   :data:`MAX_GAP_SECONDS` of query time (a missed frame or two inside the run), its reference
   time advancing at a rate between :data:`MIN_SPEED` and :data:`MAX_SPEED` give or take
   :data:`TOLERANCE_SECONDS`; the whole run at one speed (first to last point) within those
-  bounds, and every point within :data:`TOLERANCE_SECONDS` of that line.
+  bounds, every point within :data:`TOLERANCE_SECONDS` of that line, and at least
+  :data:`MIN_DENSITY` of the query's frames within its span in it.
 * It counts when it spans at least :data:`RUN_MIN_SECONDS` of the query and holds at least
   :data:`RUN_MIN_FRAMES` matched frames.
 
@@ -25,6 +26,7 @@ docs/PERFORMANCE.md, "Partial copies".
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -42,7 +44,10 @@ MAX_GAP_SECONDS = 3.0
 MIN_SPEED, MAX_SPEED = 0.5, 2.0
 #: How far off its line (seconds of reference time) a point of a run may be: the two videos'
 #: samples fall at different moments, and a still scene matches a span of reference frames.
-TOLERANCE_SECONDS = 1.0
+TOLERANCE_SECONDS = 0.75
+#: The share of the query's frames within a run's span that must be in it (a missed frame or
+#: two: 5 of 7 is enough, 5 of 9 is not).
+MIN_DENSITY = 0.7
 #: A dense reference's hits to one query frame, bucketed by this much reference time.
 REF_BUCKET_SECONDS = 0.5
 #: Buckets kept a query frame and reference (the nearest hashes first).
@@ -96,7 +101,8 @@ def find_runs(
     if total == 0:
         return []
     points: dict[int, dict[float, list[_Point]]] = {}  # ref -> query time -> points
-    step = _sampling_step([qt for qt, _ in frames if qt is not None])
+    all_times = sorted(qt for qt, _ in frames if qt is not None)
+    step = _sampling_step(all_times)
     for qt, hits in frames:
         if qt is None or not hits:
             continue
@@ -116,7 +122,7 @@ def find_runs(
         if len(per_frame) < min_frames:
             continue
         chain = _longest_chain(per_frame)
-        run = _as_run(ref, chain, total, min_seconds, min_frames)
+        run = _as_run(ref, chain, all_times, total, min_seconds, min_frames)
         if run is None:
             continue
         if ref_times is not None:
@@ -196,10 +202,16 @@ def _longest_chain(per_frame: dict[float, list[_Point]]) -> list[_Point]:
 
 
 def _as_run(
-    ref: int, chain: list[_Point], total: int, min_seconds: float, min_frames: int
+    ref: int,
+    chain: list[_Point],
+    times: list[float],
+    total: int,
+    min_seconds: float,
+    min_frames: int,
 ) -> FrameRun | None:
-    """The chain as a run, if it meets the minimums and keeps one speed (the line from its
-    first point to its last, every point within :data:`TOLERANCE_SECONDS` of it); else its
+    """The chain as a run, if it meets the minimums, keeps one speed (the line from its first
+    point to its last, every point within :data:`TOLERANCE_SECONDS` of it) and holds
+    :data:`MIN_DENSITY` of the query's frames (``times``, sorted) within its span; else its
     longest stretch that does, trimmed from the ends."""
     lo, hi = 0, len(chain) - 1
     while hi - lo + 1 >= min_frames:
@@ -214,7 +226,9 @@ def _as_run(
             d = abs(p.rt - (first.rt + speed * (p.qt - first.qt)))
             if d > off:
                 worst, off = i, d
-        if MIN_SPEED <= speed <= MAX_SPEED and off <= TOLERANCE_SECONDS:
+        within = bisect.bisect_right(times, last.qt) - bisect.bisect_left(times, first.qt)
+        dense = hi - lo + 1 >= MIN_DENSITY * within
+        if MIN_SPEED <= speed <= MAX_SPEED and off <= TOLERANCE_SECONDS and dense:
             pts = chain[lo : hi + 1]
             nearest = min(pts, key=lambda p: (p.distance, p.entry_id))
             return FrameRun(

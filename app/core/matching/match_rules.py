@@ -40,9 +40,9 @@ in
 its own space, so :func:`find_known` applies each list's threshold and policy to its own
 entries: a list that is ``off`` is never searched; a match on an allow list keeps the item
 from being resolved without a human; among block lists, a ``resolve`` list's match wins over
-a ``queue`` list's, then the nearer one; the nearest resolving match of another list rides
-along as the ``fallback`` (the flood guard may hold the chosen entry: ingest then resolves on
-the fallback).
+a ``queue`` list's, then a match of the whole over a partial copy, then the nearer one; the
+nearest resolving match of another list rides along as the ``fallback`` (the flood guard may
+hold the chosen entry: ingest then resolves on the fallback).
 """
 
 from __future__ import annotations
@@ -227,7 +227,8 @@ def find_known(
     if not block:
         assert allowed is not None
         return KnownMatch(None, None, False, allowed[0], allowed[1])
-    block.sort(key=lambda b: (not b[0], b[1].distance))
+    # a resolving list first, then a match of the whole over a partial copy, then the nearer
+    block.sort(key=lambda b: (not b[0], b[1].partial, b[1].distance))
     resolve, ev, name = block[0]
     if allowed is not None:
         return KnownMatch(ev, name, False, allowed[0], allowed[1])
