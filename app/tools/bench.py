@@ -313,7 +313,7 @@ PARTS: dict[str, tuple[str, float]] = {
         420.0,
     ),
     "audio": ("the sound's fingerprint: recall by edit, false matches, cost per minute", 300.0),
-    "runs": ("partial copies: compilations found, sparse and dense references, false runs", 70.0),
+    "runs": ("partial copies: compilations found, sparse and dense references, false runs", 110.0),
 }
 _RUN = {
     "ingest": print_bench_ingest,
