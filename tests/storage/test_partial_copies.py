@@ -2,7 +2,8 @@
 slideshow, 7 s of a corpus video, another slideshow) ingested after that video was confirmed is
 badged "contains known video #N from 0:08 to 0:14" (or resolved, by the list's policy), both
 spans and both shares recorded on the item, on SQLite, PostgreSQL and a team server (through
-its write API); a compilation of other footage is not."""
+its write API); the same when the compilation was waiting before the confirm (its re-scan); a
+compilation of other footage is not."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from app.core.model.domain import ItemStatus, Role, Verdict
 from app.storage.db import Database
 from app.storage.ingest_recorder import ingest_jobs
 from app.storage.models import Decision, Item
+from app.storage.rescan import Rescanner
 from app.storage.review import ReviewService
 from app.tools.runs_bench import video_part, write_compilation
 from tests.conftest import CORPUS, skip_without_corpus
@@ -111,3 +113,33 @@ def test_on_a_team_server_the_span_goes_through_the_write_api(team_server, tmp_p
     review.decide(DecisionRequest(first.id, mod.id, Verdict.CONFIRM, "glorification"))
     item = ingest_one(rootdb, store, clips["with"], MatchPolicy(auto_resolve=False))
     check_badged(item, first.id)
+
+
+def rescan_badges(admin_db: Database, mod_db: Database, store, mod, clip: Path) -> None:
+    """The compilation arrives before its original is confirmed: the confirm's re-scan badges
+    it, with the spans and shares."""
+    videos = CORPUS / "videos"
+    ingest_jobs(make_recorder(admin_db, store), jobs_from_paths([videos / ORIGINAL, clip]), 1)
+    with admin_db.session() as s:
+        waiting = s.scalars(select(Item).order_by(Item.id)).all()
+        assert [i.match_note for i in waiting] == [None, None]
+    review = ReviewService(mod_db)
+    first = review.claim_next(mod.id)
+    assert first is not None and first.id == waiting[0].id  # the original: the older
+    out = review.decide(DecisionRequest(first.id, mod.id, Verdict.CONFIRM, "glorification"))
+    report = Rescanner(mod_db, MatchPolicy(auto_resolve=False), actor=mod).after_confirm(out.uuid)
+    assert report.badged == 1 and report.resolved == 0
+    with admin_db.session() as s:
+        check_badged(s.get(Item, waiting[1].id), first.id)
+
+
+def test_the_confirms_rescan_badges_a_compilation_waiting_before_it(db, store, clips):
+    rescan_badges(db, db, store, make_user(db, "mod0"), clips["with"])
+
+
+def test_on_a_team_server_the_rescan_records_the_span_through_its_api(team_server, tmp_path, clips):
+    root = team_server.add("root", Role.ADMIN)
+    rootdb = team_server.connect("root")
+    mod = team_server.add("mo", Role.MODERATOR, actor=root, via=rootdb)
+    store = ContentStore(tmp_path / "store")
+    rescan_badges(rootdb, team_server.connect("mo"), store, mod, clips["with"])
