@@ -7,10 +7,12 @@ compilation of other footage is not."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from app.core.ingest.contentstore import ContentStore
 from app.core.ingest.jobs import jobs_from_paths
@@ -143,3 +145,30 @@ def test_on_a_team_server_the_rescan_records_the_span_through_its_api(team_serve
     mod = team_server.add("mo", Role.MODERATOR, actor=root, via=rootdb)
     store = ContentStore(tmp_path / "store")
     rescan_badges(rootdb, team_server.connect("mo"), store, mod, clips["with"])
+
+
+GOOD_SPAN = {"query": [8.0, 14.0], "ref": [5.0, 11.0], "query_share": 0.3, "ref_share": 0.32}
+
+
+@pytest.mark.parametrize(
+    "span",
+    [
+        {**GOOD_SPAN, "query": [14.0, 8.0]},  # backwards
+        {**GOOD_SPAN, "query": [8.0, 40.0]},  # past the item's 23 s
+        {**GOOD_SPAN, "query": [-1.0, 8.0]},
+        {**GOOD_SPAN, "ref": [5.0, None]},  # half a reference span
+        {**GOOD_SPAN, "ref": [11.0, 5.0]},
+        {**GOOD_SPAN, "query_share": 1.5},
+        {**GOOD_SPAN, "ref_share": -0.1},
+        {**GOOD_SPAN, "query": ["8", 14.0]},  # not a number
+        {"query": [8.0, 14.0]},  # shares missing
+    ],
+)
+def test_the_server_refuses_a_claimed_span_that_cannot_be(team_server, span):
+    """hd_match_span, which ingest's and the re-scan's write APIs check a claim with: a span
+    the item cannot have is refused; a sound one comes back as the item's columns."""
+    sql = text("SELECT hd_match_span(CAST(:p AS jsonb), 23.0)")
+    with team_server.owner.session() as s:
+        assert s.scalar(sql, {"p": json.dumps(GOOD_SPAN)}) == [8.0, 14.0, 5.0, 11.0, 0.3, 0.32]
+    with pytest.raises(DBAPIError, match="match span"), team_server.owner.session() as s:
+        s.scalar(sql, {"p": json.dumps(span)})
