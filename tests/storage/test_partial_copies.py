@@ -68,8 +68,8 @@ def check_badged(item: Item, original: int) -> None:
     assert item.status == ItemStatus.QUEUED
     note = item.match_note or ""
     assert note.startswith("known match: ")
-    assert f"contains known video #{original} from 0:08 to 0:14 (its 0:05 to 0:11)" in note
-    assert "query share" in note and "reference share" in note
+    assert f"contains known video #{original} from 0:08 to 0:14 (query share " in note
+    assert "reference share" in note and "; its 0:05 to 0:11, pdq_frame within" in note
     # The spans, within a sample of where the footage was put and where it came from.
     assert abs(item.match_start - 8.0) <= 1.0 and abs(item.match_end - 14.0) <= 1.0
     assert abs(item.match_ref_start - 5.0) <= 1.0 and abs(item.match_ref_end - 11.0) <= 1.0

@@ -153,9 +153,9 @@ def test_find_known_badges_a_partial_copy_and_prefers_a_whole_match():
     ev = km.evidence
     assert ev.partial and ev.ref == 1 and ev.span == (5.0, 12.0) and ev.ref_span == (0.0, 7.0)
     assert ev.fraction == 8 / 20 and ev.ref_fraction == 8 / 10
-    assert ev.describe().startswith(
-        "contains known video #1 from 0:05 to 0:12 (its 0:00 to 0:07), query share 40%, "
-        "reference share 80%"
+    assert ev.describe() == (
+        "contains known video #1 from 0:05 to 0:12 (query share 40%, reference share 80%); "
+        "its 0:00 to 0:07, pdq_frame within distance 0"
     )
     assert find_match(index, query, MediaKind.VIDEO, policy) is None  # clustering: no runs
     # A partner's list (resolve) holds the whole query, 3 bits off: its match is chosen.

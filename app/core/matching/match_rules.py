@@ -128,10 +128,10 @@ class Evidence:
                 shares += f", reference share {self.ref_fraction:.0%}"
             where = ""
             if self.ref_span is not None:
-                where = f" (its {clock(self.ref_span[0])} to {clock(self.ref_span[1])})"
+                where = f"its {clock(self.ref_span[0])} to {clock(self.ref_span[1])}, "
             return (
                 f"contains known video {ref} from {clock(self.span[0])} to "
-                f"{clock(self.span[1])}{where}, {shares}, {how} within distance {self.distance}"
+                f"{clock(self.span[1])} ({shares}); {where}{how} within distance {self.distance}"
             )
         if self.span is not None:
             return (
