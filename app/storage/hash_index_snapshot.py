@@ -36,7 +36,7 @@ from app.storage.models import HashListEntry
 
 #: Lists smaller than this are loaded from the database each time (a fraction of a second).
 SNAPSHOT_MIN_ENTRIES = 1 << 16
-_SNAPSHOT_FORMAT = 2  # 2: the watermark is change_seq's (1: times)
+_SNAPSHOT_FORMAT = 3  # 3: frame times per entry; 2: the watermark is change_seq's (1: times)
 _SNAPSHOT_SAMPLE = 16  # entries a table checked against the database before a snapshot is used
 
 

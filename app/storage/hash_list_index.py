@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import String, and_, case, cast, func, or_, select
+from sqlalchemy import BigInteger, String, and_, case, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from app.core.hashing.regions import REGIONS
@@ -129,10 +129,13 @@ def add_hash_list_rows(
     space = case(list_codes, value=h.list_name, else_=unknown) * 8 + region
     # One code per row: space * 8 + algorithm; the ref is the item (0: none, see _add_batch).
     code = space * 8 + case(_ALG_CODES, value=h.algorithm, else_=7)  # 7: none of ours
+    # A video frame's time in milliseconds (-1: none).
+    ts_ms = func.coalesce(cast(func.round(h.frame_ts * 1000), BigInteger), -1)
     cols = [
         joined_column(s, h.id, ","),
         joined_column(s, func.coalesce(h.item_id, 0), ","),
         joined_column(s, code, ","),
+        joined_column(s, ts_ms, ","),
     ] + [
         joined_column(s, case((h.algorithm == alg.value, h.value)), "" if t.near else ",")
         for alg, t in SIGNAL_TYPES.items()
@@ -168,10 +171,10 @@ def add_hash_list_rows(
 
 
 def _add_batch(s, index, policy, row, names, videos) -> int:
-    ids, refs, codes = (joined_ints(v) for v in row[:3])
+    ids, refs, codes, ts_ms = (joined_ints(v) for v in row[:4])
     if ids.size == 0:
         return 0
-    if not ids.size == refs.size == codes.size:
+    if not ids.size == refs.size == codes.size == ts_ms.size:
         raise ValueError("hash-list bulk load: the joined columns disagree")  # a NULL in one
     algs, spaces = codes % 8, codes // 8  # floor: a negative code stays a negative space
     if np.any(algs >= len(_ALGS)):
@@ -183,7 +186,8 @@ def _add_batch(s, index, policy, row, names, videos) -> int:
     spaces[no_item & np.isin(algs, _FRAME_CODES) & (spaces // 8 > 0)] = -1
     order = np.argsort(ids, kind="stable")
     sorted_already = bool(np.all(order[1:] > order[:-1]))
-    values = dict(zip(SIGNAL_TYPES, row[3:], strict=True))
+    times = np.where(ts_ms >= 0, ts_ms / 1000.0, np.nan).astype(np.float32)
+    values = dict(zip(SIGNAL_TYPES, row[4:], strict=True))
     new = ~index.contains_many(ids)
     n = 0
     for code, alg in enumerate(_ALGS):
@@ -208,7 +212,7 @@ def _add_batch(s, index, policy, row, names, videos) -> int:
             target = index.space(list_space(names[sp // 8])).space(_REGION_NAMES[sp % 8])
             g_ids, g_refs = ids[rows[pick]], refs[rows[pick]]
             if words is not None:
-                target.add_words(alg.value, g_ids, words[:, pick], g_refs)
+                target.add_words(alg.value, g_ids, words[:, pick], g_refs, times[rows[pick]])
             else:
                 assert hexes is not None
                 target.add_many(
@@ -227,17 +231,18 @@ def _add_rows_one_by_one(
 ) -> int:
     """The rows of ``ids`` read whole, each indexed by the rules of the module docstring."""
     h = HashListEntry
-    batches: dict[tuple[str, str], list[tuple[int, str, str, int | None]]] = {}
+    batches: dict[tuple[str, str], list[tuple[int, str, str, int | None, float | None]]] = {}
     for i in range(0, len(ids), 1000):
         rows = s.execute(
             select(
                 h.id, h.algorithm, h.value, h.quality, h.variant, h.item_id, h.list_name,
-                h.external_id,
+                h.external_id, h.frame_ts,
             )
             .where(h.id.in_(ids[i : i + 1000]))
             .order_by(h.id)
         )  # fmt: skip
-        for row_id, algo, value, quality, variant, item_id, list_name, external_id in rows:
+        for row in rows:
+            row_id, algo, value, quality, variant, item_id, list_name, external_id, ts = row
             sig = None  # a plain hash without a quality (most imported ones) always may match
             if variant or quality is not None:
                 sig = Signal(Algorithm(algo), value, quality, variant=variant or "")
@@ -249,7 +254,7 @@ def _add_rows_one_by_one(
                 if signal_type(algo).video_frames and external_id:
                     ref = -videos.setdefault((list_name, external_id), row_id)
             key = (list_space(list_name), signal_space(sig) if sig is not None else "")
-            batches.setdefault(key, []).append((row_id, algo, value, ref))
+            batches.setdefault(key, []).append((row_id, algo, value, ref, ts))
     n = 0
     for (space, region), batch in batches.items():
         index.space(space).space(region).add_many(batch)

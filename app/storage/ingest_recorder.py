@@ -347,6 +347,9 @@ class IngestRecorder:
                     # the server adds the flood guard's words, as it finds the entry
                     "note": match_note(ev, replace(facts, flood_guarded=False)),
                 }
+                span = span_payload(ev)
+                if span is not None:
+                    item["known"]["span"] = span
                 fb = known.fallback
                 fb_facts = entry_for(self.db, fb.entry_id, fb.ref) if fb is not None else None
                 if fb is not None and fb_facts is not None:
@@ -546,6 +549,7 @@ def apply_known(
     assert ev is not None
     note = match_note(ev, facts)
     resolve = km.resolve
+    set_match_span(item, ev)
     held = False
     if facts is not None:
         item.known_entry_id = facts.id
@@ -638,12 +642,12 @@ def _index_many(
 ) -> list[int]:
     """:func:`index_signal` for many ``(entry id, signal, ref)`` rows, one ``add_many`` per
     space. The ids indexed."""
-    spaces: dict[str, list[tuple[int, str, str, int | None]]] = {}
+    spaces: dict[str, list[tuple[int, str, str, int | None, float | None]]] = {}
     added = []
     for entry_id, sig, ref in rows:
         if indexable(sig, policy) and _clusters(sig):
             spaces.setdefault(signal_space(sig), []).append(
-                (entry_id, sig.algorithm.value, sig.value, ref)
+                (entry_id, sig.algorithm.value, sig.value, ref, sig.frame_ts)
             )
             added.append(entry_id)
     for space, batch in spaces.items():
@@ -688,6 +692,40 @@ def _item_payload(
             "deadline": sighting.deadline.isoformat() if sighting.deadline else None,
         },
     }
+
+
+#: The item's columns of a partial copy's match (migration 0019), in :func:`span_payload`'s order.
+SPAN_COLUMNS = (
+    "match_start",
+    "match_end",
+    "match_ref_start",
+    "match_ref_end",
+    "match_query_share",
+    "match_ref_share",
+)
+
+
+def span_payload(ev: Evidence | None) -> dict | None:
+    """A partial copy's spans and shares as the item records them (and the server's write API
+    takes them, ``known.span``); None for any other match."""
+    if ev is None or not ev.partial or ev.span is None:
+        return None
+    ref = ev.ref_span or (None, None)
+    return {
+        "query": [ev.span[0], ev.span[1]],
+        "ref": [ref[0], ref[1]],
+        "query_share": ev.fraction,
+        "ref_share": ev.ref_fraction,
+    }
+
+
+def set_match_span(item: Item, ev: Evidence | None) -> None:
+    """The item's partial-copy columns from the match it is badged or resolved with (cleared
+    for a match of another kind)."""
+    p = span_payload(ev)
+    values = (*p["query"], *p["ref"], p["query_share"], p["ref_share"]) if p else (None,) * 6
+    for name, value in zip(SPAN_COLUMNS, values, strict=True):
+        setattr(item, name, value)
 
 
 def match_note(ev: Evidence, facts: EntryFacts | None) -> str:

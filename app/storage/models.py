@@ -130,6 +130,15 @@ class Item(Base):
     # these per hour, a moderator's verdict on a badged item is feedback on the entry. No
     # foreign key: hash_list already refers to items.
     known_entry_id: Mapped[int | None] = mapped_column(BigInteger)
+    # A partial copy's match (a run of frames matching part of a known video, migration
+    # 0019): the item's seconds and the reference's that matched, and both shares (the run's
+    # frames over the item's; the reference's frames it covers). NULL for any other match.
+    match_start: Mapped[float | None] = mapped_column(Float)
+    match_end: Mapped[float | None] = mapped_column(Float)
+    match_ref_start: Mapped[float | None] = mapped_column(Float)
+    match_ref_end: Mapped[float | None] = mapped_column(Float)
+    match_query_share: Mapped[float | None] = mapped_column(Float)
+    match_ref_share: Mapped[float | None] = mapped_column(Float)
     # The incident the item belongs to (matched its hashes, or joined the cluster of an item
     # under it: app.storage.incidents); NULL for most. No foreign key (as known_entry_id).
     incident_id: Mapped[int | None] = mapped_column(BigInteger)

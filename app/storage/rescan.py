@@ -77,7 +77,7 @@ from app.storage.hash_list_index import (
     load_list_rules,
 )
 from app.storage.incidents import tag_items
-from app.storage.ingest_recorder import apply_known, match_note
+from app.storage.ingest_recorder import apply_known, match_note, set_match_span, span_payload
 from app.storage.models import (
     Decision,
     HashListEntry,
@@ -423,6 +423,7 @@ class Rescanner:
                 if item.known_entry_id is None:
                     item.match_note = f"known match: {match_note(km.evidence, f.facts)}"
                     item.known_entry_id = f.facts.id if f.facts else None
+                    set_match_span(item, km.evidence)
                     r.badged += 1
             elif status is ItemStatus.DECIDED and _rejected(s, item.id):
                 entry = f.facts.id if f.facts else None
@@ -481,6 +482,9 @@ class Rescanner:
                     resolve=f.known.resolve,
                     note=match_note(ev, f.facts),
                 )
+                span = span_payload(ev)
+                if span is not None:
+                    m["span"] = span
             matches.append(m)
         batch = {
             "trigger": trigger[:64],

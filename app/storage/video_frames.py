@@ -1,5 +1,6 @@
 """A video item's sampled frames for the scrubber: their timestamps (the frame PDQ signals
-written at ingest) and which of them matched the known content it is badged with.
+written at ingest), which of them matched the known content it is badged with, and the span a
+partial copy's match recorded (items.match_start, match_end: migration 0019).
 
 The frames matched are found again here, from the item's frame PDQ and the hash-list rows of
 the entry it matched (that entry's confirmed video, or the imported entry itself), within the
@@ -57,9 +58,13 @@ def sampled_frames(
         elif entry is not None and entry.algorithm in PDQ_LIKE:
             refs = [entry.value]
         content_key = item.content_key
+        span = None
+        if item.match_start is not None and item.match_end is not None:
+            span = (float(item.match_start), float(item.match_end))
+        duration = item.duration
     frames = [(float(ts), value) for ts, value in rows if ts is not None]
     times = sorted({ts for ts, _ in frames})
     matched = frozenset(
         ts for ts, value in frames if any(hamming_hex(value, r) <= threshold for r in refs)
     )
-    return SampledFrames(str(store_path(content_key)), tuple(times), matched)
+    return SampledFrames(str(store_path(content_key)), tuple(times), matched, span, duration)

@@ -286,6 +286,16 @@ def print_bench_audio() -> None:
         print(line, flush=True)
 
 
+def print_bench_runs() -> None:
+    from app.tools.runs_bench import report
+
+    corpus = CORPUS_IMAGES.parent
+    if not corpus.is_dir() and os.environ.get("HASHDESK_TEST_CORPUS", "").strip():
+        corpus = Path(os.environ["HASHDESK_TEST_CORPUS"].strip())
+    for line in report(corpus / "videos", corpus / "pdq-images"):
+        print(line, flush=True)
+
+
 #: The parts of `hashdesk bench`, in the order plain `bench` runs them, with what each took on
 #: the 2-core development VM (2026-11-30, shared with other work); said before a part starts.
 PARTS: dict[str, tuple[str, float]] = {
@@ -303,6 +313,7 @@ PARTS: dict[str, tuple[str, float]] = {
         420.0,
     ),
     "audio": ("the sound's fingerprint: recall by edit, false matches, cost per minute", 300.0),
+    "runs": ("partial copies: compilations found, sparse and dense references, false runs", 110.0),
 }
 _RUN = {
     "ingest": print_bench_ingest,
@@ -313,6 +324,7 @@ _RUN = {
     "evasion": print_bench_evasion,
     "incident": lambda: _bench_incident(),
     "audio": print_bench_audio,
+    "runs": print_bench_runs,
 }
 
 

@@ -745,6 +745,7 @@ class ReviewWindow(QMainWindow):
 
     def _load_scrub(self, item: QueueItem) -> None:
         """A video's every sampled frame, decoded on a reader; the ingest's strip until then."""
+        self.strip.set_span(None, None)
         if item.kind is not MediaKind.VIDEO:
             return
         review, path_for = self.ctx.review, self.ctx.store.path_for
@@ -757,6 +758,7 @@ class ReviewWindow(QMainWindow):
             # Where the moderator was on the ingest's strip, as near as the new frames allow.
             at = p.frame / (p.frame_count - 1) if p.frame_count > 1 else 0.0
             p.show_preview(scrub.preview, "", scrub.times, scrub.matched)
+            self.strip.set_span(scrub.span, scrub.duration)
             p.set_frame(round(at * (p.frame_count - 1)))
             self.scrub_item = item.id
             self._show_frame_label()
@@ -882,6 +884,9 @@ class ReviewWindow(QMainWindow):
             text += f" · {format_ts(p.times[p.frame])}"
         if p.frame in p.matched:
             text += " · matched known content"
+        span = self.strip.span
+        if span is not None and p.frame < len(p.times) and span[0] <= p.times[p.frame] <= span[1]:
+            text += " · in the part of a known video"
         keys = "Left/Right · Shift+Left/Right ten · wheel" if p.times else "Left/Right"
         self.frame_label.setText(f"{text}   ({keys}; no sound)")
 

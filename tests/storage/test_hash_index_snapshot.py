@@ -12,6 +12,7 @@ import numpy as np
 from sqlalchemy import select, update
 
 from app.core.matching.hash_index import HashIndex
+from app.core.matching.hash_lists import list_space
 from app.core.matching.match_rules import MatchPolicy
 from app.core.model.domain import Role
 from app.storage.hash_index_snapshot import write_snapshot
@@ -27,15 +28,17 @@ def watcher(db, path) -> HashListWatcher:
 
 
 def content(index: HashIndex) -> set[tuple]:
-    """Every entry as (space path, id, hash, ref): what a search can find."""
+    """Every entry as (space path, id, hash, ref, frame time): what a search can find."""
     d = index.dump()
     paths = [tuple(json.loads(p)) for p in d["spaces"].tolist()]
     out = set()
     for i, path in enumerate(paths):
         for key in ("b256", "b64"):
             cols, ids, refs = d[f"{i}.{key}.cols"], d[f"{i}.{key}.ids"], d[f"{i}.{key}.refs"]
+            ts = np.nan_to_num(d[f"{i}.{key}.ts"], nan=-1.0)
             for j in range(ids.size):
-                out.add((path, int(ids[j]), tuple(cols[:, j].tolist()), int(refs[j])))
+                row = (path, int(ids[j]), tuple(cols[:, j].tolist()), int(refs[j]))
+                out.add((*row, float(ts[j])))
         for key in ("md5", "sha256"):
             ids, values = d[f"{i}.{key}.ids"], d[f"{i}.{key}.values"]
             out |= {
@@ -56,6 +59,17 @@ def seed(db) -> list[int]:
     with db.session() as s:
         s.add(HashListEntry(algorithm="md5", value="ab" * 16, list_name="bench"))
         s.add(HashListEntry(algorithm="pdq", value="cd" * 32, list_name="local"))
+        # Video frames with their times: one of ours (the bulk path), one imported video's
+        # (read row by row): the times come back from a snapshot as from the database.
+        s.add(
+            HashListEntry(algorithm="pdq_frame", value="ef" * 32, list_name="local", frame_ts=3.25)
+        )
+        s.add(
+            HashListEntry(
+                algorithm="pdq_frame", value="a1" * 32, list_name="bench", frame_ts=7.5,
+                external_id="video-1",
+            )
+        )  # fmt: skip
         return list(s.scalars(select(HashListEntry.id).order_by(HashListEntry.id)))
 
 
@@ -93,7 +107,11 @@ def test_snapshot_saved_read_back_and_topped_up_with_changes_since(db, tmp_path)
     assert got == fresh(db)
     gone = set(ids[10:15]) | set(ids[20:23])
     assert not gone & {e[1] for e in got}
-    assert len(second.index) == 3200 + 1 - 8  # the bench list (its md5 too) and local
+    assert len(second.index) == 3200 + 2 - 8  # the bench list (its md5 and a frame), local's 2
+    # The frames' times came back from the file (and the row-by-row read of an imported one).
+    (mine,) = second.index.search("pdq_frame", "ef" * 32, 0)
+    (theirs,) = second.index.space(list_space("bench")).search("pdq_frame", "a1" * 32, 0)
+    assert (mine.ts, theirs.ts) == (3.25, 7.5)
 
     # Enabled again, after a second snapshot: back in.
     assert second.save_snapshot(force=True)
@@ -231,4 +249,4 @@ def test_snapshot_of_the_older_format_is_not_used(db, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="app.storage.hash_list_watcher"):
         again.load_all()
     assert not again.restored and content(again.index) == fresh(db)
-    assert "format 1, this Hashdesk reads 2" in caplog.text
+    assert "format 1, this Hashdesk reads 3" in caplog.text

@@ -704,3 +704,41 @@ def test_bench_multi_index_compares_like_with_like() -> None:
         assert out[kind]["same_matches"]
         assert out[kind]["matches"] >= 4  # the queries planted near entries found them
         assert out[kind]["candidates_per_query"] > 0
+
+
+def test_a_frame_hit_knows_its_time_in_its_video():
+    """Each entry keeps the time of its frame (the run rule reads it): through add, add_many,
+    add_words, a compaction and a dump read back; None where no time was given."""
+    index = HashIndex(compact_min_dead=1)
+    a, b, c, d = (f"{0x1F << (i * 40):064x}" for i in range(4))
+    index.add(1, "pdq_frame", a, 7, ts=1.5)
+    index.add_many([(2, "pdq_frame", b, 7, 2.5), (3, "pdq", c, 8)])
+    index.add_words("pdq_frame", np.array([4]), hex_to_words(d, 256)[:, None], np.array([7]),
+                    np.array([3.5], np.float32))  # fmt: skip
+    index.add(5, "pdq_frame", f"{1:064x}", 7, ts=9.0)
+    index.remove(5)
+    index.compact()  # the rows move
+
+    def times(ix: HashIndex) -> list:
+        return [ix.search("pdq_frame", v, 0)[0].ts for v in (a, b, c, d)]
+
+    assert times(index) == [1.5, 2.5, None, 3.5]
+    again = HashIndex()
+    again.restore(index.dump())
+    assert times(again) == [1.5, 2.5, None, 3.5]
+
+
+def test_frame_times_of_a_reference():
+    """The distinct times of a reference's live frame entries (a still's and another ref's,
+    a removed one and one without a time are not among them)."""
+    index = HashIndex()
+    index.add_many(
+        [(i, "pdq_frame", f"{i:064x}", 3, float(i // 2)) for i in range(1, 9)]  # 2 a second
+        + [(20, "pdq_frame", f"{20:064x}", 4, 9.0), (21, "pdq", f"{21:064x}", 3, None)]
+        + [(22, "pdq_frame", f"{22:064x}", 3, None)]
+    )
+    index.remove(8)
+    assert index.frame_times(3).tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert index.frame_times(4).tolist() == [9.0] and index.frame_times(5).size == 0
+    index.remove_many([6, 7])  # both of its third second
+    assert index.frame_times(3).tolist() == [0.0, 1.0, 2.0]

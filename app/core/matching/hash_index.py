@@ -16,7 +16,7 @@ Contract:
   (appends write past the snapshot, growth and compaction build new arrays), so a concurrent
   retraction is either seen or not. The multi-index is built outside the lock and published
   under it unless a compaction moved the rows meanwhile.
-* Memory: 50 bytes an entry of a bit table (no Python object per entry), 64 more for the
+* Memory: 54 bytes an entry of a bit table (no Python object per entry), 64 more for the
   multi-index of a large 256-bit table (``HASHDESK_INDEX_MULTI=off`` to go without).
 
 How it is built (column-major uint64 words, chunked XOR + popcount with a half-hash prefilter,
@@ -380,6 +380,7 @@ class Match:
     ref: int | None
     algorithm: Algorithm
     distance: int
+    ts: float | None = None  # a video frame's time in its video (seconds), when known
 
 
 class _BitTable:
@@ -389,8 +390,8 @@ class _BitTable:
     rows ``[0, sorted_n)`` have strictly increasing ids (a bulk load in id order, or a table
     just compacted, which sorts), found by binary search; only rows appended out of order
     live in the ``where`` dict (id -> row), until the next compaction sorts them in. That is
-    what keeps an entry at 50 bytes (32 of words, 8 of id, 8 of ref, 2 of flags): a dict
-    entry alone cost ~100 more."""
+    what keeps an entry at 54 bytes (32 of words, 8 of id, 8 of ref, 4 of frame time, 2 of
+    flags): a dict entry alone cost ~100 more."""
 
     __slots__ = (
         "algs",
@@ -404,6 +405,7 @@ class _BitTable:
         "refs",
         "scan_work",
         "sorted_n",
+        "ts",
         "where",
         "words",
     )
@@ -414,6 +416,7 @@ class _BitTable:
         self.ids = np.zeros(capacity, np.int64)
         self.refs = np.zeros(capacity, np.int64)
         self.algs = np.zeros(capacity, np.uint8)
+        self.ts = np.full(capacity, np.nan, np.float32)  # a frame's time in its video, or NaN
         self.alive = np.zeros(capacity, bool)
         self.n = 0
         self.dead = 0
@@ -485,9 +488,12 @@ class _BitTable:
         refs[:m] = self.refs[sel]
         algs = np.zeros(cap, np.uint8)
         algs[:m] = self.algs[sel]
+        ts = np.full(cap, np.nan, np.float32)
+        ts[:m] = self.ts[sel]
         alive = np.zeros(cap, bool)
         alive[:m] = self.alive[sel]  # growth keeps tombstones; compaction keeps live rows only
         self.cols, self.ids, self.refs, self.algs, self.alive = cols, ids, refs, algs, alive
+        self.ts = ts
         self.n = m
 
 
@@ -503,6 +509,7 @@ class _Snapshot(NamedTuple):
     alive: np.ndarray
     n: int
     mih: _MultiIndex | None
+    ts: np.ndarray
 
 
 class HashIndex:
@@ -592,23 +599,46 @@ class HashIndex:
         with self._lock:
             return self._frame_count.get(ref, 0)
 
+    def frame_times(self, ref: int) -> np.ndarray:
+        """The distinct times (seconds, sorted) of ``ref``'s live video-frame entries in this
+        index (not its spaces) that have one: how much of the reference the index holds, and
+        how densely. One pass over the frame table (a run of frames asks it once)."""
+        with self._lock:
+            t = self._bits[_TABLE_OF[VIDEO_FRAMES]]
+            n, refs, algs, alive, ts = t.n, t.refs, t.algs, t.alive, t.ts
+        rows = np.flatnonzero((refs[:n] == ref) & alive[:n] & np.isin(algs[:n], _FRAME_CODES))
+        times = ts[rows]
+        return np.unique(times[~np.isnan(times)]).astype(np.float64)
+
     # -- mutation -------------------------------------------------------------------------
 
-    def add(self, entry_id: int, algorithm: str, value_hex: str, ref: int | None = None) -> None:
-        """Add (or replace) one entry. Amortised O(1)."""
-        self.add_many([(entry_id, algorithm, value_hex, ref)])
+    def add(
+        self,
+        entry_id: int,
+        algorithm: str,
+        value_hex: str,
+        ref: int | None = None,
+        ts: float | None = None,
+    ) -> None:
+        """Add (or replace) one entry (``ts``: a video frame's time in its video). Amortised
+        O(1)."""
+        self.add_many([(entry_id, algorithm, value_hex, ref, ts)])
 
-    def add_many(self, rows: Iterable[tuple[int, str, str, int | None]]) -> None:
-        """Bulk add ``(entry_id, algorithm, value_hex, ref)`` rows; the last row of a repeated
-        entry_id wins. Invalid rows raise ValueError before anything is added."""
-        rows = rows if isinstance(rows, list) else list(rows)
+    def add_many(self, rows: Iterable[tuple]) -> None:
+        """Bulk add ``(entry_id, algorithm, value_hex, ref)`` rows, or ``(entry_id, algorithm,
+        value_hex, ref, ts)`` (``ts``: a video frame's time in its video, seconds, or None); the
+        last row of a repeated entry_id wins. Invalid rows raise ValueError before anything is
+        added."""
+        rows = [r if len(r) == 5 else (*r, None) for r in rows]
         if not rows:
             return
-        ids, algs, values, refs = (list(c) for c in zip(*rows, strict=True))
+        ids, algs, values, refs, times = (list(c) for c in zip(*rows, strict=True))
         last = dict(zip(ids, range(len(ids)), strict=True))
         if len(last) != len(ids):
             keep = sorted(last.values())
-            ids, algs, values, refs = ([c[i] for i in keep] for c in (ids, algs, values, refs))
+            ids, algs, values, refs, times = (
+                [c[i] for i in keep] for c in (ids, algs, values, refs, times)
+            )
         # Group by algorithm, parse and validate everything before mutating.
         kinds = set(algs)
         parsed = []
@@ -617,12 +647,13 @@ class HashIndex:
             if alg is None:
                 raise ValueError(f"unknown hash algorithm {name!r}")
             if len(kinds) == 1:
-                g_ids, g_values, g_refs = ids, values, refs
+                g_ids, g_values, g_refs, g_ts = ids, values, refs, times
             else:
                 sel = [i for i, a in enumerate(algs) if a == name]
                 g_ids = [ids[i] for i in sel]
                 g_values = [values[i] for i in sel]
                 g_refs = [refs[i] for i in sel]
+                g_ts = [times[i] for i in sel]
             data: np.ndarray | list[str]  # bit words, or the exact hashes' hex strings
             if alg in _ALG_CODE:
                 data = _hexes_to_words(g_values, _HEX_LEN[alg])  # fromhex takes upper case
@@ -630,13 +661,14 @@ class HashIndex:
                 data = [v.lower() for v in g_values]
                 _check_lengths(data, _HEX_LEN[alg], alg)
                 _check_hex("".join(data))
-            parsed.append((alg, g_ids, data, g_refs))
+            parsed.append((alg, g_ids, data, g_refs, g_ts))
         with self._lock:
             self._remove_present_locked(np.fromiter(last, np.int64, len(last)))
-            for alg, g_ids, data, g_refs in parsed:
+            for alg, g_ids, data, g_refs, g_ts in parsed:
                 if isinstance(data, np.ndarray):
                     refs_arr = np.array([NO_REF if r is None else r for r in g_refs], np.int64)
-                    self._append_bits(alg, np.array(g_ids, np.int64), data, refs_arr)
+                    ts_arr = np.array([np.nan if t is None else t for t in g_ts], np.float32)
+                    self._append_bits(alg, np.array(g_ids, np.int64), data, refs_arr, ts_arr)
                 else:
                     table = self._exact[_TABLE_OF[alg]]
                     for entry_id, value, ref in zip(g_ids, data, g_refs, strict=True):
@@ -645,12 +677,18 @@ class HashIndex:
             self._maybe_compact()
 
     def add_words(
-        self, algorithm: str, entry_ids: np.ndarray, words: np.ndarray, refs: np.ndarray
+        self,
+        algorithm: str,
+        entry_ids: np.ndarray,
+        words: np.ndarray,
+        refs: np.ndarray,
+        ts: np.ndarray | None = None,
     ) -> None:
         """Bulk add entries of one bit algorithm from arrays: ``entry_ids`` (int64, unique),
         ``words`` ``(words, n)`` uint64 as :func:`hex_to_words` gives them, ``refs`` (int64,
-        :data:`NO_REF` for none). Entries already present are replaced. The hash list's bulk
-        load uses this: no Python object per entry."""
+        :data:`NO_REF` for none), ``ts`` (each video frame's time in its video, NaN for none;
+        None: none known). Entries already present are replaced. The hash list's bulk load uses
+        this: no Python object per entry."""
         alg = _algorithm(algorithm)
         if alg not in _ALG_CODE:
             raise ValueError(f"{alg} is not a bit hash")
@@ -660,13 +698,16 @@ class HashIndex:
         n = ids.shape[0]
         if words.shape != (_WORDS[_TABLE_OF[alg]], n) or refs.shape != (n,):
             raise ValueError(f"{alg}: {n} ids, words {words.shape}, refs {refs.shape}")
+        times = np.full(n, np.nan, np.float32) if ts is None else np.asarray(ts, np.float32)
+        if times.shape != (n,):
+            raise ValueError(f"{alg}: {n} ids, times {times.shape}")
         if n == 0:
             return
         if n > 1 and not bool(np.all(ids[1:] > ids[:-1])) and np.unique(ids).size != n:
             raise ValueError("add_words: repeated entry ids")
         with self._lock:
             self._remove_present_locked(ids)
-            self._append_bits(alg, ids, words, refs)
+            self._append_bits(alg, ids, words, refs, times)
             self._maybe_compact()
 
     def _remove_present_locked(self, ids: np.ndarray) -> None:
@@ -684,7 +725,7 @@ class HashIndex:
                 self._remove_locked(entry_id)
 
     def _append_bits(
-        self, alg: Algorithm, ids: np.ndarray, cols: np.ndarray, refs: np.ndarray
+        self, alg: Algorithm, ids: np.ndarray, cols: np.ndarray, refs: np.ndarray, ts: np.ndarray
     ) -> None:
         t = self._bits[_TABLE_OF[alg]]
         k = ids.shape[0]
@@ -693,6 +734,7 @@ class HashIndex:
         t.cols[:, s:e] = cols
         t.ids[s:e] = ids
         t.refs[s:e] = refs
+        t.ts[s:e] = ts
         code = _ALG_CODE[alg]
         t.algs[s:e] = code
         t.alive[s:e] = True
@@ -807,6 +849,7 @@ class HashIndex:
                 out[f"{i}.{key}.ids"] = t.ids[keep]
                 out[f"{i}.{key}.refs"] = t.refs[keep]
                 out[f"{i}.{key}.algs"] = t.algs[keep]
+                out[f"{i}.{key}.ts"] = t.ts[keep]
             for key, table in self._exact.items():
                 rows = [(e, v, r) for v, b in table.items() for e, r in b.items()]
                 rows.sort()
@@ -834,12 +877,12 @@ class HashIndex:
             for name in path:
                 target = target.space(name)
             with target._lock:
-                for key, (cols, ids, refs, algs) in bits.items():
+                for key, (cols, ids, refs, algs, ts) in bits.items():
                     t = target._bits[key]
                     n = ids.shape[0]
                     if n == 0:
                         continue  # keep the empty table's own capacity
-                    t.cols, t.ids, t.refs, t.algs = cols, ids, refs, algs
+                    t.cols, t.ids, t.refs, t.algs, t.ts = cols, ids, refs, algs, ts
                     t.alive = np.ones(n, bool)
                     t.n = t.sorted_n = n
                     frames = refs[np.isin(algs, _FRAME_CODES) & (refs != NO_REF)]
@@ -855,7 +898,7 @@ class HashIndex:
     def _snapshot(self, key: str) -> _Snapshot:
         with self._lock:
             t = self._bits[key]
-            return _Snapshot(t.cols, t.ids, t.refs, t.algs, t.alive, t.n, t.mih)
+            return _Snapshot(t.cols, t.ids, t.refs, t.algs, t.alive, t.n, t.mih, t.ts)
 
     def search(self, algorithm: str, value_hex: str, max_distance: int) -> list[Match]:
         """Entries within ``max_distance`` bits of ``value_hex`` (inclusive), nearest first
@@ -980,7 +1023,7 @@ class HashIndex:
             raise ValueError(f"{alg} is not a bit hash")
         with self._lock:
             t = self._bits[key]
-            snap = _Snapshot(t.cols, t.ids, t.refs, t.algs, t.alive, t.n, t.mih)
+            snap = _Snapshot(t.cols, t.ids, t.refs, t.algs, t.alive, t.n, t.mih, t.ts)
             version = (id(t.cols), t.n, t.dead, t.epoch)
         live = np.flatnonzero(snap.alive[: snap.n] & (snap.algs[: snap.n] == _ALG_CODE[alg]))
         return snap.cols[:, live], snap.ids[live], snap.refs[live], version
@@ -994,20 +1037,22 @@ class HashIndex:
         ids = snap.ids[rows]
         order = np.lexsort((ids, dist))
         out = []
-        for entry_id, ref, code, d in zip(
+        for entry_id, ref, code, d, ts in zip(
             ids[order].tolist(),
             snap.refs[rows][order].tolist(),
             snap.algs[rows][order].tolist(),
             dist[order].tolist(),
+            snap.ts[rows][order].tolist(),
             strict=True,
         ):
-            out.append(Match(entry_id, None if ref == NO_REF else ref, _BIT_ALGS[code], d))
+            ref = None if ref == NO_REF else ref
+            out.append(Match(entry_id, ref, _BIT_ALGS[code], d, None if ts != ts else ts))
         return out
 
 
 def _restore_plan(arrays: Mapping[str, np.ndarray]) -> list:
     """:meth:`HashIndex.restore`'s arrays checked and grouped by space: (path, {table: (cols,
-    ids, refs, algs)}, {algorithm: (ids, hex values, refs)}). KeyError, TypeError or
+    ids, refs, algs, ts)}, {algorithm: (ids, hex values, refs)}). KeyError, TypeError or
     ValueError when anything is off."""
     layout = np.asarray(arrays["layout"])
     if layout.shape != _LAYOUT.shape or not bool(np.all(layout == _LAYOUT)):
@@ -1026,12 +1071,15 @@ def _restore_plan(arrays: Mapping[str, np.ndarray]) -> list:
             ids = np.asarray(arrays[f"{i}.{key}.ids"])
             refs = np.asarray(arrays[f"{i}.{key}.refs"])
             algs = np.asarray(arrays[f"{i}.{key}.algs"])
+            ts = np.asarray(arrays[f"{i}.{key}.ts"])
             n = ids.shape[0] if ids.ndim == 1 else -1
             if (
                 cols.dtype != np.uint64
                 or ids.dtype != np.int64
                 or refs.dtype != np.int64
                 or algs.dtype != np.uint8
+                or ts.dtype != np.float32
+                or ts.shape != (n,)
                 or cols.shape != (words, n)
                 or refs.shape != (n,)
                 or algs.shape != (n,)
@@ -1042,7 +1090,13 @@ def _restore_plan(arrays: Mapping[str, np.ndarray]) -> list:
             codes = [_ALG_CODE[a] for a in _BIT_ALGS if _TABLE_OF[a] == key]
             if n and not bool(np.isin(algs, codes).all()):
                 raise ValueError(f"restore: space {i} table {key}: bad algorithm codes")
-            bits[key] = (np.ascontiguousarray(cols), ids.copy(), refs.copy(), algs.copy())
+            bits[key] = (
+                np.ascontiguousarray(cols),
+                ids.copy(),
+                refs.copy(),
+                algs.copy(),
+                ts.copy(),
+            )
             seen.append(ids)
         exact = {}
         for alg in _EXACT_ALGS:

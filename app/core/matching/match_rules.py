@@ -17,6 +17,11 @@ Rules (docs/ARCHITECTURE.md, "Hashing and matching"):
   threshold of frames of one reference (vPDQ's rule, taken on the query side so that a clip cut
   from a confirmed video still matches). The plain and the bar-trimmed frame sets are tried and
   the better one counts.
+* Partial copies (:mod:`app.core.matching.frame_runs`), against the hash lists only, when no
+  picture rule (whole or halves, below) matched: a run of at least 4 s and 5 consecutive
+  frames of the plain or the trimmed frame set matching one reference's frames in order, at
+  one speed between 0.5x and 2x. The evidence (:attr:`Evidence.kind` ``partial``) names both
+  spans and both shares.
 * Halves (``region:*`` signals, :mod:`app.core.hashing.regions`), only when no whole-picture signal
   matched and ``use_regions`` is on: the same half of a picture within the PDQ threshold (an
   image), or of at least ``video_fraction`` of a video's frames (a video). They catch a copy
@@ -35,9 +40,9 @@ in
 its own space, so :func:`find_known` applies each list's threshold and policy to its own
 entries: a list that is ``off`` is never searched; a match on an allow list keeps the item
 from being resolved without a human; among block lists, a ``resolve`` list's match wins over
-a ``queue`` list's, then the nearer one; the nearest resolving match of another list rides
-along as the ``fallback`` (the flood guard may hold the chosen entry: ingest then resolves on
-the fallback).
+a ``queue`` list's, then a match of the whole over a partial copy, then the nearer one; the
+nearest resolving match of another list rides along as the ``fallback`` (the flood guard may
+hold the chosen entry: ingest then resolves on the fallback).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from typing import Any
 
 from app.core.audio.fingerprint import FRAMES_PER_SECOND
 from app.core.matching.audio_match import match_sound
+from app.core.matching.frame_runs import FrameRun, find_runs
 from app.core.matching.hash_index import HashIndex, Match, video_matches
 from app.core.matching.hash_lists import LOCAL_LIST, ListPolicy, ListRule
 from app.core.matching.signal_types import SIGNAL_TYPES, SignalType, Variant, signal_type
@@ -102,10 +108,31 @@ class Evidence:
     distance: int
     variant: str = ""
     fraction: float | None = None  # video: share of the query's frames that matched
-    span: tuple[float, float] | None = None  # sound: the query's seconds that matched
+    span: tuple[float, float] | None = None  # sound, a run: the query's seconds that matched
+    # A run of frames (a partial copy, :mod:`app.core.matching.frame_runs`): the reference's
+    # seconds the run covers, and the share of the reference's frames it hit (None: unknown).
+    ref_span: tuple[float, float] | None = None
+    ref_fraction: float | None = None
+    kind: str = ""  # "" or PARTIAL_COPY
+
+    @property
+    def partial(self) -> bool:
+        return self.kind == PARTIAL_COPY
 
     def describe(self) -> str:
         how = self.algorithm + (f" ({self.variant})" if self.variant else "")
+        if self.partial and self.span is not None:
+            ref = f"#{self.ref}" if self.ref is not None and self.ref >= 0 else "(imported)"
+            shares = f"query share {self.fraction or 0:.0%}"
+            if self.ref_fraction is not None:
+                shares += f", reference share {self.ref_fraction:.0%}"
+            where = ""
+            if self.ref_span is not None:
+                where = f"its {clock(self.ref_span[0])} to {clock(self.ref_span[1])}, "
+            return (
+                f"contains known video {ref} from {clock(self.span[0])} to "
+                f"{clock(self.span[1])} ({shares}); {where}{how} within distance {self.distance}"
+            )
         if self.span is not None:
             return (
                 f"{how}: bit error rate {self.distance / 1000:.3f} from "
@@ -114,6 +141,18 @@ class Evidence:
         if self.fraction is not None:
             return f"{how}: {self.fraction:.0%} of frames within distance {self.distance}"
         return f"{how} distance {self.distance}"
+
+
+#: :attr:`Evidence.kind` of a run of frames matching part of a known video.
+PARTIAL_COPY = "partial"
+
+
+def clock(seconds: float) -> str:
+    """Seconds as m:ss (h:mm:ss past an hour), for a span in words."""
+    s = max(0, round(seconds))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
 
 
 def indexable(sig: Signal, policy: MatchPolicy) -> bool:
@@ -130,7 +169,7 @@ def index_signal(index: HashIndex, entry_id: int, sig: Signal, ref: int | None, 
     """Add one signal to ``index`` if it may match. Returns whether it was added."""
     if not indexable(sig, policy):
         return False
-    index.space(signal_space(sig)).add(entry_id, sig.algorithm.value, sig.value, ref)
+    index.space(signal_space(sig)).add(entry_id, sig.algorithm.value, sig.value, ref, sig.frame_ts)
     return True
 
 
@@ -175,7 +214,7 @@ def find_known(
         space = index.space(rule.space)
         if len(space) == 0:
             continue
-        ev = find_match(space, signals, kind, policy_for(rule, policy))
+        ev = find_match(space, signals, kind, policy_for(rule, policy), runs=True)
         if ev is None:
             continue
         if rule.allow:
@@ -188,7 +227,8 @@ def find_known(
     if not block:
         assert allowed is not None
         return KnownMatch(None, None, False, allowed[0], allowed[1])
-    block.sort(key=lambda b: (not b[0], b[1].distance))
+    # a resolving list first, then a match of the whole over a partial copy, then the nearer
+    block.sort(key=lambda b: (not b[0], b[1].partial, b[1].distance))
     resolve, ev, name = block[0]
     if allowed is not None:
         return KnownMatch(ev, name, False, allowed[0], allowed[1])
@@ -257,12 +297,17 @@ def look_up(index: HashIndex, queries: list[Query]) -> list[Lookup]:
 
 
 def find_match(
-    index: HashIndex, signals: list[Signal], kind: MediaKind, policy: MatchPolicy
+    index: HashIndex,
+    signals: list[Signal],
+    kind: MediaKind,
+    policy: MatchPolicy,
+    runs: bool = False,
 ) -> Evidence | None:
     """The best evidence ``index`` holds for an item, by the rules of the module docstring:
     every signal becomes a :class:`Query`, the queries are looked up (:func:`look_up`) and the
     rules read the (query, hits) pairs: exact hashes first, then whole pictures and frame sets,
-    then halves."""
+    then halves, then (``runs``: the hash lists, not the queue's clusters, whose decision is
+    taken once for all) a run of frames matching part of a known video, then the sound."""
     if len(index) == 0:
         return None
     queries = [Query.of(sig, kind, policy) for sig in signals]
@@ -272,13 +317,14 @@ def find_match(
         if lk.hits:
             m = lk.hits[0]
             return Evidence(m.entry_id, m.ref, lk.query.signal.algorithm.value, 0)
-    best = _match_whole(
-        index, look_up(index, [q for q in queries if q.type.near and q.variant.whole]), policy
-    )
+    whole = look_up(index, [q for q in queries if q.type.near and q.variant.whole])
+    best = _match_whole(index, whole, policy)
     if best is None and policy.use_regions:
         halves = [q for q in queries if q.type.near and not q.variant.whole]
         if halves:
             best = _match_halves(index, look_up(index, halves), policy)
+    if best is None and runs:
+        best = _match_runs(index, whole)
     if best is None and sound:
         best = _match_sound(index, sound)
     return best
@@ -357,6 +403,40 @@ def _video_evidence(
         return None
     algorithm = frames[0].query.signal.algorithm.value
     return Evidence(None, vm.ref, algorithm, vm.min_distance, variant, fraction=fraction)
+
+
+def _match_runs(index: HashIndex, lookups: list[Lookup]) -> Evidence | None:
+    """A partial copy (:mod:`app.core.matching.frame_runs`): the longest run of frames of the
+    plain or the trimmed frame set (not a turned one: 16 frames of a video) matching one
+    reference in order."""
+    frame_sets: dict[str, list[Lookup]] = {}
+    for lk in lookups:
+        q = lk.query
+        if q.type.video_frames and q.variant.turn is None:
+            frame_sets.setdefault(q.signal.variant, []).append(lk)
+    best: tuple[FrameRun, str, str] | None = None
+    for variant, frames in frame_sets.items():
+        found = find_runs([(lk.query.signal.frame_ts, lk.hits) for lk in frames], index.frame_times)
+        if found and (
+            best is None
+            or (found[0].frames, -found[0].min_distance) > (best[0].frames, -best[0].min_distance)
+        ):
+            best = (found[0], variant, frames[0].query.signal.algorithm.value)
+    if best is None:
+        return None
+    run, variant, algorithm = best
+    return Evidence(
+        run.entry_id,
+        run.ref,
+        algorithm,
+        run.min_distance,
+        variant,
+        fraction=run.query_share,
+        span=run.query_span,
+        ref_span=run.ref_span,
+        ref_fraction=run.ref_share,
+        kind=PARTIAL_COPY,
+    )
 
 
 def _more_frames(best: Evidence | None, ev: Evidence | None) -> Evidence | None:

@@ -22,12 +22,15 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class SampledFrames:
     """A video's sampled frames as the scrubber shows them: where the file is, each frame's
-    timestamp (the ingest's samples, about one a second), and the timestamps whose frame PDQ
-    matched the known content the item was badged with."""
+    timestamp (the ingest's samples, about one a second), the timestamps whose frame PDQ
+    matched the known content the item was badged with, and for a partial copy (a run of
+    frames matching part of a known video) the seconds it spans and the video's duration."""
 
     path: str | None
     times: tuple[float, ...] = ()
     matched: frozenset[float] = frozenset()
+    span: tuple[float, float] | None = None
+    duration: float | None = None
 
 
 SCRUB_LONG_SIDE = 480  # scrubber frames: small, like a preview (blurred small, shown scaled)

@@ -254,7 +254,7 @@ DECLARE
   declared bigint := (p_batch ->> 'declared')::bigint;
   m jsonb; it items; e hash_list; inc bigint; v_note text; v_resolve boolean; d decisions;
   mem items; misses jsonb := '[]'; n integer; at timestamp := hd_now(); r rescans;
-  first_inc bigint;
+  first_inc bigint; sp double precision[];
 BEGIN
   resolved := 0; badged := 0; tagged := 0; flagged_misses := 0; counted_decided := 0;
   IF pdq IS NULL OR pdq NOT BETWEEN 0 AND 64 OR phash IS NULL OR phash NOT BETWEEN 0 AND 24
@@ -298,6 +298,9 @@ BEGIN
     IF v_note IS NULL OR length(v_note) > 2000 THEN
       PERFORM hd_bad_value('match note', v_note);
     END IF;
+    -- a partial copy's spans and shares (checked as ingest's are)
+    sp := CASE WHEN jsonb_typeof(m -> 'span') = 'object'
+               THEN hd_match_span(m -> 'span', it.duration) END;
     inc := (SELECT c.id FROM incidents c
              WHERE c.ended_at IS NULL
                AND (c.id = (SELECT t.incident_id FROM items t WHERE t.id = e.item_id)
@@ -323,6 +326,7 @@ BEGIN
           NULL, v_note, 'auto_match', NULL, NULL, e.id, (m ->> 'distance')::integer, NULL);
         UPDATE items SET status = 'auto_matched', match_note = v_note, known_entry_id = e.id,
           updated_at = at WHERE id = it.id;
+        PERFORM hd_set_match_span(it.id, sp);
         resolved := resolved + 1;
         IF it.cluster_id = it.id THEN
           FOR mem IN SELECT * FROM items WHERE cluster_id = it.id AND id <> it.id
@@ -340,12 +344,14 @@ BEGIN
       ELSE
         UPDATE items SET match_note = 'known match: ' || v_note, known_entry_id = e.id
          WHERE id = it.id;
+        PERFORM hd_set_match_span(it.id, sp);
         badged := badged + 1;
       END IF;
     ELSIF it.status = 'claimed' THEN
       IF it.known_entry_id IS NULL THEN
         UPDATE items SET match_note = 'known match: ' || v_note, known_entry_id = e.id
          WHERE id = it.id;
+        PERFORM hd_set_match_span(it.id, sp);
         badged := badged + 1;
       END IF;
     ELSIF it.status = 'decided' AND (SELECT hd_outcome_of(c.verdict, c.category)

@@ -60,6 +60,48 @@ BEGIN
     USING ERRCODE = '22023';
 END $$;
 
+-- A partial copy's spans and shares as a known match claims them ("span": {"query": [start,
+-- end], "ref": [start, end] (numbers, or nulls when the reference's times are unknown),
+-- "query_share": 0..1, "ref_share": 0..1 or null}), checked against the item's duration, as
+-- the item's columns (migration 0019): match_start, match_end, match_ref_start, match_ref_end,
+-- match_query_share, match_ref_share. The claimed entry is checked as any known match's is.
+CREATE OR REPLACE FUNCTION hd_match_span(p jsonb, p_duration double precision)
+RETURNS double precision[]
+LANGUAGE plpgsql IMMUTABLE AS $$
+DECLARE
+  v double precision[];
+BEGIN
+  IF jsonb_typeof(p -> 'query') IS DISTINCT FROM 'array'
+     OR jsonb_typeof(p -> 'query' -> 0) IS DISTINCT FROM 'number'
+     OR jsonb_typeof(p -> 'query' -> 1) IS DISTINCT FROM 'number'
+     OR jsonb_typeof(p -> 'query_share') IS DISTINCT FROM 'number'
+     OR jsonb_typeof(p -> 'ref') IS DISTINCT FROM 'array'
+     OR jsonb_typeof(p -> 'ref' -> 0) NOT IN ('number', 'null')
+     OR jsonb_typeof(p -> 'ref' -> 1) NOT IN ('number', 'null')
+     OR jsonb_typeof(p -> 'ref_share') NOT IN ('number', 'null') THEN
+    PERFORM hd_bad_value('match span', left(p::text, 100));
+  END IF;
+  v := ARRAY[(p -> 'query' ->> 0)::double precision, (p -> 'query' ->> 1)::double precision,
+             (p -> 'ref' ->> 0)::double precision, (p -> 'ref' ->> 1)::double precision,
+             (p ->> 'query_share')::double precision, (p ->> 'ref_share')::double precision];
+  IF NOT (0 <= v[1] AND v[1] <= v[2] AND v[2] <= COALESCE(p_duration + 1, v[2]))
+     OR (v[3] IS NULL) <> (v[4] IS NULL) OR NOT COALESCE(0 <= v[3] AND v[3] <= v[4], true)
+     OR v[5] NOT BETWEEN 0 AND 1 OR NOT COALESCE(v[6] BETWEEN 0 AND 1, true) THEN
+    PERFORM hd_bad_value('match span', left(p::text, 100));
+  END IF;
+  RETURN v;
+END $$;
+
+-- The item's partial-copy columns from hd_match_span's array (NULL: a match of another kind,
+-- the columns cleared).
+CREATE OR REPLACE FUNCTION hd_set_match_span(p_item bigint, v double precision[])
+RETURNS void
+LANGUAGE sql AS $$
+  UPDATE items SET match_start = v[1], match_end = v[2], match_ref_start = v[3],
+         match_ref_end = v[4], match_query_share = v[5], match_ref_share = v[6]
+   WHERE id = p_item
+$$;
+
 -- Whether a hash-list entry matches an item's stored signals within the thresholds: the
 -- entry, or one of the same reference: a confirmed item's, an imported video's frames
 -- (imported together: the ids after the first frame's); a block of the sound only itself (a
@@ -95,6 +137,7 @@ $$;
 --               "sighting": {"source", "external_id", "source_url", "original_name", "reason",
 --                            "score", "flagged_at", "deadline", "receipt_id"},
 --               "known": {"entry": id, "distance": int, "resolve": bool, "note": text,
+--                         "span": a partial copy's spans and shares (hd_match_span) | absent,
 --                         "fallback": {"entry": id, "distance": int, "note": text} | absent}
 --                        | null,
 --               "allow_note": text | null,
@@ -287,6 +330,9 @@ BEGIN
         v_held := false;
         v_dist := (k ->> 'distance')::integer;
         UPDATE items i SET known_entry_id = e.id WHERE i.id = it.id;
+        IF jsonb_typeof(k -> 'span') = 'object' THEN
+          PERFORM hd_set_match_span(it.id, hd_match_span(k -> 'span', it.duration));
+        END IF;
         IF v_resolve AND e.list_name <> 'local' THEN
           -- the list's rule as it is now (a lead may have changed it since)
           v_resolve := EXISTS (SELECT 1 FROM hash_lists l WHERE l.name = e.list_name
