@@ -1489,6 +1489,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--decisions", type=int, default=1_000_000, help="with --history")
     bench.add_argument(
+        "--dense-minutes",
+        type=float,
+        metavar="N",
+        help="instead: a confirmed video's dense frame hashing of N minutes of 720p H.264 "
+        "(the corpus clip copied end to end): time, rows kept, off the main thread",
+    )
+    bench.add_argument(
         "--lists",
         metavar="URL",
         nargs="?",
@@ -1632,6 +1639,11 @@ def main(argv: list[str] | None = None) -> int:
                 from app.tools.bench_deltas import bench_deltas
 
                 bench_deltas(args.deltas or None, args.entries or 100_000)
+                return 0
+            if args.dense_minutes:
+                from app.tools.bench import print_bench_dense
+
+                print_bench_dense(args.dense_minutes)
                 return 0
             if args.history:
                 from app.tools.bench import bench_history
