@@ -279,19 +279,21 @@ class DenseRunner:
         self.after = after
         self.hasher: Hasher = hasher or dense_frame_signals
 
-    def target(self, decision_uuid: str) -> DenseTarget | None:
-        """The confirm as a target, or None when it is not a video's or has its frames."""
+    def targets(self, decision_uuid: str) -> list[DenseTarget]:
+        """The confirm and the confirms of its cluster's members decided with it, those of
+        videos whose dense frames are not in yet."""
         with self.db.session() as s:
-            row = s.execute(
-                select(Decision.item_id, Item.kind, Item.content_key)
+            rows = s.execute(
+                select(Decision.uuid, Decision.item_id, Item.content_key)
                 .join(Item, Item.id == Decision.item_id)
-                .where(Decision.uuid == decision_uuid)
-            ).first()
-            if row is None or row.kind != MediaKind.VIDEO.value:
-                return None
-            if s.scalar(select(_event_exists(s, decision_uuid))):
-                return None
-        return DenseTarget(decision_uuid, row.item_id, row.content_key)
+                .where(
+                    (Decision.uuid == decision_uuid) | (Decision.parent_uuid == decision_uuid),
+                    Item.kind == MediaKind.VIDEO.value,
+                    ~_event_exists(s, Decision.uuid),  # type: ignore[arg-type]
+                )
+                .order_by(Decision.id)
+            ).all()
+        return [DenseTarget(uuid, item_id, key) for uuid, item_id, key in rows]
 
     def run(self, target: DenseTarget, stop: threading.Event | None = None) -> DenseResult:
         """Hash the video of ``target`` densely and add its frames (none when its file is
@@ -344,8 +346,6 @@ class DenseQueue:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.results: list[DenseResult] = []
-        self.idle = threading.Event()
-        self.idle.set()
 
     def start(self) -> None:
         if self._thread is None:
@@ -354,7 +354,6 @@ class DenseQueue:
 
     def submit(self, decision_uuid: str) -> None:
         """Hand a landed confirm over (any thread); a confirm not of a video is passed over."""
-        self.idle.clear()
         self._queue.put(decision_uuid)
         self.start()
 
@@ -373,24 +372,29 @@ class DenseQueue:
             except Exception as exc:
                 log.warning("looking for confirms without dense frames failed: %s", describe(exc))
         while not self._stop.is_set():
-            if self._queue.empty():
-                self.idle.set()
             uuid = self._queue.get()
             if uuid is None or self._stop.is_set():
                 break
-            self.idle.clear()
             try:
-                target = self.runner.target(uuid)
-                if target is None:
-                    continue
-                result = self.runner.run(target, self._stop)
+                targets = self.runner.targets(uuid)
             except Exception as exc:  # the confirm stands; its frames are tried at next start
                 log.warning("dense frames of %s failed: %s", uuid[:8], describe(exc))
                 continue
-            self.results.append(result)
-            if self.on_done is not None:
-                try:
-                    self.on_done(result)
-                except Exception:
-                    log.exception("after dense frames of %s", uuid[:8])
-        self.idle.set()
+            for target in targets:
+                if self._stop.is_set():
+                    break
+                self._run_one(target)
+
+    def _run_one(self, target: DenseTarget) -> None:
+        uuid = target.decision_uuid
+        try:
+            result = self.runner.run(target, self._stop)
+        except Exception as exc:  # the confirm stands; its frames are tried at next start
+            log.warning("dense frames of %s failed: %s", uuid[:8], describe(exc))
+            return
+        self.results.append(result)
+        if self.on_done is not None:
+            try:
+                self.on_done(result)
+            except Exception:
+                log.exception("after dense frames of %s", uuid[:8])

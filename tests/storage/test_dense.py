@@ -87,7 +87,7 @@ def test_a_confirmed_video_gets_its_dense_frames_once(db, store):
 
     rescanner = Rescanner(db, MatchPolicy(), actor=mo)
     runner = DenseRunner(db, store.path_for, mo.id, after=rescanner.after_entries)
-    target = runner.target(uuid)
+    (target,) = runner.targets(uuid)
     result = runner.run(target)
     assert result.added > sparse  # every frame that moved, not one a second
     assert _rows(db, item_id, dense=True) == result.added
@@ -109,10 +109,21 @@ def test_a_confirmed_video_gets_its_dense_frames_once(db, store):
     # A retry (the worker died after the write, before it knew) adds nothing.
     again = add_dense_frames(db, uuid, dense_frame_signals(VIDEO), mo.id)
     assert again.duplicate and again.added == 0
-    assert runner.target(uuid) is None
+    assert runner.targets(uuid) == []
     assert _rows(db, item_id, dense=True) == result.added
     assert verify_hash_list(db) == []
     assert all(r.ok for r in verify_chains(db))
+
+    # A dense row altered by hand (the schema owner, a restore) is named by `audit verify`.
+    with db.session() as s:
+        victim = s.get(HashListEntry, result.entry_ids[len(result.entry_ids) // 2])
+        value = victim.value
+        victim.value = ("f" if value[0] != "f" else "0") + value[1:]
+    problems = [str(p) for p in verify_hash_list(db)]
+    assert len(problems) == 1 and "dense frames of decision" in problems[0]
+    with db.session() as s:
+        s.get(HashListEntry, victim.id).value = value
+    assert verify_hash_list(db) == []
 
     # An undo takes them back with the confirm's own rows.
     ReviewService(db, second_review_share=0.0).undo_last(mo.id)
@@ -184,3 +195,39 @@ def test_the_team_server_adds_them_itself(team_server, tmp_path):
     with pytest.raises(DenseRefused):
         add_dense_frames(modb, rejected.uuid, frames, mo.id)
     assert verify_hash_list(team_server.owner) == []
+
+
+def test_a_crash_before_the_frames_landed_is_made_up_by_dense_run(
+    tmp_path, monkeypatch, capsys, store
+):
+    """The workstation stopped after the confirm landed, before its dense frames did: `hashdesk
+    dense status` counts the confirm, `dense run` adds them, a second run adds nothing."""
+    import io
+
+    from app.cli import main
+    from app.storage.db import open_database
+
+    url = f"sqlite:///{tmp_path / 'cli.sqlite3'}"
+    monkeypatch.setenv("HASHDESK_DATABASE_URL", url)
+    monkeypatch.setenv("HASHDESK_MEDIA_ROOT", str(tmp_path / "media"))
+    db = open_database(url)
+    mo = make_user(db, "mo")
+    item_id, _uuid = _confirm_video(db, store, mo)
+    db.dispose()
+    monkeypatch.setenv("HASHDESK_ADMIN_PASSWORD", "correct horse battery")
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+
+    def run(*argv: str) -> str:
+        assert main(list(argv)) == 0
+        return capsys.readouterr().out
+
+    assert run("dense", "status").startswith("1 confirmed video(s) without dense frames")
+    assert "dense frames: 1 confirmed video(s)" in run("dense", "run", "--as", "mo")
+    assert run("dense", "status").startswith("0 confirmed video(s)")
+    assert run("dense", "run", "--as", "mo").strip() == (
+        "dense frames: 0 confirmed video(s), 0 rows added"
+    )
+    db = open_database(url)
+    assert _rows(db, item_id, dense=True) > 0
+    assert verify_hash_list(db) == []
+    db.dispose()
