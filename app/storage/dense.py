@@ -24,7 +24,10 @@ writer (later decisions keep landing) or the GUI thread; then it writes the rows
 the open and recent items against the new rows only, so a waiting clip of that video is
 resolved or badged. A workstation that stopped before its dense frames landed (closed,
 crashed) finds the confirms still without them the next time the queue starts
-(:func:`pending_dense`), as ``hashdesk dense run`` does from the command line. Other
+(:func:`pending_dense`), as ``hashdesk dense run`` does from the command line. Not the ingest
+workers of the job queue (HASHDESK_INGEST_MODE=queue): their account may only ingest, and
+these rows go in under a confirm, which takes the right to review; the confirming workstation
+has the file (the content store) and the person's sign-in. Other
 workstations' in-memory indexes take the rows in as any new hash-list rows
 (app.storage.hash_list_watcher: a new row's ``change_seq``).
 """
