@@ -27,7 +27,9 @@ from app.storage.review import ReviewService
 from app.storage.verification import verify_hash_list
 from tests.helpers import ingest, make_user
 
-VIDEO = Path(__file__).resolve().parents[2] / "../shared/corpus/videos/doorknob-hd-no-bar.mp4"
+CORPUS = Path(__file__).resolve().parents[2] / "../shared/corpus/videos"
+VIDEO = CORPUS / "doorknob-hd-no-bar.mp4"
+BARS = CORPUS / "chair-19-sd-bar.mp4"  # letterboxed: trimmed frames too
 
 
 def _indexed_frames(db, item_id: int) -> int:
@@ -65,8 +67,8 @@ def _rows(db, item_id: int, *, dense: bool | None = None, active: bool = True) -
         return int(s.scalar(q) or 0)
 
 
-def _confirm_video(db, store, user) -> tuple[int, str]:
-    ingest(db, store, [VIDEO])
+def _confirm_video(db, store, user, video: Path = VIDEO) -> tuple[int, str]:
+    ingest(db, store, [video])
     review = ReviewService(db, second_review_share=0.0)
     item = review.claim_next(user.id)
     out = review.decide(DecisionRequest(item.id, user.id, Verdict.CONFIRM, "glorification"))
@@ -155,7 +157,7 @@ def test_the_team_server_adds_them_itself(team_server, tmp_path):
     team_server.set_second_review_share(0.0)
     store = ContentStore(tmp_path / "media")
     modb = team_server.connect("mo")
-    ingest(rootdb, store, [VIDEO])
+    ingest(rootdb, store, [BARS])
     review = ReviewService(modb)
     item = review.claim_next(mo.id)
     out = review.decide(DecisionRequest(item.id, mo.id, Verdict.CONFIRM, "glorification"))
@@ -163,7 +165,7 @@ def test_the_team_server_adds_them_itself(team_server, tmp_path):
     other.load_all()  # another workstation's index, loaded before the frames land
     before = other.index.frame_count(item.id)
     sparse = _rows(team_server.owner, item.id)
-    frames = dense_frame_signals(VIDEO)
+    frames = dense_frame_signals(BARS)
 
     with pytest.raises(PermissionDenied):
         add_dense_frames(team_server.connect("w"), out.uuid, frames, 0)
@@ -176,6 +178,7 @@ def test_the_team_server_adds_them_itself(team_server, tmp_path):
         rows = s.scalars(select(HashListEntry).where(HashListEntry.id.in_(got.entry_ids))).all()
         assert {r.added_by for r in rows} == {mo.id}  # the server's who, not the client's
         assert {r.decision_uuid for r in rows} == {out.uuid}
+        assert {r.variant for r in rows} == {"", "trimmed"}  # the bars trimmed, too
         assert s.get(Item, item.id).kind == "video"
     assert _rows(team_server.owner, item.id, dense=True) == got.added
     other.refresh(force=True)
@@ -231,3 +234,27 @@ def test_a_crash_before_the_frames_landed_is_made_up_by_dense_run(
     assert _rows(db, item_id, dense=True) > 0
     assert verify_hash_list(db) == []
     db.dispose()
+
+
+def test_a_waiting_clip_the_sampled_references_miss_is_found_by_the_dense_ones(db, store, tmp_path):
+    """A clip of the video cut half a second off its samples waits in the queue. The confirm's
+    re-scan (the sampled frames) does not find it; the re-scan on the dense frames does."""
+    from tests.unit.test_video_dense import make_clip
+
+    original = CORPUS / "chair-orig-22-sd-bar.mp4"
+    mo = make_user(db, "mo")
+    item_id, uuid = _confirm_video(db, store, mo, original)
+    clip = make_clip(original, tmp_path / "clip.mp4", 5.5, 15.5)
+    ingest(db, store, [clip])
+    with db.session() as s:
+        clip_id = s.scalar(select(Item.id).where(Item.id != item_id))
+    rescanner = Rescanner(db, MatchPolicy(), actor=mo)
+    rescanner.after_confirm(uuid)
+    with db.session() as s:
+        assert s.get(Item, clip_id).known_entry_id is None  # missed by the sampled frames
+    (target,) = DenseRunner(db, store.path_for, mo.id).targets(uuid)
+    result = DenseRunner(db, store.path_for, mo.id, after=rescanner.after_entries).run(target)
+    assert result.added > 0
+    with db.session() as s:
+        found = s.get(Item, clip_id)
+        assert found.known_entry_id is not None or found.status == "auto_matched"
