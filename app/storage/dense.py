@@ -311,6 +311,8 @@ class DenseRunner:
                 log.warning("dense frames of item %d: its file is gone", target.item_id)
         if stop is not None and stop.is_set():
             return DenseResult(target.decision_uuid, 0)  # cut short: tried again next start
+        if len(signals) > MAX_DENSE_FRAMES:  # a very long video: evenly thinned to the cap
+            signals = signals[:: -(-len(signals) // MAX_DENSE_FRAMES)]
         result = add_dense_frames(self.db, target.decision_uuid, signals, self.user_id)
         if result.entry_ids and self.after is not None:
             try:

@@ -258,3 +258,24 @@ def test_a_waiting_clip_the_sampled_references_miss_is_found_by_the_dense_ones(d
     with db.session() as s:
         found = s.get(Item, clip_id)
         assert found.known_entry_id is not None or found.status == "auto_matched"
+
+
+def test_a_video_with_more_frames_than_one_write_takes_is_thinned_evenly(db, store, monkeypatch):
+    import app.storage.dense as dense
+
+    mo = make_user(db, "mo")
+    _item_id, uuid = _confirm_video(db, store, mo)
+    monkeypatch.setattr(dense, "MAX_DENSE_FRAMES", 25)
+    runner = DenseRunner(db, store.path_for, mo.id)
+    every = dense_frame_signals(VIDEO)
+    assert len(every) > 25
+    (target,) = runner.targets(uuid)
+    result = runner.run(target)
+    assert 0 < result.added <= 25
+    with db.session() as s:
+        times = sorted(
+            s.scalars(select(HashListEntry.frame_ts).where(HashListEntry.id.in_(result.entry_ids)))
+        )
+    # spread over the whole video, not its first second
+    assert times[-1] - times[0] > 0.5 * (every[-1].frame_ts - every[0].frame_ts)
+    assert verify_hash_list(db) == []

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 DROP_BITS = 10  # a frame this near the last kept one (Hamming bits) adds nothing: dropped
 KEEP_EVERY_SECONDS = 2.0  # ... unless the last kept frame is this old
-TIME_BUDGET_SECONDS = 1800.0  # wall-clock cap per video; keep what was hashed so far
+TIME_BUDGET_SECONDS = 3600.0  # wall-clock cap per video; keep what was hashed so far
 BAR_PROBE_FRAMES = 12  # frames spread over the video the bars are decided from
 BAR_WATCH_SECONDS = 1.0  # during the pass, one frame this often goes to the bar detector
 
