@@ -1104,6 +1104,33 @@ def _deltas_status(service, actor) -> int:
     return 0
 
 
+def cmd_dense(args, settings: Settings) -> int:
+    """`hashdesk dense run|status`: the dense frames of confirmed videos (app.storage.dense)
+    still missing: counted, or hashed and added now (as the review window does in the
+    background after each confirm), in the named account's name."""
+    from app.storage.dense import DenseRunner, pending_dense
+
+    verb = args.dense_cmd or "status"
+    ctx, signed = _acting(settings, getattr(args, "as_user", None), f"dense {verb}",
+                          required=verb == "run")  # fmt: skip
+    try:
+        if verb == "status":
+            limit = getattr(args, "limit", 1000)
+            waiting = pending_dense(ctx.db, limit=limit)
+            print(f"{len(waiting)} confirmed video(s) without dense frames"
+                  + (" (at least)" if len(waiting) >= limit else ""))  # fmt: skip
+            return 0
+        assert signed is not None
+        rescanner = ctx.rescanner(signed)
+        runner = DenseRunner(ctx.db, ctx.store.path_for, signed.id, after=rescanner.after_entries)
+        results = runner.run_pending(limit=args.limit)
+        rows = sum(r.added for r in results)
+        print(f"dense frames: {len(results)} confirmed video(s), {rows} rows added")
+        return 0
+    finally:
+        ctx.close()
+
+
 def cmd_gui(args, settings: Settings) -> int:
     _require_display_libraries()
     from app.ui.app import run_gui
@@ -1435,6 +1462,17 @@ def build_parser() -> argparse.ArgumentParser:
     dwrite.add_argument("--folder")
     dwrite.add_argument("--command")
     dwrite.add_argument("--as", dest="as_user", help="a lead or admin")
+    dense = sub.add_parser(
+        "dense", help="dense frame hashes of confirmed videos: status, or add the missing ones"
+    )
+    dnsub = dense.add_subparsers(dest="dense_cmd")
+    for verb, what in (
+        ("status", "how many confirmed videos have no dense frames yet (the default)"),
+        ("run", "hash the confirmed videos still without dense frames and add them"),
+    ):
+        dn = dnsub.add_parser(verb, help=what)
+        dn.add_argument("--limit", type=int, default=1000, help="at most this many videos")
+        dn.add_argument("--as", dest="as_user", help="an account that may review")
     bench = sub.add_parser(
         "bench",
         help="print performance figures (all parts, or the ones named)",
@@ -1450,6 +1488,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(fills it with generated decisions first, up to --decisions)",
     )
     bench.add_argument("--decisions", type=int, default=1_000_000, help="with --history")
+    bench.add_argument(
+        "--dense-minutes",
+        type=float,
+        metavar="N",
+        help="instead: a confirmed video's dense frame hashing of N minutes of 720p H.264 "
+        "(the corpus clip copied end to end): time, rows kept, off the main thread",
+    )
     bench.add_argument(
         "--lists",
         metavar="URL",
@@ -1548,6 +1593,7 @@ COMMANDS = {
     "lists": cmd_lists,
     "incident": cmd_incident,
     "deltas": cmd_deltas,
+    "dense": cmd_dense,
     "self-test": cmd_self_test,
 }
 
@@ -1593,6 +1639,11 @@ def main(argv: list[str] | None = None) -> int:
                 from app.tools.bench_deltas import bench_deltas
 
                 bench_deltas(args.deltas or None, args.entries or 100_000)
+                return 0
+            if args.dense_minutes:
+                from app.tools.bench import print_bench_dense
+
+                print_bench_dense(args.dense_minutes)
                 return 0
             if args.history:
                 from app.tools.bench import bench_history

@@ -59,6 +59,7 @@ class AuditKind(StrEnum):
     INCIDENT_ASSIGNED = "incident_assigned"
     RESCAN = "rescan"
     MISS_CLEARED = "miss_cleared"
+    DENSE_FRAMES = "dense_frames"  # a confirmed video's dense frames added (app.storage.dense)
 
 
 def _canonical(detail: dict[str, Any] | None) -> str | None:

@@ -57,6 +57,7 @@ PROGRAM = (
     "api_intake.sql",  # the intake's writes: arrivals and their jobs, runs, failures, workers
     "api_incidents.sql",  # incidents declared, concluded, people moved; re-scans recorded
     "api_deltas.sql",  # hash deltas: taken, delivered or failed; a partner's imported in order
+    "api_dense.sql",  # a confirmed video's dense frames, added after the confirm
     "retired.sql",  # what older programs installed (the write triggers): removed
     "row_security.sql",  # blind second review, own rows: row-level security
     "grants.sql",  # what each group may touch at all; the owner's functions' search path

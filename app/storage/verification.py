@@ -115,6 +115,18 @@ class _Import:
         return f"import #{self.event_id} ({self.uuid[:8]}) into {self.list_name!r}"
 
 
+@dataclass(frozen=True)
+class _Dense:
+    """A confirmed video's dense frames on the record (app.storage.dense), as their audit
+    event tells them."""
+
+    event_id: int
+    decision_uuid: str
+    actor_id: int | None
+    added_ids: set[int]
+    digest: str
+
+
 def verify_hash_list(db: Database) -> list[RecordProblem]:
     """Every hash-list row that differs from what the decision and audit chains imply."""
     problems: list[RecordProblem] = []
@@ -171,7 +183,10 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
             AuditKind.IMPORT.value,
             AuditKind.ENTRY_DISABLED.value,
             AuditKind.ENTRY_ENABLED.value,
+            AuditKind.DENSE_FRAMES.value,
         ]
+        dense_of_row: dict[int, _Dense] = {}  # row id -> the dense-frames event that added it
+        dense_events: list[_Dense] = []
         named_began = False  # once an import names its rows, every later one must
         for event_id, uuid, kind, actor_id, subject, detail, at in s.execute(
             select(
@@ -212,6 +227,16 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
                             "though earlier imports do"
                         )
                     )
+            elif kind == AuditKind.DENSE_FRAMES.value:
+                dense = _Dense(
+                    event_id,
+                    str(subject or ""),
+                    actor_id,
+                    ids_of_ranges(str(facts.get("added_ids") or "")),
+                    str(facts.get("added_digest") or ""),
+                )
+                dense_events.append(dense)
+                dense_of_row.update(dict.fromkeys(dense.added_ids, dense))
             elif kind == AuditKind.ENTRY_DISABLED.value:
                 disabled_on_record |= entries
             elif "flood_guard" not in facts:  # enabled again (not a flood guard cleared)
@@ -223,6 +248,7 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
         legacy_imports = {(i.list_name, i.at, i.actor_id) for i in imports if i.added_ids is None}
 
         rows_of: dict[str, list[HashListEntry]] = defaultdict(list)
+        rows_of_dense: dict[int, list[HashListEntry]] = defaultdict(list)
         rows_of_import: dict[str, list[HashListEntry]] = defaultdict(list)
         named_altered: set[int] = set()  # rows already named altered, one by one
         for r in s.scalars(
@@ -255,8 +281,13 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
                     RecordProblem(f"{label} is forged: no confirm on the record adds it")
                 )
                 continue
-            rows_of[r.decision_uuid or ""].append(r)
             category, user_id = made_by[r.decision_uuid or ""]
+            dense = dense_of_row.get(r.id)
+            if dense is not None and dense.decision_uuid == r.decision_uuid:
+                rows_of_dense[dense.event_id].append(r)  # added after the confirm, by its event
+                user_id = dense.actor_id
+            else:
+                rows_of[r.decision_uuid or ""].append(r)
             changed = [
                 f"{name} {have!r} (the confirm's: {want!r})"
                 for name, have, want in (
@@ -307,6 +338,17 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
         for imp in imports:
             if imp.added_ids is not None:
                 problems += _import_rows_differ(imp, rows_of_import.get(imp.uuid, []))
+        for dense in dense_events:
+            rows = rows_of_dense.get(dense.event_id, [])
+            if not rows_digest_matches(dense.digest, (_row_fields(r, r.category) for r in rows)):
+                problems.append(
+                    RecordProblem(
+                        f"dense frames of decision {dense.decision_uuid[:8]} (audit event "
+                        f"#{dense.event_id}): {len(rows)} of the {len(dense.added_ids)} rows "
+                        "it names are there, and they no longer match its digest (rows altered "
+                        "or deleted)"
+                    )
+                )
     return problems
 
 

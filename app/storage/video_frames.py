@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from app.core.hashing.pdq import hamming_hex
+from app.core.matching.hash_index import VIDEO_FRAMES, HashIndex
 from app.core.model.domain import Algorithm, MediaKind
 from app.core.video.scrub import SampledFrames
 from app.storage.db import Database
@@ -64,7 +64,17 @@ def sampled_frames(
         duration = item.duration
     frames = [(float(ts), value) for ts, value in rows if ts is not None]
     times = sorted({ts for ts, _ in frames})
-    matched = frozenset(
-        ts for ts, value in frames if any(hamming_hex(value, r) <= threshold for r in refs)
-    )
+    near = _near_any([v for _, v in frames], refs, threshold)
+    matched = frozenset(ts for (ts, _v), hit in zip(frames, near, strict=True) if hit)
     return SampledFrames(str(store_path(content_key)), tuple(times), matched, span, duration)
+
+
+def _near_any(values: list[str], refs: list[str], threshold: int) -> list[bool]:
+    """Whether each of ``values`` is within ``threshold`` bits of some of ``refs`` (a
+    confirmed video's rows may be tens of thousands with its dense frames: one indexed
+    search, not a comparison per pair)."""
+    if not values or not refs:
+        return [False] * len(values)
+    index = HashIndex()
+    index.add_many((i, VIDEO_FRAMES, r.lower(), None) for i, r in enumerate(refs))
+    return [bool(hits) for hits in index.search_many(VIDEO_FRAMES, values, threshold)]

@@ -8,7 +8,9 @@ and in
   one pass;
 * ``selective``: decoding the sampled frames only, as analysis does, without hashing;
 * ``floor``: decoding every frame (PyAV, FFmpeg's own threads), the floor under any hashing
-  that decodes everything.
+  that decodes everything;
+* ``dense`` (:func:`bench_dense`): every frame hashed, as a confirmed video is after its
+  confirm, on a thread of its own, with the rows it keeps.
 
 A minute of the corpus's H.264 is its 720p clip (4 s) copied end to end, packets as they are
 (no re-encoding, timestamps shifted), so the minute has the clip's own GOPs and B-frames.
@@ -210,3 +212,66 @@ def bench_frame_pdq(rgb: np.ndarray, repeats: int = 20) -> dict:
     out["pdqhash_ms"] = per_call(lambda: pdqhash.compute(rgb))
     out["pdqhash_dihedral_ms"] = per_call(lambda: pdqhash.compute_dihedral(rgb))
     return out
+
+
+def _stream_frames(path: Path) -> int:
+    """Frames of the video stream, counted from its packets (no decoding)."""
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        return sum(1 for p in container.demux(stream) if p.size)
+
+
+def bench_dense(clip: Path, minutes: float) -> dict:
+    """Dense hashing (:func:`app.core.video.dense.dense_frame_signals`, as a confirmed video
+    gets it) of ``clip`` copied end to end (:func:`repeat_clip`) until it lasts ``minutes``:
+    seconds, frames, rows kept. It runs on its own thread, as in the application (never the
+    GUI thread); meanwhile the calling thread ticks every 10 ms and the longest gap between
+    two ticks is reported (what the GUI thread would feel of it)."""
+    import threading
+
+    from app.core.video.dense import dense_frame_signals
+
+    with tempfile.TemporaryDirectory(prefix="hashdesk-bench-") as tmp:
+        long = Path(tmp) / f"{clip.stem}-dense.mp4"
+        copies = repeat_clip(clip, long, minutes * 60)
+        frames = _stream_frames(long)
+        out: dict = {}
+        done = threading.Event()
+
+        def work() -> None:
+            t0 = time.perf_counter()
+            out["signals"] = dense_frame_signals(long, time_budget=4 * 3600.0)
+            out["seconds"] = time.perf_counter() - t0
+            out["thread"] = threading.current_thread().name
+            done.set()
+
+        worker = threading.Thread(target=work, name="dense-frames", daemon=True)
+        worker.start()
+        gaps = []
+        last = time.perf_counter()
+        while not done.wait(0.01):
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+        worker.join()
+    signals = out["signals"]
+    plain = sum(1 for s in signals if not s.variant)
+    duration = max((s.frame_ts or 0.0) for s in signals) if signals else 0.0
+    return {
+        "clip": clip.name,
+        "copies": copies,
+        "frames": frames,
+        "minutes": round(duration / 60, 2),
+        "seconds": round(out["seconds"], 1),
+        "fps": round(frames / out["seconds"], 1) if out["seconds"] else 0.0,
+        "rows": len(signals),
+        "plain": plain,
+        "trimmed": len(signals) - plain,
+        "rows_per_minute": round(len(signals) / max(duration / 60, 1e-9), 1),
+        "thread": out["thread"],
+        "main_thread": "MainThread",
+        "max_tick_gap_ms": round(1000 * max(gaps, default=0.0), 1),
+        "p99_tick_gap_ms": round(1000 * float(np.percentile(gaps, 99)), 1) if gaps else 0.0,
+    }

@@ -17,6 +17,7 @@ from app.core.review.feedback import category_range, decision_feedback, undo_fee
 from app.core.review.ports import Clock, PreparedItem
 from app.core.review.presenter import PREFETCH, UNDO_DEPTH, ReviewPresenter
 from app.core.review.preview import prepare_preview
+from app.storage.dense import DenseQueue, DenseRunner
 from app.storage.journal import JournalSync
 from app.storage.outbox import Outbox
 from app.ui.preview import ScreenPreview
@@ -79,6 +80,7 @@ class ReviewController(QObject):
     review_shown = Signal()
     break_shown = Signal(str, bool)  # why, past the daily limit
     lock_shown = Signal(str)  # the lock screen's problem line ("" when none)
+    dense_landed = Signal(object)  # DenseResult: a confirmed video's dense frames written
 
     def __init__(
         self,
@@ -95,14 +97,22 @@ class ReviewController(QObject):
         self.tasks = tasks
         self.queue = queue
         rescanner = ctx.rescanner(user)  # after a confirm lands, on the serial writer
+        # A confirmed video's dense frames (app.storage.dense): handed by the writer to their
+        # own thread, which hashes the video and re-scans on the new rows with its own
+        # re-scanner; at start, the confirms of videos still without them.
+        dense_rescan = ctx.rescanner(user)
+        self.dense = DenseQueue(
+            DenseRunner(ctx.db, ctx.store.path_for, user.id, after=dense_rescan.after_entries),
+            on_done=lambda result: self.dense_landed.emit(result),
+        )
+
+        def after_confirm(uuid: str, _user_id: int) -> None:
+            self.dense.submit(uuid)  # a confirm not of a video is passed over there
+            rescanner.after_confirm(uuid)
+
         self.outbox = Outbox(
             ctx.journal,
-            JournalSync(
-                ctx.journal,
-                ctx.review,
-                ctx.exposure,
-                rescan=lambda uuid, _user_id: rescanner.after_confirm(uuid),
-            ),
+            JournalSync(ctx.journal, ctx.review, ctx.exposure, rescan=after_confirm),
         )
         self.presenter = ReviewPresenter(
             view=self,
@@ -211,9 +221,11 @@ class ReviewController(QObject):
 
     def start(self) -> None:
         self.presenter.start()
+        self.dense.start()
 
     def shutdown(self) -> None:
         self.presenter.shutdown()
+        self.dense.stop(timeout=0)  # a video half hashed is hashed again at the next start
 
     def decide(self, verdict: Verdict, note: str = "", by_key: bool = True) -> bool:
         return self.presenter.decide(verdict, note, by_key)

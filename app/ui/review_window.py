@@ -504,6 +504,7 @@ class ReviewWindow(QMainWindow):
             self.actions_by_id["undo"].setEnabled(False)
             self.decision_buttons["undo"].setEnabled(False)
         self.presenter.start()
+        self.controller.dense.start()  # confirms of videos still without dense frames
         uid, exposure = self.user.id, self.ctx.exposure
         self.tasks.read(
             lambda: exposure.comfort(uid), on_done=self.apply_comfort, on_error=lambda e: None
@@ -517,6 +518,7 @@ class ReviewWindow(QMainWindow):
         if app is not None:
             app.removeEventFilter(self)
         self.presenter.shutdown()  # the moment on screen is journalled before the last sync
+        self.controller.dense.stop(timeout=0)  # a half-hashed video is redone at next start
         super().closeEvent(event)
         if self._signing_out:
             self.signed_out.emit()
