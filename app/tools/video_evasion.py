@@ -6,7 +6,8 @@ Used by ``tests/unit/test_video_evasion.py`` (general properties) and ``hashdesk
 --video`` (the recall table by edit kind, with false matches); ``app/tools/video_evasion_vpdq.py``
 reads the same files for Meta's vPDQ as a reference column.
 
-Sources (:func:`sources`): the corpus videos of distinct scenes (each with its own sound) and
+Sources (:func:`sources`): the corpus videos (each with its own sound; :data:`RELATED` says
+which one turned out to be a longer take of another) and
 slow camera pans over real photos (scikit-image's bundled photos, the corpus's), each pan with a
 sound of :mod:`app.tools.sound_writer` (music) or a speech-like babble. :data:`CONFIRMED` of
 them are confirmed (their analysis goes in the index as the hash list holds it), the others
@@ -62,6 +63,11 @@ CORPUS_SOURCES = (
     ("pattern-hd-no-bar.mp4", True),
     ("pattern-longer-no-bar.mp4", False),
 )
+#: Sources that turned out to be another source's footage: ``pattern-longer`` opens with the
+#: same frames as ``pattern-hd`` and carries the same sound, then goes on (a longer take). It
+#: and its edits are neither edits of kinds nor negatives: the table reports them on their own
+#: line (matching ``pattern-hd`` is right for them, matching anything else is false).
+RELATED = {"video:pattern-longer-no-bar": "video:pattern-hd-no-bar"}
 #: The corpus's own edits of its sources: (file, source file).
 CORPUS_EDITS = (
     ("chair-19-sd-bar.mp4", "chair-orig-22-sd-bar.mp4"),
@@ -1091,7 +1097,7 @@ def measure(folder: Path, entries: list[Entry], log=print) -> Measurement:
             r.detail = ev.describe()
     t2 = time.perf_counter()
     # second pass: the negatives against each other, a group's own files taken out
-    negatives = [r for r in results if not r.confirmed]
+    negatives = [r for r in results if not r.confirmed and r.source not in RELATED]
     others = HashIndex()
     owned: dict[str, list[tuple[int, object, int]]] = {}
     nid = 0
@@ -1125,6 +1131,11 @@ def by_picture(algorithm: str | None) -> bool:
     return algorithm in PICTURE
 
 
+def _false(r: Result) -> bool:
+    """An unconfirmed file's match that is false: any, except its related source's."""
+    return r.matched is not None and r.matched != RELATED.get(r.source or "")
+
+
 def table(results: list[Result]) -> list[str]:
     """The recall table by edit kind (edits of confirmed sources), with false matches: an edit
     matching another source, an unconfirmed source's edit of that kind matching any."""
@@ -1142,7 +1153,7 @@ def table(results: list[Result]) -> list[str]:
         false += sum(
             1
             for r in results
-            if r.role == "edit" and r.kind == kind and not r.confirmed and r.matched
+            if r.role == "edit" and r.kind == kind and not r.confirmed and _false(r)
         )
         share = f"{len(caught)}/{len(mine)}" if mine else "-"
         lines.append(kind.ljust(width) + f"{share:>12}{p:>9}{len(caught) - p:>7}{false:>7}")
@@ -1156,9 +1167,18 @@ def table(results: list[Result]) -> list[str]:
     lines.append(
         "all".ljust(width) + f"{f'{tot}/{n} {tot / max(n, 1):.0%}':>12}{pic:>9}{snd:>7}{fal:>7}"
     )
-    negs = [r for r in results if not r.confirmed]
+    negs = [r for r in results if not r.confirmed and r.source not in RELATED]
+    related = [r for r in results if r.source in RELATED]
     generated = [r for r in negs if r.role == "negative"]
     against = [r for r in negs if r.matched]
+    if related:
+        right = [r for r in related if r.matched == RELATED.get(r.source or "")]
+        p = sum(1 for r in right if by_picture(r.algorithm))
+        lines.append(
+            f"related ({', '.join(f'{a}, a longer take of {b}' for a, b in RELATED.items())}): "
+            f"{len(right)} of {len(related)} files matched it ({p} by picture, "
+            f"{len(right) - p} by sound); false: {sum(1 for r in related if _false(r))}"
+        )
     among = [r for r in negs if r.among]
     lines.append(
         f"negatives: {len(negs)} ({len(negs) - len(generated)} unconfirmed sources and their "
@@ -1198,7 +1218,7 @@ def report(corpus: Path | None, json_path: Path | None = None, log=print) -> lis
                 + (f" (matched {r.matched}: {r.detail})" if r.matched else "")
             )
     for r in m.results:
-        if not r.confirmed and r.matched:
+        if not r.confirmed and _false(r):
             lines.append(f"FALSE MATCH: {r.file} -> {r.matched} ({r.detail})")
         if not r.confirmed and r.among:
             lines.append(f"FALSE MATCH among negatives: {r.file} -> {r.among} ({r.among_detail})")

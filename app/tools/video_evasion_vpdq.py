@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.tools.video_evasion import Entry, cache_dir
+from app.tools.video_evasion import RELATED, Entry, cache_dir
 
 QUALITY = 50
 DISTANCE = 31
@@ -85,7 +85,7 @@ def run(folder: Path) -> tuple[list[str], list[dict]]:
                 "fraction_every_frame": f2,
             }
         )
-    negatives = [r for r in results if not r["confirmed"]]
+    negatives = [r for r in results if not r["confirmed"] and r["source"] not in RELATED]
     for r in negatives:
         others = [n for n in negatives if n["group"] != r["group"]]
         i, f = best(one[r["file"]], [one[n["file"]] for n in others])
@@ -99,6 +99,11 @@ def run(folder: Path) -> tuple[list[str], list[dict]]:
         *table(results),
     ]
     return lines, results
+
+
+def _false(r: dict, c: str) -> bool:
+    """An unconfirmed file's match that is false: any, except its related source's."""
+    return r[f"match_{c}"] is not None and r[f"match_{c}"] != RELATED.get(r["source"] or "")
 
 
 def table(results: list[dict]) -> list[str]:
@@ -121,7 +126,7 @@ def table(results: list[dict]) -> list[str]:
         for c in cols:
             caught = sum(1 for r in mine if r[f"match_{c}"] == r["source"])
             false = sum(1 for r in mine if r[f"match_{c}"] not in (None, r["source"]))
-            false += sum(1 for r in theirs if r[f"match_{c}"])
+            false += sum(1 for r in theirs if _false(r, c))
             tot[c] += caught
             fal[c] += false
             cells.append(f"{caught}/{len(mine)}")
@@ -134,7 +139,18 @@ def table(results: list[dict]) -> list[str]:
         + f"{f'{tot[cols[1]]}/{n} {tot[cols[1]] / max(n, 1):.0%}':>25}"
         + f"{f'{fal[cols[0]]} / {fal[cols[1]]}':>11}"
     )
-    negs = [r for r in results if not r["confirmed"]]
+    negs = [r for r in results if not r["confirmed"] and r["source"] not in RELATED]
+    related = [r for r in results if r["source"] in RELATED]
+    if related:
+        lines.append(
+            f"related (a longer take of a confirmed source): {len(related)} files; matched it: "
+            + ", ".join(
+                f"{sum(1 for r in related if r[f'match_{c}'] == RELATED[r['source']])} ({c})"
+                for c in cols
+            )
+            + "; false: "
+            + ", ".join(f"{sum(1 for r in related if _false(r, c))} ({c})" for c in cols)
+        )
     lines.append(
         f"negatives: {len(negs)}; false matches against the confirmed sources: "
         f"{sum(1 for r in negs if r['match_1fps'])} (references at 1 fps), "
