@@ -89,8 +89,8 @@ PAN_SOURCES = (
     ("corpus:bridge-mods__aaa-orig.jpg", 14.0, "music", False),
     ("skimage:rocket.jpg", 10.0, "music", False),
 )
-#: One photo per source (in the order of :func:`sources`) for the "other footage" of its
-#: edits (picture-in-picture, compilation, changed opening).
+#: One photo per source (by its :attr:`Source.slot`: the corpus videos, then the pans) for the
+#: "other footage" of its edits (picture-in-picture, compilation, changed opening).
 FILLER_PHOTOS = (
     "skimage:chelsea.png",
     "skimage:motorcycle_left.png",
@@ -390,6 +390,7 @@ class Source:
     name: str
     confirmed: bool
     footage: Footage
+    slot: int  # its place among all sources (its other footage and seeds follow from it)
     file: Path | None = None  # the corpus's own file (confirmed as it is)
 
 
@@ -399,15 +400,11 @@ def sources(corpus: Path | None) -> list[Source]:
     out = []
     videos = _corpus_dir(corpus, "videos")
     if videos is not None:
-        for name, confirmed in CORPUS_SOURCES:
+        for slot, (name, confirmed) in enumerate(CORPUS_SOURCES):
             if (videos / name).is_file():
+                footage = read_footage(videos / name)
                 out.append(
-                    Source(
-                        f"video:{Path(name).stem}",
-                        confirmed,
-                        read_footage(videos / name),
-                        videos / name,
-                    )
+                    Source(f"video:{Path(name).stem}", confirmed, footage, slot, videos / name)
                 )
     for i, (photo, seconds, sound, confirmed) in enumerate(PAN_SOURCES):
         rgb = load_photo(photo, corpus)
@@ -415,7 +412,8 @@ def sources(corpus: Path | None) -> list[Source]:
             continue
         path = PanPath((0.85, 0.42, 0.45), (0.6, 0.58, 0.52), seed=100 + i)
         f = pan(rgb, path, seconds, PAN_FPS, PAN_SIZE, _sound(sound, seconds, 200 + i))
-        out.append(Source(f"pan:{photo.partition(':')[2].rsplit('.', 1)[0]}", confirmed, f))
+        name = f"pan:{photo.partition(':')[2].rsplit('.', 1)[0]}"
+        out.append(Source(name, confirmed, f, len(CORPUS_SOURCES) + i))
     return out
 
 
@@ -965,7 +963,7 @@ def build(corpus: Path | None, folder: Path | None = None, log=print) -> tuple[P
     entries: list[Entry] = []
     srcs = sources(corpus)
     started = time.perf_counter()
-    for si, src in enumerate(srcs):
+    for src in srcs:
         group = src.name
         stem = _slug(src.name)
         if src.file is not None:
@@ -977,8 +975,8 @@ def build(corpus: Path | None, folder: Path | None = None, log=print) -> tuple[P
             if not (folder / file).is_file():
                 write(folder / file, src.footage)
         entries.append(Entry(file, "source", "source", src.name, src.confirmed, group))
-        other = load_photo(FILLER_PHOTOS[si % len(FILLER_PHOTOS)], corpus)
-        ctx = Context(other, 300 + si)
+        other = load_photo(FILLER_PHOTOS[src.slot % len(FILLER_PHOTOS)], corpus)
+        ctx = Context(other, 300 + src.slot)
         for kind, edit in EDITS.items():
             file = f"{stem}--{_slug(kind)}.mp4"
             if not (folder / file).is_file():
