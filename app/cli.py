@@ -1566,6 +1566,17 @@ def build_parser() -> argparse.ArgumentParser:
         "create roles and schemas",
     )
     bench.add_argument(
+        "--video",
+        action="store_true",
+        help="with evasion: the video evasion set instead of the photos' (sources confirmed, "
+        "their edits caught by picture or sound, false matches among the negatives)",
+    )
+    bench.add_argument(
+        "--json",
+        metavar="FILE",
+        help="with evasion --video: also save every file's result to FILE",
+    )
+    bench.add_argument(
         "--incident-pg",
         metavar="URL",
         help="with incident: also the re-scan on the PostgreSQL server at URL (in a throwaway "
@@ -1649,6 +1660,15 @@ def main(argv: list[str] | None = None) -> int:
                 from app.tools.bench import bench_history
 
                 bench_history(args.history, args.decisions)
+                return 0
+            if args.video:
+                if args.parts != ["evasion"]:
+                    raise CliError("--video goes with the evasion part: bench evasion --video")
+                from app.tools.bench import print_bench_video_evasion
+
+                started = time.perf_counter()
+                print_bench_video_evasion(Path(args.json) if args.json else None)
+                print(f"[evasion --video] took {time.perf_counter() - started:.0f} s", flush=True)
                 return 0
             from app.tools.bench import run_bench
 

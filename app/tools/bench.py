@@ -301,6 +301,13 @@ def print_bench_evasion() -> None:
         print(line)
 
 
+def print_bench_video_evasion(json_path: Path | None = None) -> None:
+    from app.tools.video_evasion import corpus_root, report
+
+    for line in report(corpus_root(), json_path, log=lambda s: print(s, flush=True)):
+        print(line, flush=True)
+
+
 def print_bench_audio() -> None:
     from app.tools.audio_bench import report
 
