@@ -1,0 +1,315 @@
+"""Views of a picture (issue 22): a frame of any colour, a sharp band over a blurred copy, an
+inset, a filmed screen, and the margin put back, each hashed as a query-only ``view:<name>``
+PDQ signal (app.core.hashing.views).
+
+The synthetic pictures are real photos (scikit-image's and the corpus's) put inside the thing
+the view must see through; the view's PDQ must land within the match threshold of the
+original's own PDQ (our app.core.hashing.pdq), and unrelated photos must match no original
+through any view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from app.core.hashing import views as V
+from app.core.hashing.imaging import analyze_image_bytes
+from app.core.hashing.pdq import hamming_hex, luma_from_rgb, pdq_from_luma
+from app.core.matching.hash_index import HashIndex
+from app.core.matching.match_rules import MatchPolicy, find_match, index_signal
+from app.core.matching.signal_types import Variant, is_query_only, view_variant
+from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind
+from app.core.video.analysis import analyze_video
+from app.tools.evasion_set import crop, load_photos
+from app.tools.video_writer import write_mp4
+from tests.conftest import CORPUS, corpus_mark
+
+IMAGES = CORPUS / "pdq-images"
+VIDEOS = CORPUS / "videos"
+MATCH = 31
+
+needs_corpus = corpus_mark()
+
+
+def photo(name: str) -> np.ndarray:
+    for p in load_photos(IMAGES if IMAGES.is_dir() else None):
+        if p.name == name:
+            return p.rgb
+    pytest.skip(f"photo {name} not available")
+
+
+def pdq(rgb: np.ndarray) -> str:
+    return pdq_from_luma(luma_from_rgb(rgb))[0]
+
+
+def jpeg_round(rgb: np.ndarray, quality: int = 80) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+
+
+def views_of(rgb: np.ndarray) -> dict[str, str]:
+    sigs = V.picture_view_signals(luma_from_rgb(rgb))
+    return {Variant.parse(s.variant).view or "": s.value for s in sigs}
+
+
+def resized(a: np.ndarray, w: int, h: int) -> np.ndarray:
+    return np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BILINEAR))
+
+
+# ---------------------------------------------------------------------------------------------
+# the makers of the synthetic pictures
+
+
+def in_shaded_frame(a: np.ndarray, colour=(200, 30, 40), sides=(0.08, 0.05, 0.1, 0.06)):
+    """The picture inside a coloured frame, uneven per side and shaded top to bottom (no flat
+    bar: the bars' detector leaves it alone)."""
+    h, w = a.shape[:2]
+    t, b, left, r = (round(s * (h if i < 2 else w)) for i, s in enumerate(sides))
+    out = np.zeros((h + t + b, w + left + r, 3), np.float32)
+    out[:] = colour
+    out *= np.linspace(0.6, 1.0, out.shape[0])[:, None, None]
+    out = out.astype(np.uint8)
+    out[t : t + h, left : left + w] = a
+    return out
+
+
+def in_blurred_portrait(a: np.ndarray, width: int = 720, height: int = 1280) -> np.ndarray:
+    """The picture across a 9:16 frame over a blurred, stretched copy of itself."""
+    bg = Image.fromarray(a).resize((width, height)).filter(ImageFilter.GaussianBlur(20))
+    out = np.array(bg)
+    nh = round(a.shape[0] * width / a.shape[1])
+    y = (height - nh) // 2
+    out[y : y + nh] = resized(a, width, nh)
+    return out
+
+
+def as_inset(a: np.ndarray, background: np.ndarray, share: float = 0.45, outline: int = 4):
+    """The picture as an inset (``share`` of the width, with a white outline) over another
+    picture, 1280x720."""
+    out = resized(background, 1280, 720).copy()
+    h, w = a.shape[:2]
+    nw = round(1280 * share)
+    nh = round(h * nw / w)
+    if nh > 0.8 * 720:
+        nh = round(720 * 0.6)
+        nw = round(w * nh / h)
+    x, y = 1280 - nw - 60, 60
+    out[y - outline : y + nh + outline, x - outline : x + nw + outline] = 255
+    out[y : y + nh, x : x + nw] = resized(a, nw, nh)
+    return out
+
+
+def on_screen(a: np.ndarray, seed: int = 0) -> np.ndarray:
+    """The picture warped into a quadrilateral (a screen seen at an angle) over a dark room,
+    with sensor noise."""
+    h, w = a.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[260, 110], [1050, 160], [1010, 600], [300, 640]])
+    m = cv2.getPerspectiveTransform(src, dst)
+    room = np.full((720, 1280, 3), 25, np.uint8)
+    out = cv2.warpPerspective(a, m, (1280, 720), dst=room, borderMode=cv2.BORDER_TRANSPARENT)
+    noisy = out.astype(np.float32) + np.random.default_rng(seed).normal(0, 6, out.shape)
+    return np.clip(noisy, 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------------------------------------
+# the variant
+
+
+def test_a_view_is_a_query_only_whole_picture_variant():
+    for name in ("border", "band", "pip", "screen", "pad2", "pad4"):
+        text = view_variant(name)
+        v = Variant.parse(text)
+        assert str(v) == text and len(text) <= 16
+        assert v.kind == "view" and v.view == name and v.whole and v.stored_space == ""
+        assert is_query_only(text)
+    for bad in ("view:", "view:Pip", "view:a-b", "view:twelve-chars"):
+        with pytest.raises(ValueError):
+            Variant.parse(bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# each view recovers the picture
+
+
+@pytest.mark.parametrize("name", ["skimage:astronaut", "skimage:chelsea", "skimage:camera"])
+def test_a_shaded_coloured_frame_is_seen_through(name):
+    original = photo(name)
+    copy = jpeg_round(in_shaded_frame(original))
+    views = views_of(copy)
+    assert hamming_hex(pdq(copy), pdq(original)) > MATCH  # the copy as decoded is missed
+    assert hamming_hex(views["border"], pdq(original)) <= MATCH
+
+
+@pytest.mark.parametrize("name", ["skimage:astronaut", "skimage:cell", "skimage:hubble_deep_field"])
+def test_the_sharp_band_of_a_blurred_portrait_frame_is_seen_through(name):
+    original = photo(name)
+    copy = jpeg_round(in_blurred_portrait(original))
+    views = views_of(copy)
+    assert hamming_hex(pdq(copy), pdq(original)) > MATCH
+    assert hamming_hex(views["band"], pdq(original)) <= MATCH
+
+
+@pytest.mark.parametrize(
+    ("name", "under"),
+    [
+        ("skimage:rocket", "corpus:misc-images__c"),
+        ("skimage:hubble_deep_field", "skimage:motorcycle_left"),
+        ("skimage:coins", "skimage:hubble_deep_field"),
+    ],
+)
+def test_an_outlined_inset_is_seen_through(name, under):
+    original = photo(name)
+    copy = jpeg_round(as_inset(original, photo(under)))
+    views = views_of(copy)
+    assert hamming_hex(pdq(copy), pdq(original)) > MATCH
+    assert hamming_hex(views["pip"], pdq(original)) <= MATCH
+
+
+@pytest.mark.parametrize("name", ["skimage:chelsea", "skimage:motorcycle_left", "skimage:moon"])
+def test_a_filmed_screen_is_warped_back(name):
+    original = photo(name)
+    copy = jpeg_round(on_screen(original))
+    views = views_of(copy)
+    assert hamming_hex(pdq(copy), pdq(original)) > MATCH
+    assert hamming_hex(views["screen"], pdq(original)) <= MATCH
+
+
+@pytest.mark.parametrize("name", ["skimage:astronaut", "skimage:chelsea", "skimage:rocket"])
+def test_a_margin_cut_by_two_percent_is_put_back(name):
+    original = photo(name)
+    copy = jpeg_round(crop(original, 0.02), 85)
+    views = views_of(copy)
+    assert hamming_hex(views["pad2"], pdq(original)) <= MATCH
+
+
+@pytest.mark.parametrize("name", ["skimage:astronaut", "skimage:coffee", "skimage:chelsea"])
+def test_a_plain_photo_gives_no_frame_band_or_inset_view(name):
+    """Nothing to see through: no frame, band or inset view; the padded ones are always
+    there."""
+    views = views_of(photo(name))
+    assert not {"border", "band", "pip"} & set(views)
+    assert {f"pad{level}" for level in V.PAD_LEVELS} <= set(views)
+
+
+@needs_corpus
+def test_a_corpus_video_frame_in_a_frame():
+    """A real decoded video frame (PyAV) in a light frame."""
+    import av
+
+    with av.open(str(VIDEOS / "pattern-hd-no-bar.mp4")) as container:
+        frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    original = pdq(frame)
+    framed = views_of(jpeg_round(in_shaded_frame(frame, colour=(240, 240, 230))))
+    assert hamming_hex(framed["border"], original) <= MATCH
+
+
+# ---------------------------------------------------------------------------------------------
+# false matches
+
+
+@needs_corpus
+def test_unrelated_photos_match_no_original_through_any_view():
+    originals = {p.name: pdq(p.rgb) for p in load_photos(IMAGES)}
+    unrelated = sorted(IMAGES.glob("labelme-subset__*.jpg"))
+    assert unrelated
+    nearest = 256
+    for path in unrelated:
+        rgb = np.asarray(Image.open(path).convert("RGB"))
+        for made in (rgb, in_blurred_portrait(rgb), on_screen(rgb), in_shaded_frame(rgb)):
+            for value in views_of(made).values():
+                nearest = min(nearest, *(hamming_hex(value, o) for o in originals.values()))
+    print(f"nearest view of an unrelated photo to an original: {nearest} bits")
+    assert nearest > MATCH
+
+
+@needs_corpus
+def test_the_views_of_one_original_match_no_other_original():
+    photos = load_photos(IMAGES)
+    originals = [pdq(p.rgb) for p in photos]
+    for i, p in enumerate(photos):
+        for made in (p.rgb, in_shaded_frame(p.rgb), on_screen(p.rgb)):
+            for value in views_of(made).values():
+                others = [hamming_hex(value, o) for j, o in enumerate(originals) if j != i]
+                assert min(others) > MATCH, p.name
+
+
+# ---------------------------------------------------------------------------------------------
+# through the matcher
+
+
+def analyze_bytes(data: bytes) -> MediaAnalysis:
+    return analyze_image_bytes(
+        data, hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()
+    )
+
+
+def encode(rgb: np.ndarray, quality: int = 85) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def index_of(a: MediaAnalysis, ref: int = 1) -> HashIndex:
+    index = HashIndex()
+    for i, sig in enumerate(a.signals):
+        index_signal(index, i, sig, ref, MatchPolicy())
+    return index
+
+
+def test_views_are_never_stored():
+    a = analyze_bytes(encode(on_screen(photo("skimage:chelsea"))))
+    views = [s for s in a.signals if Variant.parse(s.variant).kind == "view"]
+    assert {s.variant for s in views} >= {"view:screen", "view:pad2", "view:pad4"}
+    index = index_of(a)
+    assert len(index) == sum(1 for s in a.signals if not is_query_only(s.variant)) - sum(
+        1 for s in a.signals if s.quality is not None and s.quality < 50
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "variant"),
+    [
+        ("skimage:chelsea", on_screen, "view:screen"),
+        ("skimage:chelsea", in_shaded_frame, "view:border"),
+        ("skimage:coffee", lambda a: crop(a, 0.02), "view:pad2"),
+    ],
+)
+def test_a_still_copy_matches_its_original_through_a_view(name, make, variant):
+    original = photo(name)
+    index = index_of(analyze_bytes(encode(original)))
+    copy = analyze_bytes(encode(make(original)))
+    ev = find_match(index, copy.signals, MediaKind.IMAGE, MatchPolicy())
+    assert ev is not None and ev.ref == 1
+    assert ev.variant == variant
+
+
+def test_a_video_with_an_inset_matches_its_original_through_the_view(tmp_path: Path):
+    """A still photo confirmed, then a clip carrying it as a steady inset over moving footage:
+    the inset's frames match it by the video rule."""
+    original = photo("skimage:rocket")
+    background = photo("corpus:misc-images__c")
+    index = index_of(analyze_bytes(encode(original)))
+    wide = resized(background, 1600, 900)
+
+    def frames():
+        for i in range(48):  # 4 s at 12 fps, the background panning
+            under = np.ascontiguousarray(wide[90:810, 8 * i : 8 * i + 1280])
+            yield as_inset(original, under)
+
+    clip = tmp_path / "inset.mp4"
+    write_mp4(clip, frames(), 12.0)
+    a = analyze_video(clip, "0" * 64, "0" * 32, clip.stat().st_size)
+    assert a.kind is MediaKind.VIDEO, a.error
+    assert any(s.variant == "view:pip" for s in a.signals)
+    assert all(s.algorithm is Algorithm.PDQ_FRAME for s in a.signals if s.variant == "view:pip")
+    ev = find_match(index, a.signals, MediaKind.VIDEO, MatchPolicy())
+    assert ev is not None and ev.variant == "view:pip", ev
