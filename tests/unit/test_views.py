@@ -292,6 +292,27 @@ def test_a_still_copy_matches_its_original_through_a_view(name, make, variant):
     assert ev.variant == variant
 
 
+def test_a_picture_in_a_meme_template_matches_its_original():
+    """A meme template: a white page, a caption above and below, the picture inset with a
+    black outline."""
+    from PIL import ImageDraw, ImageFont
+
+    original = photo("skimage:rocket")
+    page = Image.new("RGB", (800, 900), "white")
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.load_default(size=48)
+    draw.text((40, 30), "WHEN THE LAUNCH", fill="black", font=font)
+    draw.text((40, 90), "GOES EXACTLY RIGHT", fill="black", font=font)
+    height = round(440 * original.shape[0] / original.shape[1])
+    draw.rectangle((176, 236, 176 + 440 + 8, 236 + height + 8), fill="black")
+    page.paste(Image.fromarray(resized(original, 440, height)), (180, 240))
+    draw.text((40, 800), "10/10", fill="black", font=ImageFont.load_default(size=40))
+    index = index_of(analyze_bytes(encode(original)))
+    copy = analyze_bytes(encode(np.asarray(page)))
+    ev = find_match(index, copy.signals, MediaKind.IMAGE, MatchPolicy())
+    assert ev is not None and ev.variant == "view:pip", ev
+
+
 def test_a_video_with_an_inset_matches_its_original_through_the_view(tmp_path: Path):
     """A still photo confirmed, then a clip carrying it as a steady inset over moving footage:
     the inset's frames match it by the video rule."""

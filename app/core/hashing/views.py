@@ -281,11 +281,23 @@ def _long_runs(edge: np.ndarray, min_len: int) -> list[tuple[int, int, int]]:
     return kept
 
 
+def _pairs(lines: list[int], lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every pair (a, b) of ``lines`` with ``lo <= b - a <= hi``, as two arrays."""
+    arr = np.array(sorted(set(lines)), np.intp)
+    a, b = np.meshgrid(arr, arr, indexing="ij")
+    keep = (b - a >= lo) & (b - a <= hi)
+    return a[keep], b[keep]
+
+
+#: Lines (rows, columns) with the longest steps tried as an inset's sides, at most.
+PIP_LINES = 40
+
+
 def find_pips(small: np.ndarray) -> list[Box]:
     """Axis-aligned inset rectangles of a picture (sides :data:`PIP_MIN`..:data:`PIP_MAX` of
-    the picture's), the most clearly outlined first: a long vertical step and a long
-    horizontal step meeting at a corner propose a rectangle, kept when steps run along most of
-    each of its four sides (:data:`PIP_COVER`)."""
+    the picture's), the most clearly outlined first: the rows and columns with long steps
+    (:data:`EDGE_STEP`) are the candidate sides, and a rectangle of two of each is kept when
+    steps run along at least :data:`PIP_COVER` of each of its four sides."""
     h, w = small.shape
     if min(h, w) < 32:
         return []
@@ -296,41 +308,39 @@ def find_pips(small: np.ndarray) -> list[Box]:
     horiz = cv2.morphologyEx(horiz, cv2.MORPH_CLOSE, np.ones((1, 7), np.uint8))
     cols = _long_runs(vert.T, round(PIP_MIN * h))
     rows = _long_runs(horiz, round(PIP_MIN * w))
+    cols = sorted(cols, key=lambda r: r[1] - r[2])[:PIP_LINES]
+    rows = sorted(rows, key=lambda r: r[1] - r[2])[:PIP_LINES]
+    if len(cols) < 2 or len(rows) < 2:
+        return []
     vert = cv2.dilate(vert, np.ones((1, 3), np.uint8))  # a column either side
     horiz = cv2.dilate(horiz, np.ones((3, 1), np.uint8))
-    tol = max(2, round(0.02 * max(h, w)))
-
-    def cover(x0: int, y0: int, x1: int, y1: int) -> float:
-        sides = (
-            horiz[max(0, y0 - 1), x0:x1],
-            horiz[min(h - 2, y1 - 1), x0:x1],
-            vert[y0:y1, max(0, x0 - 1)],
-            vert[y0:y1, min(w - 2, x1 - 1)],
-        )
-        return min(float(side.mean()) if side.size else 0.0 for side in sides)
-
-    boxes: dict[tuple[int, int, int, int], float] = {}
-    for x, t, b in cols:
-        for y, left, right in rows:
-            if abs(y - t) <= tol:
-                y0, y1 = y + 1, b
-            elif abs(y - b) <= tol:
-                y0, y1 = t, y + 1
-            else:
-                continue
-            if abs(x + 1 - left) <= tol:
-                x0, x1 = x + 1, right
-            elif abs(x + 1 - right) <= tol:
-                x0, x1 = left, x + 1
-            else:
-                continue
-            if x1 - x0 < 8 or y1 - y0 < 8 or not _pip_box((x0 / w, y0 / h, x1 / w, y1 / h)):
-                continue
-            score = cover(x0, y0, x1, y1)
-            if score >= PIP_COVER:
-                boxes[(x0, y0, x1, y1)] = score
-    ordered = sorted(boxes, key=lambda b: -boxes[b])  # the most clearly outlined first
-    return [(x0 / w, y0 / h, x1 / w, y1 / h) for x0, y0, x1, y1 in ordered]
+    # Steps counted along each row and down each column (a zero first).
+    along = np.zeros((h - 1, w + 1), np.int32)
+    along[:, 1:] = np.cumsum(horiz, axis=1)
+    down = np.zeros((h + 1, w - 1), np.int32)
+    down[1:] = np.cumsum(vert, axis=0)
+    # The boundary between column x and x + 1 of the picture is the picture's column x + 1.
+    x0, x1 = _pairs([c[0] + 1 for c in cols], PIP_MIN * w, PIP_MAX * w)
+    y0, y1 = _pairs([r[0] + 1 for r in rows], PIP_MIN * h, PIP_MAX * h)
+    if not len(x0) or not len(y0):
+        return []
+    yy0, yy1 = y0[:, None], y1[:, None]
+    width = (x1 - x0)[None, :].astype(np.float32)
+    height = (yy1 - yy0).astype(np.float32)
+    top = (along[yy0 - 1, x1] - along[yy0 - 1, x0]) / width
+    bottom = (along[yy1 - 1, x1] - along[yy1 - 1, x0]) / width
+    left = (down[yy1, x0 - 1] - down[yy0, x0 - 1]) / height
+    right = (down[yy1, np.minimum(x1 - 1, w - 2)] - down[yy0, np.minimum(x1 - 1, w - 2)]) / height
+    score = np.minimum(np.minimum(top, bottom), np.minimum(left, right))
+    iy, ix = np.nonzero(score >= PIP_COVER)
+    found = []
+    for i, j in zip(iy.tolist(), ix.tolist(), strict=True):
+        box = (int(x0[j]) / w, int(y0[i]) / h, int(x1[j]) / w, int(y1[i]) / h)
+        if _pip_box(box):
+            area = (box[2] - box[0]) * (box[3] - box[1])
+            found.append((round(float(score[i, j]), 2), -area, box))
+    found.sort(key=lambda f: (-f[0], -f[1]))
+    return [f[2] for f in found]
 
 
 def find_pip(small: np.ndarray) -> Box | None:
@@ -405,11 +415,16 @@ def find_geometry(small: np.ndarray) -> Geometry:
 # the views' planes and hashes
 
 
+#: A line inside a found box whose grey levels vary less than this is an outline, not picture.
+OUTLINE_STD = 6.0
+
+
 def refine_box(plane: np.ndarray, box: Box) -> Box:
     """``box`` (found on the detection copy) with each side moved, within a few lines of the
     full-size ``plane`` (float luma), to the line of the strongest step across it over the
-    side's span (the innermost of the strong ones, past an outline): the copy's resolution
-    would leave the edge up to a few pixels off."""
+    side's span (the innermost of the strong ones), then past any line of one flat colour (an
+    outline drawn around the picture): the copy's resolution would leave the edge up to a few
+    pixels off."""
     h, w = plane.shape
     x0, y0, x1, y1 = (round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h))
     reach = max(3, round(2.5 * max(h, w) / DETECT_SIDE))
@@ -437,6 +452,20 @@ def refine_box(plane: np.ndarray, box: Box) -> Box:
         x0 = best(col_step, x0, w, 1)
     if x1 < w:
         x1 = best(col_step, x1, w, -1)
+
+    # Then past an outline drawn around the picture: lines of one flat colour just inside.
+    def flat(line: np.ndarray) -> bool:
+        return line.size > 0 and float(line.std()) < OUTLINE_STD
+
+    for _ in range(reach):
+        if y1 - y0 > 2 and flat(plane[y0, x0:x1]):
+            y0 += 1
+        if y1 - y0 > 2 and flat(plane[y1 - 1, x0:x1]):
+            y1 -= 1
+        if x1 - x0 > 2 and flat(plane[y0:y1, x0]):
+            x0 += 1
+        if x1 - x0 > 2 and flat(plane[y0:y1, x1 - 1]):
+            x1 -= 1
     return (x0 / w, y0 / h, x1 / w, y1 / h)
 
 
