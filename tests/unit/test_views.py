@@ -174,7 +174,7 @@ def test_an_outlined_inset_is_seen_through(name, under):
     assert hamming_hex(views["pip"], pdq(original)) <= MATCH
 
 
-@pytest.mark.parametrize("name", ["skimage:chelsea", "skimage:motorcycle_left", "skimage:moon"])
+@pytest.mark.parametrize("name", ["skimage:chelsea", "skimage:cell", "skimage:moon", "skimage:coins"])
 def test_a_filmed_screen_is_warped_back(name):
     original = photo(name)
     copy = jpeg_round(on_screen(original))

@@ -213,6 +213,9 @@ def _quads(edges: np.ndarray) -> list[np.ndarray]:
     in pixels of the map)."""
     h, w = edges.shape
     contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    # And every edge at once: a screen in a plain room is the hull of all the edges.
+    points = cv2.findNonZero(edges)
+    contours = [*contours, points] if points is not None else list(contours)
     out = []
     floor = 0.02 * h * w
     for c in contours:
@@ -476,6 +479,63 @@ def crop_box(plane: np.ndarray, box: Box) -> np.ndarray:
     return plane[round(y0 * h) : round(y1 * h), round(x0 * w) : round(x1 * w)]
 
 
+def _line_through(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    vx, vy, x, y = cv2.fitLine(points.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+    return np.array([x, y]), np.array([vx, vy])
+
+
+def _cross(p: tuple[np.ndarray, np.ndarray], q: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    """Where two lines (point, direction) cross."""
+    (a, u), (b, v) = p, q
+    det = u[0] * -v[1] - u[1] * -v[0]
+    if abs(det) < 1e-9:
+        raise ValueError("parallel sides")
+    t = ((b[0] - a[0]) * -v[1] - (b[1] - a[1]) * -v[0]) / det
+    return a + t * u
+
+
+def refine_quad(plane: np.ndarray, quad: Quad) -> Quad:
+    """``quad`` (found on the detection copy) with each side moved onto the full-size
+    ``plane``'s edge: along the side, the innermost strong step across it within a few pixels,
+    a line fitted through those points, the corners where the lines cross. The quad as given
+    when the sides cannot be fitted."""
+    h, w = plane.shape
+    corners = np.array([(x * w, y * h) for x, y in quad], np.float64)
+    centre = corners.mean(axis=0)
+    reach = max(3, round(2.5 * max(h, w) / DETECT_SIDE))
+    offsets = np.arange(-reach, reach + 1)
+    lines = []
+    for k in range(4):
+        a, b = corners[k], corners[(k + 1) % 4]
+        along = (b - a) / max(1e-9, float(np.linalg.norm(b - a)))
+        normal = np.array([-along[1], along[0]])
+        if np.dot(centre - a, normal) < 0:
+            normal = -normal  # pointing inwards
+        ts = np.linspace(0.1, 0.9, 24)
+        base = a[None, :] + ts[:, None] * (b - a)[None, :]
+        pts = base[:, None, :] + offsets[None, :, None] * normal[None, None, :]
+        xs = np.clip(np.rint(pts[..., 0]).astype(np.intp), 0, w - 1)
+        ys = np.clip(np.rint(pts[..., 1]).astype(np.intp), 0, h - 1)
+        profile = plane[ys, xs]  # samples x offsets, outside to inside
+        steps = np.abs(np.diff(profile, axis=1))
+        found = []
+        for i in range(len(ts)):
+            strong = np.flatnonzero(steps[i] >= 0.5 * steps[i].max())
+            if steps[i].max() > 0 and len(strong):
+                o = offsets[strong[-1]] + 1  # the first pixel inside the innermost step
+                found.append(base[i] + o * normal)
+        if len(found) < 6:
+            return quad
+        lines.append(_line_through(np.array(found)))
+    try:
+        refined = np.array([_cross(lines[k - 1], lines[k]) for k in range(4)])
+    except ValueError:
+        return quad
+    if float(np.abs(refined - corners).max()) > 2 * reach:
+        return quad
+    return tuple((float(x) / w, float(y) / h) for x, y in refined)
+
+
 def warp_quad(plane: np.ndarray, quad: Quad, long_side: int = 512) -> np.ndarray:
     """The quadrilateral of ``plane`` (float luma) warped to a rectangle of its own aspect
     (the mean lengths of its opposite sides), at most ``long_side`` px, blurred a little
@@ -531,7 +591,7 @@ def view_planes(
             if min(part.shape) >= MIN_VIEW_FRACTION * min(h, w) / 2:
                 out[name] = part
     if geometry.screen is not None:
-        out["screen"] = warp_quad(luma, geometry.screen)
+        out["screen"] = warp_quad(luma, refine_quad(luma, geometry.screen))
     for level, padded in pad_planes(luma, pads).items():
         out[f"pad{level}"] = padded
     return out
