@@ -98,7 +98,7 @@ def as_inset(a: np.ndarray, background: np.ndarray, share: float = 0.45, outline
     h, w = a.shape[:2]
     nw = round(1280 * share)
     nh = round(h * nw / w)
-    if nh > 0.8 * 720:
+    if nh > 0.6 * 720:
         nh = round(720 * 0.6)
         nw = round(w * nh / h)
     x, y = 1280 - nw - 60, 60
@@ -174,7 +174,9 @@ def test_an_outlined_inset_is_seen_through(name, under):
     assert hamming_hex(views["pip"], pdq(original)) <= MATCH
 
 
-@pytest.mark.parametrize("name", ["skimage:chelsea", "skimage:cell", "skimage:moon", "skimage:coins"])
+@pytest.mark.parametrize(
+    "name", ["skimage:chelsea", "skimage:cell", "skimage:moon", "skimage:coins"]
+)
 def test_a_filmed_screen_is_warped_back(name):
     original = photo(name)
     copy = jpeg_round(on_screen(original))
@@ -210,6 +212,27 @@ def test_a_corpus_video_frame_in_a_frame():
     original = pdq(frame)
     framed = views_of(jpeg_round(in_shaded_frame(frame, colour=(240, 240, 230))))
     assert hamming_hex(framed["border"], original) <= MATCH
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (1, 500), (2000, 2), (7, 900), (64, 64)])
+def test_odd_shapes_give_views_or_none_without_failing(shape):
+    rng = np.random.default_rng(1)
+    luma = rng.uniform(0, 255, shape).astype(np.float32)
+    sigs = V.picture_view_signals(luma)
+    assert all(Variant.parse(s.variant).kind == "view" for s in sigs)
+    small = V.detect_plane(luma)
+    assert max(small.shape) <= V.DETECT_SIDE
+    detector = V.ViewDetector()
+    detector.add(small)
+    assert isinstance(detector.geometry(), V.Geometry)
+    V.frame_view_signals(luma, small, frame_ts=0.0)
+
+
+def test_a_flat_picture_gives_no_view_that_can_match():
+    """One flat colour: no geometry, and the padded views are of no quality (never matched)."""
+    sigs = V.picture_view_signals(np.full((400, 600), 128.0, np.float32))
+    assert {Variant.parse(s.variant).view for s in sigs} <= {f"pad{n}" for n in V.PAD_LEVELS}
+    assert all((s.quality or 0) < MatchPolicy().min_quality for s in sigs)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ with PyAV and Pillow.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,8 @@ import numpy as np
 from app.core.hashing.pdq import pdq_from_luma
 from app.core.matching.signal_types import view_variant
 from app.core.model.domain import Algorithm, Signal
+
+log = logging.getLogger(__name__)
 
 #: Long side (px) of the grey copy the geometry is found on.
 DETECT_SIDE = 320
@@ -141,8 +144,10 @@ def find_border(small: np.ndarray) -> Box | None:
         (small.T, w),
         (small.T[::-1], w),
     ):
-        run = _smooth_run(lines, max(2, int(BORDER_MAX * n)))
-        runs.append(run if run >= max(2, BORDER_MIN * n) else 0)
+        limit = max(2, int(BORDER_MAX * n))
+        run = _smooth_run(lines, limit)
+        # A frame ends before the limit (a flat picture, or a sky, runs on past it).
+        runs.append(run if max(2, BORDER_MIN * n) <= run < limit else 0)
     top, bottom, left, right = runs
     if sum(1 for r in runs if r) < 3:
         return None
@@ -615,8 +620,40 @@ def view_signals(
 
 def picture_view_signals(luma: np.ndarray, *, pads: Sequence[int] = PAD_LEVELS) -> list[Signal]:
     """A still picture's view signals: its geometry found on its own detection copy, and the
-    padded views."""
-    return view_signals(luma, find_geometry(detect_plane(luma)), pads=pads)
+    padded views. A picture the views cannot be taken of (an odd shape OpenCV refuses) gets
+    none: its other signals stand."""
+    try:
+        return view_signals(luma, find_geometry(detect_plane(luma)), pads=pads)
+    except (cv2.error, ValueError, FloatingPointError):
+        log.warning("views skipped for a %s picture", "x".join(map(str, luma.shape)), exc_info=True)
+        return []
+
+
+def frame_view_signals(
+    luma: np.ndarray, small: np.ndarray, *, frame_ts: float | None = None
+) -> list[Signal]:
+    """The views a video frame gives on its own: the margin put back, and a filmed screen
+    where one is seen (it moves with the camera); none for a frame OpenCV refuses."""
+    try:
+        geometry = Geometry(screen=find_screen(small))
+        return view_signals(
+            luma, geometry, pads=PAD_LEVELS, algorithm=Algorithm.PDQ_FRAME, frame_ts=frame_ts
+        )
+    except (cv2.error, ValueError, FloatingPointError):
+        log.warning("views skipped for a frame at %s s", frame_ts, exc_info=True)
+        return []
+
+
+def steady_view_signals(
+    luma: np.ndarray, geometry: Geometry, *, frame_ts: float | None = None
+) -> list[Signal]:
+    """A video frame's views cut where the video's :class:`ViewDetector` decided (a frame, a
+    band, an inset); none for a frame OpenCV refuses."""
+    try:
+        return view_signals(luma, geometry, algorithm=Algorithm.PDQ_FRAME, frame_ts=frame_ts)
+    except (cv2.error, ValueError, FloatingPointError):
+        log.warning("views skipped for a frame at %s s", frame_ts, exc_info=True)
+        return []
 
 
 @dataclass

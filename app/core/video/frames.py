@@ -22,7 +22,8 @@ from app.core.hashing.views import (
     Geometry,
     ViewDetector,
     detect_plane,
-    find_screen,
+    frame_view_signals,
+    steady_view_signals,
     view_signals,
 )
 from app.core.matching.signal_types import TRIMMED, view_variant
@@ -73,10 +74,7 @@ def _hash_frame(rgb: np.ndarray, ts: float) -> _Hashed:
     small = detect_plane(luma)
     # The views a frame gives on its own (on the decoder's thread): the margin put back, and a
     # filmed screen where one is seen (it moves with the camera).
-    geometry = Geometry(screen=find_screen(small))
-    views = view_signals(
-        luma, geometry, pads=PAD_LEVELS, algorithm=Algorithm.PDQ_FRAME, frame_ts=ts
-    )
+    views = frame_view_signals(luma, small, frame_ts=ts)
     return _Hashed(rgb, luma, work is not rgb, ts, sigs, small, views)
 
 
@@ -170,11 +168,7 @@ class _FrameHasher:
             )
         self.views.extend(own)
         if self.geometry:
-            self.views.extend(
-                view_signals(
-                    frame.luma, self.geometry, algorithm=Algorithm.PDQ_FRAME, frame_ts=frame.ts
-                )
-            )
+            self.views.extend(steady_view_signals(frame.luma, self.geometry, frame_ts=frame.ts))
 
     def _decide(self) -> None:
         self.decided = True
