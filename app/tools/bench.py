@@ -275,6 +275,13 @@ def print_bench_evasion() -> None:
         print(line)
 
 
+def print_bench_views() -> None:
+    from app.tools.view_set import report
+
+    for line in report(CORPUS_IMAGES if CORPUS_IMAGES.is_dir() else None):
+        print(line, flush=True)
+
+
 def print_bench_audio() -> None:
     from app.tools.audio_bench import report
 
@@ -298,6 +305,7 @@ PARTS: dict[str, tuple[str, float]] = {
     "video": ("a minute of 720p and of H.264 hashed, beside their decode floors", 80.0),
     "lists": ("a 1,000,000-line PDQ list imported, another workstation's index updated", 80.0),
     "evasion": ("recall by evasion edit kind once the original is confirmed, false matches", 60.0),
+    "views": ("recall through the views of a picture (frame, band, inset, screen, crop)", 150.0),
     "incident": (
         "surge drill (10,000 arrivals, an incident), the re-scan of 100,000 open items",
         420.0,
@@ -311,6 +319,7 @@ _RUN = {
     "video": print_bench_video,
     "lists": lambda: bench_list_import(),
     "evasion": print_bench_evasion,
+    "views": print_bench_views,
     "incident": lambda: _bench_incident(),
     "audio": print_bench_audio,
 }

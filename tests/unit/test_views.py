@@ -2,25 +2,22 @@
 inset, a filmed screen, and the margin put back, each hashed as a query-only ``view:<name>``
 PDQ signal (app.core.hashing.views).
 
-The synthetic pictures are real photos (scikit-image's and the corpus's) put inside the thing
-the view must see through; the view's PDQ must land within the match threshold of the
-original's own PDQ (our app.core.hashing.pdq), and unrelated photos must match no original
-through any view.
+The synthetic pictures (app.tools.view_set) are real photos (scikit-image's and the corpus's)
+put inside the thing the view must see through; the view's PDQ must land within the match
+threshold of the original's own PDQ (our app.core.hashing.pdq), and unrelated photos must
+match no original through any view.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image
 
 from app.core.hashing import views as V
-from app.core.hashing.imaging import analyze_image_bytes
 from app.core.hashing.pdq import hamming_hex, luma_from_rgb, pdq_from_luma
 from app.core.matching.hash_index import HashIndex
 from app.core.matching.match_rules import MatchPolicy, find_match, index_signal
@@ -29,6 +26,15 @@ from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind
 from app.core.video.analysis import analyze_video
 from app.tools.evasion_set import crop, load_photos
 from app.tools.video_writer import write_mp4
+from app.tools.view_set import (
+    analyze_bytes,
+    as_inset,
+    encode,
+    in_blurred_portrait,
+    in_shaded_frame,
+    on_screen,
+    resized,
+)
 from tests.conftest import CORPUS, corpus_mark
 
 IMAGES = CORPUS / "pdq-images"
@@ -58,66 +64,6 @@ def jpeg_round(rgb: np.ndarray, quality: int = 80) -> np.ndarray:
 def views_of(rgb: np.ndarray) -> dict[str, str]:
     sigs = V.picture_view_signals(luma_from_rgb(rgb))
     return {Variant.parse(s.variant).view or "": s.value for s in sigs}
-
-
-def resized(a: np.ndarray, w: int, h: int) -> np.ndarray:
-    return np.asarray(Image.fromarray(a).resize((w, h), Image.Resampling.BILINEAR))
-
-
-# ---------------------------------------------------------------------------------------------
-# the makers of the synthetic pictures
-
-
-def in_shaded_frame(a: np.ndarray, colour=(200, 30, 40), sides=(0.08, 0.05, 0.1, 0.06)):
-    """The picture inside a coloured frame, uneven per side and shaded top to bottom (no flat
-    bar: the bars' detector leaves it alone)."""
-    h, w = a.shape[:2]
-    t, b, left, r = (round(s * (h if i < 2 else w)) for i, s in enumerate(sides))
-    out = np.zeros((h + t + b, w + left + r, 3), np.float32)
-    out[:] = colour
-    out *= np.linspace(0.6, 1.0, out.shape[0])[:, None, None]
-    out = out.astype(np.uint8)
-    out[t : t + h, left : left + w] = a
-    return out
-
-
-def in_blurred_portrait(a: np.ndarray, width: int = 720, height: int = 1280) -> np.ndarray:
-    """The picture across a 9:16 frame over a blurred, stretched copy of itself."""
-    bg = Image.fromarray(a).resize((width, height)).filter(ImageFilter.GaussianBlur(20))
-    out = np.array(bg)
-    nh = round(a.shape[0] * width / a.shape[1])
-    y = (height - nh) // 2
-    out[y : y + nh] = resized(a, width, nh)
-    return out
-
-
-def as_inset(a: np.ndarray, background: np.ndarray, share: float = 0.45, outline: int = 4):
-    """The picture as an inset (``share`` of the width, with a white outline) over another
-    picture, 1280x720."""
-    out = resized(background, 1280, 720).copy()
-    h, w = a.shape[:2]
-    nw = round(1280 * share)
-    nh = round(h * nw / w)
-    if nh > 0.6 * 720:
-        nh = round(720 * 0.6)
-        nw = round(w * nh / h)
-    x, y = 1280 - nw - 60, 60
-    out[y - outline : y + nh + outline, x - outline : x + nw + outline] = 255
-    out[y : y + nh, x : x + nw] = resized(a, nw, nh)
-    return out
-
-
-def on_screen(a: np.ndarray, seed: int = 0) -> np.ndarray:
-    """The picture warped into a quadrilateral (a screen seen at an angle) over a dark room,
-    with sensor noise."""
-    h, w = a.shape[:2]
-    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    dst = np.float32([[260, 110], [1050, 160], [1010, 600], [300, 640]])
-    m = cv2.getPerspectiveTransform(src, dst)
-    room = np.full((720, 1280, 3), 25, np.uint8)
-    out = cv2.warpPerspective(a, m, (1280, 720), dst=room, borderMode=cv2.BORDER_TRANSPARENT)
-    noisy = out.astype(np.float32) + np.random.default_rng(seed).normal(0, 6, out.shape)
-    return np.clip(noisy, 0, 255).astype(np.uint8)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -267,18 +213,6 @@ def test_the_views_of_one_original_match_no_other_original():
 
 # ---------------------------------------------------------------------------------------------
 # through the matcher
-
-
-def analyze_bytes(data: bytes) -> MediaAnalysis:
-    return analyze_image_bytes(
-        data, hashlib.sha256(data).hexdigest(), hashlib.md5(data).hexdigest()
-    )
-
-
-def encode(rgb: np.ndarray, quality: int = 85) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(rgb)).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
 
 
 def index_of(a: MediaAnalysis, ref: int = 1) -> HashIndex:

@@ -299,6 +299,8 @@ def _pairs(lines: list[int], lo: float, hi: float) -> tuple[np.ndarray, np.ndarr
 
 #: Lines (rows, columns) with the longest steps tried as an inset's sides, at most.
 PIP_LINES = 40
+#: Candidate insets kept per picture, at most (the best outlined).
+PIP_KEEP = 6
 
 
 def find_pips(small: np.ndarray) -> list[Box]:
@@ -348,7 +350,13 @@ def find_pips(small: np.ndarray) -> list[Box]:
             area = (box[2] - box[0]) * (box[3] - box[1])
             found.append((round(float(score[i, j]), 2), -area, box))
     found.sort(key=lambda f: (-f[0], -f[1]))
-    return [f[2] for f in found]
+    kept: list[Box] = []
+    for _, _, box in found:  # near-duplicates (the two edges of an outline) count once
+        if all(_box_gap(box, k) >= 0.02 for k in kept):
+            kept.append(box)
+            if len(kept) == PIP_KEEP:
+                break
+    return kept
 
 
 def find_pip(small: np.ndarray) -> Box | None:

@@ -35,6 +35,7 @@ PDQ_WORK_SIDE = 2048  # larger frames are reduced to this long side before PDQ (
 BAR_DECIDE_FRAMES = 5  # informative sampled frames looked at before the bars are decided ...
 BAR_MAX_PENDING = 10  # ... or this many sampled frames held back waiting for the decision
 DIHEDRAL_FRAMES = 16  # sampled frames (evenly spread) whose dih: query hashes are kept
+SCREEN_SHARE = 0.5  # a filmed screen's view is kept when seen in this share of the frames
 
 
 @dataclass
@@ -99,7 +100,8 @@ class _FrameHasher:
       half the logo does not touch;
     * ``view:<name>`` (query-only, :mod:`app.core.hashing.views`): a frame of any colour, a sharp
       band over a blurred copy or an inset, decided once from the same first frames as the bars
-      (:class:`ViewDetector`) and cut from every frame; a filmed screen, found frame by frame;
+      (:class:`ViewDetector`) and cut from every frame; a filmed screen, found frame by frame
+      (kept when seen in :data:`SCREEN_SHARE` of the frames);
       and every frame's content with a cut margin put back (:data:`PAD_LEVELS`). Each view's
       frames are one frame set for the video rule.
     """
@@ -195,7 +197,17 @@ class _FrameHasher:
         by_ts = functools.partial(sorted, key=lambda s: s.frame_ts or 0.0)
         plain = by_ts(self.plain)
         dihedral = _spread(self.dihedral) + _spread(trimmed_dih)
-        return [*plain, *by_ts(trimmed), *by_ts(self.regions), *dihedral, *by_ts(self.views)]
+        return [*plain, *by_ts(trimmed), *by_ts(self.regions), *dihedral, *by_ts(self._views())]
+
+    def _views(self) -> list[Signal]:
+        """The views' signals; a screen only when it was seen in at least half of the sampled
+        frames (a filmed screen stays in view; a quadrilateral in a frame or two is a door or
+        a table, and a frame set of one or two frames would be judged on them alone)."""
+        screen = view_variant("screen")
+        seen = sum(1 for s in self.views if s.variant == screen)
+        if seen >= max(2, SCREEN_SHARE * len(self.plain)):
+            return self.views
+        return [s for s in self.views if s.variant != screen]
 
 
 def _spread(groups: list[list[Signal]]) -> list[Signal]:
