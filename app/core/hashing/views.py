@@ -301,6 +301,8 @@ def _pairs(lines: list[int], lo: float, hi: float) -> tuple[np.ndarray, np.ndarr
 PIP_LINES = 40
 #: Candidate insets kept per picture, at most (the best outlined).
 PIP_KEEP = 6
+#: More rectangles than this passing: steps everywhere, no inset stands out.
+PIP_TOO_MANY = 2000
 
 
 def find_pips(small: np.ndarray) -> list[Box]:
@@ -343,15 +345,18 @@ def find_pips(small: np.ndarray) -> list[Box]:
     right = (down[yy1, np.minimum(x1 - 1, w - 2)] - down[yy0, np.minimum(x1 - 1, w - 2)]) / height
     score = np.minimum(np.minimum(top, bottom), np.minimum(left, right))
     iy, ix = np.nonzero(score >= PIP_COVER)
-    found = []
-    for i, j in zip(iy.tolist(), ix.tolist(), strict=True):
-        box = (int(x0[j]) / w, int(y0[i]) / h, int(x1[j]) / w, int(y1[i]) / h)
-        if _pip_box(box):
-            area = (box[2] - box[0]) * (box[3] - box[1])
-            found.append((round(float(score[i, j]), 2), -area, box))
-    found.sort(key=lambda f: (-f[0], -f[1]))
+    if len(iy) > PIP_TOO_MANY:
+        return []  # steps everywhere (a texture): no inset stands out
+    bx0, bx1, by0, by1 = x0[ix] / w, x1[ix] / w, y0[iy] / h, y1[iy] / h
+    inside = (bx0 > 0.01) | (by0 > 0.01) | (bx1 < 0.99) | (by1 < 0.99)  # not the whole picture
+    order = np.lexsort(((bx1 - bx0) * (by1 - by0), -np.round(score[iy, ix], 2)))
+    found = [
+        (float(bx0[k]), float(by0[k]), float(bx1[k]), float(by1[k]))
+        for k in order[: 4 * PIP_TOO_MANY // 10].tolist()
+        if inside[k]
+    ]
     kept: list[Box] = []
-    for _, _, box in found:  # near-duplicates (the two edges of an outline) count once
+    for box in found:  # near-duplicates (the two edges of an outline) count once
         if all(_box_gap(box, k) >= 0.02 for k in kept):
             kept.append(box)
             if len(kept) == PIP_KEEP:
