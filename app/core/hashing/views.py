@@ -12,12 +12,15 @@ list gives one hash per item, so the query side must find the picture the copy c
 * ``band``: the sharp picture inside a vertical (9:16) re-framing over a blurred or stretched
   copy of itself: the rows whose Laplacian is strong, between rows whose Laplacian is weak.
 * ``pip``: an inset, axis-aligned rectangle over other footage or a meme template (picture in
-  picture), 20-60 % of each side: a closed rectangular contour of the edges (Canny,
-  ``findContours``, ``approxPolyDP``). For a video, a rectangle found at the same place in most
-  of the first frames.
-* ``screen``: a screen filmed by a camera: the largest convex quadrilateral that is not an
-  axis-aligned rectangle, warped back to a rectangle of its own aspect, blurred a little
-  against moiré.
+  picture), :data:`PIP_MIN`..:data:`PIP_MAX` of each side: rows and columns with long steps of
+  grey level are its candidate sides, and a rectangle is kept when steps run along most of all
+  four (:func:`find_pips`); its edges are then moved onto the full picture and past an
+  outline (:func:`refine_box`). For a video, a rectangle found at the same place in most of the
+  first frames (:func:`steady_pip`).
+* ``screen``: a screen filmed by a camera: the largest convex quadrilateral among the edges'
+  contours (Canny, ``findContours``, ``approxPolyDP``) that is not an axis-aligned rectangle,
+  its sides fitted again on the full picture (:func:`refine_quad`), warped back to a rectangle
+  of its own aspect and blurred a little against moiré.
 * ``padN``: the picture with a margin of N % of the original's side put back on each side by
   reflection (:data:`PAD_LEVELS`): a copy cut by a few percent per side hashes near its original
   once its margin is approximately restored.
@@ -50,7 +53,7 @@ DETECT_SIDE = 320
 MIN_VIEW_FRACTION = 0.2
 #: Crop put back: the share of the original's side each level restores on every side (per
 #: cent of the original; the copy is the original less twice that). Measured in
-#: docs/PERFORMANCE.md, "Views".
+#: docs/PERFORMANCE.md, "Views of a picture".
 PAD_LEVELS = (2, 4)
 #: Long side (px) of the plane the padded views are hashed from (a query-only view need not be
 #: the reference's exact hash).
