@@ -148,37 +148,34 @@ def test_a_plain_photo_gives_no_frame_band_or_inset_view(name):
     assert {f"pad{level}" for level in V.PAD_LEVELS} <= set(views)
 
 
-@needs_corpus
-def test_a_corpus_video_frame_in_a_frame():
-    """A real decoded video frame (PyAV) in a light frame."""
+def corpus_frame(name: str, index: int = 45) -> np.ndarray:
+    """A real frame of a corpus video, decoded by PyAV."""
     import av
 
-    with av.open(str(VIDEOS / "pattern-hd-no-bar.mp4")) as container:
-        frame = next(container.decode(video=0)).to_ndarray(format="rgb24")
+    with av.open(str(VIDEOS / f"{name}.mp4")) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i == index:
+                return frame.to_ndarray(format="rgb24")
+    raise AssertionError(f"{name} has fewer than {index + 1} frames")
+
+
+@needs_corpus
+@pytest.mark.parametrize("name", ["pattern-hd-no-bar", "doorknob-hd-no-bar"])
+def test_a_corpus_video_frame_framed_and_filmed(name):
+    """Real decoded video frames in a light frame and on a filmed screen."""
+    frame = corpus_frame(name)
     original = pdq(frame)
     framed = views_of(jpeg_round(in_shaded_frame(frame, colour=(240, 240, 230))))
     assert hamming_hex(framed["border"], original) <= MATCH
+    filmed = views_of(jpeg_round(on_screen(frame)))
+    assert hamming_hex(filmed["screen"], original) <= MATCH
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (3, 3), (1, 500), (2000, 2), (7, 900), (64, 64)])
-def test_odd_shapes_give_views_or_none_without_failing(shape):
-    rng = np.random.default_rng(1)
-    luma = rng.uniform(0, 255, shape).astype(np.float32)
-    sigs = V.picture_view_signals(luma)
-    assert all(Variant.parse(s.variant).kind == "view" for s in sigs)
-    small = V.detect_plane(luma)
-    assert max(small.shape) <= V.DETECT_SIDE
-    detector = V.ViewDetector()
-    detector.add(small)
-    assert isinstance(detector.geometry(), V.Geometry)
-    V.frame_view_signals(luma, small, frame_ts=0.0)
-
-
-def test_a_flat_picture_gives_no_view_that_can_match():
-    """One flat colour: no geometry, and the padded views are of no quality (never matched)."""
-    sigs = V.picture_view_signals(np.full((400, 600), 128.0, np.float32))
-    assert {Variant.parse(s.variant).view for s in sigs} <= {f"pad{n}" for n in V.PAD_LEVELS}
-    assert all((s.quality or 0) < MatchPolicy().min_quality for s in sigs)
+@needs_corpus
+def test_a_corpus_video_frame_as_an_inset():
+    frame = corpus_frame("doorknob-hd-no-bar")
+    views = views_of(jpeg_round(as_inset(frame, photo("skimage:coffee"))))
+    assert hamming_hex(views["pip"], pdq(frame)) <= MATCH
 
 
 # ---------------------------------------------------------------------------------------------

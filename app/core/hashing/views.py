@@ -317,10 +317,10 @@ def find_pips(small: np.ndarray) -> list[Box]:
     if min(h, w) < 32:
         return []
     grey = cv2.GaussianBlur(small, (3, 3), 0)
-    vert = (np.abs(np.diff(grey, axis=1)) >= EDGE_STEP).astype(np.uint8)  # h x (w-1)
-    horiz = (np.abs(np.diff(grey, axis=0)) >= EDGE_STEP).astype(np.uint8)  # (h-1) x w
-    vert = cv2.morphologyEx(vert, cv2.MORPH_CLOSE, np.ones((7, 1), np.uint8))
-    horiz = cv2.morphologyEx(horiz, cv2.MORPH_CLOSE, np.ones((1, 7), np.uint8))
+    steps_v = (np.abs(np.diff(grey, axis=1)) >= EDGE_STEP).astype(np.uint8)  # h x (w-1)
+    steps_h = (np.abs(np.diff(grey, axis=0)) >= EDGE_STEP).astype(np.uint8)  # (h-1) x w
+    vert: np.ndarray = cv2.morphologyEx(steps_v, cv2.MORPH_CLOSE, np.ones((7, 1), np.uint8))
+    horiz: np.ndarray = cv2.morphologyEx(steps_h, cv2.MORPH_CLOSE, np.ones((1, 7), np.uint8))
     cols = _long_runs(vert.T, round(PIP_MIN * h))
     rows = _long_runs(horiz, round(PIP_MIN * w))
     cols = sorted(cols, key=lambda r: r[1] - r[2])[:PIP_LINES]
@@ -563,8 +563,8 @@ def warp_quad(plane: np.ndarray, quad: Quad, long_side: int = 512) -> np.ndarray
     against moiré."""
     h, w = plane.shape[:2]
     src = np.array([(x * w, y * h) for x, y in quad], np.float32)
-    width = (np.linalg.norm(src[1] - src[0]) + np.linalg.norm(src[2] - src[3])) / 2
-    height = (np.linalg.norm(src[3] - src[0]) + np.linalg.norm(src[2] - src[1])) / 2
+    width = float(np.linalg.norm(src[1] - src[0]) + np.linalg.norm(src[2] - src[3])) / 2
+    height = float(np.linalg.norm(src[3] - src[0]) + np.linalg.norm(src[2] - src[1])) / 2
     scale = min(1.0, long_side / max(width, height, 1.0))
     ow, oh = max(8, round(width * scale)), max(8, round(height * scale))
     dst = np.array([(0, 0), (ow, 0), (ow, oh), (0, oh)], np.float32)
