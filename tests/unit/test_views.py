@@ -172,6 +172,14 @@ def test_a_corpus_video_frame_framed_and_filmed(name):
 
 
 @needs_corpus
+def test_a_landscape_corpus_video_frame_in_a_blurred_portrait_frame():
+    frame = corpus_frame("doorknob-hd-no-bar")  # 16:9, soft: its band is sharp only by 2x
+    views = views_of(jpeg_round(in_blurred_portrait(frame)))
+    assert hamming_hex(pdq(jpeg_round(in_blurred_portrait(frame))), pdq(frame)) > MATCH
+    assert hamming_hex(views["band"], pdq(frame)) <= MATCH
+
+
+@needs_corpus
 def test_a_corpus_video_frame_as_an_inset():
     frame = corpus_frame("doorknob-hd-no-bar")
     views = views_of(jpeg_round(as_inset(frame, photo("skimage:coffee"))))

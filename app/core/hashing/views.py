@@ -74,7 +74,7 @@ BORDER_MAX = 0.3  # and is looked for up to this share
 # band: a sharp band's rows have at least BAND_CONTRAST times the Laplacian of the rows
 # outside it, the band is BAND_MIN..BAND_MAX of the height and leaves BAND_MARGIN above and
 # below.
-BAND_CONTRAST = 2.5
+BAND_CONTRAST = 2.0
 BAND_MIN, BAND_MAX, BAND_MARGIN = 0.2, 0.8, 0.06
 # pip: the inset's sides are PIP_MIN..PIP_MAX of the picture's.
 PIP_MIN, PIP_MAX = 0.18, 0.7
