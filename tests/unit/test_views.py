@@ -35,7 +35,7 @@ from app.tools.view_set import (
     on_screen,
     resized,
 )
-from tests.conftest import CORPUS, corpus_mark
+from tests.conftest import CORPUS, PG_URL, corpus_mark
 
 IMAGES = CORPUS / "pdq-images"
 VIDEOS = CORPUS / "videos"
@@ -296,3 +296,39 @@ def test_a_video_with_an_inset_matches_its_original_through_the_view(tmp_path: P
     assert all(s.algorithm is Algorithm.PDQ_FRAME for s in a.signals if s.variant == "view:pip")
     ev = find_match(index, a.signals, MediaKind.VIDEO, MatchPolicy())
     assert ev is not None and ev.variant == "view:pip", ev
+
+
+# ---------------------------------------------------------------------------------------------
+# the team server
+
+
+def _server_query_only_function() -> str:
+    """The team server's ``hd_query_only`` (app/storage/sql/api_review.sql), as written."""
+    source = (Path(__file__).resolve().parents[2] / "app/storage/sql/api_review.sql").read_text()
+    start = source.index("CREATE OR REPLACE FUNCTION hd_query_only(")
+    end = source.index("$$;", source.index("$$", start) + 2) + 3
+    return source[start:end]
+
+
+@pytest.mark.skipif(not PG_URL, reason="HASHDESK_TEST_POSTGRES_URL is not set")
+def test_the_team_server_never_lists_a_view():
+    """The server's own rule for what a confirm lists (hd_query_only) says what
+    is_query_only says, for every kind of variant the analyses write: a view never reaches the
+    hash list through a confirm on the team server either."""
+    from sqlalchemy import create_engine, text
+
+    variants = ["", "trimmed", "region:top", "untrimmed:left", "dih:rotate90", "dih:fx:trimmed"]
+    variants += ["dih:r90:left", "speed:125"] + [view_variant(n) for n in ("pip", "pad2")]
+    engine = create_engine(PG_URL)
+    schema = f"views_test_{abs(hash(PG_URL)) % 10_000_000}"
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+            conn.execute(text(f'SET LOCAL search_path TO "{schema}"'))
+            conn.execute(text(_server_query_only_function()))
+            for v in variants:
+                server = conn.execute(text("SELECT hd_query_only(:v)"), {"v": v}).scalar_one()
+                assert server is is_query_only(v), v
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+    finally:
+        engine.dispose()
