@@ -308,6 +308,17 @@ def print_bench_video_evasion(json_path: Path | None = None) -> None:
         print(line, flush=True)
 
 
+def print_bench_views() -> None:
+    from app.tools.view_set import report
+
+    # the corpus beside the repository, or where the tests are told it is
+    images = CORPUS_IMAGES
+    if not images.is_dir() and os.environ.get("HASHDESK_TEST_CORPUS", "").strip():
+        images = Path(os.environ["HASHDESK_TEST_CORPUS"].strip()) / "pdq-images"
+    for line in report(images if images.is_dir() else None):
+        print(line, flush=True)
+
+
 def print_bench_audio() -> None:
     from app.tools.audio_bench import report
 
@@ -344,6 +355,7 @@ PARTS: dict[str, tuple[str, float]] = {
     ),
     "lists": ("a 1,000,000-line PDQ list imported, another workstation's index updated", 80.0),
     "evasion": ("recall by evasion edit kind once the original is confirmed, false matches", 60.0),
+    "views": ("recall through the views of a picture (frame, band, inset, screen, crop)", 150.0),
     "incident": (
         "surge drill (10,000 arrivals, an incident), the re-scan of 100,000 open items",
         420.0,
@@ -358,6 +370,7 @@ _RUN = {
     "video": print_bench_video,
     "lists": lambda: bench_list_import(),
     "evasion": print_bench_evasion,
+    "views": print_bench_views,
     "incident": lambda: _bench_incident(),
     "audio": print_bench_audio,
     "runs": print_bench_runs,

@@ -17,6 +17,8 @@ from PIL import Image
 
 from app.core.exchange.vpdq import read_frames
 from app.core.hashing.pdq import pdq_from_rgb
+from app.core.hashing.views import PAD_LEVELS
+from app.core.matching.signal_types import is_view
 from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind
 from app.core.video.analysis import analyze_video
 from tests.conftest import CORPUS, corpus_mark
@@ -107,7 +109,15 @@ def test_signals_dimensions_duration() -> None:
     assert [ts for ts, _, _ in _frames(a, "trimmed")] == [ts for ts, _, _ in _frames(a)]
     for half in ("top", "bottom", "left", "right"):
         assert [ts for ts, _, _ in _frames(a, f"region:{half}")] == [ts for ts, _, _ in _frames(a)]
-    assert algos.count(Algorithm.PDQ_FRAME) == 23 + 23 + 4 * 23 + 7 * 16 + 7 * 16
+    # and the views (query-only): the margin put back around every frame's content.
+    frame_sigs = [s for s in a.signals if s.algorithm is Algorithm.PDQ_FRAME]
+    assert (
+        sum(1 for s in frame_sigs if not is_view(s.variant)) == 23 + 23 + 4 * 23 + 7 * 16 + 7 * 16
+    )
+    for level in PAD_LEVELS:
+        assert [ts for ts, _, _ in _frames(a, f"view:pad{level}")] == [
+            ts for ts, _, _ in _frames(a)
+        ]
     turned_trimmed = [s for s in a.signals if s.variant.endswith(":trimmed")]
     assert len({s.frame_ts for s in turned_trimmed}) == 16
     assert all(len(s.value) == 64 for s in a.signals if s.algorithm == Algorithm.PDQ_FRAME)

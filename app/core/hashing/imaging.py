@@ -26,7 +26,9 @@ letterbox/pillarbox bars (:func:`app.core.hashing.bars.trim_bars`) the PDQ and p
 content as
 ``trimmed`` signals, with the content's 7 turns (``dih:<code>:trimmed``); its halves
 (:mod:`app.core.hashing.regions`) come turned too (``dih:<code>:<half>``). Every combination of bars
-trimmed x turned x halves is thus a query (issue 15).
+trimmed x turned x halves is thus a query (issue 15). Views (:mod:`app.core.hashing.views`, issue
+22): the picture inside a frame, a sharp band, an inset or a filmed screen when one is found,
+and the picture with a cut margin put back, as query-only ``view:<name>`` PDQ signals.
 
 Choosing the JPEG decode (measured 2026-11-30 on the bench's 2400x1600 q88 photos, decode
 alone, and against the ``pdqhash`` binding on the full-size decode for 23 JPEGs of 2000-4032
@@ -74,6 +76,7 @@ from app.core.hashing.pdq import (
 )
 from app.core.hashing.pdq_scaled import ScaledAxis, downsample_64_rgb, downsample_64_scaled
 from app.core.hashing.regions import region_signals_from_luma
+from app.core.hashing.views import picture_view_signals
 from app.core.matching.signal_types import (
     REGION_PREFIX,
     TRIMMED,
@@ -623,6 +626,9 @@ def analyze_image_bytes(
                 replace(s, variant=untrimmed_half_variant(s.variant[len(REGION_PREFIX) :]))
                 for s in region_signals_from_luma(luma)
             ]
+        # Views (query-only): the picture inside a frame, a band, an inset or a filmed screen,
+        # and with a cut margin put back (app.core.hashing.views).
+        views = picture_view_signals(luma)
         phash, *phash_turned = phash_dihedral_hexes(rgb)
         preview = make_preview_jpeg(rgb)
     except Exception as e:  # bad media must never escape (docs/ARCHITECTURE.md, "Bad input")
@@ -642,6 +648,7 @@ def analyze_image_bytes(
             *halves,
             *pdq_signals[1:],
             *trimmed_turned,
+            *views,
             *(
                 Signal(Algorithm.PHASH, value, variant=dihedral_variant(name))
                 for name, value in zip(DIHEDRAL_ORDER[1:], phash_turned, strict=True)

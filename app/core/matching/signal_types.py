@@ -21,7 +21,9 @@ a half of a barred picture as decoded (query-only), and turned or mirrored (quer
 in the hash list): ``"dih:<name>"`` the picture as decoded, ``"dih:<code>:trimmed"`` the
 trimmed picture, ``"dih:<code>:<half>"`` a half (looked up in the half it lands on). The
 sound's fingerprint read as if the copy were played at another speed: ``"speed:<percent>"``
-(query-only, :data:`app.core.audio.fingerprint.SPEEDS`). See
+(query-only, :data:`app.core.audio.fingerprint.SPEEDS`). A view of the picture, found by its
+geometry (the picture inside a border, a band, an inset, a filmed screen) or with a cut margin
+put back: ``"view:<name>"`` (query-only, looked up as a whole picture). See
 docs/ARCHITECTURE.md, "Hashing and matching".
 """
 
@@ -45,6 +47,10 @@ REGION_PREFIX = "region:"
 #: ticker, a caption) is trimmed as a bar would be; the halves it leaves alone are found
 #: through these (``untrimmed:top`` ...).
 UNTRIMMED_HALF_PREFIX = "untrimmed:"
+#: Prefix of the views of a picture (query-only): a part of it found by its geometry, or the
+#: picture with a margin put back (``view:border``, ``view:pip``, ``view:pad4`` ...:
+#: :mod:`app.core.hashing.views`).
+VIEW_PREFIX = "view:"
 #: Prefix of the sound's fingerprint read at another speed (``speed:125``: the copy played
 #: 1.25 times faster; query-only).
 SPEED_PREFIX = "speed:"
@@ -82,9 +88,10 @@ HALF_AFTER: dict[str, dict[str, str]] = {
 
 
 #: The kinds of variant (:attr:`Variant.kind`): the picture as decoded, bars trimmed, a half of
-#: the (trimmed) picture, a half of a barred picture as decoded, the sound read at a speed.
-PLAIN, REGION, UNTRIMMED, SPEED = "", "region", "untrimmed", "speed"
-_KINDS = (PLAIN, TRIMMED, REGION, UNTRIMMED, SPEED)
+#: the (trimmed) picture, a half of a barred picture as decoded, the sound read at a speed, a
+#: view of the picture.
+PLAIN, REGION, UNTRIMMED, SPEED, VIEW = "", "region", "untrimmed", "speed", "view"
+_KINDS = (PLAIN, TRIMMED, REGION, UNTRIMMED, SPEED, VIEW)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,14 +101,26 @@ class Variant:
     :data:`UNTRIMMED`; ``half``: ``top``, ``bottom``, ``left`` or ``right`` for the last two;
     ``turn``: the dihedral transform (:data:`app.core.hashing.pdq.DIHEDRAL_ORDER`'s names)
     applied to that picture, or None; ``speed``: for :data:`SPEED`, the speed in percent the
-    sound was read at (10 to 999)."""
+    sound was read at (10 to 999); ``view``: for :data:`VIEW`, the view's name (lowercase
+    letters and digits, at most 11 characters)."""
 
     kind: str = PLAIN
     half: str | None = None
     turn: str | None = None
     speed: int | None = None
+    view: str | None = None
 
     def __post_init__(self) -> None:
+        if (self.view is not None) != (self.kind == VIEW):
+            raise ValueError(f"variant {self.kind!r}: view {self.view!r}")
+        if self.view is not None and not (
+            self.view.isascii()
+            and self.view.isalnum()
+            and self.view == self.view.lower()
+            and len(VIEW_PREFIX) + len(self.view) <= 16
+            and self.turn is None
+        ):
+            raise ValueError(f"variant view {self.view!r} is not valid")
         if (self.speed is not None) != (self.kind == SPEED):
             raise ValueError(f"variant {self.kind!r}: speed {self.speed!r}")
         if self.speed is not None and (not 10 <= self.speed <= 999 or self.turn is not None):
@@ -124,6 +143,8 @@ class Variant:
     def __str__(self) -> str:
         if self.kind == SPEED:
             return f"{SPEED_PREFIX}{self.speed}"
+        if self.kind == VIEW:
+            return f"{VIEW_PREFIX}{self.view}"
         if self.turn is None:
             if self.kind in (PLAIN, TRIMMED):
                 return self.kind
@@ -137,8 +158,8 @@ class Variant:
     def query_only(self) -> bool:
         """Computed to search with, never written to the hash list: turned or mirrored
         pictures and halves, the halves of a barred picture as decoded, the sound read at
-        another speed."""
-        return self.turn is not None or self.kind in (UNTRIMMED, SPEED)
+        another speed, the views."""
+        return self.turn is not None or self.kind in (UNTRIMMED, SPEED, VIEW)
 
     @property
     def whole(self) -> bool:
@@ -175,6 +196,8 @@ def _parse(variant: str) -> Variant:
             return Variant(UNTRIMMED, half=rest)
         if prefix + ":" == SPEED_PREFIX and rest.isdigit() and rest[0] != "0":
             return Variant(SPEED, speed=int(rest))
+        if prefix + ":" == VIEW_PREFIX:
+            return Variant(VIEW, view=rest)
         if prefix + ":" == DIHEDRAL_PREFIX:
             code, sep2, base = rest.partition(":")
             if not sep2:
@@ -235,6 +258,15 @@ def speed_variant(percent: int) -> str:
     """Variant of the sound's fingerprint read as a copy played ``percent`` / 100 times
     faster (query-only)."""
     return str(Variant(SPEED, speed=percent))
+
+
+def view_variant(name: str) -> str:
+    """Variant of the query-only hash of a view of the picture (``view:<name>``)."""
+    return str(Variant(VIEW, view=name))
+
+
+def is_view(variant: str | None) -> bool:
+    return bool(variant) and Variant.parse(variant).kind == VIEW
 
 
 def is_query_only(variant: str | None) -> bool:
@@ -302,7 +334,7 @@ class SignalType:
             raise ValueError(f"{self.algorithm}: {self.bits} bits")
         if not self.near and (self.default_threshold or self.threshold_setting):
             raise ValueError(f"{self.algorithm}: an exact type has no threshold")
-        if not set(self.query_kinds) <= {PLAIN, TRIMMED, SPEED}:
+        if not set(self.query_kinds) <= {PLAIN, TRIMMED, SPEED, VIEW}:
             raise ValueError(f"{self.algorithm}: query kinds {sorted(self.query_kinds)}")
 
     @property
@@ -410,14 +442,14 @@ def unregister(algorithm: Algorithm | str) -> None:
     SIGNAL_TYPES.pop(signal_type(algorithm).algorithm)
 
 
-_WHOLE = frozenset({PLAIN, TRIMMED})
+_WHOLE = frozenset({PLAIN, TRIMMED, VIEW})
 
 _PDQ = SignalType(
     algorithm=Algorithm.PDQ,
     label="PDQ",
     bits=256,
     index_table="b256",
-    computed_by="app.core.hashing.pdq (whole picture, trimmed, halves, dihedral)",
+    computed_by="app.core.hashing.pdq (whole picture, trimmed, halves, dihedral, views)",
     near=True,
     default_threshold=31,
     threshold_setting="pdq_threshold",

@@ -17,7 +17,16 @@ from app.core.hashing.bars import BarDetector, Bars, bars_agree, crop
 from app.core.hashing.pdq import dihedral_signals, luma_from_rgb, pdq_dihedral_from_luma
 from app.core.hashing.regions import region_signals
 from app.core.hashing.resample import area_reduce
-from app.core.matching.signal_types import TRIMMED
+from app.core.hashing.views import (
+    PAD_LEVELS,
+    Geometry,
+    ViewDetector,
+    detect_plane,
+    frame_view_signals,
+    steady_view_signals,
+    view_signals,
+)
+from app.core.matching.signal_types import TRIMMED, view_variant
 from app.core.model.domain import Algorithm, Signal
 
 log = logging.getLogger(__name__)
@@ -26,6 +35,7 @@ PDQ_WORK_SIDE = 2048  # larger frames are reduced to this long side before PDQ (
 BAR_DECIDE_FRAMES = 5  # informative sampled frames looked at before the bars are decided ...
 BAR_MAX_PENDING = 10  # ... or this many sampled frames held back waiting for the decision
 DIHEDRAL_FRAMES = 16  # sampled frames (evenly spread) whose dih: query hashes are kept
+SCREEN_SHARE = 0.5  # a filmed screen's view is kept when seen in this share of the frames
 
 
 @dataclass
@@ -39,6 +49,8 @@ class _Hashed:
     reduced: bool  # the luma is of a reduced copy (frames over PDQ_WORK_SIDE)
     ts: float  # seconds, rounded to the millisecond
     signals: list[Signal]
+    small: np.ndarray  # the grey copy views are found on (app.core.hashing.views.detect_plane)
+    views: list[Signal]  # the frame's own views: margin put back, a filmed screen
 
 
 def _work_rgb(rgb: np.ndarray) -> np.ndarray:
@@ -60,7 +72,11 @@ def _hash_frame(rgb: np.ndarray, ts: float) -> _Hashed:
     luma = luma_from_rgb(work)
     hashes, quality = pdq_dihedral_from_luma(luma)
     sigs = dihedral_signals(hashes, quality, algorithm=Algorithm.PDQ_FRAME, frame_ts=ts)
-    return _Hashed(rgb, luma, work is not rgb, ts, sigs)
+    small = detect_plane(luma)
+    # The views a frame gives on its own (on the decoder's thread): the margin put back, and a
+    # filmed screen where one is seen (it moves with the camera).
+    views = frame_view_signals(luma, small, frame_ts=ts)
+    return _Hashed(rgb, luma, work is not rgb, ts, sigs, small, views)
 
 
 class _FrameHasher:
@@ -81,7 +97,13 @@ class _FrameHasher:
     * ``region:<half>``: the PDQ of each half of every sampled frame's content (bars trimmed),
       from a small copy (:mod:`app.core.hashing.regions`): a copy stamped with a large logo keeps
       the
-      half the logo does not touch.
+      half the logo does not touch;
+    * ``view:<name>`` (query-only, :mod:`app.core.hashing.views`): a frame of any colour, a sharp
+      band over a blurred copy or an inset, decided once from the same first frames as the bars
+      (:class:`ViewDetector`) and cut from every frame; a filmed screen, found frame by frame
+      (kept when seen in :data:`SCREEN_SHARE` of the frames);
+      and every frame's content with a cut margin put back (:data:`PAD_LEVELS`). Each view's
+      frames are one frame set for the video rule.
     """
 
     def __init__(self) -> None:
@@ -90,6 +112,9 @@ class _FrameHasher:
         self.trimmed: list[Signal] = []
         self.trimmed_dihedral: list[list[Signal]] = []
         self.regions: list[Signal] = []
+        self.views: list[Signal] = []
+        self.view_detector = ViewDetector()
+        self.geometry = Geometry()
         self.detector = BarDetector()
         self.pending: list[_Hashed] = []
         self.decided = False
@@ -107,6 +132,7 @@ class _FrameHasher:
             self._content(frame)
             return
         self.pending.append(frame)
+        self.view_detector.add(frame.small)
         if self.detector.frames >= BAR_DECIDE_FRAMES or (
             self.detector.frames and len(self.pending) >= BAR_MAX_PENDING
         ):
@@ -134,10 +160,22 @@ class _FrameHasher:
             self.trimmed.append(plain)
             self.trimmed_dihedral.append(turns)
         self.regions.extend(region_signals(luma, algorithm=Algorithm.PDQ_FRAME, frame_ts=frame.ts))
+        # Views: the steady ones cut from the frame as decoded; the frame's own, with the
+        # margin put back around the content (bars trimmed) rather than the frame.
+        own = frame.views
+        if luma is not frame.luma:
+            own = [s for s in own if s.variant == view_variant("screen")]
+            own += view_signals(
+                luma, Geometry(), pads=PAD_LEVELS, algorithm=Algorithm.PDQ_FRAME, frame_ts=frame.ts
+            )
+        self.views.extend(own)
+        if self.geometry:
+            self.views.extend(steady_view_signals(frame.luma, self.geometry, frame_ts=frame.ts))
 
     def _decide(self) -> None:
         self.decided = True
         self.bars = self.detector.bars()
+        self.geometry = self.view_detector.geometry()
         for frame in self.pending:
             self._content(frame)
         self.pending.clear()
@@ -159,7 +197,17 @@ class _FrameHasher:
         by_ts = functools.partial(sorted, key=lambda s: s.frame_ts or 0.0)
         plain = by_ts(self.plain)
         dihedral = _spread(self.dihedral) + _spread(trimmed_dih)
-        return [*plain, *by_ts(trimmed), *by_ts(self.regions), *dihedral]
+        return [*plain, *by_ts(trimmed), *by_ts(self.regions), *dihedral, *by_ts(self._views())]
+
+    def _views(self) -> list[Signal]:
+        """The views' signals; a screen only when it was seen in at least half of the sampled
+        frames (a filmed screen stays in view; a quadrilateral in a frame or two is a door or
+        a table, and a frame set of one or two frames would be judged on them alone)."""
+        screen = view_variant("screen")
+        seen = sum(1 for s in self.views if s.variant == screen)
+        if seen >= max(2, SCREEN_SHARE * len(self.plain)):
+            return self.views
+        return [s for s in self.views if s.variant != screen]
 
 
 def _spread(groups: list[list[Signal]]) -> list[Signal]:

@@ -23,11 +23,11 @@ $$;
 
 -- Whether a signal's variant is searched with only, never listed
 -- (app.core.matching.signal_types.is_query_only: turned or mirrored pictures, untrimmed halves,
--- the sound read at another speed).
+-- the sound read at another speed, the views of a picture).
 CREATE OR REPLACE FUNCTION hd_query_only(p_variant text) RETURNS boolean
 LANGUAGE sql IMMUTABLE AS $$
   SELECT COALESCE(starts_with(p_variant, 'dih:') OR starts_with(p_variant, 'untrimmed:')
-                  OR starts_with(p_variant, 'speed:'), false)
+                  OR starts_with(p_variant, 'speed:') OR starts_with(p_variant, 'view:'), false)
 $$;
 
 -- The digest a confirm's chain entry carries of the rows it adds, as they will be: the item's
