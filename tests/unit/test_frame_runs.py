@@ -166,3 +166,21 @@ def test_find_known_badges_a_partial_copy_and_prefers_a_whole_match():
     km = find_known(index, query, MediaKind.VIDEO, policy, [rule])
     assert km is not None and km.list_name == "partner" and km.evidence is not None
     assert not km.evidence.partial and km.evidence.fraction == 1.0
+
+
+def test_a_short_reference_counts_when_the_copy_holds_all_of_it_in_order():
+    # A 4.3 s reference (sampled every 0.1 s, as a dense one is): the query holds all of it,
+    # 4 frames over 3 s, inside 12 s of other footage: too short for the usual minimums, but
+    # the whole known clip in order.
+    short = np.round(np.arange(0.0, 4.3, 0.1), 3)
+    hits = {4 + k: [hit(0.3 + float(k))] for k in range(4)}
+    (run,) = find_runs(frames(12, hits), lambda r: short)
+    assert run.query_span == (4.0, 7.0) and run.frames == 4
+    assert run.ref_share is not None and run.ref_share >= 0.8
+    # The same 4 frames against a 60 s reference are a few seconds of it: not a run.
+    long = np.round(np.arange(0.0, 60.0, 0.1), 3)
+    assert find_runs(frames(12, hits), lambda r: long) == []
+    # Nor without the reference's times (no share to judge it by), nor out of order.
+    assert find_runs(frames(12, hits)) == []
+    shuffled = {4 + k: [hit(0.3 + float(t))] for k, t in enumerate((2, 0, 3, 1))}
+    assert find_runs(frames(12, shuffled), lambda r: short) == []

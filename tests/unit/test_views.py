@@ -319,6 +319,7 @@ def test_the_team_server_never_lists_a_view():
 
     variants = ["", "trimmed", "region:top", "untrimmed:left", "dih:rotate90", "dih:fx:trimmed"]
     variants += ["dih:r90:left", "speed:125"] + [view_variant(n) for n in ("pip", "pad2")]
+    variants += ["zoom:5", "zoom:15"]  # stored centres: listed
     engine = create_engine(PG_URL)
     schema = f"views_test_{abs(hash(PG_URL)) % 10_000_000}"
     try:

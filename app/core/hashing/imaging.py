@@ -76,7 +76,7 @@ from app.core.hashing.pdq import (
 )
 from app.core.hashing.pdq_scaled import ScaledAxis, downsample_64_rgb, downsample_64_scaled
 from app.core.hashing.regions import region_signals_from_luma
-from app.core.hashing.views import picture_view_signals
+from app.core.hashing.views import picture_view_signals, zoom_signals
 from app.core.matching.signal_types import (
     REGION_PREFIX,
     TRIMMED,
@@ -629,6 +629,8 @@ def analyze_image_bytes(
         # Views (query-only): the picture inside a frame, a band, an inset or a filmed screen,
         # and with a cut margin put back (app.core.hashing.views).
         views = picture_view_signals(luma)
+        # Its centres (zoom:<percent>, stored): the reference side of deeper crops and zooms.
+        zooms = zoom_signals(content)
         phash, *phash_turned = phash_dihedral_hexes(rgb)
         preview = make_preview_jpeg(rgb)
     except Exception as e:  # bad media must never escape (docs/ARCHITECTURE.md, "Bad input")
@@ -646,6 +648,7 @@ def analyze_image_bytes(
             Signal(Algorithm.PHASH, phash),
             *trimmed_signals,
             *halves,
+            *zooms,
             *pdq_signals[1:],
             *trimmed_turned,
             *views,

@@ -42,7 +42,7 @@ import cv2
 import numpy as np
 
 from app.core.hashing.pdq import pdq_from_luma
-from app.core.matching.signal_types import view_variant
+from app.core.matching.signal_types import view_variant, zoom_variant
 from app.core.model.domain import Algorithm, Signal
 
 log = logging.getLogger(__name__)
@@ -58,6 +58,13 @@ PAD_LEVELS = (2, 4)
 #: Long side (px) of the plane the padded views are hashed from (a query-only view need not be
 #: the reference's exact hash).
 PAD_SIDE = 256
+#: The centres stored with every picture and sampled frame (``zoom:<percent>``, the percent cut
+#: off each side): the reference side of crops and zooms too deep for a margin put back
+#: (:data:`PAD_LEVELS` reaches about 4 %). A copy cut by c % per side finds a level at or just
+#: above c with its plain hash, or near c - 2 with its padded view; levels 2 % apart keep every
+#: crop from 5 to 16 % within reach (3 levels 4 % apart: 147 of 247 crops of the test photos
+#: matched, these 6: 184; docs/PERFORMANCE.md, "Views of a picture").
+ZOOM_LEVELS = (5, 7, 9, 11, 13, 15)
 
 Box = tuple[float, float, float, float]
 """(left, top, right, bottom) in fractions of the picture's width and height."""
@@ -597,6 +604,47 @@ def pad_planes(plane: np.ndarray, levels: Sequence[int]) -> dict[int, np.ndarray
         share = level / 100 / (1 - 2 * level / 100)
         py, px = round(h * share), round(w * share)
         out[level] = cv2.copyMakeBorder(plane, py, py, px, px, cv2.BORDER_REFLECT)
+    return out
+
+
+def zoom_planes(plane: np.ndarray, levels: Sequence[int]) -> dict[int, np.ndarray]:
+    """The centre of ``plane`` (float luma) with ``level`` % cut off each side, for each level,
+    from one copy at most :data:`PAD_SIDE` px long."""
+    if not levels:
+        return {}
+    plane = np.asarray(plane, np.float32)
+    h, w = plane.shape
+    scale = PAD_SIDE / max(h, w)
+    if scale < 1.0:
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        plane = cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
+        h, w = plane.shape
+    out = {}
+    for level in levels:
+        dy, dx = round(h * level / 100), round(w * level / 100)
+        if h - 2 * dy >= 16 and w - 2 * dx >= 16:
+            out[level] = plane[dy : h - dy, dx : w - dx]
+    return out
+
+
+def zoom_signals(
+    luma: np.ndarray,
+    *,
+    levels: Sequence[int] = ZOOM_LEVELS,
+    algorithm: Algorithm = Algorithm.PDQ,
+    frame_ts: float | None = None,
+) -> list[Signal]:
+    """The stored PDQ signals (``zoom:<percent>``) of the picture's centres; none for a
+    picture OpenCV refuses (its other signals stand)."""
+    try:
+        planes = zoom_planes(luma, levels)
+    except (cv2.error, ValueError, FloatingPointError):
+        log.warning("centres skipped for a %s picture", "x".join(map(str, luma.shape)))
+        return []
+    out = []
+    for level, plane in planes.items():
+        value, quality = pdq_from_luma(np.ascontiguousarray(plane))
+        out.append(Signal(algorithm, value, quality, frame_ts, zoom_variant(level)))
     return out
 
 

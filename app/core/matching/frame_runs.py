@@ -17,7 +17,10 @@ one frame set of the query (one variant), no Qt, no SQL:
   bounds, every point within :data:`TOLERANCE_SECONDS` of that line, and at least
   :data:`MIN_DENSITY` of the query's frames within its span in it.
 * It counts when it spans at least :data:`RUN_MIN_SECONDS` of the query and holds at least
-  :data:`RUN_MIN_FRAMES` matched frames.
+  :data:`RUN_MIN_FRAMES` matched frames; or, for a reference too short for that (a clip of a
+  few seconds), when it covers at least :data:`WHOLE_REF_SHARE` of the reference, in order,
+  with at least :data:`SHORT_MIN_FRAMES` frames over :data:`SHORT_MIN_SECONDS`: the whole
+  known clip inside the copy.
 
 Query frames that were not looked up (below the quality floor: dark or flat) never count, and
 a reference frame below it is not in the index. The measurement behind the minimums is in
@@ -38,6 +41,12 @@ from app.core.matching.hash_index import Match
 RUN_MIN_SECONDS = 4.0
 #: ... and holds at least this many matched query frames.
 RUN_MIN_FRAMES = 5
+#: A short reference's run (its whole length, in order) spans at least this many seconds ...
+SHORT_MIN_SECONDS = 3.0
+#: ... holds at least this many matched frames ...
+SHORT_MIN_FRAMES = 4
+#: ... and covers at least this share of the reference's frames.
+WHOLE_REF_SHARE = 0.8
 #: Largest step of query time between two frames of a run (about two missed samples).
 MAX_GAP_SECONDS = 3.0
 #: The reference's seconds per query second, both ways (a copy slowed down or sped up).
@@ -118,11 +127,22 @@ def find_runs(
             pts = [_Point(qt, float(m.ts or 0.0), m.distance, m.entry_id) for m in buckets.values()]
             points.setdefault(ref, {})[qt] = pts
     out = []
+    short_frames = min(min_frames, SHORT_MIN_FRAMES)
     for ref, per_frame in points.items():
-        if len(per_frame) < min_frames:
+        if len(per_frame) < short_frames:
             continue
         chain = _longest_chain(per_frame)
-        run = _as_run(ref, chain, all_times, total, min_seconds, min_frames)
+        run = None
+        if len(per_frame) >= min_frames:
+            run = _as_run(ref, chain, all_times, total, min_seconds, min_frames)
+        if run is None and ref_times is not None:
+            # A reference too short for the minimums: its whole length, in order.
+            short_seconds = min(min_seconds, SHORT_MIN_SECONDS)
+            run = _as_run(ref, chain, all_times, total, short_seconds, short_frames)
+            if run is not None:
+                share = reference_share(run, ref_times(ref), step)
+                if share is None or share < WHOLE_REF_SHARE:
+                    run = None
         if run is None:
             continue
         if ref_times is not None:

@@ -51,6 +51,12 @@ UNTRIMMED_HALF_PREFIX = "untrimmed:"
 #: picture with a margin put back (``view:border``, ``view:pip``, ``view:pad4`` ...:
 #: :mod:`app.core.hashing.views`).
 VIEW_PREFIX = "view:"
+#: Prefix of the hashes of a picture's centre, cut by a few percent per side (``zoom:6``: 6 %
+#: off each side; :mod:`app.core.hashing.views`, :data:`~app.core.hashing.views.ZOOM_LEVELS`).
+#: Stored with the item and written to the hash list at a confirm, never searched with: a copy
+#: cropped or zoomed in by about that much (its ``view:pad*`` and ``view:border`` queries too)
+#: finds them. Local: the exports leave variants out.
+ZOOM_PREFIX = "zoom:"
 #: Prefix of the sound's fingerprint read at another speed (``speed:125``: the copy played
 #: 1.25 times faster; query-only).
 SPEED_PREFIX = "speed:"
@@ -90,8 +96,8 @@ HALF_AFTER: dict[str, dict[str, str]] = {
 #: The kinds of variant (:attr:`Variant.kind`): the picture as decoded, bars trimmed, a half of
 #: the (trimmed) picture, a half of a barred picture as decoded, the sound read at a speed, a
 #: view of the picture.
-PLAIN, REGION, UNTRIMMED, SPEED, VIEW = "", "region", "untrimmed", "speed", "view"
-_KINDS = (PLAIN, TRIMMED, REGION, UNTRIMMED, SPEED, VIEW)
+PLAIN, REGION, UNTRIMMED, SPEED, VIEW, ZOOM = "", "region", "untrimmed", "speed", "view", "zoom"
+_KINDS = (PLAIN, TRIMMED, REGION, UNTRIMMED, SPEED, VIEW, ZOOM)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +108,21 @@ class Variant:
     ``turn``: the dihedral transform (:data:`app.core.hashing.pdq.DIHEDRAL_ORDER`'s names)
     applied to that picture, or None; ``speed``: for :data:`SPEED`, the speed in percent the
     sound was read at (10 to 999); ``view``: for :data:`VIEW`, the view's name (lowercase
-    letters and digits, at most 11 characters)."""
+    letters and digits, at most 11 characters); ``zoom``: for :data:`ZOOM`, the percent cut
+    off each side of the picture (1 to 40)."""
 
     kind: str = PLAIN
     half: str | None = None
     turn: str | None = None
     speed: int | None = None
     view: str | None = None
+    zoom: int | None = None
 
     def __post_init__(self) -> None:
+        if (self.zoom is not None) != (self.kind == ZOOM):
+            raise ValueError(f"variant {self.kind!r}: zoom {self.zoom!r}")
+        if self.zoom is not None and (not 1 <= self.zoom <= 40 or self.turn is not None):
+            raise ValueError(f"variant zoom {self.zoom!r} is not valid")
         if (self.view is not None) != (self.kind == VIEW):
             raise ValueError(f"variant {self.kind!r}: view {self.view!r}")
         if self.view is not None and not (
@@ -145,6 +157,8 @@ class Variant:
             return f"{SPEED_PREFIX}{self.speed}"
         if self.kind == VIEW:
             return f"{VIEW_PREFIX}{self.view}"
+        if self.kind == ZOOM:
+            return f"{ZOOM_PREFIX}{self.zoom}"
         if self.turn is None:
             if self.kind in (PLAIN, TRIMMED):
                 return self.kind
@@ -198,6 +212,8 @@ def _parse(variant: str) -> Variant:
             return Variant(SPEED, speed=int(rest))
         if prefix + ":" == VIEW_PREFIX:
             return Variant(VIEW, view=rest)
+        if prefix + ":" == ZOOM_PREFIX and rest.isdigit() and rest[0] != "0":
+            return Variant(ZOOM, zoom=int(rest))
         if prefix + ":" == DIHEDRAL_PREFIX:
             code, sep2, base = rest.partition(":")
             if not sep2:
@@ -263,6 +279,11 @@ def speed_variant(percent: int) -> str:
 def view_variant(name: str) -> str:
     """Variant of the query-only hash of a view of the picture (``view:<name>``)."""
     return str(Variant(VIEW, view=name))
+
+
+def zoom_variant(percent: int) -> str:
+    """Variant of the stored hash of a picture's centre, ``percent`` % cut off each side."""
+    return str(Variant(ZOOM, zoom=percent))
 
 
 def is_view(variant: str | None) -> bool:

@@ -25,6 +25,7 @@ from app.core.hashing.views import (
     frame_view_signals,
     steady_view_signals,
     view_signals,
+    zoom_signals,
 )
 from app.core.matching.signal_types import TRIMMED, view_variant
 from app.core.model.domain import Algorithm, Signal
@@ -113,6 +114,7 @@ class _FrameHasher:
         self.trimmed_dihedral: list[list[Signal]] = []
         self.regions: list[Signal] = []
         self.views: list[Signal] = []
+        self.zooms: list[Signal] = []
         self.view_detector = ViewDetector()
         self.geometry = Geometry()
         self.detector = BarDetector()
@@ -160,6 +162,7 @@ class _FrameHasher:
             self.trimmed.append(plain)
             self.trimmed_dihedral.append(turns)
         self.regions.extend(region_signals(luma, algorithm=Algorithm.PDQ_FRAME, frame_ts=frame.ts))
+        self.zooms.extend(zoom_signals(luma, algorithm=Algorithm.PDQ_FRAME, frame_ts=frame.ts))
         # Views: the steady ones cut from the frame as decoded; the frame's own, with the
         # margin put back around the content (bars trimmed) rather than the frame.
         own = frame.views
@@ -197,7 +200,14 @@ class _FrameHasher:
         by_ts = functools.partial(sorted, key=lambda s: s.frame_ts or 0.0)
         plain = by_ts(self.plain)
         dihedral = _spread(self.dihedral) + _spread(trimmed_dih)
-        return [*plain, *by_ts(trimmed), *by_ts(self.regions), *dihedral, *by_ts(self._views())]
+        return [
+            *plain,
+            *by_ts(trimmed),
+            *by_ts(self.regions),
+            *by_ts(self.zooms),
+            *dihedral,
+            *by_ts(self._views()),
+        ]
 
     def _views(self) -> list[Signal]:
         """The views' signals; a screen only when it was seen in at least half of the sampled
