@@ -144,8 +144,19 @@ def bench_file(path: Path, rounds: int = ROUNDS) -> dict:
             1 for s in a.signals if s.algorithm is Algorithm.AUDIO and not s.variant
         )
 
+    def before_views() -> None:
+        # The ingest analysis as it was before the views and centres (issue 22), this run.
+        from app.core.video import frames
+
+        frames.GEOMETRY = False
+        try:
+            analyze_file(path)
+        finally:
+            frames.GEOMETRY = True
+
     ways = {
         "ingest": ingest,
+        "ingest_before": before_views,
         "hash": analyze(None),
         "one_pass": analyze(1),
         "selective": selective,

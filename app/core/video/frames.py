@@ -36,6 +36,10 @@ PDQ_WORK_SIDE = 2048  # larger frames are reduced to this long side before PDQ (
 BAR_DECIDE_FRAMES = 5  # informative sampled frames looked at before the bars are decided ...
 BAR_MAX_PENDING = 10  # ... or this many sampled frames held back waiting for the decision
 DIHEDRAL_FRAMES = 16  # sampled frames (evenly spread) whose dih: query hashes are kept
+#: Whether sampled frames get their views and stored centres (:mod:`app.core.hashing.views`).
+#: Always on in the application; ``hashdesk bench video`` turns it off for one measurement, to
+#: put the analysis as it was before them beside today's in the same run.
+GEOMETRY = True
 SCREEN_SHARE = 0.5  # a filmed screen's view is kept when seen in this share of the frames
 
 
@@ -76,7 +80,7 @@ def _hash_frame(rgb: np.ndarray, ts: float) -> _Hashed:
     small = detect_plane(luma)
     # The views a frame gives on its own (on the decoder's thread): the margin put back, and a
     # filmed screen where one is seen (it moves with the camera).
-    views = frame_view_signals(luma, small, frame_ts=ts)
+    views = frame_view_signals(luma, small, frame_ts=ts) if GEOMETRY else []
     return _Hashed(rgb, luma, work is not rgb, ts, sigs, small, views)
 
 
@@ -162,6 +166,8 @@ class _FrameHasher:
             self.trimmed.append(plain)
             self.trimmed_dihedral.append(turns)
         self.regions.extend(region_signals(luma, algorithm=Algorithm.PDQ_FRAME, frame_ts=frame.ts))
+        if not GEOMETRY:
+            return
         self.zooms.extend(zoom_signals(luma, algorithm=Algorithm.PDQ_FRAME, frame_ts=frame.ts))
         # Views: the steady ones cut from the frame as decoded; the frame's own, with the
         # margin put back around the content (bars trimmed) rather than the frame.
@@ -178,7 +184,7 @@ class _FrameHasher:
     def _decide(self) -> None:
         self.decided = True
         self.bars = self.detector.bars()
-        self.geometry = self.view_detector.geometry()
+        self.geometry = self.view_detector.geometry() if GEOMETRY else Geometry()
         for frame in self.pending:
             self._content(frame)
         self.pending.clear()
