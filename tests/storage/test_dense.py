@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from app.core.ingest.contentstore import ContentStore
 from app.core.matching.hash_index import HashIndex
@@ -40,7 +40,10 @@ def _indexed_frames(db, item_id: int) -> int:
             select(HashListEntry.value, HashListEntry.quality, HashListEntry.variant).where(
                 HashListEntry.item_id == item_id,
                 HashListEntry.algorithm == Algorithm.PDQ_FRAME.value,
-                HashListEntry.variant.in_(["", "trimmed"]),
+                # whole pictures: as decoded, trimmed, and the stored centres (zoom:*)
+                or_(
+                    HashListEntry.variant.in_(["", "trimmed"]), HashListEntry.variant.like("zoom:%")
+                ),
                 HashListEntry.retracted_at.is_(None),
             )
         ).all()
