@@ -586,19 +586,25 @@ def warp_quad(plane: np.ndarray, quad: Quad, long_side: int = 512) -> np.ndarray
     return cv2.GaussianBlur(out, (0, 0), max(0.8, max(ow, oh) / 400))
 
 
-def pad_planes(plane: np.ndarray, levels: Sequence[int]) -> dict[int, np.ndarray]:
-    """``plane`` (float luma) with ``level`` % of the original's side put back on each side by
-    reflection, for each level (the copy is the original less 2 x ``level`` %), from one copy
-    at most :data:`PAD_SIDE` px long."""
-    if not levels:
-        return {}
+def _pad_copy(plane: np.ndarray) -> np.ndarray:
+    """``plane`` as float luma, reduced to at most :data:`PAD_SIDE` px long."""
     plane = np.asarray(plane, np.float32)
     h, w = plane.shape
     scale = PAD_SIDE / max(h, w)
     if scale < 1.0:
         size = (max(1, round(w * scale)), max(1, round(h * scale)))
         plane = cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
-        h, w = plane.shape
+    return plane
+
+
+def pad_planes(plane: np.ndarray, levels: Sequence[int]) -> dict[int, np.ndarray]:
+    """``plane`` (float luma) with ``level`` % of the original's side put back on each side by
+    reflection, for each level (the copy is the original less 2 x ``level`` %), from one copy
+    at most :data:`PAD_SIDE` px long."""
+    if not levels:
+        return {}
+    plane = _pad_copy(plane)
+    h, w = plane.shape
     out = {}
     for level in levels:
         share = level / 100 / (1 - 2 * level / 100)
@@ -612,13 +618,8 @@ def zoom_planes(plane: np.ndarray, levels: Sequence[int]) -> dict[int, np.ndarra
     from one copy at most :data:`PAD_SIDE` px long."""
     if not levels:
         return {}
-    plane = np.asarray(plane, np.float32)
+    plane = _pad_copy(plane)
     h, w = plane.shape
-    scale = PAD_SIDE / max(h, w)
-    if scale < 1.0:
-        size = (max(1, round(w * scale)), max(1, round(h * scale)))
-        plane = cv2.resize(plane, size, interpolation=cv2.INTER_AREA)
-        h, w = plane.shape
     out = {}
     for level in levels:
         dy, dx = round(h * level / 100), round(w * level / 100)
