@@ -60,11 +60,12 @@ PAD_LEVELS = (2, 4)
 PAD_SIDE = 256
 #: The centres stored with every picture and sampled frame (``zoom:<percent>``, the percent cut
 #: off each side): the reference side of crops and zooms too deep for a margin put back
-#: (:data:`PAD_LEVELS` reaches about 4 %). A copy cut by c % per side finds a level at or just
-#: above c with its plain hash, or near c - 2 with its padded view; levels 2 % apart keep every
-#: crop from 5 to 16 % within reach (3 levels 4 % apart: 147 of 247 crops of the test photos
-#: matched, these 6: 184; docs/PERFORMANCE.md, "Views of a picture").
-ZOOM_LEVELS = (5, 7, 9, 11, 13, 15)
+#: (:data:`PAD_LEVELS` reaches about 4 %), and of small crops seen through a query that has no
+#: margin put back (a mirrored copy, trimmed of a caption band). A copy cut by c % per side
+#: finds a level at or just above c with its plain hash, or near c - 2 with its padded view:
+#: 1 % apart up to 5, then 2 % apart (3 levels 4 % apart: 147 of 247 crops of 3-16 % of the
+#: test photos matched; 5 to 15 % 2 % apart: 184; docs/PERFORMANCE.md, "Views of a picture").
+ZOOM_LEVELS = (3, 4, 5, 7, 9, 11, 13, 15)
 
 Box = tuple[float, float, float, float]
 """(left, top, right, bottom) in fractions of the picture's width and height."""
