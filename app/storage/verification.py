@@ -282,10 +282,10 @@ def verify_hash_list(db: Database) -> list[RecordProblem]:
                 )
                 continue
             category, user_id = made_by[r.decision_uuid or ""]
-            dense = dense_of_row.get(r.id)
-            if dense is not None and dense.decision_uuid == r.decision_uuid:
-                rows_of_dense[dense.event_id].append(r)  # added after the confirm, by its event
-                user_id = dense.actor_id
+            its_dense = dense_of_row.get(r.id)
+            if its_dense is not None and its_dense.decision_uuid == r.decision_uuid:
+                rows_of_dense[its_dense.event_id].append(r)  # added after the confirm, by its event
+                user_id = its_dense.actor_id
             else:
                 rows_of[r.decision_uuid or ""].append(r)
             changed = [

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from app.core.hashing import bars, imaging, pdq, regions
-from app.core.matching.signal_types import TRIMMED, untrimmed_half_variant
+from app.core.hashing.views import zoom_signals
+from app.core.matching.signal_types import TRIMMED, VIEW_PREFIX, ZOOM_PREFIX, untrimmed_half_variant
 from app.core.model.domain import Algorithm
 from app.tools.bench import _make_jpegs
 from tests.conftest import CORPUS
@@ -135,7 +136,11 @@ def test_analysis_pdq_signals_are_those_of_the_plain_pieces(pictures: list[bytes
             ]
         expected += regions.region_signals_from_luma(content, dihedral=True)
         analysis = imaging.analyze_image_bytes(data, "sha", "md5")
-        got = [s for s in analysis.signals if s.algorithm == Algorithm.PDQ]
+        pdqs = [s for s in analysis.signals if s.algorithm == Algorithm.PDQ]
+        # The stored centres, of the content (bars trimmed), from the same plain luma.
+        centres = [s for s in pdqs if s.variant.startswith(ZOOM_PREFIX)]
+        assert centres == zoom_signals(content)
+        got = [s for s in pdqs if not s.variant.startswith((ZOOM_PREFIX, VIEW_PREFIX))]
         assert len(got) == len(expected) == len({s.variant for s in got})
         assert sorted(got, key=lambda s: s.variant) == sorted(expected, key=lambda s: s.variant)
     assert barred >= 2

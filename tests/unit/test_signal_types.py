@@ -214,10 +214,11 @@ def test_every_emitted_variant_round_trips(emitted_variants):
         assert Variant.parse(str(parsed)) == parsed
         assert len(v) <= 16  # the variant column
         kinds.add((parsed.kind, parsed.turn is not None))
-    # As decoded, trimmed, halves, halves as decoded, views (the margin put back, at least);
-    # turned: whole, trimmed, halves.
+    # As decoded, trimmed, halves, halves as decoded, views (the margin put back, at least),
+    # stored centres; turned: whole, trimmed, halves.
     assert kinds == {
         ("view", False),
+        ("zoom", False),
         ("", False),
         ("trimmed", False),
         ("region", False),

@@ -17,8 +17,8 @@ from PIL import Image
 
 from app.core.exchange.vpdq import read_frames
 from app.core.hashing.pdq import pdq_from_rgb
-from app.core.hashing.views import PAD_LEVELS
-from app.core.matching.signal_types import is_view
+from app.core.hashing.views import PAD_LEVELS, ZOOM_LEVELS
+from app.core.matching.signal_types import ZOOM_PREFIX, is_view, zoom_variant
 from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind
 from app.core.video.analysis import analyze_video
 from tests.conftest import CORPUS, corpus_mark
@@ -109,11 +109,19 @@ def test_signals_dimensions_duration() -> None:
     assert [ts for ts, _, _ in _frames(a, "trimmed")] == [ts for ts, _, _ in _frames(a)]
     for half in ("top", "bottom", "left", "right"):
         assert [ts for ts, _, _ in _frames(a, f"region:{half}")] == [ts for ts, _, _ in _frames(a)]
-    # and the views (query-only): the margin put back around every frame's content.
+    # and the views (query-only): the margin put back around every frame's content; and the
+    # stored centres of every frame's content (zoom:*).
     frame_sigs = [s for s in a.signals if s.algorithm is Algorithm.PDQ_FRAME]
+    centres = [s for s in frame_sigs if s.variant.startswith(ZOOM_PREFIX)]
+    n_levels = len(ZOOM_LEVELS)
     assert (
-        sum(1 for s in frame_sigs if not is_view(s.variant)) == 23 + 23 + 4 * 23 + 7 * 16 + 7 * 16
+        sum(1 for s in frame_sigs if not is_view(s.variant))
+        == 23 + 23 + 4 * 23 + n_levels * 23 + 7 * 16 + 7 * 16
     )
+    for level in ZOOM_LEVELS:
+        assert [s.frame_ts for s in centres if s.variant == zoom_variant(level)] == [
+            ts for ts, _, _ in _frames(a)
+        ]
     for level in PAD_LEVELS:
         assert [ts for ts, _, _ in _frames(a, f"view:pad{level}")] == [
             ts for ts, _, _ in _frames(a)

@@ -163,12 +163,15 @@ def _decide_bars(p: Path, time_budget: float) -> Bars | None:
         if stream is None:
             return None
         stream.thread_type = "AUTO"
-        span = float(stream.duration * stream.time_base) if stream.duration else 0.0
+        time_base = stream.time_base
+        if time_base is None:
+            return None
+        span = float(stream.duration * time_base) if stream.duration else 0.0
         if not span and container.duration:
             span = container.duration / 1_000_000
         start = stream.start_time or 0
         for k in range(BAR_PROBE_FRAMES):
-            target = start + int(span * (k + 0.5) / BAR_PROBE_FRAMES / stream.time_base)
+            target = start + int(span * (k + 0.5) / BAR_PROBE_FRAMES / time_base)
             try:
                 container.seek(target, stream=stream, backward=True, any_frame=False)
                 for frame in container.decode(stream):
