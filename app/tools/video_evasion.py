@@ -565,13 +565,20 @@ def _font(size: int):
     return ImageFont.load_default(size=max(8, size))
 
 
-def _captions_and_logo(draw, w: int, h: int) -> None:
-    size = max(10, h // 14)
-    text = "wait for the end... you won't believe it"
+def _fitted(draw, text: str, size: int, w: int):
+    """The font of ``text`` at ``size``, made smaller (2 px at a time, down to 10) until the
+    line fits in 90 % of ``w``; with its size."""
     font = _font(size)
     while size > 10 and draw.textlength(text, font=font) > 0.9 * w:
         size -= 2
         font = _font(size)
+    return font, size
+
+
+def _captions_and_logo(draw, w: int, h: int) -> None:
+    size = max(10, h // 14)
+    text = "wait for the end... you won't believe it"
+    font, size = _fitted(draw, text, size, w)
     x = (w - draw.textlength(text, font=font)) / 2
     draw.text(
         (x, h * 0.82),
@@ -610,10 +617,7 @@ def caption_band(rgb: np.ndarray, share: float = 0.16) -> np.ndarray:
     draw = ImageDraw.Draw(img)
     size = max(10, band // 2)
     text = "POV: nobody saw this coming"
-    font = _font(size)
-    while size > 10 and draw.textlength(text, font=font) > 0.9 * w:
-        size -= 2
-        font = _font(size)
+    font, size = _fitted(draw, text, size, w)
     draw.text(
         ((w - draw.textlength(text, font=font)) / 2, (band - size) / 2),
         text,

@@ -145,3 +145,18 @@ def test_a_negative_clip_decodes_and_matches_no_source(tmp_path, source):
     assert find_known(index, a.signals, a.kind, policy) is None
     # and the source, looked up against its own index, does match (the index is not empty)
     assert find_known(index, src.signals, src.kind, policy) is not None
+
+
+def test_captions_are_drawn_inside_the_picture_or_its_band():
+    from app.tools import video_evasion as E
+
+    rgb = np.full((360, 640, 3), 90, np.uint8)
+    banded = E.caption_band(rgb)
+    band = banded.shape[0] - rgb.shape[0]
+    assert band > 0 and banded.shape[1] == rgb.shape[1]
+    top = banded[:band]
+    assert (top == 255).all(axis=2).mean() > 0.5  # a white band ...
+    assert (top < 128).all(axis=2).any()  # ... with black text on it
+    assert np.array_equal(banded[band:], rgb)  # the picture below it untouched
+    captioned = E.captions_and_logo(rgb)
+    assert captioned.shape == rgb.shape and not np.array_equal(captioned, rgb)
