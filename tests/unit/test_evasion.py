@@ -23,7 +23,7 @@ from app.core.hashing.imaging import analyze_image_bytes
 from app.core.hashing.pdq import DIHEDRAL_ORDER, hamming_hex, pdq_from_rgb
 from app.core.matching.hash_index import HashIndex, video_match_fraction
 from app.core.matching.match_rules import MatchPolicy, find_match, index_signal
-from app.core.matching.signal_types import half_query_space
+from app.core.matching.signal_types import ZOOM_PREFIX, half_query_space
 from app.core.model.domain import Algorithm, MediaAnalysis, MediaKind, Signal
 from app.core.video.analysis import analyze_video
 from app.core.video.frames import DIHEDRAL_FRAMES
@@ -375,9 +375,17 @@ def test_cropped_and_mirrored_photo_matches_through_a_turned_phash():
     assert not index_signal(index, -1, one(confirmed, Algorithm.PHASH, "dih:flipy"), None, policy)
     ev_ = find_match(index, query.signals, MediaKind.IMAGE, policy)
     assert ev_ is not None and ev_.algorithm == "phash" and ev_.variant == "dih:flipy", ev_
-    # Without the turned pHashes nothing matches (the PDQs, turned too, are all too far).
+    # Without the turned pHashes, the PDQs find it only through the original's stored centres
+    # (zoom:*: its centre cut by 3 % a side, which the mirrored-back copy is); without those
+    # too nothing matches (the PDQs, turned too, are all too far from the whole picture).
     rest = [s for s in query.signals if not (s.algorithm is Algorithm.PHASH and s.variant)]
-    assert find_match(index, rest, MediaKind.IMAGE, policy) is None
+    by_pdq = find_match(index, rest, MediaKind.IMAGE, policy)
+    assert by_pdq is not None and by_pdq.algorithm == "pdq" and by_pdq.variant == "dih:flipy"
+    no_centres = HashIndex()
+    for entry_id, sig in enumerate(confirmed.signals):
+        if not sig.variant.startswith(ZOOM_PREFIX):
+            index_signal(no_centres, entry_id, sig, None, policy)
+    assert find_match(no_centres, rest, MediaKind.IMAGE, policy) is None
 
 
 def test_turned_phash_queries_are_held_to_a_tighter_threshold():
