@@ -20,16 +20,22 @@ focus_main() {
   xdotool windowactivate --sync $MW 2>/dev/null || xdotool windowfocus --sync $MW
   xdotool mousemove 700 790 click 1; sleep 0.5
 }
+wait_window() {  # the first Hashdesk window (the sign-in dialog), focused
+  for i in $(seq 1 60); do WID=$(xdotool search --onlyvisible --name Hashdesk 2>/dev/null | head -1); [ -n "$WID" ] && break; sleep 1; done
+  sleep 2
+  xdotool windowfocus --sync $WID; sleep 0.5
+}
+sign_in() {
+  xdotool type --delay 50 mod; xdotool key Tab; xdotool type --delay 50 demo-password; xdotool key Return
+}
 # The review window: sign in as mod, choose category 1, confirm with Y, quit.
 Xvfb :77 -screen 0 1400x900x24 >/dev/null 2>&1 & XP=$!
 sleep 2
 export DISPLAY=:77
 $PY -m app gui > $D/gui1.log 2>&1 & GP=$!
-for i in $(seq 1 60); do WID=$(xdotool search --onlyvisible --name Hashdesk 2>/dev/null | head -1); [ -n "$WID" ] && break; sleep 1; done
-sleep 2
-xdotool windowfocus --sync $WID; sleep 0.5
+wait_window
 import -window root $D/01-signin.png
-xdotool type --delay 50 mod; xdotool key Tab; xdotool type --delay 50 demo-password; xdotool key Return
+sign_in
 sleep 8
 focus_main
 import -window root $D/02-original.png
@@ -40,10 +46,8 @@ xdotool key ctrl+q; sleep 3; kill $GP 2>/dev/null || true
 $PY -m app dense status 2>&1 | tail -3 || true
 $PY -m app ingest $C/video-chair-orig-22-sd-bar--compilation--a-third.mp4 --source upload 2>&1 | tail -2
 $PY -m app gui > $D/gui2.log 2>&1 & GP=$!
-for i in $(seq 1 60); do WID=$(xdotool search --onlyvisible --name Hashdesk 2>/dev/null | head -1); [ -n "$WID" ] && break; sleep 1; done
-sleep 2
-xdotool windowfocus --sync $WID; sleep 0.5
-xdotool type --delay 50 mod; xdotool key Tab; xdotool type --delay 50 demo-password; xdotool key Return
+wait_window
+sign_in
 sleep 10
 focus_main
 import -window root $D/04-compilation.png

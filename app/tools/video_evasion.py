@@ -1025,16 +1025,10 @@ def dense_signals() -> Callable[[Path], list] | None:
 
 
 @dataclass
-class Result:
+class Result(Entry):
     """One file's lookup: the reference it matched (None: none), how, and (for a negative of
     the second pass) what it matched among the other negatives."""
 
-    file: str
-    role: str
-    kind: str
-    source: str | None
-    confirmed: bool
-    group: str
     matched: str | None = None
     algorithm: str | None = None
     detail: str | None = None
